@@ -1,0 +1,52 @@
+"""responsestore: a thread-safe, bounded store for OpenAI Responses API objects.
+
+Servers that implement the Responses API keep response objects to answer ``GET /v1/responses/{id}``, to list a
+response's input items, to continue a conversation from ``previous_response_id`` and to cancel background work.
+:class:`ResponseStore` keeps them: immutable records, the OpenAI lifecycle, cursor paging and conversation
+chains, safe to share between threads.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from ._contract import BaseStore
+from ._json import FrozenDict
+from ._memory import ResponseStore
+from ._paging import Page
+from ._records import ResponseRecord, ResponseStatus
+from ._rwlock import RWLock
+from .errors import (
+    ChainError,
+    InvalidArgument,
+    InvalidTransition,
+    LockError,
+    ResponseExists,
+    ResponseNotFound,
+    ResponseStoreError,
+    VersionConflict,
+)
+
+try:
+    __version__ = version("responsestore")
+except PackageNotFoundError:  # pragma: no cover - only when imported from a source tree never installed
+    __version__ = "0+unknown"
+
+__all__ = [
+    "BaseStore",
+    "ChainError",
+    "FrozenDict",
+    "InvalidArgument",
+    "InvalidTransition",
+    "LockError",
+    "Page",
+    "RWLock",
+    "ResponseExists",
+    "ResponseNotFound",
+    "ResponseRecord",
+    "ResponseStatus",
+    "ResponseStore",
+    "ResponseStoreError",
+    "VersionConflict",
+    "__version__",
+]

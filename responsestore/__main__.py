@@ -1,0 +1,154 @@
+"""Command line: ``python -m responsestore demo`` runs a threaded simulation of a Responses API server."""
+
+from __future__ import annotations
+
+import argparse
+import queue
+import sys
+import threading
+from collections.abc import Sequence
+
+from . import __version__
+from ._memory import ResponseStore
+from ._records import ResponseStatus
+from .errors import ResponseStoreError
+
+__all__ = ["main"]
+
+
+def _demo(workers: int, turns: int, out: list[str]) -> bool:  # noqa: PLR0915 - one scripted scenario
+    """Simulate a server; append what happened to ``out``; return whether every check held."""
+    store = ResponseStore()
+    say_lock = threading.Lock()
+
+    def say(line: str) -> None:
+        with say_lock:
+            out.append(line)
+            print(line, flush=True)
+
+    # Requests arrive on a queue, as a threaded WSGI server hands them to its worker threads.
+    requests: queue.Queue[tuple[str, int] | None] = queue.Queue()
+    errors: list[Exception] = []
+    turn_done = threading.Condition()
+    last_response: dict[str, str] = {}
+
+    def worker(name: str) -> None:
+        while (request := requests.get()) is not None:
+            conversation, turn = request
+            try:
+                with turn_done:
+                    previous = last_response.get(conversation)
+                record = store.create(
+                    "demo-model",
+                    f"{conversation}: question {turn}",
+                    previous_response_id=previous,
+                    metadata={"conversation": conversation, "worker": name},
+                )
+                context = store.conversation(record.id)
+                answer = f"{conversation}: answer {turn} (context had {len(context)} items)"
+                store.complete(
+                    record.id,
+                    [{"role": "assistant", "content": answer}],
+                    usage={"input_tokens": len(context), "output_tokens": 1},
+                )
+                say(f"[{name}] {conversation} turn {turn}: {record.id} completed, saw {len(context)} items")
+                with turn_done:
+                    last_response[conversation] = record.id
+                    turn_done.notify_all()
+            except Exception as exc:  # noqa: BLE001 - the demo reports every failure in its summary
+                errors.append(exc)
+                with turn_done:
+                    turn_done.notify_all()
+
+    threads = [threading.Thread(target=worker, args=(f"worker-{i}",), daemon=True) for i in range(workers)]
+    for thread in threads:
+        thread.start()
+
+    # A background response that a client cancels while a generator thread is still working on it.
+    background = store.create("demo-model", "write a long essay", background=True, status="queued")
+    say(f"[client] queued background response {background.id}")
+    started = threading.Event()
+    cancelled = threading.Event()
+
+    def generator() -> None:
+        store.start(background.id)
+        started.set()
+        cancelled.wait(timeout=60)
+        try:
+            store.complete(background.id, [{"role": "assistant", "content": "too late"}])
+        except ResponseStoreError as exc:
+            say(f"[generator] could not complete {background.id}: {type(exc).__name__}")
+
+    gen = threading.Thread(target=generator, daemon=True)
+    gen.start()
+    started.wait(timeout=60)
+    store.cancel(background.id)
+    say(f"[client] cancelled {background.id} while it was in progress")
+    cancelled.set()
+    gen.join(timeout=60)
+
+    # Several conversations, each turn continuing the previous one through previous_response_id; turns of one
+    # conversation are sent in order, conversations interleave across the worker threads.
+    conversations = [f"conversation-{c}" for c in range(workers)]
+    for turn in range(turns):
+        for conversation in conversations:
+            requests.put((conversation, turn))
+        with turn_done:
+            turn_done.wait_for(
+                lambda: bool(errors) or all(_turns(store, last_response.get(c)) == turn + 1 for c in conversations),  # noqa: B023
+                timeout=60,
+            )
+    for _ in threads:
+        requests.put(None)
+    for thread in threads:
+        thread.join(timeout=60)
+
+    last = last_response[conversations[0]]
+    page = store.input_items(last, limit=5)
+    say(f"[client] input items of {last}: {[item['content'][0]['text'] for item in page.data]}")
+    listed = 0
+    cursor = None
+    while True:
+        listing = store.list(limit=7, after=cursor)
+        listed += len(listing.data)
+        if not listing.has_more:
+            break
+        cursor = listing.last_id
+    final = store.get(background.id)
+    checks = {
+        "no worker errors": not errors,
+        "background response is cancelled": final.status is ResponseStatus.CANCELLED,
+        "every response listed once": listed == len(store) == workers * turns + 1,
+        "chains are complete": all(_turns(store, last_response[c]) == turns for c in conversations),
+    }
+    for exc in errors:
+        say(f"[error] {type(exc).__name__}: {exc}")
+    failed = [name for name, ok in checks.items() if not ok]
+    say(
+        f"summary: {len(store)} responses from {workers} worker threads, {len(conversations)} conversations "
+        f"of {turns} turns, 1 background response cancelled, {listed} listed; "
+        + ("all checks passed" if not failed else f"FAILED: {', '.join(failed)}")
+    )
+    return not failed
+
+
+def _turns(store: ResponseStore, last: str | None) -> int:
+    return 0 if last is None else len(store.chain(last))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the process exit code."""
+    parser = argparse.ArgumentParser(prog="python -m responsestore", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"responsestore {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    demo = commands.add_parser("demo", help="run a threaded simulation of a Responses API server")
+    demo.add_argument("--workers", type=int, default=4, help="worker threads (default 4)")
+    demo.add_argument("--turns", type=int, default=5, help="turns per conversation (default 5)")
+    args = parser.parse_args(argv)
+    if args.workers < 1 or args.turns < 1:
+        parser.error("--workers and --turns must be at least 1")
+    return 0 if _demo(args.workers, args.turns, []) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

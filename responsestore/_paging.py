@@ -1,0 +1,188 @@
+"""``Page`` and the cursor paging every backend shares.
+
+A backend supplies one primitive, a *scan*: ``scan(cursor, descending)`` yields items strictly after the item
+whose id is ``cursor`` (from the very start when ``cursor`` is ``None``) in the requested direction, and raises
+:class:`~responsestore.InvalidArgument` for an unknown cursor. Everything else — argument checks, filters,
+``after``/``before``, ``has_more`` — is here, once.
+
+Semantics (for ``order="desc"``, newest first; ``"asc"`` mirrors it):
+
+- ``after=X``: the ``limit`` items that follow ``X`` in the list's order.
+- ``before=X``: the ``limit`` items immediately preceding ``X`` (the previous page), still in the list's order.
+- ``has_more``: whether more items lie beyond the page in the direction of travel (after the last item for
+  ``after`` and first pages, before the first item for ``before``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Generic, TypeVar
+
+import attrs
+
+from ._ids import check_id
+from ._json import thaw
+from ._records import ResponseRecord, ResponseStatus, check_metadata
+from .errors import InvalidArgument
+
+__all__ = [
+    "MAX_LIMIT",
+    "Page",
+    "PageQuery",
+    "make_record_filter",
+    "paginate",
+    "scan_sequence",
+]
+
+T = TypeVar("T")
+
+MAX_LIMIT = 100
+
+
+@attrs.frozen(slots=True)
+class Page(Generic[T]):
+    """One page of a list: the items, the ids at both ends, and whether more lie beyond.
+
+    ``first_id`` and ``last_id`` are ``None`` for an empty page. Pass ``after=page.last_id`` to get the next
+    page and ``before=page.first_id`` to get the previous one.
+    """
+
+    data: tuple[T, ...]
+    first_id: str | None
+    last_id: str | None
+    has_more: bool
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __iter__(self) -> Iterator[T]:
+        return iter(self.data)
+
+    def to_openai(self) -> dict[str, Any]:
+        """Return OpenAI's list JSON: ``{"object": "list", "data": [...], "first_id", "last_id", "has_more"}``.
+
+        Records become their :meth:`~responsestore.ResponseRecord.to_openai` dicts; items are fresh copies.
+        For an empty page ``first_id`` and ``last_id`` are ``null``.
+        """
+        return {
+            "object": "list",
+            "data": [item.to_openai() if isinstance(item, ResponseRecord) else thaw(item) for item in self.data],
+            "first_id": self.first_id,
+            "last_id": self.last_id,
+            "has_more": self.has_more,
+        }
+
+
+@attrs.frozen(slots=True)
+class PageQuery:
+    """Validated paging arguments."""
+
+    limit: int
+    after: str | None
+    before: str | None
+    descending: bool
+
+    @classmethod
+    def check(cls, limit: object, after: object, before: object, order: object) -> PageQuery:
+        """Validate ``limit`` (1..100), ``after``/``before`` (ids, not both) and ``order`` (asc/desc).
+
+        Raises:
+            InvalidArgument: an argument is out of range, of the wrong type, or both cursors are given.
+        """
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+            raise InvalidArgument(f"limit must be an int from 1 to {MAX_LIMIT}, not {limit!r}")
+        if order not in ("asc", "desc"):
+            raise InvalidArgument(f"order must be 'asc' or 'desc', not {order!r}")
+        if after is not None and before is not None:
+            raise InvalidArgument("pass after or before, not both")
+        return cls(
+            limit=limit,
+            after=None if after is None else check_id(after, "after"),
+            before=None if before is None else check_id(before, "before"),
+            descending=order == "desc",
+        )
+
+
+def paginate(
+    scan: Callable[[str | None, bool], Iterable[T]],
+    query: PageQuery,
+    item_id: Callable[[T], str],
+    matches: Callable[[T], bool] | None = None,
+) -> Page[T]:
+    """Build the page ``query`` asks for from a backend's ``scan`` (see the module docstring)."""
+    backwards = query.before is not None
+    cursor = query.before if backwards else query.after
+    items: list[T] = []
+    wanted = query.limit + 1
+    for item in scan(cursor, query.descending != backwards):
+        if matches is None or matches(item):
+            items.append(item)
+            if len(items) == wanted:
+                break
+    has_more = len(items) > query.limit
+    del items[query.limit :]
+    if backwards:
+        items.reverse()
+    if not items:
+        return Page(data=(), first_id=None, last_id=None, has_more=False)
+    return Page(
+        data=tuple(items),
+        first_id=item_id(items[0]),
+        last_id=item_id(items[-1]),
+        has_more=has_more,
+    )
+
+
+def unknown_cursor(cursor: str) -> InvalidArgument:
+    """The error for a cursor that names no item in the list."""
+    return InvalidArgument(f"unknown cursor {cursor!r}: no such item in this list", id=cursor)
+
+
+def scan_sequence(
+    items: Sequence[Mapping[str, Any]], cursor: str | None, descending: bool
+) -> Iterator[Mapping[str, Any]]:
+    """A scan over an in-order sequence of items with ``"id"`` keys (input items of one response).
+
+    Raises:
+        InvalidArgument: ``cursor`` is not the id of an item in ``items``.
+    """
+    if cursor is None:
+        start = len(items) - 1 if descending else 0
+    else:
+        position = next((i for i, item in enumerate(items) if item["id"] == cursor), None)
+        if position is None:
+            raise unknown_cursor(cursor)
+        start = position - 1 if descending else position + 1
+    if descending:
+        return (items[i] for i in range(start, -1, -1))
+    return (items[i] for i in range(start, len(items)))
+
+
+def make_record_filter(model: object, status: object, metadata: object) -> Callable[[ResponseRecord], bool] | None:
+    """Validate ``list``'s filters and return a predicate (``None`` when there is no filter).
+
+    ``model`` and ``status`` must equal the record's; ``metadata`` must be a subset of the record's metadata.
+
+    Raises:
+        InvalidArgument: a filter has the wrong type or is not a status.
+    """
+    if model is not None and not isinstance(model, str):
+        raise InvalidArgument(f"model filter must be a string, not {type(model).__name__}")
+    wanted_status = None
+    if status is not None:
+        try:
+            wanted_status = ResponseStatus(status)
+        except ValueError:
+            raise InvalidArgument(f"status filter {status!r} is not a status") from None
+    wanted_metadata = check_metadata(metadata).items() if metadata else None
+    if model is None and wanted_status is None and not wanted_metadata:
+        return None
+
+    def matches(record: ResponseRecord) -> bool:
+        if model is not None and record.model != model:
+            return False
+        if wanted_status is not None and record.status is not wanted_status:
+            return False
+        return not wanted_metadata or wanted_metadata <= record.metadata.items()
+
+    return matches

@@ -1,0 +1,218 @@
+"""``RWLock``: a reentrant, writer-preferring reader/writer lock built on ``threading`` primitives."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from .errors import InvalidArgument, LockError
+
+__all__ = ["RWLock"]
+
+_get_ident = threading.get_ident
+
+
+class RWLock:
+    """Many readers or one writer, reentrant, and fair to writers.
+
+    - **Shared reads.** Any number of threads may hold the read lock together.
+    - **Exclusive writes.** The write lock excludes every other reader and writer.
+    - **Writer-preferring.** Once a writer waits, new readers wait behind it, so a steady stream of readers
+      cannot starve a writer. (A steady stream of writers can delay readers; writes here are short.)
+    - **Reentrant.** A thread holding the read lock may take it again, even while a writer waits (it does not
+      deadlock behind that writer); a thread holding the write lock may take the write lock or the read lock
+      again. Each acquire needs its own release.
+    - **No upgrade.** Asking for the write lock while holding only the read lock raises :class:`LockError` at
+      once: two readers upgrading together would otherwise wait for each other forever.
+    - **Downgrade.** A thread that took the read lock while holding the write lock keeps those reads when it
+      releases the write lock.
+
+    ``acquire_read`` and ``acquire_write`` take an optional ``timeout`` in seconds (``None`` waits forever,
+    ``0`` only tries) and return ``False`` if it expired. ``read()`` and ``write()`` are context managers.
+    """
+
+    __slots__ = (
+        "_can_read",
+        "_can_write",
+        "_mutex",
+        "_readers",
+        "_waiting_writers",
+        "_writer",
+        "_writer_depth",
+        "_writer_reads",
+    )
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._can_read = threading.Condition(self._mutex)
+        self._can_write = threading.Condition(self._mutex)
+        self._readers: dict[int, int] = {}  # thread ident -> read holds (threads without a write hold)
+        self._writer: int | None = None
+        self._writer_depth = 0
+        self._writer_reads = 0  # read holds taken by the writer thread while it holds write
+        self._waiting_writers = 0
+
+    def acquire_read(self, timeout: float | None = None) -> bool:
+        """Take the read lock; return ``False`` if ``timeout`` seconds passed first."""
+        if timeout is not None:
+            timeout = _check_timeout(timeout)
+        me = _get_ident()
+        with self._mutex:
+            held = self._readers.get(me)
+            if held is not None:
+                self._readers[me] = held + 1
+                return True
+            if self._writer == me:
+                self._writer_reads += 1
+                return True
+            if self._writer is None and not self._waiting_writers:
+                self._readers[me] = 1
+                return True
+            if not self._can_read.wait_for(self._read_allowed, timeout):
+                return False
+            self._readers[me] = 1
+            return True
+
+    def release_read(self) -> None:
+        """Release one read hold of the calling thread.
+
+        Raises:
+            LockError: the thread holds no read lock.
+        """
+        me = _get_ident()
+        with self._mutex:
+            held = self._readers.get(me)
+            if held is None:
+                if self._writer == me and self._writer_reads:
+                    self._writer_reads -= 1
+                    return
+                raise LockError("release_read() by a thread that holds no read lock")
+            if held > 1:
+                self._readers[me] = held - 1
+                return
+            del self._readers[me]
+            if not self._readers and self._waiting_writers:
+                self._can_write.notify()
+
+    def acquire_write(self, timeout: float | None = None) -> bool:
+        """Take the write lock; return ``False`` if ``timeout`` seconds passed first.
+
+        Raises:
+            LockError: the thread holds only the read lock (an upgrade would deadlock).
+        """
+        if timeout is not None:
+            timeout = _check_timeout(timeout)
+        me = _get_ident()
+        with self._mutex:
+            if self._writer == me:
+                self._writer_depth += 1
+                return True
+            if me in self._readers:
+                raise LockError(
+                    "acquire_write() while holding the read lock: release the read lock first "
+                    "(upgrading a reader/writer lock deadlocks)"
+                )
+            if self._writer is None and not self._readers:
+                self._writer = me
+                self._writer_depth = 1
+                return True
+            self._waiting_writers += 1
+            try:
+                acquired = self._can_write.wait_for(self._write_allowed, timeout)
+            finally:
+                self._waiting_writers -= 1
+            if not acquired:
+                # Readers may have been held back only by this writer's wait; another waiting writer may
+                # be entitled to the lock now. Wake whoever can proceed.
+                if self._writer is None:
+                    if not self._waiting_writers:
+                        self._can_read.notify_all()
+                    elif not self._readers:
+                        self._can_write.notify()
+                return False
+            self._writer = me
+            self._writer_depth = 1
+            return True
+
+    def release_write(self) -> None:
+        """Release one write hold of the calling thread.
+
+        Raises:
+            LockError: the thread does not hold the write lock.
+        """
+        me = _get_ident()
+        with self._mutex:
+            if self._writer != me:
+                raise LockError("release_write() by a thread that does not hold the write lock")
+            self._writer_depth -= 1
+            if self._writer_depth:
+                return
+            self._writer = None
+            if self._writer_reads:
+                self._readers[me] = self._writer_reads
+                self._writer_reads = 0
+            if self._waiting_writers:
+                if not self._readers:
+                    self._can_write.notify()
+            else:
+                self._can_read.notify_all()
+
+    @contextmanager
+    def read(self) -> Iterator[None]:
+        """Hold the read lock for the ``with`` block."""
+        self.acquire_read()
+        try:
+            yield
+        finally:
+            self.release_read()
+
+    @contextmanager
+    def write(self) -> Iterator[None]:
+        """Hold the write lock for the ``with`` block."""
+        self.acquire_write()
+        try:
+            yield
+        finally:
+            self.release_write()
+
+    def held_read(self) -> bool:
+        """Whether the calling thread holds the read lock (directly or under its write lock)."""
+        me = _get_ident()
+        with self._mutex:
+            return me in self._readers or (self._writer == me and self._writer_reads > 0)
+
+    def held_write(self) -> bool:
+        """Whether the calling thread holds the write lock."""
+        return self._writer == _get_ident()
+
+    def _read_allowed(self) -> bool:
+        return self._writer is None and not self._waiting_writers
+
+    def _write_allowed(self) -> bool:
+        return self._writer is None and not self._readers
+
+    def _check(self) -> None:
+        """Assert the lock's invariants (for tests): never a writer together with other readers."""
+        with self._mutex:
+            assert self._writer_depth >= 0
+            assert self._waiting_writers >= 0
+            assert all(count > 0 for count in self._readers.values())
+            if self._writer is None:
+                assert self._writer_depth == 0
+                assert self._writer_reads == 0
+            else:
+                assert self._writer_depth > 0
+                assert not self._readers, "a writer holds the lock together with readers"
+
+    def __repr__(self) -> str:
+        state = f"writer={self._writer}" if self._writer is not None else f"readers={len(self._readers)}"
+        return f"<RWLock {state} waiting_writers={self._waiting_writers}>"
+
+
+def _check_timeout(timeout: float | None) -> float | None:
+    if timeout is None:
+        return None
+    if timeout < 0:
+        raise InvalidArgument(f"timeout must be None or a number >= 0, not {timeout!r}")
+    return timeout

@@ -1,0 +1,94 @@
+"""The errors responsestore raises.
+
+Every refusal is a :class:`ResponseStoreError`, so ``except ResponseStoreError`` catches all of them. Each
+subclass also derives from the built-in exception a caller would expect (``LookupError`` for a missing response,
+``ValueError`` for a bad argument), so code that does not know this library still handles them sensibly.
+
+A refused call changes nothing: the store is exactly as it was before the call.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ChainError",
+    "InvalidArgument",
+    "InvalidTransition",
+    "LockError",
+    "ResponseExists",
+    "ResponseNotFound",
+    "ResponseStoreError",
+    "VersionConflict",
+]
+
+
+class ResponseStoreError(Exception):
+    """Base class of every error this library raises.
+
+    ``id`` names the response the error is about, or is ``None`` when the error is not about one response.
+    """
+
+    def __init__(self, message: str, *, id: str | None = None) -> None:
+        super().__init__(message)
+        self.id = id
+
+
+class ResponseNotFound(ResponseStoreError, LookupError):
+    """No response with this id is visible to the caller's owner.
+
+    A response of another owner is reported exactly like a missing one, so this error never reveals whether
+    another tenant's id exists.
+    """
+
+    def __init__(self, id: str) -> None:
+        super().__init__(f"no response with id {id!r}", id=id)
+
+
+class ResponseExists(ResponseStoreError):
+    """``create`` was given an explicit ``id`` that the same owner already uses."""
+
+    def __init__(self, id: str) -> None:
+        super().__init__(f"a response with id {id!r} already exists", id=id)
+
+
+class InvalidArgument(ResponseStoreError, ValueError):
+    """An argument was malformed: wrong type, out of range, not JSON, too long, or an unknown cursor."""
+
+
+class InvalidTransition(ResponseStoreError):
+    """The requested status change is not allowed by the Responses lifecycle.
+
+    ``current`` and ``requested`` are the two statuses involved (as plain strings).
+    """
+
+    def __init__(self, id: str, current: str, requested: str, reason: str | None = None) -> None:
+        message = f"response {id!r} cannot go from {current!r} to {requested!r}"
+        if reason:
+            message = f"{message}: {reason}"
+        super().__init__(message, id=id)
+        self.current = current
+        self.requested = requested
+
+
+class VersionConflict(ResponseStoreError):
+    """``expected_version`` did not match the stored version: someone else changed the response first."""
+
+    def __init__(self, id: str, expected: int, actual: int) -> None:
+        super().__init__(f"response {id!r} is at version {actual}, not the expected version {expected}", id=id)
+        self.expected = expected
+        self.actual = actual
+
+
+class ChainError(ResponseStoreError):
+    """A ``previous_response_id`` chain cannot be used.
+
+    Raised when the previous response is still running, when an ancestor is missing, when the chain is deeper
+    than ``max_chain_depth``, or when it loops back on itself.
+    """
+
+
+class LockError(ResponseStoreError, RuntimeError):
+    """A :class:`~responsestore.RWLock` was used in a way that would deadlock or corrupt it.
+
+    For example asking for the write lock while holding only the read lock (an upgrade), or releasing a lock
+    the thread does not hold.
+    """
