@@ -1,0 +1,63 @@
+"""Shared fixtures: the backend-parametrized store factory every contract test uses, and hypothesis profiles."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from responsestore import BaseStore
+
+from .backends import BACKENDS, open_backend
+from .fakes import FakeClock
+
+settings.register_profile(
+    "ci",
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    print_blob=True,
+)
+settings.register_profile("dev", max_examples=50, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+StoreFactory = Callable[..., BaseStore]
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The name of the backend under test."""
+    name: str = request.param
+    return name
+
+
+@pytest.fixture
+def make_store(backend: str, tmp_path: Any) -> Iterator[StoreFactory]:
+    """A factory of fresh, empty stores of the backend under test; keyword arguments go to the constructor."""
+    opened: list[BaseStore] = []
+
+    def factory(**kwargs: Any) -> BaseStore:
+        store = open_backend(backend, tmp_path / f"store{len(opened)}", **kwargs)
+        opened.append(store)
+        return store
+
+    yield factory
+    for store in opened:
+        store._check()
+        close = getattr(store, "close", None)
+        if close is not None:
+            close()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A fake clock starting at a fixed time."""
+    return FakeClock()
+
+
+@pytest.fixture
+def store(make_store: StoreFactory, clock: FakeClock) -> BaseStore:
+    """A fresh store of the backend under test, on the fake ``clock``."""
+    return make_store(clock=clock)

@@ -1,0 +1,34 @@
+"""Type-checked with ``mypy --strict``: the public API used the way a user would, so annotations cannot regress."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from responsestore import BaseStore, Page, ResponseRecord, ResponseStatus, ResponseStore, RWLock
+
+
+def serve(store: BaseStore, tenant: str | None) -> dict[str, Any]:
+    record: ResponseRecord = store.create("gpt-4.1", "hello", owner=tenant, metadata={"k": "v"})
+    status: ResponseStatus = record.status
+    done: ResponseRecord = store.complete(record.id, [{"role": "assistant", "content": "hi"}], owner=tenant)
+    page: Page[ResponseRecord] = store.list(limit=10, order="asc", owner=tenant)
+    items: Page[dict[str, Any]] = store.input_items(done.id, owner=tenant)
+    context: tuple[dict[str, Any], ...] = store.conversation(done.id, owner=tenant)
+    assert status is ResponseStatus.IN_PROGRESS
+    assert len(page.data) + len(items.data) + len(context) > 0
+    return done.to_openai()
+
+
+def locking() -> bool:
+    lock = RWLock()
+    with lock.read(), lock.read():
+        pass
+    with lock.write():
+        pass
+    acquired: bool = lock.acquire_read(timeout=0.1)
+    if acquired:
+        lock.release_read()
+    return acquired
+
+
+serve(ResponseStore(), None)
