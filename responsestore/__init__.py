@@ -15,6 +15,7 @@ from ._json import FrozenDict
 from ._memory import ResponseStore
 from ._paging import Page
 from ._records import ResponseRecord, ResponseStatus
+from ._retention import StoreStats, Sweeper
 from ._rwlock import RWLock
 from .errors import (
     ChainError,
@@ -24,6 +25,7 @@ from .errors import (
     ResponseExists,
     ResponseNotFound,
     ResponseStoreError,
+    StoreFull,
     VersionConflict,
 )
 
@@ -47,6 +49,9 @@ __all__ = [
     "ResponseStatus",
     "ResponseStore",
     "ResponseStoreError",
+    "StoreFull",
+    "StoreStats",
+    "Sweeper",
     "VersionConflict",
     "__version__",
 ]

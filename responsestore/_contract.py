@@ -13,6 +13,8 @@ raises before it writes anything.
 from __future__ import annotations
 
 import abc
+import builtins
+import datetime
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -35,7 +37,8 @@ from ._records import (
     check_tools,
     check_usage,
 )
-from .errors import ChainError, InvalidArgument, ResponseExists, ResponseNotFound
+from ._retention import DEFAULT_MAX_RECORDS, DEFAULT_TTL, SWEEP_BATCH, USE_STORE_TTL, Retention, StoreStats
+from .errors import ChainError, InvalidArgument, ResponseExists, ResponseNotFound, StoreFull
 
 __all__ = ["DEFAULT_MAX_CHAIN_DEPTH", "BaseStore", "check_owner"]
 
@@ -62,7 +65,14 @@ class BaseStore(abc.ABC):
     call raises :class:`~responsestore.VersionConflict` and changes nothing (optimistic concurrency).
     """
 
-    def __init__(self, *, clock: Clock = time.time, max_chain_depth: int = DEFAULT_MAX_CHAIN_DEPTH) -> None:
+    def __init__(
+        self,
+        *,
+        ttl: float | datetime.timedelta | None = DEFAULT_TTL,
+        max_records: int | None = DEFAULT_MAX_RECORDS,
+        clock: Clock = time.time,
+        max_chain_depth: int = DEFAULT_MAX_CHAIN_DEPTH,
+    ) -> None:
         if not callable(clock):
             raise InvalidArgument(f"clock must be callable, not {type(clock).__name__}")
         if isinstance(max_chain_depth, bool) or not isinstance(max_chain_depth, int):
@@ -71,6 +81,7 @@ class BaseStore(abc.ABC):
             raise InvalidArgument(f"max_chain_depth must be at least 1, not {max_chain_depth}")
         self._clock = clock
         self.max_chain_depth = max_chain_depth
+        self.retention = Retention.from_arguments(ttl, max_records)
 
     # ------------------------------------------------------------------ storage primitives (backends)
 
@@ -83,20 +94,53 @@ class BaseStore(abc.ABC):
         """A write transaction: exclusive; everything read inside it stays true until it ends."""
 
     @abc.abstractmethod
-    def _fetch(self, owner: str | None, id: str) -> ResponseRecord | None:
-        """The live record ``(owner, id)``, or ``None``. May be called with or without a transaction."""
+    def _fetch(self, owner: str | None, id: str, touch: bool = False) -> ResponseRecord | None:
+        """The visible record ``(owner, id)``, or ``None`` when it is missing or expired.
+
+        With ``touch``, also mark it as just used (recency for eviction). May be called with or without a
+        transaction.
+        """
 
     @abc.abstractmethod
-    def _insert(self, record: ResponseRecord) -> None:
-        """Store a new record (inside ``_writing``); its id is known to be free for its owner."""
+    def _touch(self, records: Iterable[ResponseRecord]) -> None:
+        """Mark ``records`` as used, in the order given (inside ``_reading`` or ``_writing``)."""
+
+    @abc.abstractmethod
+    def _refresh(self, records: Iterable[ResponseRecord], now: float) -> None:
+        """Restart the expiry of ``records`` from ``now`` (each with its own ttl) and mark them as used.
+
+        In the order given; inside ``_writing``.
+        """
+
+    @abc.abstractmethod
+    def _insert(self, record: ResponseRecord, ttl: float | None) -> None:
+        """Store a new record that expires ``ttl`` seconds after its ``created_at`` (inside ``_writing``).
+
+        Its id is known to be free for its owner; the new record counts as just used.
+        """
 
     @abc.abstractmethod
     def _replace(self, old: ResponseRecord, new: ResponseRecord) -> None:
-        """Store ``new`` in place of ``old`` (same owner and id; inside ``_writing``)."""
+        """Store ``new`` in place of ``old`` (same owner and id; inside ``_writing``); it counts as just used."""
 
     @abc.abstractmethod
     def _remove(self, record: ResponseRecord) -> None:
-        """Remove a live record (inside ``_writing``)."""
+        """Delete a visible record at the caller's request (inside ``_writing``)."""
+
+    @abc.abstractmethod
+    def _sweep(self, limit: int | None) -> int:
+        """Remove up to ``limit`` (``None``: all) expired records; return how many (inside ``_writing``)."""
+
+    @abc.abstractmethod
+    def _evict_one(self) -> ResponseRecord | None:
+        """Remove the least recently used finished record and return it, or ``None`` if there is none.
+
+        Inside ``_writing``; expired records have been swept.
+        """
+
+    @abc.abstractmethod
+    def _stats(self) -> StoreStats:
+        """Counts of visible records by status and of lifetime events (inside ``_reading``)."""
 
     @abc.abstractmethod
     def _scan(self, owner: str | None, cursor: str | None, descending: bool) -> Iterator[ResponseRecord]:
@@ -107,7 +151,7 @@ class BaseStore(abc.ABC):
 
     @abc.abstractmethod
     def _count(self) -> int:
-        """How many live records the store holds, across all owners."""
+        """How many visible (stored, not expired) records the store holds, across all owners."""
 
     @abc.abstractmethod
     def _check(self) -> None:
@@ -134,6 +178,7 @@ class BaseStore(abc.ABC):
         status: ResponseStatus | str = ResponseStatus.IN_PROGRESS,
         id: str | None = None,
         extra: Mapping[str, Any] | None = None,
+        ttl: float | datetime.timedelta | None = USE_STORE_TTL,
         owner: str | None = None,
     ) -> ResponseRecord:
         """Create and store a new response; it is visible to every thread before this returns.
@@ -141,14 +186,18 @@ class BaseStore(abc.ABC):
         ``input`` is a string (one user message) or a list of items; items without an ``id`` get one.
         ``status`` is ``in_progress`` (the default) or ``queued``. ``id`` defaults to a fresh ``resp_…`` id.
         ``extra`` holds further OpenAI Response fields (``temperature``, ``text``, ...), returned verbatim.
+        ``ttl`` overrides the store's ttl for this record (seconds, a ``timedelta``, or ``None`` for never).
 
         ``previous_response_id``, when given, must name a finished (not queued or in progress) response of the
-        same owner.
+        same owner. Continuing it restarts the expiry of every response in its chain and marks them as used.
+
+        At ``max_records``, the least recently used finished record is evicted to make room.
 
         Raises:
             InvalidArgument: an argument is malformed.
             ResponseExists: ``id`` is already used by this owner.
             ChainError: ``previous_response_id`` names no response of this owner, or one still running.
+            StoreFull: the store is at ``max_records`` and every record is queued or in progress.
         """
         owner = check_owner(owner)
         record_id = new_response_id() if id is None else check_id(id)
@@ -174,14 +223,24 @@ class BaseStore(abc.ABC):
             "metadata": check_metadata(metadata),
             "extra": check_extra(extra),
         }
+        record_ttl = self.retention.record_ttl(ttl)
+        max_records = self.retention.max_records
         with self._writing():
+            now = self._now()
+            self._sweep(SWEEP_BATCH)
             if self._fetch(owner, record_id) is not None:
                 raise ResponseExists(record_id)
+            ancestors: builtins.list[ResponseRecord] = []
             if previous_response_id is not None:
-                self._check_previous(owner, record_id, previous_response_id)
+                previous = self._check_previous(owner, record_id, previous_response_id)
+                ancestors, _ = self._walk_chain(owner, previous)
+            if max_records is not None and self._count() >= max_records:
+                self._sweep(None)
+                if self._count() >= max_records and not self._has_finished():
+                    raise StoreFull(record_id, max_records)
             record = ResponseRecord(
                 id=record_id,
-                created_at=self._now(),
+                created_at=now,
                 model=model,
                 status=initial,
                 previous_response_id=previous_response_id,
@@ -189,10 +248,19 @@ class BaseStore(abc.ABC):
                 owner=owner,
                 **fields,
             )
-            self._insert(record)
+            if ancestors:
+                self._refresh(reversed(ancestors), now)
+            if max_records is not None:
+                while self._count() >= max_records and self._evict_one() is not None:
+                    pass
+            self._insert(record, record_ttl)
         return record
 
-    def _check_previous(self, owner: str | None, record_id: str, previous_id: str) -> None:
+    def _has_finished(self) -> bool:
+        by_status = self._stats().by_status
+        return any(by_status[status.value] for status in ResponseStatus if status.is_terminal)
+
+    def _check_previous(self, owner: str | None, record_id: str, previous_id: str) -> ResponseRecord:
         previous = self._fetch(owner, previous_id)
         if previous is None:
             raise ChainError(
@@ -205,6 +273,7 @@ class BaseStore(abc.ABC):
                 f"{previous.status.value}; continue a response only once it has finished",
                 id=previous_id,
             )
+        return previous
 
     def get(self, id: str, *, owner: str | None = None) -> ResponseRecord:
         """Return the response ``id``.
@@ -214,7 +283,7 @@ class BaseStore(abc.ABC):
             InvalidArgument: ``id`` or ``owner`` has the wrong type.
         """
         try:
-            record = self._fetch(owner, id)
+            record = self._fetch(owner, id, touch=True)
         except TypeError:
             record = None
         if record is None:
@@ -233,8 +302,26 @@ class BaseStore(abc.ABC):
         return isinstance(id, str) and self._fetch(None, id) is not None
 
     def __len__(self) -> int:
-        """The number of stored responses, across all owners."""
-        return self._count()
+        """The number of visible (stored, unexpired) responses, across all owners."""
+        with self._reading():
+            return self._count()
+
+    def sweep(self) -> int:
+        """Remove every expired record now and return how many were removed.
+
+        Expired records are already invisible; sweeping reclaims their memory. Writes sweep a few each, so only
+        an idle store needs this (or a :class:`~responsestore.Sweeper`).
+        """
+        with self._writing():
+            return self._sweep(None)
+
+    def stats(self) -> StoreStats:
+        """Counts of visible records by status, and of records created, deleted, evicted and expired.
+
+        One consistent snapshot; cheap (no scan of the records).
+        """
+        with self._reading():
+            return self._stats()
 
     def delete(self, id: str, *, expected_version: int | None = None, owner: str | None = None) -> ResponseRecord:
         """Remove the response ``id`` (in any status) and return the removed record.
@@ -247,6 +334,7 @@ class BaseStore(abc.ABC):
         check_id(id)
         expected = _lifecycle.check_expected_version(expected_version)
         with self._writing():
+            self._sweep(SWEEP_BATCH)
             record = self._fetch(owner, id)
             if record is None:
                 raise ResponseNotFound(id)
@@ -267,6 +355,7 @@ class BaseStore(abc.ABC):
         record_id = check_id(id)
         expected = _lifecycle.check_expected_version(expected_version)
         with self._writing():
+            self._sweep(SWEEP_BATCH)
             record = self._fetch(checked_owner, record_id)
             if record is None:
                 raise ResponseNotFound(record_id)
@@ -446,7 +535,7 @@ class BaseStore(abc.ABC):
         check_id(id)
         query = PageQuery.check(limit, after, before, order)
         with self._reading():
-            record = self._fetch(owner, id)
+            record = self._fetch(owner, id, touch=True)
             if record is None:
                 raise ResponseNotFound(id)
         page = paginate(
@@ -464,6 +553,8 @@ class BaseStore(abc.ABC):
     def chain(self, id: str, *, owner: str | None = None) -> tuple[ResponseRecord, ...]:
         """The responses from the start of ``id``'s ``previous_response_id`` chain to ``id``, oldest first.
 
+        Every response in it counts as used (oldest first).
+
         Raises:
             ResponseNotFound: ``id`` itself does not exist for this owner.
             ChainError: an ancestor is missing, the chain is longer than ``max_chain_depth``, or it loops.
@@ -474,29 +565,40 @@ class BaseStore(abc.ABC):
             record = self._fetch(owner, id)
             if record is None:
                 raise ResponseNotFound(id)
-            chain = [record]
-            seen = {id}
-            while record.previous_response_id is not None:
-                previous_id = record.previous_response_id
-                if previous_id in seen:
-                    raise ChainError(f"the chain of {id!r} loops back to {previous_id!r}", id=previous_id)
-                if len(chain) >= self.max_chain_depth:
-                    raise ChainError(
-                        f"the chain of {id!r} is longer than max_chain_depth={self.max_chain_depth}",
-                        id=id,
-                    )
-                previous = self._fetch(owner, previous_id)
-                if previous is None:
-                    raise ChainError(
-                        f"the chain of {id!r} is broken: its ancestor {previous_id!r} "
-                        f"(previous of {record.id!r}) no longer exists",
-                        id=previous_id,
-                    )
-                seen.add(previous_id)
-                chain.append(previous)
-                record = previous
-        chain.reverse()
+            chain, problem = self._walk_chain(owner, record)
+            if problem is not None:
+                raise problem
+            chain.reverse()
+            self._touch(chain)
         return tuple(chain)
+
+    def _walk_chain(self, owner: str | None, record: ResponseRecord) -> tuple[builtins.list[ResponseRecord], ChainError | None]:
+        """Follow ``previous_response_id`` links from ``record``.
+
+        Returns the records reached (newest first) and the problem that stopped the walk early, if any.
+        """
+        chain = [record]
+        seen = {record.id}
+        start = record.id
+        while record.previous_response_id is not None:
+            previous_id = record.previous_response_id
+            if previous_id in seen:
+                return chain, ChainError(f"the chain of {start!r} loops back to {previous_id!r}", id=previous_id)
+            if len(chain) >= self.max_chain_depth:
+                return chain, ChainError(
+                    f"the chain of {start!r} is longer than max_chain_depth={self.max_chain_depth}", id=start
+                )
+            previous = self._fetch(owner, previous_id)
+            if previous is None:
+                return chain, ChainError(
+                    f"the chain of {start!r} is broken: its ancestor {previous_id!r} "
+                    f"(previous of {record.id!r}) no longer exists",
+                    id=previous_id,
+                )
+            seen.add(previous_id)
+            chain.append(previous)
+            record = previous
+        return chain, None
 
     def conversation(self, id: str, *, owner: str | None = None) -> tuple[dict[str, Any], ...]:
         """The context for a request that continues ``id``.

@@ -17,6 +17,7 @@ __all__ = [
     "ResponseExists",
     "ResponseNotFound",
     "ResponseStoreError",
+    "StoreFull",
     "VersionConflict",
 ]
 
@@ -92,3 +93,18 @@ class LockError(ResponseStoreError, RuntimeError):
     For example asking for the write lock while holding only the read lock (an upgrade), or releasing a lock
     the thread does not hold.
     """
+
+
+class StoreFull(ResponseStoreError):
+    """The store holds ``max_records`` records and none can be evicted (every one is queued or in progress).
+
+    Nothing was stored. Finish or delete active responses, or raise ``max_records``.
+    """
+
+    def __init__(self, id: str, max_records: int) -> None:
+        super().__init__(
+            f"cannot store response {id!r}: the store holds its maximum of {max_records} records and all of "
+            "them are queued or in progress, so none can be evicted",
+            id=id,
+        )
+        self.max_records = max_records

@@ -1,0 +1,164 @@
+"""Bounded retention: TTL and capacity settings, the rules every backend applies, and the idle-store sweeper.
+
+The rules (the same for every backend; the docs' Retention page explains them for users):
+
+- **Expiry.** A record expires ``ttl`` seconds after it was created (the store's ``ttl``, or the ``ttl`` passed
+  to ``create`` for that record). An expired record is invisible to every method at once; its memory is
+  reclaimed by amortized sweeping during writes, by ``store.sweep()``, or by a :class:`Sweeper` thread.
+- **Chains stay alive.** Continuing a response (``create(previous_response_id=...)``) restarts the expiry of
+  every response in its chain (each with its own ttl) and marks them all as just used, so a conversation that is
+  still in use never loses its beginning.
+- **Capacity.** When a ``create`` would exceed ``max_records``, the least recently used *finished* record is
+  evicted. Queued and in-progress records are never evicted; if every record is active, ``create`` raises
+  :class:`~responsestore.StoreFull` and stores nothing.
+- **Recency.** A record counts as used when it is created, changed, read by ``get`` or ``input_items``,
+  included in ``chain``/``conversation`` (oldest first), or continued. ``list``, ``in`` and ``len`` do not count.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+import threading
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from .errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from ._contract import BaseStore
+
+__all__ = [
+    "DEFAULT_MAX_RECORDS",
+    "DEFAULT_TTL",
+    "SWEEP_BATCH",
+    "USE_STORE_TTL",
+    "Retention",
+    "StoreStats",
+    "Sweeper",
+    "check_ttl",
+]
+
+#: OpenAI keeps responses for 30 days.
+DEFAULT_TTL = 30 * 24 * 3600.0
+
+#: Enough for a busy server's recent history at a few KB a record (about 40 MB at 4 KB); see the docs.
+DEFAULT_MAX_RECORDS = 10_000
+
+#: How many expired records a write sweeps at most, so no single write pays for a large backlog.
+SWEEP_BATCH = 16
+
+#: ``create(ttl=...)`` left out: the record gets the store's ttl.
+USE_STORE_TTL: Any = object()
+
+
+def check_ttl(value: object, what: str = "ttl") -> float | None:
+    """Return a TTL in seconds: a positive number or ``timedelta``; ``None`` means never expire.
+
+    Raises:
+        InvalidArgument: the value is not positive, not finite, or not a number or ``timedelta``.
+    """
+    if value is None:
+        return None
+    if isinstance(value, datetime.timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        raise InvalidArgument(f"{what} must be seconds or a timedelta (or None), not {type(value).__name__}")
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise InvalidArgument(f"{what} must be positive and finite, not {value!r}")
+    return seconds
+
+
+def check_max_records(value: object) -> int | None:
+    """Return ``max_records``: an int >= 1, or ``None`` for no cap.
+
+    Raises:
+        InvalidArgument: the value is not an int >= 1 or ``None``.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidArgument(f"max_records must be an int >= 1 or None, not {value!r}")
+    return value
+
+
+@attrs.frozen(slots=True)
+class Retention:
+    """A store's retention settings: ``ttl`` seconds (``None``: never expire) and ``max_records`` (``None``: no cap)."""
+
+    ttl: float | None = DEFAULT_TTL
+    max_records: int | None = DEFAULT_MAX_RECORDS
+
+    @classmethod
+    def from_arguments(cls, ttl: object, max_records: object) -> Retention:
+        """Validate a store constructor's ``ttl`` and ``max_records``.
+
+        Raises:
+            InvalidArgument: either is invalid.
+        """
+        return cls(ttl=check_ttl(ttl), max_records=check_max_records(max_records))
+
+    def record_ttl(self, ttl: object) -> float | None:
+        """The TTL of a new record: ``create``'s ``ttl`` argument, or the store's when it is left out."""
+        return self.ttl if ttl is USE_STORE_TTL else check_ttl(ttl)
+
+
+@attrs.frozen(slots=True)
+class StoreStats:
+    """Counts describing a store, taken as one consistent snapshot.
+
+    ``records`` and ``by_status`` count visible records (expired ones are swept first). ``created``,
+    ``deleted``, ``evicted`` and ``expired`` count events since the store was opened (for durable backends:
+    since the database was created). ``records == created - deleted - evicted - expired`` always holds.
+    """
+
+    records: int
+    by_status: Mapping[str, int]
+    created: int
+    deleted: int
+    evicted: int
+    expired: int
+
+
+class Sweeper:
+    """A daemon thread that calls ``store.sweep()`` every ``interval`` seconds, for stores that go idle.
+
+    Writes sweep a few expired records each, so a busy store needs no sweeper; an idle one keeps expired records
+    in memory until something sweeps them. Stop it with :meth:`stop` (or use it as a context manager); stopping
+    wakes the thread at once and waits for it to end.
+    """
+
+    def __init__(self, store: BaseStore, interval: float = 60.0) -> None:
+        if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not interval > 0:
+            raise InvalidArgument(f"interval must be a positive number of seconds, not {interval!r}")
+        self._store = store
+        self._interval = float(interval)
+        self._stopping = threading.Event()
+        self.swept = 0
+        self._thread = threading.Thread(target=self._run, name="responsestore-sweeper", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stopping.wait(self._interval):
+            self.swept += self._store.sweep()
+
+    @property
+    def running(self) -> bool:
+        """Whether the sweeper thread is still alive."""
+        return self._thread.is_alive()
+
+    def stop(self, timeout: float | None = 30.0) -> None:
+        """Stop the thread and wait up to ``timeout`` seconds for it to end."""
+        self._stopping.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    def __enter__(self) -> Sweeper:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
