@@ -1,0 +1,142 @@
+"""The command line: ``python -m responsestore demo``."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import responsestore
+import responsestore.__main__ as cli
+from responsestore import InvalidArgument, ResponseStore
+
+
+def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "responsestore", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+        check=False,
+    )
+
+
+def test_demo_as_a_subprocess(tmp_path: Path) -> None:
+    result = run(["demo"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    lines = result.stdout.splitlines()
+    assert lines[-1].startswith("summary:")
+    assert lines[-1].endswith("all checks passed")
+    assert "21 responses from 4 worker threads, 4 conversations of 5 turns" in lines[-1]
+    assert "21 listed" in lines[-1]
+    assert sum(" completed, saw " in line for line in lines) == 20
+
+
+def test_demo_with_workers_and_turns(tmp_path: Path) -> None:
+    result = run(["demo", "--workers", "2", "--turns", "3"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    summary = result.stdout.splitlines()[-1]
+    assert summary == (
+        "summary: 7 responses from 2 worker threads, 2 conversations of 3 turns, "
+        "1 background response cancelled, 7 listed; all checks passed"
+    )
+
+
+@pytest.mark.parametrize("args", [["demo", "--workers", "0"], ["frobnicate"]])
+def test_bad_arguments_exit_2_as_a_subprocess(tmp_path: Path, args: list[str]) -> None:
+    result = run(args, tmp_path)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert "usage: python -m responsestore" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["frobnicate"],
+        ["demo", "--workers", "0"],
+        ["demo", "--turns", "0"],
+        ["demo", "--workers", "-3"],
+        ["demo", "--workers", "two"],
+        ["demo", "--turns", "1.5"],
+        ["demo", "--bogus"],
+    ],
+)
+def test_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str], args: list[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.main(args)
+    assert info.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "usage: python -m responsestore" in captured.err
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"responsestore {responsestore.__version__}"
+
+
+def test_demo_in_process(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["demo", "--workers", "1", "--turns", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1] == (
+        "summary: 3 responses from 1 worker threads, 1 conversations of 2 turns, "
+        "1 background response cancelled, 3 listed; all checks passed"
+    )
+    assert lines[0].startswith("[client] queued background response resp_")
+    assert any(line.startswith("[client] cancelled resp_") for line in lines)
+    assert any(line.endswith(": InvalidTransition") and line.startswith("[generator]") for line in lines)
+    turns = [line for line in lines if line.startswith("[worker-0] conversation-0 turn")]
+    assert [line.split(":")[0] for line in turns] == [
+        "[worker-0] conversation-0 turn 0",
+        "[worker-0] conversation-0 turn 1",
+    ]
+    assert turns[0].endswith("saw 1 items")
+    assert turns[1].endswith("saw 3 items")
+    assert "['conversation-0: question 1']" in lines[-2]
+
+
+def _store_failing_on(conversation: str, question: str) -> type[ResponseStore]:
+    class FailingStore(ResponseStore):
+        def complete(self, id: str, *args: Any, **kwargs: Any) -> Any:
+            record = self.get(id)
+            texts = [item["content"][0]["text"] for item in record.input]
+            if record.metadata.get("conversation") == conversation and texts == [f"{conversation}: {question}"]:
+                raise InvalidArgument("injected failure")
+            return super().complete(id, *args, **kwargs)
+
+    return FailingStore
+
+
+def test_demo_reports_worker_errors_and_exits_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(cli, "ResponseStore", _store_failing_on("conversation-1", "question 1"))
+    assert cli.main(["demo", "--workers", "2", "--turns", "2"]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert "[error] InvalidArgument: injected failure" in lines
+    assert lines[-1].startswith("summary: ")
+    assert "FAILED: no worker errors" in lines[-1]
+    assert "chains are complete" in lines[-1]
+    assert "all checks passed" not in lines[-1]
+
+
+def test_demo_reports_a_failure_of_the_first_conversations_first_turn(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The demo promises to report every failure in its summary; when conversation-0 never completes a turn it
+    # must still print the summary and exit 1 rather than crash.
+    monkeypatch.setattr(cli, "ResponseStore", _store_failing_on("conversation-0", "question 0"))
+    assert cli.main(["demo", "--workers", "2", "--turns", "1"]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert "[error] InvalidArgument: injected failure" in lines
+    assert lines[-1].startswith("summary: ")
+    assert "FAILED: no worker errors" in lines[-1]
