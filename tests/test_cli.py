@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -102,6 +103,26 @@ def test_demo_in_process(capsys: pytest.CaptureFixture[str]) -> None:
     assert turns[0].endswith("saw 1 items")
     assert turns[1].endswith("saw 3 items")
     assert "['conversation-0: question 1']" in lines[-2]
+
+
+def test_demo_pages_through_more_than_one_listing(capsys: pytest.CaptureFixture[str]) -> None:
+    # 3 workers x 3 turns + 1 background = 10 responses: the demo's listing (7 a page) needs two pages.
+    assert cli.main(["demo", "--workers", "3", "--turns", "3"]) == 0
+    summary = capsys.readouterr().out.splitlines()[-1]
+    assert summary == (
+        "summary: 10 responses from 3 worker threads, 3 conversations of 3 turns, "
+        "1 background response cancelled, 10 listed; all checks passed"
+    )
+
+
+# runpy warns that this module, imported above for the other tests, is being executed a second time.
+@pytest.mark.filterwarnings("ignore:'responsestore.__main__' found in sys.modules:RuntimeWarning")
+def test_running_the_package_as_a_script(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(sys, "argv", ["python -m responsestore", "demo", "--workers", "1", "--turns", "1"])
+    with pytest.raises(SystemExit) as info:
+        runpy.run_module("responsestore", run_name="__main__", alter_sys=False)
+    assert info.value.code == 0
+    assert capsys.readouterr().out.splitlines()[-1].endswith("all checks passed")
 
 
 def _store_failing_on(conversation: str, question: str) -> type[ResponseStore]:

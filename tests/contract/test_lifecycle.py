@@ -124,6 +124,16 @@ def test_terminal_states_are_final(store: BaseStore, terminal: str) -> None:
             move(store, record.id, target)
     assert store.get(record.id) == record
     assert store.get(record.id).is_terminal
+    assert ResponseStatus(terminal).is_terminal
+    assert str(ResponseStatus(terminal)) == terminal
+
+
+@pytest.mark.parametrize("active", ACTIVE)
+def test_active_states_are_not_terminal(store: BaseStore, active: str) -> None:
+    record = store.create("m", status=active)
+    assert not record.is_terminal
+    assert not ResponseStatus(active).is_terminal
+    assert str(record.status) == active
 
 
 def test_queued_response_can_finish_without_starting(store: BaseStore) -> None:
