@@ -1,0 +1,104 @@
+"""Command line of the benchmark suite: ``python -m benchmarks [--quick] [--output DIR] [--plots DIR]``.
+
+``python -m benchmarks --write-docs`` regenerates ``docs/benchmarks.md`` and its plots from the results file of
+an earlier run (``--output``'s ``results.json``) without measuring anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import MODES, ROOT, WORKLOADS, run_suite
+from ._timing import Progress
+from .report import NONE, TIMES, plots, write_docs_page, write_results
+
+DEFAULT_OUTPUT = ROOT / "benchmarks" / "results"
+DOCS_PLOTS = ROOT / "docs" / "_static" / "benchmarks"
+DOCS_PAGE = ROOT / "docs" / "benchmarks.md"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="Measure responsestore against its baselines and check the performance targets.",
+    )
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="seconds: sizes 10^3 and 10^4, few samples, no plots")
+    mode.add_argument("--smoke", action="store_true", help="the tiniest run (used by the test suite)")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=DEFAULT_OUTPUT,
+        help="directory for results.json and results.md (default: benchmarks/results/)",
+    )
+    parser.add_argument(
+        "--plots",
+        type=Path,
+        default=None,
+        help="draw PNG plots into this directory (full mode draws them into docs/_static/benchmarks/)",
+    )
+    parser.add_argument("--no-plots", action="store_true", help="draw no plots, even in full mode")
+    parser.add_argument(
+        "--only",
+        default=None,
+        help=f"comma-separated workloads to run (default: all of {','.join(WORKLOADS)})",
+    )
+    parser.add_argument(
+        "--write-docs",
+        action="store_true",
+        help="measure nothing: regenerate docs/benchmarks.md and its plots from OUTPUT/results.json",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    return parser
+
+
+def _print_targets(results: dict[str, object]) -> None:
+    print("\nTargets:")
+    for target in results["targets"]:  # type: ignore[attr-defined]
+        verdict = {True: "met   ", False: "MISSED", None: "n/a   "}[target["met"]]
+        value = NONE if target["value"] is None else f"{target['value']:.3g}{TIMES}"
+        needed = f"{target['comparison']} {target['threshold']:g}{TIMES}"
+        print(f"  [{verdict}] {target['description']}: {value} (needs {needed})")
+        print(f"           {target['detail']}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    output: Path = args.output
+    if args.write_docs:
+        source = output / "results.json"
+        if not source.exists():
+            print(f"no results at {source}: run `python -m benchmarks` first", file=sys.stderr)
+            return 2
+        results = json.loads(source.read_text(encoding="utf-8"))
+        images = plots(results, args.plots or DOCS_PLOTS)
+        page = write_docs_page(results, DOCS_PAGE, images)
+        print(f"wrote {page} and {len(images)} plots into {args.plots or DOCS_PLOTS}")
+        return 0
+    settings = MODES["quick" if args.quick else "smoke" if args.smoke else "full"]
+    names = None if args.only is None else [name.strip() for name in args.only.split(",") if name.strip()]
+    if names is not None and any(name not in WORKLOADS for name in names):
+        print(f"unknown workload in --only {args.only!r}; choose from {', '.join(WORKLOADS)}", file=sys.stderr)
+        return 2
+    progress = Progress(quiet=args.quiet)
+    results = run_suite(settings, names, progress)
+    json_path, md_path = write_results(results, output)
+    progress(f"wrote {json_path} and {md_path}")
+    plot_dir = args.plots if args.plots is not None else (DOCS_PLOTS if settings.mode == "full" else None)
+    if plot_dir is not None and not args.no_plots:
+        written = plots(results, plot_dir)
+        progress(f"drew {len(written)} plots into {plot_dir}")
+    _print_targets(results)
+    failed = [name for name, section in results["workloads"].items() if "error" in section]
+    if failed:
+        print(f"\nworkloads failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,446 @@
+"""Writing results: the JSON file, the Markdown tables, the PNG plots and the documentation page."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+__all__ = ["DASH", "NONE", "TIMES", "markdown", "plots", "sections", "write_docs_page", "write_results"]
+
+VARIANT_ORDER = [
+    "responsestore",
+    "seed-port",
+    "server-dict",
+    "rwlock-fair-dict",
+    "fasteners-dict",
+    "bare-dict",
+]
+LOCK_ORDER = [
+    "responsestore.RWLock",
+    "readerwriterlock.RWLockFair",
+    "fasteners.ReaderWriterLock",
+    "threading.Lock",
+    "threading.RLock",
+]
+PLOT_FILES = {
+    "ops": "ops.png",
+    "locks": "locks.png",
+    "mixed": "mixed.png",
+    "memory": "memory.png",
+}
+RUN_COMMAND = "python -m benchmarks"
+TIMES = "\u00d7"  # the multiplication sign
+DASH = "\u2013"  # an en dash, for ranges
+NONE = DASH  # a cell with no figure
+
+
+def write_results(results: dict[str, Any], directory: Path) -> tuple[Path, Path]:
+    """Write ``results.json`` and ``results.md`` into ``directory``; return both paths."""
+    directory.mkdir(parents=True, exist_ok=True)
+    json_path = directory / "results.json"
+    json_path.write_text(json.dumps(results, indent=1, allow_nan=False) + "\n", encoding="utf-8")
+    md_path = directory / "results.md"
+    md_path.write_text(markdown(results), encoding="utf-8")
+    return json_path, md_path
+
+
+# ------------------------------------------------------------------------------------------------ formatting
+
+
+def _time(ns: float | None) -> str:
+    if ns is None or (isinstance(ns, float) and math.isnan(ns)):
+        return NONE
+    if ns >= 1e9:
+        return f"{ns / 1e9:.2f} s"
+    if ns >= 1e6:
+        return f"{ns / 1e6:.3g} ms"
+    if ns >= 1e3:
+        return f"{ns / 1e3:.3g} µs"
+    return f"{ns:.0f} ns"
+
+
+def _spread(row: dict[str, Any]) -> str:
+    """The median, and the interquartile range as a ± percentage of it."""
+    median = row["median_ns"]
+    half_iqr = (row["q3_ns"] - row["q1_ns"]) / 2
+    percent = 100 * half_iqr / median if median else 0.0
+    return f"{_time(median)} ±{percent:.0f}%"
+
+
+def _table(header: list[str], rows: Iterable[list[str]], align: list[str] | None = None) -> list[str]:
+    align = align or ["---"] + ["--:"] * (len(header) - 1)
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
+    lines.extend("| " + " | ".join(row) + " |" for row in rows)
+    return [*lines, ""]
+
+
+def _ordered(names: Iterable[str], order: list[str]) -> list[str]:
+    unique = list(dict.fromkeys(names))
+    return sorted(unique, key=lambda name: (order.index(name) if name in order else len(order), name))
+
+
+def _verdict(met: bool | None) -> str:
+    return {True: "**met**", False: "**missed**", None: "not assessed"}[met]
+
+
+def _ratio(value: float | None) -> str:
+    if value is None:
+        return NONE
+    if value >= 100:
+        return f"{value:,.0f}{TIMES}"
+    return f"{value:.2f}{TIMES}"
+
+
+# ------------------------------------------------------------------------------------------------ sections
+
+
+def machine_lines(results: dict[str, Any]) -> list[str]:
+    machine = results["machine"]
+    memory = "" if machine["memory_gb"] is None else f", {machine['memory_gb']:.0f} GB RAM"
+    return [
+        f"- **Machine:** {machine['cpu']}, {machine['cores']} cores{memory} ({machine['platform']})",
+        f"- **Python:** {machine['implementation']} {machine['python']}",
+        f"- **responsestore:** {machine['responsestore']} (commit `{machine['commit']}`)",
+        f"- **Date:** {machine['date']}; mode `{results['settings']['mode']}`, "
+        f"{results['duration_seconds']:.0f} s in all; load average at the start {machine['load_average']}",
+        "",
+    ]
+
+
+def targets_lines(results: dict[str, Any]) -> list[str]:
+    rows = [
+        [
+            target["description"],
+            _ratio(target["value"]),
+            f"{target['comparison']} {target['threshold']:g}{TIMES}",
+            _verdict(target["met"]),
+            target["detail"],
+        ]
+        for target in results["targets"]
+    ]
+    return _table(["Target", "Ratio", "Needed", "Result", "Measured"], rows, ["---", "--:", "--:", ":-:", "---"])
+
+
+def ops_lines(section: dict[str, Any]) -> list[str]:
+    if "skipped" in section or "error" in section:
+        return [f"Not measured: {section.get('skipped') or section.get('error')}", ""]
+    lines: list[str] = []
+    variants = _ordered((row["variant"] for row in section["results"]), VARIANT_ORDER)
+    for size in section["sizes"]:
+        by_key = {(row["op"], row["variant"]): row for row in section["results"] if row["size"] == size}
+        lines.append(f"**{size:,} records** (median per operation, ± half the interquartile range)")
+        lines.append("")
+        rows = []
+        for op in section["ops"]:
+            cells = [_spread(by_key[op, v]) if (op, v) in by_key else NONE for v in variants]
+            rows.append([f"`{op}`", *cells])
+        lines.extend(_table(["Operation", *variants], rows))
+    lines.append("Operations:")
+    lines.append("")
+    lines.extend(f"- `{op}`: {description}" for op, description in section["ops"].items())
+    lines.append("")
+    build = section.get("build_seconds", {})
+    if build:
+        lines.append("Time to build each store up to each size (untimed setup, shown for scale):")
+        lines.append("")
+        sizes = [str(size) for size in section["sizes"]]
+        rows = [[name, *(f"{build[name].get(s, 0):.1f} s" for s in sizes)] for name in build]
+        lines.extend(_table(["Store", *(f"to {int(s):,}" for s in sizes)], rows))
+    return lines
+
+
+def locks_lines(section: dict[str, Any]) -> list[str]:
+    if "skipped" in section and not section.get("results"):
+        return [f"Not measured: {section['skipped']}", ""]
+    by_key = {(row["lock"], row["mode"], row["form"]): row for row in section["results"]}
+    locks = _ordered((row["lock"] for row in section["results"]), LOCK_ORDER)
+    columns = [("read", "methods"), ("read", "with"), ("write", "methods"), ("write", "with")]
+    rows = [
+        [f"`{lock}`", *(_spread(by_key[lock, m, f]) if (lock, m, f) in by_key else NONE for m, f in columns)]
+        for lock in locks
+    ]
+    lines = _table(["Lock", "read: methods", "read: with", "write: methods", "write: with"], rows)
+    lines.extend(f"- *{form}*: {text}" for form, text in section["forms"].items())
+    lines.extend(f"- skipped: {reason}" for reason in section.get("skipped", []))
+    return [*lines, ""]
+
+
+def mixed_lines(section: dict[str, Any]) -> list[str]:
+    if "results" not in section:
+        return [f"Not measured: {section.get('skipped') or section.get('error')}", ""]
+    variants = _ordered((row["variant"] for row in section["results"]), VARIANT_ORDER)
+    by_key = {(row["variant"], row["threads"]): row for row in section["results"]}
+    lines = [
+        f"{section['operations_per_run']:,} operations per run split across the threads, "
+        f"{section['prefill']:,} prefilled responses. Throughput: median operations per second (min to max over "
+        "runs); p99: 99th-percentile latency of one operation.",
+        "",
+    ]
+    rows = []
+    for threads in section["threads"]:
+        cells = []
+        for variant in variants:
+            row = by_key.get((variant, threads))
+            cells.append(
+                NONE
+                if row is None
+                else f"{row['throughput_median']:,.0f} ({row['throughput_min']:,.0f}{DASH}{row['throughput_max']:,.0f})"
+            )
+        rows.append([str(threads), *cells])
+    lines.extend(_table(["Threads", *(f"{v} ops/s" for v in variants)], rows))
+    rows = []
+    for threads in section["threads"]:
+        cells = []
+        for variant in variants:
+            row = by_key.get((variant, threads))
+            cells.append(NONE if row is None else f"{row['p99_us']:,.0f} µs (get {row['get_p99_us']:,.1f} µs)")
+        rows.append([str(threads), *cells])
+    lines.extend(_table(["Threads", *(f"{v} p99" for v in variants)], rows))
+    lines.extend(f"- {note}" for note in section.get("notes", []))
+    return [*lines, ""]
+
+
+def memory_lines(section: dict[str, Any]) -> list[str]:
+    if "results" not in section:
+        return [f"Not measured: {section.get('skipped') or section.get('error')}", ""]
+    rows = [
+        [
+            row["representation"],
+            row["description"],
+            f"{row['tracemalloc_bytes_per_record']:,.0f} B",
+            f"{row['rss_bytes_per_record']:,.0f} B",
+        ]
+        for row in section["results"]
+    ]
+    lines = _table(
+        ["Representation", "What is stored", "tracemalloc", "RSS"],
+        rows,
+        ["---", "---", "--:", "--:"],
+    )
+    lines.append(
+        f"tracemalloc over {section['records_tracemalloc']:,} records, RSS over {section['records_rss']:,}, "
+        "each in a fresh interpreter."
+    )
+    return [*lines, ""]
+
+
+def sqlite_lines(section: dict[str, Any]) -> list[str]:
+    if "results" not in section:
+        return [f"Not measured: {section.get('skipped') or section.get('error')}", ""]
+    rows = [[row["variant"], _spread(row)] for row in section["results"]]
+    lines = _table(["Variant", "create + complete"], rows)
+    lines.append(f"Raw statements run with {', '.join(section['pragmas'])}.")
+    return [*lines, ""]
+
+
+SECTIONS = [
+    ("ops", "Single-operation cost", ops_lines),
+    ("locks", "Uncontended lock acquire + release", locks_lines),
+    ("mixed", "Mixed workload: 90 % get, 5 % create, 5 % complete", mixed_lines),
+    ("memory", "Memory per stored record", memory_lines),
+    ("sqlite", "SQLite backend", sqlite_lines),
+]
+
+
+def sections(results: dict[str, Any], *, images: dict[str, str] | None = None, level: int = 2) -> list[str]:
+    """The targets, then one section per workload (with ``images`` by section), at heading ``level``."""
+    heading = "#" * level
+    lines = [f"{heading} Targets", "", *targets_lines(results)]
+    for key, title, render in SECTIONS:
+        if key not in results["workloads"]:
+            continue
+        lines.extend([f"{heading} {title}", ""])
+        section = results["workloads"][key]
+        if "error" in section:
+            lines.extend([f"Failed: `{section['error']}`", ""])
+            continue
+        lines.extend(render(section))
+        if images and key in images:
+            lines.extend([f"![{title}]({images[key]})", ""])
+    return lines
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The results as Markdown: machine, targets, then one section per workload."""
+    lines = ["# Benchmark results", "", *machine_lines(results), *sections(results)]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+# ------------------------------------------------------------------------------------------------ plots
+
+
+def plots(results: dict[str, Any], directory: Path) -> dict[str, Path]:
+    """Draw one PNG per workload that has results into ``directory``; return the paths by section."""
+    import matplotlib  # noqa: PLC0415 - a benchmark-only dependency, needed only for plots
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    directory.mkdir(parents=True, exist_ok=True)
+    workloads = results["workloads"]
+    written: dict[str, Path] = {}
+    plt.rcParams.update({"font.size": 8, "axes.titlesize": 9, "figure.dpi": 110})
+    title_suffix = f" — {results['machine']['cpu']}, Python {results['machine']['python'].split()[0]}"
+
+    ops = workloads.get("ops", {})
+    if ops.get("results"):
+        names = list(ops["ops"])
+        columns = 4
+        rows_count = math.ceil(len(names) / columns)
+        fig, axes = plt.subplots(rows_count, columns, figsize=(13, 3.2 * rows_count), squeeze=False)
+        variants = _ordered((row["variant"] for row in ops["results"]), VARIANT_ORDER)
+        for ax, op in zip(axes.flat, names, strict=False):
+            for variant in variants:
+                rows = sorted(
+                    (r for r in ops["results"] if r["op"] == op and r["variant"] == variant), key=lambda r: r["size"]
+                )
+                if not rows:
+                    continue
+                sizes = [r["size"] for r in rows]
+                medians = [r["median_ns"] / 1e3 for r in rows]
+                errors = [
+                    [max(0.0, (r["median_ns"] - r["q1_ns"]) / 1e3) for r in rows],
+                    [max(0.0, (r["q3_ns"] - r["median_ns"]) / 1e3) for r in rows],
+                ]
+                ax.errorbar(sizes, medians, yerr=errors, marker="o", markersize=3, capsize=2, label=variant)
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_title(op)
+            ax.set_xlabel("records in the store")
+            ax.set_ylabel("µs per operation")
+            ax.grid(visible=True, which="major", alpha=0.3)
+        for ax in list(axes.flat)[len(names) :]:
+            ax.axis("off")
+        axes.flat[0].legend(fontsize=7)
+        fig.suptitle("Single-operation cost (median, IQR bars)" + title_suffix)
+        fig.tight_layout()
+        written["ops"] = _save(fig, directory / PLOT_FILES["ops"], plt)
+
+    locks = workloads.get("locks", {})
+    if locks.get("results"):
+        fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), sharex=True)
+        lock_names = _ordered((row["lock"] for row in locks["results"]), LOCK_ORDER)
+        for ax, mode in zip(axes, ("read", "write"), strict=True):
+            by_key = {(r["lock"], r["form"]): r for r in locks["results"] if r["mode"] == mode}
+            height = 0.38
+            for offset, form in ((-height / 2, "methods"), (height / 2, "with")):
+                values = [by_key[lock, form]["median_ns"] if (lock, form) in by_key else 0 for lock in lock_names]
+                ax.barh([i + offset for i in range(len(lock_names))], values, height=height, label=form)
+            ax.set_yticks(range(len(lock_names)), lock_names)
+            ax.invert_yaxis()
+            ax.set_title(f"{mode}: acquire + release, uncontended")
+            ax.set_xlabel("ns (median)")
+            ax.grid(visible=True, axis="x", alpha=0.3)
+        axes[0].legend()
+        fig.suptitle("Lock cost" + title_suffix)
+        fig.tight_layout()
+        written["locks"] = _save(fig, directory / PLOT_FILES["locks"], plt)
+
+    mixed = workloads.get("mixed", {})
+    if mixed.get("results"):
+        fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+        variants = _ordered((row["variant"] for row in mixed["results"]), VARIANT_ORDER)
+        for variant in variants:
+            rows = sorted((r for r in mixed["results"] if r["variant"] == variant), key=lambda r: r["threads"])
+            threads = [r["threads"] for r in rows]
+            axes[0].plot(threads, [r["throughput_median"] for r in rows], marker="o", markersize=3, label=variant)
+            axes[1].plot(threads, [r["p99_us"] for r in rows], marker="o", markersize=3, label=variant)
+        for ax in axes:
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(mixed["threads"], [str(t) for t in mixed["threads"]])
+            ax.set_xlabel("threads")
+            ax.grid(visible=True, alpha=0.3)
+        axes[0].set_yscale("log")
+        axes[0].set_ylabel("operations per second")
+        axes[0].set_title("throughput (median of runs)")
+        axes[1].set_yscale("log")
+        axes[1].set_ylabel("µs")
+        axes[1].set_title("p99 latency of one operation")
+        axes[0].legend(fontsize=7)
+        fig.suptitle("Mixed workload: 90 % get, 5 % create, 5 % complete" + title_suffix)
+        fig.tight_layout()
+        written["mixed"] = _save(fig, directory / PLOT_FILES["mixed"], plt)
+
+    memory = workloads.get("memory", {})
+    if memory.get("results"):
+        fig, ax = plt.subplots(figsize=(7, 3))
+        rows = memory["results"]
+        labels = [r["representation"] for r in rows]
+        height = 0.38
+        ax.barh(
+            [i - height / 2 for i in range(len(rows))],
+            [r["tracemalloc_bytes_per_record"] for r in rows],
+            height=height,
+            label="tracemalloc",
+        )
+        ax.barh(
+            [i + height / 2 for i in range(len(rows))],
+            [r["rss_bytes_per_record"] for r in rows],
+            height=height,
+            label="RSS",
+        )
+        ax.set_yticks(range(len(rows)), labels)
+        ax.invert_yaxis()
+        ax.set_xlabel("bytes per stored small response")
+        ax.grid(visible=True, axis="x", alpha=0.3)
+        ax.legend()
+        ax.set_title("Memory per stored record")
+        fig.tight_layout()
+        written["memory"] = _save(fig, directory / PLOT_FILES["memory"], plt)
+    return written
+
+
+def _save(fig: Any, path: Path, plt: Any) -> Path:
+    fig.savefig(path, dpi=110, metadata={"Software": None})
+    plt.close(fig)
+    return path
+
+
+# ------------------------------------------------------------------------------------------------ docs page
+
+_INTRO = """\
+(benchmarks)=
+# Benchmarks
+
+How fast responsestore is, next to the designs it replaces, measured in one run of the benchmark suite on the
+machine named below. Reproduce it from a checkout:
+
+```sh
+python3 -m venv .venv && .venv/bin/pip install -q '.[benchmarks]'
+.venv/bin/python -m benchmarks                 # full mode: minutes; results in benchmarks/results/
+.venv/bin/python -m benchmarks --write-docs    # regenerate this page and its plots from those results
+.venv/bin/python -m benchmarks --quick         # seconds: smaller sizes, fewer samples, no plots
+```
+
+The baselines live in `benchmarks/baselines.py` and are measured in the same run:
+
+- **seed-port**: a straight port of a simple Rust store: a dict of small mutable records under one
+  `threading.Lock`, whose `list()` sorts every record on each call.
+- **server-dict**: what vLLM and SGLang do: an unbounded dict of plain JSON dicts under one lock, no index.
+  Its `list` sorts the values with a C-level key (faster here than a heap selection: the dict holds records
+  in creation order, and timsort sorts ordered input in linear time).
+- **rwlock-fair-dict** and **fasteners-dict**: the same dict guarded by `readerwriterlock`'s `RWLockFair` and by
+  `fasteners.ReaderWriterLock`, each used its cheapest correct way.
+- **bare-dict**: the floor, the same dict with no lock at all (not thread-safe).
+
+The baselines validate nothing, copy nothing they return, and never expire or evict; responsestore validates and
+freezes every argument, returns immutable records and fresh copies of items, and keeps an ordering index.
+Method: each figure is the median of several timed loops of many calls (`time.perf_counter_ns`), the spread is
+the interquartile range, variants take their samples in turn, and the garbage collector is disabled during timed
+loops only. `benchmarks/README.md` explains each figure.
+"""
+
+
+def write_docs_page(results: dict[str, Any], page: Path, images: dict[str, Path]) -> Path:
+    """Write the documentation page for ``results`` to ``page``, linking ``images`` relative to it."""
+    relative = {key: path.resolve().relative_to(page.parent.resolve()).as_posix() for key, path in images.items()}
+    lines = [_INTRO, "## The run", ""]
+    mode = results["settings"]["mode"]
+    if mode != "full":
+        lines.extend([f"These figures come from a `{mode}` run (smaller sizes, fewer samples).", ""])
+    lines.extend([*machine_lines(results), *sections(results, images=relative, level=2)])
+    page.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
+    return page

@@ -1,0 +1,209 @@
+"""The targets of issue 6, checked as ratios of figures measured in the same run.
+
+Each target is met (``True``), missed (``False``) or not assessed (``None``, with the reason: a workload was
+skipped or a dependency is missing). Where a target holds "at every size", the ratio reported is the worst one
+over the measured sizes, and ``at`` names that size.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["evaluate"]
+
+_COMPARE: dict[str, Callable[[float, float], bool]] = {"<=": operator.le, ">=": operator.ge}
+LIST_SIZE = 1_000_000  # the size the list targets are defined at
+MIXED_THREADS = 8
+
+
+class _Missing(Exception):
+    pass
+
+
+def _op(results: dict[str, Any], op: str, variant: str, size: int) -> float:
+    for row in results.get("ops", {}).get("results", []):
+        if row["op"] == op and row["variant"] == variant and row["size"] == size:
+            median: float = row["median_ns"]
+            return median
+    raise _Missing(f"no {op} result for {variant} at {size:,}")
+
+
+def _lock(results: dict[str, Any], lock: str, mode: str, form: str = "methods") -> float:
+    for row in results.get("locks", {}).get("results", []):
+        if row["lock"] == lock and row["mode"] == mode and row["form"] == form:
+            median: float = row["median_ns"]
+            return median
+    raise _Missing(f"no {mode} result for {lock}")
+
+
+def _target(
+    name: str,
+    description: str,
+    comparison: str,
+    threshold: float,
+    compute: Callable[[], tuple[float, str, str | None]],
+) -> dict[str, Any]:
+    """``compute`` returns (ratio, detail, where it was assessed)."""
+    try:
+        value, detail, at = compute()
+    except _Missing as missing:
+        return {
+            "name": name,
+            "description": description,
+            "comparison": comparison,
+            "threshold": threshold,
+            "value": None,
+            "met": None,
+            "detail": f"not assessed: {missing}",
+            "at": None,
+        }
+    return {
+        "name": name,
+        "description": description,
+        "comparison": comparison,
+        "threshold": threshold,
+        "value": value,
+        "met": _COMPARE[comparison](value, threshold),
+        "detail": detail,
+        "at": at,
+    }
+
+
+def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every target, computed from the workloads' results (``results["ops"]``, ``results["locks"]``, ...)."""
+    ops = results.get("ops", {})
+    sizes: list[int] = sorted(ops.get("sizes", []))
+    largest = sizes[-1] if sizes else 0
+    smallest = sizes[0] if sizes else 0
+    list_note = "" if largest == LIST_SIZE else f" (measured at {largest:,}; the target is set at {LIST_SIZE:,})"
+
+    def list_speedup() -> tuple[float, str, str | None]:
+        ours = _op(results, "list_first_page", "responsestore", largest)
+        seed = _op(results, "list_first_page", "seed-port", largest)
+        detail = f"seed-port {seed / 1e3:,.1f} µs / responsestore {ours / 1e3:,.1f} µs{list_note}"
+        return seed / ours, detail, f"{largest:,}"
+
+    def list_flat() -> tuple[float, str, str | None]:
+        big = _op(results, "list_first_page", "responsestore", largest)
+        small = _op(results, "list_first_page", "responsestore", smallest)
+        detail = f"{big / 1e3:,.1f} µs at {largest:,} / {small / 1e3:,.1f} µs at {smallest:,}{list_note}"
+        return big / small, detail, f"{largest:,}"
+
+    def get_worst(other: str, *, ours_over_other: bool) -> Callable[[], tuple[float, str, str | None]]:
+        def compute() -> tuple[float, str, str | None]:
+            if not sizes:
+                raise _Missing("no ops results")
+            ratios = []
+            for size in sizes:
+                ours = _op(results, "get", "responsestore", size)
+                theirs = _op(results, "get", other, size)
+                ratios.append((ours / theirs if ours_over_other else theirs / ours, size, ours, theirs))
+            worst = max(ratios) if ours_over_other else min(ratios)
+            ratio, size, ours, theirs = worst
+            every = ", ".join(f"{r:.2f} at {s:,}" for r, s, _, _ in ratios)
+            detail = f"responsestore {ours:.0f} ns vs {other} {theirs:.0f} ns at {size:,} (worst); all: {every}"
+            return ratio, detail, f"{size:,}"
+
+        return compute
+
+    def lock_ratio(other: str) -> Callable[[], tuple[float, str, str | None]]:
+        def compute() -> tuple[float, str, str | None]:
+            ours = _lock(results, "responsestore.RWLock", "read")
+            theirs = _lock(results, other, "read")
+            return ours / theirs, f"RWLock {ours:.0f} ns / {other} {theirs:.0f} ns (acquire+release methods)", None
+
+        return compute
+
+    def memory() -> tuple[float, str, str | None]:
+        rows = {row["representation"]: row for row in results.get("memory", {}).get("results", [])}
+        if "responsestore" not in rows or "plain-json-dict" not in rows:
+            raise _Missing("no memory results")
+        ours, plain = rows["responsestore"], rows["plain-json-dict"]
+        traced = ours["tracemalloc_bytes_per_record"] / plain["tracemalloc_bytes_per_record"]
+        rss = ours["rss_bytes_per_record"] / plain["rss_bytes_per_record"]
+        detail = (
+            f"tracemalloc {ours['tracemalloc_bytes_per_record']:,.0f} B / "
+            f"{plain['tracemalloc_bytes_per_record']:,.0f} B; "
+            f"RSS {ours['rss_bytes_per_record']:,.0f} B / {plain['rss_bytes_per_record']:,.0f} B = {rss:.2f}"
+        )
+        return traced, detail, None
+
+    def mixed() -> tuple[float, str, str | None]:
+        rows = {
+            row["threads"]: row
+            for row in results.get("mixed", {}).get("results", [])
+            if row["variant"] == "responsestore"
+        }
+        if 1 not in rows or len(rows) < 2:
+            raise _Missing("no mixed results at 1 and more threads")
+        threads = MIXED_THREADS if MIXED_THREADS in rows else max(rows)
+        many, one = rows[threads]["throughput_median"], rows[1]["throughput_median"]
+        note = "" if threads == MIXED_THREADS else f" (measured at {threads}; the target is set at {MIXED_THREADS})"
+        return many / one, f"{many:,.0f} ops/s at {threads} threads / {one:,.0f} ops/s at 1{note}", f"{threads}"
+
+    def sqlite() -> tuple[float, str, str | None]:
+        section = results.get("sqlite", {})
+        if "skipped" in section:
+            raise _Missing(section["skipped"])
+        rows = {row["variant"]: row["median_ns"] for row in section.get("results", [])}
+        if "responsestore-sqlite" not in rows or "raw-sqlite3" not in rows:
+            raise _Missing("no sqlite results")
+        ours, raw = rows["responsestore-sqlite"], rows["raw-sqlite3"]
+        return ours / raw, f"{ours / 1e3:,.1f} µs / raw {raw / 1e3:,.1f} µs per create+complete", None
+
+    return [
+        _target(
+            "list-vs-seed-port",
+            "list first page at 10^6 records ≥ 1000x faster than seed-port",
+            ">=",
+            1000,
+            list_speedup,
+        ),
+        _target("list-flat", "list first page at 10^6 ≤ 2x its own time at 10^3", "<=", 2, list_flat),
+        _target(
+            "get-vs-bare-dict",
+            "get ≤ 5x a bare dict lookup (every size)",
+            "<=",
+            5,
+            get_worst("bare-dict", ours_over_other=True),
+        ),
+        _target(
+            "get-vs-seed-port",
+            "get no slower than seed-port's locked get (every size)",
+            "<=",
+            1,
+            get_worst("seed-port", ours_over_other=True),
+        ),
+        _target(
+            "get-vs-rwlock-dict",
+            "get ≥ 5x faster than the readerwriterlock-guarded dict (every size)",
+            ">=",
+            5,
+            get_worst("rwlock-fair-dict", ours_over_other=False),
+        ),
+        _target(
+            "rwlock-vs-readerwriterlock",
+            "RWLock read acquire+release ≤ 0.5x readerwriterlock's",
+            "<=",
+            0.5,
+            lock_ratio("readerwriterlock.RWLockFair"),
+        ),
+        _target(
+            "rwlock-vs-fasteners",
+            "RWLock read acquire+release ≤ 0.3x fasteners'",
+            "<=",
+            0.3,
+            lock_ratio("fasteners.ReaderWriterLock"),
+        ),
+        _target(
+            "memory-vs-plain-dict",
+            "memory per small record, index included, ≤ 0.8x the plain JSON dict (tracemalloc)",
+            "<=",
+            0.8,
+            memory,
+        ),
+        _target("mixed-8-threads", "8-thread mixed throughput ≥ 0.8x single-thread", ">=", 0.8, mixed),
+        _target("sqlite-vs-raw", "SQLite create+complete ≤ 1.5x the raw sqlite3 statements", "<=", 1.5, sqlite),
+    ]
