@@ -1,0 +1,111 @@
+"""Sphinx configuration: MyST markdown pages plus autodoc of the package's docstrings.
+
+Build with ``python -m sphinx -W --keep-going -q -b html docs docs/_build/html`` (warnings are errors).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+# Document the sources of this checkout, whatever copy of the package is installed.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import responsestore
+
+project = "responsestore"
+author = "responsestore developers"
+copyright = "responsestore developers"
+release = responsestore.__version__
+version = ".".join(release.split(".")[:2])
+
+extensions = [
+    "myst_parser",
+    "sphinx.ext.autodoc",
+    "sphinx.ext.napoleon",
+    "sphinx.ext.viewcode",
+]
+
+root_doc = "index"
+source_suffix = {".md": "markdown"}
+exclude_patterns = ["_build", "examples", "Thumbs.db", ".DS_Store"]
+
+# No network during builds: no intersphinx, no remote images.
+nitpicky = False
+
+myst_heading_anchors = 3
+
+autodoc_member_order = "bysource"
+autodoc_preserve_defaults = True
+autodoc_typehints = "signature"
+autodoc_class_signature = "mixed"
+napoleon_google_docstring = True
+napoleon_numpy_docstring = False
+napoleon_use_rtype = False
+
+html_theme = "alabaster"
+html_title = f"responsestore {release}"
+html_theme_options = {
+    "description": "A thread-safe store of OpenAI Responses API objects.",
+    "fixed_sidebar": True,
+}
+html_show_sourcelink = False
+
+
+# ---------------------------------------------------------------------------------------------- docstring tweaks
+
+_RAISES = re.compile(r"^(\s*)Raises:\s*$")
+_ATTRS_DEFAULT = re.compile(r"attr_dict\['(\w+)'\]\.default")
+
+
+def _split_raises_lists(  # noqa: PLR0917 - the signature of Sphinx's event
+    app: Any, what: str, name: str, obj: Any, options: Any, lines: list[str]
+) -> None:
+    """Turn a one-line ``Raises:`` list (``A, B (when), C.``) into one napoleon entry per exception.
+
+    Some docstrings list the exceptions of a method on one line; napoleon would render that line as a single,
+    garbled entry.
+    """
+    for i, line in enumerate(lines[:-1]):
+        if _RAISES.match(line) is None:
+            continue
+        entry = lines[i + 1]
+        if "," not in entry or ":" in entry:
+            continue
+        if i + 2 < len(lines) and lines[i + 2].strip():
+            continue  # a multi-line entry: leave it alone
+        indent = entry[: len(entry) - len(entry.lstrip())]
+        replacement = []
+        for part in entry.strip().rstrip(".").split(","):
+            exc, _, note = part.strip().partition(" ")
+            note = note.strip().removeprefix("(").removesuffix(")") or _summary(exc)
+            replacement.append(f"{indent}{exc}: {note}" if note else f"{indent}{exc}")
+        lines[i + 1 : i + 2] = replacement
+        return
+
+
+def _summary(name: str) -> str:
+    """The first line of the docstring of the exception ``responsestore.<name>``, or ``""``."""
+    doc = getattr(getattr(responsestore, name, None), "__doc__", None) or ""
+    summary = doc.strip().split("\n", 1)[0].rstrip(".")
+    return summary[:1].lower() + summary[1:]
+
+
+def _attrs_defaults(  # noqa: PLR0917 - the signature of Sphinx's event
+    app: Any, what: str, name: str, obj: Any, options: Any, signature: str | None, return_annotation: str | None
+) -> tuple[str | None, str | None] | None:
+    """Show the real defaults of attrs-generated ``__init__`` methods, not ``attr_dict['x'].default``."""
+    if signature is None or not attrs.has(obj):
+        return None
+    fields = attrs.fields_dict(obj)
+    return _ATTRS_DEFAULT.sub(lambda m: repr(fields[m.group(1)].default), signature), return_annotation
+
+
+def setup(app: Any) -> None:
+    # Before napoleon (priority 500) turns the Google sections into reST.
+    app.connect("autodoc-process-docstring", _split_raises_lists, priority=400)
+    app.connect("autodoc-process-signature", _attrs_defaults)
