@@ -19,6 +19,8 @@ from ._retention import StoreStats, Sweeper
 from ._rwlock import RWLock
 from .errors import (
     ChainError,
+    EventLogClosed,
+    EventLogFull,
     InvalidArgument,
     InvalidTransition,
     LockError,
@@ -27,6 +29,7 @@ from .errors import (
     ResponseStoreError,
     StoreFull,
     VersionConflict,
+    WaitTimeout,
 )
 
 try:
@@ -37,6 +40,8 @@ except PackageNotFoundError:  # pragma: no cover - only when imported from a sou
 __all__ = [
     "BaseStore",
     "ChainError",
+    "EventLogClosed",
+    "EventLogFull",
     "FrozenDict",
     "InvalidArgument",
     "InvalidTransition",
@@ -53,5 +58,6 @@ __all__ = [
     "StoreStats",
     "Sweeper",
     "VersionConflict",
+    "WaitTimeout",
     "__version__",
 ]

@@ -103,9 +103,10 @@ def _demo(workers: int, turns: int, out: list[str]) -> bool:  # noqa: PLR0915 - 
     for thread in threads:
         thread.join(timeout=60)
 
-    last = last_response[conversations[0]]
-    page = store.input_items(last, limit=5)
-    say(f"[client] input items of {last}: {[item['content'][0]['text'] for item in page.data]}")
+    last = last_response.get(conversations[0])
+    if last is not None:
+        page = store.input_items(last, limit=5)
+        say(f"[client] input items of {last}: {[item['content'][0]['text'] for item in page.data]}")
     listed = 0
     cursor = None
     while True:
@@ -119,7 +120,7 @@ def _demo(workers: int, turns: int, out: list[str]) -> bool:  # noqa: PLR0915 - 
         "no worker errors": not errors,
         "background response is cancelled": final.status is ResponseStatus.CANCELLED,
         "every response listed once": listed == len(store) == workers * turns + 1,
-        "chains are complete": all(_turns(store, last_response[c]) == turns for c in conversations),
+        "chains are complete": all(_turns(store, last_response.get(c)) == turns for c in conversations),
     }
     for exc in errors:
         say(f"[error] {type(exc).__name__}: {exc}")

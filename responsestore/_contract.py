@@ -16,15 +16,25 @@ import abc
 import builtins
 import datetime
 import math
+import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from typing import Any
 
 from . import _lifecycle
+from ._events import (
+    DEFAULT_MAX_EVENT_BYTES,
+    DEFAULT_MAX_EVENTS,
+    EventLimits,
+    Waiters,
+    check_starting_after,
+    prepare_event,
+    stamp,
+)
 from ._ids import check_id, new_response_id
 from ._items import normalize_input, normalize_items
-from ._json import thaw
+from ._json import FrozenDict, thaw
 from ._paging import Page, PageQuery, make_record_filter, paginate, scan_sequence
 from ._records import (
     ResponseRecord,
@@ -38,7 +48,17 @@ from ._records import (
     check_usage,
 )
 from ._retention import DEFAULT_MAX_RECORDS, DEFAULT_TTL, SWEEP_BATCH, USE_STORE_TTL, Retention, StoreStats
-from .errors import ChainError, InvalidArgument, ResponseExists, ResponseNotFound, StoreFull
+from ._timeouts import check_timeout
+from .errors import (
+    ChainError,
+    EventLogClosed,
+    EventLogFull,
+    InvalidArgument,
+    ResponseExists,
+    ResponseNotFound,
+    StoreFull,
+    WaitTimeout,
+)
 
 __all__ = ["DEFAULT_MAX_CHAIN_DEPTH", "BaseStore", "check_owner"]
 
@@ -72,6 +92,8 @@ class BaseStore(abc.ABC):
         max_records: int | None = DEFAULT_MAX_RECORDS,
         clock: Clock = time.time,
         max_chain_depth: int = DEFAULT_MAX_CHAIN_DEPTH,
+        max_events: int = DEFAULT_MAX_EVENTS,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     ) -> None:
         if not callable(clock):
             raise InvalidArgument(f"clock must be callable, not {type(clock).__name__}")
@@ -82,6 +104,10 @@ class BaseStore(abc.ABC):
         self._clock = clock
         self.max_chain_depth = max_chain_depth
         self.retention = Retention.from_arguments(ttl, max_records)
+        self.event_limits = EventLimits.from_arguments(max_events, max_event_bytes)
+        self._waiters = Waiters()
+        #: Seconds between re-checks while waiting; ``None`` when every write wakes waiters (one process).
+        self._poll_interval: float | None = None
 
     # ------------------------------------------------------------------ storage primitives (backends)
 
@@ -132,10 +158,11 @@ class BaseStore(abc.ABC):
         """Remove up to ``limit`` (``None``: all) expired records; return how many (inside ``_writing``)."""
 
     @abc.abstractmethod
-    def _evict_one(self) -> ResponseRecord | None:
+    def _evict_one(self, protected: Collection[tuple[str | None, str]]) -> ResponseRecord | None:
         """Remove the least recently used finished record and return it, or ``None`` if there is none.
 
-        Inside ``_writing``; expired records have been swept.
+        Records whose ``(owner, id)`` is in ``protected`` are never chosen. Inside ``_writing``; expired records
+        have been swept.
         """
 
     @abc.abstractmethod
@@ -150,6 +177,18 @@ class BaseStore(abc.ABC):
         """
 
     @abc.abstractmethod
+    def _event_log_size(self, record: ResponseRecord) -> tuple[int, int]:
+        """How many events ``record``'s log holds and their total size in bytes (inside a transaction)."""
+
+    @abc.abstractmethod
+    def _append_event(self, record: ResponseRecord, event: FrozenDict, size: int) -> None:
+        """Append a stamped event of ``size`` bytes to ``record``'s log (inside ``_writing``)."""
+
+    @abc.abstractmethod
+    def _read_events(self, record: ResponseRecord, after: int) -> tuple[FrozenDict, ...]:
+        """The events of ``record``'s log with a sequence number above ``after`` (inside a transaction)."""
+
+    @abc.abstractmethod
     def _count(self) -> int:
         """How many visible (stored, not expired) records the store holds, across all owners."""
 
@@ -158,7 +197,14 @@ class BaseStore(abc.ABC):
         """Assert every internal invariant (for tests; call it while no other thread uses the store)."""
 
     def _now(self) -> float:
+        """The store clock's reading, checked: every read and write refuses a broken clock the same way.
+
+        Raises:
+            InvalidArgument: the clock returned something other than a finite number.
+        """
         now = self._clock()
+        if now.__class__ is float and now - now == 0.0:  # the common case: a finite float (nan/inf fail this)
+            return now
         if isinstance(now, bool) or not isinstance(now, (int, float)) or not math.isfinite(now):
             raise InvalidArgument(f"the store's clock returned {now!r}, not a finite number")
         return float(now)
@@ -236,7 +282,8 @@ class BaseStore(abc.ABC):
                 ancestors, _ = self._walk_chain(owner, previous)
             if max_records is not None and self._count() >= max_records:
                 self._sweep(None)
-                if self._count() >= max_records and not self._has_finished():
+                # The chain being continued is finished but must survive: it does not count as evictable.
+                if self._count() >= max_records and self._finished_count() <= len(ancestors):
                     raise StoreFull(record_id, max_records)
             record = ResponseRecord(
                 id=record_id,
@@ -251,14 +298,15 @@ class BaseStore(abc.ABC):
             if ancestors:
                 self._refresh(reversed(ancestors), now)
             if max_records is not None:
-                while self._count() >= max_records and self._evict_one() is not None:
+                protected = {(owner, ancestor.id) for ancestor in ancestors}
+                while self._count() >= max_records and self._evict_one(protected) is not None:
                     pass
             self._insert(record, record_ttl)
         return record
 
-    def _has_finished(self) -> bool:
+    def _finished_count(self) -> int:
         by_status = self._stats().by_status
-        return any(by_status[status.value] for status in ResponseStatus if status.is_terminal)
+        return sum(by_status[status.value] for status in ResponseStatus if status.is_terminal)
 
     def _check_previous(self, owner: str | None, record_id: str, previous_id: str) -> ResponseRecord:
         previous = self._fetch(owner, previous_id)
@@ -340,6 +388,7 @@ class BaseStore(abc.ABC):
                 raise ResponseNotFound(id)
             _lifecycle.check_version(record, expected)
             self._remove(record)
+        self._waiters.wake((owner, id))
         return record
 
     # ------------------------------------------------------------------ the lifecycle
@@ -350,10 +399,12 @@ class BaseStore(abc.ABC):
         id: object,
         expected_version: object,
         apply: Callable[[ResponseRecord, float], ResponseRecord],
+        event: object = None,
     ) -> ResponseRecord:
         checked_owner = check_owner(owner)
         record_id = check_id(id)
         expected = _lifecycle.check_expected_version(expected_version)
+        prepared = None if event is None else prepare_event(event, record_id)
         with self._writing():
             self._sweep(SWEEP_BATCH)
             record = self._fetch(checked_owner, record_id)
@@ -362,16 +413,56 @@ class BaseStore(abc.ABC):
             _lifecycle.check_version(record, expected)
             new = apply(record, self._now())
             if new is not record:
+                if prepared is not None:
+                    # Appended before the new status is stored: whoever sees the new status sees the event too.
+                    self._log_event(record, *prepared)
                 self._replace(record, new)
+        if new is not record:
+            self._waiters.wake((checked_owner, record_id))
         return new
 
-    def start(self, id: str, *, expected_version: int | None = None, owner: str | None = None) -> ResponseRecord:
+    def _log_event(self, record: ResponseRecord, event: FrozenDict, carried: int | None, size: int) -> int:
+        """Check the event against ``record``'s log and append it (inside ``_writing``); return its number."""
+        if record.is_terminal:
+            raise EventLogClosed(record.id, record.status.value)
+        count, used = self._event_log_size(record)
+        if carried is not None and carried != count:
+            raise InvalidArgument(
+                f"event for {record.id!r} carries sequence_number {carried}, but the next one is {count}",
+                id=record.id,
+            )
+        limits = self.event_limits
+        if count >= limits.max_events:
+            raise EventLogFull(
+                f"the event log of {record.id!r} already holds its maximum of {limits.max_events} events",
+                id=record.id,
+            )
+        if used + size > limits.max_bytes:
+            raise EventLogFull(
+                f"an event of {size} bytes would take the event log of {record.id!r} past its maximum of "
+                f"{limits.max_bytes} bytes ({used} used)",
+                id=record.id,
+            )
+        self._append_event(record, stamp(event, count), size)
+        return count
+
+    def start(
+        self,
+        id: str,
+        *,
+        event: Mapping[str, Any] | None = None,
+        expected_version: int | None = None,
+        owner: str | None = None,
+    ) -> ResponseRecord:
         """Move a ``queued`` response to ``in_progress``.
 
+        ``event``, if given, is appended to the response's event log in the same atomic step (as in every
+        transition method).
+
         Raises:
-            ResponseNotFound, InvalidTransition, VersionConflict, InvalidArgument.
+            ResponseNotFound, InvalidTransition, VersionConflict, InvalidArgument, EventLogFull.
         """
-        return self._change(owner, id, expected_version, _lifecycle.start)
+        return self._change(owner, id, expected_version, _lifecycle.start, event)
 
     def complete(
         self,
@@ -379,6 +470,7 @@ class BaseStore(abc.ABC):
         output: Iterable[Mapping[str, Any]] = (),
         *,
         usage: Mapping[str, Any] | None = None,
+        event: Mapping[str, Any] | None = None,
         expected_version: int | None = None,
         owner: str | None = None,
     ) -> ResponseRecord:
@@ -396,6 +488,7 @@ class BaseStore(abc.ABC):
             id,
             expected_version,
             lambda record, now: _lifecycle.complete(record, now, items, frozen_usage),
+            event,
         )
 
     def fail(
@@ -403,6 +496,7 @@ class BaseStore(abc.ABC):
         id: str,
         error: Mapping[str, Any] | str,
         *,
+        event: Mapping[str, Any] | None = None,
         expected_version: int | None = None,
         owner: str | None = None,
     ) -> ResponseRecord:
@@ -414,7 +508,9 @@ class BaseStore(abc.ABC):
         frozen_error = check_error(error)
         if frozen_error is None:
             raise InvalidArgument("fail needs an error, not None", id=id if isinstance(id, str) else None)
-        return self._change(owner, id, expected_version, lambda record, now: _lifecycle.fail(record, now, frozen_error))
+        return self._change(
+            owner, id, expected_version, lambda record, now: _lifecycle.fail(record, now, frozen_error), event
+        )
 
     def mark_incomplete(
         self,
@@ -423,6 +519,7 @@ class BaseStore(abc.ABC):
         *,
         output: Iterable[Mapping[str, Any]] = (),
         usage: Mapping[str, Any] | None = None,
+        event: Mapping[str, Any] | None = None,
         expected_version: int | None = None,
         owner: str | None = None,
     ) -> ResponseRecord:
@@ -443,23 +540,33 @@ class BaseStore(abc.ABC):
             id,
             expected_version,
             lambda record, now: _lifecycle.mark_incomplete(record, now, details, items, frozen_usage),
+            event,
         )
 
-    def cancel(self, id: str, *, expected_version: int | None = None, owner: str | None = None) -> ResponseRecord:
-        """Cancel a background response (OpenAI's rules).
+    def cancel(
+        self,
+        id: str,
+        *,
+        event: Mapping[str, Any] | None = None,
+        expected_version: int | None = None,
+        owner: str | None = None,
+    ) -> ResponseRecord:
+        """Cancel a background response (OpenAI's rules), waking everyone who waits on it.
 
         Only a ``background`` response can be cancelled. Cancelling an already cancelled response returns it
-        unchanged; cancelling one in another final status raises :class:`InvalidTransition`.
+        unchanged (and appends no event); cancelling one in another final status raises
+        :class:`InvalidTransition`.
 
         Raises:
-            ResponseNotFound, InvalidTransition, VersionConflict, InvalidArgument.
+            ResponseNotFound, InvalidTransition, VersionConflict, InvalidArgument, EventLogFull.
         """
-        return self._change(owner, id, expected_version, _lifecycle.cancel)
+        return self._change(owner, id, expected_version, _lifecycle.cancel, event)
 
     def update(
         self,
         id: str,
         *,
+        event: Mapping[str, Any] | None = None,
         expected_version: int | None = None,
         owner: str | None = None,
         **changes: Any,
@@ -476,7 +583,9 @@ class BaseStore(abc.ABC):
             ResponseNotFound, InvalidTransition, VersionConflict, InvalidArgument.
         """
         prepared = _lifecycle.prepare_update(changes)
-        return self._change(owner, id, expected_version, lambda record, now: _lifecycle.update(record, now, prepared))
+        return self._change(
+            owner, id, expected_version, lambda record, now: _lifecycle.update(record, now, prepared), event
+        )
 
     # ------------------------------------------------------------------ lists and chains
 
@@ -572,7 +681,9 @@ class BaseStore(abc.ABC):
             self._touch(chain)
         return tuple(chain)
 
-    def _walk_chain(self, owner: str | None, record: ResponseRecord) -> tuple[builtins.list[ResponseRecord], ChainError | None]:
+    def _walk_chain(
+        self, owner: str | None, record: ResponseRecord
+    ) -> tuple[builtins.list[ResponseRecord], ChainError | None]:
         """Follow ``previous_response_id`` links from ``record``.
 
         Returns the records reached (newest first) and the problem that stopped the walk early, if any.
@@ -616,6 +727,143 @@ class BaseStore(abc.ABC):
             items.extend(thaw(item) for item in record.input)
             items.extend(thaw(item) for item in record.output)
         return tuple(items)
+
+    # ------------------------------------------------------------------ events, waiting and streaming
+
+    def append_event(self, id: str, event: Mapping[str, Any], *, owner: str | None = None) -> int:
+        """Append a stream event to the log of the queued or in-progress response ``id``; return its number.
+
+        The store keeps a frozen copy with ``sequence_number`` set (consecutive from 0 per response); an event
+        that carries a ``sequence_number`` must carry exactly the next one. Wakes every waiter of ``id``.
+
+        Raises:
+            ResponseNotFound: no such response for this owner.
+            EventLogClosed: the response has finished.
+            EventLogFull: the log would exceed ``max_events`` or ``max_event_bytes``.
+            InvalidArgument: the event is not a JSON object, or carries the wrong sequence number.
+        """
+        checked_owner = check_owner(owner)
+        record_id = check_id(id)
+        prepared = prepare_event(event, record_id)
+        with self._writing():
+            record = self._fetch(checked_owner, record_id)
+            if record is None:
+                raise ResponseNotFound(record_id)
+            number = self._log_event(record, *prepared)
+        self._waiters.wake((checked_owner, record_id))
+        return number
+
+    def events(
+        self, id: str, *, starting_after: int | None = None, owner: str | None = None
+    ) -> tuple[dict[str, Any], ...]:
+        """Fresh copies of the events of response ``id`` with a sequence number above ``starting_after``.
+
+        Raises:
+            ResponseNotFound: no such response for this owner.
+            InvalidArgument: ``starting_after`` is not ``None`` or an int >= 0.
+        """
+        check_owner(owner)
+        check_id(id)
+        after = check_starting_after(starting_after)
+        with self._reading():
+            record = self._fetch(owner, id)
+            if record is None:
+                raise ResponseNotFound(id)
+            events = self._read_events(record, after)
+        return tuple(thaw(event) for event in events)
+
+    def wait(self, id: str, *, timeout: float | None = None, owner: str | None = None) -> ResponseRecord:
+        """Block until response ``id`` has finished, and return it. Woken by the write, not by polling.
+
+        Raises:
+            ResponseNotFound: no such response for this owner, or it was deleted while waiting.
+            WaitTimeout: it had not finished after ``timeout`` seconds.
+        """
+        check_owner(owner)
+        check_id(id)
+        limit = check_timeout(timeout)
+        deadline = None if limit is None else time.monotonic() + limit
+        wakeup = threading.Event()
+        key = (owner, id)
+        token = self._waiters.register(key, wakeup.set)
+        try:
+            while True:
+                wakeup.clear()
+                record = self._fetch(owner, id)
+                if record is None:
+                    raise ResponseNotFound(id)
+                if record.is_terminal:
+                    return record
+                self._sleep(wakeup, deadline, f"response {id!r} was still {record.status.value}", id)
+        finally:
+            self._waiters.unregister(key, token)
+
+    def stream(
+        self,
+        id: str,
+        *,
+        starting_after: int | None = None,
+        timeout: float | None = None,
+        owner: str | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Iterate over the events of response ``id`` after ``starting_after``, live.
+
+        Yields the stored events, then blocks for new ones, and ends once the response has finished and its
+        final events have been yielded. ``timeout`` bounds each wait between events. Arguments are checked when
+        this is called; the response is looked up when iteration starts.
+
+        Raises:
+            ResponseNotFound: (while iterating) no such response for this owner, or it was deleted meanwhile.
+            WaitTimeout: (while iterating) no new event and no finish within ``timeout`` seconds.
+            InvalidArgument: (at once) a malformed argument.
+        """
+        check_owner(owner)
+        check_id(id)
+        after = check_starting_after(starting_after)
+        limit = check_timeout(timeout)
+        return self._stream(owner, id, after, limit)
+
+    def _stream(self, owner: str | None, id: str, after: int, limit: float | None) -> Iterator[dict[str, Any]]:
+        wakeup = threading.Event()
+        key = (owner, id)
+        token = self._waiters.register(key, wakeup.set)
+        try:
+            deadline = None if limit is None else time.monotonic() + limit
+            while True:
+                wakeup.clear()
+                record, events = self._events_snapshot(owner, id, after)
+                for event in events:
+                    after = event["sequence_number"]
+                    yield thaw(event)
+                if record.is_terminal:
+                    return
+                if events and limit is not None:
+                    deadline = time.monotonic() + limit
+                self._sleep(wakeup, deadline, f"no new event for response {id!r}", id)
+        finally:
+            self._waiters.unregister(key, token)
+
+    def _events_snapshot(self, owner: str | None, id: str, after: int) -> tuple[ResponseRecord, tuple[FrozenDict, ...]]:
+        """The record and its events above ``after``, read together in one transaction.
+
+        Raises:
+            ResponseNotFound: no such response for this owner.
+        """
+        with self._reading():
+            record = self._fetch(owner, id)
+            if record is None:
+                raise ResponseNotFound(id)
+            return record, self._read_events(record, after)
+
+    def _sleep(self, wakeup: threading.Event, deadline: float | None, what: str, id: str) -> None:
+        """Wait for a wake-up (or the poll interval); raise :class:`WaitTimeout` past ``deadline``."""
+        wait = self._poll_interval
+        if deadline is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise WaitTimeout(f"timed out: {what}", id=id)
+            wait = remaining if wait is None else min(wait, remaining)
+        wakeup.wait(wait)
 
 
 def _record_id(record: ResponseRecord) -> str:

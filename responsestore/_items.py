@@ -82,7 +82,7 @@ def _normalize_item(raw: object, what: str) -> FrozenDict:
 
 def _normalize_message(item: dict[str, Any], what: str) -> None:
     role = item.get("role")
-    if role not in _MESSAGE_ROLES:
+    if not isinstance(role, str) or role not in _MESSAGE_ROLES:
         raise InvalidArgument(f"{what} is a message whose role {role!r} is not one of {sorted(_MESSAGE_ROLES)}")
     content = item.get("content")
     if isinstance(content, str):

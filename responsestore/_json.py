@@ -38,9 +38,17 @@ class FrozenDict(Mapping[str, Any]):
     __slots__ = ("_data", "_hash")
 
     def __init__(self, data: Mapping[str, Any] | None = None) -> None:
-        # Callers inside the package pass already frozen values; use ``freeze`` for anything from outside.
-        self._data: dict[str, Any] = dict(data) if data else {}
+        # Deep-freezes what it is given, so a FrozenDict can never hold a mutable value.
+        self._data: dict[str, Any] = freeze(data, "FrozenDict")._data if data else {}
         self._hash: int | None = None
+
+    @classmethod
+    def _of_frozen(cls, data: dict[str, Any]) -> FrozenDict:
+        """Wrap ``data``, whose values are already frozen JSON, without copying (for the package itself)."""
+        self = cls.__new__(cls)
+        self._data = data
+        self._hash = None
+        return self
 
     def __getitem__(self, key: str) -> Any:
         return self._data[key]
@@ -70,7 +78,7 @@ class FrozenDict(Mapping[str, Any]):
         return f"FrozenDict({self._data!r})"
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (FrozenDict, (self._data,))
+        return (FrozenDict, (thaw(self),))
 
 
 def freeze(value: object, what: str = "value", _depth: int = 0) -> Any:
@@ -100,7 +108,7 @@ def freeze(value: object, what: str = "value", _depth: int = 0) -> Any:
             if not isinstance(key, str):
                 raise InvalidArgument(f"{what} has a non-string key {key!r}")
             frozen[key] = freeze(item, f"{what}[{key!r}]", _depth + 1)
-        return FrozenDict(frozen)
+        return FrozenDict._of_frozen(frozen)
     if isinstance(value, (list, tuple)):
         return tuple(freeze(item, f"{what}[{i}]", _depth + 1) for i, item in enumerate(value))
     raise InvalidArgument(f"{what} must be JSON, not {type(value).__name__}")

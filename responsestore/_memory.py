@@ -23,13 +23,14 @@ import heapq
 import itertools
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any
 
 from sortedcontainers import SortedList
 
 from ._contract import DEFAULT_MAX_CHAIN_DEPTH, BaseStore, Clock
+from ._events import DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_EVENTS
 from ._json import FrozenDict
 from ._paging import unknown_cursor
 from ._records import ResponseRecord, ResponseStatus
@@ -50,15 +51,18 @@ _COMPACT_SLACK = 1024
 class _Entry:
     """One stored record and its bookkeeping (mutable; only the store touches it)."""
 
-    __slots__ = ("expires_at", "live", "order", "record", "tick", "ttl")
+    __slots__ = ("event_bytes", "events", "expires_at", "heap_expiry", "live", "order", "record", "tick", "ttl")
 
     def __init__(self, record: ResponseRecord, order: _OrderKey, ttl: float | None, tick: int) -> None:
         self.record = record
         self.order = order
         self.ttl = ttl
         self.expires_at = None if ttl is None else record.created_at + ttl
+        self.heap_expiry = self.expires_at  # the time of this entry's one current item in the expiry heap
         self.tick = tick
         self.live = True
+        self.events: list[FrozenDict] | None = None  # created by the first event
+        self.event_bytes = 0
 
 
 class ResponseStore(BaseStore):
@@ -74,6 +78,8 @@ class ResponseStore(BaseStore):
             finished record. ``None`` removes the cap. Default 10 000.
         clock: Returns the current time in seconds (``time.time`` by default); tests pass a fake clock.
         max_chain_depth: The longest ``previous_response_id`` chain ``conversation`` will follow.
+        max_events: The most events one response's event log holds (default 20 000).
+        max_event_bytes: The most bytes of event JSON one response's log holds (default 16 MiB).
     """
 
     def __init__(
@@ -83,8 +89,17 @@ class ResponseStore(BaseStore):
         max_records: int | None = DEFAULT_MAX_RECORDS,
         clock: Clock = time.time,
         max_chain_depth: int = DEFAULT_MAX_CHAIN_DEPTH,
+        max_events: int = DEFAULT_MAX_EVENTS,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     ) -> None:
-        super().__init__(ttl=ttl, max_records=max_records, clock=clock, max_chain_depth=max_chain_depth)
+        super().__init__(
+            ttl=ttl,
+            max_records=max_records,
+            clock=clock,
+            max_chain_depth=max_chain_depth,
+            max_events=max_events,
+            max_event_bytes=max_event_bytes,
+        )
         self._lock = RWLock()
         self._records: dict[_Key, _Entry] = {}
         self._index: dict[str | None, Any] = {}  # owner -> SortedList[_OrderKey]
@@ -116,7 +131,7 @@ class ResponseStore(BaseStore):
         if entry is None:
             return None
         expires_at = entry.expires_at
-        if expires_at is not None and expires_at <= self._clock():
+        if expires_at is not None and expires_at <= self._now():
             return None
         if touch:
             entry.tick = next(self._ticks)
@@ -130,12 +145,20 @@ class ResponseStore(BaseStore):
         for record in records:
             entry = self._records[(record.owner, record.id)]
             if entry.ttl is not None:
-                # The heap keeps the old, earlier time; the sweep re-pushes the entry when it gets there.
-                entry.expires_at = now + entry.ttl
+                entry.expires_at = expires_at = now + entry.ttl
+                if entry.heap_expiry is None or expires_at < entry.heap_expiry:
+                    # The clock stepped back: the heap must learn the earlier time now (the old item goes stale).
+                    entry.heap_expiry = expires_at
+                    heapq.heappush(self._expiry_heap, (expires_at, entry.order[1], entry))
+                # Otherwise the heap keeps the earlier time, and the sweep re-pushes the entry when it gets there.
             entry.tick = next(self._ticks)
 
     def _insert(self, record: ResponseRecord, ttl: float | None) -> None:
         key = (record.owner, record.id)
+        stale = self._records.get(key)
+        if stale is not None:  # expired, not yet swept: it goes now, as an expiry
+            self._unlink(stale)
+            self._expired += 1
         seq = next(self._seq)
         order = (record.created_at, seq, record.id)
         index = self._index.get(record.owner)
@@ -173,6 +196,8 @@ class ResponseStore(BaseStore):
         if not index:
             del self._index[record.owner]
         self._by_status[record.status] -= 1
+        entry.events = None  # the event log goes with its response
+        self._waiters.wake(key)  # whoever waits on it learns it is gone
         self._removed[key] = entry.order
         if len(self._removed) > CURSOR_MEMORY:
             self._removed.popitem(last=False)
@@ -182,6 +207,8 @@ class ResponseStore(BaseStore):
     def _compact(self) -> None:
         """Rebuild both heaps from the live entries, dropping stale items (amortized O(1) per removal)."""
         entries = self._records.values()
+        for entry in entries:
+            entry.heap_expiry = entry.expires_at
         self._expiry_heap = [(e.expires_at, e.order[1], e) for e in entries if e.expires_at is not None]
         heapq.heapify(self._expiry_heap)
         self._lru_heap = [(e.tick, e.order[1], e) for e in entries if e.record.is_terminal]
@@ -192,35 +219,44 @@ class ResponseStore(BaseStore):
         now = self._now()  # validated: a broken clock must refuse the write before anything is removed
         swept = 0
         while heap and heap[0][0] <= now and (limit is None or swept < limit):
-            _, seq, entry = heapq.heappop(heap)
-            if not entry.live or entry.expires_at is None:
-                continue
+            value, seq, entry = heapq.heappop(heap)
+            if not entry.live or entry.expires_at is None or value != entry.heap_expiry:
+                continue  # removed, or superseded by an earlier item pushed when the clock stepped back
             if entry.expires_at > now:
-                heapq.heappush(heap, (entry.expires_at, seq, entry))  # refreshed since it was pushed
+                entry.heap_expiry = entry.expires_at  # refreshed since it was pushed
+                heapq.heappush(heap, (entry.expires_at, seq, entry))
                 continue
             self._unlink(entry)
             self._expired += 1
             swept += 1
         return swept
 
-    def _evict_one(self) -> ResponseRecord | None:
+    def _evict_one(self, protected: Collection[_Key]) -> ResponseRecord | None:
         heap = self._lru_heap
-        while heap:
-            tick, seq, entry = heapq.heappop(heap)
-            if not entry.live:
-                continue
-            if entry.tick != tick:
-                heapq.heappush(heap, (entry.tick, seq, entry))  # used since it was pushed
-                continue
-            self._unlink(entry)
-            self._evicted += 1
-            return entry.record
-        return None
+        spared: list[tuple[int, int, _Entry]] = []
+        try:
+            while heap:
+                tick, seq, entry = heapq.heappop(heap)
+                if not entry.live:
+                    continue
+                if entry.tick != tick:
+                    heapq.heappush(heap, (entry.tick, seq, entry))  # used since it was pushed
+                    continue
+                if (entry.record.owner, entry.record.id) in protected:
+                    spared.append((tick, seq, entry))
+                    continue
+                self._unlink(entry)
+                self._evicted += 1
+                return entry.record
+            return None
+        finally:
+            for item in spared:
+                heapq.heappush(heap, item)
 
     def _pending_expired(self) -> list[_Entry]:
         """Live entries that have expired but are not swept yet (read-only walk of the heap's expired part)."""
         heap = self._expiry_heap
-        now = self._clock()
+        now = self._now()
         found: list[_Entry] = []
         stack = [0] if heap else []
         while stack:
@@ -228,7 +264,8 @@ class ResponseStore(BaseStore):
             value, _, entry = heap[i]
             if value > now:
                 continue  # every item below has a later time too
-            if entry.live and entry.expires_at is not None and entry.expires_at <= now:
+            current = entry.live and value == entry.heap_expiry  # one current item per entry
+            if current and entry.expires_at is not None and entry.expires_at <= now:
                 found.append(entry)
             stack.extend(child for child in (2 * i + 1, 2 * i + 2) if child < len(heap))
         return found
@@ -253,11 +290,26 @@ class ResponseStore(BaseStore):
 
     def _visible(self, owner: str | None, keys: Iterable[_OrderKey]) -> Iterator[ResponseRecord]:
         records = self._records
-        now = self._clock()
+        now = self._now()
         for key in keys:
             entry = records[(owner, key[2])]
             if entry.expires_at is None or entry.expires_at > now:
                 yield entry.record
+
+    def _event_log_size(self, record: ResponseRecord) -> tuple[int, int]:
+        entry = self._records[(record.owner, record.id)]
+        return (0 if entry.events is None else len(entry.events)), entry.event_bytes
+
+    def _append_event(self, record: ResponseRecord, event: FrozenDict, size: int) -> None:
+        entry = self._records[(record.owner, record.id)]
+        if entry.events is None:
+            entry.events = []
+        entry.events.append(event)
+        entry.event_bytes += size
+
+    def _read_events(self, record: ResponseRecord, after: int) -> tuple[FrozenDict, ...]:
+        events = self._records[(record.owner, record.id)].events
+        return () if events is None else tuple(events[after + 1 :])
 
     def _count(self) -> int:
         return len(self._records) - len(self._pending_expired())
@@ -291,7 +343,7 @@ class ResponseStore(BaseStore):
         assert indexed == len(self._records), "the map and the ordering index disagree"
         seqs = set()
         by_status = dict.fromkeys(ResponseStatus, 0)
-        in_expiry_heap = {id(e): value for value, _, e in self._expiry_heap if e.live}
+        in_expiry_heap = {id(e): value for value, _, e in self._expiry_heap if e.live and value == e.heap_expiry}
         in_lru_heap = {id(e): tick for tick, _, e in self._lru_heap if e.live}
         for (owner, id_), entry in self._records.items():
             record = entry.record
@@ -302,11 +354,19 @@ class ResponseStore(BaseStore):
             assert (record.completed_at is not None) == (record.status is ResponseStatus.COMPLETED), (
                 f"completed_at does not follow the status of {id_!r}"
             )
+            if entry.events is not None:
+                assert [event["sequence_number"] for event in entry.events] == list(range(len(entry.events)))
+                assert entry.event_bytes <= self.event_limits.max_bytes
+                assert len(entry.events) <= self.event_limits.max_events
+            else:
+                assert entry.event_bytes == 0
             assert entry.order[1] not in seqs
             seqs.add(entry.order[1])
             by_status[record.status] += 1
             if entry.expires_at is not None:
-                assert in_expiry_heap.get(id(entry), float("inf")) <= entry.expires_at, f"{id_!r} not in expiry heap"
+                assert entry.heap_expiry is not None
+                assert entry.heap_expiry <= entry.expires_at, f"{id_!r} is due in the heap after it expires"
+                assert id(entry) in in_expiry_heap, f"{id_!r} not in the expiry heap"
             if record.is_terminal:
                 assert in_lru_heap.get(id(entry), float("inf")) <= entry.tick, f"{id_!r} not in recency heap"
         assert by_status == self._by_status, "status counters disagree with the records"

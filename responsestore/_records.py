@@ -152,12 +152,16 @@ def check_usage(value: object) -> FrozenDict | None:
         details = usage.get(key, _EMPTY)
         if not isinstance(details, FrozenDict):
             raise InvalidArgument(f"usage[{key!r}] must be an object, not {details!r}")
+        for name in defaults:
+            count = details.get(name, 0)
+            if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+                raise InvalidArgument(f"usage[{key!r}][{name!r}] must be a non-negative int, not {count!r}")
         if any(name not in details for name in defaults):
-            usage[key] = FrozenDict({**defaults, **details})
+            usage[key] = FrozenDict._of_frozen({**defaults, **details})
     total = usage["total_tokens"]
     if isinstance(total, bool) or not isinstance(total, int) or total < 0:
         raise InvalidArgument(f"usage['total_tokens'] must be a non-negative int, not {total!r}")
-    return FrozenDict(usage)
+    return FrozenDict._of_frozen(usage)
 
 
 def check_error(value: object) -> FrozenDict | None:
@@ -202,7 +206,7 @@ def check_extra(value: object) -> FrozenDict:
     if clash:
         raise InvalidArgument(f"extra must not contain fields the record models itself: {clash}")
     if any(extra.get(key, _MISSING) == default for key, default in _EXTRA_DEFAULTS.items()):
-        extra = FrozenDict({k: v for k, v in extra.items() if _EXTRA_DEFAULTS.get(k, _MISSING) != v})
+        extra = FrozenDict._of_frozen({k: v for k, v in extra.items() if _EXTRA_DEFAULTS.get(k, _MISSING) != v})
     return extra if extra else _EMPTY
 
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from ._timeouts import check_interval
 from .errors import InvalidArgument
 
 if TYPE_CHECKING:
@@ -65,7 +66,10 @@ def check_ttl(value: object, what: str = "ttl") -> float | None:
     if isinstance(value, datetime.timedelta):
         seconds = value.total_seconds()
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:
+            seconds = math.inf
     else:
         raise InvalidArgument(f"{what} must be seconds or a timedelta (or None), not {type(value).__name__}")
     if not math.isfinite(seconds) or seconds <= 0:
@@ -133,10 +137,8 @@ class Sweeper:
     """
 
     def __init__(self, store: BaseStore, interval: float = 60.0) -> None:
-        if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not interval > 0:
-            raise InvalidArgument(f"interval must be a positive number of seconds, not {interval!r}")
+        self._interval = check_interval(interval)
         self._store = store
-        self._interval = float(interval)
         self._stopping = threading.Event()
         self.swept = 0
         self._thread = threading.Thread(target=self._run, name="responsestore-sweeper", daemon=True)

@@ -6,7 +6,8 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from .errors import InvalidArgument, LockError
+from ._timeouts import check_timeout
+from .errors import LockError
 
 __all__ = ["RWLock"]
 
@@ -56,7 +57,7 @@ class RWLock:
     def acquire_read(self, timeout: float | None = None) -> bool:
         """Take the read lock; return ``False`` if ``timeout`` seconds passed first."""
         if timeout is not None:
-            timeout = _check_timeout(timeout)
+            timeout = check_timeout(timeout)
         me = _get_ident()
         with self._mutex:
             held = self._readers.get(me)
@@ -102,7 +103,7 @@ class RWLock:
             LockError: the thread holds only the read lock (an upgrade would deadlock).
         """
         if timeout is not None:
-            timeout = _check_timeout(timeout)
+            timeout = check_timeout(timeout)
         me = _get_ident()
         with self._mutex:
             if self._writer == me:
@@ -208,11 +209,3 @@ class RWLock:
     def __repr__(self) -> str:
         state = f"writer={self._writer}" if self._writer is not None else f"readers={len(self._readers)}"
         return f"<RWLock {state} waiting_writers={self._waiting_writers}>"
-
-
-def _check_timeout(timeout: float | None) -> float | None:
-    if timeout is None:
-        return None
-    if timeout < 0:
-        raise InvalidArgument(f"timeout must be None or a number >= 0, not {timeout!r}")
-    return timeout

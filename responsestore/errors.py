@@ -11,6 +11,8 @@ from __future__ import annotations
 
 __all__ = [
     "ChainError",
+    "EventLogClosed",
+    "EventLogFull",
     "InvalidArgument",
     "InvalidTransition",
     "LockError",
@@ -19,6 +21,7 @@ __all__ = [
     "ResponseStoreError",
     "StoreFull",
     "VersionConflict",
+    "WaitTimeout",
 ]
 
 
@@ -96,15 +99,36 @@ class LockError(ResponseStoreError, RuntimeError):
 
 
 class StoreFull(ResponseStoreError):
-    """The store holds ``max_records`` records and none can be evicted (every one is queued or in progress).
+    """The store holds ``max_records`` records and none can be evicted.
 
-    Nothing was stored. Finish or delete active responses, or raise ``max_records``.
+    Every record is queued or in progress, or belongs to the chain the new response continues. Nothing was
+    stored. Finish or delete active responses, or raise ``max_records``.
     """
 
     def __init__(self, id: str, max_records: int) -> None:
         super().__init__(
-            f"cannot store response {id!r}: the store holds its maximum of {max_records} records and all of "
-            "them are queued or in progress, so none can be evicted",
+            f"cannot store response {id!r}: the store holds its maximum of {max_records} records and none can "
+            "be evicted (each is queued, in progress, or part of the chain being continued)",
             id=id,
         )
         self.max_records = max_records
+
+
+class EventLogClosed(ResponseStoreError):
+    """An event was appended to a response that has already finished; its event log is closed."""
+
+    def __init__(self, id: str, status: str) -> None:
+        super().__init__(
+            f"cannot append an event to response {id!r}: it is {status!r}, and events can only be appended "
+            "while a response is queued or in progress",
+            id=id,
+        )
+        self.status = status
+
+
+class EventLogFull(ResponseStoreError):
+    """Appending the event would exceed the log's ``max_events`` or ``max_event_bytes``; nothing was appended."""
+
+
+class WaitTimeout(ResponseStoreError, TimeoutError):
+    """``wait`` or ``stream`` gave up after ``timeout`` seconds without the awaited change."""

@@ -1,0 +1,158 @@
+"""Per-response event logs: limits, event validation, and the registry that wakes waiting readers.
+
+A background response's generator appends stream events (``response.output_text.delta``, ...) as it produces
+them; clients replay them from any sequence number and wait for more. The rules, shared by every backend:
+
+- Events are JSON objects. The store assigns ``sequence_number`` consecutively from 0 per response; an event
+  that already carries one must carry exactly the next number.
+- Events can be appended only while the response is queued or in progress. A transition may carry a final
+  event, appended in the same atomic step as the status change.
+- A log is bounded by ``max_events`` events and ``max_event_bytes`` bytes of JSON; an event that would exceed
+  either is refused (:class:`~responsestore.EventLogFull`), never silently dropped or truncated.
+- A log is removed with its response (delete, expiry, eviction).
+
+Waiting is notification-driven: a waiter registers a *waker* (a callable that must not block) for one response;
+every write to that response calls its wakers after the write is visible. Backends shared between processes
+(SQLite) also re-check every ``poll_interval`` seconds, because a write in another process wakes nobody here.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Callable, Hashable, Mapping
+from typing import Any
+
+import attrs
+
+from ._json import FrozenDict, freeze_object, to_json_text
+from .errors import InvalidArgument
+
+__all__ = [
+    "DEFAULT_MAX_EVENTS",
+    "DEFAULT_MAX_EVENT_BYTES",
+    "EventLimits",
+    "Waiters",
+    "check_starting_after",
+    "prepare_event",
+    "stamp",
+]
+
+#: A long answer streamed token by token is a few thousand delta events; this leaves ample room.
+DEFAULT_MAX_EVENTS = 20_000
+
+#: 16 MiB of event JSON per response.
+DEFAULT_MAX_EVENT_BYTES = 16 * 1024 * 1024
+
+
+@attrs.frozen(slots=True)
+class EventLimits:
+    """Bounds of one response's event log: at most ``max_events`` events and ``max_bytes`` bytes of JSON."""
+
+    max_events: int = DEFAULT_MAX_EVENTS
+    max_bytes: int = DEFAULT_MAX_EVENT_BYTES
+
+    @classmethod
+    def from_arguments(cls, max_events: object, max_bytes: object) -> EventLimits:
+        """Validate a store constructor's ``max_events`` and ``max_event_bytes``.
+
+        Raises:
+            InvalidArgument: either is not an int >= 1.
+        """
+        for name, value in (("max_events", max_events), ("max_event_bytes", max_bytes)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidArgument(f"{name} must be an int >= 1, not {value!r}")
+        return cls(max_events=max_events, max_bytes=max_bytes)  # type: ignore[arg-type]
+
+
+def prepare_event(event: object, id: str | None = None) -> tuple[FrozenDict, int | None, int]:
+    """Freeze an event before any lock is taken: ``(frozen event, the sequence number it carries, its size)``.
+
+    Raises:
+        InvalidArgument: the event is not a JSON object, or carries a malformed ``sequence_number``.
+    """
+    frozen = freeze_object(event, "event")
+    carried = frozen.get("sequence_number")
+    if carried is not None and (isinstance(carried, bool) or not isinstance(carried, int) or carried < 0):
+        raise InvalidArgument(f"event sequence_number must be an int >= 0, not {carried!r}", id=id)
+    size = len(to_json_text(frozen).encode())
+    return frozen, carried, size
+
+
+def stamp(event: FrozenDict, sequence_number: int) -> FrozenDict:
+    """The event as stored: with its ``sequence_number`` set."""
+    if event.get("sequence_number") == sequence_number:
+        return event
+    return FrozenDict._of_frozen({**event, "sequence_number": sequence_number})
+
+
+def check_starting_after(value: object) -> int:
+    """Validate ``starting_after`` (``None`` or a sequence number >= 0); return the last number to skip (-1: none).
+
+    Raises:
+        InvalidArgument: the value is not ``None`` or an int >= 0.
+    """
+    if value is None:
+        return -1
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidArgument(f"starting_after must be None or an int >= 0, not {value!r}")
+    return value
+
+
+Waker = Callable[[], Any]
+
+
+class Waiters:
+    """Wakers registered per response key; ``wake(key)`` calls every waker of that key.
+
+    Wakers must be quick and must not block (``threading.Event.set``, ``loop.call_soon_threadsafe``): they may
+    run while the store holds its write lock.
+    """
+
+    __slots__ = ("_mutex", "_tokens", "_wakers")
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._wakers: dict[Hashable, dict[int, Waker]] = {}
+        self._tokens = itertools.count()
+
+    def register(self, key: Hashable, waker: Waker) -> int:
+        """Call ``waker`` on every write to ``key`` until :meth:`unregister`; return the token to unregister."""
+        with self._mutex:
+            token = next(self._tokens)
+            self._wakers.setdefault(key, {})[token] = waker
+            return token
+
+    def unregister(self, key: Hashable, token: int) -> None:
+        """Stop calling the waker registered under ``token``."""
+        with self._mutex:
+            wakers = self._wakers.get(key)
+            if wakers is not None:
+                wakers.pop(token, None)
+                if not wakers:
+                    del self._wakers[key]
+
+    def wake(self, key: Hashable) -> None:
+        """Call every waker registered for ``key``."""
+        if key not in self._wakers:  # the common case, without the mutex: nobody waits
+            return
+        with self._mutex:
+            wakers = list(self._wakers.get(key, {}).values())
+        for waker in wakers:
+            waker()
+
+    def wake_all(self) -> None:
+        """Call every registered waker (used when a store closes)."""
+        with self._mutex:
+            wakers = [waker for group in self._wakers.values() for waker in group.values()]
+        for waker in wakers:
+            waker()
+
+    def __len__(self) -> int:
+        """How many wakers are registered (tests check that cancelled waiters leave none behind)."""
+        with self._mutex:
+            return sum(len(group) for group in self._wakers.values())
+
+    def _snapshot(self) -> Mapping[Hashable, int]:
+        with self._mutex:
+            return {key: len(group) for key, group in self._wakers.items()}
