@@ -53,19 +53,24 @@ def _commit() -> str:
         done = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False, timeout=10
         )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "responsestore"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=10,
+        )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-    return done.stdout.strip() or "unknown"
+    commit = done.stdout.strip() or "unknown"
+    return f"{commit}+uncommitted changes" if dirty.stdout.strip() else commit
 
 
 def machine_info() -> dict[str, Any]:
     """The CPU model, core count, memory, Python version, library version, commit and date of this run."""
     import responsestore  # noqa: PLC0415
 
-    try:
-        load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        load = "unknown"
     return {
         "cpu": _cpu_model(),
         "cores": os.cpu_count(),
@@ -76,8 +81,15 @@ def machine_info() -> dict[str, Any]:
         "responsestore": responsestore.__version__,
         "commit": _commit(),
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "load_average": load,
+        "load_average": _load_average(),
     }
+
+
+def _load_average() -> str:
+    try:
+        return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "unknown"
 
 
 def run_suite(settings: Settings, names: list[str] | None = None, progress: Progress | None = None) -> dict[str, Any]:
@@ -97,6 +109,7 @@ def run_suite(settings: Settings, names: list[str] | None = None, progress: Prog
         "workloads": {},
     }
     started = time.perf_counter()
+    cpu_started = time.process_time()
     progress(f"benchmarks: {settings.mode} mode, workloads {', '.join(chosen)}")
     for name in chosen:
         module = WORKLOADS[name]
@@ -108,5 +121,7 @@ def run_suite(settings: Settings, names: list[str] | None = None, progress: Prog
             traceback.print_exc()
             results["workloads"][name] = {"error": f"{type(exc).__name__}: {exc}"}
     results["duration_seconds"] = time.perf_counter() - started
+    results["cpu_seconds"] = time.process_time() - cpu_started  # this process only (not the memory probes)
+    results["machine"]["load_average_end"] = _load_average()
     results["targets"] = targets.evaluate(results["workloads"])
     return results

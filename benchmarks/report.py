@@ -104,10 +104,35 @@ def machine_lines(results: dict[str, Any]) -> list[str]:
         f"- **Machine:** {machine['cpu']}, {machine['cores']} cores{memory} ({machine['platform']})",
         f"- **Python:** {machine['implementation']} {machine['python']}",
         f"- **responsestore:** {machine['responsestore']} (commit `{machine['commit']}`)",
-        f"- **Date:** {machine['date']}; mode `{results['settings']['mode']}`, "
-        f"{results['duration_seconds']:.0f} s in all; load average at the start {machine['load_average']}",
+        f"- **Date:** {machine['date']}; mode `{results['settings']['mode']}`, {_duration(results)}",
+        f"- **Load average** (1, 5, 15 min) at the start: {machine['load_average']}"
+        + (f"; at the end: {machine['load_average_end']}" if "load_average_end" in machine else ""),
         "",
     ]
+
+
+def load_note(results: dict[str, Any]) -> list[str]:
+    """A warning when the machine was busier than its core count while the suite ran."""
+    machine = results["machine"]
+    cores = machine.get("cores") or 1
+    firsts = (str(machine.get(key, "")).split(",")[0].strip() for key in ("load_average", "load_average_end"))
+    loads = [float(first) for first in firsts if first.replace(".", "", 1).isdigit()]
+    if not loads or max(loads) <= cores:
+        return []
+    return [
+        f"The machine was shared and busy during this run (load average up to {max(loads):.1f} on {cores} cores): "
+        "absolute times are inflated and spreads are wide, more so for operations that touch much memory, since "
+        "other processes share the caches. The ratios compare figures taken side by side in the same run "
+        "(samples interleaved, preempted samples retaken), so they are the figures to read.",
+        "",
+    ]
+
+
+def _duration(results: dict[str, Any]) -> str:
+    text = f"{results['duration_seconds'] / 60:.1f} min of wall time"
+    if "cpu_seconds" in results:
+        text += f", {results['cpu_seconds'] / 60:.1f} min of CPU time in the main process"
+    return text
 
 
 def targets_lines(results: dict[str, Any]) -> list[str]:
@@ -265,7 +290,7 @@ def sections(results: dict[str, Any], *, images: dict[str, str] | None = None, l
 
 def markdown(results: dict[str, Any]) -> str:
     """The results as Markdown: machine, targets, then one section per workload."""
-    lines = ["# Benchmark results", "", *machine_lines(results), *sections(results)]
+    lines = ["# Benchmark results", "", *machine_lines(results), *load_note(results), *sections(results)]
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -384,9 +409,13 @@ def plots(results: dict[str, Any], directory: Path) -> dict[str, Path]:
         )
         ax.set_yticks(range(len(rows)), labels)
         ax.invert_yaxis()
+        for container in ax.containers:
+            ax.bar_label(container, fmt="{:,.0f} B", padding=3, fontsize=7)
+        widest = max(max(r["tracemalloc_bytes_per_record"], r["rss_bytes_per_record"]) for r in rows)
+        ax.set_xlim(0, widest * 1.2)
         ax.set_xlabel("bytes per stored small response")
         ax.grid(visible=True, axis="x", alpha=0.3)
-        ax.legend()
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=2)
         ax.set_title("Memory per stored record")
         fig.tight_layout()
         written["memory"] = _save(fig, directory / PLOT_FILES["memory"], plt)
@@ -441,6 +470,6 @@ def write_docs_page(results: dict[str, Any], page: Path, images: dict[str, Path]
     mode = results["settings"]["mode"]
     if mode != "full":
         lines.extend([f"These figures come from a `{mode}` run (smaller sizes, fewer samples).", ""])
-    lines.extend([*machine_lines(results), *sections(results, images=relative, level=2)])
+    lines.extend([*machine_lines(results), *load_note(results), *sections(results, images=relative, level=2)])
     page.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
     return page
