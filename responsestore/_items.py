@@ -7,7 +7,7 @@ validates against the official SDK:
 - a plain string ``input`` becomes one user message;
 - an item with a ``role`` and no ``type`` is a ``"message"``;
 - a message's string ``content`` becomes one ``input_text`` part (``output_text`` for the assistant);
-- an assistant message without a ``status`` is ``"completed"``;
+- an assistant message, ``function_call`` or ``function_call_output`` without a ``status`` is ``"completed"``;
 - an item without an ``id`` gets a fresh ``msg_…`` id, because item ids are the cursors of item paging.
 
 Beyond that, items are stored as given (frozen): the store does not validate OpenAI's full item schema.
@@ -25,6 +25,8 @@ from .errors import InvalidArgument
 __all__ = ["normalize_input", "normalize_items"]
 
 _MESSAGE_ROLES = frozenset({"user", "system", "developer", "assistant"})
+# Item types that OpenAI lists with a status; clients usually send them without one.
+_STATUS_REQUIRED = frozenset({"function_call", "function_call_output"})
 
 
 def normalize_input(value: object) -> tuple[FrozenDict, ...]:
@@ -72,6 +74,8 @@ def _normalize_item(raw: object, what: str) -> FrozenDict:
         raise InvalidArgument(f"{what} has a 'type' that is not a non-empty string: {item_type!r}")
     if item_type == "message":
         _normalize_message(item, what)
+    elif item_type in _STATUS_REQUIRED and "status" not in item:
+        item["status"] = "completed"
     if "id" in item:
         check_id(item["id"], f"{what}['id']")
     else:

@@ -31,8 +31,8 @@ MAX_DEPTH = 64
 class FrozenDict(Mapping[str, Any]):
     """A read-only, hashable mapping with ``str`` keys holding frozen JSON values.
 
-    It compares equal to any mapping with the same items (including a plain ``dict``), so code reading a record
-    can treat it as a dict; it has no method that changes it.
+    It compares equal to any mapping holding the same JSON (including a plain ``dict`` with lists where this holds
+    tuples), so code reading a record can treat it as a dict; it has no method that changes it.
     """
 
     __slots__ = ("_data", "_hash")
@@ -71,7 +71,11 @@ class FrozenDict(Mapping[str, Any]):
         if isinstance(other, FrozenDict):
             return self._data == other._data
         if isinstance(other, Mapping):
-            return self._data == dict(other)
+            try:  # compare like with like: a plain dict may hold lists where this holds tuples
+                frozen: FrozenDict = freeze(other)
+            except InvalidArgument:  # not JSON, so not equal to any FrozenDict
+                return False
+            return self._data == frozen._data
         return NotImplemented
 
     def __repr__(self) -> str:

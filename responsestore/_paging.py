@@ -174,7 +174,7 @@ def make_record_filter(model: object, status: object, metadata: object) -> Calla
             wanted_status = ResponseStatus(status)
         except ValueError:
             raise InvalidArgument(f"status filter {status!r} is not a status") from None
-    wanted_metadata = check_metadata(metadata).items() if metadata else None
+    wanted_metadata = None if metadata is None else check_metadata(metadata).items()
     if model is None and wanted_status is None and not wanted_metadata:
         return None
 

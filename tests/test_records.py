@@ -329,8 +329,16 @@ def test_items_without_ids_get_distinct_msg_ids_and_given_ids_are_kept(store: Ba
     generated = [ids[0], ids[2], ids[3]]
     assert all(MSG_ID.fullmatch(item_id) for item_id in generated)
     assert len(set(ids)) == 4
-    # Non-message items are kept as given, plus the id.
-    assert dict(record.input[3]) == {"type": "function_call_output", "call_id": "c1", "output": "42", "id": ids[3]}
+    # Non-message items are kept as given, plus the id and (for tool calls and their outputs) OpenAI's status.
+    assert dict(record.input[3]) == {
+        "type": "function_call_output",
+        "call_id": "c1",
+        "output": "42",
+        "id": ids[3],
+        "status": "completed",
+    }
+    given = {"type": "function_call_output", "call_id": "c2", "output": "x", "status": "in_progress"}
+    assert store.create("m", [given]).input[0]["status"] == "in_progress"
 
 
 def test_duplicate_item_ids_are_refused_and_nothing_is_stored(store: BaseStore) -> None:
