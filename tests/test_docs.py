@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import doctest
 import http.client
+import importlib
 import importlib.util
 import json
 import re
@@ -70,8 +71,11 @@ def test_markdown_examples_run(path: Path) -> None:
 
 def test_api_page_documents_every_public_name() -> None:
     text = (DOCS / "api.md").read_text(encoding="utf-8")
-    documented = set(re.findall(r"^\.\. auto(?:class|exception):: (?:responsestore\.)?(\w+)", text, re.MULTILINE))
-    public = set(responsestore.__all__) - {"__version__"}
+    targets = re.findall(r"^\.\. auto(?:class|exception):: ([\w.]+)", text, re.MULTILINE)
+    documented = {target if target.startswith("responsestore.") else f"responsestore.{target}" for target in targets}
+    public = {f"responsestore.{name}" for name in responsestore.__all__ if name != "__version__"}
+    aio = importlib.import_module("responsestore.aio")
+    public |= {f"responsestore.aio.{name}" for name in aio.__all__}
     assert documented == public, f"missing: {sorted(public - documented)}, unknown: {sorted(documented - public)}"
 
 
@@ -648,7 +652,9 @@ def test_docs_build_without_warnings(tmp_path: Path, monkeypatch: pytest.MonkeyP
         page: (out / f"{page}.html").read_text(encoding="utf-8")
         for page in ("index", "quickstart", "wsgi", "concurrency", "lifecycle", "retention", "api", "changelog")
     }
-    assert 'id="responsestore.ResponseStore.create"' in pages["api"]
+    assert 'id="responsestore.BaseStore.create"' in pages["api"]
+    assert 'id="responsestore.ResponseStore.lock"' in pages["api"]
+    assert 'id="responsestore.aio.AsyncResponseStore.stream"' in pages["api"]
     assert 'id="responsestore.RWLock.acquire_write"' in pages["api"]
     assert 'id="responsestore.VersionConflict"' in pages["api"]
     assert "def make_app(" in re.sub(r"<[^>]+>", "", pages["wsgi"])  # the literalinclude worked
