@@ -13,10 +13,12 @@ from importlib.metadata import PackageNotFoundError, version
 from ._contract import BaseStore
 from ._json import FrozenDict
 from ._memory import ResponseStore
+from ._open import open
 from ._paging import Page
 from ._records import ResponseRecord, ResponseStatus
 from ._retention import StoreStats, Sweeper
 from ._rwlock import RWLock
+from ._sqlite import SQLiteStore, StorageError
 from .errors import (
     ChainError,
     EventLogClosed,
@@ -54,10 +56,13 @@ __all__ = [
     "ResponseStatus",
     "ResponseStore",
     "ResponseStoreError",
+    "SQLiteStore",
+    "StorageError",
     "StoreFull",
     "StoreStats",
     "Sweeper",
     "VersionConflict",
     "WaitTimeout",
     "__version__",
+    "open",
 ]

@@ -130,6 +130,9 @@ _USAGE_DETAILS: Mapping[str, Mapping[str, int]] = {
 }
 
 
+_USAGE_DEFAULTS = {key: FrozenDict(defaults) for key, defaults in _USAGE_DETAILS.items()}
+
+
 def check_usage(value: object) -> FrozenDict | None:
     """Freeze token usage, filling in what OpenAI's schema requires.
 
@@ -156,7 +159,9 @@ def check_usage(value: object) -> FrozenDict | None:
             count = details.get(name, 0)
             if isinstance(count, bool) or not isinstance(count, int) or count < 0:
                 raise InvalidArgument(f"usage[{key!r}][{name!r}] must be a non-negative int, not {count!r}")
-        if any(name not in details for name in defaults):
+        if key not in usage:
+            usage[key] = _USAGE_DEFAULTS[key]  # shared: most usage objects carry no details
+        elif any(name not in details for name in defaults):
             usage[key] = FrozenDict._of_frozen({**defaults, **details})
     total = usage["total_tokens"]
     if isinstance(total, bool) or not isinstance(total, int) or total < 0:
