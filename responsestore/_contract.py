@@ -460,7 +460,11 @@ class BaseStore(abc.ABC):
         transition method).
 
         Raises:
-            ResponseNotFound, InvalidTransition, VersionConflict, InvalidArgument, EventLogFull.
+            ResponseNotFound: no such response for this owner.
+            InvalidTransition: the lifecycle does not allow the change.
+            VersionConflict: ``expected_version`` does not match.
+            InvalidArgument: an argument is malformed.
+            EventLogFull: ``event`` does not fit in the response's event log.
         """
         return self._change(owner, id, expected_version, _lifecycle.start, event)
 
@@ -479,7 +483,11 @@ class BaseStore(abc.ABC):
         Sets ``completed_at`` to the store's clock.
 
         Raises:
-            ResponseNotFound, InvalidTransition (already final), VersionConflict, InvalidArgument.
+            ResponseNotFound: no such response for this owner.
+            InvalidTransition: the lifecycle does not allow the change (the response has already finished).
+            VersionConflict: ``expected_version`` does not match.
+            InvalidArgument: an argument is malformed.
+            EventLogFull: ``event`` does not fit in the response's event log.
         """
         items = normalize_items(output, "output")
         frozen_usage = check_usage(usage)
@@ -503,7 +511,11 @@ class BaseStore(abc.ABC):
         """Finish a response as ``failed`` with ``error`` (``{"code", "message"}``, or a message string).
 
         Raises:
-            ResponseNotFound, InvalidTransition (already final), VersionConflict, InvalidArgument.
+            ResponseNotFound: no such response for this owner.
+            InvalidTransition: the lifecycle does not allow the change (the response has already finished).
+            VersionConflict: ``expected_version`` does not match.
+            InvalidArgument: an argument is malformed.
+            EventLogFull: ``event`` does not fit in the response's event log.
         """
         frozen_error = check_error(error)
         if frozen_error is None:
@@ -528,7 +540,11 @@ class BaseStore(abc.ABC):
         Any partial ``output`` and ``usage`` are kept.
 
         Raises:
-            ResponseNotFound, InvalidTransition (already final), VersionConflict, InvalidArgument.
+            ResponseNotFound: no such response for this owner.
+            InvalidTransition: the lifecycle does not allow the change (the response has already finished).
+            VersionConflict: ``expected_version`` does not match.
+            InvalidArgument: an argument is malformed.
+            EventLogFull: ``event`` does not fit in the response's event log.
         """
         details = check_incomplete_details(reason)
         if details is None:
@@ -558,7 +574,11 @@ class BaseStore(abc.ABC):
         :class:`InvalidTransition`.
 
         Raises:
-            ResponseNotFound, InvalidTransition, VersionConflict, InvalidArgument, EventLogFull.
+            ResponseNotFound: no such response for this owner.
+            InvalidTransition: the lifecycle does not allow the change.
+            VersionConflict: ``expected_version`` does not match.
+            InvalidArgument: an argument is malformed.
+            EventLogFull: ``event`` does not fit in the response's event log.
         """
         return self._change(owner, id, expected_version, _lifecycle.cancel, event)
 
@@ -580,7 +600,11 @@ class BaseStore(abc.ABC):
         ``version``.
 
         Raises:
-            ResponseNotFound, InvalidTransition, VersionConflict, InvalidArgument.
+            ResponseNotFound: no such response for this owner.
+            InvalidTransition: the lifecycle does not allow the change.
+            VersionConflict: ``expected_version`` does not match.
+            InvalidArgument: an argument is malformed.
+            EventLogFull: ``event`` does not fit in the response's event log.
         """
         prepared = _lifecycle.prepare_update(changes)
         return self._change(
