@@ -96,8 +96,11 @@ def freeze(value: object, what: str = "value", _depth: int = 0) -> Any:
     """
     if _depth > MAX_DEPTH:
         raise InvalidArgument(f"{what} is nested more than {MAX_DEPTH} levels deep")
-    if value is None or isinstance(value, (bool, str, FrozenDict)):
+    cls = value.__class__
+    if value is None or cls is str or cls is bool or cls is FrozenDict:
         # A FrozenDict was validated when it was built, and nothing can change it since.
+        return value
+    if isinstance(value, str):  # a str subclass (an enum member, say) is kept as given, as before
         return value
     if isinstance(value, int):
         # bool was handled above; int subclasses (IntEnum) become plain ints so they thaw as JSON numbers.
@@ -132,9 +135,11 @@ def freeze_object(value: object, what: str) -> FrozenDict:
 
 def thaw(value: Any) -> Any:
     """Return a fresh, plain, mutable copy of the frozen JSON ``value`` (dicts and lists)."""
-    if isinstance(value, FrozenDict):
+    # Exact type checks: frozen JSON holds no subclasses, and ABC isinstance checks are slow on this hot path.
+    cls = value.__class__
+    if cls is FrozenDict:
         return {key: thaw(item) for key, item in value._data.items()}
-    if isinstance(value, tuple):
+    if cls is tuple:
         return [thaw(item) for item in value]
     return value
 
