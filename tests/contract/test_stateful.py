@@ -178,11 +178,12 @@ def examples_for(backend: str) -> int:
     """How many examples (of 50 steps each) to run: a share of the hypothesis profile's count.
 
     Every step runs ``_check()`` and compares every owner's whole list, so one example costs a few hundred store
-    calls; a durable backend's ``_check()`` also reads every record. Half the profile's count for the memory
-    store and an eighth for durable ones keep this file well under a minute with the CI profile.
+    calls; a durable backend's ``_check()`` also reads every record. A quarter of the profile's count for the
+    memory store (at least 20) and a tenth for durable ones (at least 10) keep this file well under a minute with
+    the CI profile (about 20 s of CPU).
     """
     profile: int = settings.default.max_examples
-    return max(10, profile // 2) if backend == "memory" else max(10, profile // 8)
+    return max(20, profile // 4) if backend == "memory" else max(10, profile // 10)
 
 
 def make_machine(backend: str) -> type[RuleBasedStateMachine]:
