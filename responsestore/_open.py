@@ -14,7 +14,7 @@ __all__ = ["open"]
 _SUPPORTED = "'memory://' and 'sqlite:///PATH' ('redis://' is planned)"
 
 
-def open(url: str, **kwargs: Any) -> BaseStore:  # noqa: A001 - responsestore.open mirrors the builtin's role
+def open(url: str, **kwargs: Any) -> BaseStore:
     """Open the store ``url`` names; keyword arguments go to the backend's constructor.
 
     - ``memory://``: a new, empty :class:`~responsestore.ResponseStore` (nothing follows the ``//``).

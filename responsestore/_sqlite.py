@@ -64,15 +64,22 @@ DEFAULT_BUSY_TIMEOUT = 30.0
 
 _SYNCHRONOUS = ("FULL", "NORMAL")
 _STATUS_COLUMNS = {status: f"n_{status.value}" for status in ResponseStatus}
+_STATUS_LIST = ", ".join(_STATUS_COLUMNS.values())
 _TERMINAL = tuple(status.value for status in ResponseStatus if status.is_terminal)
 _SCAN_BATCH = 64
+
+#: Parsed records kept per store, keyed by ``(seq, version)`` (a record's JSON never changes without its version):
+#: at most this many, and about this many bytes of JSON.
+_CACHE_RECORDS = 4096
+_CACHE_BYTES = 32 * 1024 * 1024
 _BUSY_CODES = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 class StorageError(ResponseStoreError):
-    """The database file cannot be used: missing directory, not a responsestore database, a newer schema,
-    a closed store, or an error reported by SQLite (disk full, I/O error, locked for longer than
-    ``busy_timeout``). The failed call changed nothing.
+    """The database file cannot be used, or SQLite failed; the failed call changed nothing.
+
+    Raised for a missing directory, a file that is not a responsestore database, a newer schema version, a
+    closed store, and errors SQLite reports (disk full, I/O error, locked for longer than ``busy_timeout``).
     """
 
 
@@ -122,11 +129,46 @@ def _migrate_to_1(conn: sqlite3.Connection) -> None:
         "tick INTEGER NOT NULL, tombstones INTEGER NOT NULL, "
         + ", ".join(f"{column} INTEGER NOT NULL" for column in _STATUS_COLUMNS.values())
         + ")",
-        "INSERT INTO counters VALUES (0, 0, 0, 0, 0, 0, 0, " + ", ".join("0" for _ in _STATUS_COLUMNS) + ")",
+        f"INSERT INTO counters (only, created, deleted, evicted, expired, tick, tombstones, {_STATUS_LIST}) "
+        + "VALUES (0, 0, 0, 0, 0, 0, 0"
+        + ", 0" * len(_STATUS_COLUMNS)
+        + ")",
     ]
     for statement in statements:
         conn.execute(statement)
 
+
+# Statements built from the constant column names above (never from caller input).
+_SQL_COUNTERS = f"SELECT created, deleted, evicted, expired, tick, tombstones, {_STATUS_LIST} FROM counters"  # noqa: S608
+_SQL_CREATED = {
+    status: f"UPDATE counters SET created = created + 1, {c} = {c} + 1, tombstones = tombstones - ?"  # noqa: S608
+    for status, c in _STATUS_COLUMNS.items()
+}
+_SQL_MOVED = {
+    (old, new): f"UPDATE counters SET {a} = {a} - 1, {b} = {b} + 1"  # noqa: S608
+    for old, a in _STATUS_COLUMNS.items()
+    for new, b in _STATUS_COLUMNS.items()
+}
+_SQL_UNLINKED = {
+    (status.value, why): f"UPDATE counters SET {c} = {c} - 1, {why} = {why} + 1, tombstones = tombstones + 1"  # noqa: S608
+    for status, c in _STATUS_COLUMNS.items()
+    for why in ("deleted", "evicted", "expired")
+}
+_SCAN_SELECT = "SELECT created_at, seq, version, record FROM responses WHERE owner = ? "
+_SCAN_VISIBLE = "AND (expires_at IS NULL OR expires_at > ?) "
+#: ``(descending, from a cursor)`` -> the statement of one batch of a scan (keyset paging on the order index).
+_SQL_SCAN = {
+    (False, False): _SCAN_SELECT + _SCAN_VISIBLE + "ORDER BY created_at, seq LIMIT ?",
+    (True, False): _SCAN_SELECT + _SCAN_VISIBLE + "ORDER BY created_at DESC, seq DESC LIMIT ?",
+    (False, True): _SCAN_SELECT
+    + "AND (created_at, seq) > (?, ?) "
+    + _SCAN_VISIBLE
+    + "ORDER BY created_at, seq LIMIT ?",
+    (True, True): _SCAN_SELECT
+    + "AND (created_at, seq) < (?, ?) "
+    + _SCAN_VISIBLE
+    + "ORDER BY created_at DESC, seq DESC LIMIT ?",
+}
 
 #: ``_MIGRATIONS[n]`` takes a database from schema version ``n`` to ``n + 1`` (inside one write transaction).
 _MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_to_1]
@@ -286,6 +328,9 @@ class SQLiteStore(BaseStore):
         self.path = _check_path(path)
         self._poll_interval = POLL_INTERVAL
         self._closed = False
+        self._cache: dict[tuple[int, int], tuple[ResponseRecord, int]] = {}
+        self._cache_bytes = 0
+        self._cache_mutex = threading.Lock()
         self._setup_process()
         conn = self._connect()
         try:
@@ -331,7 +376,7 @@ class SQLiteStore(BaseStore):
         return state
 
     def _state(self) -> _ThreadState:
-        """This thread's connection state (opening its connection on first use)."""
+        """The calling thread's connection state (opening its connection on first use)."""
         if self._closed:
             raise StorageError(f"the store on {self.path!r} is closed")
         if self._pid != os.getpid():
@@ -494,11 +539,11 @@ class SQLiteStore(BaseStore):
             if state.touches:
                 touches = state.touches
                 state.touches = []
-                with self._writing() as write:
-                    self._touch_keys(write, touches)
+                self._write_touches(touches)
 
     @contextlib.contextmanager
-    def _writing(self) -> Iterator[sqlite3.Connection]:
+    def _writing(self, relaxed: bool = False) -> Iterator[sqlite3.Connection]:
+        """A write transaction; ``relaxed``: commit without a flush to disk even with ``synchronous="FULL"``."""
         state = self._state()
         if state.depth:
             if not state.writing:
@@ -510,10 +555,15 @@ class SQLiteStore(BaseStore):
                 state.depth -= 1
             return
         conn = state.conn
+        relax = relaxed and self.synchronous != "NORMAL"
         with self._write_mutex:
             try:
+                if relax:
+                    conn.execute("PRAGMA synchronous = NORMAL")
                 self._retry_busy(lambda: conn.execute("BEGIN IMMEDIATE"))
             except sqlite3.Error as exc:
+                if relax:
+                    _restore_synchronous(conn, self.synchronous)
                 raise self._storage_error(exc) from exc
             state.depth = 1
             state.writing = True
@@ -531,6 +581,8 @@ class SQLiteStore(BaseStore):
             finally:
                 state.depth = 0
                 state.writing = False
+                if relax:
+                    _restore_synchronous(conn, self.synchronous)
         wakes = state.wakes
         if wakes:
             state.wakes = []
@@ -543,7 +595,7 @@ class SQLiteStore(BaseStore):
         if _is_busy(exc):
             return StorageError(
                 f"{self.path!r} stayed locked by another connection for more than busy_timeout="
-                f"{self.busy_timeout} seconds; nothing was changed"
+                f"{self.busy_timeout} seconds ({exc}); nothing was changed"
             )
         return StorageError(f"SQLite error on {self.path!r}: {exc}; nothing was changed")
 
@@ -558,6 +610,24 @@ class SQLiteStore(BaseStore):
         except sqlite3.Error as exc:
             raise self._storage_error(exc) from exc
 
+    def _record(self, seq: int, version: int, text: str) -> ResponseRecord:
+        """The record stored as ``text`` in row ``seq`` at ``version``, parsed once and then cached."""
+        key = (seq, version)
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit[0]
+        record = _load(text)
+        size = len(text)
+        if size <= _CACHE_BYTES // 64:
+            with self._cache_mutex:
+                cache = self._cache
+                if key not in cache:
+                    cache[key] = (record, size)
+                    self._cache_bytes += size
+                    while len(cache) > _CACHE_RECORDS or self._cache_bytes > _CACHE_BYTES:
+                        self._cache_bytes -= cache.pop(next(iter(cache)))[1]
+        return record
+
     # ------------------------------------------------------------------ primitives
 
     def _fetch(self, owner: str | None, id: str, touch: bool = False) -> ResponseRecord | None:
@@ -565,16 +635,16 @@ class SQLiteStore(BaseStore):
             raise TypeError(f"id must be a string, not {type(id).__name__}")
         key = _owner_key(owner)
         row = self._query_one(
-            "SELECT record, expires_at, terminal, last_used, (SELECT tick FROM counters) "
+            "SELECT seq, version, record, expires_at, terminal, last_used, (SELECT tick FROM counters) "
             "FROM responses WHERE owner = ? AND id = ?",
             (key, id),
         )
         if row is None:
             return None
-        text, expires_at, terminal, last_used, tick = row
+        seq, version, text, expires_at, terminal, last_used, tick = row
         if expires_at is not None and expires_at <= self._now():
             return None
-        record = _load(text)
+        record = self._record(seq, version, text)
         # Only finished records compete for eviction, and finishing marks a record as used anyway; a record that
         # is already the most recently used stays so. Either way marking it would change nothing.
         if touch and terminal and last_used != tick:
@@ -588,8 +658,16 @@ class SQLiteStore(BaseStore):
         elif state.depth:
             state.touches.extend(keys)
         else:
-            with self._writing() as conn:
-                self._touch_keys(conn, keys)
+            self._write_touches(keys)
+
+    def _write_touches(self, keys: list[tuple[str, str]]) -> None:
+        """Mark records as used in a transaction of its own, not flushed to disk by itself.
+
+        A power loss may forget that a record was read (the eviction order is all it affects); the next flushed
+        commit makes it durable. With ``synchronous="FULL"`` this keeps a ``get`` from waiting for the disk.
+        """
+        with self._writing(relaxed=True) as conn:
+            self._touch_keys(conn, keys)
 
     def _touch_keys(self, conn: sqlite3.Connection, keys: list[tuple[str, str]]) -> None:
         first = self._take_ticks(conn, len(keys))
@@ -628,7 +706,7 @@ class SQLiteStore(BaseStore):
             "SELECT seq, created_at, status FROM responses WHERE owner = ? AND id = ?", (key, record.id)
         ).fetchone()
         if stale is not None:  # expired, not yet swept: it goes now, as an expiry
-            self._unlink(conn, stale[0], key, record.id, stale[1], stale[2], "expired")
+            self._unlink(conn, (stale[0], key, record.id, stale[1], stale[2]), "expired")
         tick = self._take_ticks(conn, 1)
         conn.execute(
             "INSERT INTO responses (owner, id, created_at, status, terminal, model, version, ttl, expires_at, "
@@ -647,12 +725,8 @@ class SQLiteStore(BaseStore):
                 _json_text(record.to_dict()),
             ),
         )
-        column = _STATUS_COLUMNS[record.status]
         untombed = conn.execute("DELETE FROM removed WHERE owner = ? AND id = ?", (key, record.id)).rowcount
-        conn.execute(
-            f"UPDATE counters SET created = created + 1, {column} = {column} + 1, tombstones = tombstones - ?",
-            (untombed,),
-        )
+        conn.execute(_SQL_CREATED[record.status], (untombed,))
 
     def _replace(self, old: ResponseRecord, new: ResponseRecord) -> None:
         conn = self._state().conn
@@ -672,8 +746,7 @@ class SQLiteStore(BaseStore):
             ),
         )
         if old.status is not new.status:
-            before, after = _STATUS_COLUMNS[old.status], _STATUS_COLUMNS[new.status]
-            conn.execute(f"UPDATE counters SET {before} = {before} - 1, {after} = {after} + 1")
+            conn.execute(_SQL_MOVED[old.status, new.status])
 
     def _remove(self, record: ResponseRecord) -> None:
         conn = self._state().conn
@@ -681,17 +754,18 @@ class SQLiteStore(BaseStore):
         seq, created_at, status = conn.execute(
             "SELECT seq, created_at, status FROM responses WHERE owner = ? AND id = ?", (key, record.id)
         ).fetchone()
-        self._unlink(conn, seq, key, record.id, created_at, status, "deleted")
+        self._unlink(conn, (seq, key, record.id, created_at, status), "deleted")
 
-    def _unlink(
-        self, conn: sqlite3.Connection, seq: int, key: str, id: str, created_at: float, status: str, why: str
-    ) -> None:
-        """Remove one stored record and its events, leave its tombstone, and count it as ``why``."""
+    def _unlink(self, conn: sqlite3.Connection, row: tuple[int, str, str, float, str], why: str) -> None:
+        """Remove a stored record and its events, leave its tombstone, and count it as ``why``.
+
+        ``row`` is ``(seq, owner key, id, created_at, status)``; ``why`` is deleted, evicted or expired.
+        """
+        seq, key, id, created_at, status = row
         conn.execute("DELETE FROM responses WHERE seq = ?", (seq,))
         conn.execute("DELETE FROM events WHERE response = ?", (seq,))
         conn.execute("INSERT INTO removed (owner, id, created_at, seq) VALUES (?, ?, ?, ?)", (key, id, created_at, seq))
-        column = _STATUS_COLUMNS[ResponseStatus(status)]
-        conn.execute(f"UPDATE counters SET {column} = {column} - 1, {why} = {why} + 1, tombstones = tombstones + 1")
+        conn.execute(_SQL_UNLINKED[status, why])
         tombstones = conn.execute("SELECT tombstones FROM counters").fetchone()[0]
         if tombstones > CURSOR_MEMORY:
             trimmed = conn.execute(
@@ -709,8 +783,8 @@ class SQLiteStore(BaseStore):
             rows = conn.execute(sql, (now,)).fetchall()
         else:
             rows = conn.execute(sql + " LIMIT ?", (now, limit)).fetchall()
-        for seq, key, id, created_at, status in rows:
-            self._unlink(conn, seq, key, id, created_at, status, "expired")
+        for row in rows:
+            self._unlink(conn, row, "expired")
         return len(rows)
 
     def _evict_one(self, protected: Collection[tuple[str | None, str]]) -> ResponseRecord | None:
@@ -718,15 +792,15 @@ class SQLiteStore(BaseStore):
         spared = {(_owner_key(owner), id) for owner, id in protected}
         # Among the len(spared) + 1 least recently used finished records, at least one is not protected.
         rows = conn.execute(
-            "SELECT seq, owner, id, created_at, status, record FROM responses WHERE terminal = 1 "
+            "SELECT seq, owner, id, created_at, status, version, record FROM responses WHERE terminal = 1 "
             "ORDER BY last_used, seq LIMIT ?",
             (len(spared) + 1,),
         ).fetchall()
-        for seq, key, id, created_at, status, text in rows:
+        for seq, key, id, created_at, status, version, text in rows:
             if (key, id) in spared:
                 continue
-            self._unlink(conn, seq, key, id, created_at, status, "evicted")
-            return _load(text)
+            self._unlink(conn, (seq, key, id, created_at, status), "evicted")
+            return self._record(seq, version, text)
         return None
 
     def _scan(self, owner: str | None, cursor: str | None, descending: bool) -> Iterator[ResponseRecord]:
@@ -749,23 +823,17 @@ class SQLiteStore(BaseStore):
         self, conn: sqlite3.Connection, key: str, start: tuple[float, int] | None, descending: bool
     ) -> Iterator[ResponseRecord]:
         now = self._now()
-        direction, compare = ("DESC", "<") if descending else ("ASC", ">")
-        order = f"ORDER BY created_at {direction}, seq {direction} LIMIT ?"
-        visible = "(expires_at IS NULL OR expires_at > ?)"
         batch = 8
         while True:
             if start is None:
-                sql = f"SELECT created_at, seq, record FROM responses WHERE owner = ? AND {visible} {order}"
+                sql = _SQL_SCAN[descending, False]
                 params: tuple[Any, ...] = (key, now, batch)
             else:
-                sql = (
-                    f"SELECT created_at, seq, record FROM responses WHERE owner = ? "
-                    f"AND (created_at, seq) {compare} (?, ?) AND {visible} {order}"
-                )
+                sql = _SQL_SCAN[descending, True]
                 params = (key, start[0], start[1], now, batch)
             rows = conn.execute(sql, params).fetchall()
-            for _, _, text in rows:
-                yield _load(text)
+            for _, seq, version, text in rows:
+                yield self._record(seq, version, text)
             if len(rows) < batch:
                 return
             start = (rows[-1][0], rows[-1][1])
@@ -802,10 +870,7 @@ class SQLiteStore(BaseStore):
         return tuple(freeze_object(json.loads(text), "event") for (text,) in rows)
 
     def _stored_count(self, conn: sqlite3.Connection) -> int:
-        total: int = conn.execute(
-            "SELECT " + " + ".join(_STATUS_COLUMNS.values()) + " FROM counters"
-        ).fetchone()[0]
-        return total
+        return sum(conn.execute(_SQL_COUNTERS).fetchone()[6:])
 
     def _count(self) -> int:
         now = self._now()
@@ -816,10 +881,9 @@ class SQLiteStore(BaseStore):
     def _stats(self) -> StoreStats:
         now = self._now()
         conn = self._state().conn
-        columns = ", ".join(_STATUS_COLUMNS.values())
-        row = conn.execute(f"SELECT created, deleted, evicted, expired, {columns} FROM counters").fetchone()
+        row = conn.execute(_SQL_COUNTERS).fetchone()
         created, deleted, evicted, expired = row[:4]
-        by_status = {status.value: count for status, count in zip(_STATUS_COLUMNS, row[4:])}
+        by_status = {status.value: count for status, count in zip(_STATUS_COLUMNS, row[6:], strict=True)}
         pending = conn.execute(
             "SELECT status, count(*) FROM responses WHERE expires_at <= ? GROUP BY status", (now,)
         ).fetchall()
@@ -836,67 +900,86 @@ class SQLiteStore(BaseStore):
         )
 
     def _check(self) -> None:
-        """Assert every invariant: file integrity, rows agree with their JSON, counters and tombstones add up."""
+        """Check every invariant, raising ``AssertionError``.
+
+        The file's integrity; rows agree with their JSON and the cache with the rows; counters and tombstones
+        add up; event numbers are consecutive.
+        """
         state = self._state()
-        assert state.depth == 0 and not state.touches and not state.wakes, "a transaction was left open"
+        _invariant(state.depth == 0, "a transaction was left open")
+        _invariant(not state.touches, "touches were left unapplied")
+        _invariant(not state.wakes, "wake-ups were left pending")
         conn = state.conn
-        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)], "integrity_check failed"
-        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        _invariant(conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)], "integrity_check failed")
+        _invariant(conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal", "not in WAL mode")
+        _invariant(conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION, "wrong schema version")
         with self._reading():
-            columns = ", ".join(_STATUS_COLUMNS.values())
-            counters = conn.execute(
-                f"SELECT created, deleted, evicted, expired, tick, tombstones, {columns} FROM counters"
-            ).fetchall()
-            assert len(counters) == 1
+            counters = conn.execute(_SQL_COUNTERS).fetchall()
+            _invariant(len(counters) == 1, "the counters row is missing or doubled")
             created, deleted, evicted, expired, tick, tombstones = counters[0][:6]
-            status_counts = dict(zip(_STATUS_COLUMNS, counters[0][6:]))
+            status_counts = dict(zip(_STATUS_COLUMNS, counters[0][6:], strict=True))
             rows = conn.execute(
                 "SELECT seq, owner, id, created_at, status, terminal, model, version, ttl, expires_at, last_used, "
                 "event_count, event_bytes, record FROM responses"
             ).fetchall()
+            (top,) = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'responses'").fetchone() or (0,)
             by_status = dict.fromkeys(ResponseStatus, 0)
             live: set[tuple[str, str]] = set()
             seqs: set[int] = set()
-            (top,) = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'responses'").fetchone() or (0,)
-            for seq, key, id_, created_at, status, terminal, model, version, ttl, expires_at, used, count, size, text in (
-                rows
-            ):
-                record = _load(text)
-                assert _owner_key(record.owner) == key and record.id == id_, f"row {seq} holds another record"
-                assert record.created_at == created_at and record.status.value == status
-                assert terminal == int(record.is_terminal) and record.model == model and record.version == version
-                assert record.version >= 1
-                assert (record.completed_at is not None) == (record.status is ResponseStatus.COMPLETED), (
-                    f"completed_at does not follow the status of {id_!r}"
-                )
-                assert (ttl is None) == (expires_at is None), f"{id_!r} has a ttl without an expiry or the reverse"
-                assert 0 <= used <= tick, f"{id_!r} was used at tick {used}, after the counter {tick}"
-                assert 0 < seq <= top
-                numbers = conn.execute(
-                    "SELECT number, size FROM events WHERE response = ? ORDER BY number", (seq,)
-                ).fetchall()
-                assert [number for number, _ in numbers] == list(range(count)), f"event numbers of {id_!r}"
-                assert sum(s for _, s in numbers) == size
-                assert size <= self.event_limits.max_bytes
-                assert count <= self.event_limits.max_events
-                live.add((key, id_))
-                seqs.add(seq)
+            for row in rows:
+                self._check_row(conn, row, tick, top)
+                record = _load(row[-1])
+                live.add((row[1], row[2]))
+                seqs.add(row[0])
                 by_status[record.status] += 1
-            assert by_status == status_counts, "status counters disagree with the records"
-            assert created - deleted - evicted - expired == len(rows), "lifetime counters do not add up"
+            _invariant(by_status == status_counts, "status counters disagree with the records")
+            _invariant(created - deleted - evicted - expired == len(rows), "lifetime counters do not add up")
             orphans = conn.execute(
                 "SELECT count(*) FROM events WHERE response NOT IN (SELECT seq FROM responses)"
             ).fetchone()[0]
-            assert orphans == 0, "events outlived their response"
+            _invariant(orphans == 0, "events outlived their response")
             removed = conn.execute("SELECT owner, id, seq FROM removed").fetchall()
-            assert len(removed) == tombstones <= CURSOR_MEMORY, "tombstones unbounded or miscounted"
-            assert not ({(key, id_) for key, id_, _ in removed} & live), "a live record is also removed"
-            assert not ({seq for _, _, seq in removed} & seqs), "a tombstone shares a live record's seq"
+            _invariant(len(removed) == tombstones, "tombstones miscounted")
+            _invariant(tombstones <= CURSOR_MEMORY, "tombstones unbounded")
+            _invariant(not ({(key, id) for key, id, _ in removed} & live), "a live record is also removed")
+            _invariant(not ({seq for _, _, seq in removed} & seqs), "a tombstone shares a live record's seq")
             stats = self._stats()
-            assert stats.records == sum(stats.by_status.values())
-            assert stats.records == stats.created - stats.deleted - stats.evicted - stats.expired
-            assert stats.records == self._count()
+            _invariant(stats.records == sum(stats.by_status.values()), "stats.by_status does not add up")
+            _invariant(
+                stats.records == stats.created - stats.deleted - stats.evicted - stats.expired,
+                "stats do not add up",
+            )
+            _invariant(stats.records == self._count(), "stats and len disagree")
+
+    def _check_row(self, conn: sqlite3.Connection, row: tuple[Any, ...], tick: int, top: int) -> None:
+        seq, key, id, created_at, status, terminal, model, version, ttl, expires_at, used, count, size, text = row
+        record = _load(text)
+        cached = self._cache.get((seq, version))
+        _invariant(cached is None or cached[0] == record, f"the cache holds a stale copy of {id!r}")
+        _invariant((_owner_key(record.owner), record.id) == (key, id), f"row {seq} holds another record")
+        _invariant(
+            (record.created_at, record.status.value, int(record.is_terminal), record.model, record.version)
+            == (created_at, status, terminal, model, version),
+            f"the columns of {id!r} disagree with its JSON",
+        )
+        _invariant(record.version >= 1, f"{id!r} has version {record.version}")
+        _invariant(
+            (record.completed_at is not None) == (record.status is ResponseStatus.COMPLETED),
+            f"completed_at does not follow the status of {id!r}",
+        )
+        _invariant((ttl is None) == (expires_at is None), f"{id!r} has a ttl without an expiry or the reverse")
+        _invariant(0 <= used <= tick, f"{id!r} was used at tick {used}, after the counter {tick}")
+        _invariant(0 < seq <= top, f"{id!r} has seq {seq} outside 1..{top}")
+        numbers = conn.execute("SELECT number, size FROM events WHERE response = ? ORDER BY number", (seq,)).fetchall()
+        _invariant([number for number, _ in numbers] == list(range(count)), f"event numbers of {id!r}")
+        _invariant(sum(s for _, s in numbers) == size, f"event bytes of {id!r}")
+        _invariant(size <= self.event_limits.max_bytes, f"event log of {id!r} over max_event_bytes")
+        _invariant(count <= self.event_limits.max_events, f"event log of {id!r} over max_events")
+
+
+def _invariant(condition: bool, message: str) -> None:
+    if not condition:
+        raise AssertionError(message)
 
 
 def _begin_read(conn: sqlite3.Connection) -> None:
@@ -906,6 +989,11 @@ def _begin_read(conn: sqlite3.Connection) -> None:
     except BaseException:
         _rollback(conn)
         raise
+
+
+def _restore_synchronous(conn: sqlite3.Connection, synchronous: str) -> None:
+    with contextlib.suppress(sqlite3.Error):
+        conn.execute(f"PRAGMA synchronous = {synchronous}")
 
 
 def _rollback(conn: sqlite3.Connection) -> None:

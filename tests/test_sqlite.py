@@ -1,0 +1,780 @@
+"""What only the SQLite backend has: real files shared by processes, crashes, bad files, schema versions, closing,
+durability settings, and ``open()`` URLs. (Everything every backend does is in ``tests/contract/``.)
+
+Other processes run small scripts with ``sys.executable`` and talk to the test over pipes: one JSON value or one
+word per line. Every wait on a child is bounded (a hang fails the test instead of stalling it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import json
+import os
+import queue
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import responsestore
+from responsestore import (
+    InvalidArgument,
+    LockError,
+    ResponseStore,
+    ResponseStoreError,
+    SQLiteStore,
+    StorageError,
+    VersionConflict,
+)
+from responsestore import _sqlite as sqlite_backend
+from tests.fakes import FakeClock
+
+TIMEOUT = 60.0  # seconds any one wait on a child or a thread may take before the test fails
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+class Child:
+    """A Python process running ``script``; its stdout lines arrive through a queue (reads never block forever).
+
+    Use it as a context manager: leaving kills the child if it still runs and closes every pipe.
+    """
+
+    def __init__(self, script: str, *args: str) -> None:
+        self._errors = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed in __exit__
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", script, *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._errors,
+            text=True,
+            bufsize=1,
+        )
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def __enter__(self) -> Child:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.kill()
+        self._reader.join(TIMEOUT)
+        for pipe in (self.process.stdin, self.process.stdout):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
+        self._errors.close()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._lines.put(line.rstrip("\n"))
+        self._lines.put(None)
+
+    def line(self) -> str:
+        """The next line the child printed; fails the test if none comes within TIMEOUT or the child ended."""
+        try:
+            line = self._lines.get(timeout=TIMEOUT)
+        except queue.Empty:
+            self.kill()
+            pytest.fail(f"the child printed nothing for {TIMEOUT} s: {self.stderr()}")
+        if line is None:
+            code = self.process.wait(TIMEOUT)
+            pytest.fail(f"the child ended early (exit {code}): {self.stderr()}")
+        return line
+
+    def send(self, text: str) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(text + "\n")
+        self.process.stdin.flush()
+
+    def finish(self) -> None:
+        """Close the child's input and wait for it to exit 0."""
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        code = self.process.wait(TIMEOUT)
+        assert code == 0, self.stderr()
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+        self.process.wait(TIMEOUT)
+
+    def rest(self) -> list[str]:
+        """Every line still unread, once the child has ended."""
+        assert self.process.poll() is not None
+        self._reader.join(TIMEOUT)
+        lines: list[str] = []
+        while (line := self._lines.get_nowait()) is not None:
+            lines.append(line)
+        return lines
+
+    def stderr(self) -> str:
+        self._errors.seek(0)
+        return self._errors.read()
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "responses.db"
+
+
+@pytest.fixture
+def store(db: Path) -> Iterator[SQLiteStore]:
+    with SQLiteStore(db, clock=FakeClock()) as opened:
+        yield opened
+        opened._check()
+
+
+def walk(store: responsestore.BaseStore, **kwargs: Any) -> list[str]:
+    """Every id of a list, following ``after=last_id`` page by page."""
+    ids: list[str] = []
+    page = store.list(limit=7, **kwargs)
+    ids.extend(record.id for record in page.data)
+    while page.has_more:
+        page = store.list(limit=7, after=page.last_id, **kwargs)
+        ids.extend(record.id for record in page.data)
+    return ids
+
+
+# ---------------------------------------------------------------------------------------------- processes
+
+WORKER = r"""
+import json, random, sys
+from responsestore import InvalidTransition, SQLiteStore, VersionConflict
+
+path, index, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+shared = json.loads(sys.argv[4])
+rng = random.Random(index)
+store = SQLiteStore(path, max_records=None, synchronous="NORMAL")
+result = {"created": [], "increments": {}, "conflicts": 0, "won": [], "walks": [], "errors": []}
+print("ready", flush=True)
+sys.stdin.readline()
+try:
+    for step in range(rounds):
+        record = store.create("m", f"w{index}-{step}", owner="pool", metadata={"worker": str(index)})
+        store.complete(record.id, [{"role": "assistant", "content": str(index)}], owner="pool")
+        result["created"].append(record.id)
+        counter = rng.choice(shared["counters"])
+        while True:  # optimistic increment: read, write with expected_version, retry on a conflict
+            current = store.get(counter)
+            n = int(current.metadata["n"]) + 1
+            try:
+                store.update(counter, metadata={"n": str(n)}, expected_version=current.version)
+                break
+            except VersionConflict:
+                result["conflicts"] += 1
+        result["increments"][counter] = result["increments"].get(counter, 0) + 1
+        race = shared["races"][(step + index) % len(shared["races"])]
+        try:
+            store.complete(race, [{"role": "assistant", "content": str(index)}], expected_version=1)
+            result["won"].append(race)
+        except (VersionConflict, InvalidTransition):
+            pass
+        if step % 10 == 0:
+            page = store.list(limit=7, owner="stable", order="asc")
+            ids = [r.id for r in page.data]
+            while page.has_more:
+                page = store.list(limit=7, owner="stable", order="asc", after=page.last_id)
+                ids += [r.id for r in page.data]
+            result["walks"].append(ids)
+except Exception as exc:
+    result["errors"].append(repr(exc))
+print(json.dumps(result), flush=True)
+store.close()
+"""
+
+WORKERS = 4
+ROUNDS = 40
+
+
+def test_processes_racing_on_one_file_lose_no_update_and_see_every_record_once(db: Path) -> None:
+    with SQLiteStore(db, max_records=None) as store:
+        counters = [store.create("m", id=f"counter{n}", metadata={"n": "0"}).id for n in range(3)]
+        races = [store.create("m", id=f"race{n}").id for n in range(WORKERS * ROUNDS // 4)]
+        stable = [store.create("m", owner="stable").id for _ in range(23)]
+        shared = json.dumps({"counters": counters, "races": races})
+        with contextlib.ExitStack() as stack:
+            children = [
+                stack.enter_context(Child(WORKER, str(db), str(n), str(ROUNDS), shared)) for n in range(WORKERS)
+            ]
+            assert [child.line() for child in children] == ["ready"] * WORKERS
+            for child in children:
+                child.send("go")
+            results = [json.loads(child.line()) for child in children]
+            for child in children:
+                child.finish()
+        assert [result["errors"] for result in results] == [[]] * WORKERS
+        # No lost update: each counter's version and value count every increment any process made.
+        for counter in counters:
+            increments = sum(result["increments"].get(counter, 0) for result in results)
+            record = store.get(counter)
+            assert record.metadata["n"] == str(increments)
+            assert record.version == 1 + increments
+        assert sum(sum(result["increments"].values()) for result in results) == WORKERS * ROUNDS
+        # Each racing transition had exactly one winner, and the stored output is the winner's.
+        wins = Counter(race for result in results for race in result["won"])
+        assert sorted(wins) == sorted(races)
+        assert set(wins.values()) == {1}
+        for index, result in enumerate(results):
+            for race in result["won"]:
+                record = store.get(race)
+                assert (record.version, record.output[0]["content"][0]["text"]) == (2, str(index))
+        # Every page walk of a list others were not changing saw each record once, in order.
+        assert all(ids == stable for result in results for ids in result["walks"])
+        assert sum(len(result["walks"]) for result in results) == WORKERS * (ROUNDS // 10)
+        # Every record created by any process is listed exactly once, in creation order per process.
+        created = [id for result in results for id in result["created"]]
+        for order in ("asc", "desc"):
+            listed = walk(store, owner="pool", order=order)
+            assert sorted(listed) == sorted(created)
+            assert len(set(listed)) == len(listed) == WORKERS * ROUNDS
+        listed = walk(store, owner="pool", order="asc")
+        for result in results:
+            assert [id for id in listed if id in set(result["created"])] == result["created"]
+        stats = store.stats()
+        assert stats.created == len(counters) + len(races) + len(stable) + WORKERS * ROUNDS
+        assert stats.records == len(store) == stats.created
+        store._check()
+
+
+READER_WRITER = r"""
+import json, sys
+from responsestore import SQLiteStore
+
+store = SQLiteStore(sys.argv[1])
+for command in sys.stdin:
+    command = command.strip()
+    if command == "create":
+        record = store.create("m", "hello")
+        usage = {"input_tokens": 1, "output_tokens": 2}
+        record = store.complete(record.id, [{"role": "assistant", "content": "hi"}], usage=usage)
+        print(json.dumps([record.id, record.version]), flush=True)
+    elif command == "start":
+        record = store.create("m", "slow", background=True)
+        print(json.dumps([record.id, record.version]), flush=True)
+    elif command.startswith("events "):
+        id = command.split()[1]
+        for n in range(5):
+            store.append_event(id, {"type": "response.output_text.delta", "delta": str(n)})
+        store.complete(id, [{"role": "assistant", "content": "done"}], event={"type": "response.completed"})
+        print("done", flush=True)
+    elif command.startswith("get "):
+        record = store.get(command.split()[1])
+        print(json.dumps([record.id, record.version]), flush=True)
+store.close()
+"""
+
+
+def test_a_record_written_by_one_process_is_readable_in_another_at_once(db: Path) -> None:
+    with SQLiteStore(db) as store:
+        with Child(READER_WRITER, str(db)) as child:
+            for _ in range(10):
+                child.send("create")
+                id, version = json.loads(child.line())
+                record = store.get(id)  # at once: no retry, no wait
+                assert (record.status.value, record.version, version) == ("completed", 2, 2)
+                assert record.usage is not None
+                assert record.usage["total_tokens"] == 3
+                assert record.output[0]["content"][0]["text"] == "hi"
+            # The other way round: what this process writes, the child reads.
+            mine = store.create("m", "from the parent")
+            child.send(f"get {mine.id}")
+            assert json.loads(child.line()) == [mine.id, 1]
+            child.finish()
+        store._check()
+
+
+def test_wait_and_stream_see_another_processs_writes(db: Path) -> None:
+    with SQLiteStore(db) as store:
+        with Child(READER_WRITER, str(db)) as child:
+            child.send("start")
+            id, _ = json.loads(child.line())
+            events: list[dict[str, Any]] = []
+            finished: list[Any] = []
+            streamer = threading.Thread(target=lambda: events.extend(store.stream(id, timeout=TIMEOUT)))
+            waiter = threading.Thread(target=lambda: finished.append(store.wait(id, timeout=TIMEOUT)))
+            streamer.start()
+            waiter.start()
+            child.send(f"events {id}")  # another process writes: only polling can notice it here
+            assert child.line() == "done"
+            streamer.join(TIMEOUT)
+            waiter.join(TIMEOUT)
+            assert not streamer.is_alive()
+            assert not waiter.is_alive()
+            child.finish()
+        assert [event["sequence_number"] for event in events] == list(range(6))
+        assert [event.get("delta") for event in events[:5]] == ["0", "1", "2", "3", "4"]
+        assert events[5]["type"] == "response.completed"
+        assert [(record.id, record.status.value, record.version) for record in finished] == [(id, "completed", 2)]
+
+
+TOUCHER = r"""
+import sys
+from responsestore import SQLiteStore
+
+with SQLiteStore(sys.argv[1], max_records=3) as store:
+    store.get(sys.argv[2])
+print("touched", flush=True)
+"""
+
+
+def test_recency_is_shared_between_processes(db: Path) -> None:
+    with SQLiteStore(db, max_records=3) as store:
+        a, b, c = (store.create("m", id=name) for name in "abc")
+        for record in (a, b, c):
+            store.complete(record.id)
+        with Child(TOUCHER, str(db), "a") as child:  # a is the least recently used until the child reads it
+            assert child.line() == "touched"
+            child.finish()
+        store.create("m", id="d")  # evicts the least recently used: b, because the other process used a
+        assert ("a" in store, "b" in store, "c" in store, "d" in store) == (True, False, True, True)
+        assert store.stats().evicted == 1
+        store._check()
+
+
+CRASHER = r"""
+import sys
+from responsestore import SQLiteStore
+
+store = SQLiteStore(sys.argv[1], max_records=None)
+n = 0
+while True:
+    record = store.create("m", f"turn {n}", metadata={"n": str(n)})
+    print("created", record.id, flush=True)
+    record = store.complete(record.id, [{"role": "assistant", "content": f"answer {n}"}])
+    print("completed", record.id, record.version, flush=True)
+    n += 1
+"""
+
+
+def test_a_process_killed_mid_write_loses_nothing_it_acknowledged(db: Path) -> None:
+    rng = random.Random(20240501)
+    acknowledged: dict[str, str] = {}  # id -> the last state the child reported
+    for unreported in range(1, 4):  # each kill may leave one create committed but never reported
+        with Child(CRASHER, str(db)) as child:
+            for _ in range(rng.randrange(4, 60)):
+                word, id, *_ = child.line().split()
+                acknowledged[id] = word
+            child.kill()  # SIGKILL wherever the child is: likely inside a create or a complete
+            for line in child.rest():  # printed before the kill, but not read yet
+                word, id, *_ = line.split()
+                acknowledged[id] = word
+        assert child.process.returncode == -signal.SIGKILL
+        raw = sqlite3.connect(db)
+        try:
+            assert raw.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        finally:
+            raw.close()
+        with SQLiteStore(db, max_records=None) as store:
+            store._check()
+            for id, word in acknowledged.items():
+                record = store.get(id)
+                if word == "completed":
+                    assert (record.status.value, record.version) == ("completed", 2)
+                    assert record.output[0]["content"][0]["text"] == f"answer {record.metadata['n']}"
+                else:  # created, and maybe completed before the kill
+                    assert record.status.value in ("in_progress", "completed")
+            assert len(acknowledged) <= len(store) <= len(acknowledged) + unreported
+    assert len(acknowledged) >= 12
+
+
+def test_a_forked_child_opens_its_own_connections(store: SQLiteStore) -> None:
+    if not hasattr(os, "fork"):
+        pytest.skip("no fork on this platform")
+    first = store.create("m", "before the fork")
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: use the inherited store object, report, and leave without cleanup
+        code = 1
+        try:
+            made = store.create("m", "in the child")
+            ok = store.get(first.id) == first and store.get(made.id) == made
+            os.write(write, (made.id if ok else "mismatch").encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        made_id = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert store.get(made_id).input[0]["content"][0]["text"] == "in the child"
+    assert [record.id for record in store.list(order="asc").data] == [first.id, made_id]
+
+
+# ---------------------------------------------------------------------------------------------- files
+
+
+def test_a_missing_directory_is_refused_and_not_created(tmp_path: Path) -> None:
+    path = tmp_path / "missing" / "responses.db"
+    with pytest.raises(StorageError, match="does not exist") as info:
+        SQLiteStore(path)
+    assert isinstance(info.value, ResponseStoreError)
+    assert not (tmp_path / "missing").exists()
+
+
+def test_a_directory_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(StorageError, match="directory"):
+        SQLiteStore(tmp_path)
+
+
+def _files(directory: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted(directory.iterdir())}
+
+
+def test_a_file_that_is_not_sqlite_is_refused_and_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "notes.db"
+    path.write_bytes(b"these are my notes, not a database\n" * 50)
+    before = _files(tmp_path)
+    with pytest.raises(StorageError, match="responsestore database"):
+        SQLiteStore(path)
+    assert _files(tmp_path) == before
+
+
+def test_another_applications_database_is_refused_and_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "app.db"
+    raw = sqlite3.connect(path)
+    raw.execute("CREATE TABLE accounts (id INTEGER PRIMARY KEY, name TEXT)")
+    raw.execute("INSERT INTO accounts (name) VALUES ('ada')")
+    raw.commit()
+    raw.close()
+    before = _files(tmp_path)
+    with pytest.raises(StorageError, match="another application"):
+        SQLiteStore(path)
+    assert _files(tmp_path) == before
+
+
+def test_a_database_of_a_newer_schema_is_refused_and_left_alone(db: Path) -> None:
+    with SQLiteStore(db) as store:
+        store.create("m", id="kept")
+    raw = sqlite3.connect(db)
+    raw.execute(f"PRAGMA user_version = {sqlite_backend.SCHEMA_VERSION + 1}")
+    raw.close()
+    before = _files(db.parent)
+    with pytest.raises(StorageError, match="newer"):
+        SQLiteStore(db)
+    assert _files(db.parent) == before
+
+
+@pytest.mark.parametrize("path", ["", ":memory:", "file:x.db?mode=memory"])
+def test_names_that_are_not_files_are_refused(path: str) -> None:
+    with pytest.raises(InvalidArgument, match="must name a file"):
+        SQLiteStore(path)
+
+
+@pytest.mark.parametrize("path", [5, None, b"bytes.db"])
+def test_a_path_of_the_wrong_type_is_refused(path: Any) -> None:
+    with pytest.raises(InvalidArgument, match="path"):
+        SQLiteStore(path)
+
+
+def test_an_empty_file_becomes_a_new_database(tmp_path: Path) -> None:
+    path = tmp_path / "empty.db"
+    path.touch()
+    with SQLiteStore(path) as store:
+        store.create("m", id="first")
+        store._check()
+    with SQLiteStore(path) as store:
+        assert "first" in store
+
+
+# ---------------------------------------------------------------------------------------------- the schema
+
+
+def _pragma(path: Path, name: str) -> Any:
+    raw = sqlite3.connect(path)
+    try:
+        return raw.execute(f"PRAGMA {name}").fetchone()[0]
+    finally:
+        raw.close()
+
+
+def test_a_new_database_records_its_schema_version_and_owner(db: Path) -> None:
+    with SQLiteStore(db):
+        pass
+    assert _pragma(db, "user_version") == sqlite_backend.SCHEMA_VERSION == 1
+    assert _pragma(db, "application_id") == sqlite_backend.APPLICATION_ID
+    assert _pragma(db, "journal_mode") == "wal"
+    raw = sqlite3.connect(db)
+    tables = {name for (name,) in raw.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    indexes = {name for (name,) in raw.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    raw.close()
+    assert {"responses", "events", "removed", "counters"} <= tables
+    assert {"responses_order", "responses_expiry", "responses_recency"} <= indexes
+
+
+def test_an_older_database_is_migrated_step_by_step_once(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with SQLiteStore(db) as store:
+        kept = store.create("m", "old data")
+    steps: list[int] = []
+
+    def to_2(conn: sqlite3.Connection) -> None:
+        steps.append(2)
+        conn.execute("CREATE TABLE added_in_2 (x INTEGER)")
+
+    monkeypatch.setattr(sqlite_backend, "_MIGRATIONS", [*sqlite_backend._MIGRATIONS, to_2])
+    monkeypatch.setattr(sqlite_backend, "SCHEMA_VERSION", 2)
+    with SQLiteStore(db) as store:
+        assert store.get(kept.id) == kept
+        store._check()
+    with SQLiteStore(db):
+        pass
+    assert steps == [2]
+    assert _pragma(db, "user_version") == 2
+
+
+def test_a_failing_migration_changes_nothing(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with SQLiteStore(db) as store:
+        kept = store.create("m", "old data")
+
+    def broken(conn: sqlite3.Connection) -> None:
+        conn.execute("CREATE TABLE half_done (x INTEGER)")
+        raise sqlite3.OperationalError("disk on fire")
+
+    monkeypatch.setattr(sqlite_backend, "_MIGRATIONS", [*sqlite_backend._MIGRATIONS, broken])
+    monkeypatch.setattr(sqlite_backend, "SCHEMA_VERSION", 2)
+    with pytest.raises(StorageError, match="disk on fire"):
+        SQLiteStore(db)
+    monkeypatch.undo()
+    assert _pragma(db, "user_version") == 1
+    with SQLiteStore(db) as store:
+        assert store.get(kept.id) == kept
+        assert (
+            store._state().conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'half_done'").fetchone()[0]
+            == 0
+        )
+
+
+# ---------------------------------------------------------------------------------------------- lifetime
+
+
+def test_everything_survives_closing_and_reopening(db: Path) -> None:
+    clock = FakeClock()
+    with SQLiteStore(db, clock=clock, max_records=4) as store:
+        store.create("m", "one", id="one", metadata={"k": "v"}, background=True)
+        store.append_event("one", {"type": "response.created"})
+        first = store.complete("one", [{"role": "assistant", "content": "1"}], event={"type": "response.completed"})
+        store.create("m", "two", id="two", previous_response_id="one")
+        second = store.complete("two")
+        store.complete(store.create("m", id="two", owner="alice").id, owner="alice")
+        store.create("m", id="three")
+        store.delete("three")
+        store.complete(store.create("m", id="four").id)
+        store.get("two")
+        store.get("one")  # least recently used first: alice's two, four, two, one
+        stats = store.stats()
+    assert (stats.created, stats.deleted, stats.evicted, stats.records) == (5, 1, 0, 4)
+    with SQLiteStore(db, clock=clock, max_records=4) as store:
+        assert store.stats() == stats
+        # The deleted cursor still places a page after reopening (three came after two, before four).
+        assert walk(store, after="three", order="asc") == ["four"]
+        store.create("m", id="five")  # at the cap: evicts the least recently used finished record
+        assert store.stats().evicted == 1
+        assert store.contains("two", owner="alice") is False
+        assert (store.get("one"), store.get("two")) == (first, second)
+        assert store.get("two").previous_response_id == "one"
+        assert [event["type"] for event in store.events("one")] == ["response.created", "response.completed"]
+        assert "four" in store
+        store._check()
+
+
+def test_close_is_idempotent_and_a_closed_store_refuses_every_call(db: Path) -> None:
+    store = SQLiteStore(db)
+    record = store.create("m")
+    store.close()
+    store.close()
+    assert store.closed
+    calls = [
+        lambda: store.get(record.id),
+        lambda: store.create("m"),
+        store.list,
+        lambda: len(store),
+        lambda: record.id in store,
+        store.stats,
+        lambda: store.complete(record.id),
+        lambda: store.wait(record.id, timeout=0),
+    ]
+    for call in calls:
+        with pytest.raises(StorageError, match="closed"):
+            call()
+    with SQLiteStore(db) as reopened:
+        assert reopened.get(record.id) == record
+
+
+def test_the_context_manager_closes_the_store(db: Path) -> None:
+    with SQLiteStore(db) as store:
+        assert not store.closed
+    assert store.closed
+    with pytest.raises(StorageError):
+        store.create("m")
+
+
+def test_closing_wakes_a_waiter_with_an_error(db: Path) -> None:
+    store = SQLiteStore(db)
+    record = store.create("m")
+    outcome: list[BaseException] = []
+
+    def wait() -> None:
+        try:
+            store.wait(record.id, timeout=TIMEOUT)
+        except BaseException as exc:  # noqa: BLE001 - the outcome is checked below
+            outcome.append(exc)
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    store.close()  # whether the waiter is already waiting or not, it must end with StorageError
+    waiter.join(TIMEOUT)
+    assert not waiter.is_alive()
+    assert [type(exc) for exc in outcome] == [StorageError]
+
+
+def test_connections_of_ended_threads_are_closed(store: SQLiteStore) -> None:
+    def use() -> None:
+        store.create("m")
+
+    for _ in range(5):
+        thread = threading.Thread(target=use)
+        thread.start()
+        thread.join(TIMEOUT)
+    gc.collect()
+    assert len(store._connections) == 1  # only this thread's
+    assert len(store) == 5
+
+
+def test_a_write_inside_a_read_transaction_is_refused(store: SQLiteStore) -> None:
+    with store._reading(), pytest.raises(LockError, match="upgrade"), store._writing():
+        pass
+    with store._writing(), store._reading():  # a read inside a write joins it
+        store.create("m", id="inside")
+    assert "inside" in store
+
+
+# ---------------------------------------------------------------------------------------------- settings
+
+
+@pytest.mark.parametrize(("value", "pragma"), [("FULL", 2), ("NORMAL", 1), ("full", 2), ("normal", 1)])
+def test_durability_settings(db: Path, value: str, pragma: int) -> None:
+    with SQLiteStore(db, synchronous=value) as store:
+        assert store.synchronous == value.upper()
+        store.create("m")
+        assert store._state().conn.execute("PRAGMA synchronous").fetchone()[0] == pragma
+        seen: list[int] = []
+        thread = threading.Thread(
+            target=lambda: seen.append(store._state().conn.execute("PRAGMA synchronous").fetchone()[0])
+        )
+        thread.start()
+        thread.join(TIMEOUT)
+        assert seen == [pragma]  # every thread's connection has the setting
+
+
+def test_the_default_durability_is_full(db: Path) -> None:
+    with SQLiteStore(db) as store:
+        assert store.synchronous == "FULL"
+        store.get(store.complete(store.create("m").id).id)  # a get's recency write must not change the setting
+        assert store._state().conn.execute("PRAGMA synchronous").fetchone()[0] == 2
+
+
+@pytest.mark.parametrize("value", ["OFF", "EXTRA", "", "FULL ", 1, 2, None, True])
+def test_other_durability_settings_are_refused_before_touching_the_disk(db: Path, value: Any) -> None:
+    with pytest.raises(InvalidArgument, match="synchronous"):
+        SQLiteStore(db, synchronous=value)
+    assert not db.exists()
+
+
+@pytest.mark.parametrize("value", [-1, float("nan"), float("inf"), "5", None, True, 10**9])
+def test_bad_busy_timeouts_are_refused(db: Path, value: Any) -> None:
+    with pytest.raises(InvalidArgument, match="busy_timeout"):
+        SQLiteStore(db, busy_timeout=value)
+    assert not db.exists()
+
+
+def test_owners_are_kept_apart_whatever_their_text(store: SQLiteStore) -> None:
+    owners = [None, "", ":", "~", ":alice", "alice", "\ud800", '"quoted"', "null"]
+    for owner in owners:
+        store.create("m", str(owner), id="same", owner=owner)
+    for owner in owners:
+        assert store.get("same", owner=owner).input[0]["content"][0]["text"] == str(owner)
+        assert walk(store, owner=owner) == ["same"]
+    assert len(store) == len(owners)
+
+
+# ---------------------------------------------------------------------------------------------- open()
+
+
+def test_open_memory() -> None:
+    store = responsestore.open("memory://", max_records=5)
+    assert type(store) is ResponseStore
+    assert store.retention.max_records == 5
+
+
+def test_open_sqlite_relative_and_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    relative = responsestore.open("sqlite:///data/relative.db", ttl=60)
+    assert isinstance(relative, SQLiteStore)
+    assert relative.path == str(tmp_path / "data" / "relative.db")
+    assert relative.retention.ttl == 60
+    relative.close()
+    absolute_path = tmp_path / "absolute.db"
+    assert str(absolute_path).startswith("/")
+    absolute = responsestore.open(f"sqlite:///{absolute_path}")  # four slashes in all
+    assert isinstance(absolute, SQLiteStore)
+    assert absolute.path == str(absolute_path)
+    absolute.create("m", id="here")
+    absolute.close()
+    with responsestore.open(f"SQLITE:///{absolute_path}") as again:  # type: ignore[attr-defined]
+        assert "here" in again
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("postgres://localhost/db", "unknown store scheme 'postgres'"),
+        ("redis://localhost", "planned"),
+        ("memory://anything", "exactly 'memory://'"),
+        ("sqlite://host/file.db", "three slashes"),
+        ("sqlite:///", "names no file"),
+        ("responses.db", "not a store URL"),
+        ("", "not a store URL"),
+    ],
+)
+def test_open_refuses_other_urls(url: str, message: str) -> None:
+    with pytest.raises(InvalidArgument, match=message) as info:
+        responsestore.open(url)
+    if "scheme" in message or "URL" in message:
+        assert "memory://" in str(info.value)
+        assert "sqlite:///" in str(info.value)
+
+
+def test_open_refuses_a_url_that_is_not_a_string() -> None:
+    with pytest.raises(InvalidArgument, match="url must be a string"):
+        responsestore.open(Path("x.db"))  # type: ignore[arg-type]
+
+
+def test_open_passes_sqlite_errors_through(tmp_path: Path) -> None:
+    with pytest.raises(StorageError, match="does not exist"):
+        responsestore.open(f"sqlite:///{tmp_path}/missing/x.db")
+    with pytest.raises(InvalidArgument, match="synchronous"):
+        responsestore.open(f"sqlite:///{tmp_path}/x.db", synchronous="OFF")
+
+
+def test_version_conflicts_are_reported_across_stores_on_one_file(db: Path) -> None:
+    with SQLiteStore(db) as one, SQLiteStore(db) as two:
+        record = one.create("m")
+        two.update(record.id, metadata={"by": "two"}, expected_version=1)
+        with pytest.raises(VersionConflict):
+            one.update(record.id, metadata={"by": "one"}, expected_version=1)
+        assert one.get(record.id).metadata == {"by": "two"}
