@@ -142,14 +142,15 @@ class RWLock:
                     self._writer = me
                     self._writer_depth = 1
             finally:
+                # Also on an exception in the wait (KeyboardInterrupt): never leave others stuck behind us.
                 self._waiting_writers -= 1
-            if not acquired and self._writer is None:
-                # Readers may have been held back only by this writer's wait; another waiting writer may be
-                # entitled to the lock now. Wake whoever can proceed.
-                if not self._waiting_writers:
-                    self._can_read.notify_all()
-                elif not self._readers:
-                    self._can_write.notify()
+                if not acquired and self._writer is None:
+                    # Readers may have been held back only by this writer's wait; another waiting writer may
+                    # be entitled to the lock now. Wake whoever can proceed.
+                    if not self._waiting_writers:
+                        self._can_read.notify_all()
+                    elif not self._readers:
+                        self._can_write.notify()
             return acquired
 
     def release_write(self) -> None:
