@@ -13,7 +13,7 @@ from importlib.metadata import PackageNotFoundError, version
 from ._contract import BaseStore
 from ._json import FrozenDict
 from ._memory import ResponseStore
-from ._open import open
+from ._open import open  # noqa: A004 - responsestore.open(url), as in dbm.open and shelve.open
 from ._paging import Page
 from ._records import ResponseRecord, ResponseStatus
 from ._retention import StoreStats, Sweeper

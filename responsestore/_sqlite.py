@@ -72,7 +72,7 @@ _SCAN_BATCH = 64
 #: at most this many, and about this many bytes of JSON.
 _CACHE_RECORDS = 4096
 _CACHE_BYTES = 32 * 1024 * 1024
-_BUSY_CODES = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+_BUSY_CODES = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED (the sqlite3 module names them only from Python 3.11)
 
 
 class StorageError(ResponseStoreError):
@@ -223,7 +223,7 @@ def _load(text: str) -> ResponseRecord:
 def _is_busy(exc: sqlite3.Error) -> bool:
     code = getattr(exc, "sqlite_errorcode", None)
     if code is not None:
-        return code & 0xFF in _BUSY_CODES
+        return (code & 0xFF) in _BUSY_CODES
     message = str(exc)
     return "locked" in message or "busy" in message
 
@@ -281,11 +281,11 @@ class SQLiteStore(BaseStore):
     database at once: every mutation is one atomic transaction, every ``list`` page one consistent snapshot, and
     a record written by one process is readable by every other as soon as the writing call returns. ``wait`` and
     ``stream`` notice writes made in this process at once and writes made by other processes within
-    :data:`POLL_INTERVAL` seconds (they re-check the file while waiting).
+    0.05 seconds (they re-check the file while waiting).
 
-    Lifetime counts in :meth:`stats` (created, deleted, evicted, expired) count since the database was created.
-    Close the store with :meth:`close` (or use it as a context manager); a closed store raises
-    :class:`StorageError`.
+    Lifetime counts in :meth:`~responsestore.BaseStore.stats` (created, deleted, evicted, expired) count since
+    the database was created. Close the store with :meth:`close` (or use it as a context manager); a closed store
+    raises :class:`StorageError`.
 
     Args:
         path: The database file. Its directory must exist; the file is created when missing. A file that is not
@@ -345,7 +345,7 @@ class SQLiteStore(BaseStore):
         self._local = threading.local()
         self._write_mutex = threading.Lock()  # queues this process's writers
         self._connections_mutex = threading.Lock()
-        self._connections: dict[sqlite3.Connection, weakref.finalize] = {}
+        self._connections: dict[sqlite3.Connection, Any] = {}  # -> the weakref.finalize closing it
 
     # ------------------------------------------------------------------ connections
 
