@@ -46,6 +46,7 @@ from ._records import (
     check_metadata,
     check_tools,
     check_usage,
+    trusted_record,
 )
 from ._retention import DEFAULT_MAX_RECORDS, DEFAULT_TTL, SWEEP_BATCH, USE_STORE_TTL, Retention, StoreStats
 from ._timeouts import check_timeout
@@ -285,7 +286,7 @@ class BaseStore(abc.ABC):
                 # The chain being continued is finished but must survive: it does not count as evictable.
                 if self._count() >= max_records and self._finished_count() <= len(ancestors):
                     raise StoreFull(record_id, max_records)
-            record = ResponseRecord(
+            record = trusted_record(  # every value was validated and frozen above
                 id=record_id,
                 created_at=now,
                 model=model,
@@ -293,6 +294,12 @@ class BaseStore(abc.ABC):
                 previous_response_id=previous_response_id,
                 background=background,
                 owner=owner,
+                output=(),
+                usage=None,
+                error=None,
+                incomplete_details=None,
+                completed_at=None,
+                version=1,
                 **fields,
             )
             if ancestors:

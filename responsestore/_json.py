@@ -12,7 +12,6 @@ with :class:`~responsestore.InvalidArgument`.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterator, Mapping
 from typing import Any, TypeAlias
 
@@ -85,40 +84,75 @@ class FrozenDict(Mapping[str, Any]):
         return (FrozenDict, (thaw(self),))
 
 
-def freeze(value: object, what: str = "value", _depth: int = 0) -> Any:
+def freeze(value: object, what: str = "value") -> Any:
     """Return an immutable deep copy of the JSON ``value``.
 
-    ``what`` names the value in the error message (for example ``"metadata"`` or ``"output[2]"``).
+    ``what`` names the value in the error message (for example ``"metadata"`` or ``"output[2]"``); the message
+    also gives the path inside it, such as ``metadata['k'][3]``.
 
     Raises:
         InvalidArgument: ``value`` is not JSON (a non-``str`` key, a set, bytes, a non-finite float, an
             object) or is nested more than 64 levels deep.
     """
-    if _depth > MAX_DEPTH:
-        raise InvalidArgument(f"{what} is nested more than {MAX_DEPTH} levels deep")
+    try:
+        return _freeze(value, 0)
+    except _NotJSON as problem:
+        raise InvalidArgument(f"{what}{''.join(reversed(problem.path))} {problem.reason}") from None
+
+
+class _NotJSON(Exception):
+    """Raised inside ``_freeze``; collects the path to the bad value on its way out (cheaply, only on error)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.path: list[str] = []
+
+
+def _freeze(value: Any, depth: int) -> Any:
+    # Exact type checks first: they are what JSON from a caller almost always is, and they are much cheaper than
+    # isinstance checks against the Mapping ABC.
     cls = value.__class__
-    if value is None or cls is str or cls is bool or cls is FrozenDict:
+    if value is None or cls is str or cls is bool or cls is int or cls is FrozenDict:
         # A FrozenDict was validated when it was built, and nothing can change it since.
         return value
-    if isinstance(value, str):  # a str subclass (an enum member, say) is kept as given, as before
-        return value
-    if isinstance(value, int):
-        # bool was handled above; int subclasses (IntEnum) become plain ints so they thaw as JSON numbers.
-        return int(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise InvalidArgument(f"{what} must be a finite number, not {value!r}")
-        return float(value)
-    if isinstance(value, Mapping):
+    if cls is float:
+        if value - value == 0.0:  # finite (nan and inf fail this)
+            return value
+        raise _NotJSON(f"must be a finite number, not {value!r}")
+    if depth >= MAX_DEPTH:
+        raise _NotJSON(f"is nested more than {MAX_DEPTH} levels deep")
+    if cls is dict or (cls is not list and cls is not tuple and isinstance(value, Mapping)):
         frozen: dict[str, Any] = {}
         for key, item in value.items():
-            if not isinstance(key, str):
-                raise InvalidArgument(f"{what} has a non-string key {key!r}")
-            frozen[key] = freeze(item, f"{what}[{key!r}]", _depth + 1)
+            if key.__class__ is not str and not isinstance(key, str):
+                raise _NotJSON(f"has a non-string key {key!r}")
+            try:
+                frozen[key] = _freeze(item, depth + 1)
+            except _NotJSON as problem:
+                problem.path.append(f"[{key!r}]")
+                raise
         return FrozenDict._of_frozen(frozen)
-    if isinstance(value, (list, tuple)):
-        return tuple(freeze(item, f"{what}[{i}]", _depth + 1) for i, item in enumerate(value))
-    raise InvalidArgument(f"{what} must be JSON, not {type(value).__name__}")
+    if cls is list or cls is tuple or isinstance(value, (list, tuple)):
+        items = []
+        for index, item in enumerate(value):
+            try:
+                items.append(_freeze(item, depth + 1))
+            except _NotJSON as problem:  # noqa: PERF203 - free unless raised (3.11+); builds the error path
+                problem.path.append(f"[{index}]")
+                raise
+        return tuple(items)
+    return _freeze_scalar_subclass(value)
+
+
+def _freeze_scalar_subclass(value: Any) -> Any:
+    if isinstance(value, str):  # a str subclass (an enum member, say) is kept as given
+        return value
+    if isinstance(value, int):  # int subclasses (IntEnum) become plain ints, so they thaw as JSON numbers
+        return int(value)
+    if isinstance(value, float):
+        return _freeze(float(value), 0)
+    raise _NotJSON(f"must be JSON, not {type(value).__name__}")
 
 
 def freeze_object(value: object, what: str) -> FrozenDict:

@@ -15,19 +15,21 @@ live here once.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
-
-import attrs
 
 from ._items import normalize_items
 from ._records import (
     ResponseRecord,
     ResponseStatus,
     check_error,
+    check_extra,
     check_incomplete_details,
+    check_instructions,
     check_metadata,
+    check_tools,
     check_usage,
+    replace_fields,
 )
 from .errors import InvalidArgument, InvalidTransition, VersionConflict
 
@@ -101,7 +103,7 @@ def _advance(record: ResponseRecord, target: ResponseStatus, now: float, **chang
     check_transition(record, target)
     if target is S.COMPLETED:
         changes["completed_at"] = now
-    return attrs.evolve(record, status=target, version=record.version + 1, **changes)
+    return replace_fields(record, status=target, version=record.version + 1, **changes)
 
 
 def start(record: ResponseRecord, now: float) -> ResponseRecord:
@@ -144,6 +146,34 @@ def cancel(record: ResponseRecord, now: float) -> ResponseRecord:
     return _advance(record, S.CANCELLED, now)
 
 
+def _check_status(value: Any) -> ResponseStatus:
+    try:
+        return ResponseStatus(value)
+    except ValueError:
+        raise InvalidArgument(f"status {value!r} is not a status") from None
+
+
+def _check_model(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise InvalidArgument(f"model must be a non-empty string, not {value!r}")
+    return value
+
+
+#: How ``update`` validates and freezes each field it can change.
+_UPDATE_CHECKS: Mapping[str, Callable[[Any], Any]] = {
+    "status": _check_status,
+    "model": _check_model,
+    "output": lambda value: normalize_items(value, "output"),
+    "instructions": check_instructions,
+    "tools": check_tools,
+    "metadata": check_metadata,
+    "usage": check_usage,
+    "error": check_error,
+    "incomplete_details": check_incomplete_details,
+    "extra": check_extra,
+}
+
+
 def prepare_update(changes: Mapping[str, Any]) -> dict[str, Any]:
     """Validate and freeze ``update``'s keyword changes, before any lock is taken.
 
@@ -156,21 +186,10 @@ def prepare_update(changes: Mapping[str, Any]) -> dict[str, Any]:
     if unknown:
         raise InvalidArgument(f"update cannot change {unknown}; it can change {sorted(UPDATABLE_FIELDS)}")
     prepared = dict(changes)
-    if "status" in prepared:
-        try:
-            prepared["status"] = ResponseStatus(prepared["status"])
-        except ValueError:
-            raise InvalidArgument(f"status {prepared['status']!r} is not a status") from None
-    if "output" in prepared:
-        prepared["output"] = normalize_items(prepared["output"], "output")
-    if "metadata" in prepared:
-        prepared["metadata"] = check_metadata(prepared["metadata"])
-    if "usage" in prepared:
-        prepared["usage"] = check_usage(prepared["usage"])
-    if "error" in prepared:
-        prepared["error"] = check_error(prepared["error"])
-    if "incomplete_details" in prepared:
-        prepared["incomplete_details"] = check_incomplete_details(prepared["incomplete_details"])
+    for name, check in _UPDATE_CHECKS.items():
+        if name in prepared:
+            prepared[name] = check(prepared[name])
+    # Every value is now validated and frozen: the record is built from them without running converters again.
     return prepared
 
 
@@ -191,7 +210,7 @@ def update(record: ResponseRecord, now: float, changes: Mapping[str, Any]) -> Re
                 target.value,
                 f"it is final; only metadata can change, not {fixed or ['status']}",
             )
-        return attrs.evolve(record, version=record.version + 1, **changes)
+        return replace_fields(record, version=record.version + 1, **changes)
     if target is not record.status:
         return _advance(record, target, now, **changes)
-    return attrs.evolve(record, version=record.version + 1, **changes)
+    return replace_fields(record, version=record.version + 1, **changes)

@@ -109,11 +109,12 @@ def check_metadata(value: object) -> FrozenDict:
     return freeze_object(value, "metadata")
 
 
-def _check_items(value: object) -> tuple[FrozenDict, ...]:
-    if isinstance(value, tuple) and all(
-        isinstance(item, FrozenDict) and isinstance(item.get("id"), str) for item in value
+def _check_items(value: Any) -> tuple[FrozenDict, ...]:
+    if value.__class__ is tuple and all(
+        item.__class__ is FrozenDict and item.get("id").__class__ is str for item in value
     ):
-        return value
+        frozen: tuple[FrozenDict, ...] = value
+        return frozen
     return normalize_items(value, "items")
 
 
@@ -204,7 +205,12 @@ def check_incomplete_details(value: object) -> FrozenDict | None:
 
 
 def check_extra(value: object) -> FrozenDict:
-    if value is None:
+    """Freeze ``extra``: further OpenAI Response fields, none of which the record models itself.
+
+    Raises:
+        InvalidArgument: ``extra`` is not a JSON object or names a modelled or internal field.
+    """
+    if value is None or value is _EMPTY:
         return _EMPTY
     extra = freeze_object(value, "extra")
     clash = sorted((_MODELLED | _INTERNAL) & set(extra))
@@ -408,3 +414,27 @@ class ResponseRecord:
             owner=data.get("owner"),
             version=data.get("version", 1),
         )
+
+
+_FIELDS = tuple(field.name for field in attrs.fields(ResponseRecord))
+_set = object.__setattr__
+
+
+def trusted_record(**fields: Any) -> ResponseRecord:
+    """Build a record from values that are already validated and frozen, without re-checking them.
+
+    The store validates every argument before it takes its lock; running the converters again inside the lock
+    would only repeat that work. Every field must be given.
+    """
+    record = object.__new__(ResponseRecord)
+    for name in _FIELDS:
+        _set(record, name, fields[name])
+    return record
+
+
+def replace_fields(record: ResponseRecord, **changes: Any) -> ResponseRecord:
+    """A copy of ``record`` with ``changes``, which the caller has already validated and frozen."""
+    new = object.__new__(ResponseRecord)
+    for name in _FIELDS:
+        _set(new, name, changes[name] if name in changes else getattr(record, name))
+    return new

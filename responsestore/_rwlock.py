@@ -137,7 +137,7 @@ class RWLock:
             self._waiting_writers += 1
             acquired = False
             try:
-                acquired = self._can_write.wait_for(self._write_allowed, timeout)
+                acquired = self._write_allowed() or self._can_write.wait_for(self._write_allowed, timeout)
                 if acquired:
                     self._writer = me
                     self._writer_depth = 1
