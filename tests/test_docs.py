@@ -69,9 +69,10 @@ def test_markdown_examples_run(path: Path) -> None:
         assert result.attempted > 0, f"{path.name} lost its examples"
 
 
-def test_api_page_documents_every_public_name() -> None:
-    text = (DOCS / "api.md").read_text(encoding="utf-8")
-    targets = re.findall(r"^\.\. auto(?:class|exception):: ([\w.]+)", text, re.MULTILINE)
+def test_the_reference_documents_every_public_name() -> None:
+    # Most of the reference is api.md; a backend's own page may document that backend's names.
+    text = "\n".join(path.read_text(encoding="utf-8") for path in sorted(DOCS.glob("*.md")))
+    targets = re.findall(r"^\.\. auto(?:class|exception|function):: ([\w.]+)", text, re.MULTILINE)
     documented = {target if target.startswith("responsestore.") else f"responsestore.{target}" for target in targets}
     public = {f"responsestore.{name}" for name in responsestore.__all__ if name != "__version__"}
     aio = importlib.import_module("responsestore.aio")

@@ -272,7 +272,9 @@ def fits_signature(method: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -
 
 
 @pytest.mark.parametrize("name", METHODS)
-@fuzz_settings
+# Each example builds and populates a fresh store (a file, for SQLite), for each of ~20 methods and each backend:
+# a quarter of the profile's examples keeps the file within a few minutes in CI.
+@settings(fuzz_settings, max_examples=max(10, settings.default.max_examples // 4))
 @given(data=st.data())
 def test_bad_input_raises_only_store_errors_and_changes_nothing(
     make_store: StoreFactory, name: str, data: st.DataObject
@@ -314,7 +316,7 @@ ITEM_ENTRY_POINTS = {
 
 
 @pytest.mark.parametrize("entry", ITEM_ENTRY_POINTS)
-@settings(fuzz_settings, max_examples=settings.default.max_examples * 4)
+@settings(fuzz_settings, max_examples=settings.default.max_examples)
 @given(items=junk_items(plausible))
 def test_malformed_items_raise_only_store_errors_and_change_nothing(
     make_store: StoreFactory, entry: str, items: Any
