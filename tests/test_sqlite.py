@@ -474,13 +474,30 @@ def test_a_database_of_a_newer_schema_is_refused_and_left_alone(db: Path) -> Non
     assert _files(db.parent) == before
 
 
+def test_a_marked_database_without_a_schema_version_is_refused(db: Path) -> None:
+    raw = sqlite3.connect(db)
+    raw.execute(f"PRAGMA application_id = {sqlite_backend.APPLICATION_ID}")
+    raw.execute("CREATE TABLE half_made (x INTEGER)")
+    raw.commit()
+    raw.close()
+    before = _files(db.parent)
+    with pytest.raises(StorageError, match="without a schema version"):
+        SQLiteStore(db)
+    assert _files(db.parent) == before
+
+
 @pytest.mark.parametrize("path", ["", ":memory:", "file:x.db?mode=memory"])
 def test_names_that_are_not_files_are_refused(path: str) -> None:
     with pytest.raises(InvalidArgument, match="must name a file"):
         SQLiteStore(path)
 
 
-@pytest.mark.parametrize("path", [5, None, b"bytes.db"])
+class BytesPath:
+    def __fspath__(self) -> bytes:
+        return b"bytes.db"
+
+
+@pytest.mark.parametrize("path", [5, None, b"bytes.db", BytesPath()])
 def test_a_path_of_the_wrong_type_is_refused(path: Any) -> None:
     with pytest.raises(InvalidArgument, match="path"):
         SQLiteStore(path)
@@ -599,9 +616,11 @@ def test_everything_survives_closing_and_reopening(db: Path) -> None:
 def test_close_is_idempotent_and_a_closed_store_refuses_every_call(db: Path) -> None:
     store = SQLiteStore(db)
     record = store.create("m")
+    assert repr(store) == f"<SQLiteStore {str(db)!r} open>"
     store.close()
     store.close()
     assert store.closed
+    assert repr(store) == f"<SQLiteStore {str(db)!r} closed>"
     calls = [
         lambda: store.get(record.id),
         lambda: store.create("m"),
@@ -667,6 +686,109 @@ def test_a_write_inside_a_read_transaction_is_refused(store: SQLiteStore) -> Non
     assert "inside" in store
 
 
+def test_a_file_locked_by_another_writer_fails_after_busy_timeout_and_changes_nothing(db: Path) -> None:
+    with SQLiteStore(db, busy_timeout=0.05) as store:
+        finished = store.complete(store.create("m", id="finished").id)
+        store.create("m", id="newest")
+        stats = store.stats()
+        other = sqlite3.connect(db, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")  # another process in the middle of a long write
+            with pytest.raises(StorageError, match="locked"):
+                store.create("m", id="blocked")
+            with pytest.raises(StorageError, match="locked"):
+                store.get("finished")  # marking it as used is a write, so it waits for the lock too
+            # Reads that need no write go on: WAL readers never wait for a writer.
+            assert (len(store), store.stats(), store.get("newest").id) == (2, stats, "newest")
+            assert [record.id for record in store.list().data] == ["newest", "finished"]
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        assert "blocked" not in store
+        assert store.get("finished") == finished
+        store.create("m", id="unblocked")
+        store._check()
+
+
+def test_an_sqlite_error_inside_a_write_is_a_storage_error_and_changes_nothing(db: Path) -> None:
+    with SQLiteStore(db) as store:
+        store.create("m", id="before")
+        stats = store.stats()
+        raw = sqlite3.connect(db)
+        raw.execute(
+            "CREATE TRIGGER refuse AFTER INSERT ON responses WHEN NEW.id = 'doomed' "
+            "BEGIN SELECT RAISE(ABORT, 'simulated disk failure'); END"
+        )
+        raw.commit()
+        raw.close()
+        with pytest.raises(StorageError, match="simulated disk failure") as info:
+            store.create("m", id="doomed")
+        assert isinstance(info.value.__cause__, sqlite3.Error)
+        assert (store.stats(), "doomed" in store) == (stats, False)
+        store.create("m", id="after")  # the connection is usable again
+        store._check()
+
+
+def test_an_sqlite_error_while_reading_is_a_storage_error(db: Path) -> None:
+    with SQLiteStore(db) as store:
+        record = store.create("m")
+        raw = sqlite3.connect(db)
+        raw.execute("ALTER TABLE events RENAME TO events_gone")
+        raw.commit()
+        with pytest.raises(StorageError, match="no such table"):
+            store.events(record.id)
+        raw.execute("ALTER TABLE responses RENAME TO responses_gone")
+        raw.commit()
+        with pytest.raises(StorageError, match="no such table"):
+            store.get(record.id)
+        raw.execute("ALTER TABLE responses_gone RENAME TO responses")
+        raw.execute("ALTER TABLE events_gone RENAME TO events")
+        raw.commit()
+        raw.close()
+        assert store.get(record.id) == record
+        assert store.events(record.id) == ()
+
+
+def test_only_the_last_cursor_memory_removed_records_keep_their_place(
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_backend, "CURSOR_MEMORY", 3)
+    ids = [store.create("m", id=f"r{n}").id for n in range(6)]
+    for id in ids[:5]:
+        store.delete(id)
+    for forgotten in ids[:2]:
+        with pytest.raises(InvalidArgument, match="unknown cursor"):
+            store.list(after=forgotten)
+    for remembered in ids[2:5]:
+        assert [record.id for record in store.list(after=remembered, order="asc").data] == ["r5"]
+    assert store._state().conn.execute("SELECT count(*) FROM removed").fetchone()[0] == 3
+    store.create("m", id="r0")  # re-creating a forgotten id; then removing it again remembers it once more
+    store.delete("r0")
+    assert [record.id for record in store.list(after="r0").data] == ["r5"]  # the new r0 came after r5
+    store._check()
+
+
+def test_the_record_cache_stays_bounded_and_correct(store: SQLiteStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sqlite_backend, "_CACHE_RECORDS", 3)
+    records = [store.create("m", f"text {n}") for n in range(6)]
+    assert [store.get(record.id) for record in records] == records
+    assert len(store._cache) == 3
+    changed = store.update(records[0].id, metadata={"k": "v"})
+    assert store.get(records[0].id) == changed
+    assert store.get(records[0].id).version == 2
+    store._check()
+
+
+def test_reads_and_touches_inside_a_write_transaction_join_it(store: SQLiteStore) -> None:
+    record = store.complete(store.create("m", id="a").id)
+    store.complete(store.create("m", id="b").id)
+    with store._writing():
+        assert store.get("a") == record  # a touch inside a write is written at once, in the same transaction
+        assert store.chain("a") == (record,)
+    ticks = dict(store._state().conn.execute("SELECT id, last_used FROM responses").fetchall())
+    assert ticks["a"] > ticks["b"]
+
+
 # ---------------------------------------------------------------------------------------------- settings
 
 
@@ -714,6 +836,10 @@ def test_owners_are_kept_apart_whatever_their_text(store: SQLiteStore) -> None:
         assert store.get("same", owner=owner).input[0]["content"][0]["text"] == str(owner)
         assert walk(store, owner=owner) == ["same"]
     assert len(store) == len(owners)
+    for done, owner in enumerate(owners, 1):  # deleting one owner's record leaves every other owner's
+        store.delete("same", owner=owner)
+        assert [store.contains("same", owner=other) for other in owners] == [n >= done for n in range(len(owners))]
+    assert walk(store, after="same", owner="\ud800") == []  # its tombstone still places a page
 
 
 # ---------------------------------------------------------------------------------------------- open()
