@@ -298,8 +298,8 @@ class SQLiteStore(BaseStore):
             power loss or an operating-system crash. ``"NORMAL"``: faster writes (no flush to disk at each
             commit, WAL mode); a power loss or OS crash may lose the last transactions, but the database stays
             consistent. Either way a crash of the process itself loses nothing that was acknowledged.
-        busy_timeout: Seconds a call waits for another process's write transaction before it fails with
-            :class:`StorageError` (default 30).
+        busy_timeout: Seconds a write waits for the writes of other threads and processes before it fails with
+            :class:`StorageError` and changes nothing (default 30).
     """
 
     def __init__(
@@ -554,40 +554,53 @@ class SQLiteStore(BaseStore):
             finally:
                 state.depth -= 1
             return
-        conn = state.conn
-        relax = relaxed and self.synchronous != "NORMAL"
-        with self._write_mutex:
-            try:
-                if relax:
-                    conn.execute("PRAGMA synchronous = NORMAL")
-                self._retry_busy(lambda: conn.execute("BEGIN IMMEDIATE"))
-            except sqlite3.Error as exc:
-                if relax:
-                    _restore_synchronous(conn, self.synchronous)
-                raise self._storage_error(exc) from exc
-            state.depth = 1
-            state.writing = True
-            try:
-                yield conn
-                conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                state.wakes.clear()
-                _rollback(conn)
-                raise self._storage_error(exc) from exc
-            except BaseException:
-                state.wakes.clear()
-                _rollback(conn)
-                raise
-            finally:
-                state.depth = 0
-                state.writing = False
-                if relax:
-                    _restore_synchronous(conn, self.synchronous)
+        mutex = self._write_mutex
+        if not mutex.acquire(timeout=self.busy_timeout):
+            raise StorageError(
+                f"another thread kept writing to {self.path!r} for more than busy_timeout={self.busy_timeout} "
+                "seconds; nothing was changed"
+            )
+        try:
+            with self._write_transaction(state, relaxed and self.synchronous != "NORMAL"):
+                yield state.conn
+        finally:
+            mutex.release()
         wakes = state.wakes
         if wakes:
             state.wakes = []
             for key in wakes:
                 self._waiters.wake(key)
+
+    @contextlib.contextmanager
+    def _write_transaction(self, state: _ThreadState, relax: bool) -> Iterator[None]:
+        """``BEGIN IMMEDIATE`` ... ``COMMIT`` on the thread's connection (holding the process's write mutex)."""
+        conn = state.conn
+        try:
+            if relax:
+                conn.execute("PRAGMA synchronous = NORMAL")
+            self._retry_busy(lambda: conn.execute("BEGIN IMMEDIATE"))
+        except sqlite3.Error as exc:
+            if relax:
+                _restore_synchronous(conn, self.synchronous)
+            raise self._storage_error(exc) from exc
+        state.depth = 1
+        state.writing = True
+        try:
+            yield
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            state.wakes.clear()
+            _rollback(conn)
+            raise self._storage_error(exc) from exc
+        except BaseException:
+            state.wakes.clear()
+            _rollback(conn)
+            raise
+        finally:
+            state.depth = 0
+            state.writing = False
+            if relax:
+                _restore_synchronous(conn, self.synchronous)
 
     def _storage_error(self, exc: sqlite3.Error) -> StorageError:
         if self._closed:

@@ -710,6 +710,30 @@ def test_a_file_locked_by_another_writer_fails_after_busy_timeout_and_changes_no
         store._check()
 
 
+def test_a_write_waits_for_another_threads_write_at_most_busy_timeout(db: Path) -> None:
+    with SQLiteStore(db, busy_timeout=0.05) as store:
+        inside, release = threading.Event(), threading.Event()
+
+        def hold() -> None:
+            with store._writing():
+                inside.set()
+                release.wait(TIMEOUT)
+
+        holder = threading.Thread(target=hold)
+        holder.start()
+        try:
+            assert inside.wait(TIMEOUT)
+            with pytest.raises(StorageError, match="another thread kept writing"):
+                store.create("m", id="blocked")
+            assert len(store) == 0  # reads go on meanwhile
+        finally:
+            release.set()
+            holder.join(TIMEOUT)
+        assert not holder.is_alive()
+        store.create("m", id="later")
+        assert [record.id for record in store.list().data] == ["later"]
+
+
 def test_an_sqlite_error_inside_a_write_is_a_storage_error_and_changes_nothing(db: Path) -> None:
     with SQLiteStore(db) as store:
         store.create("m", id="before")
