@@ -132,9 +132,14 @@ class ResponseStore(BaseStore):
             entry = None
         if entry is not None:
             expires_at = entry.expires_at
-            if expires_at is None or expires_at > self._now():
-                entry.tick = next(self._ticks)
-                return entry.record
+            if expires_at is not None:
+                now = self._clock()
+                # Anything but a plain float (or a NaN/inf reading) takes the checked path below, which refuses a
+                # broken clock exactly as every other method does.
+                if now.__class__ is not float or not expires_at > now:
+                    return super().get(id, owner=owner)
+            entry.tick = next(self._ticks)
+            return entry.record
         return super().get(id, owner=owner)
 
     # ------------------------------------------------------------------ primitives
