@@ -34,6 +34,7 @@ ROUNDS = {"memory": 150}  # per creator; a backend with a transaction per call r
 DURABLE_ROUNDS = 50
 KEEP_ACTIVE = 3  # per creator: 3 creators x 3 > 8, so the store does fill up with active records
 JOIN_TIMEOUT = 60.0
+CREATORS_BOUND = 900.0  # the creators' whole run; a bound that turns a deadlock into a failure, not a timing
 #: Seconds the background threads pause between rounds, so a backend with one writer at a time is not starved
 #: (pacing only: nothing waits for anything else this way).
 PACE = 0.002
@@ -204,7 +205,10 @@ def test_retention_holds_under_concurrent_use(make_store: StoreFactory, backend:
     ]
     try:
         for thread in creators:
-            thread.join(JOIN_TIMEOUT)
+            # Generous: on a loaded machine a durable backend's creators can take minutes. Going on while one
+            # still runs would stop it half-way (leaving its responses active) and fail below for the wrong reason.
+            thread.join(CREATORS_BOUND)
+        assert [thread.name for thread in creators if thread.is_alive()] == [], "creators did not finish"
         # One more short-lived response, while the clock and the sweeper still run: it must expire.
         last = store.create("m", "last")
         pause = threading.Event()  # never set: wait() on it is a bounded pause between polls
