@@ -888,13 +888,23 @@ class BaseStore(abc.ABC):
 
     def _sleep(self, wakeup: threading.Event, deadline: float | None, what: str, id: str) -> None:
         """Wait for a wake-up (or the poll interval); raise :class:`WaitTimeout` past ``deadline``."""
+        wakeup.wait(self._next_wait(deadline, what, id))
+
+    def _next_wait(self, deadline: float | None, what: str, id: str) -> float | None:
+        """How long a waiter may sleep before re-checking: the poll interval, cut short by ``deadline``.
+
+        Shared by the blocking waits here and the asyncio ones in ``aio``.
+
+        Raises:
+            WaitTimeout: ``deadline`` has passed.
+        """
         wait = self._poll_interval
         if deadline is not None:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise WaitTimeout(f"timed out: {what}", id=id)
             wait = remaining if wait is None else min(wait, remaining)
-        wakeup.wait(wait)
+        return wait
 
 
 def _record_id(record: ResponseRecord) -> str:

@@ -32,7 +32,7 @@ from ._paging import Page
 from ._records import ResponseRecord
 from ._retention import StoreStats
 from ._timeouts import check_timeout
-from .errors import ResponseNotFound, WaitTimeout
+from .errors import ResponseNotFound
 
 __all__ = ["AsyncResponseStore"]
 
@@ -224,12 +224,7 @@ class _Wakeup:
 
     async def wait(self, deadline: float | None, what: str, id: str) -> None:
         """Wait for a wake-up or the store's poll interval; raise :class:`WaitTimeout` past ``deadline``."""
-        wait = self._store._poll_interval
-        if deadline is not None:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise WaitTimeout(f"timed out: {what}", id=id)
-            wait = remaining if wait is None else min(wait, remaining)
+        wait = self._store._next_wait(deadline, what, id)
         # On a timeout the caller's loop re-checks, and raises if the deadline has passed.
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._event.wait(), wait)
