@@ -13,12 +13,13 @@ from importlib.metadata import PackageNotFoundError, version
 from ._contract import BaseStore
 from ._json import FrozenDict
 from ._memory import ResponseStore
-from ._open import open  # noqa: A004 - responsestore.open(url), as in dbm.open and shelve.open
 from ._paging import Page
 from ._records import ResponseRecord, ResponseStatus
+from ._registry import open, register_backend  # noqa: A004 - responsestore.open(url), as in dbm.open
 from ._retention import StoreStats, Sweeper
 from ._rwlock import RWLock
-from ._sqlite import SQLiteStore, StorageError
+from ._sqlite import SQLiteStore
+from ._waiting import Subscription
 from .errors import (
     ChainError,
     EventLogClosed,
@@ -29,6 +30,7 @@ from .errors import (
     ResponseExists,
     ResponseNotFound,
     ResponseStoreError,
+    StorageError,
     StoreFull,
     VersionConflict,
     WaitTimeout,
@@ -60,9 +62,11 @@ __all__ = [
     "StorageError",
     "StoreFull",
     "StoreStats",
+    "Subscription",
     "Sweeper",
     "VersionConflict",
     "WaitTimeout",
     "__version__",
     "open",
+    "register_backend",
 ]

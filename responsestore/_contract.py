@@ -1,13 +1,16 @@
-"""``BaseStore``: the public API every backend offers, implemented once over a few storage primitives.
+"""``BaseStore``: the public API every backend offers, written once over a few atomic storage operations.
 
-A backend subclasses ``BaseStore`` and implements only storage: transactions (``_reading``/``_writing``),
-fetching one record, inserting, replacing and removing one, scanning one owner's records in order, and counting.
-Validation, the lifecycle rules, versions, owner scoping, paging and conversation chains live here, so every
-backend behaves the same by construction, and one contract test suite checks them all.
+A backend subclasses ``BaseStore`` and implements only storage: the operations in the "atomic storage
+operations" section below, each of which either fully happens or not at all, with no Python of this module
+deciding in between. Validation, the lifecycle rules, versions, owner scoping, paging, chains, the event-log
+rules and waiting live here, so every backend behaves the same by construction, and one contract suite checks
+them all. The docs page "Writing a backend" spells out the promise of each operation.
 
-Order of work in every public method: validate and freeze the arguments (no lock held), then take the
-backend's read or write transaction, re-read what the decision depends on, decide, write. A refused call
-raises before it writes anything.
+How a write flows: check and freeze the arguments (nothing read yet); read the current record with one atomic
+read; decide the new record and its event with the pure rules of ``_lifecycle``; commit with one conditional
+write ("replace version v with this and append this event", "insert if the id is free, within the cap"). When
+the conditional write finds that another writer got there first, read and decide again (at most
+:data:`MAX_ATTEMPTS` times). A refused call raises before its conditional write, so it changes nothing.
 """
 
 from __future__ import annotations
@@ -18,16 +21,14 @@ import datetime
 import math
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
-from contextlib import AbstractContextManager
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, NamedTuple
 
 from . import _lifecycle
 from ._events import (
     DEFAULT_MAX_EVENT_BYTES,
     DEFAULT_MAX_EVENTS,
     EventLimits,
-    Waiters,
     check_starting_after,
     prepare_event,
     stamp,
@@ -48,8 +49,9 @@ from ._records import (
     check_usage,
     trusted_record,
 )
-from ._retention import DEFAULT_MAX_RECORDS, DEFAULT_TTL, SWEEP_BATCH, USE_STORE_TTL, Retention, StoreStats
+from ._retention import DEFAULT_MAX_RECORDS, DEFAULT_TTL, USE_STORE_TTL, Retention, StoreStats
 from ._timeouts import check_timeout
+from ._waiting import Subscription, Waiters, Waker, next_wait, stream_step, wait_step
 from .errors import (
     ChainError,
     EventLogClosed,
@@ -57,13 +59,31 @@ from .errors import (
     InvalidArgument,
     ResponseExists,
     ResponseNotFound,
-    StoreFull,
-    WaitTimeout,
+    StorageError,
 )
 
-__all__ = ["DEFAULT_MAX_CHAIN_DEPTH", "BaseStore", "check_owner"]
+__all__ = [
+    "CURSOR_MEMORY",
+    "DEFAULT_MAX_CHAIN_DEPTH",
+    "MAX_ATTEMPTS",
+    "TOUCH_LOG",
+    "BaseStore",
+    "Clock",
+    "Stored",
+    "check_owner",
+]
 
 DEFAULT_MAX_CHAIN_DEPTH = 1000
+
+#: How many times a write reads and decides again after losing a race to another writer, before it gives up
+#: with :class:`~responsestore.StorageError`. Each lost race means another write succeeded.
+MAX_ATTEMPTS = 100
+
+#: How many removed records keep their place for cursors, on every backend (see the paging docs).
+CURSOR_MEMORY = 10_000
+
+#: How many recency marks of lock-free reads a backend may queue until its next write applies them.
+TOUCH_LOG = 65_536
 
 Clock = Callable[[], float]
 
@@ -75,6 +95,16 @@ def check_owner(owner: object) -> str | None:
     return owner
 
 
+class Stored(NamedTuple):
+    """What a write decides on: a stored record and the size of its event log, read in one atomic step."""
+
+    record: ResponseRecord
+    #: How many events the record's log holds (the next event's ``sequence_number``).
+    events: int
+    #: Their total size in bytes of JSON.
+    event_bytes: int
+
+
 class BaseStore(abc.ABC):
     """The behaviour every responsestore backend implements; annotate with this to accept any backend.
 
@@ -84,6 +114,8 @@ class BaseStore(abc.ABC):
 
     Every mutating method takes ``expected_version``: when given and different from the stored version, the
     call raises :class:`~responsestore.VersionConflict` and changes nothing (optimistic concurrency).
+
+    Every store is a context manager; leaving the ``with`` block calls :meth:`close`.
     """
 
     def __init__(
@@ -99,7 +131,7 @@ class BaseStore(abc.ABC):
         if not callable(clock):
             raise InvalidArgument(f"clock must be callable, not {type(clock).__name__}")
         if isinstance(max_chain_depth, bool) or not isinstance(max_chain_depth, int):
-            raise InvalidArgument(f"max_chain_depth must be an int, not {max_chain_depth!r}")
+            raise InvalidArgument(f"max_chain_depth must be an int, not {type(max_chain_depth).__name__}")
         if max_chain_depth < 1:
             raise InvalidArgument(f"max_chain_depth must be at least 1, not {max_chain_depth}")
         self._clock = clock
@@ -107,95 +139,176 @@ class BaseStore(abc.ABC):
         self.retention = Retention.from_arguments(ttl, max_records)
         self.event_limits = EventLimits.from_arguments(max_events, max_event_bytes)
         self._waiters = Waiters()
-        #: Seconds between re-checks while waiting; ``None`` when every write wakes waiters (one process).
-        self._poll_interval: float | None = None
 
-    # ------------------------------------------------------------------ storage primitives (backends)
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> BaseStore:
+        """Open the store a URL of this backend's scheme names (what :func:`responsestore.open` calls).
+
+        Raises:
+            InvalidArgument: the URL is malformed for this backend.
+        """
+        raise InvalidArgument(f"{cls.__name__} cannot be opened from a URL ({url[:200]!r})")
+
+    @property
+    def poll_interval(self) -> float | None:
+        """Seconds between re-checks while waiting; ``None`` when every write wakes the waiters (one process).
+
+        Backends shared between processes override it: a write made elsewhere wakes nobody here.
+        """
+        return None
+
+    # ------------------------------------------------------------------ atomic storage operations (backends)
+    #
+    # Each operation is one atomic step of the backend: it fully happens or not at all, and no other write
+    # interleaves with it. "Visible" means stored and not expired at the store clock's reading (``self._now()``).
+    # Operations raise only the errors named here (and StorageError for a failing engine); arguments have been
+    # checked and frozen before they are called.
 
     @abc.abstractmethod
-    def _reading(self) -> AbstractContextManager[object]:
-        """A read transaction: a consistent view of the store, shared with other readers."""
+    def _get(self, owner: str | None, id: str) -> ResponseRecord | None:
+        """The visible record ``(owner, id)``, or ``None``; marks it as used (recency for eviction).
 
-    @abc.abstractmethod
-    def _writing(self) -> AbstractContextManager[object]:
-        """A write transaction: exclusive; everything read inside it stays true until it ends."""
-
-    @abc.abstractmethod
-    def _fetch(self, owner: str | None, id: str, touch: bool = False) -> ResponseRecord | None:
-        """The visible record ``(owner, id)``, or ``None`` when it is missing or expired.
-
-        With ``touch``, also mark it as just used (recency for eviction). May be called with or without a
-        transaction.
+        The hot path of every server: a read that takes no exclusive lock and writes nothing durable (a backend
+        may queue the recency mark and apply it with its next write). ``owner`` is ``None`` or a string and
+        ``id`` a string, but ``id`` may be any string, valid id or not.
         """
 
     @abc.abstractmethod
-    def _touch(self, records: Iterable[ResponseRecord]) -> None:
-        """Mark ``records`` as used, in the order given (inside ``_reading`` or ``_writing``)."""
+    def _peek(self, owner: str | None, id: str) -> ResponseRecord | None:
+        """Like :meth:`_get` but without marking the record as used."""
 
     @abc.abstractmethod
-    def _refresh(self, records: Iterable[ResponseRecord], now: float) -> None:
-        """Restart the expiry of ``records`` from ``now`` (each with its own ttl) and mark them as used.
+    def _read(self, owner: str | None, id: str) -> Stored | None:
+        """The visible record ``(owner, id)`` with the size of its event log, in one atomic read; no recency."""
 
-        In the order given; inside ``_writing``.
+    def _chain(self, owner: str | None, id: str, limit: int) -> builtins.list[ResponseRecord]:
+        """Follow ``previous_response_id`` links from ``(owner, id)``: the visible records reached, newest first.
+
+        Stops after ``limit`` records, at a link to a record that is not visible, and at a link back to a
+        record already reached. No recency. This default makes one :meth:`_peek` per record; a backend may do
+        it in one atomic read (a consistent snapshot) or server-side.
+        """
+        chain: builtins.list[ResponseRecord] = []
+        seen: set[str] = set()
+        next_id: str | None = id
+        while next_id is not None and next_id not in seen and len(chain) < limit:
+            record = self._peek(owner, next_id)
+            if record is None:
+                break
+            chain.append(record)
+            seen.add(next_id)
+            next_id = record.previous_response_id
+        return chain
+
+    @abc.abstractmethod
+    def _touch(self, records: Sequence[ResponseRecord]) -> None:
+        """Mark ``records`` as used, in the order given (missing ones are skipped). May be queued like ``_get``'s."""
+
+    @abc.abstractmethod
+    def _put_new(self, record: ResponseRecord, ttl: float | None, keep: Sequence[ResponseRecord]) -> bool:
+        """Insert ``record`` (version 1) if its id is free for its owner, within the capacity; one atomic step.
+
+        In order, atomically:
+
+        1. Sweep up to :data:`~responsestore._retention.SWEEP_BATCH` expired records.
+        2. If a *visible* record ``(record.owner, record.id)`` exists, raise :class:`ResponseExists`. An expired
+           one not yet swept is removed now (counted as expired).
+        3. If any record of ``keep`` (the chain ``record`` continues) is no longer visible at its version,
+           return ``False`` and change nothing: the caller reads again.
+        4. Restart the expiry of every record of ``keep`` from ``record.created_at`` (each with its own ttl)
+           and mark them as used, in reverse order of ``keep`` (oldest first).
+        5. At ``self.retention.max_records``: evict least recently used *finished* records not in ``keep``
+           (counted as evicted) until there is room; if there is none, raise :class:`StoreFull` and keep
+           nothing of steps 2-4 (the sweep of step 1 may stay: it changes nothing anyone can see).
+        6. Store ``record``, expiring ``ttl`` seconds after its ``created_at`` (``None``: never), as just used;
+           return ``True``.
+
+        Waiters of every removed record are woken after the step.
         """
 
     @abc.abstractmethod
-    def _insert(self, record: ResponseRecord, ttl: float | None) -> None:
-        """Store a new record that expires ``ttl`` seconds after its ``created_at`` (inside ``_writing``).
+    def _swap(self, old: Stored, new: ResponseRecord, event: FrozenDict | None, size: int) -> bool:
+        """Replace ``old.record`` by ``new`` (same owner and id) if nothing changed since ``old`` was read.
 
-        Its id is known to be free for its owner; the new record counts as just used.
+        One atomic step: sweep up to ``SWEEP_BATCH`` expired records; if the record is no longer visible, or
+        its stored version differs from ``old.record.version``, or its log no longer holds ``old.events``
+        events, return ``False`` and change nothing. Otherwise store ``new`` (counted as just used), append
+        ``event`` (already stamped with ``sequence_number == old.events``, ``size`` bytes) when it is not
+        ``None``, and return ``True``. Waiters are woken by the caller.
         """
 
     @abc.abstractmethod
-    def _replace(self, old: ResponseRecord, new: ResponseRecord) -> None:
-        """Store ``new`` in place of ``old`` (same owner and id; inside ``_writing``); it counts as just used."""
+    def _append(self, old: Stored, event: FrozenDict, size: int) -> bool:
+        """Append ``event`` (stamped ``old.events``) to ``old.record``'s log if nothing changed since the read.
+
+        The same condition as :meth:`_swap` (visible, same version, same event count); no recency; no sweep.
+        """
 
     @abc.abstractmethod
-    def _remove(self, record: ResponseRecord) -> None:
-        """Delete a visible record at the caller's request (inside ``_writing``)."""
+    def _remove(self, record: ResponseRecord) -> bool:
+        """Delete ``record`` at the caller's request if it is still visible at ``record.version``.
+
+        One atomic step: sweep up to ``SWEEP_BATCH`` expired records; then remove the record and its event log,
+        remember its place for cursors (the last :data:`CURSOR_MEMORY` removed records), count it as deleted
+        and return ``True``; or return ``False`` and change nothing.
+        """
+
+    @abc.abstractmethod
+    def _page(
+        self, owner: str | None, query: PageQuery, matches: Callable[[ResponseRecord], bool] | None
+    ) -> Page[ResponseRecord]:
+        """One page of ``owner``'s visible records: :func:`~responsestore._paging.paginate` over one snapshot.
+
+        The backend's scan yields records in creation order (``created_at``, ties by creation sequence),
+        strictly after the cursor, and raises :class:`InvalidArgument` (``_paging.unknown_cursor``) for a
+        cursor it cannot place: neither visible nor among the remembered removed records. No recency.
+        """
+
+    @abc.abstractmethod
+    def _events(self, owner: str | None, id: str, after: int) -> tuple[ResponseRecord, tuple[FrozenDict, ...]] | None:
+        """The visible record and its events numbered above ``after``, read together; ``None`` if not visible."""
 
     @abc.abstractmethod
     def _sweep(self, limit: int | None) -> int:
-        """Remove up to ``limit`` (``None``: all) expired records; return how many (inside ``_writing``)."""
-
-    @abc.abstractmethod
-    def _evict_one(self, protected: Collection[tuple[str | None, str]]) -> ResponseRecord | None:
-        """Remove the least recently used finished record and return it, or ``None`` if there is none.
-
-        Records whose ``(owner, id)`` is in ``protected`` are never chosen. Inside ``_writing``; expired records
-        have been swept.
-        """
-
-    @abc.abstractmethod
-    def _stats(self) -> StoreStats:
-        """Counts of visible records by status and of lifetime events (inside ``_reading``)."""
-
-    @abc.abstractmethod
-    def _scan(self, owner: str | None, cursor: str | None, descending: bool) -> Iterator[ResponseRecord]:
-        """Yield ``owner``'s records strictly after ``cursor`` in creation order (inside ``_reading``).
-
-        Must raise :class:`InvalidArgument` (``_paging.unknown_cursor``) at once for a cursor it cannot place.
-        """
-
-    @abc.abstractmethod
-    def _event_log_size(self, record: ResponseRecord) -> tuple[int, int]:
-        """How many events ``record``'s log holds and their total size in bytes (inside a transaction)."""
-
-    @abc.abstractmethod
-    def _append_event(self, record: ResponseRecord, event: FrozenDict, size: int) -> None:
-        """Append a stamped event of ``size`` bytes to ``record``'s log (inside ``_writing``)."""
-
-    @abc.abstractmethod
-    def _read_events(self, record: ResponseRecord, after: int) -> tuple[FrozenDict, ...]:
-        """The events of ``record``'s log with a sequence number above ``after`` (inside a transaction)."""
+        """Remove up to ``limit`` (``None``: all) expired records, counted as expired; return how many."""
 
     @abc.abstractmethod
     def _count(self) -> int:
-        """How many visible (stored, not expired) records the store holds, across all owners."""
+        """How many visible records the store holds, across all owners."""
+
+    @abc.abstractmethod
+    def _stats(self) -> StoreStats:
+        """Counts of visible records by status and of lifetime events, one consistent snapshot.
+
+        Expired records not yet swept count as expired already.
+        """
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release what the store holds; later calls raise :class:`~responsestore.StorageError`. Idempotent.
+
+        Threads waiting in ``wait``/``stream`` are woken. What it does to calls in flight depends on the
+        backend; see the docs' concurrency page.
+        """
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` has been called."""
+        return False
 
     @abc.abstractmethod
     def _check(self) -> None:
         """Assert every internal invariant (for tests; call it while no other thread uses the store)."""
+
+    def __enter__(self) -> BaseStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _notify(self, owner: str | None, id: str) -> None:
+        """Wake every waiter of ``(owner, id)`` (backends call it for records they remove on their own)."""
+        self._waiters.wake((owner, id))
 
     def _now(self) -> float:
         """The store clock's reading, checked: every read and write refuses a broken clock the same way.
@@ -207,8 +320,11 @@ class BaseStore(abc.ABC):
         if now.__class__ is float and now - now == 0.0:  # the common case: a finite float (nan/inf fail this)
             return now
         if isinstance(now, bool) or not isinstance(now, (int, float)) or not math.isfinite(now):
-            raise InvalidArgument(f"the store's clock returned {now!r}, not a finite number")
-        return float(now)
+            raise InvalidArgument(f"the store's clock returned {_brief(now)}, not a finite number")
+        try:
+            return float(now)
+        except OverflowError:
+            raise InvalidArgument(f"the store's clock returned {_brief(now)}, not a finite number") from None
 
     # ------------------------------------------------------------------ creating and reading
 
@@ -249,20 +365,20 @@ class BaseStore(abc.ABC):
         owner = check_owner(owner)
         record_id = new_response_id() if id is None else check_id(id)
         if not isinstance(model, str) or not model:
-            raise InvalidArgument(f"model must be a non-empty string, not {model!r}", id=record_id)
+            raise InvalidArgument(f"model must be a non-empty string, not {_brief(model)}", id=record_id)
         try:
             initial = ResponseStatus(status)
-        except ValueError:
+        except (ValueError, TypeError):
             initial = None
         if initial not in (ResponseStatus.QUEUED, ResponseStatus.IN_PROGRESS):
             raise InvalidArgument(
-                f"a new response's status must be 'queued' or 'in_progress', not {status!r}",
+                f"a new response's status must be 'queued' or 'in_progress', not {_brief(status)}",
                 id=record_id,
             )
         if previous_response_id is not None:
             check_id(previous_response_id, "previous_response_id")
         if not isinstance(background, bool):
-            raise InvalidArgument(f"background must be a bool, not {background!r}", id=record_id)
+            raise InvalidArgument(f"background must be a bool, not {_brief(background)}", id=record_id)
         fields: dict[str, Any] = {
             "input": normalize_input(input),
             "instructions": check_instructions(instructions),
@@ -271,21 +387,14 @@ class BaseStore(abc.ABC):
             "extra": check_extra(extra),
         }
         record_ttl = self.retention.record_ttl(ttl)
-        max_records = self.retention.max_records
-        with self._writing():
+        for _ in range(MAX_ATTEMPTS):
             now = self._now()
-            self._sweep(SWEEP_BATCH)
-            if self._fetch(owner, record_id) is not None:
+            if id is not None and self._peek(owner, record_id) is not None:
                 raise ResponseExists(record_id)
-            ancestors: builtins.list[ResponseRecord] = []
+            ancestors: Sequence[ResponseRecord] = ()
             if previous_response_id is not None:
-                previous = self._check_previous(owner, record_id, previous_response_id)
-                ancestors, _ = self._walk_chain(owner, previous)
-            if max_records is not None and self._count() >= max_records:
-                self._sweep(None)
-                # The chain being continued is finished but must survive: it does not count as evictable.
-                if self._count() >= max_records and self._finished_count() <= len(ancestors):
-                    raise StoreFull(record_id, max_records)
+                ancestors = self._chain(owner, previous_response_id, self.max_chain_depth)
+                _check_previous(ancestors, record_id, previous_response_id)
             record = trusted_record(  # every value was validated and frozen above
                 id=record_id,
                 created_at=now,
@@ -302,33 +411,15 @@ class BaseStore(abc.ABC):
                 version=1,
                 **fields,
             )
-            if ancestors:
-                self._refresh(reversed(ancestors), now)
-            if max_records is not None:
-                protected = {(owner, ancestor.id) for ancestor in ancestors}
-                while self._count() >= max_records and self._evict_one(protected) is not None:
-                    pass
-            self._insert(record, record_ttl)
-        return record
+            if self._put_new(record, record_ttl, ancestors):
+                return record
+        raise self._too_busy(record_id)
 
-    def _finished_count(self) -> int:
-        by_status = self._stats().by_status
-        return sum(by_status[status.value] for status in ResponseStatus if status.is_terminal)
-
-    def _check_previous(self, owner: str | None, record_id: str, previous_id: str) -> ResponseRecord:
-        previous = self._fetch(owner, previous_id)
-        if previous is None:
-            raise ChainError(
-                f"previous_response_id {previous_id!r} of {record_id!r} names no response",
-                id=previous_id,
-            )
-        if not previous.is_terminal:
-            raise ChainError(
-                f"previous_response_id {previous_id!r} of {record_id!r} is still "
-                f"{previous.status.value}; continue a response only once it has finished",
-                id=previous_id,
-            )
-        return previous
+    def _too_busy(self, id: str) -> StorageError:
+        return StorageError(
+            f"gave up on {id!r} after {MAX_ATTEMPTS} attempts: other writers kept changing it; nothing was changed",
+            id=id,
+        )
 
     def get(self, id: str, *, owner: str | None = None) -> ResponseRecord:
         """Return the response ``id``.
@@ -337,12 +428,11 @@ class BaseStore(abc.ABC):
             ResponseNotFound: no such response for this owner.
             InvalidArgument: ``id`` or ``owner`` has the wrong type.
         """
-        try:
-            record = self._fetch(owner, id, touch=True)
-        except TypeError:
-            record = None
-        if record is None:
+        if id.__class__ is not str or (owner is not None and owner.__class__ is not str):
             check_owner(owner)
+            check_id(id)
+        record = self._get(owner, id)
+        if record is None:
             raise ResponseNotFound(check_id(id))
         return record
 
@@ -351,15 +441,14 @@ class BaseStore(abc.ABC):
         check_owner(owner)
         if not isinstance(id, str):
             return False
-        return self._fetch(owner, id) is not None
+        return self._peek(owner, id) is not None
 
     def __contains__(self, id: object) -> bool:
-        return isinstance(id, str) and self._fetch(None, id) is not None
+        return isinstance(id, str) and self._peek(None, id) is not None
 
     def __len__(self) -> int:
         """The number of visible (stored, unexpired) responses, across all owners."""
-        with self._reading():
-            return self._count()
+        return self._count()
 
     def sweep(self) -> int:
         """Remove every expired record now and return how many were removed.
@@ -367,16 +456,14 @@ class BaseStore(abc.ABC):
         Expired records are already invisible; sweeping reclaims their memory. Writes sweep a few each, so only
         an idle store needs this (or a :class:`~responsestore.Sweeper`).
         """
-        with self._writing():
-            return self._sweep(None)
+        return self._sweep(None)
 
     def stats(self) -> StoreStats:
         """Counts of visible records by status, and of records created, deleted, evicted and expired.
 
         One consistent snapshot; cheap (no scan of the records).
         """
-        with self._reading():
-            return self._stats()
+        return self._stats()
 
     def delete(self, id: str, *, expected_version: int | None = None, owner: str | None = None) -> ResponseRecord:
         """Remove the response ``id`` (in any status) and return the removed record.
@@ -388,15 +475,15 @@ class BaseStore(abc.ABC):
         owner = check_owner(owner)
         check_id(id)
         expected = _lifecycle.check_expected_version(expected_version)
-        with self._writing():
-            self._sweep(SWEEP_BATCH)
-            record = self._fetch(owner, id)
+        for _ in range(MAX_ATTEMPTS):
+            record = self._peek(owner, id)
             if record is None:
                 raise ResponseNotFound(id)
             _lifecycle.check_version(record, expected)
-            self._remove(record)
-        self._waiters.wake((owner, id))
-        return record
+            if self._remove(record):
+                self._notify(owner, id)
+                return record
+        raise self._too_busy(id)
 
     # ------------------------------------------------------------------ the lifecycle
 
@@ -412,27 +499,38 @@ class BaseStore(abc.ABC):
         record_id = check_id(id)
         expected = _lifecycle.check_expected_version(expected_version)
         prepared = None if event is None else prepare_event(event, record_id)
-        with self._writing():
-            self._sweep(SWEEP_BATCH)
-            record = self._fetch(checked_owner, record_id)
-            if record is None:
+        for _ in range(MAX_ATTEMPTS):
+            stored = self._read(checked_owner, record_id)
+            if stored is None:
                 raise ResponseNotFound(record_id)
+            record = stored.record
             _lifecycle.check_version(record, expected)
             new = apply(record, self._now())
-            if new is not record:
-                if prepared is not None:
-                    # Appended before the new status is stored: whoever sees the new status sees the event too.
-                    self._log_event(record, *prepared)
-                self._replace(record, new)
-        if new is not record:
-            self._waiters.wake((checked_owner, record_id))
-        return new
+            if new is record:
+                return record
+            stamped: FrozenDict | None = None
+            size = 0
+            if prepared is not None:
+                # Decided against the log as it was read; the swap commits only if the log is still that size,
+                # so whoever sees the new status sees the event too.
+                stamped, size = self._next_event(stored, *prepared)
+            if self._swap(stored, new, stamped, size):
+                self._notify(checked_owner, record_id)
+                return new
+        raise self._too_busy(record_id)
 
-    def _log_event(self, record: ResponseRecord, event: FrozenDict, carried: int | None, size: int) -> int:
-        """Check the event against ``record``'s log and append it (inside ``_writing``); return its number."""
+    def _next_event(self, stored: Stored, event: FrozenDict, carried: int | None, size: int) -> tuple[FrozenDict, int]:
+        """Check an event against the log of ``stored`` and stamp it with the next number.
+
+        Raises:
+            EventLogClosed: the response has finished.
+            InvalidArgument: the event carries another number than the next one.
+            EventLogFull: the event does not fit.
+        """
+        record = stored.record
         if record.is_terminal:
             raise EventLogClosed(record.id, record.status.value)
-        count, used = self._event_log_size(record)
+        count, used = stored.events, stored.event_bytes
         if carried is not None and carried != count:
             raise InvalidArgument(
                 f"event for {record.id!r} carries sequence_number {carried}, but the next one is {count}",
@@ -450,8 +548,7 @@ class BaseStore(abc.ABC):
                 f"{limits.max_bytes} bytes ({used} used)",
                 id=record.id,
             )
-        self._append_event(record, stamp(event, count), size)
-        return count
+        return stamp(event, count), size
 
     def start(
         self,
@@ -647,13 +744,7 @@ class BaseStore(abc.ABC):
         check_owner(owner)
         query = PageQuery.check(limit, after, before, order)
         matches = make_record_filter(model, status, metadata)
-        with self._reading():
-            return paginate(
-                lambda cursor, descending: self._scan(owner, cursor, descending),
-                query,
-                _record_id,
-                matches,
-            )
+        return self._page(owner, query, matches)
 
     def input_items(
         self,
@@ -674,10 +765,9 @@ class BaseStore(abc.ABC):
         check_owner(owner)
         check_id(id)
         query = PageQuery.check(limit, after, before, order)
-        with self._reading():
-            record = self._fetch(owner, id, touch=True)
-            if record is None:
-                raise ResponseNotFound(id)
+        record = self._get(owner, id)
+        if record is None:
+            raise ResponseNotFound(id)
         page = paginate(
             lambda cursor, descending: scan_sequence(record.input, cursor, descending),
             query,
@@ -701,46 +791,15 @@ class BaseStore(abc.ABC):
         """
         check_owner(owner)
         check_id(id)
-        with self._reading():
-            record = self._fetch(owner, id)
-            if record is None:
-                raise ResponseNotFound(id)
-            chain, problem = self._walk_chain(owner, record)
-            if problem is not None:
-                raise problem
-            chain.reverse()
-            self._touch(chain)
+        chain = self._chain(owner, id, self.max_chain_depth)
+        if not chain:
+            raise ResponseNotFound(id)
+        problem = _chain_problem(chain, self.max_chain_depth)
+        if problem is not None:
+            raise problem
+        chain.reverse()
+        self._touch(chain)
         return tuple(chain)
-
-    def _walk_chain(
-        self, owner: str | None, record: ResponseRecord
-    ) -> tuple[builtins.list[ResponseRecord], ChainError | None]:
-        """Follow ``previous_response_id`` links from ``record``.
-
-        Returns the records reached (newest first) and the problem that stopped the walk early, if any.
-        """
-        chain = [record]
-        seen = {record.id}
-        start = record.id
-        while record.previous_response_id is not None:
-            previous_id = record.previous_response_id
-            if previous_id in seen:
-                return chain, ChainError(f"the chain of {start!r} loops back to {previous_id!r}", id=previous_id)
-            if len(chain) >= self.max_chain_depth:
-                return chain, ChainError(
-                    f"the chain of {start!r} is longer than max_chain_depth={self.max_chain_depth}", id=start
-                )
-            previous = self._fetch(owner, previous_id)
-            if previous is None:
-                return chain, ChainError(
-                    f"the chain of {start!r} is broken: its ancestor {previous_id!r} "
-                    f"(previous of {record.id!r}) no longer exists",
-                    id=previous_id,
-                )
-            seen.add(previous_id)
-            chain.append(previous)
-            record = previous
-        return chain, None
 
     def conversation(self, id: str, *, owner: str | None = None) -> tuple[dict[str, Any], ...]:
         """The context for a request that continues ``id``.
@@ -776,13 +835,15 @@ class BaseStore(abc.ABC):
         checked_owner = check_owner(owner)
         record_id = check_id(id)
         prepared = prepare_event(event, record_id)
-        with self._writing():
-            record = self._fetch(checked_owner, record_id)
-            if record is None:
+        for _ in range(MAX_ATTEMPTS):
+            stored = self._read(checked_owner, record_id)
+            if stored is None:
                 raise ResponseNotFound(record_id)
-            number = self._log_event(record, *prepared)
-        self._waiters.wake((checked_owner, record_id))
-        return number
+            stamped, size = self._next_event(stored, *prepared)
+            if self._append(stored, stamped, size):
+                self._notify(checked_owner, record_id)
+                return stored.events
+        raise self._too_busy(record_id)
 
     def events(
         self, id: str, *, starting_after: int | None = None, owner: str | None = None
@@ -793,15 +854,46 @@ class BaseStore(abc.ABC):
             ResponseNotFound: no such response for this owner.
             InvalidArgument: ``starting_after`` is not ``None`` or an int >= 0.
         """
+        _, events = self.snapshot(id, starting_after=starting_after, owner=owner)
+        return tuple(thaw(event) for event in events)
+
+    def snapshot(
+        self, id: str, *, starting_after: int | None = None, owner: str | None = None
+    ) -> tuple[ResponseRecord, tuple[FrozenDict, ...]]:
+        """Response ``id`` and its stored events above ``starting_after``, read together in one atomic step.
+
+        What a server resuming a stream needs: if the record has finished, the events are the whole rest of
+        its log. The events are the stored, read-only values. Not a use of the record (no recency).
+
+        Raises:
+            ResponseNotFound: no such response for this owner.
+            InvalidArgument: ``starting_after`` is not ``None`` or an int >= 0.
+        """
         check_owner(owner)
         check_id(id)
         after = check_starting_after(starting_after)
-        with self._reading():
-            record = self._fetch(owner, id)
-            if record is None:
-                raise ResponseNotFound(id)
-            events = self._read_events(record, after)
-        return tuple(thaw(event) for event in events)
+        found = self._events(owner, id, after)
+        if found is None:
+            raise ResponseNotFound(id)
+        return found
+
+    def subscribe(self, id: str, waker: Waker, *, owner: str | None = None) -> Subscription:
+        """Call ``waker()`` after every write to response ``id`` made through this store object, until cancelled.
+
+        The building block of ``wait`` and ``stream`` (and of :mod:`responsestore.aio`): ``waker`` must be quick
+        and must not block (``threading.Event.set``, ``loop.call_soon_threadsafe``); it may run in any thread,
+        while the backend holds a lock. Writes made by other processes call nobody: re-check every
+        :attr:`poll_interval` seconds. Subscribing to a missing response is allowed (a waker learns of a
+        create, a delete or an expiry sweep of that id as well).
+
+        Raises:
+            InvalidArgument: ``id``, ``owner`` or ``waker`` is malformed.
+        """
+        check_owner(owner)
+        check_id(id)
+        if not callable(waker):
+            raise InvalidArgument(f"waker must be callable, not {type(waker).__name__}", id=id)
+        return Subscription(self._waiters, (owner, id), waker)
 
     def wait(self, id: str, *, timeout: float | None = None, owner: str | None = None) -> ResponseRecord:
         """Block until response ``id`` has finished, and return it. Woken by the write, not by polling.
@@ -815,19 +907,16 @@ class BaseStore(abc.ABC):
         limit = check_timeout(timeout)
         deadline = None if limit is None else time.monotonic() + limit
         wakeup = threading.Event()
-        key = (owner, id)
-        token = self._waiters.register(key, wakeup.set)
-        try:
+        with self.subscribe(id, wakeup.set, owner=owner):
             while True:
                 wakeup.clear()
-                record = self._fetch(owner, id)
+                record = self._peek(owner, id)
                 if record is None:
                     raise ResponseNotFound(id)
-                if record.is_terminal:
+                what = wait_step(record)
+                if what is None:
                     return record
-                self._sleep(wakeup, deadline, f"response {id!r} was still {record.status.value}", id)
-        finally:
-            self._waiters.unregister(key, token)
+                wakeup.wait(next_wait(self.poll_interval, deadline, what, id))
 
     def stream(
         self,
@@ -856,59 +945,70 @@ class BaseStore(abc.ABC):
 
     def _stream(self, owner: str | None, id: str, after: int, limit: float | None) -> Iterator[dict[str, Any]]:
         wakeup = threading.Event()
-        key = (owner, id)
-        token = self._waiters.register(key, wakeup.set)
-        try:
+        with self.subscribe(id, wakeup.set, owner=owner):
             deadline = None if limit is None else time.monotonic() + limit
             while True:
                 wakeup.clear()
-                record, events = self._events_snapshot(owner, id, after)
+                record, events = self.snapshot(id, starting_after=None if after < 0 else after, owner=owner)
                 for event in events:
-                    after = event["sequence_number"]
                     yield thaw(event)
-                if record.is_terminal:
+                last, done = stream_step(record, events)
+                if done:
                     return
-                if events and limit is not None:
-                    deadline = time.monotonic() + limit
-                self._sleep(wakeup, deadline, f"no new event for response {id!r}", id)
-        finally:
-            self._waiters.unregister(key, token)
-
-    def _events_snapshot(self, owner: str | None, id: str, after: int) -> tuple[ResponseRecord, tuple[FrozenDict, ...]]:
-        """The record and its events above ``after``, read together in one transaction.
-
-        Raises:
-            ResponseNotFound: no such response for this owner.
-        """
-        with self._reading():
-            record = self._fetch(owner, id)
-            if record is None:
-                raise ResponseNotFound(id)
-            return record, self._read_events(record, after)
-
-    def _sleep(self, wakeup: threading.Event, deadline: float | None, what: str, id: str) -> None:
-        """Wait for a wake-up (or the poll interval); raise :class:`WaitTimeout` past ``deadline``."""
-        wakeup.wait(self._next_wait(deadline, what, id))
-
-    def _next_wait(self, deadline: float | None, what: str, id: str) -> float | None:
-        """How long a waiter may sleep before re-checking: the poll interval, cut short by ``deadline``.
-
-        Shared by the blocking waits here and the asyncio ones in ``aio``.
-
-        Raises:
-            WaitTimeout: ``deadline`` has passed.
-        """
-        wait = self._poll_interval
-        if deadline is not None:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise WaitTimeout(f"timed out: {what}", id=id)
-            wait = remaining if wait is None else min(wait, remaining)
-        return wait
+                if last is not None:
+                    after = last
+                    if limit is not None:
+                        deadline = time.monotonic() + limit
+                wakeup.wait(next_wait(self.poll_interval, deadline, f"no new event for response {id!r}", id))
 
 
-def _record_id(record: ResponseRecord) -> str:
-    return record.id
+def _check_previous(ancestors: Sequence[ResponseRecord], record_id: str, previous_id: str) -> None:
+    """Refuse to continue a response that is missing or still running.
+
+    Raises:
+        ChainError: ``ancestors`` is empty (no such response) or its first record has not finished.
+    """
+    if not ancestors:
+        raise ChainError(
+            f"previous_response_id {previous_id!r} of {record_id!r} names no response",
+            id=previous_id,
+        )
+    previous = ancestors[0]
+    if not previous.is_terminal:
+        raise ChainError(
+            f"previous_response_id {previous_id!r} of {record_id!r} is still "
+            f"{previous.status.value}; continue a response only once it has finished",
+            id=previous_id,
+        )
+
+
+def _chain_problem(chain: Sequence[ResponseRecord], depth: int) -> ChainError | None:
+    """Why a chain read by ``_chain`` (newest first, at most ``depth`` records) stopped early, if it did."""
+    last = chain[-1]
+    previous_id = last.previous_response_id
+    if previous_id is None:
+        return None
+    start = chain[0].id
+    if any(record.id == previous_id for record in chain):
+        return ChainError(f"the chain of {start!r} loops back to {previous_id!r}", id=previous_id)
+    if len(chain) >= depth:
+        return ChainError(f"the chain of {start!r} is longer than max_chain_depth={depth}", id=start)
+    return ChainError(
+        f"the chain of {start!r} is broken: its ancestor {previous_id!r} (previous of {last.id!r}) no longer exists",
+        id=previous_id,
+    )
+
+
+def _brief(value: object) -> str:
+    """A short description of a caller's value for an error message: never long, never recursive."""
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        text = (
+            repr(value)
+            if not isinstance(value, int) or value.bit_length() < 200
+            else f"an int of {value.bit_length()} bits"
+        )
+        return text if len(text) <= 100 else text[:100] + f"...({len(text)} chars)"
+    return f"a {type(value).__name__}"
 
 
 def _item_id(item: Mapping[str, Any]) -> str:

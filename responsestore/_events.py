@@ -11,17 +11,10 @@ them; clients replay them from any sequence number and wait for more. The rules,
   either is refused (:class:`~responsestore.EventLogFull`), never silently dropped or truncated.
 - A log is removed with its response (delete, expiry, eviction).
 
-Waiting is notification-driven: a waiter registers a *waker* (a callable that must not block) for one response;
-every write to that response calls its wakers after the write is visible. Backends shared between processes
-(SQLite) also re-check every ``poll_interval`` seconds, because a write in another process wakes nobody here.
+Waiting for new events and for a finish is in :mod:`responsestore._waiting`.
 """
 
 from __future__ import annotations
-
-import itertools
-import threading
-from collections.abc import Callable, Hashable, Mapping
-from typing import Any
 
 import attrs
 
@@ -32,7 +25,6 @@ __all__ = [
     "DEFAULT_MAX_EVENTS",
     "DEFAULT_MAX_EVENT_BYTES",
     "EventLimits",
-    "Waiters",
     "check_starting_after",
     "prepare_event",
     "stamp",
@@ -97,62 +89,3 @@ def check_starting_after(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise InvalidArgument(f"starting_after must be None or an int >= 0, not {value!r}")
     return value
-
-
-Waker = Callable[[], Any]
-
-
-class Waiters:
-    """Wakers registered per response key; ``wake(key)`` calls every waker of that key.
-
-    Wakers must be quick and must not block (``threading.Event.set``, ``loop.call_soon_threadsafe``): they may
-    run while the store holds its write lock.
-    """
-
-    __slots__ = ("_mutex", "_tokens", "_wakers")
-
-    def __init__(self) -> None:
-        self._mutex = threading.Lock()
-        self._wakers: dict[Hashable, dict[int, Waker]] = {}
-        self._tokens = itertools.count()
-
-    def register(self, key: Hashable, waker: Waker) -> int:
-        """Call ``waker`` on every write to ``key`` until :meth:`unregister`; return the token to unregister."""
-        with self._mutex:
-            token = next(self._tokens)
-            self._wakers.setdefault(key, {})[token] = waker
-            return token
-
-    def unregister(self, key: Hashable, token: int) -> None:
-        """Stop calling the waker registered under ``token``."""
-        with self._mutex:
-            wakers = self._wakers.get(key)
-            if wakers is not None:
-                wakers.pop(token, None)
-                if not wakers:
-                    del self._wakers[key]
-
-    def wake(self, key: Hashable) -> None:
-        """Call every waker registered for ``key``."""
-        if key not in self._wakers:  # the common case, without the mutex: nobody waits
-            return
-        with self._mutex:
-            wakers = list(self._wakers.get(key, {}).values())
-        for waker in wakers:
-            waker()
-
-    def wake_all(self) -> None:
-        """Call every registered waker (used when a store closes)."""
-        with self._mutex:
-            wakers = [waker for group in self._wakers.values() for waker in group.values()]
-        for waker in wakers:
-            waker()
-
-    def __len__(self) -> int:
-        """How many wakers are registered (tests check that cancelled waiters leave none behind)."""
-        with self._mutex:
-            return sum(len(group) for group in self._wakers.values())
-
-    def _snapshot(self) -> Mapping[Hashable, int]:
-        with self._mutex:
-            return {key: len(group) for key, group in self._wakers.items()}

@@ -1,19 +1,25 @@
 """``ResponseStore``: the in-memory backend, and the default.
 
-Storage is a dict from ``(owner, id)`` to an entry (the record, its ordering key, its expiry and its recency),
-plus one sorted index of ordering keys ``(created_at, seq, id)`` per owner, so a first page or a cursor step
-costs O(log n) and never sorts. ``seq`` is a store-wide counter that breaks ``created_at`` ties in creation
-order.
+Storage is a dict from ``(owner, id)`` to an entry (the record, its ordering key, its expiry, its recency tick and
+its event log), plus one sorted index of ordering keys ``(created_at, seq, id)`` per owner, so a first page or a
+cursor step costs O(log n) and never sorts. ``seq`` is a store-wide counter that breaks ``created_at`` ties in
+creation order.
 
 Retention uses two lazy min-heaps: one of expiry times, one of recency ticks of finished records. A heap item
 may be stale (the entry was refreshed, used again, or removed since); stale items are recognised when they reach
-the top and re-pushed or dropped, so refreshing or touching an entry never searches a heap, and a ``get`` marks
-recency with one counter step and one attribute store, without a lock.
+the top and re-pushed or dropped, so refreshing or touching an entry never searches a heap.
 
-Locking: every mutation runs under the write side of an :class:`~responsestore.RWLock`; ``list``,
-``input_items``, ``chain``, ``conversation``, ``len`` and ``stats`` under the read side. ``get`` and ``in``
-take no lock: a record is immutable and a dict lookup is atomic, so they see either the old or the new record,
-never a torn one (see the concurrency page of the docs).
+Recency without a race: ticks are drawn only under the write lock. A read that uses a record (``get``,
+``input_items``, ``chain``) takes no lock; it appends the entry to the *touch log*, a bounded deque (an append is
+atomic), and the next write drains the log in order, giving each entry its tick before it decides anything. So
+the eviction order is exactly least-recently-used, as if every read had ticked at once. The log keeps the last
+:data:`TOUCH_LOG` reads: a store that is only read for longer than that forgets the oldest of those reads.
+
+Locking: every atomic storage operation that writes runs under the write side of an
+:class:`~responsestore.RWLock`; ``list`` pages, event reads, chains, ``len`` and ``stats`` under the read side.
+``get``, ``in`` and the reads that writes decide on take no lock: a record is immutable and a dict lookup is
+atomic, so they see either the old or the new record, never a torn one; a conditional write re-checks under the
+lock what it was decided on (see the concurrency page of the docs).
 """
 
 from __future__ import annotations
@@ -22,34 +28,31 @@ import datetime
 import heapq
 import itertools
 import time
-from collections import OrderedDict
-from collections.abc import Collection, Iterable, Iterator
-from contextlib import AbstractContextManager
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from sortedcontainers import SortedList
 
-from ._contract import DEFAULT_MAX_CHAIN_DEPTH, BaseStore, Clock
+from ._contract import CURSOR_MEMORY, DEFAULT_MAX_CHAIN_DEPTH, TOUCH_LOG, BaseStore, Clock, Stored
 from ._events import DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_EVENTS
 from ._json import FrozenDict
-from ._paging import unknown_cursor
+from ._paging import Page, PageQuery, paginate_records, unknown_cursor
 from ._records import ResponseRecord, ResponseStatus
-from ._retention import DEFAULT_MAX_RECORDS, DEFAULT_TTL, StoreStats
+from ._retention import DEFAULT_MAX_RECORDS, DEFAULT_TTL, SWEEP_BATCH, StoreStats
 from ._rwlock import RWLock
+from .errors import InvalidArgument, ResponseExists, StorageError, StoreFull
 
 __all__ = ["ResponseStore"]
 
 _Key = tuple[str | None, str]  # (owner, id)
 _OrderKey = tuple[float, int, str]  # (created_at, seq, id)
 
-#: How many removed records keep their place for cursors (see ``_removed``).
-CURSOR_MEMORY = 10_000
-
 _COMPACT_SLACK = 1024
 
 
 class _Entry:
-    """One stored record and its bookkeeping (mutable; only the store touches it)."""
+    """One stored record and its bookkeeping (mutable; only the store touches it, under its write lock)."""
 
     __slots__ = ("event_bytes", "events", "expires_at", "heap_expiry", "live", "order", "record", "tick", "ttl")
 
@@ -101,10 +104,12 @@ class ResponseStore(BaseStore):
             max_event_bytes=max_event_bytes,
         )
         self._lock = RWLock()
+        self._closed = False
         self._records: dict[_Key, _Entry] = {}
         self._index: dict[str | None, Any] = {}  # owner -> SortedList[_OrderKey]
         self._seq = itertools.count()
         self._ticks = itertools.count()
+        self._touched: deque[_Entry] = deque(maxlen=TOUCH_LOG)
         self._expiry_heap: list[tuple[float, int, _Entry]] = []
         self._lru_heap: list[tuple[int, int, _Entry]] = []  # finished records only
         # A page walk may hold a cursor whose record another thread removed meanwhile; remembering where the
@@ -113,19 +118,30 @@ class ResponseStore(BaseStore):
         self._by_status = dict.fromkeys(ResponseStatus, 0)
         self._created = self._deleted = self._evicted = self._expired = 0
 
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> ResponseStore:
+        """``memory://``: a new, empty store (nothing may follow the ``//``).
+
+        Raises:
+            InvalidArgument: something follows ``memory://``.
+        """
+        if url.partition("://")[2]:
+            raise InvalidArgument(f"a memory URL is exactly 'memory://', not {url[:200]!r}")
+        return cls(**kwargs)
+
     @property
     def lock(self) -> RWLock:
         """The store's lock. Hold ``lock.read()`` to make several reads one consistent snapshot."""
         return self._lock
 
     def get(self, id: str, *, owner: str | None = None) -> ResponseRecord:
-        """Return the response ``id`` (the hot path of a server: no lock, one lookup, one recency tick).
+        """Return the response ``id`` (the hot path of a server: no lock, one lookup, one append to a log).
 
         Raises:
             ResponseNotFound: no such response for this owner.
             InvalidArgument: ``id`` or ``owner`` has the wrong type, or the clock is broken.
         """
-        # The same as BaseStore.get with _fetch inlined: a `get` is most of a server's traffic.
+        # BaseStore.get with _get inlined: a `get` is most of a server's traffic.
         try:
             entry = self._records.get((owner, id))
         except TypeError:
@@ -134,55 +150,255 @@ class ResponseStore(BaseStore):
             expires_at = entry.expires_at
             if expires_at is not None:
                 now = self._clock()
-                # Anything but a plain float (or a NaN/inf reading) takes the checked path below, which refuses a
-                # broken clock exactly as every other method does.
+                # Anything but a plain float (or a NaN/inf reading) takes the checked path, which refuses a broken
+                # clock exactly as every other method does.
                 if now.__class__ is not float or not expires_at > now:
                     return super().get(id, owner=owner)
-            entry.tick = next(self._ticks)
+            self._touched.append(entry)
             return entry.record
         return super().get(id, owner=owner)
 
-    # ------------------------------------------------------------------ primitives
+    def close(self) -> None:
+        """Drop every record; later calls raise :class:`~responsestore.StorageError`. Idempotent.
 
-    def _reading(self) -> AbstractContextManager[object]:
-        return self._lock.read()
+        Threads waiting in ``wait``/``stream`` are woken and get :class:`~responsestore.StorageError`.
+        """
+        with self._lock.write():
+            if self._closed:
+                return
+            self._closed = True
+            self._records = {}
+            self._index = {}
+            self._touched.clear()
+            self._expiry_heap = []
+            self._lru_heap = []
+            self._removed.clear()
+        self._waiters.wake_all()
 
-    def _writing(self) -> AbstractContextManager[object]:
-        return self._lock.write()
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` has been called."""
+        return self._closed
 
-    def _fetch(self, owner: str | None, id: str, touch: bool = False) -> ResponseRecord | None:
+    def __enter__(self) -> ResponseStore:
+        return self
+
+    def __repr__(self) -> str:
+        return f"<ResponseStore {'closed' if self._closed else 'open'} at {id(self):#x}>"
+
+    def _refuse_if_closed(self) -> None:
+        if self._closed:
+            raise StorageError(f"the store {self!r} is closed")
+
+    # ------------------------------------------------------------------ atomic storage operations
+
+    def _entry(self, owner: str | None, id: str) -> _Entry | None:
+        """The visible entry ``(owner, id)``, or ``None``."""
         entry = self._records.get((owner, id))
         if entry is None:
+            if self._closed:
+                self._refuse_if_closed()
             return None
         expires_at = entry.expires_at
         if expires_at is not None and expires_at <= self._now():
             return None
-        if touch:
-            entry.tick = next(self._ticks)
+        return entry
+
+    def _get(self, owner: str | None, id: str) -> ResponseRecord | None:
+        entry = self._entry(owner, id)
+        if entry is None:
+            return None
+        self._touched.append(entry)
         return entry.record
 
-    def _touch(self, records: Iterable[ResponseRecord]) -> None:
-        for record in records:
-            self._records[(record.owner, record.id)].tick = next(self._ticks)
+    def _peek(self, owner: str | None, id: str) -> ResponseRecord | None:
+        entry = self._entry(owner, id)
+        return None if entry is None else entry.record
 
-    def _refresh(self, records: Iterable[ResponseRecord], now: float) -> None:
+    def _read(self, owner: str | None, id: str) -> Stored | None:
+        entry = self._entry(owner, id)
+        if entry is None:
+            return None
+        # Unlocked, so possibly torn between the record and the log size: the conditional write that follows
+        # re-checks both under the lock, so a torn read only costs a retry.
+        record, events, size = entry.record, entry.events, entry.event_bytes
+        return Stored(record, 0 if events is None else len(events), size)
+
+    def _chain(self, owner: str | None, id: str, limit: int) -> list[ResponseRecord]:
+        with self._lock.read():  # one snapshot: no writer changes the chain half-way through the walk
+            return super()._chain(owner, id, limit)
+
+    def _touch(self, records: Sequence[ResponseRecord]) -> None:
+        records_map = self._records
         for record in records:
-            entry = self._records[(record.owner, record.id)]
-            if entry.ttl is not None:
-                entry.expires_at = expires_at = now + entry.ttl
-                if entry.heap_expiry is None or expires_at < entry.heap_expiry:
-                    # The clock stepped back: the heap must learn the earlier time now (the old item goes stale).
-                    entry.heap_expiry = expires_at
-                    heapq.heappush(self._expiry_heap, (expires_at, entry.order[1], entry))
-                # Otherwise the heap keeps the earlier time, and the sweep re-pushes the entry when it gets there.
-            entry.tick = next(self._ticks)
+            entry = records_map.get((record.owner, record.id))
+            if entry is not None:
+                self._touched.append(entry)
+
+    def _put_new(self, record: ResponseRecord, ttl: float | None, keep: Sequence[ResponseRecord]) -> bool:
+        with self._lock.write():
+            self._refuse_if_closed()
+            self._drain_touches()
+            now = self._now()
+            self._sweep_locked(SWEEP_BATCH, now)
+            key = (record.owner, record.id)
+            stale = self._records.get(key)
+            if stale is not None:
+                if stale.expires_at is None or stale.expires_at > now:
+                    raise ResponseExists(record.id)
+                self._unlink(stale)  # expired, not yet swept: it goes now, as an expiry
+                self._expired += 1
+            kept: list[_Entry] = []
+            for ancestor in keep:
+                entry = self._entry(ancestor.owner, ancestor.id)
+                if entry is None or entry.record.version != ancestor.version:
+                    return False
+                kept.append(entry)
+            max_records = self.retention.max_records
+            if max_records is not None and len(self._records) >= max_records:
+                self._sweep_locked(None, now)
+                finished = sum(self._by_status[status] for status in ResponseStatus if status.is_terminal)
+                spared = sum(1 for entry in kept if entry.record.is_terminal)
+                if len(self._records) >= max_records and finished <= spared:
+                    raise StoreFull(record.id, max_records)
+            for entry in reversed(kept):
+                self._refresh(entry, record.created_at)
+            if max_records is not None:
+                protected = {id(entry) for entry in kept}
+                while len(self._records) >= max_records and self._evict_one(protected):
+                    pass
+            self._insert(record, ttl)
+            return True
+
+    def _swap(self, old: Stored, new: ResponseRecord, event: FrozenDict | None, size: int) -> bool:
+        with self._lock.write():
+            self._refuse_if_closed()
+            self._drain_touches()
+            self._sweep_locked(SWEEP_BATCH, self._now())
+            entry = self._current(old)
+            if entry is None:
+                return False
+            if event is not None:
+                # Appended before the new status is stored: a lock-free reader that sees the new status finds the
+                # event in the log too.
+                self._append_locked(entry, event, size)
+            previous = entry.record
+            entry.record = new
+            entry.tick = tick = next(self._ticks)
+            self._by_status[previous.status] -= 1
+            self._by_status[new.status] += 1
+            if new.is_terminal and not previous.is_terminal:
+                heapq.heappush(self._lru_heap, (tick, entry.order[1], entry))
+            return True
+
+    def _append(self, old: Stored, event: FrozenDict, size: int) -> bool:
+        with self._lock.write():
+            self._refuse_if_closed()
+            entry = self._current(old)
+            if entry is None:
+                return False
+            self._append_locked(entry, event, size)
+            return True
+
+    def _remove(self, record: ResponseRecord) -> bool:
+        with self._lock.write():
+            self._refuse_if_closed()
+            self._drain_touches()
+            self._sweep_locked(SWEEP_BATCH, self._now())
+            entry = self._entry(record.owner, record.id)
+            if entry is None or entry.record.version != record.version:
+                return False
+            self._unlink(entry)
+            self._deleted += 1
+            return True
+
+    def _page(
+        self, owner: str | None, query: PageQuery, matches: Callable[[ResponseRecord], bool] | None
+    ) -> Page[ResponseRecord]:
+        with self._lock.read():
+            self._refuse_if_closed()
+            now = self._now()
+            return paginate_records(
+                lambda cursor, descending: self._scan(owner, cursor, descending, now), query, matches
+            )
+
+    def _events(self, owner: str | None, id: str, after: int) -> tuple[ResponseRecord, tuple[FrozenDict, ...]] | None:
+        with self._lock.read():
+            entry = self._entry(owner, id)
+            if entry is None:
+                return None
+            events = entry.events
+            return entry.record, (() if events is None else tuple(events[after + 1 :]))
+
+    def _sweep(self, limit: int | None) -> int:
+        with self._lock.write():
+            self._refuse_if_closed()
+            return self._sweep_locked(limit, self._now())
+
+    def _count(self) -> int:
+        with self._lock.read():
+            self._refuse_if_closed()
+            return len(self._records) - len(self._pending_expired())
+
+    def _stats(self) -> StoreStats:
+        with self._lock.read():
+            self._refuse_if_closed()
+            by_status = dict(self._by_status)
+            pending = self._pending_expired()
+            for entry in pending:
+                by_status[entry.record.status] -= 1
+            return StoreStats(
+                records=len(self._records) - len(pending),
+                by_status=FrozenDict({status.value: count for status, count in by_status.items()}),
+                created=self._created,
+                deleted=self._deleted,
+                evicted=self._evicted,
+                expired=self._expired + len(pending),
+            )
+
+    # ------------------------------------------------------------------ helpers (under the write lock)
+
+    def _current(self, old: Stored) -> _Entry | None:
+        """The entry of ``old`` if it is still visible at the version and log size ``old`` was read at."""
+        record = old.record
+        entry = self._entry(record.owner, record.id)
+        if entry is None or entry.record.version != record.version:
+            return None
+        if (0 if entry.events is None else len(entry.events)) != old.events:
+            return None
+        return entry
+
+    def _append_locked(self, entry: _Entry, event: FrozenDict, size: int) -> None:
+        if entry.events is None:
+            entry.events = []
+        entry.events.append(event)
+        entry.event_bytes += size
+
+    def _drain_touches(self) -> None:
+        """Give every entry read since the last write its recency tick, in the order of the reads."""
+        touched = self._touched
+        ticks = self._ticks
+        while touched:
+            try:
+                entry = touched.popleft()
+            except IndexError:  # another writer cannot drain concurrently, but stay safe
+                break
+            if entry.live:
+                entry.tick = next(ticks)
+
+    def _refresh(self, entry: _Entry, now: float) -> None:
+        """Restart the expiry of ``entry`` from ``now`` and mark it as used."""
+        if entry.ttl is not None:
+            entry.expires_at = expires_at = now + entry.ttl
+            if entry.heap_expiry is None or expires_at < entry.heap_expiry:
+                # The clock stepped back: the heap must learn the earlier time now (the old item goes stale).
+                entry.heap_expiry = expires_at
+                heapq.heappush(self._expiry_heap, (expires_at, entry.order[1], entry))
+            # Otherwise the heap keeps the earlier time, and the sweep re-pushes the entry when it gets there.
+        entry.tick = next(self._ticks)
 
     def _insert(self, record: ResponseRecord, ttl: float | None) -> None:
         key = (record.owner, record.id)
-        stale = self._records.get(key)
-        if stale is not None:  # expired, not yet swept: it goes now, as an expiry
-            self._unlink(stale)
-            self._expired += 1
         seq = next(self._seq)
         order = (record.created_at, seq, record.id)
         index = self._index.get(record.owner)
@@ -197,19 +413,6 @@ class ResponseStore(BaseStore):
         self._by_status[record.status] += 1
         self._created += 1
 
-    def _replace(self, old: ResponseRecord, new: ResponseRecord) -> None:
-        entry = self._records[(new.owner, new.id)]
-        entry.record = new
-        entry.tick = tick = next(self._ticks)
-        self._by_status[old.status] -= 1
-        self._by_status[new.status] += 1
-        if new.is_terminal and not old.is_terminal:
-            heapq.heappush(self._lru_heap, (tick, entry.order[1], entry))
-
-    def _remove(self, record: ResponseRecord) -> None:
-        self._unlink(self._records[(record.owner, record.id)])
-        self._deleted += 1
-
     def _unlink(self, entry: _Entry) -> None:
         record = entry.record
         key = (record.owner, record.id)
@@ -221,7 +424,7 @@ class ResponseStore(BaseStore):
             del self._index[record.owner]
         self._by_status[record.status] -= 1
         entry.events = None  # the event log goes with its response
-        self._waiters.wake(key)  # whoever waits on it learns it is gone
+        self._notify(record.owner, record.id)  # whoever waits on it learns it is gone
         self._removed[key] = entry.order
         if len(self._removed) > CURSOR_MEMORY:
             self._removed.popitem(last=False)
@@ -238,9 +441,8 @@ class ResponseStore(BaseStore):
         self._lru_heap = [(e.tick, e.order[1], e) for e in entries if e.record.is_terminal]
         heapq.heapify(self._lru_heap)
 
-    def _sweep(self, limit: int | None) -> int:
+    def _sweep_locked(self, limit: int | None, now: float) -> int:
         heap = self._expiry_heap
-        now = self._now()  # validated: a broken clock must refuse the write before anything is removed
         swept = 0
         while heap and heap[0][0] <= now and (limit is None or swept < limit):
             value, seq, entry = heapq.heappop(heap)
@@ -255,7 +457,8 @@ class ResponseStore(BaseStore):
             swept += 1
         return swept
 
-    def _evict_one(self, protected: Collection[_Key]) -> ResponseRecord | None:
+    def _evict_one(self, protected: set[int]) -> bool:
+        """Evict the least recently used finished entry not in ``protected`` (ids of entries); whether one was."""
         heap = self._lru_heap
         spared: list[tuple[int, int, _Entry]] = []
         try:
@@ -266,13 +469,13 @@ class ResponseStore(BaseStore):
                 if entry.tick != tick:
                     heapq.heappush(heap, (entry.tick, seq, entry))  # used since it was pushed
                     continue
-                if (entry.record.owner, entry.record.id) in protected:
+                if id(entry) in protected:
                     spared.append((tick, seq, entry))
                     continue
                 self._unlink(entry)
                 self._evicted += 1
-                return entry.record
-            return None
+                return True
+            return False
         finally:
             for item in spared:
                 heapq.heappush(heap, item)
@@ -294,7 +497,7 @@ class ResponseStore(BaseStore):
             stack.extend(child for child in (2 * i + 1, 2 * i + 2) if child < len(heap))
         return found
 
-    def _scan(self, owner: str | None, cursor: str | None, descending: bool) -> Iterator[ResponseRecord]:
+    def _scan(self, owner: str | None, cursor: str | None, descending: bool, now: float) -> Iterator[ResponseRecord]:
         start: _OrderKey | None = None
         if cursor is not None:
             entry = self._records.get((owner, cursor))
@@ -310,51 +513,22 @@ class ResponseStore(BaseStore):
             keys = index.irange(maximum=start, inclusive=(True, False), reverse=True)
         else:
             keys = index.irange(minimum=start, inclusive=(False, True))
-        return self._visible(owner, keys)
+        return self._visible(owner, keys, now)
 
-    def _visible(self, owner: str | None, keys: Iterable[_OrderKey]) -> Iterator[ResponseRecord]:
+    def _visible(self, owner: str | None, keys: Iterable[_OrderKey], now: float) -> Iterator[ResponseRecord]:
         records = self._records
-        now = self._now()
         for key in keys:
             entry = records[(owner, key[2])]
             if entry.expires_at is None or entry.expires_at > now:
                 yield entry.record
 
-    def _event_log_size(self, record: ResponseRecord) -> tuple[int, int]:
-        entry = self._records[(record.owner, record.id)]
-        return (0 if entry.events is None else len(entry.events)), entry.event_bytes
-
-    def _append_event(self, record: ResponseRecord, event: FrozenDict, size: int) -> None:
-        entry = self._records[(record.owner, record.id)]
-        if entry.events is None:
-            entry.events = []
-        entry.events.append(event)
-        entry.event_bytes += size
-
-    def _read_events(self, record: ResponseRecord, after: int) -> tuple[FrozenDict, ...]:
-        events = self._records[(record.owner, record.id)].events
-        return () if events is None else tuple(events[after + 1 :])
-
-    def _count(self) -> int:
-        return len(self._records) - len(self._pending_expired())
-
-    def _stats(self) -> StoreStats:
-        by_status = dict(self._by_status)
-        pending = self._pending_expired()
-        for entry in pending:
-            by_status[entry.record.status] -= 1
-        return StoreStats(
-            records=len(self._records) - len(pending),
-            by_status=FrozenDict({status.value: count for status, count in by_status.items()}),
-            created=self._created,
-            deleted=self._deleted,
-            evicted=self._evicted,
-            expired=self._expired + len(pending),
-        )
-
     def _check(self) -> None:
         """Assert every invariant: map, indexes, heaps and counters agree; order holds; statuses are sane."""
         self._lock._check()
+        assert len(self._touched) <= TOUCH_LOG
+        if self._closed:
+            assert not self._records, "a closed store keeps records"
+            return
         indexed = 0
         for owner, index in self._index.items():
             index._check()

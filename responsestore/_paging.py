@@ -31,6 +31,7 @@ __all__ = [
     "PageQuery",
     "make_record_filter",
     "paginate",
+    "paginate_records",
     "scan_sequence",
 ]
 
@@ -186,3 +187,16 @@ def make_record_filter(model: object, status: object, metadata: object) -> Calla
         return not wanted_metadata or wanted_metadata <= record.metadata.items()
 
     return matches
+
+
+def paginate_records(
+    scan: Callable[[str | None, bool], Iterable[ResponseRecord]],
+    query: PageQuery,
+    matches: Callable[[ResponseRecord], bool] | None = None,
+) -> Page[ResponseRecord]:
+    """:func:`paginate` over a backend's scan of records (what every backend's ``_page`` does in its snapshot)."""
+    return paginate(scan, query, _record_id, matches)
+
+
+def _record_id(record: ResponseRecord) -> str:
+    return record.id

@@ -16,12 +16,21 @@ Layout (schema version 1; ``PRAGMA user_version`` holds the version, ``PRAGMA ap
 Indexes make a first page or a cursor step O(log n): ``(owner, created_at, seq)`` for lists, ``expires_at`` for
 sweeping, and ``last_used`` over finished records for eviction.
 
-Transactions: each thread has its own connection. A write runs in ``BEGIN IMMEDIATE``, so everything a write
-decides on (a transition, a version check, a capacity eviction) stays true until it commits, across processes; a
-process-local mutex queues this process's writers so that only other processes meet SQLite's busy handler. A
-read runs in a deferred transaction: one consistent snapshot (WAL readers never wait for writers). Marking a
-record as used (``get``, ``input_items``, ``chain``) is a small write; inside a read it is queued and applied
-right after the read ends, because a read snapshot cannot become a write.
+Operations: every atomic storage operation of the contract is one SQLite transaction or one statement. A write
+runs in ``BEGIN IMMEDIATE`` and commits only if what it was decided on still holds (the version and event count
+in its ``WHERE``), so it is atomic across threads and processes; a process-local mutex queues this process's
+writers so that only other processes meet SQLite's busy handler. A ``get`` is one ``SELECT`` (autocommit, no
+transaction); a page, a record with its events, and stats each read in one deferred transaction (a consistent
+snapshot; WAL readers never wait for writers); a chain is one recursive ``SELECT``.
+
+Recency without writes on reads: a read that uses a finished record (``get``, ``input_items``, ``chain``) queues
+its mark in this process (a bounded log of :data:`TOUCH_LOG` marks) and the next write of this process (or
+``close``) writes the queued marks first, in order, in its own transaction. So reads never write (they work on a
+full disk or a read-only moment), eviction order within a process is exactly least-recently-used, and another
+process learns of this process's reads at its next write. If that write fails, the marks wait for the next one.
+
+Each thread has its own connection, used under a per-connection mutex, so :meth:`SQLiteStore.close` can wait for
+a call in flight instead of closing a connection another thread is inside.
 """
 
 from __future__ import annotations
@@ -35,27 +44,28 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
-from typing import Any
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
-from ._contract import DEFAULT_MAX_CHAIN_DEPTH, BaseStore, Clock
+from ._contract import CURSOR_MEMORY, DEFAULT_MAX_CHAIN_DEPTH, TOUCH_LOG, BaseStore, Clock, Stored
 from ._events import DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_EVENTS
 from ._json import FrozenDict, freeze_object, thaw
-from ._paging import unknown_cursor
+from ._paging import Page, PageQuery, paginate_records, unknown_cursor
 from ._records import ResponseRecord, ResponseStatus
-from ._retention import DEFAULT_MAX_RECORDS, DEFAULT_TTL, StoreStats
-from .errors import InvalidArgument, LockError, ResponseStoreError
+from ._retention import DEFAULT_MAX_RECORDS, DEFAULT_TTL, SWEEP_BATCH, StoreStats
+from .errors import InvalidArgument, ResponseExists, ResponseStoreError, StorageError, StoreFull
 
-__all__ = ["CURSOR_MEMORY", "SCHEMA_VERSION", "SQLiteStore", "StorageError"]
+__all__ = ["SCHEMA_VERSION", "SQLiteStore"]
+
+_T = TypeVar("_T")
+_MAX_INT64 = 2**63 - 1
 
 #: The schema version this code writes; files of a newer version are refused.
 SCHEMA_VERSION = 1
 
 #: Marks a responsestore database (``PRAGMA application_id``; the ASCII of "rsst").
 APPLICATION_ID = 0x72737374
-
-#: How many removed records keep their place for cursors (the same as the memory store).
-CURSOR_MEMORY = 10_000
 
 #: Seconds between re-checks while ``wait``/``stream`` wait for a write made by another process.
 POLL_INTERVAL = 0.05
@@ -68,19 +78,11 @@ _STATUS_LIST = ", ".join(_STATUS_COLUMNS.values())
 _TERMINAL = tuple(status.value for status in ResponseStatus if status.is_terminal)
 _SCAN_BATCH = 64
 
-#: Parsed records kept per store, keyed by ``(seq, version)`` (a record's JSON never changes without its version):
-#: at most this many, and about this many bytes of JSON.
+#: Parsed records kept per store, one per row (the newest version seen; a record's JSON never changes without its
+#: version): at most this many, and about this many bytes of JSON.
 _CACHE_RECORDS = 4096
 _CACHE_BYTES = 32 * 1024 * 1024
 _BUSY_CODES = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED (the sqlite3 module names them only from Python 3.11)
-
-
-class StorageError(ResponseStoreError):
-    """The database file cannot be used, or SQLite failed; the failed call changed nothing.
-
-    Raised for a missing directory, a file that is not a responsestore database, a newer schema version, a
-    closed store, and errors SQLite reports (disk full, I/O error, locked for longer than ``busy_timeout``).
-    """
 
 
 # ---------------------------------------------------------------------------------------------- the schema
@@ -141,16 +143,22 @@ def _migrate_to_1(conn: sqlite3.Connection) -> None:
 # Statements built from the constant column names above (never from caller input).
 _SQL_COUNTERS = f"SELECT created, deleted, evicted, expired, tick, tombstones, {_STATUS_LIST} FROM counters"  # noqa: S608
 _SQL_CREATED = {
-    status: f"UPDATE counters SET created = created + 1, {c} = {c} + 1, tombstones = tombstones - ?"  # noqa: S608
+    status: f"UPDATE counters SET created = created + 1, {c} = {c} + 1, tombstones = tombstones - ?, "  # noqa: S608
+    f"tick = tick + 1 RETURNING tick, {_STATUS_LIST}"
     for status, c in _STATUS_COLUMNS.items()
 }
 _SQL_MOVED = {
-    (old, new): f"UPDATE counters SET {a} = {a} - 1, {b} = {b} + 1"  # noqa: S608
+    (old, new): (
+        f"UPDATE counters SET {a} = {a} - 1, {b} = {b} + 1, tick = tick + 1"  # noqa: S608
+        if old is not new
+        else "UPDATE counters SET tick = tick + 1"
+    )
     for old, a in _STATUS_COLUMNS.items()
     for new, b in _STATUS_COLUMNS.items()
 }
 _SQL_UNLINKED = {
-    (status.value, why): f"UPDATE counters SET {c} = {c} - 1, {why} = {why} + 1, tombstones = tombstones + 1"  # noqa: S608
+    (status.value, why): f"UPDATE counters SET {c} = {c} - 1, {why} = {why} + 1, "  # noqa: S608
+    "tombstones = tombstones + 1 RETURNING tombstones"
     for status, c in _STATUS_COLUMNS.items()
     for why in ("deleted", "evicted", "expired")
 }
@@ -251,16 +259,16 @@ _INHERITED: list[sqlite3.Connection] = []
 
 
 class _ThreadState:
-    """One thread's connection and where it stands in a transaction."""
+    """One thread's connection, the mutex that guards its use, and what its current write leaves to do."""
 
-    __slots__ = ("__weakref__", "conn", "depth", "touches", "wakes", "writing")
+    __slots__ = ("__weakref__", "cached", "conn", "dead", "mutex", "wakes")
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
-        self.depth = 0  # nesting of _reading/_writing; 0: no transaction
-        self.writing = False  # the outermost transaction is a write
-        self.touches: list[tuple[str, str]] = []  # (owner key, id) used inside a read, applied after it
+        self.mutex = threading.Lock()  # held while the connection is in use; close() takes it to close it
+        self.dead = False  # closed by close()
         self.wakes: list[tuple[str | None, str]] = []  # removed records' waiters, woken after the commit
+        self.cached: list[tuple[int, int, ResponseRecord | None]] = []  # (seq, version, record or None: gone)
 
 
 def _release(connections: dict[sqlite3.Connection, Any], mutex: threading.Lock, conn: sqlite3.Connection) -> None:
@@ -326,9 +334,8 @@ class SQLiteStore(BaseStore):
         self.synchronous = _check_synchronous(synchronous)
         self.busy_timeout = _check_busy_timeout(busy_timeout)
         self.path = _check_path(path)
-        self._poll_interval = POLL_INTERVAL
         self._closed = False
-        self._cache: dict[tuple[int, int], tuple[ResponseRecord, int]] = {}
+        self._cache: dict[int, tuple[int, ResponseRecord, int]] = {}  # seq -> (version, record, size)
         self._cache_bytes = 0
         self._cache_mutex = threading.Lock()
         self._setup_process()
@@ -345,7 +352,8 @@ class SQLiteStore(BaseStore):
         self._local = threading.local()
         self._write_mutex = threading.Lock()  # queues this process's writers
         self._connections_mutex = threading.Lock()
-        self._connections: dict[sqlite3.Connection, Any] = {}  # -> the weakref.finalize closing it
+        self._connections: dict[sqlite3.Connection, tuple[Any, weakref.ref[_ThreadState]]] = {}  # -> (finalizer, state)
+        self._touches: deque[tuple[str, str]] = deque(maxlen=TOUCH_LOG)  # (owner key, id) read since last write
 
     # ------------------------------------------------------------------ connections
 
@@ -355,7 +363,7 @@ class SQLiteStore(BaseStore):
                 self.path,
                 timeout=self.busy_timeout,
                 isolation_level=None,  # transactions are explicit
-                check_same_thread=False,  # used by one thread only; closed by close() or when the thread ends
+                check_same_thread=False,  # used by one thread at a time; closed by close() or when the thread ends
                 cached_statements=128,
             )
         except sqlite3.Error as exc:
@@ -369,16 +377,15 @@ class SQLiteStore(BaseStore):
     def _adopt(self, conn: sqlite3.Connection) -> _ThreadState:
         state = _ThreadState(conn)
         with self._connections_mutex:
-            self._connections[conn] = weakref.finalize(
-                state, _release, self._connections, self._connections_mutex, conn
-            )
+            finalizer = weakref.finalize(state, _release, self._connections, self._connections_mutex, conn)
+            self._connections[conn] = (finalizer, weakref.ref(state))
         self._local.state = state
         return state
 
     def _state(self) -> _ThreadState:
         """The calling thread's connection state (opening its connection on first use)."""
         if self._closed:
-            raise StorageError(f"the store on {self.path!r} is closed")
+            raise self._closed_error()
         if self._pid != os.getpid():
             self._after_fork()
         state: _ThreadState | None = getattr(self._local, "state", None)
@@ -392,10 +399,13 @@ class SQLiteStore(BaseStore):
             raise StorageError(f"cannot use {self.path!r}: {exc}") from exc
         return self._adopt(conn)
 
+    def _closed_error(self) -> StorageError:
+        return StorageError(f"the store on {self.path!r} is closed")
+
     def _after_fork(self) -> None:
         """In a forked child: leave the parent's connections alone and open new ones from now on."""
         with contextlib.suppress(Exception):
-            for conn, finalizer in self._connections.items():
+            for conn, (finalizer, _) in self._connections.items():
                 finalizer.detach()
                 _INHERITED.append(conn)
         self._setup_process()
@@ -403,20 +413,29 @@ class SQLiteStore(BaseStore):
     def close(self) -> None:
         """Close every connection of this store; later calls raise :class:`StorageError`. Idempotent.
 
-        Call it when no other thread is using the store. Threads waiting in ``wait``/``stream`` are woken and
-        get :class:`StorageError`.
+        Safe at any moment: a call in flight on another thread finishes first (or raises
+        :class:`StorageError`), and threads waiting in ``wait``/``stream`` are woken and get
+        :class:`StorageError`. Recency marks of reads not yet written are written first, if the file allows.
         """
         if self._closed:
             return
+        if self._pid == os.getpid() and self._touches:
+            with contextlib.suppress(StorageError):
+                self._write(lambda conn: None)  # writes the queued recency marks
         self._closed = True
         if self._pid == os.getpid():
             with self._connections_mutex:
                 connections = list(self._connections.items())
                 self._connections.clear()
-            for conn, finalizer in connections:
+            for conn, (finalizer, state_ref) in connections:
                 finalizer.detach()
-                with contextlib.suppress(sqlite3.Error):
-                    conn.close()
+                state = state_ref()
+                mutex = state.mutex if state is not None else contextlib.nullcontext()
+                with mutex:  # waits for a call in flight on that connection
+                    if state is not None:
+                        state.dead = True
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.close()
         self._waiters.wake_all()
 
     @property
@@ -424,15 +443,35 @@ class SQLiteStore(BaseStore):
         """Whether :meth:`close` has been called."""
         return self._closed
 
+    @property
+    def poll_interval(self) -> float:
+        """Seconds between re-checks while waiting: writes made by other processes wake nobody here."""
+        return POLL_INTERVAL
+
     def __enter__(self) -> SQLiteStore:
         return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
         return f"<SQLiteStore {self.path!r} {state}>"
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> SQLiteStore:
+        """``sqlite:///PATH``: the file ``PATH``, everything after the third slash taken literally.
+
+        Raises:
+            InvalidArgument: the URL does not have three slashes or names no file.
+            StorageError: the file cannot be used.
+        """
+        rest = url.partition("://")[2]
+        if not rest.startswith("/"):
+            raise InvalidArgument(
+                f"a SQLite URL is 'sqlite:///PATH' (three slashes; four for an absolute path), not {url[:200]!r}"
+            )
+        path = rest[1:]
+        if not path:
+            raise InvalidArgument(f"{url[:200]!r} names no file: use 'sqlite:///PATH'")
+        return cls(path, **kwargs)
 
     # ------------------------------------------------------------------ opening a file
 
@@ -506,105 +545,9 @@ class SQLiteStore(BaseStore):
 
     # ------------------------------------------------------------------ transactions
 
-    @contextlib.contextmanager
-    def _reading(self) -> Iterator[sqlite3.Connection]:
-        state = self._state()
-        if state.depth:
-            state.depth += 1
-            try:
-                yield state.conn
-            finally:
-                state.depth -= 1
-            return
-        conn = state.conn
-        try:
-            self._retry_busy(lambda: _begin_read(conn))
-        except sqlite3.Error as exc:
-            raise self._storage_error(exc) from exc
-        state.depth = 1
-        try:
-            yield conn
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            state.touches.clear()
-            _rollback(conn)
-            raise self._storage_error(exc) from exc
-        except BaseException as exc:
-            _rollback(conn)
-            if not isinstance(exc, ResponseStoreError):
-                state.touches.clear()
-            raise
-        finally:
-            state.depth = 0
-            if state.touches:
-                touches = state.touches
-                state.touches = []
-                self._write_touches(touches)
-
-    @contextlib.contextmanager
-    def _writing(self, relaxed: bool = False) -> Iterator[sqlite3.Connection]:
-        """A write transaction; ``relaxed``: commit without a flush to disk even with ``synchronous="FULL"``."""
-        state = self._state()
-        if state.depth:
-            if not state.writing:
-                raise LockError("a write inside a read transaction of the same thread (an upgrade) is not allowed")
-            state.depth += 1
-            try:
-                yield state.conn
-            finally:
-                state.depth -= 1
-            return
-        mutex = self._write_mutex
-        if not mutex.acquire(timeout=self.busy_timeout):
-            raise StorageError(
-                f"another thread kept writing to {self.path!r} for more than busy_timeout={self.busy_timeout} "
-                "seconds; nothing was changed"
-            )
-        try:
-            with self._write_transaction(state, relaxed and self.synchronous != "NORMAL"):
-                yield state.conn
-        finally:
-            mutex.release()
-        wakes = state.wakes
-        if wakes:
-            state.wakes = []
-            for key in wakes:
-                self._waiters.wake(key)
-
-    @contextlib.contextmanager
-    def _write_transaction(self, state: _ThreadState, relax: bool) -> Iterator[None]:
-        """``BEGIN IMMEDIATE`` ... ``COMMIT`` on the thread's connection (holding the process's write mutex)."""
-        conn = state.conn
-        try:
-            if relax:
-                conn.execute("PRAGMA synchronous = NORMAL")
-            self._retry_busy(lambda: conn.execute("BEGIN IMMEDIATE"))
-        except sqlite3.Error as exc:
-            if relax:
-                _restore_synchronous(conn, self.synchronous)
-            raise self._storage_error(exc) from exc
-        state.depth = 1
-        state.writing = True
-        try:
-            yield
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            state.wakes.clear()
-            _rollback(conn)
-            raise self._storage_error(exc) from exc
-        except BaseException:
-            state.wakes.clear()
-            _rollback(conn)
-            raise
-        finally:
-            state.depth = 0
-            state.writing = False
-            if relax:
-                _restore_synchronous(conn, self.synchronous)
-
     def _storage_error(self, exc: sqlite3.Error) -> StorageError:
         if self._closed:
-            return StorageError(f"the store on {self.path!r} is closed")
+            return self._closed_error()
         if _is_busy(exc):
             return StorageError(
                 f"{self.path!r} stayed locked by another connection for more than busy_timeout="
@@ -612,162 +555,367 @@ class SQLiteStore(BaseStore):
             )
         return StorageError(f"SQLite error on {self.path!r}: {exc}; nothing was changed")
 
-    def _query_one(self, sql: str, params: Sequence[Any]) -> Any:
-        """One row of a query, in this thread's transaction if there is one, else on its own."""
+    def _damaged(self, what: str, exc: BaseException) -> StorageError:
+        return StorageError(f"{self.path!r} is damaged: {what} cannot be read ({type(exc).__name__}: {exc})"[:500])
+
+    def _query(self, action: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run ``action`` on this thread's connection, outside any transaction (each statement is atomic)."""
         state = self._state()
-        if state.depth:
-            return state.conn.execute(sql, params).fetchone()
-        conn = state.conn
-        try:
-            return self._retry_busy(lambda: conn.execute(sql, params).fetchone())
-        except sqlite3.Error as exc:
-            raise self._storage_error(exc) from exc
+        with state.mutex:
+            if state.dead:
+                raise self._closed_error()
+            conn = state.conn
+            try:
+                return self._retry_busy(lambda: action(conn))  # type: ignore[no-any-return]
+            except sqlite3.Error as exc:
+                raise self._storage_error(exc) from exc
 
-    def _record(self, seq: int, version: int, text: str) -> ResponseRecord:
-        """The record stored as ``text`` in row ``seq`` at ``version``, parsed once and then cached."""
-        key = (seq, version)
-        hit = self._cache.get(key)
-        if hit is not None:
-            return hit[0]
-        record = _load(text)
-        size = len(text)
-        if size <= _CACHE_BYTES // 64:
-            with self._cache_mutex:
-                cache = self._cache
-                if key not in cache:
-                    cache[key] = (record, size)
-                    self._cache_bytes += size
-                    while len(cache) > _CACHE_RECORDS or self._cache_bytes > _CACHE_BYTES:
-                        self._cache_bytes -= cache.pop(next(iter(cache)))[1]
-        return record
-
-    # ------------------------------------------------------------------ primitives
-
-    def _fetch(self, owner: str | None, id: str, touch: bool = False) -> ResponseRecord | None:
-        if not isinstance(id, str):
-            raise TypeError(f"id must be a string, not {type(id).__name__}")
-        key = _owner_key(owner)
-        row = self._query_one(
-            "SELECT seq, version, record, expires_at, terminal, last_used, (SELECT tick FROM counters) "
-            "FROM responses WHERE owner = ? AND id = ?",
-            (key, id),
-        )
-        if row is None:
-            return None
-        seq, version, text, expires_at, terminal, last_used, tick = row
-        if expires_at is not None and expires_at <= self._now():
-            return None
-        record = self._record(seq, version, text)
-        # Only finished records compete for eviction, and finishing marks a record as used anyway; a record that
-        # is already the most recently used stays so. Either way marking it would change nothing.
-        if touch and terminal and last_used != tick:
-            self._touch_keys_now_or_later([(key, id)])
-        return record
-
-    def _touch_keys_now_or_later(self, keys: list[tuple[str, str]]) -> None:
+    def _snapshot_read(self, action: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run ``action`` in one read transaction: a consistent snapshot (WAL readers never wait for writers)."""
         state = self._state()
-        if state.writing:
-            self._touch_keys(state.conn, keys)
-        elif state.depth:
-            state.touches.extend(keys)
-        else:
-            self._write_touches(keys)
+        with state.mutex:
+            if state.dead:
+                raise self._closed_error()
+            conn = state.conn
+            try:
+                self._retry_busy(lambda: _begin_read(conn))
+                try:
+                    return action(conn)
+                finally:
+                    _rollback(conn)  # a read has nothing to commit
+            except sqlite3.Error as exc:
+                raise self._storage_error(exc) from exc
 
-    def _write_touches(self, keys: list[tuple[str, str]]) -> None:
-        """Mark records as used in a transaction of its own, not flushed to disk by itself.
+    def _write(self, action: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run ``action`` in one write transaction (``BEGIN IMMEDIATE``), first writing queued recency marks.
 
-        A power loss may forget that a record was read (the eviction order is all it affects); the next flushed
-        commit makes it durable. With ``synchronous="FULL"`` this keeps a ``get`` from waiting for the disk.
+        The whole of ``action`` commits or nothing does. Waiters of records removed by it are woken after the
+        commit.
         """
-        with self._writing(relaxed=True) as conn:
-            self._touch_keys(conn, keys)
+        state = self._state()
+        mutex = self._write_mutex
+        if not mutex.acquire(timeout=self.busy_timeout):
+            raise StorageError(
+                f"another thread kept writing to {self.path!r} for more than busy_timeout={self.busy_timeout} "
+                "seconds; nothing was changed"
+            )
+        touches: list[tuple[str, str]] = []
+        try:
+            with state.mutex:
+                if state.dead:
+                    raise self._closed_error()
+                conn = state.conn
+                try:
+                    self._retry_busy(lambda: conn.execute("BEGIN IMMEDIATE"))
+                except sqlite3.Error as exc:
+                    raise self._storage_error(exc) from exc
+                try:
+                    while self._touches:
+                        touches.append(self._touches.popleft())
+                    if touches:
+                        self._apply_touches(conn, touches)
+                    result = action(conn)
+                    conn.execute("COMMIT")
+                except BaseException as exc:
+                    state.wakes.clear()
+                    state.cached.clear()
+                    _rollback(conn)
+                    if touches:  # not written: keep them for the next write, in order
+                        self._touches.extendleft(reversed(touches))
+                    if isinstance(exc, sqlite3.Error):
+                        raise self._storage_error(exc) from exc
+                    if isinstance(exc, (ValueError, TypeError, KeyError)):
+                        raise self._damaged("a stored row", exc) from exc
+                    raise
+        finally:
+            mutex.release()
+        self._commit_cache(state)
+        wakes = state.wakes
+        if wakes:
+            state.wakes = []
+            for owner, id in wakes:
+                self._notify(owner, id)
+        return result
 
-    def _touch_keys(self, conn: sqlite3.Connection, keys: list[tuple[str, str]]) -> None:
-        first = self._take_ticks(conn, len(keys))
+    def _apply_touches(self, conn: sqlite3.Connection, keys: list[tuple[str, str]]) -> None:
+        (last,) = conn.execute("UPDATE counters SET tick = tick + ? RETURNING tick", (len(keys),)).fetchone()
+        first = last - len(keys) + 1
         conn.executemany(
             "UPDATE responses SET last_used = ? WHERE owner = ? AND id = ? AND terminal = 1",
             [(first + i, owner, id) for i, (owner, id) in enumerate(keys)],
         )
 
-    def _take_ticks(self, conn: sqlite3.Connection, count: int) -> int:
-        """Reserve ``count`` consecutive recency ticks; return the first."""
-        tick: int = conn.execute("SELECT tick FROM counters").fetchone()[0]
-        conn.execute("UPDATE counters SET tick = ?", (tick + count,))
-        return tick + 1
+    # ------------------------------------------------------------------ the parse cache
 
-    def _touch(self, records: Iterable[ResponseRecord]) -> None:
-        keys = [(_owner_key(record.owner), record.id) for record in records if record.is_terminal]
-        if keys:
-            self._touch_keys_now_or_later(keys)
+    def _record(self, seq: int, version: int, text: str) -> ResponseRecord:
+        """The record stored as ``text`` in row ``seq`` at ``version``, parsed once and then cached.
 
-    def _refresh(self, records: Iterable[ResponseRecord], now: float) -> None:
-        conn = self._state().conn
-        keys = [(_owner_key(record.owner), record.id) for record in records]
-        if not keys:
+        The cache holds at most one record per row, the newest version seen.
+        """
+        hit = self._cache.get(seq)
+        if hit is not None and hit[0] == version:
+            return hit[1]
+        try:
+            record = _load(text)
+        except (ValueError, TypeError, KeyError, ResponseStoreError) as exc:
+            raise self._damaged(f"the record in row {seq}", exc) from exc
+        self._remember(seq, version, record, len(text))
+        return record
+
+    def _remember(self, seq: int, version: int, record: ResponseRecord, size: int) -> None:
+        if size > _CACHE_BYTES // 64:
             return
-        first = self._take_ticks(conn, len(keys))
-        conn.executemany(
-            "UPDATE responses SET expires_at = CASE WHEN ttl IS NULL THEN NULL ELSE ? + ttl END, last_used = ? "
-            "WHERE owner = ? AND id = ?",
-            [(now, first + i, owner, id) for i, (owner, id) in enumerate(keys)],
+        with self._cache_mutex:
+            cache = self._cache
+            old = cache.pop(seq, None)
+            if old is not None:
+                if old[0] > version:  # another thread cached a newer version meanwhile
+                    cache[seq] = old
+                    return
+                self._cache_bytes -= old[2]
+            cache[seq] = (version, record, size)
+            self._cache_bytes += size
+            while len(cache) > _CACHE_RECORDS or self._cache_bytes > _CACHE_BYTES:
+                self._cache_bytes -= cache.pop(next(iter(cache)))[2]
+
+    def _commit_cache(self, state: _ThreadState) -> None:
+        """After a commit: cache the records it wrote, forget the rows it removed."""
+        cached = state.cached
+        if not cached:
+            return
+        state.cached = []
+        for seq, version, record in cached:
+            if record is None:
+                with self._cache_mutex:
+                    old = self._cache.pop(seq, None)
+                    if old is not None:
+                        self._cache_bytes -= old[2]
+            else:
+                self._remember(seq, version, record, 0)
+
+    # ------------------------------------------------------------------ atomic storage operations
+
+    def _row(self, owner: str | None, id: str) -> Any:
+        key = _owner_key(owner)
+        return self._query(
+            lambda conn: conn.execute(
+                "SELECT seq, version, record, expires_at, terminal, event_count, event_bytes "
+                "FROM responses WHERE owner = ? AND id = ?",
+                (key, id),
+            ).fetchone()
         )
 
-    def _insert(self, record: ResponseRecord, ttl: float | None) -> None:
-        conn = self._state().conn
+    def _visible_row(self, owner: str | None, id: str) -> Any:
+        if not _encodable(id):
+            return None  # no stored id has a lone surrogate: ids are checked at create
+        row = self._row(owner, id)
+        if row is None:
+            return None
+        expires_at = row[3]
+        if expires_at is not None and expires_at <= self._now():
+            return None
+        return row
+
+    def _get(self, owner: str | None, id: str) -> ResponseRecord | None:
+        row = self._visible_row(owner, id)
+        if row is None:
+            return None
+        record = self._record(row[0], row[1], row[2])
+        if row[4]:  # only finished records compete for eviction
+            self._touches.append((_owner_key(owner), id))
+        return record
+
+    def _peek(self, owner: str | None, id: str) -> ResponseRecord | None:
+        row = self._visible_row(owner, id)
+        return None if row is None else self._record(row[0], row[1], row[2])
+
+    def _read(self, owner: str | None, id: str) -> Stored | None:
+        row = self._visible_row(owner, id)
+        if row is None:
+            return None
+        return Stored(self._record(row[0], row[1], row[2]), int(row[5]), int(row[6]))
+
+    def _chain(self, owner: str | None, id: str, limit: int) -> list[ResponseRecord]:
+        if not _encodable(id):
+            return []
+        key = _owner_key(owner)
+        now = self._now()
+        # One statement, so one snapshot: follow previous_response_id links inside SQLite.
+        rows = self._query(
+            lambda conn: conn.execute(
+                "WITH RECURSIVE chain(n, seq, version, record, previous) AS ("
+                " SELECT 1, seq, version, record, json_extract(record, '$.previous_response_id') FROM responses"
+                " WHERE owner = ?1 AND id = ?2 AND (expires_at IS NULL OR expires_at > ?3)"
+                " UNION ALL"
+                " SELECT chain.n + 1, r.seq, r.version, r.record, json_extract(r.record, '$.previous_response_id')"
+                " FROM chain JOIN responses r ON r.owner = ?1 AND r.id = chain.previous"
+                " WHERE chain.n < ?4 AND (r.expires_at IS NULL OR r.expires_at > ?3)"
+                ") SELECT seq, version, record FROM chain ORDER BY n",
+                (key, id, now, limit),
+            ).fetchall()
+        )
+        chain: list[ResponseRecord] = []
+        seen: set[str] = set()
+        for seq, version, text in rows:
+            record = self._record(seq, version, text)
+            if record.id in seen:
+                break
+            seen.add(record.id)
+            chain.append(record)
+        return chain
+
+    def _touch(self, records: Sequence[ResponseRecord]) -> None:
+        for record in records:
+            if record.is_terminal:
+                self._touches.append((_owner_key(record.owner), record.id))
+
+    def _put_new(self, record: ResponseRecord, ttl: float | None, keep: Sequence[ResponseRecord]) -> bool:
         key = _owner_key(record.owner)
-        stale = conn.execute(
-            "SELECT seq, created_at, status FROM responses WHERE owner = ? AND id = ?", (key, record.id)
-        ).fetchone()
-        if stale is not None:  # expired, not yet swept: it goes now, as an expiry
-            self._unlink(conn, (stale[0], key, record.id, stale[1], stale[2]), "expired")
-        tick = self._take_ticks(conn, 1)
-        conn.execute(
-            "INSERT INTO responses (owner, id, created_at, status, terminal, model, version, ttl, expires_at, "
-            "last_used, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                key,
-                record.id,
-                record.created_at,
-                record.status.value,
-                int(record.is_terminal),
-                record.model,
-                record.version,
-                ttl,
-                None if ttl is None else record.created_at + ttl,
-                tick,
-                _json_text(record.to_dict()),
-            ),
-        )
-        untombed = conn.execute("DELETE FROM removed WHERE owner = ? AND id = ?", (key, record.id)).rowcount
-        conn.execute(_SQL_CREATED[record.status], (untombed,))
+        text = _json_text(record.to_dict())
+        max_records = self.retention.max_records
 
-    def _replace(self, old: ResponseRecord, new: ResponseRecord) -> None:
-        conn = self._state().conn
-        tick = self._take_ticks(conn, 1)
-        conn.execute(
-            "UPDATE responses SET status = ?, terminal = ?, model = ?, version = ?, last_used = ?, record = ? "
-            "WHERE owner = ? AND id = ?",
-            (
-                new.status.value,
-                int(new.is_terminal),
-                new.model,
-                new.version,
-                tick,
-                _json_text(new.to_dict()),
-                _owner_key(new.owner),
-                new.id,
-            ),
-        )
-        if old.status is not new.status:
-            conn.execute(_SQL_MOVED[old.status, new.status])
+        def put(conn: sqlite3.Connection) -> bool:
+            now = self._now()
+            self._sweep_rows(conn, now, SWEEP_BATCH)
+            stale = conn.execute(
+                "SELECT seq, created_at, status, expires_at FROM responses WHERE owner = ? AND id = ?",
+                (key, record.id),
+            ).fetchone()
+            if stale is not None:
+                if stale[3] is None or stale[3] > now:
+                    raise ResponseExists(record.id)
+                self._unlink(conn, (stale[0], key, record.id, stale[1], stale[2]), "expired")
+            if keep and not self._refresh(conn, keep, record.created_at, now):
+                return False
+            untombed = conn.execute("DELETE FROM removed WHERE owner = ? AND id = ?", (key, record.id)).rowcount
+            counters = conn.execute(_SQL_CREATED[record.status], (untombed,)).fetchone()
+            tick, stored = counters[0], sum(counters[1:])
+            if max_records is not None and stored > max_records:
+                stored -= self._sweep_rows(conn, now, None)
+                spared = {(_owner_key(a.owner), a.id) for a in keep}
+                while stored > max_records:
+                    if not self._evict_one(conn, spared):
+                        raise StoreFull(record.id, max_records)
+                    stored -= 1
+            (seq,) = conn.execute(
+                "INSERT INTO responses (owner, id, created_at, status, terminal, model, version, ttl, expires_at, "
+                "last_used, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
+                (
+                    key,
+                    record.id,
+                    record.created_at,
+                    record.status.value,
+                    int(record.is_terminal),
+                    record.model,
+                    record.version,
+                    ttl,
+                    None if ttl is None else record.created_at + ttl,
+                    tick,
+                    text,
+                ),
+            ).fetchone()
+            self._state().cached.append((seq, record.version, record))
+            return True
 
-    def _remove(self, record: ResponseRecord) -> None:
-        conn = self._state().conn
+        return self._write(put)
+
+    def _refresh(self, conn: sqlite3.Connection, keep: Sequence[ResponseRecord], now: float, clock: float) -> bool:
+        """Restart the expiry of the chain ``keep`` from ``now`` and mark it used, oldest first, if unchanged."""
+        key = _owner_key(keep[0].owner)
+        (last,) = conn.execute("UPDATE counters SET tick = tick + ? RETURNING tick", (len(keep),)).fetchone()
+        first = last - len(keep) + 1
+        changed = 0
+        for i, ancestor in enumerate(reversed(keep)):
+            changed += conn.execute(
+                "UPDATE responses SET expires_at = CASE WHEN ttl IS NULL THEN NULL ELSE ? + ttl END, last_used = ? "
+                "WHERE owner = ? AND id = ? AND version = ? AND (expires_at IS NULL OR expires_at > ?)",
+                (now, first + i, key, ancestor.id, ancestor.version, clock),
+            ).rowcount
+        return changed == len(keep)
+
+    def _swap(self, old: Stored, new: ResponseRecord, event: FrozenDict | None, size: int) -> bool:
+        key = _owner_key(new.owner)
+        text = _json_text(new.to_dict())
+        event_text = None if event is None else _json_text(thaw(event))
+        record = old.record
+
+        def swap(conn: sqlite3.Connection) -> bool:
+            now = self._now()
+            self._sweep_rows(conn, now, SWEEP_BATCH)
+            row = conn.execute(
+                "UPDATE responses SET status = ?, terminal = ?, model = ?, version = ?, record = ?, "
+                "last_used = (SELECT tick + 1 FROM counters), event_count = event_count + ?, "
+                "event_bytes = event_bytes + ? "
+                "WHERE owner = ? AND id = ? AND version = ? AND event_count = ? "
+                "AND (expires_at IS NULL OR expires_at > ?) RETURNING seq",
+                (
+                    new.status.value,
+                    int(new.is_terminal),
+                    new.model,
+                    new.version,
+                    text,
+                    0 if event is None else 1,
+                    size,
+                    key,
+                    record.id,
+                    record.version,
+                    old.events,
+                    now,
+                ),
+            ).fetchone()
+            if row is None:
+                return False
+            (seq,) = row
+            if event is not None:
+                conn.execute(
+                    "INSERT INTO events (response, number, size, event) VALUES (?, ?, ?, ?)",
+                    (seq, old.events, size, event_text),
+                )
+            conn.execute(_SQL_MOVED[record.status, new.status])
+            self._state().cached.append((seq, new.version, new))
+            return True
+
+        return self._write(swap)
+
+    def _append(self, old: Stored, event: FrozenDict, size: int) -> bool:
+        key = _owner_key(old.record.owner)
+        event_text = _json_text(thaw(event))
+        record = old.record
+
+        def append(conn: sqlite3.Connection) -> bool:
+            row = conn.execute(
+                "UPDATE responses SET event_count = event_count + 1, event_bytes = event_bytes + ? "
+                "WHERE owner = ? AND id = ? AND version = ? AND event_count = ? "
+                "AND (expires_at IS NULL OR expires_at > ?) RETURNING seq",
+                (size, key, record.id, record.version, old.events, self._now()),
+            ).fetchone()
+            if row is None:
+                return False
+            conn.execute(
+                "INSERT INTO events (response, number, size, event) VALUES (?, ?, ?, ?)",
+                (row[0], old.events, size, event_text),
+            )
+            return True
+
+        return self._write(append)
+
+    def _remove(self, record: ResponseRecord) -> bool:
         key = _owner_key(record.owner)
-        seq, created_at, status = conn.execute(
-            "SELECT seq, created_at, status FROM responses WHERE owner = ? AND id = ?", (key, record.id)
-        ).fetchone()
-        self._unlink(conn, (seq, key, record.id, created_at, status), "deleted")
+
+        def remove(conn: sqlite3.Connection) -> bool:
+            now = self._now()
+            self._sweep_rows(conn, now, SWEEP_BATCH)
+            row = conn.execute(
+                "SELECT seq, created_at, status FROM responses WHERE owner = ? AND id = ? AND version = ? "
+                "AND (expires_at IS NULL OR expires_at > ?)",
+                (key, record.id, record.version, now),
+            ).fetchone()
+            if row is None:
+                return False
+            self._unlink(conn, (row[0], key, record.id, row[1], row[2]), "deleted")
+            return True
+
+        return self._write(remove)
 
     def _unlink(self, conn: sqlite3.Connection, row: tuple[int, str, str, float, str], why: str) -> None:
         """Remove a stored record and its events, leave its tombstone, and count it as ``why``.
@@ -778,19 +926,18 @@ class SQLiteStore(BaseStore):
         conn.execute("DELETE FROM responses WHERE seq = ?", (seq,))
         conn.execute("DELETE FROM events WHERE response = ?", (seq,))
         conn.execute("INSERT INTO removed (owner, id, created_at, seq) VALUES (?, ?, ?, ?)", (key, id, created_at, seq))
-        conn.execute(_SQL_UNLINKED[status, why])
-        tombstones = conn.execute("SELECT tombstones FROM counters").fetchone()[0]
+        (tombstones,) = conn.execute(_SQL_UNLINKED[status, why]).fetchone()
         if tombstones > CURSOR_MEMORY:
             trimmed = conn.execute(
                 "DELETE FROM removed WHERE n IN (SELECT n FROM removed ORDER BY n LIMIT ?)",
                 (tombstones - CURSOR_MEMORY,),
             ).rowcount
             conn.execute("UPDATE counters SET tombstones = tombstones - ?", (trimmed,))
-        self._state().wakes.append((_owner_of(key), id))
+        state = self._state()
+        state.wakes.append((_owner_of(key), id))
+        state.cached.append((seq, 0, None))
 
-    def _sweep(self, limit: int | None) -> int:
-        now = self._now()  # validated: a broken clock must refuse the write before anything is removed
-        conn = self._state().conn
+    def _sweep_rows(self, conn: sqlite3.Connection, now: float, limit: int | None) -> int:
         sql = "SELECT seq, owner, id, created_at, status FROM responses WHERE expires_at <= ? ORDER BY expires_at, seq"
         if limit is None:
             rows = conn.execute(sql, (now,)).fetchall()
@@ -800,25 +947,38 @@ class SQLiteStore(BaseStore):
             self._unlink(conn, row, "expired")
         return len(rows)
 
-    def _evict_one(self, protected: Collection[tuple[str | None, str]]) -> ResponseRecord | None:
-        conn = self._state().conn
-        spared = {(_owner_key(owner), id) for owner, id in protected}
+    def _sweep(self, limit: int | None) -> int:
+        now = self._now()  # validated: a broken clock must refuse the write before anything is removed
+        return self._write(lambda conn: self._sweep_rows(conn, now, limit))
+
+    def _evict_one(self, conn: sqlite3.Connection, spared: set[tuple[str, str]]) -> bool:
         # Among the len(spared) + 1 least recently used finished records, at least one is not protected.
         rows = conn.execute(
-            "SELECT seq, owner, id, created_at, status, version, record FROM responses WHERE terminal = 1 "
+            "SELECT seq, owner, id, created_at, status FROM responses WHERE terminal = 1 "
             "ORDER BY last_used, seq LIMIT ?",
             (len(spared) + 1,),
         ).fetchall()
-        for seq, key, id, created_at, status, version, text in rows:
+        for seq, key, id, created_at, status in rows:
             if (key, id) in spared:
                 continue
             self._unlink(conn, (seq, key, id, created_at, status), "evicted")
-            return self._record(seq, version, text)
-        return None
+            return True
+        return False
 
-    def _scan(self, owner: str | None, cursor: str | None, descending: bool) -> Iterator[ResponseRecord]:
-        conn = self._state().conn
+    def _page(
+        self, owner: str | None, query: PageQuery, matches: Callable[[ResponseRecord], bool] | None
+    ) -> Page[ResponseRecord]:
         key = _owner_key(owner)
+        now = self._now()
+        return self._snapshot_read(
+            lambda conn: paginate_records(
+                lambda cursor, descending: self._scan(conn, key, cursor, descending, now), query, matches
+            )
+        )
+
+    def _scan(
+        self, conn: sqlite3.Connection, key: str, cursor: str | None, descending: bool, now: float
+    ) -> Iterator[ResponseRecord]:
         start: tuple[float, int] | None = None
         if cursor is not None:
             row = conn.execute("SELECT created_at, seq FROM responses WHERE owner = ? AND id = ?", (key, cursor))
@@ -830,12 +990,11 @@ class SQLiteStore(BaseStore):
             if found is None:
                 raise unknown_cursor(cursor)
             start = (found[0], found[1])
-        return self._scan_rows(conn, key, start, descending)
+        return self._scan_rows(conn, key, start, descending, now)
 
     def _scan_rows(
-        self, conn: sqlite3.Connection, key: str, start: tuple[float, int] | None, descending: bool
+        self, conn: sqlite3.Connection, key: str, start: tuple[float, int] | None, descending: bool, now: float
     ) -> Iterator[ResponseRecord]:
-        now = self._now()
         batch = 8
         while True:
             if start is None:
@@ -852,55 +1011,52 @@ class SQLiteStore(BaseStore):
             start = (rows[-1][0], rows[-1][1])
             batch = min(batch * 4, _SCAN_BATCH * 4)
 
-    def _event_log_size(self, record: ResponseRecord) -> tuple[int, int]:
-        conn = self._state().conn
-        count, size = conn.execute(
-            "SELECT event_count, event_bytes FROM responses WHERE owner = ? AND id = ?",
-            (_owner_key(record.owner), record.id),
-        ).fetchone()
-        return int(count), int(size)
+    def _events(self, owner: str | None, id: str, after: int) -> tuple[ResponseRecord, tuple[FrozenDict, ...]] | None:
+        if not _encodable(id):
+            return None
+        key = _owner_key(owner)
+        now = self._now()
+        after = min(after, _MAX_INT64)
 
-    def _append_event(self, record: ResponseRecord, event: FrozenDict, size: int) -> None:
-        conn = self._state().conn
-        key = _owner_key(record.owner)
-        (seq,) = conn.execute("SELECT seq FROM responses WHERE owner = ? AND id = ?", (key, record.id)).fetchone()
-        conn.execute(
-            "INSERT INTO events (response, number, size, event) VALUES (?, ?, ?, ?)",
-            (seq, event["sequence_number"], size, _json_text(thaw(event))),
-        )
-        conn.execute(
-            "UPDATE responses SET event_count = event_count + 1, event_bytes = event_bytes + ? WHERE seq = ?",
-            (size, seq),
-        )
+        def read(conn: sqlite3.Connection) -> tuple[ResponseRecord, tuple[FrozenDict, ...]] | None:
+            row = conn.execute(
+                "SELECT seq, version, record FROM responses WHERE owner = ? AND id = ? "
+                "AND (expires_at IS NULL OR expires_at > ?)",
+                (key, id, now),
+            ).fetchone()
+            if row is None:
+                return None
+            record = self._record(row[0], row[1], row[2])
+            texts = conn.execute(
+                "SELECT event FROM events WHERE response = ? AND number > ? ORDER BY number", (row[0], after)
+            ).fetchall()
+            try:
+                events = tuple(freeze_object(json.loads(text), "event") for (text,) in texts)
+            except (ValueError, TypeError, ResponseStoreError) as exc:
+                raise self._damaged(f"an event of {id!r}", exc) from exc
+            return record, events
 
-    def _read_events(self, record: ResponseRecord, after: int) -> tuple[FrozenDict, ...]:
-        conn = self._state().conn
-        rows = conn.execute(
-            "SELECT e.event FROM events e JOIN responses r ON e.response = r.seq "
-            "WHERE r.owner = ? AND r.id = ? AND e.number > ? ORDER BY e.number",
-            (_owner_key(record.owner), record.id, after),
-        ).fetchall()
-        return tuple(freeze_object(json.loads(text), "event") for (text,) in rows)
-
-    def _stored_count(self, conn: sqlite3.Connection) -> int:
-        return sum(conn.execute(_SQL_COUNTERS).fetchone()[6:])
+        return self._snapshot_read(read)
 
     def _count(self) -> int:
-        now = self._now()
-        conn = self._state().conn
-        pending = conn.execute("SELECT count(*) FROM responses WHERE expires_at <= ?", (now,)).fetchone()[0]
-        return self._stored_count(conn) - int(pending)
+        return self._stats().records
 
     def _stats(self) -> StoreStats:
         now = self._now()
-        conn = self._state().conn
+        return self._snapshot_read(lambda conn: self._stats_of(conn, now))
+
+    def _stats_of(self, conn: sqlite3.Connection, now: float) -> StoreStats:
         row = conn.execute(_SQL_COUNTERS).fetchone()
+        if row is None:
+            raise StorageError(f"{self.path!r} is damaged: its counters row is missing")
         created, deleted, evicted, expired = row[:4]
         by_status = {status.value: count for status, count in zip(_STATUS_COLUMNS, row[6:], strict=True)}
         pending = conn.execute(
             "SELECT status, count(*) FROM responses WHERE expires_at <= ? GROUP BY status", (now,)
         ).fetchall()
         for status, count in pending:
+            if status not in by_status:
+                raise StorageError(f"{self.path!r} is damaged: a record has the status {str(status)[:40]!r}")
             by_status[status] -= count
             expired += count
         return StoreStats(
@@ -919,14 +1075,19 @@ class SQLiteStore(BaseStore):
         add up; event numbers are consecutive.
         """
         state = self._state()
-        _invariant(state.depth == 0, "a transaction was left open")
-        _invariant(not state.touches, "touches were left unapplied")
         _invariant(not state.wakes, "wake-ups were left pending")
-        conn = state.conn
+        _invariant(not state.cached, "cache updates were left pending")
+        _invariant(len(self._touches) <= TOUCH_LOG, "the touch log is unbounded")
+        _invariant(len(self._cache) <= _CACHE_RECORDS, "the record cache is unbounded")
+        with state.mutex:
+            self._check_file_contents(state.conn)
+
+    def _check_file_contents(self, conn: sqlite3.Connection) -> None:
         _invariant(conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)], "integrity_check failed")
         _invariant(conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal", "not in WAL mode")
         _invariant(conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION, "wrong schema version")
-        with self._reading():
+        _begin_read(conn)
+        try:
             counters = conn.execute(_SQL_COUNTERS).fetchall()
             _invariant(len(counters) == 1, "the counters row is missing or doubled")
             created, deleted, evicted, expired, tick, tombstones = counters[0][:6]
@@ -956,19 +1117,21 @@ class SQLiteStore(BaseStore):
             _invariant(tombstones <= CURSOR_MEMORY, "tombstones unbounded")
             _invariant(not ({(key, id) for key, id, _ in removed} & live), "a live record is also removed")
             _invariant(not ({seq for _, _, seq in removed} & seqs), "a tombstone shares a live record's seq")
-            stats = self._stats()
-            _invariant(stats.records == sum(stats.by_status.values()), "stats.by_status does not add up")
-            _invariant(
-                stats.records == stats.created - stats.deleted - stats.evicted - stats.expired,
-                "stats do not add up",
-            )
-            _invariant(stats.records == self._count(), "stats and len disagree")
+        finally:
+            _rollback(conn)
+        stats = self._stats_of(conn, self._now())
+        _invariant(stats.records == sum(stats.by_status.values()), "stats.by_status does not add up")
+        _invariant(
+            stats.records == stats.created - stats.deleted - stats.evicted - stats.expired,
+            "stats do not add up",
+        )
 
     def _check_row(self, conn: sqlite3.Connection, row: tuple[Any, ...], tick: int, top: int) -> None:
         seq, key, id, created_at, status, terminal, model, version, ttl, expires_at, used, count, size, text = row
         record = _load(text)
-        cached = self._cache.get((seq, version))
-        _invariant(cached is None or cached[0] == record, f"the cache holds a stale copy of {id!r}")
+        cached = self._cache.get(seq)
+        _invariant(cached is None or cached[0] != version or cached[1] == record, f"the cache's copy of {id!r}")
+        _invariant(cached is None or cached[0] <= version, f"the cache holds a future version of {id!r}")
         _invariant((_owner_key(record.owner), record.id) == (key, id), f"row {seq} holds another record")
         _invariant(
             (record.created_at, record.status.value, int(record.is_terminal), record.model, record.version)

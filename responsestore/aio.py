@@ -32,11 +32,14 @@ from ._paging import Page
 from ._records import ResponseRecord
 from ._retention import StoreStats
 from ._timeouts import check_timeout
-from .errors import ResponseNotFound
+from ._waiting import Subscription, next_wait, stream_step, wait_step
 
 __all__ = ["AsyncResponseStore"]
 
 T = TypeVar("T")
+
+#: ``starting_after`` for a snapshot that needs the record only: past any event a log can hold.
+_NO_EVENTS = 2**62
 
 
 class AsyncResponseStore:
@@ -147,12 +150,11 @@ class AsyncResponseStore:
         async with _Wakeup(self.store, (owner, id)) as wakeup:
             while True:
                 wakeup.clear()
-                record = await self._run(self.store._fetch, owner, id)
-                if record is None:
-                    raise ResponseNotFound(id)
-                if record.is_terminal:
+                record, _ = await self._run(self.store.snapshot, id, starting_after=_NO_EVENTS, owner=owner)
+                what = wait_step(record)
+                if what is None:
                     return record
-                await wakeup.wait(deadline, f"response {id!r} was still {record.status.value}", id)
+                await wakeup.wait(deadline, what, id)
 
     def stream(
         self,
@@ -186,14 +188,18 @@ class AsyncResponseStore:
             deadline = None if limit is None else time.monotonic() + limit
             while True:
                 wakeup.clear()
-                record, events = await self._run(self.store._events_snapshot, owner, id, after)
+                record, events = await self._run(
+                    self.store.snapshot, id, starting_after=None if after < 0 else after, owner=owner
+                )
                 for event in events:
-                    after = event["sequence_number"]
                     yield thaw(event)
-                if record.is_terminal:
+                last, done = stream_step(record, events)
+                if done:
                     return
-                if events and limit is not None:
-                    deadline = time.monotonic() + limit
+                if last is not None:
+                    after = last
+                    if limit is not None:
+                        deadline = time.monotonic() + limit
                 await wakeup.wait(deadline, f"no new event for response {id!r}", id)
 
 
@@ -205,26 +211,27 @@ class _Wakeup:
         self._key = key
         self._event = asyncio.Event()
         self._loop = asyncio.get_running_loop()
-        self._token: int | None = None
+        self._subscription: Subscription | None = None
 
     def _wake(self) -> None:
         with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is left to wake
             self._loop.call_soon_threadsafe(self._event.set)
 
     async def __aenter__(self) -> _Wakeup:
-        self._token = self._store._waiters.register(self._key, self._wake)
+        owner, id = self._key
+        self._subscription = self._store.subscribe(id, self._wake, owner=owner)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        if self._token is not None:
-            self._store._waiters.unregister(self._key, self._token)
+        if self._subscription is not None:
+            self._subscription.cancel()
 
     def clear(self) -> None:
         self._event.clear()
 
     async def wait(self, deadline: float | None, what: str, id: str) -> None:
         """Wait for a wake-up or the store's poll interval; raise :class:`WaitTimeout` past ``deadline``."""
-        wait = self._store._next_wait(deadline, what, id)
+        wait = next_wait(self._store.poll_interval, deadline, what, id)
         # On a timeout the caller's loop re-checks, and raises if the deadline has passed.
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._event.wait(), wait)

@@ -19,6 +19,7 @@ __all__ = [
     "ResponseExists",
     "ResponseNotFound",
     "ResponseStoreError",
+    "StorageError",
     "StoreFull",
     "VersionConflict",
     "WaitTimeout",
@@ -132,3 +133,12 @@ class EventLogFull(ResponseStoreError):
 
 class WaitTimeout(ResponseStoreError, TimeoutError):
     """``wait`` or ``stream`` gave up after ``timeout`` seconds without the awaited change."""
+
+
+class StorageError(ResponseStoreError):
+    """The storage behind a store cannot be used, or failed; the failed call changed nothing.
+
+    Raised for a closed store, a file that is not a responsestore database or is damaged, a newer schema
+    version, a server that cannot be reached in time, and errors the engine reports (disk full, I/O error,
+    locked for longer than the configured timeout).
+    """

@@ -30,7 +30,6 @@ import pytest
 import responsestore
 from responsestore import (
     InvalidArgument,
-    LockError,
     ResponseStore,
     ResponseStoreError,
     SQLiteStore,
@@ -678,14 +677,6 @@ def test_connections_of_ended_threads_are_closed(store: SQLiteStore) -> None:
     assert len(store) == 5
 
 
-def test_a_write_inside_a_read_transaction_is_refused(store: SQLiteStore) -> None:
-    with store._reading(), pytest.raises(LockError, match="upgrade"), store._writing():
-        pass
-    with store._writing(), store._reading():  # a read inside a write joins it
-        store.create("m", id="inside")
-    assert "inside" in store
-
-
 def test_a_file_locked_by_another_writer_fails_after_busy_timeout_and_changes_nothing(db: Path) -> None:
     with SQLiteStore(db, busy_timeout=0.05) as store:
         finished = store.complete(store.create("m", id="finished").id)
@@ -696,9 +687,8 @@ def test_a_file_locked_by_another_writer_fails_after_busy_timeout_and_changes_no
             other.execute("BEGIN IMMEDIATE")  # another process in the middle of a long write
             with pytest.raises(StorageError, match="locked"):
                 store.create("m", id="blocked")
-            with pytest.raises(StorageError, match="locked"):
-                store.get("finished")  # marking it as used is a write, so it waits for the lock too
-            # Reads that need no write go on: WAL readers never wait for a writer.
+            # Reads go on, marking as used included (it is queued for the next write): WAL readers never wait.
+            assert store.get("finished") == finished
             assert (len(store), store.stats(), store.get("newest").id) == (2, stats, "newest")
             assert [record.id for record in store.list().data] == ["newest", "finished"]
         finally:
@@ -715,9 +705,11 @@ def test_a_write_waits_for_another_threads_write_at_most_busy_timeout(db: Path) 
         inside, release = threading.Event(), threading.Event()
 
         def hold() -> None:
-            with store._writing():
+            def long_write(conn: sqlite3.Connection) -> None:
                 inside.set()
                 release.wait(TIMEOUT)
+
+            store._write(long_write)  # a write of this process that takes its time
 
         holder = threading.Thread(target=hold)
         holder.start()
@@ -803,14 +795,17 @@ def test_the_record_cache_stays_bounded_and_correct(store: SQLiteStore, monkeypa
     store._check()
 
 
-def test_reads_and_touches_inside_a_write_transaction_join_it(store: SQLiteStore) -> None:
-    record = store.complete(store.create("m", id="a").id)
-    store.complete(store.create("m", id="b").id)
-    with store._writing():
-        assert store.get("a") == record  # a touch inside a write is written at once, in the same transaction
-        assert store.chain("a") == (record,)
+def test_reads_queue_their_recency_marks_for_the_next_write_in_order(store: SQLiteStore) -> None:
+    a = store.complete(store.create("m", id="a").id)
+    b = store.complete(store.create("m", id="b").id)
+    before = dict(store._state().conn.execute("SELECT id, last_used FROM responses").fetchall())
+    assert store.get("b") == b
+    assert store.get("a") == a
+    assert dict(store._state().conn.execute("SELECT id, last_used FROM responses").fetchall()) == before
+    store.create("m", id="c")  # the next write applies the queued marks first, in the order of the reads
     ticks = dict(store._state().conn.execute("SELECT id, last_used FROM responses").fetchall())
-    assert ticks["a"] > ticks["b"]
+    assert before["a"] < before["b"] < ticks["b"] < ticks["a"] < ticks["c"]
+    store._check()
 
 
 # ---------------------------------------------------------------------------------------------- settings
@@ -834,7 +829,8 @@ def test_durability_settings(db: Path, value: str, pragma: int) -> None:
 def test_the_default_durability_is_full(db: Path) -> None:
     with SQLiteStore(db) as store:
         assert store.synchronous == "FULL"
-        store.get(store.complete(store.create("m").id).id)  # a get's recency write must not change the setting
+        store.get(store.complete(store.create("m").id).id)
+        store.create("m")  # the write that applies the get's recency mark must not change the setting
         assert store._state().conn.execute("PRAGMA synchronous").fetchone()[0] == 2
 
 
@@ -890,7 +886,7 @@ def test_open_sqlite_relative_and_absolute(tmp_path: Path, monkeypatch: pytest.M
     assert absolute.path == str(absolute_path)
     absolute.create("m", id="here")
     absolute.close()
-    with responsestore.open(f"SQLITE:///{absolute_path}") as again:  # type: ignore[attr-defined]
+    with responsestore.open(f"SQLITE:///{absolute_path}") as again:
         assert "here" in again
 
 
@@ -898,7 +894,7 @@ def test_open_sqlite_relative_and_absolute(tmp_path: Path, monkeypatch: pytest.M
     ("url", "message"),
     [
         ("postgres://localhost/db", "unknown store scheme 'postgres'"),
-        ("redis://localhost", "planned"),
+        ("redis://localhost", "unknown store scheme 'redis'"),
         ("memory://anything", "exactly 'memory://'"),
         ("sqlite://host/file.db", "three slashes"),
         ("sqlite:///", "names no file"),
@@ -912,6 +908,35 @@ def test_open_refuses_other_urls(url: str, message: str) -> None:
     if "scheme" in message or "URL" in message:
         assert "memory://" in str(info.value)
         assert "sqlite:///" in str(info.value)
+
+
+@pytest.mark.parametrize("url", ["memory://", "sqlite:///store.db"])
+def test_every_backend_opened_from_a_url_is_a_context_manager(
+    url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with responsestore.open(url) as store:
+        record = store.create("m")
+        assert store.get(record.id) == record
+        assert not store.closed
+    assert store.closed
+    with pytest.raises(StorageError, match="closed"):
+        store.get(record.id)
+    store.close()  # closing again is harmless
+
+
+def test_a_registered_backend_is_opened_by_its_scheme() -> None:
+    responsestore.register_backend("testmem", "responsestore._memory:ResponseStore")
+    store = responsestore.open("testmem://", max_records=3)
+    assert isinstance(store, ResponseStore)
+    assert store.retention.max_records == 3
+    responsestore.register_backend("testbroken", "responsestore._nowhere:Store")
+    with pytest.raises(InvalidArgument, match="cannot be loaded"):
+        responsestore.open("testbroken://")
+    with pytest.raises(InvalidArgument, match="lowercase"):
+        responsestore.register_backend("Bad Scheme", "x:Y")
+    with pytest.raises(InvalidArgument, match="module:Class"):
+        responsestore.register_backend("fine", "no-colon")
 
 
 def test_open_refuses_a_url_that_is_not_a_string() -> None:

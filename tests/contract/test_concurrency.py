@@ -27,6 +27,7 @@ from responsestore import (
     ResponseStatus,
     VersionConflict,
 )
+from tests.backends import DESCRIPTORS
 
 StoreFactory = Callable[..., BaseStore]
 
@@ -38,7 +39,7 @@ MAX_RETRIES = 10_000
 
 def scaled(backend: str, in_memory: int, elsewhere: int) -> int:
     """How many operations a thread makes: many in memory, fewer where every write is a durable commit."""
-    return in_memory if backend == "memory" else elsewhere
+    return in_memory if DESCRIPTORS[backend].weight == 1 else elsewhere
 
 
 TERMINAL_KINDS = frozenset({"complete", "fail", "cancel", "incomplete"})

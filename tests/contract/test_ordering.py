@@ -18,14 +18,13 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from responsestore import BaseStore, InvalidArgument, Page, ResponseNotFound, ResponseStoreError
-from tests.backends import BACKENDS, open_backend
+from responsestore import BaseStore, InvalidArgument, Page, ResponseNotFound, ResponseStoreError, _paging
+from tests.backends import BACKENDS, DESCRIPTORS, open_backend
 from tests.fakes import FakeClock
 from tests.model import STATUSES, ModelPage, StoreModel, observe
 
 #: Constructor arguments that only make a backend faster: durability is not what these tests check, and an fsync
 #: per write would dominate their time.
-FAST: dict[str, dict[str, Any]] = {"sqlite": {"synchronous": "NORMAL"}}
 OWNERS = (None, None, None, "other")  # mostly the default owner, so its list is long
 MODELS = ("gpt-a", "gpt-b")
 
@@ -84,7 +83,7 @@ def built(backend: str, ops: list[Any]) -> Iterator[Built]:
     """Open a fresh store, apply ``ops`` to it and to a model (comparing as it goes), close it afterwards."""
     clock = FakeClock()
     directory = tempfile.mkdtemp(prefix="responsestore-ordering-")
-    store = open_backend(backend, Path(directory), clock=clock, **FAST.get(backend, {}))
+    store = open_backend(backend, Path(directory), clock=clock, **DESCRIPTORS[backend].fast)
     try:
         result = Built(store, StoreModel(clock))
         for op in ops:
@@ -244,7 +243,7 @@ def examples_for(backend: str) -> int:
     ``_check()`` runs after every operation while a store is built, so building dominates a durable backend's time.
     """
     profile: int = settings.default.max_examples
-    return profile if backend == "memory" else max(10, profile // 4)
+    return DESCRIPTORS[backend].examples(profile)
 
 
 def _walks_test(backend: str) -> Callable[..., None]:
@@ -327,22 +326,26 @@ def test_a_page_pulls_at_most_limit_plus_one_records_whatever_the_store_size(
     backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock = FakeClock()
-    store = open_backend(backend, tmp_path, clock=clock, **FAST.get(backend, {}))
+    store = open_backend(backend, tmp_path, clock=clock, **DESCRIPTORS[backend].fast)
     try:
         for n in range(5_000):
             if n % 7 == 0:
                 clock.advance(1)  # runs of equal timestamps
             store.create("gpt-a", id=f"r{n}")
         pulled = 0
-        scan = store._scan
+        paginate = _paging.paginate
 
-        def counting_scan(owner: str | None, cursor: str | None, descending: bool) -> Iterator[Any]:
-            nonlocal pulled
-            for record in scan(owner, cursor, descending):
-                pulled += 1
-                yield record
+        def counting_paginate(scan: Callable[..., Iterator[Any]], *args: Any) -> Any:
+            def counting_scan(cursor: str | None, descending: bool) -> Iterator[Any]:
+                nonlocal pulled
+                for record in scan(cursor, descending):
+                    pulled += 1
+                    yield record
 
-        monkeypatch.setattr(store, "_scan", counting_scan)
+            return paginate(counting_scan, *args)
+
+        # Every backend builds its pages with the shared paginate over its own scan: count what the scan yields.
+        monkeypatch.setattr(_paging, "paginate", counting_paginate)
         cases: list[tuple[dict[str, Any], list[str]]] = [
             ({"order": "desc"}, [f"r{n}" for n in range(4999, 4979, -1)]),
             ({"order": "asc"}, [f"r{n}" for n in range(20)]),

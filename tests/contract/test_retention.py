@@ -34,7 +34,7 @@ from responsestore import (
     VersionConflict,
 )
 from responsestore._retention import SWEEP_BATCH
-from tests.backends import BACKENDS, open_backend
+from tests.backends import BACKENDS, DESCRIPTORS, open_backend
 from tests.fakes import FakeClock
 
 StoreFactory = Callable[..., BaseStore]
@@ -1006,7 +1006,7 @@ def make_retention_machine(backend: str) -> type[RuleBasedStateMachine]:
             assert stats.records - stats.by_status["queued"] - stats.by_status["in_progress"] == finished
 
     # Durable backends pay for a transaction per step: a quarter of the examples keeps the file quick.
-    examples = settings().max_examples if backend == "memory" else max(10, settings().max_examples // 4)
+    examples = DESCRIPTORS[backend].examples(settings().max_examples)
     RetentionMachine.TestCase.settings = settings(
         RetentionMachine.TestCase.settings, stateful_step_count=50, max_examples=examples
     )

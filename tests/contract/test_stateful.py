@@ -21,14 +21,13 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from responsestore import BaseStore, ChainError, ResponseStoreError
-from tests.backends import BACKENDS, open_backend
+from tests.backends import BACKENDS, DESCRIPTORS, open_backend
 from tests.fakes import FakeClock
 from tests.model import STATUSES, ModelPage, StoreModel, observe, plain
 
 MAX_CHAIN_DEPTH = 4  # small, so that chains deeper than the limit happen
 #: Constructor arguments that only make a backend faster: durability is not what these tests check, and an fsync
 #: per write would dominate their time.
-FAST: dict[str, dict[str, Any]] = {"sqlite": {"synchronous": "NORMAL"}}
 OWNERS = (None, "alice", "bob")
 ID_POOL = ("r0", "r1", "r2", "r3", "r4")  # few explicit ids: clashes and re-creations after delete are common
 MODELS = ("gpt-a", "gpt-b")
@@ -183,7 +182,7 @@ def examples_for(backend: str) -> int:
     the CI profile (about 20 s of CPU).
     """
     profile: int = settings.default.max_examples
-    return max(20, profile // 4) if backend == "memory" else max(10, profile // 10)
+    return max(20, profile // 4) if DESCRIPTORS[backend].weight == 1 else max(10, profile // 10)
 
 
 def make_machine(backend: str) -> type[RuleBasedStateMachine]:
@@ -199,7 +198,7 @@ def make_machine(backend: str) -> type[RuleBasedStateMachine]:
                 Path(self.directory),
                 clock=self.clock,
                 max_chain_depth=MAX_CHAIN_DEPTH,
-                **FAST.get(backend, {}),
+                **DESCRIPTORS[backend].fast,
             )
             self.model = StoreModel(self.clock, max_chain_depth=MAX_CHAIN_DEPTH)
             # Every (owner, id) ever used, deleted ones included, in first-use order (deterministic on replay).
