@@ -13,6 +13,7 @@ import json
 import os
 import queue
 import random
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -21,7 +22,7 @@ import tempfile
 import threading
 import warnings
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ import pytest
 import responsestore
 from responsestore import (
     InvalidArgument,
+    ResponseRecord,
     ResponseStore,
     ResponseStoreError,
     SQLiteStore,
@@ -958,3 +960,101 @@ def test_version_conflicts_are_reported_across_stores_on_one_file(db: Path) -> N
         with pytest.raises(VersionConflict):
             one.update(record.id, metadata={"by": "one"}, expected_version=1)
         assert one.get(record.id).metadata == {"by": "two"}
+
+
+# ---------------------------------------------------------------------------------------------- statements
+
+
+def _statements(store: SQLiteStore, action: Callable[[], object]) -> list[str]:
+    """The SQL statements ``action`` runs on this thread's connection (through SQLite's trace callback)."""
+    seen: list[str] = []
+    conn = store._state().conn
+    conn.set_trace_callback(seen.append)
+    try:
+        action()
+    finally:
+        conn.set_trace_callback(None)
+    return seen
+
+
+def _transactions(statements: list[str]) -> int:
+    return sum(1 for statement in statements if statement.startswith("BEGIN"))
+
+
+def test_each_operation_runs_a_handful_of_statements_in_at_most_one_transaction(db: Path) -> None:
+    with SQLiteStore(db, max_records=3) as store:
+        created: list[ResponseRecord] = []
+        create = _statements(store, lambda: created.append(store.create("m", "hello")))
+        assert (len(create), _transactions(create)) == (7, 1), create
+        record = created[0]
+        complete = _statements(store, lambda: store.complete(record.id, [{"role": "assistant", "content": "hi"}]))
+        assert (len(complete), _transactions(complete)) == (6, 1), complete  # a read, then one write
+        get = _statements(store, lambda: store.get(record.id))
+        assert len(get) == 1, get  # one read, no transaction, no write
+        assert get[0].startswith("SELECT"), get
+        assert _transactions(_statements(store, store.list)) == 1  # one snapshot, read only
+        chain = _statements(store, lambda: store.conversation(record.id))
+        assert len(chain) == 1, chain
+        assert chain[0].lstrip().startswith("WITH RECURSIVE"), chain
+        for n in range(2):
+            store.complete(store.create("m", id=f"f{n}").id)
+        at_cap = _statements(store, lambda: store.create("m", "one more"))
+        assert _transactions(at_cap) == 1
+        assert len(at_cap) <= 16, at_cap  # the insert, plus one eviction's removal and its bookkeeping
+        assert store.stats().evicted == 1
+        writes = [s for s in get + chain if not s.startswith(("SELECT", "WITH"))]
+        assert writes == []
+        store._check()
+
+
+FULL_DISK = r"""
+import sys
+from responsestore import SQLiteStore, StorageError
+
+path = sys.argv[1]
+with SQLiteStore(path) as store:
+    finished = store.complete(store.create("m", "hello", id="done").id, [{"role": "assistant", "content": "hi"}])
+    running = store.create("m", "still going", id="running")
+    print("ready", flush=True)
+    assert sys.stdin.readline() == "full\n"
+    try:
+        store.create("m", "x" * 200_000, id="too-big")
+    except StorageError as exc:
+        print("create refused:", type(exc).__name__, flush=True)
+    assert store.get("done") == finished
+    assert store.get("running") == running
+    assert [record.id for record in store.list().data] == ["running", "done"]
+    items = finished.input + finished.output
+    assert [item["id"] for item in store.conversation("done")] == [item["id"] for item in items]
+    assert store.events("done") == ()
+    assert len(store) == 2 and store.stats().records == 2
+    assert "too-big" not in store
+    print("reads work", flush=True)
+"""
+
+
+def test_reads_work_on_a_full_disk(tmp_path: Path) -> None:
+    """On a full filesystem (a small tmpfs), writes fail with StorageError and every read still works."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("needs root to mount a small tmpfs")
+    mountpoint = tmp_path / "small"
+    mountpoint.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mountpoint)], capture_output=True, check=False
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode()[:200]}")
+    try:
+        db = mountpoint / "responses.db"
+        with Child(FULL_DISK, str(db)) as child:
+            assert child.line() == "ready"
+            filler = mountpoint / "filler"
+            with filler.open("wb", buffering=0) as out, contextlib.suppress(OSError):
+                while True:  # fill what is left of the filesystem, until ENOSPC
+                    out.write(b"\0" * 4096)
+            child.send("full")
+            assert child.line() == "create refused: StorageError"
+            assert child.line() == "reads work"
+            child.finish()
+    finally:
+        subprocess.run(["umount", "-l", str(mountpoint)], check=False)
