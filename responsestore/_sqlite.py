@@ -1074,6 +1074,13 @@ class SQLiteStore(BaseStore):
         The file's integrity; rows agree with their JSON and the cache with the rows; counters and tombstones
         add up; event numbers are consecutive.
         """
+        if self._closed:  # the file must still be whole: check it through a connection of its own
+            conn = sqlite3.connect(self.path, isolation_level=None)
+            try:
+                self._check_file_contents(conn)
+            finally:
+                conn.close()
+            return
         state = self._state()
         _invariant(not state.wakes, "wake-ups were left pending")
         _invariant(not state.cached, "cache updates were left pending")
@@ -1190,6 +1197,8 @@ def _check_path(path: object) -> str:
     text = os.fspath(path)
     if not isinstance(text, str):
         raise InvalidArgument(f"path must be a text path, not {type(text).__name__}")
+    if "\0" in text:
+        raise InvalidArgument(f"path must not contain a NUL character, not {text[:100]!r}")
     if text in ("", ":memory:") or text.startswith("file:"):
         raise InvalidArgument(
             f"path must name a file, not {text!r} (use ResponseStore for a store in memory; URIs are not accepted)"
