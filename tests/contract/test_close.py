@@ -38,66 +38,70 @@ def test_close_while_in_use_ends_every_call_cleanly(make_store: StoreFactory, ba
     rng = random.Random(20261201)
     rounds = DESCRIPTORS[backend].examples(400, minimum=150)
     for _ in range(rounds):
-        store = make_store(max_records=None)
-        finished = store.complete(store.create("m", "done").id)
-        running = store.create("m", "running", background=True)
-        errors: list[BaseException] = []
-        started = threading.Barrier(5, timeout=JOIN)
+        _close_under_load(make_store(max_records=None), rng)
 
-        def guarded(work: Callable[[], None], errors: list[BaseException] = errors) -> Callable[[], None]:
-            def run() -> None:
-                try:
-                    started.wait()
-                    work()
-                except StorageError:
-                    pass  # the store was closed under the call: documented
-                except ResponseStoreError:
-                    pass  # another documented refusal of a racing call (e.g. not found once closed)
-                except BaseException as exc:  # noqa: BLE001 - reported below
-                    errors.append(exc)
 
-            return run
+def _close_under_load(store: BaseStore, rng: random.Random) -> None:
+    """One round: four threads use ``store`` while this thread closes it."""
+    finished = store.complete(store.create("m", "done").id)
+    running = store.create("m", "running", background=True)
+    errors: list[BaseException] = []
+    started = threading.Barrier(5, timeout=JOIN)
 
-        def read(finished_id: str = finished.id) -> None:
-            while True:
-                store.get(finished_id)
-                store.list(limit=5)
-                store.conversation(finished_id)
+    def guarded(work: Callable[[], None], errors: list[BaseException] = errors) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                started.wait()
+                work()
+            except StorageError:
+                pass  # the store was closed under the call: documented
+            except ResponseStoreError:
+                pass  # another documented refusal of a racing call (e.g. not found once closed)
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
 
-        def write() -> None:
-            while True:
-                record = store.create("m", "more")
-                store.append_event(record.id, {"type": "delta"})
-                store.complete(record.id)
+        return run
 
-        def wait(running_id: str = running.id) -> None:
-            store.wait(running_id, timeout=JOIN)
+    def read(finished_id: str = finished.id) -> None:
+        while True:
+            store.get(finished_id)
+            store.list(limit=5)
+            store.conversation(finished_id)
 
-        def stream(running_id: str = running.id) -> None:
-            for _ in store.stream(running_id, timeout=JOIN):
-                pass
+    def write() -> None:
+        while True:
+            record = store.create("m", "more")
+            store.append_event(record.id, {"type": "delta"})
+            store.complete(record.id)
 
-        threads = [threading.Thread(target=guarded(work)) for work in (read, write, wait, stream)]
-        for thread in threads:
-            thread.start()
-        started.wait()
-        for _ in range(rng.randrange(0, 30)):
-            store.get(finished.id)  # let the others get going for a random while
-        store.close()
-        for thread in threads:
-            thread.join(JOIN)
-        assert not any(thread.is_alive() for thread in threads), "a call hung after close()"
-        assert errors == []
-        assert store.closed
-        for call in (
-            lambda: store.get(finished.id),
-            lambda: store.create("m"),
-            lambda: store.list(),
-            lambda: store.events(running.id),
-            lambda: store.wait(running.id, timeout=1),
-            store.stats,
-            store.sweep,
-        ):
-            with pytest.raises(StorageError, match="closed"):
-                call()
-        store.close()  # twice is harmless
+    def wait(running_id: str = running.id) -> None:
+        store.wait(running_id, timeout=JOIN)
+
+    def stream(running_id: str = running.id) -> None:
+        for _ in store.stream(running_id, timeout=JOIN):
+            pass
+
+    threads = [threading.Thread(target=guarded(work)) for work in (read, write, wait, stream)]
+    for thread in threads:
+        thread.start()
+    started.wait()
+    for _ in range(rng.randrange(0, 30)):
+        store.get(finished.id)  # let the others get going for a random while
+    store.close()
+    for thread in threads:
+        thread.join(JOIN)
+    assert not any(thread.is_alive() for thread in threads), "a call hung after close()"
+    assert errors == []
+    assert store.closed
+    for call in (
+        lambda: store.get(finished.id),
+        lambda: store.create("m"),
+        store.list,
+        lambda: store.events(running.id),
+        lambda: store.wait(running.id, timeout=1),
+        store.stats,
+        store.sweep,
+    ):
+        with pytest.raises(StorageError, match="closed"):
+            call()
+    store.close()  # twice is harmless
