@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from ._checks import describe
 from ._timeouts import check_interval
 from .errors import InvalidArgument
 
@@ -73,7 +74,7 @@ def check_ttl(value: object, what: str = "ttl") -> float | None:
     else:
         raise InvalidArgument(f"{what} must be seconds or a timedelta (or None), not {type(value).__name__}")
     if not math.isfinite(seconds) or seconds <= 0:
-        raise InvalidArgument(f"{what} must be positive and finite, not {value!r}")
+        raise InvalidArgument(f"{what} must be positive and finite, not {describe(value)}")
     return seconds
 
 
@@ -86,7 +87,7 @@ def check_max_records(value: object) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidArgument(f"max_records must be an int >= 1 or None, not {value!r}")
+        raise InvalidArgument(f"max_records must be an int >= 1 or None, not {describe(value)}")
     return value
 
 
