@@ -16,7 +16,7 @@ from ._memory import ResponseStore
 from ._open import open  # noqa: A004 - responsestore.open(url), as in dbm.open and shelve.open
 from ._paging import Page
 from ._records import ResponseRecord, ResponseStatus
-from ._retention import StoreStats, Sweeper
+from ._retention import StoreStats, Sweeper, SweeperStats
 from ._rwlock import RWLock
 from ._sqlite import SQLiteStore, StorageError
 from .errors import (
@@ -61,6 +61,7 @@ __all__ = [
     "StoreFull",
     "StoreStats",
     "Sweeper",
+    "SweeperStats",
     "VersionConflict",
     "WaitTimeout",
     "__version__",
