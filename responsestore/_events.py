@@ -32,6 +32,7 @@ from .errors import InvalidArgument
 __all__ = [
     "DEFAULT_MAX_EVENTS",
     "DEFAULT_MAX_EVENT_BYTES",
+    "MAX_SEQUENCE_NUMBER",
     "EventLimits",
     "Waiters",
     "check_starting_after",
@@ -91,8 +92,16 @@ def stamp(event: FrozenDict, sequence_number: int) -> FrozenDict:
     return FrozenDict._of_frozen({**event, "sequence_number": sequence_number})
 
 
+#: No event log holds more events than this (SQLite's INTEGER is 64-bit signed): every sequence number is below it.
+MAX_SEQUENCE_NUMBER = 2**63 - 1
+
+
 def check_starting_after(value: object) -> int:
     """Validate ``starting_after`` (``None`` or a sequence number >= 0); return the last number to skip (-1: none).
+
+    A number beyond any sequence number a log can reach (``2**63`` and up, which a query string can carry) means
+    "after the last event", as any number past the end of the log does; it is returned as
+    :data:`MAX_SEQUENCE_NUMBER`, so every backend can compare with it.
 
     Raises:
         InvalidArgument: the value is not ``None`` or an int >= 0.
@@ -101,7 +110,7 @@ def check_starting_after(value: object) -> int:
         return -1
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise InvalidArgument(f"starting_after must be None or an int >= 0, not {describe(value)}")
-    return value
+    return min(int(value), MAX_SEQUENCE_NUMBER)
 
 
 Waker = Callable[[], Any]

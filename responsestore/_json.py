@@ -8,7 +8,8 @@ Frozen JSON is: ``None``, ``bool``, ``int``, finite ``float``, ``str``, ``tuple`
 :class:`FrozenDict` with ``str`` keys. Anything else (sets, bytes, NaN, objects, cycles, absurd nesting) is refused
 with :class:`~responsestore.InvalidArgument`.
 
-Strings (and keys) holding a lone surrogate (``"\ud83d"``, which ``json.loads`` produces from an escaped half of a
+Ints of more than 1,000 digits are refused (Python will not write ints beyond 4,300 digits as text). Strings (and
+keys) holding a lone surrogate (``"\ud83d"``, which ``json.loads`` produces from an escaped half of a
 surrogate pair) are refused too: they cannot be encoded as UTF-8, so no JSON text, event size or SQLite row could
 hold them, and refusing them here gives every backend the same behaviour.
 """
@@ -30,6 +31,11 @@ JSON: TypeAlias = "bool | int | float | str | tuple[JSON, ...] | FrozenDict | No
 #: Deeper values are refused: real OpenAI payloads are shallow, and the limit turns a cyclic structure into a
 #: clear error instead of a RecursionError.
 MAX_DEPTH = 64
+
+# Python refuses to turn ints of more than 4,300 digits into text (sys.int_info.default_max_str_digits), so no
+# backend could serialize them, nor could the event size be measured: such ints are refused, well below that.
+_INT_DIGITS = 1000
+_INT_BOUND = 10**_INT_DIGITS
 
 # An error message shows at most this many characters of the path to the bad value.
 _MAX_PATH = 400
@@ -100,7 +106,8 @@ def freeze(value: object, what: str = "value") -> Any:
 
     Raises:
         InvalidArgument: ``value`` is not JSON (a non-``str`` key, a set, bytes, a non-finite float, an
-            object, a string with a lone surrogate) or is nested more than 64 levels deep.
+            object, a string with a lone surrogate, an int of more than 1,000 digits) or is nested more than 64
+            levels deep.
     """
     try:
         return _freeze(value, 0)
@@ -123,7 +130,7 @@ class _NotJSON(Exception):
         self.path: list[str] = []
 
 
-def _freeze(value: Any, depth: int) -> Any:  # noqa: PLR0912 - one branch per JSON type, kept inline for speed
+def _freeze(value: Any, depth: int) -> Any:  # noqa: PLR0911, PLR0912 - one branch per JSON type, inline for speed
     # Exact type checks first: they are what JSON from a caller almost always is, and they are much cheaper than
     # isinstance checks against the Mapping ABC.
     cls = value.__class__
@@ -131,7 +138,11 @@ def _freeze(value: Any, depth: int) -> Any:  # noqa: PLR0912 - one branch per JS
         if value.isascii() or not has_lone_surrogate(value):
             return value
         raise _NotJSON(_SURROGATE_REASON)
-    if value is None or cls is bool or cls is int or cls is FrozenDict:
+    if cls is int:
+        if -_INT_BOUND < value < _INT_BOUND:
+            return value
+        raise _NotJSON(f"is {describe(value)}, too large for JSON text (at most {_INT_DIGITS} digits)")
+    if value is None or cls is bool or cls is FrozenDict:
         # A FrozenDict was validated when it was built, and nothing can change it since.
         return value
     if cls is float:
@@ -171,7 +182,7 @@ def _freeze_scalar_subclass(value: Any) -> Any:
             raise _NotJSON(_SURROGATE_REASON)
         return value
     if isinstance(value, int):  # int subclasses (IntEnum) become plain ints, so they thaw as JSON numbers
-        return int(value)
+        return _freeze(int(value), 0)
     if isinstance(value, float):
         return _freeze(float(value), 0)
     raise _NotJSON(f"must be JSON, not {type(value).__name__}")
