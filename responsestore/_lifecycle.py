@@ -200,9 +200,16 @@ def update(record: ResponseRecord, now: float, changes: Mapping[str, Any]) -> Re
 
     A ``status`` change follows the transition table (entering ``completed`` sets ``completed_at``). Once a
     response is terminal only its ``metadata`` may change.
+
+    Naming only the status the response already has changes nothing: the record is returned as it is (same
+    version, so the store appends no event and wakes no waiter), like cancelling a cancelled response. A worker
+    that retries ``update(id, status="in_progress", event=...)`` after a lost reply thus neither fails nor
+    logs the event twice.
     """
     changes = dict(changes)
     target = changes.pop("status", record.status)
+    if not changes and target is record.status:
+        return record
     if record.is_terminal:
         fixed = sorted(set(changes) - {"metadata"})
         if target is not record.status or fixed:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from responsestore import BaseStore, InvalidArgument
+from responsestore import BaseStore, InvalidArgument, ResponseRecord, ResponseStatus, VersionConflict
 from responsestore._events import MAX_SEQUENCE_NUMBER
 
 
@@ -46,3 +46,50 @@ def test_a_lone_surrogate_in_an_event_is_refused_naming_the_response(store: Base
     assert record.id in str(info.value)
     assert store.events(record.id) == ()
     assert store.get(record.id) == record
+
+
+# ------------------------------------------------------------------------ update(status=<the current status>)
+
+
+def make_in(store: BaseStore, status: str) -> ResponseRecord:
+    record = store.create("m", "x", background=True, status="queued" if status == "queued" else "in_progress")
+    if status in ("queued", "in_progress"):
+        return record
+    return store.update(record.id, status=status)
+
+
+@pytest.mark.parametrize("status", [s.value for s in ResponseStatus])
+def test_updating_only_to_the_current_status_changes_nothing(store: BaseStore, status: str) -> None:
+    record = make_in(store, status)
+    events = store.events(record.id)
+    stats = store.stats()
+    again = store.update(record.id, status=status)
+    assert again == record
+    assert again.version == record.version
+    assert store.update(record.id, status=ResponseStatus(status), expected_version=record.version) == record
+    assert store.get(record.id) == record
+    assert store.events(record.id) == events
+    assert store.stats() == stats
+
+
+@pytest.mark.parametrize("status", ["queued", "in_progress"])
+def test_a_no_op_update_appends_no_event_so_a_retry_does_not_log_it_twice(store: BaseStore, status: str) -> None:
+    record = make_in(store, status)
+    event = {"type": "response.in_progress"}
+    assert store.update(record.id, status=status, event=event) == record
+    assert store.events(record.id) == ()
+
+
+def test_a_no_op_update_still_checks_the_expected_version(store: BaseStore) -> None:
+    record = make_in(store, "in_progress")
+    with pytest.raises(VersionConflict):
+        store.update(record.id, status="in_progress", expected_version=record.version + 1)
+
+
+@pytest.mark.parametrize("status", ["in_progress", "completed"])
+def test_the_current_status_with_another_change_is_a_real_update(store: BaseStore, status: str) -> None:
+    record = make_in(store, status)
+    updated = store.update(record.id, status=status, metadata={"k": "v"})
+    assert updated.version == record.version + 1
+    assert updated.metadata == {"k": "v"}
+    assert updated.status is record.status
