@@ -259,8 +259,6 @@ def _check_optional_str(what: str) -> Any:
     def check(instance: object, attribute: object, value: object) -> None:
         if value is not None and not isinstance(value, str):
             raise InvalidArgument(f"{what} must be a string or None, not {type(value).__name__}")
-        if value is not None and has_lone_surrogate(value):
-            raise InvalidArgument(f"{what} {describe(value)} holds a lone surrogate, which UTF-8 cannot encode")
 
     return check
 
