@@ -16,7 +16,7 @@ from ._memory import ResponseStore
 from ._paging import Page
 from ._records import ResponseRecord, ResponseStatus
 from ._registry import open, register_backend  # noqa: A004 - responsestore.open(url), as in dbm.open
-from ._retention import StoreStats, Sweeper
+from ._retention import StoreStats, Sweeper, SweeperStats
 from ._rwlock import RWLock
 from ._sqlite import SQLiteStore
 from ._waiting import Subscription
@@ -64,6 +64,7 @@ __all__ = [
     "StoreStats",
     "Subscription",
     "Sweeper",
+    "SweeperStats",
     "VersionConflict",
     "WaitTimeout",
     "__version__",

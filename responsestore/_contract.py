@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from . import _lifecycle
+from ._checks import describe
 from ._events import (
     DEFAULT_MAX_EVENT_BYTES,
     DEFAULT_MAX_EVENTS,
@@ -320,11 +321,11 @@ class BaseStore(abc.ABC):
         if now.__class__ is float and now - now == 0.0:  # the common case: a finite float (nan/inf fail this)
             return now
         if isinstance(now, bool) or not isinstance(now, (int, float)) or not math.isfinite(now):
-            raise InvalidArgument(f"the store's clock returned {_brief(now)}, not a finite number")
+            raise InvalidArgument(f"the store's clock returned {describe(now)}, not a finite number")
         try:
             return float(now)
         except OverflowError:
-            raise InvalidArgument(f"the store's clock returned {_brief(now)}, not a finite number") from None
+            raise InvalidArgument(f"the store's clock returned {describe(now)}, not a finite number") from None
 
     # ------------------------------------------------------------------ creating and reading
 
@@ -365,20 +366,20 @@ class BaseStore(abc.ABC):
         owner = check_owner(owner)
         record_id = new_response_id() if id is None else check_id(id)
         if not isinstance(model, str) or not model:
-            raise InvalidArgument(f"model must be a non-empty string, not {_brief(model)}", id=record_id)
+            raise InvalidArgument(f"model must be a non-empty string, not {describe(model)}", id=record_id)
         try:
             initial = ResponseStatus(status)
         except (ValueError, TypeError):
             initial = None
         if initial not in (ResponseStatus.QUEUED, ResponseStatus.IN_PROGRESS):
             raise InvalidArgument(
-                f"a new response's status must be 'queued' or 'in_progress', not {_brief(status)}",
+                f"a new response's status must be 'queued' or 'in_progress', not {describe(status)}",
                 id=record_id,
             )
         if previous_response_id is not None:
             check_id(previous_response_id, "previous_response_id")
         if not isinstance(background, bool):
-            raise InvalidArgument(f"background must be a bool, not {_brief(background)}", id=record_id)
+            raise InvalidArgument(f"background must be a bool, not {describe(background)}", id=record_id)
         fields: dict[str, Any] = {
             "input": normalize_input(input),
             "instructions": check_instructions(instructions),
@@ -997,18 +998,6 @@ def _chain_problem(chain: Sequence[ResponseRecord], depth: int) -> ChainError | 
         f"the chain of {start!r} is broken: its ancestor {previous_id!r} (previous of {last.id!r}) no longer exists",
         id=previous_id,
     )
-
-
-def _brief(value: object) -> str:
-    """A short description of a caller's value for an error message: never long, never recursive."""
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        text = (
-            repr(value)
-            if not isinstance(value, int) or value.bit_length() < 200
-            else f"an int of {value.bit_length()} bits"
-        )
-        return text if len(text) <= 100 else text[:100] + f"...({len(text)} chars)"
-    return f"a {type(value).__name__}"
 
 
 def _item_id(item: Mapping[str, Any]) -> str:

@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import attrs
 
+from ._checks import describe
 from ._json import FrozenDict, freeze_object, to_json_text
 from .errors import InvalidArgument
 
 __all__ = [
     "DEFAULT_MAX_EVENTS",
     "DEFAULT_MAX_EVENT_BYTES",
+    "MAX_SEQUENCE_NUMBER",
     "EventLimits",
     "check_starting_after",
     "prepare_event",
@@ -53,7 +55,7 @@ class EventLimits:
         """
         for name, value in (("max_events", max_events), ("max_event_bytes", max_bytes)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InvalidArgument(f"{name} must be an int >= 1, not {value!r}")
+                raise InvalidArgument(f"{name} must be an int >= 1, not {describe(value)}")
         return cls(max_events=max_events, max_bytes=max_bytes)  # type: ignore[arg-type]
 
 
@@ -61,12 +63,16 @@ def prepare_event(event: object, id: str | None = None) -> tuple[FrozenDict, int
     """Freeze an event before any lock is taken: ``(frozen event, the sequence number it carries, its size)``.
 
     Raises:
-        InvalidArgument: the event is not a JSON object, or carries a malformed ``sequence_number``.
+        InvalidArgument: the event is not a JSON object (this includes a string with a lone surrogate, which
+            UTF-8 cannot encode), or carries a malformed ``sequence_number``.
     """
-    frozen = freeze_object(event, "event")
+    try:
+        frozen = freeze_object(event, "event" if id is None else f"event for {id!r}")
+    except InvalidArgument as problem:  # name the response the event was for
+        raise InvalidArgument(str(problem), id=id) from None
     carried = frozen.get("sequence_number")
     if carried is not None and (isinstance(carried, bool) or not isinstance(carried, int) or carried < 0):
-        raise InvalidArgument(f"event sequence_number must be an int >= 0, not {carried!r}", id=id)
+        raise InvalidArgument(f"event sequence_number must be an int >= 0, not {describe(carried)}", id=id)
     size = len(to_json_text(frozen).encode())
     return frozen, carried, size
 
@@ -78,8 +84,16 @@ def stamp(event: FrozenDict, sequence_number: int) -> FrozenDict:
     return FrozenDict._of_frozen({**event, "sequence_number": sequence_number})
 
 
+#: No event log holds more events than this (SQLite's INTEGER is 64-bit signed): every sequence number is below it.
+MAX_SEQUENCE_NUMBER = 2**63 - 1
+
+
 def check_starting_after(value: object) -> int:
     """Validate ``starting_after`` (``None`` or a sequence number >= 0); return the last number to skip (-1: none).
+
+    A number beyond any sequence number a log can reach (``2**63`` and up, which a query string can carry) means
+    "after the last event", as any number past the end of the log does; it is returned as
+    :data:`MAX_SEQUENCE_NUMBER`, so every backend can compare with it.
 
     Raises:
         InvalidArgument: the value is not ``None`` or an int >= 0.
@@ -87,5 +101,5 @@ def check_starting_after(value: object) -> int:
     if value is None:
         return -1
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InvalidArgument(f"starting_after must be None or an int >= 0, not {value!r}")
-    return value
+        raise InvalidArgument(f"starting_after must be None or an int >= 0, not {describe(value)}")
+    return min(int(value), MAX_SEQUENCE_NUMBER)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 
+from ._checks import describe
 from .errors import InvalidArgument
 
 __all__ = ["check_id", "new_item_id", "new_response_id"]
@@ -32,6 +33,6 @@ def check_id(value: object, what: str = "id") -> str:
         raise InvalidArgument(f"{what} must be a string, not {type(value).__name__}")
     if _ID_PATTERN.fullmatch(value) is None:
         raise InvalidArgument(
-            f"{what} {value[:140]!r} is not a valid id (1 to 128 characters from A-Z a-z 0-9 _ . : -)"
+            f"{what} {describe(value, 128)} is not a valid id (1 to 128 characters from A-Z a-z 0-9 _ . : -)"
         )
     return value

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ._checks import describe
 from ._ids import check_id, new_item_id
 from ._json import FrozenDict, freeze
 from .errors import InvalidArgument
@@ -71,7 +72,7 @@ def _normalize_item(raw: object, what: str) -> FrozenDict:
             raise InvalidArgument(f"{what} has neither a 'type' nor a 'role'")
         item_type = item["type"] = "message"
     if not isinstance(item_type, str) or not item_type:
-        raise InvalidArgument(f"{what} has a 'type' that is not a non-empty string: {item_type!r}")
+        raise InvalidArgument(f"{what} has a 'type' that is not a non-empty string: {describe(item_type)}")
     if item_type == "message":
         _normalize_message(item, what)
     elif item_type in _STATUS_REQUIRED and "status" not in item:
@@ -87,7 +88,7 @@ def _normalize_item(raw: object, what: str) -> FrozenDict:
 def _normalize_message(item: dict[str, Any], what: str) -> None:
     role = item.get("role")
     if not isinstance(role, str) or role not in _MESSAGE_ROLES:
-        raise InvalidArgument(f"{what} is a message whose role {role!r} is not one of {sorted(_MESSAGE_ROLES)}")
+        raise InvalidArgument(f"{what} is a message whose role {describe(role)} is not one of {sorted(_MESSAGE_ROLES)}")
     content = item.get("content")
     if isinstance(content, str):
         if role == "assistant":

@@ -1,4 +1,4 @@
-"""Freezing caller JSON into immutable values, and thawing it back into fresh plain containers.
+r"""Freezing caller JSON into immutable values, and thawing it back into fresh plain containers.
 
 Every backend stores only frozen values: ``freeze`` copies what a caller passed in, so mutating the caller's dict
 afterwards changes nothing stored, and ``thaw`` builds new dicts and lists, so mutating what a method returned
@@ -7,6 +7,11 @@ changes nothing stored either.
 Frozen JSON is: ``None``, ``bool``, ``int``, finite ``float``, ``str``, ``tuple`` of frozen JSON, and
 :class:`FrozenDict` with ``str`` keys. Anything else (sets, bytes, NaN, objects, cycles, absurd nesting) is refused
 with :class:`~responsestore.InvalidArgument`.
+
+Ints of more than 1,000 digits are refused (Python will not write ints beyond 4,300 digits as text). Strings (and
+keys) holding a lone surrogate (``"\ud83d"``, which ``json.loads`` produces from an escaped half of a
+surrogate pair) are refused too: they cannot be encoded as UTF-8, so no JSON text, event size or SQLite row could
+hold them, and refusing them here gives every backend the same behaviour.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any, TypeAlias
 
+from ._checks import describe, has_lone_surrogate
 from .errors import InvalidArgument
 
 __all__ = ["JSON", "FrozenDict", "freeze", "freeze_object", "thaw", "to_json_text"]
@@ -25,6 +31,14 @@ JSON: TypeAlias = "bool | int | float | str | tuple[JSON, ...] | FrozenDict | No
 #: Deeper values are refused: real OpenAI payloads are shallow, and the limit turns a cyclic structure into a
 #: clear error instead of a RecursionError.
 MAX_DEPTH = 64
+
+# Python refuses to turn ints of more than 4,300 digits into text (sys.int_info.default_max_str_digits), so no
+# backend could serialize them, nor could the event size be measured: such ints are refused, well below that.
+_INT_DIGITS = 1000
+_INT_BOUND = 10**_INT_DIGITS
+
+# An error message shows at most this many characters of the path to the bad value.
+_MAX_PATH = 400
 
 
 class FrozenDict(Mapping[str, Any]):
@@ -92,12 +106,19 @@ def freeze(value: object, what: str = "value") -> Any:
 
     Raises:
         InvalidArgument: ``value`` is not JSON (a non-``str`` key, a set, bytes, a non-finite float, an
-            object) or is nested more than 64 levels deep.
+            object, a string with a lone surrogate, an int of more than 1,000 digits) or is nested more than 64
+            levels deep.
     """
     try:
         return _freeze(value, 0)
     except _NotJSON as problem:
-        raise InvalidArgument(f"{what}{''.join(reversed(problem.path))} {problem.reason}") from None
+        path = "".join(reversed(problem.path))
+        if len(path) > _MAX_PATH:  # 64 levels of long keys: keep both ends of the path
+            path = f"{path[: _MAX_PATH // 2]}…{path[-_MAX_PATH // 2 :]}"
+        raise InvalidArgument(f"{what}{path} {problem.reason}") from None
+
+
+_SURROGATE_REASON = "holds a lone surrogate (such as '\\ud83d'), which UTF-8 and so JSON text cannot encode"
 
 
 class _NotJSON(Exception):
@@ -109,28 +130,38 @@ class _NotJSON(Exception):
         self.path: list[str] = []
 
 
-def _freeze(value: Any, depth: int) -> Any:
+def _freeze(value: Any, depth: int) -> Any:  # noqa: PLR0911, PLR0912 - one branch per JSON type, inline for speed
     # Exact type checks first: they are what JSON from a caller almost always is, and they are much cheaper than
     # isinstance checks against the Mapping ABC.
     cls = value.__class__
-    if value is None or cls is str or cls is bool or cls is int or cls is FrozenDict:
+    if cls is str:
+        if value.isascii() or not has_lone_surrogate(value):
+            return value
+        raise _NotJSON(_SURROGATE_REASON)
+    if cls is int:
+        if -_INT_BOUND < value < _INT_BOUND:
+            return value
+        raise _NotJSON(f"is {describe(value)}, too large for JSON text (at most {_INT_DIGITS} digits)")
+    if value is None or cls is bool or cls is FrozenDict:
         # A FrozenDict was validated when it was built, and nothing can change it since.
         return value
     if cls is float:
         if value - value == 0.0:  # finite (nan and inf fail this)
             return value
-        raise _NotJSON(f"must be a finite number, not {value!r}")
+        raise _NotJSON(f"must be a finite number, not {describe(value)}")
     if depth >= MAX_DEPTH:
         raise _NotJSON(f"is nested more than {MAX_DEPTH} levels deep")
     if cls is dict or (cls is not list and cls is not tuple and isinstance(value, Mapping)):
         frozen: dict[str, Any] = {}
         for key, item in value.items():
             if key.__class__ is not str and not isinstance(key, str):
-                raise _NotJSON(f"has a non-string key {key!r}")
+                raise _NotJSON(f"has a non-string key {describe(key)}")
+            if not key.isascii() and has_lone_surrogate(key):
+                raise _NotJSON(f"has a key {describe(key, 40)} that {_SURROGATE_REASON}")
             try:
                 frozen[key] = _freeze(item, depth + 1)
             except _NotJSON as problem:
-                problem.path.append(f"[{key!r}]")
+                problem.path.append(f"[{describe(key, 40)}]")
                 raise
         return FrozenDict._of_frozen(frozen)
     if cls is list or cls is tuple or isinstance(value, (list, tuple)):
@@ -147,9 +178,11 @@ def _freeze(value: Any, depth: int) -> Any:
 
 def _freeze_scalar_subclass(value: Any) -> Any:
     if isinstance(value, str):  # a str subclass (an enum member, say) is kept as given
+        if has_lone_surrogate(value):
+            raise _NotJSON(_SURROGATE_REASON)
         return value
     if isinstance(value, int):  # int subclasses (IntEnum) become plain ints, so they thaw as JSON numbers
-        return int(value)
+        return _freeze(int(value), 0)
     if isinstance(value, float):
         return _freeze(float(value), 0)
     raise _NotJSON(f"must be JSON, not {type(value).__name__}")

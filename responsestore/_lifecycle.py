@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ._checks import describe, has_lone_surrogate
 from ._items import normalize_items
 from ._records import (
     ResponseRecord,
@@ -30,6 +31,7 @@ from ._records import (
     check_tools,
     check_usage,
     replace_fields,
+    to_status,
 )
 from .errors import InvalidArgument, InvalidTransition, VersionConflict
 
@@ -88,7 +90,7 @@ def check_expected_version(value: object) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidArgument(f"expected_version must be None or an int >= 1, not {value!r}")
+        raise InvalidArgument(f"expected_version must be None or an int >= 1, not {describe(value)}")
     return value
 
 
@@ -147,15 +149,14 @@ def cancel(record: ResponseRecord, now: float) -> ResponseRecord:
 
 
 def _check_status(value: Any) -> ResponseStatus:
-    try:
-        return ResponseStatus(value)
-    except ValueError:
-        raise InvalidArgument(f"status {value!r} is not a status") from None
+    return to_status(value)
 
 
 def _check_model(value: Any) -> str:
     if not isinstance(value, str) or not value:
-        raise InvalidArgument(f"model must be a non-empty string, not {value!r}")
+        raise InvalidArgument(f"model must be a non-empty string, not {describe(value)}")
+    if has_lone_surrogate(value):
+        raise InvalidArgument(f"model {describe(value)} holds a lone surrogate, which UTF-8 cannot encode")
     return value
 
 
@@ -184,7 +185,8 @@ def prepare_update(changes: Mapping[str, Any]) -> dict[str, Any]:
         raise InvalidArgument("update needs at least one field to change")
     unknown = sorted(set(changes) - UPDATABLE_FIELDS)
     if unknown:
-        raise InvalidArgument(f"update cannot change {unknown}; it can change {sorted(UPDATABLE_FIELDS)}")
+        named = ", ".join(describe(name, 40) for name in unknown[:5]) + (", …" if len(unknown) > 5 else "")
+        raise InvalidArgument(f"update cannot change {named}; it can change {sorted(UPDATABLE_FIELDS)}")
     prepared = dict(changes)
     for name, check in _UPDATE_CHECKS.items():
         if name in prepared:
@@ -198,9 +200,16 @@ def update(record: ResponseRecord, now: float, changes: Mapping[str, Any]) -> Re
 
     A ``status`` change follows the transition table (entering ``completed`` sets ``completed_at``). Once a
     response is terminal only its ``metadata`` may change.
+
+    Naming only the status the response already has changes nothing: the record is returned as it is (same
+    version, so the store appends no event and wakes no waiter), like cancelling a cancelled response. A worker
+    that retries ``update(id, status="in_progress", event=...)`` after a lost reply thus neither fails nor
+    logs the event twice.
     """
     changes = dict(changes)
     target = changes.pop("status", record.status)
+    if not changes and target is record.status:
+        return record
     if record.is_terminal:
         fixed = sorted(set(changes) - {"metadata"})
         if target is not record.status or fixed:

@@ -20,9 +20,10 @@ from typing import Any, Generic, TypeVar
 
 import attrs
 
+from ._checks import describe
 from ._ids import check_id
 from ._json import thaw
-from ._records import ResponseRecord, ResponseStatus, check_metadata
+from ._records import ResponseRecord, check_metadata, to_status
 from .errors import InvalidArgument
 
 __all__ = [
@@ -91,9 +92,9 @@ class PageQuery:
             InvalidArgument: an argument is out of range, of the wrong type, or both cursors are given.
         """
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
-            raise InvalidArgument(f"limit must be an int from 1 to {MAX_LIMIT}, not {limit!r}")
+            raise InvalidArgument(f"limit must be an int from 1 to {MAX_LIMIT}, not {describe(limit)}")
         if order not in ("asc", "desc"):
-            raise InvalidArgument(f"order must be 'asc' or 'desc', not {order!r}")
+            raise InvalidArgument(f"order must be 'asc' or 'desc', not {describe(order)}")
         if after is not None and before is not None:
             raise InvalidArgument("pass after or before, not both")
         return cls(
@@ -171,10 +172,7 @@ def make_record_filter(model: object, status: object, metadata: object) -> Calla
         raise InvalidArgument(f"model filter must be a string, not {type(model).__name__}")
     wanted_status = None
     if status is not None:
-        try:
-            wanted_status = ResponseStatus(status)
-        except ValueError:
-            raise InvalidArgument(f"status filter {status!r} is not a status") from None
+        wanted_status = to_status(status, "status filter")
     wanted_metadata = None if metadata is None else check_metadata(metadata).items()
     if model is None and wanted_status is None and not wanted_metadata:
         return None

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 import attrs
 
+from ._checks import describe, has_lone_surrogate
 from ._ids import check_id
 from ._items import normalize_items
 from ._json import FrozenDict, freeze_object, thaw
@@ -40,6 +41,7 @@ class ResponseStatus(str, enum.Enum):
 
 
 _ACTIVE = frozenset({ResponseStatus.QUEUED, ResponseStatus.IN_PROGRESS})
+_STATUS_BY_VALUE: Mapping[str, ResponseStatus] = {status.value: status for status in ResponseStatus}
 
 # Fields of OpenAI's Response object that ResponseRecord models itself; everything else goes to ``extra``.
 _MODELLED = frozenset(
@@ -71,12 +73,20 @@ MAX_METADATA_KEY = 64
 MAX_METADATA_VALUE = 512
 
 
-def _to_status(value: object) -> ResponseStatus:
-    try:
-        return ResponseStatus(value)
-    except ValueError:
+def to_status(value: object, what: str = "status") -> ResponseStatus:
+    """Return the :class:`ResponseStatus` named by ``value`` (a member or its string).
+
+    Looked up by value, never through ``ResponseStatus(value)``, whose own error message would ``repr()`` the
+    caller's value without bound.
+
+    Raises:
+        InvalidArgument: ``value`` names no status.
+    """
+    status = _STATUS_BY_VALUE.get(value) if isinstance(value, str) else None
+    if status is None:
         allowed = ", ".join(s.value for s in ResponseStatus)
-        raise InvalidArgument(f"status {value!r} is not one of {allowed}") from None
+        raise InvalidArgument(f"{what} {describe(value)} is not one of {allowed}")
+    return status
 
 
 def check_metadata(value: object) -> FrozenDict:
@@ -97,14 +107,15 @@ def check_metadata(value: object) -> FrozenDict:
         raise InvalidArgument(f"metadata has {len(value)} pairs; at most {MAX_METADATA_PAIRS} are allowed")
     for key, item in value.items():
         if not isinstance(key, str) or not isinstance(item, str):
-            raise InvalidArgument(f"metadata keys and values must be strings: {key!r}: {item!r}")
+            raise InvalidArgument(f"metadata keys and values must be strings, not {describe(key)}: {describe(item)}")
         if len(key) > MAX_METADATA_KEY:
             raise InvalidArgument(
-                f"metadata key {key[:20]!r}... is {len(key)} characters; at most {MAX_METADATA_KEY} are allowed"
+                f"metadata key {describe(key, 20)} is {len(key)} characters; at most {MAX_METADATA_KEY} are allowed"
             )
         if len(item) > MAX_METADATA_VALUE:
             raise InvalidArgument(
-                f"metadata value for {key!r} is {len(item)} characters; at most {MAX_METADATA_VALUE} are allowed"
+                f"metadata value for {describe(key)} is {len(item)} characters; "
+                f"at most {MAX_METADATA_VALUE} are allowed"
             )
     return freeze_object(value, "metadata")
 
@@ -150,23 +161,23 @@ def check_usage(value: object) -> FrozenDict | None:
     for key in ("input_tokens", "output_tokens"):
         count = usage.get(key)
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-            raise InvalidArgument(f"usage[{key!r}] must be a non-negative int, not {count!r}")
+            raise InvalidArgument(f"usage[{key!r}] must be a non-negative int, not {describe(count)}")
     usage.setdefault("total_tokens", usage["input_tokens"] + usage["output_tokens"])
     for key, defaults in _USAGE_DETAILS.items():
         details = usage.get(key, _EMPTY)
         if not isinstance(details, FrozenDict):
-            raise InvalidArgument(f"usage[{key!r}] must be an object, not {details!r}")
+            raise InvalidArgument(f"usage[{key!r}] must be an object, not {describe(details)}")
         for name in defaults:
             count = details.get(name, 0)
             if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-                raise InvalidArgument(f"usage[{key!r}][{name!r}] must be a non-negative int, not {count!r}")
+                raise InvalidArgument(f"usage[{key!r}][{name!r}] must be a non-negative int, not {describe(count)}")
         if key not in usage:
             usage[key] = _USAGE_DEFAULTS[key]  # shared: most usage objects carry no details
         elif any(name not in details for name in defaults):
             usage[key] = FrozenDict._of_frozen({**defaults, **details})
     total = usage["total_tokens"]
     if isinstance(total, bool) or not isinstance(total, int) or total < 0:
-        raise InvalidArgument(f"usage['total_tokens'] must be a non-negative int, not {total!r}")
+        raise InvalidArgument(f"usage['total_tokens'] must be a non-negative int, not {describe(total)}")
     return FrozenDict._of_frozen(usage)
 
 
@@ -183,7 +194,7 @@ def check_error(value: object) -> FrozenDict | None:
     error = freeze_object(value, "error")
     for key in ("code", "message"):
         if not isinstance(error.get(key), str):
-            raise InvalidArgument(f"error[{key!r}] must be a string, not {error.get(key)!r}")
+            raise InvalidArgument(f"error[{key!r}] must be a string, not {describe(error.get(key))}")
     return error
 
 
@@ -200,7 +211,7 @@ def check_incomplete_details(value: object) -> FrozenDict | None:
     details = freeze_object(value, "incomplete_details")
     reason = details.get("reason")
     if not isinstance(reason, str) or not reason:
-        raise InvalidArgument(f"incomplete_details['reason'] must be a non-empty string, not {reason!r}")
+        raise InvalidArgument(f"incomplete_details['reason'] must be a non-empty string, not {describe(reason)}")
     return details
 
 
@@ -225,8 +236,12 @@ def _check_time(what: str) -> Any:
     def check(instance: object, attribute: object, value: object) -> None:
         if value is None and what != "created_at":
             return
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise InvalidArgument(f"{what} must be a finite number of seconds, not {value!r}")
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or (isinstance(value, float) and not math.isfinite(value))
+        ):
+            raise InvalidArgument(f"{what} must be a finite number of seconds, not {describe(value)}")
 
     return check
 
@@ -235,6 +250,8 @@ def check_instructions(value: object) -> str | None:
     """Return ``instructions`` if it is a string or ``None``, else raise :class:`InvalidArgument`."""
     if value is not None and not isinstance(value, str):
         raise InvalidArgument(f"instructions must be a string or None, not {type(value).__name__}")
+    if value is not None and has_lone_surrogate(value):
+        raise InvalidArgument(f"instructions {describe(value)} hold a lone surrogate, which UTF-8 cannot encode")
     return value
 
 
@@ -248,12 +265,14 @@ def _check_optional_str(what: str) -> Any:
 
 def _check_model(instance: object, attribute: object, value: Any) -> None:
     if not isinstance(value, str) or not value:
-        raise InvalidArgument(f"model must be a non-empty string, not {value!r}")
+        raise InvalidArgument(f"model must be a non-empty string, not {describe(value)}")
+    if has_lone_surrogate(value):
+        raise InvalidArgument(f"model {describe(value)} holds a lone surrogate, which UTF-8 cannot encode")
 
 
 def _check_version(instance: object, attribute: object, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidArgument(f"version must be an int >= 1, not {value!r}")
+        raise InvalidArgument(f"version must be an int >= 1, not {describe(value)}")
 
 
 def _check_background(instance: object, attribute: object, value: Any) -> None:
@@ -297,7 +316,7 @@ class ResponseRecord:
     id: str = attrs.field(validator=_check_record_id)
     created_at: float = attrs.field(validator=_check_time("created_at"))
     model: str = attrs.field(validator=_check_model)
-    status: ResponseStatus = attrs.field(converter=_to_status)
+    status: ResponseStatus = attrs.field(converter=to_status)
     input: tuple[FrozenDict, ...] = attrs.field(default=(), converter=_check_items)
     output: tuple[FrozenDict, ...] = attrs.field(default=(), converter=_check_items)
     previous_response_id: str | None = attrs.field(default=None, validator=_check_previous)
@@ -366,7 +385,7 @@ class ResponseRecord:
         if not isinstance(data, Mapping):
             raise InvalidArgument(f"expected a Response object, not {type(data).__name__}")
         if data.get("object", "response") != "response":
-            raise InvalidArgument(f"expected object 'response', not {data.get('object')!r}")
+            raise InvalidArgument(f"expected object 'response', not {describe(data.get('object'))}")
         missing = [key for key in ("id", "created_at", "model", "status") if key not in data]
         if missing:
             raise InvalidArgument(f"the Response object lacks {missing}", id=data.get("id"))

@@ -18,6 +18,7 @@ The rules (the same for every backend; the docs' Retention page explains them fo
 from __future__ import annotations
 
 import datetime
+import logging
 import math
 import threading
 from collections.abc import Mapping
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from ._checks import describe
 from ._timeouts import check_interval
 from .errors import InvalidArgument
 
@@ -34,11 +36,13 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_MAX_RECORDS",
     "DEFAULT_TTL",
+    "MAX_SWEEP_BACKOFF",
     "SWEEP_BATCH",
     "USE_STORE_TTL",
     "Retention",
     "StoreStats",
     "Sweeper",
+    "SweeperStats",
     "check_ttl",
 ]
 
@@ -73,7 +77,7 @@ def check_ttl(value: object, what: str = "ttl") -> float | None:
     else:
         raise InvalidArgument(f"{what} must be seconds or a timedelta (or None), not {type(value).__name__}")
     if not math.isfinite(seconds) or seconds <= 0:
-        raise InvalidArgument(f"{what} must be positive and finite, not {value!r}")
+        raise InvalidArgument(f"{what} must be positive and finite, not {describe(value)}")
     return seconds
 
 
@@ -86,7 +90,7 @@ def check_max_records(value: object) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidArgument(f"max_records must be an int >= 1 or None, not {value!r}")
+        raise InvalidArgument(f"max_records must be an int >= 1 or None, not {describe(value)}")
     return value
 
 
@@ -128,33 +132,119 @@ class StoreStats:
     expired: int
 
 
+@attrs.frozen(slots=True)
+class SweeperStats:
+    """What a :class:`Sweeper` has done so far, as one consistent snapshot.
+
+    ``sweeps`` counts sweeps that succeeded and ``swept`` the records they removed; ``failures`` counts sweeps
+    that raised, and ``consecutive_failures`` those since the last success (``0`` while all is well).
+    ``last_error`` is the exception the latest failed sweep raised (``None`` if none has failed).
+    """
+
+    sweeps: int
+    swept: int
+    failures: int
+    consecutive_failures: int
+    last_error: Exception | None
+
+
+#: The longest a :class:`Sweeper` waits after failed sweeps (unless its interval is longer).
+MAX_SWEEP_BACKOFF = 300.0
+
+_logger = logging.getLogger("responsestore")
+
+
 class Sweeper:
     """A daemon thread that calls ``store.sweep()`` every ``interval`` seconds, for stores that go idle.
 
     Writes sweep a few expired records each, so a busy store needs no sweeper; an idle one keeps expired records
     in memory until something sweeps them. Stop it with :meth:`stop` (or use it as a context manager); stopping
     wakes the thread at once and waits for it to end.
+
+    A failing sweep (a locked database, say) does not stop the thread: the error is logged, with its traceback,
+    on the ``"responsestore"`` logger, counted in :meth:`stats`, and the next sweep waits twice as long as the
+    last (``interval``, then ``2 * interval``, ``4 * interval``, ... up to :data:`MAX_SWEEP_BACKOFF` seconds, or
+    ``interval`` if that is longer). The first sweep that succeeds again restores the normal interval.
+
+    Raises:
+        InvalidArgument: ``interval`` is not a positive number of seconds that ``threading`` can wait.
     """
 
     def __init__(self, store: BaseStore, interval: float = 60.0) -> None:
         self._interval = check_interval(interval)
         self._store = store
         self._stopping = threading.Event()
-        self.swept = 0
+        self._mutex = threading.Lock()  # makes stats() one snapshot; only the thread writes the counters
+        self._sweeps = 0
+        self._swept = 0
+        self._failures = 0
+        self._consecutive_failures = 0
+        self._last_error: Exception | None = None
         self._thread = threading.Thread(target=self._run, name="responsestore-sweeper", daemon=True)
         self._thread.start()
 
+    def _delay(self) -> float:
+        """Seconds to wait before the next sweep: the interval, doubled for each failure in a row, bounded."""
+        failures = self._consecutive_failures
+        if not failures:
+            return self._interval
+        ceiling = max(self._interval, MAX_SWEEP_BACKOFF)
+        return min(self._interval * 2.0 ** min(failures, 64), ceiling)
+
     def _run(self) -> None:
-        while not self._stopping.wait(self._interval):
-            self.swept += self._store.sweep()
+        while not self._stopping.wait(self._delay()):
+            self._sweep_once()
+
+    def _sweep_once(self) -> None:
+        try:
+            swept = self._store.sweep()
+        except Exception as error:
+            with self._mutex:
+                self._failures += 1
+                self._consecutive_failures += 1
+                self._last_error = error
+                failures = self._consecutive_failures
+            _logger.error(
+                "responsestore Sweeper: sweep of a %s failed (%d in a row); retrying in %.3g seconds",
+                type(self._store).__name__,
+                failures,
+                self._delay(),
+                exc_info=error,
+            )
+        else:
+            with self._mutex:
+                self._sweeps += 1
+                self._swept += swept
+                self._consecutive_failures = 0
+
+    @property
+    def swept(self) -> int:
+        """How many expired records this sweeper has removed so far."""
+        with self._mutex:
+            return self._swept
+
+    def stats(self) -> SweeperStats:
+        """Counts of successful sweeps, records swept and failed sweeps so far (one consistent snapshot)."""
+        with self._mutex:
+            return SweeperStats(
+                sweeps=self._sweeps,
+                swept=self._swept,
+                failures=self._failures,
+                consecutive_failures=self._consecutive_failures,
+                last_error=self._last_error,
+            )
 
     @property
     def running(self) -> bool:
-        """Whether the sweeper thread is still alive."""
+        """Whether the sweeper thread is still alive (it keeps running through failed sweeps until stopped)."""
         return self._thread.is_alive()
 
     def stop(self, timeout: float | None = 30.0) -> None:
-        """Stop the thread and wait up to ``timeout`` seconds for it to end."""
+        """Stop the thread and wait up to ``timeout`` seconds for it to end.
+
+        It wakes the thread at once, even in the middle of a wait after failed sweeps; a sweep already running
+        finishes first.
+        """
         self._stopping.set()
         if self._thread is not threading.current_thread():
             self._thread.join(timeout)

@@ -48,6 +48,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
+from ._checks import describe
 from ._contract import CURSOR_MEMORY, DEFAULT_MAX_CHAIN_DEPTH, TOUCH_LOG, BaseStore, Clock, Stored
 from ._events import DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_EVENTS
 from ._json import FrozenDict, freeze_object, thaw
@@ -239,7 +240,7 @@ def _is_busy(exc: sqlite3.Error) -> bool:
 def _check_synchronous(value: object) -> str:
     if isinstance(value, str) and value.upper() in _SYNCHRONOUS:
         return value.upper()
-    raise InvalidArgument(f"synchronous must be 'FULL' or 'NORMAL', not {value!r}")
+    raise InvalidArgument(f"synchronous must be 'FULL' or 'NORMAL', not {describe(value)}")
 
 
 def _check_busy_timeout(value: object) -> float:
@@ -247,7 +248,7 @@ def _check_busy_timeout(value: object) -> float:
         raise InvalidArgument(f"busy_timeout must be a number of seconds >= 0, not {type(value).__name__}")
     seconds = float(value)
     if not (math.isfinite(seconds) and 0 <= seconds <= 24 * 3600):
-        raise InvalidArgument(f"busy_timeout must be from 0 to 86400 seconds, not {value!r}")
+        raise InvalidArgument(f"busy_timeout must be from 0 to 86400 seconds, not {describe(value)}")
     return seconds
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+from ._checks import describe
 from .errors import InvalidArgument
 
 __all__ = ["check_interval", "check_timeout"]
@@ -26,7 +27,7 @@ def check_timeout(value: object, what: str = "timeout") -> float | None:
     except OverflowError:  # an int too large for a float: longer than anyone will wait
         return None
     if not seconds >= 0:
-        raise InvalidArgument(f"{what} must be None or a number of seconds >= 0, not {value!r}")
+        raise InvalidArgument(f"{what} must be None or a number of seconds >= 0, not {describe(value)}")
     return None if seconds >= threading.TIMEOUT_MAX else seconds
 
 
@@ -44,6 +45,6 @@ def check_interval(value: object, what: str = "interval") -> float:
         seconds = float("inf")
     if not 0 < seconds < threading.TIMEOUT_MAX:
         raise InvalidArgument(
-            f"{what} must be a positive number of seconds below {threading.TIMEOUT_MAX}, not {value!r}"
+            f"{what} must be a positive number of seconds below {threading.TIMEOUT_MAX}, not {describe(value)}"
         )
     return seconds

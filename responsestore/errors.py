@@ -9,6 +9,8 @@ A refused call changes nothing: the store is exactly as it was before the call.
 
 from __future__ import annotations
 
+from ._checks import describe
+
 __all__ = [
     "ChainError",
     "EventLogClosed",
@@ -24,6 +26,9 @@ __all__ = [
     "VersionConflict",
     "WaitTimeout",
 ]
+
+# Ids are at most 128 characters once checked; a message shows a little more of an unchecked one, then cuts it.
+_ID_CHARS = 140
 
 
 class ResponseStoreError(Exception):
@@ -45,14 +50,14 @@ class ResponseNotFound(ResponseStoreError, LookupError):
     """
 
     def __init__(self, id: str) -> None:
-        super().__init__(f"no response with id {id!r}", id=id)
+        super().__init__(f"no response with id {describe(id, _ID_CHARS)}", id=id)
 
 
 class ResponseExists(ResponseStoreError):
     """``create`` was given an explicit ``id`` that the same owner already uses."""
 
     def __init__(self, id: str) -> None:
-        super().__init__(f"a response with id {id!r} already exists", id=id)
+        super().__init__(f"a response with id {describe(id, _ID_CHARS)} already exists", id=id)
 
 
 class InvalidArgument(ResponseStoreError, ValueError):
@@ -66,7 +71,7 @@ class InvalidTransition(ResponseStoreError):
     """
 
     def __init__(self, id: str, current: str, requested: str, reason: str | None = None) -> None:
-        message = f"response {id!r} cannot go from {current!r} to {requested!r}"
+        message = f"response {describe(id, _ID_CHARS)} cannot go from {describe(current)} to {describe(requested)}"
         if reason:
             message = f"{message}: {reason}"
         super().__init__(message, id=id)
@@ -78,7 +83,11 @@ class VersionConflict(ResponseStoreError):
     """``expected_version`` did not match the stored version: someone else changed the response first."""
 
     def __init__(self, id: str, expected: int, actual: int) -> None:
-        super().__init__(f"response {id!r} is at version {actual}, not the expected version {expected}", id=id)
+        super().__init__(
+            f"response {describe(id, _ID_CHARS)} is at version {describe(actual)}, "
+            f"not the expected version {describe(expected)}",
+            id=id,
+        )
         self.expected = expected
         self.actual = actual
 
@@ -108,7 +117,8 @@ class StoreFull(ResponseStoreError):
 
     def __init__(self, id: str, max_records: int) -> None:
         super().__init__(
-            f"cannot store response {id!r}: the store holds its maximum of {max_records} records and none can "
+            f"cannot store response {describe(id, _ID_CHARS)}: the store holds its maximum of {max_records} records "
+            "and none can "
             "be evicted (each is queued, in progress, or part of the chain being continued)",
             id=id,
         )
@@ -120,7 +130,8 @@ class EventLogClosed(ResponseStoreError):
 
     def __init__(self, id: str, status: str) -> None:
         super().__init__(
-            f"cannot append an event to response {id!r}: it is {status!r}, and events can only be appended "
+            f"cannot append an event to response {describe(id, _ID_CHARS)}: it is {describe(status)}, "
+            "and events can only be appended "
             "while a response is queued or in progress",
             id=id,
         )

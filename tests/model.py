@@ -366,6 +366,8 @@ class StoreModel:
             changes["incomplete_details"] = {"reason": changes["incomplete_details"]}
         record = self._changing(owner, id, expected_version)
         target = changes.pop("status", record["status"])
+        if not changes and target == record["status"]:
+            return copy.deepcopy(record)  # naming only the current status changes nothing, not even the version
         if record["status"] in TERMINAL:
             # Final: only metadata may change (naming the status it already has is no change).
             if target != record["status"] or any(name != "metadata" for name in changes):

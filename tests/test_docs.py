@@ -616,7 +616,8 @@ def test_example_main_serves_until_interrupted() -> None:
         status, _, body = client.request("POST", f"/v1/responses/{queued[1]}/cancel")
         assert (status, body["status"]) == (200, "cancelled")
 
-        process.send_signal(signal.SIGINT)
+        # SIGTERM, not SIGINT: a CI job started from a background shell ignores SIGINT in its children.
+        process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=WAIT) == 0
         assert process.stderr is not None
         log = process.stderr.read()

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
+import time
 from typing import Any
 
 import pytest
 
-from responsestore import InvalidArgument, ResponseStore, Sweeper
+from responsestore import InvalidArgument, ResponseStore, StorageError, Sweeper
+from responsestore._retention import MAX_SWEEP_BACKOFF
 
 from .fakes import FakeClock
 
@@ -105,3 +108,89 @@ def test_interval_too_long_to_wait_is_refused_or_works(
     sweeper.stop(timeout=WAIT)
     assert not sweeper.running
     assert thread_errors == []
+
+
+class FlakyStore(ResponseStore):
+    """A store whose first ``failures`` sweeps raise, as a locked database would; every call is signalled."""
+
+    def __init__(self, failures: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.failures_left = failures
+        self.calls = threading.Semaphore(0)
+
+    def sweep(self) -> int:
+        try:
+            if self.failures_left > 0:
+                self.failures_left -= 1
+                raise StorageError("database is locked (simulated)")
+            return super().sweep()
+        finally:
+            self.calls.release()
+
+
+def test_a_failing_sweep_is_logged_counted_and_retried(
+    caplog: pytest.LogCaptureFixture, thread_errors: list[BaseException | None]
+) -> None:
+    clock = FakeClock()
+    store = FlakyStore(failures=2, clock=clock, ttl=10, max_records=None)
+    for _ in range(5):
+        store.create("m", "x")
+    clock.advance(10)
+    with caplog.at_level(logging.ERROR, logger="responsestore"), Sweeper(store, interval=0.01) as sweeper:
+        for _ in range(3):  # two failures, then a sweep that works
+            assert store.calls.acquire(timeout=WAIT)
+            assert sweeper.running
+        assert wait_until(lambda: sweeper.stats().sweeps >= 1)
+        stats = sweeper.stats()
+        assert (stats.failures, stats.consecutive_failures, stats.swept) == (2, 0, 5)
+        assert isinstance(stats.last_error, StorageError)
+        assert sweeper.swept == 5
+        # It keeps sweeping at its interval afterwards.
+        store.create("m", "y", ttl=1)
+        clock.advance(1)
+        assert wait_until(lambda: sweeper.stats().swept == 6)
+        assert sweeper.running
+    assert not sweeper.running
+    failures = [r for r in caplog.records if r.name == "responsestore" and r.levelno == logging.ERROR]
+    assert len(failures) == 2
+    assert all(r.exc_info is not None and r.exc_info[0] is StorageError for r in failures)
+    assert "1 in a row" in failures[0].getMessage()
+    assert "2 in a row" in failures[1].getMessage()
+    assert thread_errors == []
+    store._check()
+
+
+def test_stop_is_prompt_while_backing_off_after_failures() -> None:
+    store = FlakyStore(failures=1_000_000)
+    sweeper = Sweeper(store, interval=0.01)
+    for _ in range(3):
+        assert store.calls.acquire(timeout=WAIT)
+    assert sweeper.running
+    assert sweeper.stats().failures >= 2
+    started = time.monotonic()
+    sweeper.stop(timeout=WAIT)
+    assert not sweeper.running
+    assert time.monotonic() - started < WAIT / 2
+
+
+def test_backoff_doubles_and_is_bounded() -> None:
+    sweeper = Sweeper(ResponseStore(), interval=3600)
+    try:
+        delays = []
+        for failures in (0, 1, 2, 3, 1000):
+            sweeper._consecutive_failures = failures
+            delays.append(sweeper._delay())
+        sweeper._consecutive_failures = 0
+    finally:
+        sweeper.stop(timeout=WAIT)
+    assert delays == [3600, 3600, 3600, 3600, 3600]  # an interval above the ceiling is never exceeded
+    quick = Sweeper(ResponseStore(), interval=1)
+    try:
+        delays = []
+        for failures in (0, 1, 2, 3, 1000):
+            quick._consecutive_failures = failures
+            delays.append(quick._delay())
+        quick._consecutive_failures = 0
+    finally:
+        quick.stop(timeout=WAIT)
+    assert delays == [1, 2, 4, 8, MAX_SWEEP_BACKOFF]

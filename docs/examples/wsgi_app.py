@@ -23,9 +23,11 @@ import argparse
 import contextlib
 import json
 import re
+import signal
 import socketserver
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -223,7 +225,7 @@ def make_threaded_server(app: App, host: str = "127.0.0.1", port: int = 8000, *,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Serve a fresh store with two sample responses until interrupted (Ctrl-C)."""
+    """Serve a fresh store with two sample responses until interrupted (Ctrl-C) or sent SIGTERM."""
     parser = argparse.ArgumentParser(description="A small Responses API server backed by responsestore.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
@@ -235,7 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     queued = store.create("gpt-4.1", "Write a long essay.", background=True, status="queued")
 
     server = make_threaded_server(make_app(store), args.host, args.port)
-    with server:
+    with server, _shutdown_on_sigterm(server):
         host, port = server.server_address[:2]
         print(f"Serving on http://{host}:{port}", flush=True)
         print(f"completed response: {done.id}", flush=True)
@@ -243,6 +245,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         with contextlib.suppress(KeyboardInterrupt):
             server.serve_forever()
     return 0
+
+
+@contextlib.contextmanager
+def _shutdown_on_sigterm(server: socketserver.BaseServer) -> Iterator[None]:
+    """Stop ``serve_forever`` on SIGTERM (what process managers and ``kill`` send), as Ctrl-C stops it.
+
+    ``shutdown()`` waits for ``serve_forever`` to return, and the handler runs inside it on the main thread, so
+    the handler asks another thread to call it. Signal handlers can only be set from the main thread.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        threading.Thread(target=server.shutdown, name="shutdown", daemon=True).start()
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":
