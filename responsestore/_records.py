@@ -12,6 +12,7 @@ import attrs
 from ._ids import check_id
 from ._items import normalize_items
 from ._json import FrozenDict, freeze_object, thaw
+from ._wire import RESPONSE_DEFAULTS, response_json
 from .errors import InvalidArgument
 
 __all__ = ["ResponseRecord", "ResponseStatus"]
@@ -63,8 +64,9 @@ _MODELLED = frozenset(
 )
 # Never part of OpenAI's JSON, so never allowed in ``extra`` either.
 _INTERNAL = frozenset({"input", "owner", "version"})
-# OpenAI requires these two; when absent they mean the API's defaults, so the defaults are not stored.
-_EXTRA_DEFAULTS: Mapping[str, Any] = {"parallel_tool_calls": True, "tool_choice": "auto"}
+# OpenAI requires these request parameters in every Response; a value equal to OpenAI's default is not stored
+# (``to_openai`` sends the default), so a response read back from its JSON equals the one written.
+_EXTRA_DEFAULTS: Mapping[str, Any] = RESPONSE_DEFAULTS
 
 MAX_METADATA_PAIRS = 16
 MAX_METADATA_KEY = 64
@@ -319,13 +321,18 @@ class ResponseRecord:
         return self.status not in _ACTIVE
 
     def to_openai(self) -> dict[str, Any]:
-        """Return a fresh plain dict in the shape of OpenAI's ``Response`` object.
+        """Return a fresh plain dict: the complete OpenAI / Open Responses ``Response`` object.
 
-        ``openai.types.responses.Response.model_validate`` accepts it whenever the stored items, tools and error
-        code follow OpenAI's schema. ``owner``, ``version`` and ``input`` are not part of it.
+        Every field the Open Responses ``ResponseResource`` schema requires is present (request parameters the
+        record does not carry in ``extra`` have OpenAI's defaults), and ``created_at`` and ``completed_at`` are
+        whole seconds. ``openai.types.responses.Response.model_validate`` accepts it whenever the stored items,
+        tools and error code follow OpenAI's schema. ``owner``, ``version`` and ``input`` are not part of it.
         """
-        data: dict[str, Any] = dict(_EXTRA_DEFAULTS)
-        data.update(thaw(self.extra))
+        return response_json(self)
+
+    def _plain(self) -> dict[str, Any]:
+        """The record's own fields as plain JSON, timestamps exact (the basis of :meth:`to_dict`)."""
+        data: dict[str, Any] = thaw(self.extra)
         data.update(
             id=self.id,
             object="response",
@@ -394,7 +401,7 @@ class ResponseRecord:
 
     def to_dict(self) -> dict[str, Any]:
         """Return every field as fresh plain JSON (the storage form durable backends write)."""
-        data = self.to_openai()
+        data = self._plain()
         data.update(input=thaw(self.input), owner=self.owner, version=self.version)
         return data
 
