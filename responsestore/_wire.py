@@ -38,6 +38,7 @@ __all__ = [
     "output_text_done_event",
     "response_json",
     "text_part",
+    "tool_json",
 ]
 
 #: OpenAI's values for the request parameters a ``Response`` echoes back, used when a request did not set them.
@@ -59,6 +60,9 @@ RESPONSE_DEFAULTS: Mapping[str, Any] = {
     "safety_identifier": None,
     "prompt_cache_key": None,
 }
+
+# A function tool as a Response lists it: every field present, null when the request left it out.
+_FUNCTION_TOOL_DEFAULTS: Mapping[str, Any] = {"description": None, "parameters": None, "strict": None}
 
 # Item types that OpenAI always lists with a status.
 _STATUS_ITEMS = frozenset({"message", "function_call", "function_call_output"})
@@ -83,6 +87,15 @@ def item_json(item: Mapping[str, Any]) -> dict[str, Any]:
     return data
 
 
+def tool_json(tool: Mapping[str, Any]) -> dict[str, Any]:
+    """A fresh plain copy of a stored tool as a Response lists it (a function tool with all its fields)."""
+    data: dict[str, Any] = _fresh(tool)
+    if data.get("type") == "function":
+        for key, default in _FUNCTION_TOOL_DEFAULTS.items():
+            data.setdefault(key, default)
+    return data
+
+
 def response_json(record: ResponseRecord) -> dict[str, Any]:
     """The complete ``Response`` JSON of ``record``: every required field, whole-second timestamps.
 
@@ -101,7 +114,7 @@ def response_json(record: ResponseRecord) -> dict[str, Any]:
         output=[item_json(item) for item in record.output],
         previous_response_id=record.previous_response_id,
         instructions=record.instructions,
-        tools=thaw(record.tools),
+        tools=[tool_json(tool) for tool in record.tools],
         metadata=thaw(record.metadata),
         usage=thaw(record.usage),
         error=thaw(record.error),
