@@ -9,6 +9,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from types import FrameType
+from typing import Any
 
 from . import __version__
 from ._memory import ResponseStore
@@ -155,6 +156,7 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Serve the Responses API on waitress until SIGTERM or Ctrl-C; return the exit code."""
     try:
         import waitress.server  # noqa: PLC0415 - the server extra is optional; only ``serve`` needs it
+        import waitress.wasyncore  # noqa: PLC0415
     except ImportError:
         print("python -m responsestore serve needs waitress: pip install 'responsestore[server]'", file=sys.stderr)
         return 2
@@ -174,12 +176,16 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         print(f"cannot open the store {args.store!r}: {exc}", file=sys.stderr)
         return 2
     app = make_app(store, authenticate=authenticate if keys else None, background_workers=args.workers)
+    # Every socket of the server (listener, wake-up pipe, connections) is in this map, so all close at the end.
+    sockets: dict[int, Any] = {}
     try:
-        # send_bytes=1: every server-sent event leaves at once instead of waiting for a full buffer.
-        server = waitress.server.create_server(app, host=args.host, port=args.port, threads=args.threads, send_bytes=1)
+        # waitress 3 sends each chunk the app yields at once, so server-sent events are not held back.
+        server = waitress.server.create_server(app, host=args.host, port=args.port, threads=args.threads, map=sockets)
     except OSError as exc:
         print(f"cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        waitress.wasyncore.close_all(sockets)
         app.close()
+        _close_store(store)
         return 2
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -195,12 +201,17 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         pass
     finally:
         signal.signal(signal.SIGTERM, previous)
-        server.close()
+        server.task_dispatcher.shutdown()
+        waitress.wasyncore.close_all(sockets)
         app.close()
-        close = getattr(store, "close", None)
-        if close is not None:
-            close()
+        _close_store(store)
     return 0
+
+
+def _close_store(store: object) -> None:
+    close = getattr(store, "close", None)
+    if close is not None:
+        close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

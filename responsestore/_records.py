@@ -64,9 +64,8 @@ _MODELLED = frozenset(
 )
 # Never part of OpenAI's JSON, so never allowed in ``extra`` either.
 _INTERNAL = frozenset({"input", "owner", "version"})
-# OpenAI requires these request parameters in every Response; a value equal to OpenAI's default is not stored
-# (``to_openai`` sends the default), so a response read back from its JSON equals the one written.
-_EXTRA_DEFAULTS: Mapping[str, Any] = RESPONSE_DEFAULTS
+# OpenAI requires these two; when absent they mean the API's defaults, so the defaults are not stored.
+_EXTRA_DEFAULTS: Mapping[str, Any] = {"parallel_tool_calls": True, "tool_choice": "auto"}
 
 MAX_METADATA_PAIRS = 16
 MAX_METADATA_KEY = 64
@@ -367,9 +366,20 @@ class ResponseRecord:
         separately: ``ResponseRecord.from_openai(r.to_openai(), input=r.input, owner=r.owner,
         version=r.version) == r``. Fields the record does not model go to ``extra``.
 
+        Request parameters equal to the defaults ``to_openai`` fills in (``truncation: "disabled"``, ...) are not
+        kept in ``extra``, so reading a response's JSON and writing it again gives the same JSON.
+
         Raises:
             InvalidArgument: ``data`` is not a Response object or a field is invalid.
         """
+        if isinstance(data, Mapping):
+            data = {
+                k: v for k, v in data.items() if k not in RESPONSE_DEFAULTS or not _same_json(v, RESPONSE_DEFAULTS[k])
+            }
+        return cls._read(data, input=input, owner=owner, version=version)
+
+    @classmethod
+    def _read(cls, data: Mapping[str, Any], *, input: Any, owner: str | None, version: int) -> ResponseRecord:
         if not isinstance(data, Mapping):
             raise InvalidArgument(f"expected a Response object, not {type(data).__name__}")
         if data.get("object", "response") != "response":
@@ -415,12 +425,19 @@ class ResponseRecord:
         if not isinstance(data, Mapping):
             raise InvalidArgument(f"expected a stored record, not {type(data).__name__}")
         rest = {k: v for k, v in data.items() if k not in _INTERNAL}
-        return cls.from_openai(
+        return cls._read(
             rest,
             input=data.get("input") or (),
             owner=data.get("owner"),
             version=data.get("version", 1),
         )
+
+
+def _same_json(value: object, default: object) -> bool:
+    """Whether ``value`` is ``default`` as JSON: ``1`` is not ``True``, ``1.0`` is ``1``."""
+    if isinstance(value, bool) or isinstance(default, bool):
+        return value is default
+    return value == default
 
 
 _FIELDS = tuple(field.name for field in attrs.fields(ResponseRecord))

@@ -287,12 +287,12 @@ class _Run:
 
     def events(self, request: Mapping[str, Any]) -> Iterator[dict[str, Any]]:  # noqa: PLR0912 - one loop over chunk kinds
         """Generate, yielding every event as it is logged; ends with the final one."""
-        yield self.begin()
         output: list[dict[str, Any]] = []
         usage: Usage | None = None
         message: dict[str, Any] | None = None
         text: list[str] = []
         try:
+            yield self.begin()
             for chunk in self.app.generate(self.conversation, request):
                 if self.app.stopping.is_set():
                     raise RuntimeError("the server stopped before the response finished")
@@ -445,8 +445,8 @@ class ResponsesApp:
 
         Waits for the worker threads to finish.
         """
-        self.stopping.set()
         with self._pending_lock:
+            self.stopping.set()
             pending = list(self._pending.items())
         for (owner, id), future in pending:
             if future.cancel():
@@ -663,7 +663,13 @@ class ResponsesApp:
                 pass
 
         with self._pending_lock:
-            self._pending[key] = self._pool.submit(work)
+            if not self.stopping.is_set():
+                self._pending[key] = self._pool.submit(work)
+                return
+        error = {"code": "server_error", "message": "The server is stopping and runs no new background responses."}
+        with contextlib.suppress(ResponseStoreError):  # cancelled or deleted meanwhile
+            self.store.fail(run.record.id, error, owner=owner)
+        raise _HTTPError(503, "The server is stopping and accepts no new background responses.", code="stopping")
 
 
 def _param_of(message: str) -> str | None:

@@ -316,6 +316,30 @@ def test_closing_the_app_fails_queued_background_responses(serve: Callable[..., 
         assert body.error.code == "server_error"
 
 
+def test_a_background_response_cancelled_while_queued_never_runs(serve: Callable[..., Live]) -> None:
+    gate = Gate()
+    live = serve(generate=gate, background_workers=1)
+    client = live.client()
+    busy = client.responses.create(model="gated", input="x", background=True)
+    assert gate.started.wait(TIMEOUT)
+    waiting = client.responses.create(model="gated", input="y", background=True)
+    assert live.json("POST", f"/responses/{waiting.id}/cancel")["status"] == "cancelled"
+    gate.gate.set()
+    assert live.events("GET", f"/responses/{busy.id}", params={"stream": "true"})[-1]["type"] == "response.completed"
+    live.app.close()
+    kinds = [e["type"] for e in live.events("GET", f"/responses/{waiting.id}", params={"stream": "true"})]
+    assert kinds == ["response.created", "response.queued"]
+    assert client.responses.retrieve(waiting.id).status == "cancelled"
+
+
+def test_a_stopped_app_refuses_new_background_responses(live: Live) -> None:
+    live.app.close()
+    error = _error(live.request("POST", "/responses", json={"model": "echo", "input": "x", "background": True}), 503)
+    assert error["code"] == "stopping"
+    listed = live.app.store.list(owner="alice")
+    assert [record.status.value for record in listed] == ["failed"]
+
+
 # --------------------------------------------------------------------------- models
 
 
@@ -573,3 +597,29 @@ def test_make_app_refuses_bad_arguments() -> None:
             make_app(store, **kwargs)
     with pytest.raises(responsestore.InvalidArgument):
         make_app({}, generate=echo)  # type: ignore[arg-type]
+
+
+def test_a_client_leaving_a_foreground_stream_fails_the_response() -> None:
+    import io  # noqa: PLC0415
+    from wsgiref.util import setup_testing_defaults  # noqa: PLC0415
+
+    store = responsestore.open("memory://")
+    app = make_app(store)
+    body = json.dumps({"model": "echo", "input": "many words to stream here", "stream": True}).encode()
+    environ: dict[str, Any] = {"REQUEST_METHOD": "POST", "PATH_INFO": "/v1/responses"}
+    setup_testing_defaults(environ)
+    environ.update({"wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body))})
+    statuses: list[str] = []
+    result = app(environ, lambda status, headers: statuses.append(status))
+    chunks = iter(result)
+    first = json.loads(next(chunks).decode().split("data: ", 1)[1])
+    assert first["type"] == "response.created"
+    next(chunks)
+    result.close()  # type: ignore[attr-defined] - what a WSGI server does when the client goes away
+    record = store.get(first["response"]["id"])
+    assert record.status.value == "failed"
+    assert record.error is not None
+    assert "disconnected" in record.error["message"]
+    result.close()  # type: ignore[attr-defined] - a second close changes nothing
+    assert store.get(record.id) == record
+    app.close()

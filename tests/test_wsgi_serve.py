@@ -5,10 +5,13 @@ Children are stopped with SIGTERM (never SIGINT, which a background CI job may i
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import queue
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -20,6 +23,7 @@ from typing import IO, Any
 import openai
 import pytest
 
+from responsestore.__main__ import main
 from tests.wire_checks import check_event, check_item_page, check_response
 
 TIMEOUT = 30.0
@@ -162,3 +166,50 @@ def test_serve_refuses_bad_arguments(args: list[str], message: str) -> None:
     assert result.returncode == 2
     assert message in result.stderr
     assert result.stdout == ""
+
+
+class _Watcher(io.StringIO):
+    """Stands in for stdout: once the server says it listens, a thread uses it, then SIGTERMs this process."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[str] = []
+        self.thread: threading.Thread | None = None
+
+    def write(self, text: str) -> int:
+        match = LINE.fullmatch(self.getvalue() + text)
+        if match is not None and self.thread is None:
+            self.thread = threading.Thread(target=self._use, args=(match.group(1),))
+            self.thread.start()
+        return super().write(text)
+
+    def _use(self, url: str) -> None:
+        client = openai.OpenAI(base_url=url, api_key="key-a", max_retries=0, timeout=TIMEOUT)
+        self.seen.append(client.responses.create(model="echo", input="in process").output_text)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_serve_in_this_process_stops_on_sigterm(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    watcher = _Watcher()
+    monkeypatch.setattr(sys, "stdout", watcher)
+    before = signal.getsignal(signal.SIGTERM)
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    assert main(["serve", "--port", "0", "--store", url, "--api-key", "key-a=alice"]) == 0
+    assert watcher.thread is not None
+    watcher.thread.join(TIMEOUT)
+    assert watcher.seen == ["in process"]
+    assert LINE.fullmatch(watcher.getvalue())  # exactly the one line
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_serve_reports_a_port_in_use(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "--port", str(port)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert f"cannot listen on 127.0.0.1:{port}" in captured.err
+    assert main(["serve", "--store", "sqlite://nowhere"]) == 2
+    assert "cannot open the store" in capsys.readouterr().err
