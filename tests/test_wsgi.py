@@ -623,3 +623,21 @@ def test_a_client_leaving_a_foreground_stream_fails_the_response() -> None:
     result.close()  # type: ignore[attr-defined] - a second close changes nothing
     assert store.get(record.id) == record
     app.close()
+
+
+def test_a_running_previous_response_and_a_full_store_are_refused(serve: Callable[..., Live]) -> None:
+    gate = Gate()
+    store = responsestore.open("memory://", max_records=1)
+    live = serve(store, generate=gate)
+    running = live.client().responses.create(model="gated", input="x", background=True)
+    assert gate.started.wait(TIMEOUT)
+    chained = {"model": "echo", "input": "next", "previous_response_id": running.id}
+    error = _error(live.request("POST", "/responses", json=chained), 400)
+    assert (error["param"], error["code"]) == ("previous_response_id", "invalid_previous_response")
+    full = _error(live.request("POST", "/responses", json={"model": "echo", "input": "y"}), 503)
+    assert (full["type"], full["code"]) == ("server_error", "store_full")
+    gate.gate.set()
+    assert live.events("GET", f"/responses/{running.id}", params={"stream": "true"})[-1]["type"] == (
+        "response.completed"
+    )
+    assert store.stats().records == 1
