@@ -598,7 +598,8 @@ class ResponsesApp:
         history: tuple[dict[str, Any], ...] = ()
         if request.previous_response_id is not None:
             try:
-                history = self.store.conversation(request.previous_response_id, owner=owner)
+                previous = self.store.get(request.previous_response_id, owner=owner)
+                history = self.store.conversation(previous.id, owner=owner)
             except ResponseNotFound:
                 raise _HTTPError(
                     404,
@@ -606,6 +607,14 @@ class ResponsesApp:
                     param="previous_response_id",
                     code="previous_response_not_found",
                 ) from None
+            if not previous.is_terminal:  # checked here for store=false too, which never reaches store.create
+                raise _HTTPError(
+                    400,
+                    f"Previous response {previous.id!r} is still {previous.status.value}; continue it once it"
+                    " has finished.",
+                    param="previous_response_id",
+                    code="invalid_previous_response",
+                )
         fields: dict[str, Any] = {
             "instructions": request.instructions,
             "previous_response_id": request.previous_response_id,

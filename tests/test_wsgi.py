@@ -634,6 +634,8 @@ def test_a_running_previous_response_and_a_full_store_are_refused(serve: Callabl
     chained = {"model": "echo", "input": "next", "previous_response_id": running.id}
     error = _error(live.request("POST", "/responses", json=chained), 400)
     assert (error["param"], error["code"]) == ("previous_response_id", "invalid_previous_response")
+    unstored = _error(live.request("POST", "/responses", json={**chained, "store": False}), 400)
+    assert unstored["code"] == "invalid_previous_response"
     full = _error(live.request("POST", "/responses", json={"model": "echo", "input": "y"}), 503)
     assert (full["type"], full["code"]) == ("server_error", "store_full")
     gate.gate.set()
