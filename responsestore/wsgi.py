@@ -103,12 +103,15 @@ def _text_of(item: Mapping[str, Any]) -> str:
 
 
 class _HTTPError(Exception):
-    def __init__(self, status: int, message: str, *, param: str | None = None, code: str | None = None) -> None:
+    def __init__(
+        self, status: int, message: str, *, param: str | None = None, code: str | None = None, allow: str = ""
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.param = param
         self.code = code
+        self.allow = allow  # the Allow header of a 405
 
 
 _REASONS = {
@@ -468,8 +471,7 @@ class ResponsesApp:
         }
         headers = []
         if exc.status == 405:
-            headers.append(("Allow", exc.code or ""))
-            body["error"]["code"] = "method_not_allowed"
+            headers.append(("Allow", exc.allow))
         if exc.status == 401:
             headers.append(("WWW-Authenticate", 'Bearer realm="responsestore"'))
         return self._json(exc.status, body, headers)
@@ -499,7 +501,9 @@ class ResponsesApp:
             if match is None:
                 continue
             if method not in methods:
-                raise _HTTPError(405, f"{method} is not allowed on {path}.", code=", ".join(methods))
+                raise _HTTPError(
+                    405, f"{method} is not allowed on {path}.", code="method_not_allowed", allow=", ".join(methods)
+                )
             owner = self._owner(environ)
             query = dict(parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True))
             if name == "create":

@@ -643,3 +643,13 @@ def test_a_running_previous_response_and_a_full_store_are_refused(serve: Callabl
         "response.completed"
     )
     assert store.stats().records == 1
+
+
+def test_a_failing_store_is_a_500_in_openais_shape(serve: Callable[..., Live], tmp_path: Any) -> None:
+    store = responsestore.open(f"sqlite:///{tmp_path / 'r.db'}")
+    live = serve(store)
+    created = live.client().responses.create(model="echo", input="x")
+    store.close()  # type: ignore[attr-defined]
+    error = _error(live.request("GET", f"/responses/{created.id}"), 500)
+    assert (error["type"], error["code"]) == ("server_error", "server_error")
+    assert "sqlite" not in error["message"].lower()
