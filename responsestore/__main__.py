@@ -1,12 +1,15 @@
-"""Command line: ``python -m responsestore demo`` runs a threaded simulation of a Responses API server."""
+"""Command line: ``demo`` runs a threaded simulation of a Responses API server; ``serve`` serves the API."""
 
 from __future__ import annotations
 
 import argparse
 import queue
+import signal
 import sys
 import threading
 from collections.abc import Sequence
+from types import FrameType
+from typing import Any
 
 from . import __version__
 from ._memory import ResponseStore
@@ -137,6 +140,80 @@ def _turns(store: ResponseStore, last: str | None) -> int:
     return 0 if last is None else len(store.chain(last))
 
 
+def _api_keys(pairs: Sequence[str], parser: argparse.ArgumentParser) -> dict[str, str]:
+    keys: dict[str, str] = {}
+    for pair in pairs:
+        key, separator, owner = pair.partition("=")
+        if not separator or not key or not owner:
+            parser.error(f"--api-key takes KEY=OWNER, not {pair!r}")
+        if key in keys:
+            parser.error(f"--api-key {key!r} is given twice")
+        keys[key] = owner
+    return keys
+
+
+def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Serve the Responses API on waitress until SIGTERM or Ctrl-C; return the exit code."""
+    try:
+        import waitress.server  # noqa: PLC0415 - the server extra is optional; only ``serve`` needs it
+        import waitress.wasyncore  # noqa: PLC0415
+    except ImportError:
+        print("python -m responsestore serve needs waitress: pip install 'responsestore[server]'", file=sys.stderr)
+        return 2
+    from . import open as open_store  # noqa: PLC0415 - keeps ``demo`` free of the backends it does not use
+    from .wsgi import Unauthorized, make_app  # noqa: PLC0415
+
+    keys = _api_keys(args.api_key, parser)
+
+    def authenticate(key: str | None) -> str | None:
+        if key is None or key not in keys:
+            raise Unauthorized
+        return keys[key]
+
+    try:
+        store = open_store(args.store)
+    except ResponseStoreError as exc:
+        print(f"cannot open the store {args.store!r}: {exc}", file=sys.stderr)
+        return 2
+    app = make_app(store, authenticate=authenticate if keys else None, background_workers=args.workers)
+    # Every socket of the server (listener, wake-up pipe, connections) is in this map, so all close at the end.
+    sockets: dict[int, Any] = {}
+    try:
+        # waitress 3 sends each chunk the app yields at once, so server-sent events are not held back.
+        server = waitress.server.create_server(app, host=args.host, port=args.port, threads=args.threads, map=sockets)
+    except OSError as exc:
+        print(f"cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        waitress.wasyncore.close_all(sockets)
+        app.close()
+        _close_store(store)
+        return 2
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(0)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    host = getattr(server, "effective_host", args.host)
+    port = getattr(server, "effective_port", args.port)
+    print(f"responsestore serving on http://{host}:{port}/v1", flush=True)
+    try:
+        server.run()
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        server.task_dispatcher.shutdown()
+        waitress.wasyncore.close_all(sockets)
+        app.close()
+        _close_store(store)
+    return 0
+
+
+def _close_store(store: object) -> None:
+    close = getattr(store, "close", None)
+    if close is not None:
+        close()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the process exit code."""
     parser = argparse.ArgumentParser(prog="python -m responsestore", description=__doc__)
@@ -145,7 +222,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo = commands.add_parser("demo", help="run a threaded simulation of a Responses API server")
     demo.add_argument("--workers", type=int, default=4, help="worker threads (default 4)")
     demo.add_argument("--turns", type=int, default=5, help="turns per conversation (default 5)")
+    serve = commands.add_parser("serve", help="serve the Responses API over HTTP (needs the server extra)")
+    serve.add_argument("--store", default="memory://", help="store URL (default memory://; or sqlite:///PATH)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    serve.add_argument(
+        "--api-key",
+        action="append",
+        default=[],
+        metavar="KEY=OWNER",
+        help="accept bearer KEY as OWNER (repeatable); without any, every key is accepted as owner None",
+    )
+    serve.add_argument("--threads", type=int, default=16, help="request threads (default 16)")
+    serve.add_argument("--workers", type=int, default=4, help="background worker threads (default 4)")
     args = parser.parse_args(argv)
+    if args.command == "serve":
+        if args.threads < 1 or args.workers < 1 or not 0 <= args.port <= 65535:
+            parser.error("--threads and --workers must be at least 1, --port within 0..65535")
+        return _serve(args, parser)
     if args.workers < 1 or args.turns < 1:
         parser.error("--workers and --turns must be at least 1")
     return 0 if _demo(args.workers, args.turns, []) else 1

@@ -13,6 +13,7 @@ from ._checks import describe, has_lone_surrogate
 from ._ids import check_id
 from ._items import normalize_items
 from ._json import FrozenDict, freeze_object, thaw
+from ._wire import RESPONSE_DEFAULTS, response_json
 from .errors import InvalidArgument
 
 __all__ = ["ResponseRecord", "ResponseStatus"]
@@ -338,13 +339,18 @@ class ResponseRecord:
         return self.status not in _ACTIVE
 
     def to_openai(self) -> dict[str, Any]:
-        """Return a fresh plain dict in the shape of OpenAI's ``Response`` object.
+        """Return a fresh plain dict: the complete OpenAI / Open Responses ``Response`` object.
 
-        ``openai.types.responses.Response.model_validate`` accepts it whenever the stored items, tools and error
-        code follow OpenAI's schema. ``owner``, ``version`` and ``input`` are not part of it.
+        Every field the Open Responses ``ResponseResource`` schema requires is present (request parameters the
+        record does not carry in ``extra`` have OpenAI's defaults), and ``created_at`` and ``completed_at`` are
+        whole seconds. ``openai.types.responses.Response.model_validate`` accepts it whenever the stored items,
+        tools and error code follow OpenAI's schema. ``owner``, ``version`` and ``input`` are not part of it.
         """
-        data: dict[str, Any] = dict(_EXTRA_DEFAULTS)
-        data.update(thaw(self.extra))
+        return response_json(self)
+
+    def _plain(self) -> dict[str, Any]:
+        """The record's own fields as plain JSON, timestamps exact (the basis of :meth:`to_dict`)."""
+        data: dict[str, Any] = thaw(self.extra)
         data.update(
             id=self.id,
             object="response",
@@ -379,9 +385,20 @@ class ResponseRecord:
         separately: ``ResponseRecord.from_openai(r.to_openai(), input=r.input, owner=r.owner,
         version=r.version) == r``. Fields the record does not model go to ``extra``.
 
+        Request parameters equal to the defaults ``to_openai`` fills in (``truncation: "disabled"``, ...) are not
+        kept in ``extra``, so reading a response's JSON and writing it again gives the same JSON.
+
         Raises:
             InvalidArgument: ``data`` is not a Response object or a field is invalid.
         """
+        if isinstance(data, Mapping):
+            data = {
+                k: v for k, v in data.items() if k not in RESPONSE_DEFAULTS or not _same_json(v, RESPONSE_DEFAULTS[k])
+            }
+        return cls._read(data, input=input, owner=owner, version=version)
+
+    @classmethod
+    def _read(cls, data: Mapping[str, Any], *, input: Any, owner: str | None, version: int) -> ResponseRecord:
         if not isinstance(data, Mapping):
             raise InvalidArgument(f"expected a Response object, not {type(data).__name__}")
         if data.get("object", "response") != "response":
@@ -413,7 +430,7 @@ class ResponseRecord:
 
     def to_dict(self) -> dict[str, Any]:
         """Return every field as fresh plain JSON (the storage form durable backends write)."""
-        data = self.to_openai()
+        data = self._plain()
         data.update(input=thaw(self.input), owner=self.owner, version=self.version)
         return data
 
@@ -427,12 +444,19 @@ class ResponseRecord:
         if not isinstance(data, Mapping):
             raise InvalidArgument(f"expected a stored record, not {type(data).__name__}")
         rest = {k: v for k, v in data.items() if k not in _INTERNAL}
-        return cls.from_openai(
+        return cls._read(
             rest,
             input=data.get("input") or (),
             owner=data.get("owner"),
             version=data.get("version", 1),
         )
+
+
+def _same_json(value: object, default: object) -> bool:
+    """Whether ``value`` is ``default`` as JSON: ``1`` is not ``True``, ``1.0`` is ``1``."""
+    if isinstance(value, bool) or isinstance(default, bool):
+        return value is default
+    return value == default
 
 
 _FIELDS = tuple(field.name for field in attrs.fields(ResponseRecord))

@@ -45,7 +45,7 @@ DOCS = ROOT / "docs"
 EXAMPLE = DOCS / "examples" / "wsgi_app.py"
 MARKDOWN = [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
 #: The pages whose examples must not silently disappear (a page without ``>>>`` examples passes trivially).
-WITH_EXAMPLES = {"README.md", "quickstart.md", "concurrency.md", "lifecycle.md", "retention.md"}
+WITH_EXAMPLES = {"README.md", "quickstart.md", "serving.md", "concurrency.md", "lifecycle.md", "retention.md"}
 DOCTEST_FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 WAIT = 60  # seconds; a bound that turns a hang into a failure, never a timing assertion
 
@@ -72,11 +72,13 @@ def test_markdown_examples_run(path: Path) -> None:
 def test_the_reference_documents_every_public_name() -> None:
     # Most of the reference is api.md; a backend's own page may document that backend's names.
     text = "\n".join(path.read_text(encoding="utf-8") for path in sorted(DOCS.glob("*.md")))
-    targets = re.findall(r"^\.\. auto(?:class|exception|function):: ([\w.]+)", text, re.MULTILINE)
+    targets = re.findall(r"^\.\. auto(?:class|exception|function|data):: ([\w.]+)", text, re.MULTILINE)
     documented = {target if target.startswith("responsestore.") else f"responsestore.{target}" for target in targets}
     public = {f"responsestore.{name}" for name in responsestore.__all__ if name != "__version__"}
     aio = importlib.import_module("responsestore.aio")
     public |= {f"responsestore.aio.{name}" for name in aio.__all__}
+    wsgi = importlib.import_module("responsestore.wsgi")
+    public |= {f"responsestore.wsgi.{name}" for name in wsgi.__all__}
     assert documented == public, f"missing: {sorted(public - documented)}, unknown: {sorted(documented - public)}"
 
 

@@ -32,3 +32,21 @@ def locking() -> bool:
 
 
 serve(ResponseStore(), None)
+
+
+def responses_api() -> None:
+    from collections.abc import Iterator, Mapping, Sequence  # noqa: PLC0415
+
+    from responsestore.wsgi import ResponsesApp, Unauthorized, Usage, make_app  # noqa: PLC0415
+
+    def model(conversation: Sequence[dict[str, Any]], request: Mapping[str, Any]) -> Iterator[str | Usage]:
+        yield str(len(conversation))
+        yield Usage(input_tokens=1, output_tokens=1)
+
+    def authenticate(key: str | None) -> str | None:
+        if key is None:
+            raise Unauthorized
+        return key
+
+    app: ResponsesApp = make_app(ResponseStore(), generate=model, authenticate=authenticate, max_body_bytes=4096)
+    app.close()

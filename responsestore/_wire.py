@@ -1,0 +1,201 @@
+"""The JSON a Responses API server sends: a record as a ``Response``, a page of items, and stream events.
+
+Every shape here is one that both the official ``openai`` SDK's models and the Open Responses schema
+(``ResponseResource`` and the ``*StreamingEvent`` schemas) accept:
+
+- a response carries every field the schema requires; request parameters a caller never set are echoed back
+  with OpenAI's defaults (:data:`RESPONSE_DEFAULTS`), and timestamps are whole seconds;
+- a message item without a ``status`` is listed as ``completed`` (OpenAI lists every message with one);
+- an empty page has ``""`` as ``first_id`` and ``last_id`` (the SDK's ``ResponseItemList`` needs strings);
+- stream events have OpenAI's fields; the lifecycle events (``response.created``, ``response.in_progress``,
+  ``response.completed``, ...) carry the response snapshot.
+
+Events are built without a ``sequence_number``: the store stamps it when it logs them (see
+:meth:`BaseStore.append_event <responsestore.BaseStore.append_event>`).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from ._json import FrozenDict, thaw
+
+if TYPE_CHECKING:
+    from ._paging import Page
+    from ._records import ResponseRecord
+
+__all__ = [
+    "RESPONSE_DEFAULTS",
+    "content_part_event",
+    "input_items_page",
+    "item_json",
+    "lifecycle_event",
+    "message_item",
+    "output_item_event",
+    "output_text_delta_event",
+    "output_text_done_event",
+    "response_json",
+    "text_part",
+    "tool_json",
+]
+
+#: OpenAI's values for the request parameters a ``Response`` echoes back, used when a request did not set them.
+RESPONSE_DEFAULTS: Mapping[str, Any] = {
+    "tool_choice": "auto",
+    "parallel_tool_calls": True,
+    "truncation": "disabled",
+    "text": {"format": {"type": "text"}},
+    "temperature": 1.0,
+    "top_p": 1.0,
+    "presence_penalty": 0.0,
+    "frequency_penalty": 0.0,
+    "top_logprobs": 0,
+    "reasoning": None,
+    "max_output_tokens": None,
+    "max_tool_calls": None,
+    "store": True,
+    "service_tier": "default",
+    "safety_identifier": None,
+    "prompt_cache_key": None,
+}
+
+# A function tool as a Response lists it: every field present, null when the request left it out.
+_FUNCTION_TOOL_DEFAULTS: Mapping[str, Any] = {"description": None, "parameters": None, "strict": None}
+
+# Item types that OpenAI always lists with a status.
+_STATUS_ITEMS = frozenset({"message", "function_call", "function_call_output"})
+
+
+def _fresh(value: Any) -> Any:
+    """A plain copy of JSON ``value`` that shares nothing with it, whether it is frozen or plain."""
+    if value.__class__ in (FrozenDict, tuple):
+        return thaw(value)
+    return copy.deepcopy(value)
+
+
+def _seconds(value: float | None) -> int | None:
+    return None if value is None else int(value)
+
+
+def item_json(item: Mapping[str, Any]) -> dict[str, Any]:
+    """A fresh plain copy of a stored item as OpenAI lists it (with a ``status`` where OpenAI has one)."""
+    data: dict[str, Any] = _fresh(item)
+    if data.get("type") in _STATUS_ITEMS:
+        data.setdefault("status", "completed")
+    return data
+
+
+def tool_json(tool: Mapping[str, Any]) -> dict[str, Any]:
+    """A fresh plain copy of a stored tool as a Response lists it (a function tool with all its fields)."""
+    data: dict[str, Any] = _fresh(tool)
+    if data.get("type") == "function":
+        for key, default in _FUNCTION_TOOL_DEFAULTS.items():
+            data.setdefault(key, default)
+    return data
+
+
+def response_json(record: ResponseRecord) -> dict[str, Any]:
+    """The complete ``Response`` JSON of ``record``: every required field, whole-second timestamps.
+
+    Fields in the record's ``extra`` override :data:`RESPONSE_DEFAULTS`; ``owner``, ``version`` and ``input``
+    are not part of it.
+    """
+    data: dict[str, Any] = _fresh(RESPONSE_DEFAULTS)
+    data.update(thaw(record.extra))
+    data.update(
+        id=record.id,
+        object="response",
+        created_at=_seconds(record.created_at),
+        completed_at=_seconds(record.completed_at),
+        model=record.model,
+        status=record.status.value,
+        output=[item_json(item) for item in record.output],
+        previous_response_id=record.previous_response_id,
+        instructions=record.instructions,
+        tools=[tool_json(tool) for tool in record.tools],
+        metadata=thaw(record.metadata),
+        usage=thaw(record.usage),
+        error=thaw(record.error),
+        incomplete_details=thaw(record.incomplete_details),
+        background=record.background,
+    )
+    return data
+
+
+def input_items_page(page: Page[dict[str, Any]]) -> dict[str, Any]:
+    """OpenAI's ``ResponseItemList`` JSON of a page of input items; an empty page has ``""`` as both ids."""
+    return {
+        "object": "list",
+        "data": [item_json(item) for item in page.data],
+        "first_id": page.first_id or "",
+        "last_id": page.last_id or "",
+        "has_more": page.has_more,
+    }
+
+
+def lifecycle_event(kind: str, response: Mapping[str, Any]) -> dict[str, Any]:
+    """``response.<kind>`` (``created``, ``queued``, ``in_progress``, ``completed``, ``failed``, ``incomplete``).
+
+    ``response`` is the snapshot (a :func:`response_json` dict) the event carries.
+    """
+    return {"type": f"response.{kind}", "response": _fresh(response)}
+
+
+def output_item_event(kind: str, output_index: int, item: Mapping[str, Any]) -> dict[str, Any]:
+    """``response.output_item.added`` or ``.done`` (``kind``) for the output item at ``output_index``."""
+    return {"type": f"response.output_item.{kind}", "output_index": output_index, "item": item_json(item)}
+
+
+def content_part_event(
+    kind: str, item_id: str, output_index: int, content_index: int, part: Mapping[str, Any]
+) -> dict[str, Any]:
+    """``response.content_part.added`` or ``.done`` (``kind``) for one content part of a message."""
+    return {
+        "type": f"response.content_part.{kind}",
+        "item_id": item_id,
+        "output_index": output_index,
+        "content_index": content_index,
+        "part": _fresh(part),
+    }
+
+
+def output_text_delta_event(item_id: str, output_index: int, content_index: int, delta: str) -> dict[str, Any]:
+    """``response.output_text.delta``: ``delta`` appended to a text part."""
+    return {
+        "type": "response.output_text.delta",
+        "item_id": item_id,
+        "output_index": output_index,
+        "content_index": content_index,
+        "delta": delta,
+        "logprobs": [],
+    }
+
+
+def output_text_done_event(item_id: str, output_index: int, content_index: int, text: str) -> dict[str, Any]:
+    """``response.output_text.done``: the final ``text`` of a text part."""
+    return {
+        "type": "response.output_text.done",
+        "item_id": item_id,
+        "output_index": output_index,
+        "content_index": content_index,
+        "text": text,
+        "logprobs": [],
+    }
+
+
+def text_part(text: str) -> dict[str, Any]:
+    """An ``output_text`` content part holding ``text``."""
+    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+
+
+def message_item(item_id: str, parts: Iterable[Mapping[str, Any]], status: str) -> dict[str, Any]:
+    """An assistant ``message`` output item."""
+    return {
+        "type": "message",
+        "id": item_id,
+        "role": "assistant",
+        "status": status,
+        "content": [_fresh(part) for part in parts],
+    }
