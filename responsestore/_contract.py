@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from . import _lifecycle
-from ._checks import describe
+from ._checks import describe, has_lone_surrogate
 from ._events import (
     DEFAULT_MAX_EVENT_BYTES,
     DEFAULT_MAX_EVENTS,
@@ -87,6 +87,8 @@ CURSOR_MEMORY = 10_000
 TOUCH_LOG = 65_536
 
 Clock = Callable[[], float]
+
+_STATUS_OF: dict[str, ResponseStatus] = {status.value: status for status in ResponseStatus}
 
 
 def check_owner(owner: object) -> str | None:
@@ -367,10 +369,11 @@ class BaseStore(abc.ABC):
         record_id = new_response_id() if id is None else check_id(id)
         if not isinstance(model, str) or not model:
             raise InvalidArgument(f"model must be a non-empty string, not {describe(model)}", id=record_id)
-        try:
-            initial = ResponseStatus(status)
-        except (ValueError, TypeError):
-            initial = None
+        if has_lone_surrogate(model):
+            raise InvalidArgument(
+                f"model {describe(model)} holds a lone surrogate, which UTF-8 cannot encode", id=record_id
+            )
+        initial = _STATUS_OF.get(status) if isinstance(status, str) else None
         if initial not in (ResponseStatus.QUEUED, ResponseStatus.IN_PROGRESS):
             raise InvalidArgument(
                 f"a new response's status must be 'queued' or 'in_progress', not {describe(status)}",
@@ -701,8 +704,9 @@ class BaseStore(abc.ABC):
         The fields that can change: ``status``, ``model``, ``output``, ``instructions``, ``tools``,
         ``metadata``, ``usage``, ``error``, ``incomplete_details`` and ``extra``.
         A ``status`` change follows the lifecycle's transition table (but not ``cancel``'s background rule).
-        Once a response is final only its ``metadata`` can change. Every successful update adds one to
-        ``version``.
+        Once a response is final only its ``metadata`` can change. Every update that changes something adds one
+        to ``version``; ``update(id, status=<its current status>)`` alone changes nothing and returns the
+        response as it is (same version, no event appended).
 
         Raises:
             ResponseNotFound: no such response for this owner.
