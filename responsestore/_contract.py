@@ -421,7 +421,8 @@ class BaseStore(abc.ABC):
 
     def _too_busy(self, id: str) -> StorageError:
         return StorageError(
-            f"gave up on {id!r} after {MAX_ATTEMPTS} attempts: other writers kept changing it; nothing was changed",
+            f"gave up on {id!r} in {self!r} after {MAX_ATTEMPTS} attempts: its stored version kept differing from the "
+            "one read (other writers, or a damaged store); nothing was changed",
             id=id,
         )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from responsestore import BaseStore, InvalidArgument, ResponseRecord, ResponseStatus, VersionConflict
+from responsestore import BaseStore, ChainError, InvalidArgument, ResponseRecord, ResponseStatus, VersionConflict
 from responsestore._events import MAX_SEQUENCE_NUMBER
 
 
@@ -93,3 +93,21 @@ def test_the_current_status_with_another_change_is_a_real_update(store: BaseStor
     assert updated.version == record.version + 1
     assert updated.metadata == {"k": "v"}
     assert updated.status is record.status
+
+
+def test_create_accepts_a_chain_broken_further_back_and_conversation_names_the_gap(store: BaseStore) -> None:
+    """``create`` checks only the response it continues (OpenAI's rule); the gap surfaces in ``conversation``."""
+    first = store.complete(store.create("m", "one", id="first").id)
+    second = store.complete(store.create("m", "two", id="second", previous_response_id=first.id).id)
+    store.delete(first.id)
+    third = store.create("m", "three", id="third", previous_response_id=second.id)
+    assert third.previous_response_id == second.id
+    for id in (second.id, third.id):
+        with pytest.raises(ChainError, match="'first'") as info:
+            store.conversation(id)
+        assert info.value.id == "first"
+    with pytest.raises(ChainError, match="no longer exists"):
+        store.chain(third.id)
+    with pytest.raises(ChainError, match="names no response"):  # the direct previous response must exist
+        store.create("m", "four", previous_response_id=first.id)
+    store._check()

@@ -1,0 +1,109 @@
+"""A damaged SQLite file: every public method raises StorageError naming the file (never a raw exception)."""
+
+from __future__ import annotations
+
+import os
+import random
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from responsestore import ResponseStoreError, SQLiteStore, StorageError
+
+
+def _fill(path: Path) -> dict[str, str]:
+    with SQLiteStore(path, synchronous="NORMAL") as store:
+        first = store.complete(store.create("m", "one", id="first").id, [{"role": "assistant", "content": "1"}])
+        second = store.create("m", "two", id="second", previous_response_id=first.id, background=True)
+        store.append_event(second.id, {"type": "delta"})
+    return {"first": first.id, "second": second.id}
+
+
+def _calls(store: SQLiteStore) -> dict[str, Callable[[], Any]]:
+    return {
+        "get": lambda: store.get("first"),
+        "get second": lambda: store.get("second"),
+        "list": store.list,
+        "conversation": lambda: store.conversation("second"),
+        "input_items": lambda: store.input_items("first"),
+        "events": lambda: store.events("second"),
+        "update": lambda: store.update("first", metadata={"k": "v"}),
+        "complete": lambda: store.complete("second"),
+        "delete": lambda: store.delete("first"),
+        "create": lambda: store.create("m", "new"),
+        "len": lambda: len(store),
+        "stats": store.stats,
+        "sweep": store.sweep,
+    }
+
+
+def _outcomes(store: SQLiteStore) -> dict[str, str]:
+    """Run every call; each must succeed or raise a documented error (StorageError for damage)."""
+    seen: dict[str, str] = {}
+    for name, call in _calls(store).items():
+        try:
+            call()
+        except ResponseStoreError as exc:
+            assert len(str(exc)) <= 2_000, name
+            seen[name] = type(exc).__name__
+        else:
+            seen[name] = "ok"
+    return seen
+
+
+TAMPERING = {
+    "record JSON cut short": "UPDATE responses SET record = substr(record, 1, 20) WHERE id = 'first'",
+    "record JSON of another shape": "UPDATE responses SET record = '[1, 2, 3]' WHERE id = 'first'",
+    "record JSON with a bad field": "UPDATE responses SET record = json_set(record, '$.status', 'exploded')",
+    "record of the wrong type": "UPDATE responses SET record = 42 WHERE id = 'second'",
+    "event JSON cut short": "UPDATE events SET event = '{\"type\": '",
+    "counters row deleted": "DELETE FROM counters",
+    "version column tampered": "UPDATE responses SET version = 'x' WHERE id = 'second'",
+}
+
+
+@pytest.mark.parametrize("tampering", sorted(TAMPERING))
+def test_tampered_rows_raise_storage_error_naming_the_file(tmp_path: Path, tampering: str) -> None:
+    path = tmp_path / "responses.db"
+    _fill(path)
+    raw = sqlite3.connect(path)
+    raw.execute(TAMPERING[tampering])
+    raw.commit()
+    raw.close()
+    with SQLiteStore(path) as store:
+        outcomes = _outcomes(store)
+        assert "StorageError" in outcomes.values(), outcomes  # the damage is noticed somewhere
+        for name, call in _calls(store).items():
+            if outcomes[name] == "StorageError":
+                with pytest.raises(StorageError) as info:
+                    call()
+                assert str(path) in str(info.value), name
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_flipped_bits_or_a_truncated_file_raise_only_documented_errors(tmp_path: Path, seed: int) -> None:
+    path = tmp_path / "responses.db"
+    _fill(path)
+    # Closing the last connection checkpointed the WAL into the main file, so the damage hits real pages.
+    data = bytearray(path.read_bytes())
+    rng = random.Random(seed)
+    if seed % 3 == 0:
+        data = data[: rng.randrange(100, len(data))]
+    else:
+        for _ in range(1 + seed):
+            position = rng.randrange(len(data))
+            data[position] ^= 1 << rng.randrange(8)
+    path.write_bytes(bytes(data))
+    for leftover in (Path(f"{path}-wal"), Path(f"{path}-shm")):
+        if leftover.exists():
+            os.remove(leftover)
+    try:
+        store = SQLiteStore(path)
+    except StorageError as exc:
+        assert str(path) in str(exc)
+        return
+    with store:
+        _outcomes(store)
