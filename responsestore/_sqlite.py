@@ -500,6 +500,8 @@ class SQLiteStore(BaseStore):
                     raise
         except sqlite3.Error as exc:
             raise StorageError(f"cannot use {self.path!r} as a responsestore database: {exc}") from exc
+        except (ValueError, TypeError, IndexError) as exc:  # what SQLite read back is not what any valid file holds
+            raise self._damaged("its header", exc) from exc
 
     def _check_file(self, conn: sqlite3.Connection) -> int:
         """The file's schema version (0: a new, empty database).
@@ -570,6 +572,8 @@ class SQLiteStore(BaseStore):
                 return self._retry_busy(lambda: action(conn))  # type: ignore[no-any-return]
             except sqlite3.Error as exc:
                 raise self._storage_error(exc) from exc
+            except (ValueError, TypeError, KeyError, IndexError) as exc:  # a row no valid file holds
+                raise self._damaged("a stored row", exc) from exc
 
     def _snapshot_read(self, action: Callable[[sqlite3.Connection], _T]) -> _T:
         """Run ``action`` in one read transaction: a consistent snapshot (WAL readers never wait for writers)."""
@@ -586,6 +590,8 @@ class SQLiteStore(BaseStore):
                     _rollback(conn)  # a read has nothing to commit
             except sqlite3.Error as exc:
                 raise self._storage_error(exc) from exc
+            except (ValueError, TypeError, KeyError, IndexError) as exc:  # a row no valid file holds
+                raise self._damaged("a stored row", exc) from exc
 
     def _write(self, action: Callable[[sqlite3.Connection], _T]) -> _T:
         """Run ``action`` in one write transaction (``BEGIN IMMEDIATE``), first writing queued recency marks.
@@ -625,7 +631,7 @@ class SQLiteStore(BaseStore):
                         self._touches.extendleft(reversed(touches))
                     if isinstance(exc, sqlite3.Error):
                         raise self._storage_error(exc) from exc
-                    if isinstance(exc, (ValueError, TypeError, KeyError)):
+                    if isinstance(exc, (ValueError, TypeError, KeyError, IndexError)):
                         raise self._damaged("a stored row", exc) from exc
                     raise
         finally:

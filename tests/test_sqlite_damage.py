@@ -42,16 +42,19 @@ def _calls(store: SQLiteStore) -> dict[str, Callable[[], Any]]:
 
 def _outcomes(store: SQLiteStore) -> dict[str, str]:
     """Run every call; each must succeed or raise a documented error (StorageError for damage)."""
-    seen: dict[str, str] = {}
-    for name, call in _calls(store).items():
-        try:
-            call()
-        except ResponseStoreError as exc:
-            assert len(str(exc)) <= 2_000, name
-            seen[name] = type(exc).__name__
-        else:
-            seen[name] = "ok"
-    return seen
+    return {name: _outcome(name, call) for name, call in _calls(store).items()}
+
+
+def _outcome(name: str, call: Callable[[], Any]) -> str:
+    try:
+        call()
+    except ResponseStoreError as exc:
+        message = str(exc)
+        kind = type(exc).__name__
+    else:
+        return "ok"
+    assert len(message) <= 2_000, name
+    return kind
 
 
 TAMPERING = {
@@ -103,7 +106,11 @@ def test_flipped_bits_or_a_truncated_file_raise_only_documented_errors(tmp_path:
     try:
         store = SQLiteStore(path)
     except StorageError as exc:
-        assert str(path) in str(exc)
+        refusal = str(exc)
+    else:
+        refusal = ""
+    if refusal:
+        assert str(path) in refusal
         return
     with store:
         _outcomes(store)
