@@ -1,4 +1,4 @@
-"""Describing a caller's value in an error message: briefly, boundedly, and without recursing into it.
+"""Argument checking: one function and one message per kind of mistake, and the bounded description of a value.
 
 An error message must stay useful and small whatever the caller passed: a 4 MB string, an int with a million
 digits, a list nested 10,000 deep, or an object whose ``repr`` raises. :func:`describe` is the one place that
@@ -11,7 +11,16 @@ import enum
 import math
 import re
 
-__all__ = ["MAX_DESCRIPTION", "describe", "has_lone_surrogate"]
+__all__ = [
+    "MAX_DESCRIPTION",
+    "check_bool",
+    "check_callable",
+    "check_int",
+    "check_owner",
+    "check_text",
+    "describe",
+    "has_lone_surrogate",
+]
 
 #: How many characters of a string's ``repr`` a description keeps before cutting it.
 MAX_DESCRIPTION = 80
@@ -74,3 +83,84 @@ def has_lone_surrogate(text: str) -> bool:
     ASCII text is answered at once (``str.isascii`` reads a flag in CPython); other text is scanned once.
     """
     return not text.isascii() and _SURROGATE.search(text) is not None
+
+
+# ---------------------------------------------------------------------------------------------- argument checks
+#
+# One function, and so one message, per kind of mistake. Each returns the checked value or raises
+# InvalidArgument naming the argument (and the response, when there is one) and describing the bad value.
+
+
+def _refuse(message: str, id: str | None) -> Exception:
+    from .errors import InvalidArgument  # noqa: PLC0415 - errors.py itself imports describe from here
+
+    return InvalidArgument(message, id=id)
+
+
+def check_owner(owner: object) -> str | None:
+    """Return ``owner`` if it is ``None`` or a string.
+
+    Raises:
+        InvalidArgument: anything else.
+    """
+    if owner is not None and not isinstance(owner, str):
+        raise _refuse(f"owner must be a string or None, not {describe(owner)}", None)
+    return owner
+
+
+def check_text(value: object, what: str, *, id: str | None = None) -> str:
+    """Return ``value`` if it is a non-empty string that UTF-8 can encode (no lone surrogate).
+
+    Raises:
+        InvalidArgument: anything else.
+    """
+    if not isinstance(value, str) or not value:
+        raise _refuse(f"{what} must be a non-empty string, not {describe(value)}", id)
+    if has_lone_surrogate(value):
+        raise _refuse(f"{what} {describe(value)} holds a lone surrogate, which UTF-8 cannot encode", id)
+    return value
+
+
+def check_int(
+    value: object, what: str, *, minimum: int, maximum: int | None = None, optional: bool = False, id: str | None = None
+) -> int | None:
+    """Return ``value`` if it is an int (not a bool) from ``minimum`` to ``maximum``, or ``None`` if ``optional``.
+
+    Raises:
+        InvalidArgument: anything else.
+    """
+    if value is None and optional:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < minimum
+        or (maximum is not None and value > maximum)
+    ):
+        expected = f"an int from {minimum} to {maximum}" if maximum is not None else f"an int >= {minimum}"
+        if optional:
+            expected = f"None or {expected}"
+        raise _refuse(f"{what} must be {expected}, not {describe(value)}", id)
+    return value
+
+
+def check_bool(value: object, what: str, *, id: str | None = None) -> bool:
+    """Return ``value`` if it is ``True`` or ``False``.
+
+    Raises:
+        InvalidArgument: anything else (``0``, ``"yes"``, ...).
+    """
+    if not isinstance(value, bool):
+        raise _refuse(f"{what} must be a bool, not {describe(value)}", id)
+    return value
+
+
+def check_callable(value: object, what: str, *, id: str | None = None) -> object:
+    """Return ``value`` if it is callable.
+
+    Raises:
+        InvalidArgument: it is not.
+    """
+    if not callable(value):
+        raise _refuse(f"{what} must be callable, not {describe(value)}", id)
+    return value

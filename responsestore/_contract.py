@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from . import _lifecycle
-from ._checks import describe, has_lone_surrogate
+from ._checks import check_bool, check_callable, check_int, check_owner, check_text, describe
 from ._events import (
     DEFAULT_MAX_EVENT_BYTES,
     DEFAULT_MAX_EVENTS,
@@ -71,7 +71,6 @@ __all__ = [
     "BaseStore",
     "Clock",
     "Stored",
-    "check_owner",
 ]
 
 DEFAULT_MAX_CHAIN_DEPTH = 1000
@@ -89,13 +88,6 @@ TOUCH_LOG = 65_536
 Clock = Callable[[], float]
 
 _STATUS_OF: dict[str, ResponseStatus] = {status.value: status for status in ResponseStatus}
-
-
-def check_owner(owner: object) -> str | None:
-    """Return ``owner`` if it is ``None`` or a string, else raise :class:`InvalidArgument`."""
-    if owner is not None and not isinstance(owner, str):
-        raise InvalidArgument(f"owner must be a string or None, not {type(owner).__name__}")
-    return owner
 
 
 class Stored(NamedTuple):
@@ -131,14 +123,9 @@ class BaseStore(abc.ABC):
         max_events: int = DEFAULT_MAX_EVENTS,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     ) -> None:
-        if not callable(clock):
-            raise InvalidArgument(f"clock must be callable, not {type(clock).__name__}")
-        if isinstance(max_chain_depth, bool) or not isinstance(max_chain_depth, int):
-            raise InvalidArgument(f"max_chain_depth must be an int, not {type(max_chain_depth).__name__}")
-        if max_chain_depth < 1:
-            raise InvalidArgument(f"max_chain_depth must be at least 1, not {max_chain_depth}")
+        check_callable(clock, "clock")
         self._clock = clock
-        self.max_chain_depth = max_chain_depth
+        self.max_chain_depth: int = check_int(max_chain_depth, "max_chain_depth", minimum=1)  # type: ignore[assignment]
         self.retention = Retention.from_arguments(ttl, max_records)
         self.event_limits = EventLimits.from_arguments(max_events, max_event_bytes)
         self._waiters = Waiters()
@@ -367,12 +354,7 @@ class BaseStore(abc.ABC):
         """
         owner = check_owner(owner)
         record_id = new_response_id() if id is None else check_id(id)
-        if not isinstance(model, str) or not model:
-            raise InvalidArgument(f"model must be a non-empty string, not {describe(model)}", id=record_id)
-        if has_lone_surrogate(model):
-            raise InvalidArgument(
-                f"model {describe(model)} holds a lone surrogate, which UTF-8 cannot encode", id=record_id
-            )
+        check_text(model, "model", id=record_id)
         initial = _STATUS_OF.get(status) if isinstance(status, str) else None
         if initial not in (ResponseStatus.QUEUED, ResponseStatus.IN_PROGRESS):
             raise InvalidArgument(
@@ -381,8 +363,7 @@ class BaseStore(abc.ABC):
             )
         if previous_response_id is not None:
             check_id(previous_response_id, "previous_response_id")
-        if not isinstance(background, bool):
-            raise InvalidArgument(f"background must be a bool, not {describe(background)}", id=record_id)
+        check_bool(background, "background", id=record_id)
         fields: dict[str, Any] = {
             "input": normalize_input(input),
             "instructions": check_instructions(instructions),
@@ -897,8 +878,7 @@ class BaseStore(abc.ABC):
         """
         check_owner(owner)
         check_id(id)
-        if not callable(waker):
-            raise InvalidArgument(f"waker must be callable, not {type(waker).__name__}", id=id)
+        check_callable(waker, "waker", id=id)
         return Subscription(self._waiters, (owner, id), waker)
 
     def wait(self, id: str, *, timeout: float | None = None, owner: str | None = None) -> ResponseRecord:

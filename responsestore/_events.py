@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import attrs
 
-from ._checks import describe
+from ._checks import check_int, describe
 from ._json import FrozenDict, freeze_object, to_json_text
 from .errors import InvalidArgument
 
@@ -53,10 +53,9 @@ class EventLimits:
         Raises:
             InvalidArgument: either is not an int >= 1.
         """
-        for name, value in (("max_events", max_events), ("max_event_bytes", max_bytes)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InvalidArgument(f"{name} must be an int >= 1, not {describe(value)}")
-        return cls(max_events=max_events, max_bytes=max_bytes)  # type: ignore[arg-type]
+        events = check_int(max_events, "max_events", minimum=1)
+        size = check_int(max_bytes, "max_event_bytes", minimum=1)
+        return cls(max_events=events, max_bytes=size)  # type: ignore[arg-type]
 
 
 def prepare_event(event: object, id: str | None = None) -> tuple[FrozenDict, int | None, int]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ._checks import describe, has_lone_surrogate
+from ._checks import check_int, check_text, describe
 from ._items import normalize_items
 from ._records import (
     ResponseRecord,
@@ -87,11 +87,7 @@ def check_version(record: ResponseRecord, expected_version: int | None) -> None:
 
 def check_expected_version(value: object) -> int | None:
     """Validate an ``expected_version`` argument (``None`` or an int >= 1)."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidArgument(f"expected_version must be None or an int >= 1, not {describe(value)}")
-    return value
+    return check_int(value, "expected_version", minimum=1, optional=True)
 
 
 def check_transition(record: ResponseRecord, target: ResponseStatus) -> None:
@@ -153,11 +149,7 @@ def _check_status(value: Any) -> ResponseStatus:
 
 
 def _check_model(value: Any) -> str:
-    if not isinstance(value, str) or not value:
-        raise InvalidArgument(f"model must be a non-empty string, not {describe(value)}")
-    if has_lone_surrogate(value):
-        raise InvalidArgument(f"model {describe(value)} holds a lone surrogate, which UTF-8 cannot encode")
-    return value
+    return check_text(value, "model")
 
 
 #: How ``update`` validates and freezes each field it can change.

@@ -20,7 +20,7 @@ from typing import Any, Generic, TypeVar
 
 import attrs
 
-from ._checks import describe
+from ._checks import check_int, describe
 from ._ids import check_id
 from ._json import thaw
 from ._records import ResponseRecord, check_metadata, to_status
@@ -91,14 +91,13 @@ class PageQuery:
         Raises:
             InvalidArgument: an argument is out of range, of the wrong type, or both cursors are given.
         """
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
-            raise InvalidArgument(f"limit must be an int from 1 to {MAX_LIMIT}, not {describe(limit)}")
+        checked = check_int(limit, "limit", minimum=1, maximum=MAX_LIMIT)
         if order not in ("asc", "desc"):
             raise InvalidArgument(f"order must be 'asc' or 'desc', not {describe(order)}")
         if after is not None and before is not None:
             raise InvalidArgument("pass after or before, not both")
         return cls(
-            limit=limit,
+            limit=checked,  # type: ignore[arg-type]
             after=None if after is None else check_id(after, "after"),
             before=None if before is None else check_id(before, "before"),
             descending=order == "desc",

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 import attrs
 
-from ._checks import describe, has_lone_surrogate
+from ._checks import check_bool, check_int, check_text, describe, has_lone_surrogate
 from ._ids import check_id
 from ._items import normalize_items
 from ._json import FrozenDict, freeze_object, thaw
@@ -265,20 +265,15 @@ def _check_optional_str(what: str) -> Any:
 
 
 def _check_model(instance: object, attribute: object, value: Any) -> None:
-    if not isinstance(value, str) or not value:
-        raise InvalidArgument(f"model must be a non-empty string, not {describe(value)}")
-    if has_lone_surrogate(value):
-        raise InvalidArgument(f"model {describe(value)} holds a lone surrogate, which UTF-8 cannot encode")
+    check_text(value, "model")
 
 
 def _check_version(instance: object, attribute: object, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidArgument(f"version must be an int >= 1, not {describe(value)}")
+    check_int(value, "version", minimum=1)
 
 
 def _check_background(instance: object, attribute: object, value: Any) -> None:
-    if not isinstance(value, bool):
-        raise InvalidArgument(f"background must be a bool, not {type(value).__name__}")
+    check_bool(value, "background")
 
 
 def _check_record_id(instance: object, attribute: object, value: Any) -> None:

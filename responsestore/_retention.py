@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ._checks import describe
+from ._checks import check_int, describe
 from ._timeouts import check_interval
 from .errors import InvalidArgument
 
@@ -87,11 +87,7 @@ def check_max_records(value: object) -> int | None:
     Raises:
         InvalidArgument: the value is not an int >= 1 or ``None``.
     """
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidArgument(f"max_records must be an int >= 1 or None, not {describe(value)}")
-    return value
+    return check_int(value, "max_records", minimum=1, optional=True)
 
 
 @attrs.frozen(slots=True)

@@ -572,6 +572,8 @@ class SQLiteStore(BaseStore):
                 return self._retry_busy(lambda: action(conn))  # type: ignore[no-any-return]
             except sqlite3.Error as exc:
                 raise self._storage_error(exc) from exc
+            except ResponseStoreError:
+                raise
             except (ValueError, TypeError, KeyError, IndexError) as exc:  # a row no valid file holds
                 raise self._damaged("a stored row", exc) from exc
 
@@ -590,6 +592,8 @@ class SQLiteStore(BaseStore):
                     _rollback(conn)  # a read has nothing to commit
             except sqlite3.Error as exc:
                 raise self._storage_error(exc) from exc
+            except ResponseStoreError:
+                raise
             except (ValueError, TypeError, KeyError, IndexError) as exc:  # a row no valid file holds
                 raise self._damaged("a stored row", exc) from exc
 
@@ -631,7 +635,9 @@ class SQLiteStore(BaseStore):
                         self._touches.extendleft(reversed(touches))
                     if isinstance(exc, sqlite3.Error):
                         raise self._storage_error(exc) from exc
-                    if isinstance(exc, (ValueError, TypeError, KeyError, IndexError)):
+                    if isinstance(exc, (ValueError, TypeError, KeyError, IndexError)) and not isinstance(
+                        exc, ResponseStoreError
+                    ):
                         raise self._damaged("a stored row", exc) from exc
                     raise
         finally:

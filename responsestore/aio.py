@@ -24,7 +24,8 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
-from ._contract import BaseStore, check_owner
+from ._checks import check_owner
+from ._contract import BaseStore
 from ._events import check_starting_after
 from ._ids import check_id
 from ._json import thaw
