@@ -238,9 +238,11 @@ class ResponseStore(BaseStore):
     def _put_new(self, record: ResponseRecord, ttl: float | None, keep: Sequence[ResponseRecord]) -> bool:
         with self._lock.write():
             self._refuse_if_closed()
-            self._drain_touches()
+            if self._touched:
+                self._drain_touches()
             now = self._now()
-            self._sweep_locked(SWEEP_BATCH, now)
+            if self._expiry_heap and self._expiry_heap[0][0] <= now:
+                self._sweep_locked(SWEEP_BATCH, now)
             key = (record.owner, record.id)
             stale = self._records.get(key)
             if stale is not None:
@@ -273,9 +275,12 @@ class ResponseStore(BaseStore):
     def _swap(self, old: Stored, new: ResponseRecord, event: FrozenDict | None, size: int) -> bool:
         with self._lock.write():
             self._refuse_if_closed()
-            self._drain_touches()
-            self._sweep_locked(SWEEP_BATCH, self._now())
-            entry = self._current(old)
+            if self._touched:
+                self._drain_touches()
+            now = self._now()
+            if self._expiry_heap and self._expiry_heap[0][0] <= now:
+                self._sweep_locked(SWEEP_BATCH, now)
+            entry = self._current(old, now)
             if entry is None:
                 return False
             if event is not None:
@@ -294,7 +299,7 @@ class ResponseStore(BaseStore):
     def _append(self, old: Stored, event: FrozenDict, size: int) -> bool:
         with self._lock.write():
             self._refuse_if_closed()
-            entry = self._current(old)
+            entry = self._current(old, self._now())
             if entry is None:
                 return False
             self._append_locked(entry, event, size)
@@ -358,11 +363,13 @@ class ResponseStore(BaseStore):
 
     # ------------------------------------------------------------------ helpers (under the write lock)
 
-    def _current(self, old: Stored) -> _Entry | None:
-        """The entry of ``old`` if it is still visible at the version and log size ``old`` was read at."""
+    def _current(self, old: Stored, now: float) -> _Entry | None:
+        """The entry of ``old`` if it is still visible at ``now``, at the version and log size it was read at."""
         record = old.record
-        entry = self._entry(record.owner, record.id)
+        entry = self._records.get((record.owner, record.id))
         if entry is None or entry.record.version != record.version:
+            return None
+        if entry.expires_at is not None and entry.expires_at <= now:
             return None
         if (0 if entry.events is None else len(entry.events)) != old.events:
             return None
