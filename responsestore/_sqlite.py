@@ -429,12 +429,13 @@ class SQLiteStore(BaseStore):
                 connections = list(self._connections.items())
                 self._connections.clear()
             for conn, (finalizer, state_ref) in connections:
-                finalizer.detach()
-                state = state_ref()
-                mutex = state.mutex if state is not None else contextlib.nullcontext()
-                with mutex:  # waits for a call in flight on that connection
-                    if state is not None:
-                        state.dead = True
+                state = state_ref()  # a strong reference: the thread's state cannot die while we close it
+                if state is None or finalizer.detach() is None:
+                    # Its thread has ended: the finalizer closes (or has closed) the connection, in whichever
+                    # thread let go of the state last. Closing it here too could close it twice at once.
+                    continue
+                with state.mutex:  # waits for a call in flight on that connection
+                    state.dead = True
                     with contextlib.suppress(sqlite3.Error):
                         conn.close()
         self._waiters.wake_all()

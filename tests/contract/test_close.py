@@ -36,7 +36,7 @@ def test_close_while_in_use_ends_every_call_cleanly(make_store: StoreFactory, ba
     thread is inside, this crashes the interpreter within a few hundred rounds.
     """
     rng = random.Random(20261201)
-    rounds = DESCRIPTORS[backend].examples(400, minimum=150)
+    rounds = DESCRIPTORS[backend].examples(600, minimum=600)
     for _ in range(rounds):
         _close_under_load(make_store(max_records=None), rng)
 
