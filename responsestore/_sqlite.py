@@ -759,13 +759,13 @@ class SQLiteStore(BaseStore):
             lambda conn: conn.execute(
                 "WITH RECURSIVE chain(n, seq, version, record, previous) AS ("
                 " SELECT 1, seq, version, record, json_extract(record, '$.previous_response_id') FROM responses"
-                " WHERE owner = ?1 AND id = ?2 AND (expires_at IS NULL OR expires_at > ?3)"
+                " WHERE owner = ? AND id = ? AND (expires_at IS NULL OR expires_at > ?)"
                 " UNION ALL"
                 " SELECT chain.n + 1, r.seq, r.version, r.record, json_extract(r.record, '$.previous_response_id')"
-                " FROM chain JOIN responses r ON r.owner = ?1 AND r.id = chain.previous"
-                " WHERE chain.n < ?4 AND (r.expires_at IS NULL OR r.expires_at > ?3)"
+                " FROM chain JOIN responses r ON r.owner = ? AND r.id = chain.previous"
+                " WHERE chain.n < ? AND (r.expires_at IS NULL OR r.expires_at > ?)"
                 ") SELECT seq, version, record FROM chain ORDER BY n",
-                (key, id, now, limit),
+                (key, id, now, key, limit, now),
             ).fetchall()
         )
         chain: list[ResponseRecord] = []
