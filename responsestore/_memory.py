@@ -237,12 +237,7 @@ class ResponseStore(BaseStore):
 
     def _put_new(self, record: ResponseRecord, ttl: float | None, keep: Sequence[ResponseRecord]) -> bool:
         with self._lock.write():
-            self._refuse_if_closed()
-            if self._touched:
-                self._drain_touches()
-            now = self._now()
-            if self._expiry_heap and self._expiry_heap[0][0] <= now:
-                self._sweep_locked(SWEEP_BATCH, now)
+            now = self._begin_write()
             key = (record.owner, record.id)
             stale = self._records.get(key)
             if stale is not None:
@@ -274,12 +269,7 @@ class ResponseStore(BaseStore):
 
     def _swap(self, old: Stored, new: ResponseRecord, event: FrozenDict | None, size: int) -> bool:
         with self._lock.write():
-            self._refuse_if_closed()
-            if self._touched:
-                self._drain_touches()
-            now = self._now()
-            if self._expiry_heap and self._expiry_heap[0][0] <= now:
-                self._sweep_locked(SWEEP_BATCH, now)
+            now = self._begin_write()
             entry = self._current(old, now)
             if entry is None:
                 return False
@@ -307,9 +297,7 @@ class ResponseStore(BaseStore):
 
     def _remove(self, record: ResponseRecord) -> bool:
         with self._lock.write():
-            self._refuse_if_closed()
-            self._drain_touches()
-            self._sweep_locked(SWEEP_BATCH, self._now())
+            self._begin_write()
             entry = self._entry(record.owner, record.id)
             if entry is None or entry.record.version != record.version:
                 return False
@@ -362,6 +350,19 @@ class ResponseStore(BaseStore):
             )
 
     # ------------------------------------------------------------------ helpers (under the write lock)
+
+    def _begin_write(self) -> float:
+        """Start a write that may sweep; return the clock's reading.
+
+        Refuses if closed, applies the reads' recency marks, and sweeps a batch of expired records if one is due.
+        """
+        self._refuse_if_closed()
+        if self._touched:
+            self._drain_touches()
+        now = self._now()
+        if self._expiry_heap and self._expiry_heap[0][0] <= now:
+            self._sweep_locked(SWEEP_BATCH, now)
+        return now
 
     def _current(self, old: Stored, now: float) -> _Entry | None:
         """The entry of ``old`` if it is still visible at ``now``, at the version and log size it was read at."""

@@ -580,23 +580,15 @@ class SQLiteStore(BaseStore):
 
     def _snapshot_read(self, action: Callable[[sqlite3.Connection], _T]) -> _T:
         """Run ``action`` in one read transaction: a consistent snapshot (WAL readers never wait for writers)."""
-        state = self._state()
-        with state.mutex:
-            if state.dead:
-                raise self._closed_error()
-            conn = state.conn
+
+        def in_snapshot(conn: sqlite3.Connection) -> _T:
+            _begin_read(conn)
             try:
-                self._retry_busy(lambda: _begin_read(conn))
-                try:
-                    return action(conn)
-                finally:
-                    _rollback(conn)  # a read has nothing to commit
-            except sqlite3.Error as exc:
-                raise self._storage_error(exc) from exc
-            except ResponseStoreError:
-                raise
-            except (ValueError, TypeError, KeyError, IndexError) as exc:  # a row no valid file holds
-                raise self._damaged("a stored row", exc) from exc
+                return action(conn)
+            finally:
+                _rollback(conn)  # a read has nothing to commit
+
+        return self._query(in_snapshot)
 
     def _write(self, action: Callable[[sqlite3.Connection], _T]) -> _T:
         """Run ``action`` in one write transaction (``BEGIN IMMEDIATE``), first writing queued recency marks.
