@@ -221,7 +221,7 @@ def test_delete(serve: Serve) -> None:
     client = serve(store)
 
     status, _, body = client.request("DELETE", "/v1/responses/resp_done")
-    assert (status, body) == (200, {"id": "resp_done", "object": "response.deleted", "deleted": True})
+    assert (status, body) == (200, {"id": "resp_done", "object": "response", "deleted": True})
     assert "resp_done" not in store
     status, _, body = client.request("DELETE", "/v1/responses/resp_done")
     assert (status, body) == (404, _error("no response with id 'resp_done'"))
@@ -417,7 +417,7 @@ def test_api_keys_select_the_tenant(serve: Serve) -> None:
     assert store.get("resp_a", owner="tenant-a").status is ResponseStatus.IN_PROGRESS
     assert client.request("DELETE", "/v1/responses/resp_b", key="key-b")[::2] == (
         200,
-        {"id": "resp_b", "object": "response.deleted", "deleted": True},
+        {"id": "resp_b", "object": "response", "deleted": True},
     )
     assert store.contains("resp_a", owner="tenant-a")
     assert not store.contains("resp_b", owner="tenant-b")
@@ -485,7 +485,7 @@ def test_concurrent_clients(serve: Serve) -> None:
 
             once_status, _, body = client.request("DELETE", "/v1/responses/resp_delete_once")
             assert (once_status, body) in [
-                (200, {"id": "resp_delete_once", "object": "response.deleted", "deleted": True}),
+                (200, {"id": "resp_delete_once", "object": "response", "deleted": True}),
                 (404, _error("no response with id 'resp_delete_once'")),
             ]
             status, _, body = client.request("DELETE", f"/v1/responses/resp_mine_{n}")

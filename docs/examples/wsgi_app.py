@@ -3,7 +3,7 @@
 It serves the part of OpenAI's Responses API that reads and manages stored responses:
 
     GET    /v1/responses/{id}                 the response (OpenAI's Response object)
-    DELETE /v1/responses/{id}                 {"id": ..., "object": "response.deleted", "deleted": true}
+    DELETE /v1/responses/{id}                 {"id": ..., "object": "response", "deleted": true}
     GET    /v1/responses/{id}/input_items     one page of input items (limit, after, before, order)
     POST   /v1/responses/{id}/cancel          cancel a background response
 
@@ -146,7 +146,7 @@ def make_app(store: BaseStore, *, api_keys: Mapping[str, str] | None = None) -> 
             return 200, store.cancel(id, expected_version=expected, owner=owner).to_openai()
         if method == "DELETE":
             deleted = store.delete(id, expected_version=expected, owner=owner)
-            return 200, {"id": deleted.id, "object": "response.deleted", "deleted": True}
+            return 200, {"id": deleted.id, "object": "response", "deleted": True}
         return 200, store.get(id, owner=owner).to_openai()
 
     def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
