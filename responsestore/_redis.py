@@ -634,14 +634,14 @@ class RedisStore(BaseStore):
             raise self._closed_error()
         try:
             return action()
-        except redis.exceptions.RedisError as exc:
+        except (redis.exceptions.RedisError, OSError) as exc:
             if self._closed:
                 raise self._closed_error() from exc
             raise StorageError(f"Redis error in {self!r}: {type(exc).__name__}: {exc}"[:600]) from exc
-        except (OSError, ValueError) as exc:  # a socket error redis-py did not wrap, or a closed pool
-            if self._closed:
+        except Exception as exc:
+            if self._closed:  # close() took the client away under this call: redis-py fails in its own ways
                 raise self._closed_error() from exc
-            raise StorageError(f"Redis error in {self!r}: {type(exc).__name__}: {exc}"[:600]) from exc
+            raise
 
     def _damaged(self, what: str, exc: BaseException) -> StorageError:
         return StorageError(f"{self!r} is damaged: {what} cannot be read ({type(exc).__name__}: {exc})"[:500])
