@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 def __getattr__(name: str) -> Any:
     """``RedisStore``, imported on first use: ``import responsestore`` never imports redis-py."""
     if name == "RedisStore":
-        from ._redis import RedisStore
+        from ._redis import RedisStore  # noqa: PLC0415 - lazy: redis-py is an optional extra
 
         return RedisStore
     raise AttributeError(f"module 'responsestore' has no attribute {name!r}")

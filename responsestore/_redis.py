@@ -38,6 +38,7 @@ this process (at most :data:`TOUCH_LOG`) and the next write of this process send
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import math
@@ -582,7 +583,7 @@ class RedisStore(BaseStore):
 
     def _where(self) -> str:
         try:
-            kwargs = self.client.get_connection_kwargs()  # type: ignore[union-attr]
+            kwargs = self.client.get_connection_kwargs()
             return f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}/{kwargs.get('db', 0)}"
         except Exception:  # noqa: BLE001 - a cluster client, or another client shape: name what we can
             return type(self.client).__name__
@@ -610,17 +611,13 @@ class RedisStore(BaseStore):
         if self._closed:
             return
         if self._touches:
-            try:
+            with contextlib.suppress(StorageError):
                 self._write("flush", [])
-            except StorageError:
-                pass
         self._closed = True
         self._stop.set()
         if self._owns_client:
-            try:
+            with contextlib.suppress(Exception):  # closing a client of a dead server may fail; nothing to do
                 self.client.close()
-            except Exception:  # noqa: BLE001, S110 - closing a client of a dead server may fail; nothing to do
-                pass
         self._waiters.wake_all()
 
     # ------------------------------------------------------------------ calls and errors
@@ -650,11 +647,9 @@ class RedisStore(BaseStore):
         """Run the write script's ``op`` (first sending queued recency marks); wake waiters of removed records."""
         now = self._now()
         touches: list[str] = []
-        while self._touches:
-            try:
+        with contextlib.suppress(IndexError):  # another thread took the last ones
+            while self._touches:
                 touches.append(self._touches.popleft())
-            except IndexError:
-                break
         argv: list[Any] = [op, repr(now), len(touches), *touches, *args]
         try:
             reply = self._call(lambda: self._write_script(keys=[self._counters], args=argv))
@@ -744,29 +739,25 @@ class RedisStore(BaseStore):
 
     def _listen(self) -> None:
         """Wake local waiters of every record key published on the store's channel, until the store closes."""
-        pubsub: Any = None
         while not self._stop.is_set():
+            pubsub: Any = None
             try:
-                if pubsub is None:
-                    pubsub = self.client.pubsub(ignore_subscribe_messages=True)
-                    pubsub.subscribe(self._channel)
-                message = pubsub.get_message(timeout=0.5)
-                if message is not None and message.get("type") == "message":
-                    owner, id = _split_key(_text(message["data"]))
-                    self._notify(owner, id)
+                pubsub = self.client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+                pubsub.subscribe(self._channel)
+                self._relay(pubsub)
             except Exception:  # noqa: BLE001 - the server is away: polling covers it; reconnect after a pause
-                if pubsub is not None:
-                    try:
-                        pubsub.close()
-                    except Exception:  # noqa: BLE001, S110 - closing a broken connection
-                        pass
-                    pubsub = None
                 self._stop.wait(self._poll_interval)
-        if pubsub is not None:
-            try:
-                pubsub.close()
-            except Exception:  # noqa: BLE001, S110 - closing at shutdown
-                pass
+            finally:
+                if pubsub is not None:
+                    with contextlib.suppress(Exception):  # closing a broken connection
+                        pubsub.close()
+
+    def _relay(self, pubsub: Any) -> None:
+        while not self._stop.is_set():
+            message = pubsub.get_message(timeout=0.5)
+            if message is not None and message.get("type") == "message":
+                owner, id = _split_key(_text(message["data"]))
+                self._notify(owner, id)
 
     # ------------------------------------------------------------------ atomic storage operations
 
@@ -909,7 +900,7 @@ class RedisStore(BaseStore):
         kind, start = ("id", cursor) if cursor is not None else ("none", "")
         return self._scan_batches(owner_key, prefix, kind, start, descending, now, batch)
 
-    def _scan_batches(
+    def _scan_batches(  # noqa: PLR0917 - private, one call site
         self, owner_key: str, prefix: str, kind: str, start: str, descending: bool, now: str, batch: int
     ) -> Iterator[ResponseRecord]:
         # The first batch is checked for an unknown cursor before iteration starts (paginate raises it).
@@ -928,7 +919,7 @@ class RedisStore(BaseStore):
 
         return generate(rows)
 
-    def _page_batch(
+    def _page_batch(  # noqa: PLR0917 - private, two call sites
         self, owner_key: str, prefix: str, kind: str, start: str, descending: bool, now: str, batch: int
     ) -> list[Any]:
         rows: list[Any] = self._call(
@@ -987,7 +978,7 @@ class RedisStore(BaseStore):
 
     # ------------------------------------------------------------------ invariants
 
-    def _check(self) -> None:
+    def _check(self) -> None:  # noqa: PLR0915 - one list of invariants
         """Check every invariant, raising ``AssertionError``: records, indexes, counters and tombstones agree."""
         if self._closed:
             return
@@ -995,7 +986,7 @@ class RedisStore(BaseStore):
         base = self._base
         owner_keys = sorted(_text(k) for k in client.smembers(base + "owners"))
         members: dict[str, set[str]] = {}
-        record_keys = []
+        record_keys: list[str] = []
         for owner_key in owner_keys:
             owned = {_text(m) for m in client.zrange(base + "o:" + owner_key, 0, -1)}
             members[owner_key] = owned
@@ -1019,7 +1010,7 @@ class RedisStore(BaseStore):
                 fields["m"] == _order_head(record.created_at) + f"{int(fields['s']):016x}" + id, f"order of {key!r}"
             )
             _invariant(0 < int(fields["s"]) <= top, f"{key!r} has seq {fields['s']} outside 1..{top}")
-            _invariant(fields.get("p", None) == record.previous_response_id, f"the previous id of {key!r}")
+            _invariant(fields.get("p") == record.previous_response_id, f"the previous id of {key!r}")
             _invariant(("t" in fields) == ("e" in fields), f"{key!r} has a ttl without an expiry or the reverse")
             by_status[record.status.value] += 1
             if "e" in fields:

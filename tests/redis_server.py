@@ -9,12 +9,15 @@ masters joined into a cluster. When ``redis-server`` is not installed the Redis 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import itertools
+import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -23,6 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
+
+from responsestore import InvalidTransition, RedisStore, VersionConflict
 
 #: Ports above this are never used: a cluster node's bus listens on its port + 10000.
 MAX_PORT = 55535
@@ -102,7 +108,7 @@ class RedisServer:
         ]
         if self.cluster:
             args += ["--cluster-enabled", "yes", "--cluster-config-file", str(self.directory / "nodes.conf")]
-        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)  # noqa: S603
+        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         deadline = time.monotonic() + _START_TIMEOUT
         while not self.ping():
             if self.process.poll() is not None:
@@ -135,7 +141,7 @@ class RedisServer:
     def stop(self) -> None:
         """Stop the server by pid and remove its directory."""
         if self.process is not None and self.process.poll() is None:
-            with _suppress():
+            with contextlib.suppress(OSError):
                 os.kill(self.process.pid, signal.SIGCONT)
             self.process.terminate()
             try:
@@ -145,20 +151,10 @@ class RedisServer:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-class _suppress:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> bool:
-        return True
-
-
 class RedisCluster:
     """Three masters on loopback ports, their 16384 slots assigned, joined by CLUSTER MEET."""
 
     def __init__(self) -> None:
-        import redis
-
         self.nodes = [RedisServer(cluster=True) for _ in range(3)]
         try:
             clients = [redis.Redis(port=node.port, socket_timeout=10) for node in self.nodes]
@@ -217,7 +213,72 @@ def fresh_prefix() -> str:
 
 def open_store(**kwargs: Any) -> Any:
     """A fresh, empty RedisStore on the shared server (a new prefix, a client with a 5 s timeout)."""
-    from responsestore import RedisStore
-
     server = shared()
     return RedisStore.from_url(f"{server.url}?prefix={fresh_prefix()}", **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------- worker processes
+#
+# ``python -m tests.redis_server ROLE URL ...`` runs one worker of tests/test_redis.py in a process of its own
+# and prints its result as one line of JSON.
+
+
+def _race(url: str, ids: list[str], increments: int, name: str) -> dict[str, Any]:
+    """Increment every record's metadata counter ``increments`` times (read, decide, write with
+    ``expected_version``, retry on conflict), checking read-after-write through a second client; then try to
+    complete every record, reporting which completions this worker won."""
+    store = RedisStore.from_url(url)
+    other = RedisStore.from_url(url)  # another connection: what a second host would read
+    conflicts = 0
+    stale_reads = 0
+    try:
+        for _ in range(increments):
+            for id in ids:
+                while True:
+                    record = store.get(id)
+                    count = int(record.metadata["n"])
+                    try:
+                        written = store.update(id, metadata={"n": str(count + 1)}, expected_version=record.version)
+                    except VersionConflict:
+                        conflicts += 1
+                        continue
+                    if other.get(id).version < written.version:
+                        stale_reads += 1
+                    break
+        won = []
+        for id in ids:
+            try:
+                store.complete(id, [{"type": "message", "role": "assistant", "content": name}])
+            except InvalidTransition:
+                continue
+            won.append(id)
+        return {"conflicts": conflicts, "stale_reads": stale_reads, "won": won}
+    finally:
+        store.close()
+        other.close()
+
+
+def _wait(url: str, id: str) -> dict[str, Any]:
+    """Wait for ``id`` with a poll interval longer than the timeout: only a pub/sub wake-up can end it."""
+    store = RedisStore.from_url(url, poll_interval=600.0)
+    try:
+        record = store.wait(id, timeout=60.0)
+        return {"status": record.status.value}
+    finally:
+        store.close()
+
+
+def main(argv: list[str]) -> None:
+    """Run the worker ``argv[0]`` and print its result as JSON."""
+    role, url = argv[0], argv[1]
+    if role == "race":
+        result = _race(url, json.loads(argv[2]), int(argv[3]), argv[4])
+    elif role == "wait":
+        result = _wait(url, argv[2])
+    else:
+        raise SystemExit(f"unknown role {role!r}")
+    sys.stdout.write(json.dumps(result) + "\n")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
