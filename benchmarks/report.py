@@ -261,12 +261,28 @@ def sqlite_lines(section: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def redis_lines(section: dict[str, Any]) -> list[str]:
+    if "results" not in section:
+        return [f"Not measured: {section.get('skipped') or section.get('error')}", ""]
+    lines = _table(["Operation", "Round trips"], [[op, str(n)] for op, n in section["round_trips"].items()])
+    lines.extend(
+        _table(["Variant", "create + complete"], [[row["variant"], _spread(row)] for row in section["results"]])
+    )
+    rate = section["throughput"]
+    lines.append(
+        f"Throughput on one server: {rate['one']:,.0f} create+complete/s in 1 process, {rate['many']:,.0f}/s in "
+        f"{rate['processes']} processes ({rate['ops_per_process']:,} each)."
+    )
+    return [*lines, ""]
+
+
 SECTIONS = [
     ("ops", "Single-operation cost", ops_lines),
     ("locks", "Uncontended lock acquire + release", locks_lines),
     ("mixed", "Mixed workload: 90 % get, 5 % create, 5 % complete", mixed_lines),
     ("memory", "Memory per stored record", memory_lines),
     ("sqlite", "SQLite backend", sqlite_lines),
+    ("redis", "Redis backend", redis_lines),
 ]
 
 

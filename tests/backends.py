@@ -59,7 +59,7 @@ DESCRIPTORS: dict[str, Backend] = {
     for backend in (
         Backend("memory", lambda path, **kwargs: ResponseStore(**kwargs)),
         Backend("sqlite", _sqlite, fast={"synchronous": "NORMAL"}, weight=4),
-        Backend("redis", _redis, weight=8),
+        Backend("redis", _redis, weight=12),
     )
 }
 
