@@ -173,6 +173,46 @@ def test_every_stored_value_is_text_never_pickle() -> None:
         client.close()
 
 
+#: The ACL the Backends page documents for a store with the prefix "acl" (the commands its scripts run included).
+ACL_RULES = (
+    "on >acl-secret ~{acl}:* &{acl}:w -@all +evalsha +script|load +hmget +subscribe +ping +hello "
+    "+hget +hset +hdel +hincrby +del +zadd +zrem +zrange +zcard +zpopmin +rpush +lrange +sadd +publish"
+)
+
+
+def test_the_documented_acl_is_enough(server: redis_server.RedisServer) -> None:
+    admin = redis.Redis(port=server.port)
+    admin.execute_command("ACL", "SETUSER", "responses", "reset", *ACL_RULES.split())
+    docs = (ROOT / "docs" / "backends.md").read_text(encoding="utf-8")
+    assert (
+        "ACL SETUSER responses " + ACL_RULES.replace("{acl}", "{responses}").replace("acl-secret", "PASSWORD") in docs
+    )
+    store = RedisStore.from_url(f"redis://responses:acl-secret@127.0.0.1:{server.port}/0?prefix=acl", max_records=3)
+    try:
+        first = store.create("m", background=True)
+        store.append_event(first.id, {"type": "delta"})
+        done: list[Any] = []
+        waiter = threading.Thread(target=lambda: done.append(store.wait(first.id, timeout=60)))
+        waiter.start()
+        store.complete(first.id)
+        waiter.join(60)
+        assert [record.status for record in done] == [ResponseStatus.COMPLETED]
+        for _ in range(4):  # past the cap: eviction, tombstones
+            store.complete(store.create("m", previous_response_id=first.id).id)
+        assert store.list().data
+        store.delete(store.list().data[0].id)
+        store.events(first.id)
+        assert store.stats().records == 2
+        store.sweep()
+        other = RedisStore.from_url(f"redis://responses:acl-secret@127.0.0.1:{server.port}/0?prefix=other")
+        with pytest.raises(StorageError, match="NOPERM|permission"):
+            other.create("m")  # another prefix: refused by the server
+        other.close()
+    finally:
+        store.close()
+        admin.close()
+
+
 # ---------------------------------------------------------------------------------------------- round trips
 
 
