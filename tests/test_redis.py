@@ -205,7 +205,7 @@ def test_the_documented_acl_is_enough(server: redis_server.RedisServer) -> None:
         assert store.stats().records == 2
         store.sweep()
         other = RedisStore.from_url(f"redis://responses:acl-secret@127.0.0.1:{server.port}/0?prefix=other")
-        with pytest.raises(StorageError, match="NOPERM|permission"):
+        with pytest.raises(StorageError, match=r"NOPERM|permission"):
             other.create("m")  # another prefix: refused by the server
         other.close()
     finally:
