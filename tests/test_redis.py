@@ -98,6 +98,24 @@ def test_open_by_url_and_bad_urls() -> None:
         RedisStore(object())  # type: ignore[arg-type]
 
 
+def test_a_client_that_decodes_replies_works_the_same() -> None:
+    client = redis.Redis(port=redis_server.shared().port, decode_responses=True, socket_timeout=5)
+    store = RedisStore(client, prefix=redis_server.fresh_prefix(), clock=FakeClock(), max_records=2)
+    try:
+        first = store.create("m", "é", background=True, owner="ünïcode")
+        store.append_event(first.id, {"type": "delta", "delta": "ü"}, owner="ünïcode")
+        store.complete(first.id, owner="ünïcode")
+        second = store.create("m", previous_response_id=first.id, owner="ünïcode")
+        assert [r.id for r in store.chain(second.id, owner="ünïcode")] == [first.id, second.id]
+        assert [r.id for r in store.list(owner="ünïcode").data] == [second.id, first.id]
+        assert store.events(first.id, owner="ünïcode")[0]["delta"] == "ü"
+        assert store.stats().records == 2
+        store._check()
+    finally:
+        store.close()
+        client.close()
+
+
 def test_a_closed_store_raises_storage_error() -> None:
     store = redis_server.open_store()
     created = store.create("m")
