@@ -209,12 +209,10 @@ if op == 'put' then
     if TERMINAL[f[2]] then used(kk) end
   end
   for _, kk in ipairs(victims) do unlink(kk, 'evicted') end
-  redis.call('HDEL', B .. 't', k)
-  redis.call('ZREM', B .. 'q', k)
+  if redis.call('HDEL', B .. 't', k) == 1 then redis.call('ZREM', B .. 'q', k) end
   local seq = redis.call('HINCRBY', C, 'seq', 1)
   redis.call('HINCRBY', C, 'created', 1)
   redis.call('HINCRBY', C, status, 1)
-  redis.call('HINCRBY', C, 'tick', 1)
   local m = mhead .. string.format('%016x', seq) .. id
   redis.call('HSET', rk, 'j', text, 'v', '1', 'st', status, 's', seq, 'm', m, 'ok', ok, 'n', '0', 'b', '0')
   if ttl ~= '' then
@@ -247,7 +245,7 @@ if op == 'swap' or op == 'append' then
       redis.call('HINCRBY', C, f[4], -1)
       redis.call('HINCRBY', C, status, 1)
     end
-    if TERMINAL[status] then used(k) else redis.call('HINCRBY', C, 'tick', 1) end
+    if TERMINAL[status] then used(k) end  -- an active record is never evicted: no recency
   end
   redis.call('PUBLISH', B .. 'w', k)
   return reply('ok', 0)
