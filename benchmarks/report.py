@@ -30,6 +30,7 @@ PLOT_FILES = {
     "locks": "locks.png",
     "mixed": "mixed.png",
     "memory": "memory.png",
+    "redis": "redis.png",
 }
 RUN_COMMAND = "python -m benchmarks"
 TIMES = "\u00d7"  # the multiplication sign
@@ -261,12 +262,28 @@ def sqlite_lines(section: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def redis_lines(section: dict[str, Any]) -> list[str]:
+    if "results" not in section:
+        return [f"Not measured: {section.get('skipped') or section.get('error')}", ""]
+    lines = _table(["Operation", "Round trips"], [[op, str(n)] for op, n in section["round_trips"].items()])
+    lines.extend(
+        _table(["Variant", "create + complete"], [[row["variant"], _spread(row)] for row in section["results"]])
+    )
+    rate = section["throughput"]
+    lines.append(
+        f"Throughput on one server: {rate['one']:,.0f} create+complete/s in 1 process, {rate['many']:,.0f}/s in "
+        f"{rate['processes']} processes ({rate['ops_per_process']:,} each)."
+    )
+    return [*lines, ""]
+
+
 SECTIONS = [
     ("ops", "Single-operation cost", ops_lines),
     ("locks", "Uncontended lock acquire + release", locks_lines),
     ("mixed", "Mixed workload: 90 % get, 5 % create, 5 % complete", mixed_lines),
     ("memory", "Memory per stored record", memory_lines),
     ("sqlite", "SQLite backend", sqlite_lines),
+    ("redis", "Redis backend", redis_lines),
 ]
 
 
@@ -419,6 +436,31 @@ def plots(results: dict[str, Any], directory: Path) -> dict[str, Path]:
         ax.set_title("Memory per stored record")
         fig.tight_layout()
         written["memory"] = _save(fig, directory / PLOT_FILES["memory"], plt)
+
+    redis = workloads.get("redis", {})
+    if redis.get("results"):
+        fig, axes = plt.subplots(1, 2, figsize=(11, 3))
+        rows = redis["results"]
+        axes[0].barh(range(len(rows)), [r["median_ns"] / 1e3 for r in rows])
+        axes[0].set_yticks(range(len(rows)), [r["variant"] for r in rows])
+        axes[0].invert_yaxis()
+        axes[0].set_xlabel("µs per create + complete (median)")
+        axes[0].set_title("one process")
+        rate = redis["throughput"]
+        labels = ["1 process", f"{rate['processes']} processes"]
+        axes[1].barh([0, 1], [rate["one"], rate["many"]])
+        axes[1].set_yticks([0, 1], labels)
+        axes[1].invert_yaxis()
+        axes[1].set_xlabel("create + complete per second, all processes")
+        axes[1].set_title("one server")
+        for ax in axes:
+            for container in ax.containers:
+                ax.bar_label(container, fmt="{:,.0f}", padding=3, fontsize=7)
+            ax.set_xlim(0, ax.get_xlim()[1] * 1.15)
+            ax.grid(visible=True, axis="x", alpha=0.3)
+        fig.suptitle("Redis backend" + title_suffix)
+        fig.tight_layout()
+        written["redis"] = _save(fig, directory / PLOT_FILES["redis"], plt)
     return written
 
 

@@ -153,6 +153,25 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
         ours, raw = rows["responsestore-sqlite"], rows["raw-sqlite3"]
         return ours / raw, f"{ours / 1e3:,.1f} µs / raw {raw / 1e3:,.1f} µs per create+complete", None
 
+    def redis_section() -> dict[str, Any]:
+        section: dict[str, Any] = results.get("redis", {})
+        if "skipped" in section:
+            raise _Missing(section["skipped"])
+        if "results" not in section:
+            raise _Missing("no redis results")
+        return section
+
+    def redis_raw() -> tuple[float, str, str | None]:
+        rows = {row["variant"]: row["median_ns"] for row in redis_section()["results"]}
+        ours, raw = rows["responsestore-redis"], rows["raw-redis-py"]
+        return ours / raw, f"{ours / 1e3:,.1f} µs / raw {raw / 1e3:,.1f} µs per create+complete", None
+
+    def redis_trips() -> tuple[float, str, str | None]:
+        trips = redis_section()["round_trips"]
+        limits = {"get": 1, "complete": 2, "list (first page)": 2}
+        worst = max(trips[op] / limit for op, limit in limits.items())
+        return worst, ", ".join(f"{op} {trips[op]} (≤ {limit})" for op, limit in limits.items()), None
+
     return [
         _target(
             "list-vs-seed-port",
@@ -211,5 +230,19 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
             "<=",
             2.0,
             sqlite,
+        ),
+        _target(
+            "redis-vs-raw",
+            "Redis create+complete ≤ 1.5x raw redis-py (one SET with expiry, one SET; same JSON)",
+            "<=",
+            1.5,
+            redis_raw,
+        ),
+        _target(
+            "redis-round-trips",
+            "Redis round trips: get 1, a transition ≤ 2, a first list page ≤ 2 (worst share of its limit)",
+            "<=",
+            1.0,
+            redis_trips,
         ),
     ]

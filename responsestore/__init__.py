@@ -9,6 +9,7 @@ chains, safe to share between threads.
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
 from ._contract import BaseStore
 from ._json import FrozenDict
@@ -36,6 +37,19 @@ from .errors import (
     WaitTimeout,
 )
 
+if TYPE_CHECKING:
+    from ._redis import RedisStore
+
+
+def __getattr__(name: str) -> Any:
+    """``RedisStore``, imported on first use: ``import responsestore`` never imports redis-py."""
+    if name == "RedisStore":
+        from ._redis import RedisStore  # noqa: PLC0415 - lazy: redis-py is an optional extra
+
+        return RedisStore
+    raise AttributeError(f"module 'responsestore' has no attribute {name!r}")
+
+
 try:
     __version__ = version("responsestore")
 except PackageNotFoundError:  # pragma: no cover - only when imported from a source tree never installed
@@ -52,6 +66,7 @@ __all__ = [
     "LockError",
     "Page",
     "RWLock",
+    "RedisStore",
     "ResponseExists",
     "ResponseNotFound",
     "ResponseRecord",

@@ -21,9 +21,16 @@ __all__ = ["open", "register_backend"]
 _SCHEMES: dict[str, str] = {
     "memory": "responsestore._memory:ResponseStore",
     "sqlite": "responsestore._sqlite:SQLiteStore",
+    "redis": "responsestore._redis:RedisStore",
+    "rediss": "responsestore._redis:RedisStore",
 }
 #: How each built-in scheme's URLs look, for error messages.
-_USAGE = {"memory": "memory://", "sqlite": "sqlite:///PATH"}
+_USAGE = {
+    "memory": "memory://",
+    "sqlite": "sqlite:///PATH",
+    "redis": "redis://[:PASSWORD@]HOST:PORT/DB?prefix=NAME",
+    "rediss": "rediss://[:PASSWORD@]HOST:PORT/DB?prefix=NAME",
+}
 _mutex = threading.Lock()
 
 
@@ -58,6 +65,9 @@ def open(url: str, **kwargs: Any) -> BaseStore:
       third slash, taken literally (no percent-decoding, no query string). So ``sqlite:///data/r.db`` is the
       relative path ``data/r.db`` and ``sqlite:////var/lib/app/r.db`` (four slashes) the absolute path
       ``/var/lib/app/r.db``, as in SQLAlchemy.
+    - ``redis://[[USER]:PASSWORD@]HOST:PORT/DB?prefix=NAME`` (``rediss://`` for TLS): a
+      :class:`~responsestore.RedisStore` (needs the ``redis`` extra); see :meth:`RedisStore.from_url
+      <responsestore.RedisStore.from_url>`.
 
     The scheme is case-insensitive. Every store is a context manager: ``with responsestore.open(url) as store:``
     closes it at the end.

@@ -46,12 +46,20 @@ def _sqlite(path: Path, **kwargs: Any) -> BaseStore:
     return SQLiteStore(path / "responses.db", **kwargs)
 
 
+def _redis(path: Path, **kwargs: Any) -> BaseStore:
+    from . import redis_server  # noqa: PLC0415 - skips (fails under CI) when redis-server is missing
+
+    store: BaseStore = redis_server.open_store(**kwargs)
+    return store
+
+
 #: Every backend the contract suite runs against, by name.
 DESCRIPTORS: dict[str, Backend] = {
     backend.name: backend
     for backend in (
         Backend("memory", lambda path, **kwargs: ResponseStore(**kwargs)),
         Backend("sqlite", _sqlite, fast={"synchronous": "NORMAL"}, weight=4),
+        Backend("redis", _redis, weight=12),
     )
 }
 

@@ -23,7 +23,7 @@ import responsestore  # noqa: E402
 from benchmarks import baselines, memory, report, targets  # noqa: E402
 from benchmarks._timing import SMOKE, Progress  # noqa: E402
 
-WORKLOADS = ["ops", "locks", "mixed", "sqlite"]  # memory spawns interpreters: tested in-process below
+WORKLOADS = ["ops", "locks", "mixed", "sqlite", "redis"]  # memory spawns interpreters: tested in-process below
 TARGET_NAMES = [
     "list-vs-seed-port",
     "list-flat",
@@ -35,6 +35,8 @@ TARGET_NAMES = [
     "memory-vs-plain-dict",
     "mixed-8-threads",
     "sqlite-vs-raw",
+    "redis-vs-raw",
+    "redis-round-trips",
 ]
 
 
@@ -117,6 +119,18 @@ def test_sqlite_skips_until_the_backend_exists(results: dict[str, Any]) -> None:
         assert [row["variant"] for row in section["results"]] == ["responsestore-sqlite", "raw-sqlite3"]
     else:
         assert section == {"skipped": "responsestore.open does not exist yet: there is no SQLite backend to measure"}
+
+
+def test_redis_rows(results: dict[str, Any]) -> None:
+    section = results["workloads"]["redis"]
+    if "skipped" in section:  # no redis-server here (the Redis tests themselves fail under CI without it)
+        return
+    assert [row["variant"] for row in section["results"]] == ["responsestore-redis", "raw-redis-py"]
+    for row in section["results"]:
+        check_stats(row)
+    assert section["round_trips"]["get"] == 1
+    assert section["throughput"]["one"] > 0
+    assert section["throughput"]["many"] > 0
 
 
 def test_targets(results: dict[str, Any]) -> None:

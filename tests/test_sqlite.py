@@ -896,7 +896,7 @@ def test_open_sqlite_relative_and_absolute(tmp_path: Path, monkeypatch: pytest.M
     ("url", "message"),
     [
         ("postgres://localhost/db", "unknown store scheme 'postgres'"),
-        ("redis://localhost", "unknown store scheme 'redis'"),
+        ("mysql://localhost", "unknown store scheme 'mysql'"),
         ("memory://anything", "exactly 'memory://'"),
         ("sqlite://host/file.db", "three slashes"),
         ("sqlite:///", "names no file"),

@@ -1,0 +1,496 @@
+"""What is specific to the Redis backend: processes sharing one server, faults of the server, a cluster, prefixes.
+
+The contract suite runs against Redis through its descriptor in tests/backends.py; this file covers what only a
+shared network server has. Every server is a real ``redis-server`` started by tests/redis_server.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import redis.cluster
+
+import responsestore
+from responsestore import (
+    InvalidArgument,
+    RedisStore,
+    ResponseNotFound,
+    ResponseStatus,
+    StorageError,
+)
+
+from . import redis_server
+from .fakes import FakeClock
+
+ROOT = Path(__file__).resolve().parent.parent
+#: Bound on how long a call may take to fail while the server is away (the tests' socket timeout is 1 s).
+FAULT_BOUND = 10.0
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[redis_server.RedisServer]:
+    """A server of this module's own (the crash and stop tests restart or freeze it)."""
+    own = redis_server.RedisServer()
+    yield own
+    own.stop()
+
+
+def url_of(server: redis_server.RedisServer, **query: Any) -> str:
+    """A store URL on ``server`` with a fresh prefix."""
+    parts = "&".join(f"{key}={value}" for key, value in {"prefix": redis_server.fresh_prefix(), **query}.items())
+    return f"{server.url}?{parts}"
+
+
+def run_worker(*args: str) -> subprocess.Popen[str]:
+    """Start ``python -m tests.redis_server ARGS...`` in a process of its own."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.redis_server", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def result_of(process: subprocess.Popen[str]) -> dict[str, Any]:
+    """The worker's JSON result; fails with its stderr if it failed."""
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err[-3000:]
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+# ---------------------------------------------------------------------------------------------- opening
+
+
+def test_import_responsestore_does_not_import_redis() -> None:
+    code = "import sys, responsestore; assert 'redis' not in sys.modules, 'redis imported'; responsestore.RedisStore"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=60)
+
+
+def test_open_by_url_and_bad_urls() -> None:
+    server = redis_server.shared()
+    prefix = redis_server.fresh_prefix()
+    with responsestore.open(f"{server.url}?prefix={prefix}") as store:
+        assert isinstance(store, RedisStore)
+        assert store.prefix == prefix
+        created = store.create("m")
+        with responsestore.open(f"REDIS://127.0.0.1:{server.port}/0?prefix={prefix}") as again:
+            assert again.get(created.id) == created
+    for bad in ("redis://", "redis:///0", "http://127.0.0.1:1/0"):
+        with pytest.raises(InvalidArgument):
+            RedisStore.from_url(bad)
+    for prefix in ("a{b", "b}", ""):
+        with pytest.raises(InvalidArgument):
+            RedisStore(redis.Redis(port=server.port), prefix=prefix)
+    with pytest.raises(InvalidArgument):
+        RedisStore(object())  # type: ignore[arg-type]
+
+
+def test_a_client_that_decodes_replies_works_the_same() -> None:
+    client = redis.Redis(port=redis_server.shared().port, decode_responses=True, socket_timeout=5)
+    store = RedisStore(client, prefix=redis_server.fresh_prefix(), clock=FakeClock(), max_records=2)
+    try:
+        first = store.create("m", "é", background=True, owner="ünïcode")
+        store.append_event(first.id, {"type": "delta", "delta": "ü"}, owner="ünïcode")
+        store.complete(first.id, owner="ünïcode")
+        second = store.create("m", previous_response_id=first.id, owner="ünïcode")
+        assert [r.id for r in store.chain(second.id, owner="ünïcode")] == [first.id, second.id]
+        assert [r.id for r in store.list(owner="ünïcode").data] == [second.id, first.id]
+        assert store.events(first.id, owner="ünïcode")[0]["delta"] == "ü"
+        assert store.stats().records == 2
+        store._check()
+    finally:
+        store.close()
+        client.close()
+
+
+def test_a_closed_store_raises_storage_error() -> None:
+    store = redis_server.open_store()
+    created = store.create("m")
+    store.close()
+    store.close()
+    with pytest.raises(StorageError, match="closed"):
+        store.get(created.id)
+
+
+# ---------------------------------------------------------------------------------------------- prefixes, values
+
+
+def test_prefixes_isolate_stores_on_one_server() -> None:
+    a, b = redis_server.open_store(), redis_server.open_store()
+    try:
+        first = a.create("model-a", id="resp_same")
+        second = b.create("model-b", id="resp_same")
+        assert a.get("resp_same") == first
+        assert b.get("resp_same") == second
+        a.complete("resp_same")
+        assert b.get("resp_same").status is ResponseStatus.IN_PROGRESS
+        assert [r.model for r in a.list().data] == ["model-a"]
+        a.delete("resp_same")
+        assert "resp_same" not in a
+        assert b.get("resp_same") == second
+        assert (len(a), len(b)) == (0, 1)
+        assert (a.stats().deleted, b.stats().deleted) == (1, 0)
+        a._check()
+        b._check()
+    finally:
+        a.close()
+        b.close()
+
+
+def test_every_stored_value_is_text_never_pickle() -> None:
+    store = redis_server.open_store(clock=FakeClock())
+    client = redis.Redis(port=redis_server.shared().port)
+    try:
+        first = store.create("m", "hello", metadata={"k": "v"}, background=True)
+        store.append_event(first.id, {"type": "response.output_text.delta", "delta": "é"})
+        store.complete(
+            first.id,
+            [{"type": "message", "role": "assistant", "content": "hi"}],
+            usage={"input_tokens": 1, "output_tokens": 2},
+        )
+        second = store.create("m", previous_response_id=first.id)
+        store.cancel(store.create("m", background=True).id)
+        store.delete(second.id)
+        keys = list(client.scan_iter(match="{" + store.prefix + "}:*"))
+        assert keys
+        values: list[bytes] = []
+        for key in keys:
+            kind = client.type(key)
+            if kind == b"hash":
+                values.extend(client.hvals(key))
+            elif kind == b"list":
+                values.extend(client.lrange(key, 0, -1))
+            elif kind == b"zset":
+                values.extend(client.zrange(key, 0, -1))
+            elif kind == b"set":
+                values.extend(client.smembers(key))
+            else:
+                raise AssertionError(f"unexpected key type {kind!r} of {key!r}")
+        for value in values:
+            assert not value.startswith(b"\x80"), f"a pickle in {value[:40]!r}"
+            value.decode()  # all text (UTF-8)
+        records = [client.hget(key, "j") for key in keys if client.type(key) == b"hash" and b":r:" in key]
+        assert records
+        for text in records:
+            assert isinstance(json.loads(text), dict)
+    finally:
+        store.close()
+        client.close()
+
+
+#: The ACL the Backends page documents for a store with the prefix "acl" (the commands its scripts run included).
+ACL_RULES = (
+    "on >acl-secret ~{acl}:* &{acl}:w -@all +evalsha +script|load +hmget +subscribe +ping +hello "
+    "+hget +hset +hdel +hincrby +del +zadd +zrem +zrange +zcard +zpopmin +rpush +lrange +sadd +publish"
+)
+
+
+def test_the_documented_acl_is_enough(server: redis_server.RedisServer) -> None:
+    admin = redis.Redis(port=server.port)
+    admin.execute_command("ACL", "SETUSER", "responses", "reset", *ACL_RULES.split())
+    docs = (ROOT / "docs" / "backends.md").read_text(encoding="utf-8")
+    assert (
+        "ACL SETUSER responses " + ACL_RULES.replace("{acl}", "{responses}").replace("acl-secret", "PASSWORD") in docs
+    )
+    store = RedisStore.from_url(f"redis://responses:acl-secret@127.0.0.1:{server.port}/0?prefix=acl", max_records=3)
+    try:
+        first = store.create("m", background=True)
+        store.append_event(first.id, {"type": "delta"})
+        done: list[Any] = []
+        waiter = threading.Thread(target=lambda: done.append(store.wait(first.id, timeout=60)))
+        waiter.start()
+        store.complete(first.id)
+        waiter.join(60)
+        assert [record.status for record in done] == [ResponseStatus.COMPLETED]
+        for _ in range(4):  # past the cap: eviction, tombstones
+            store.complete(store.create("m", previous_response_id=first.id).id)
+        assert store.list().data
+        store.delete(store.list().data[0].id)
+        store.events(first.id)
+        assert store.stats().records == 2
+        store.sweep()
+        other = RedisStore.from_url(f"redis://responses:acl-secret@127.0.0.1:{server.port}/0?prefix=other")
+        with pytest.raises(StorageError, match=r"NOPERM|permission"):
+            other.create("m")  # another prefix: refused by the server
+        other.close()
+    finally:
+        store.close()
+        admin.close()
+
+
+# ---------------------------------------------------------------------------------------------- round trips
+
+
+class CountingConnection(redis.Connection):
+    """A connection that counts the replies it reads: one per round trip of a command or script call."""
+
+    replies = 0
+
+    def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        CountingConnection.replies += 1
+        return super().read_response(*args, **kwargs)
+
+
+def test_round_trips_per_operation(server: redis_server.RedisServer) -> None:
+    pool = redis.ConnectionPool(connection_class=CountingConnection, port=server.port, socket_timeout=5)
+    client = redis.Redis(connection_pool=pool)
+    store = RedisStore(client, prefix=redis_server.fresh_prefix(), clock=FakeClock())
+    try:
+        warm = store.create("m")  # loads the scripts (NOSCRIPT, SCRIPT LOAD, EVALSHA once)
+        store.complete(warm.id)
+        store.list()
+        store.chain(warm.id)
+        store.events(warm.id)
+        store.stats()
+
+        def trips(action: Any) -> int:
+            CountingConnection.replies = 0
+            action()
+            return CountingConnection.replies
+
+        record = store.create("m", background=True)
+        assert trips(lambda: store.get(record.id)) == 1
+        assert trips(lambda: store.append_event(record.id, {"type": "x"})) == 2
+        assert trips(lambda: store.start(store.create("m", status="queued").id)) == 3  # create 1, start 2
+        assert trips(lambda: store.complete(record.id)) == 2
+        assert trips(lambda: store.create("m")) == 1
+        assert trips(lambda: store.create("m", id="resp_chosen")) == 2  # an explicit id is looked up first
+        assert trips(lambda: store.create("m", previous_response_id=record.id)) == 2  # the chain, then the write
+        assert trips(lambda: store.list(limit=5)) == 1
+        assert trips(lambda: store.list(limit=5, after=record.id)) == 1
+        assert trips(lambda: store.events(record.id)) == 1
+        assert trips(lambda: store.chain(record.id)) == 1
+        assert trips(lambda: store.delete(record.id)) == 2
+        assert trips(store.stats) == 1
+        assert trips(store.sweep) == 1
+    finally:
+        store.close()
+        client.close()
+
+
+# ---------------------------------------------------------------------------------------------- processes
+
+
+def test_four_processes_race_transitions_without_lost_updates() -> None:
+    server = redis_server.shared()
+    url = f"{server.url}?prefix={redis_server.fresh_prefix()}"
+    increments = 15
+    with RedisStore.from_url(url) as store:
+        ids = [store.create("m", metadata={"n": "0"}).id for _ in range(6)]
+        workers = [run_worker("race", url, json.dumps(ids), str(increments), f"w{i}") for i in range(4)]
+        results = [result_of(worker) for worker in workers]
+        for id in ids:
+            record = store.get(id)
+            assert record.metadata["n"] == str(4 * increments), "an update was lost"
+            assert record.status is ResponseStatus.COMPLETED
+            winners = [i for i, result in enumerate(results) if id in result["won"]]
+            assert len(winners) == 1, f"{id}: {len(winners)} winners of one completion"
+            assert record.output[0]["content"][0]["text"] == f"w{winners[0]}"
+            assert record.version == 4 * increments + 2
+        assert all(result["stale_reads"] == 0 for result in results)
+        assert sum(result["conflicts"] for result in results) > 0, "the workers never raced"
+        store._check()
+
+
+def test_wait_in_one_process_is_woken_by_a_write_in_another() -> None:
+    server = redis_server.shared()
+    url = f"{server.url}?prefix={redis_server.fresh_prefix()}"
+    control = redis.Redis(port=server.port)
+    with RedisStore.from_url(url) as store:
+        record = store.create("m", background=True)
+        waiter = run_worker("wait", url, record.id)
+        channel = "{" + store.prefix + "}:w"
+        deadline = time.monotonic() + 60
+        while control.pubsub_numsub(channel)[0][1] < 1:  # until the waiter's listener has subscribed
+            assert waiter.poll() is None, waiter.communicate()[1]
+            assert time.monotonic() < deadline, "the waiter never subscribed"
+            time.sleep(0.01)  # polling another process's state: nothing here to wait on
+        store.complete(record.id)
+        assert result_of(waiter) == {"status": "completed"}
+    control.close()
+
+
+def test_wait_is_woken_by_another_store_object_in_this_process() -> None:
+    server = redis_server.shared()
+    url = f"{server.url}?prefix={redis_server.fresh_prefix()}"
+    with RedisStore.from_url(url, poll_interval=600) as waiting, RedisStore.from_url(url) as writing:
+        record = writing.create("m", background=True)
+        results: list[Any] = []
+        subscribed = threading.Event()
+        with waiting.subscribe(record.id, subscribed.set):
+            thread = threading.Thread(target=lambda: results.append(waiting.wait(record.id, timeout=60)))
+            thread.start()
+            control = redis.Redis(port=server.port)
+            deadline = time.monotonic() + 60
+            while control.pubsub_numsub("{" + waiting.prefix + "}:w")[0][1] < 1:
+                assert time.monotonic() < deadline
+                time.sleep(0.01)  # polling the server's subscription count
+            control.close()
+            writing.cancel(record.id)
+            thread.join(60)
+        assert [r.status for r in results] == [ResponseStatus.CANCELLED]
+        assert subscribed.is_set()
+
+
+# ---------------------------------------------------------------------------------------------- faults
+
+
+def timed_failure(action: Any) -> float:
+    """Seconds until ``action`` raised StorageError (it must)."""
+    start = time.monotonic()
+    with pytest.raises(StorageError):
+        action()
+    return time.monotonic() - start
+
+
+def test_kill_9_and_restart_from_aof(server: redis_server.RedisServer) -> None:
+    store = RedisStore.from_url(url_of(server, socket_timeout=1, socket_connect_timeout=1))
+    acknowledged: dict[str, int] = {}
+    errors: list[float] = []
+    stop = threading.Event()
+    died = threading.Event()
+
+    def work() -> None:
+        while not stop.is_set():
+            start = time.monotonic()
+            try:
+                record = store.create("m", "hi", background=True)
+                acknowledged[record.id] = 1
+                done = store.complete(record.id, [{"type": "message", "role": "assistant", "content": "x"}])
+                acknowledged[record.id] = done.version
+            except StorageError:
+                errors.append(time.monotonic() - start)
+                died.set()
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    try:
+        while len(acknowledged) < 50:
+            assert thread.is_alive()
+            time.sleep(0.01)  # letting the workload run: it is what gets interrupted
+        server.kill()
+        assert died.wait(FAULT_BOUND), "no call failed while the server was dead"
+        assert timed_failure(lambda: store.get("resp_x")) < FAULT_BOUND
+        server.start()
+        stop.set()
+        thread.join(60)
+    finally:
+        stop.set()
+        thread.join(60)
+    assert max(errors) < FAULT_BOUND
+    fresh = store.create("m")  # the same object works again
+    assert store.get(fresh.id) == fresh
+    for id, version in acknowledged.items():
+        record = store.get(id)  # every acknowledged write survived (appendfsync always)
+        assert record.version >= version
+    store._check()  # no partial record: every index and counter agrees with the records
+    store.close()
+
+
+def test_sigstop_gives_storage_error_within_the_timeout_then_recovers(server: redis_server.RedisServer) -> None:
+    store = RedisStore.from_url(url_of(server, socket_timeout=1, socket_connect_timeout=1))
+    try:
+        record = store.create("m")
+        server.signal(signal.SIGSTOP)
+        try:
+            assert timed_failure(lambda: store.get(record.id)) < FAULT_BOUND
+            assert timed_failure(lambda: store.complete(record.id)) < FAULT_BOUND
+            assert timed_failure(store.list) < FAULT_BOUND
+        finally:
+            server.signal(signal.SIGCONT)
+        assert server.ping()
+        current = store.get(record.id)  # the same object works again
+        if current.status is ResponseStatus.IN_PROGRESS:  # the timed-out complete may or may not have run
+            store.complete(record.id)
+        assert store.get(record.id).status is ResponseStatus.COMPLETED
+        store._check()
+    finally:
+        store.close()
+
+
+def test_a_dead_server_gives_storage_error_naming_the_store() -> None:
+    port = redis_server._free_port()
+    store = RedisStore.from_url(f"redis://127.0.0.1:{port}/0?prefix=nobody&socket_connect_timeout=1")
+    try:
+        with pytest.raises(StorageError, match="RedisStore"):
+            store.create("m")
+        with pytest.raises(StorageError):
+            store.get("resp_x")
+        with pytest.raises(StorageError):
+            store.stats()
+    finally:
+        store.close()
+
+
+def test_damaged_record_is_a_storage_error() -> None:
+    store = redis_server.open_store()
+    client = redis.Redis(port=redis_server.shared().port)
+    try:
+        record = store.create("m")
+        key = "{" + store.prefix + "}:r:0:" + record.id
+        assert client.hget(key, "j") is not None
+        client.hset(key, "j", "not json")
+        client.hset(key, "v", "7")
+        with pytest.raises(StorageError, match="damaged"):
+            store.get(record.id)
+    finally:
+        store.close()
+        client.close()
+
+
+# ---------------------------------------------------------------------------------------------- a cluster
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[redis_server.RedisCluster]:
+    """Three masters."""
+    own = redis_server.RedisCluster()
+    yield own
+    own.stop()
+
+
+def test_cluster_contract_basics(cluster: redis_server.RedisCluster) -> None:
+    client = redis.cluster.RedisCluster(host="127.0.0.1", port=cluster.ports[0], socket_timeout=5)
+    stores = [RedisStore(client, prefix=f"c{i}", clock=FakeClock()) for i in range(6)]
+    try:
+        slots = {client.keyslot(store._counters) for store in stores}
+        nodes = {client.get_node_from_key(store._counters).port for store in stores}
+        assert len(slots) == len(stores)
+        assert len(nodes) > 1, "the prefixes should spread over the masters"
+        for store in stores:
+            first = store.create("m", "hello", background=True)
+            store.append_event(first.id, {"type": "delta", "delta": "a"})
+            store.complete(first.id, [{"type": "message", "role": "assistant", "content": "hi"}])
+            second = store.create("m", "again", previous_response_id=first.id)
+            assert [r.id for r in store.chain(second.id)] == [first.id, second.id]
+            assert [r.id for r in store.list().data] == [second.id, first.id]
+            assert [e["sequence_number"] for e in store.events(first.id)] == [0]
+            assert store.wait(first.id, timeout=5).status is ResponseStatus.COMPLETED
+            store.delete(second.id)
+            with pytest.raises(ResponseNotFound):
+                store.get(second.id)
+            assert store.stats().records == 1
+            assert store.sweep() == 0
+            store._check()
+    finally:
+        for store in stores:
+            store.close()
+        client.close()
+
+
+def test_ci_never_skips_the_redis_tests() -> None:
+    if os.environ.get("CI"):
+        assert redis_server.redis_server_binary()
