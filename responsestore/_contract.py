@@ -743,7 +743,10 @@ class BaseStore(abc.ABC):
         order: str = "desc",
         owner: str | None = None,
     ) -> Page[dict[str, Any]]:
-        """One page of the input items of response ``id`` (fresh dicts), last item first by default.
+        """One page of the input items of response ``id``, last item first by default.
+
+        The items are the stored ones, read-only (:class:`~responsestore.FrozenDict`, lists as tuples): changing
+        one raises ``TypeError``; ``item.thaw()`` returns a mutable copy.
 
         Raises:
             ResponseNotFound: no such response for this owner.
@@ -760,12 +763,8 @@ class BaseStore(abc.ABC):
             query,
             _item_id,
         )
-        return Page(
-            data=tuple(thaw(item) for item in page.data),
-            first_id=page.first_id,
-            last_id=page.last_id,
-            has_more=page.has_more,
-        )
+        data: tuple[dict[str, Any], ...] = page.data
+        return Page(data=data, first_id=page.first_id, last_id=page.last_id, has_more=page.has_more)
 
     def chain(self, id: str, *, owner: str | None = None) -> tuple[ResponseRecord, ...]:
         """The responses from the start of ``id``'s ``previous_response_id`` chain to ``id``, oldest first.
@@ -791,8 +790,9 @@ class BaseStore(abc.ABC):
     def conversation(self, id: str, *, owner: str | None = None) -> tuple[dict[str, Any], ...]:
         """The context for a request that continues ``id``.
 
-        Fresh copies of every input item then every output item of each response in the chain, oldest
-        response first.
+        Every input item then every output item of each response in the chain, oldest response first. The items
+        are the stored ones, read-only (:class:`~responsestore.FrozenDict`, lists as tuples): changing one raises
+        ``TypeError``; ``item.thaw()`` returns a mutable copy.
         Instructions are not carried over (OpenAI semantics): the continuing request supplies its own.
 
         Raises:
@@ -801,8 +801,8 @@ class BaseStore(abc.ABC):
         """
         items: list[dict[str, Any]] = []
         for record in self.chain(id, owner=owner):
-            items.extend(thaw(item) for item in record.input)
-            items.extend(thaw(item) for item in record.output)
+            items += record.input
+            items += record.output
         return tuple(items)
 
     # ------------------------------------------------------------------ events, waiting and streaming

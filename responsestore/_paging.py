@@ -37,6 +37,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+M = TypeVar("M", bound=Mapping[str, Any])
 
 MAX_LIMIT = 100
 
@@ -63,7 +64,7 @@ class Page(Generic[T]):
     def to_openai(self) -> dict[str, Any]:
         """Return OpenAI's list JSON: ``{"object": "list", "data": [...], "first_id", "last_id", "has_more"}``.
 
-        Records become their :meth:`~responsestore.ResponseRecord.to_openai` dicts; items are fresh copies.
+        Records become their :meth:`~responsestore.ResponseRecord.to_openai` dicts; items fresh, plain copies.
         For an empty page ``first_id`` and ``last_id`` are ``null``.
         """
         return {
@@ -139,9 +140,7 @@ def unknown_cursor(cursor: str) -> InvalidArgument:
     return InvalidArgument(f"unknown cursor {cursor!r}: no such item in this list", id=cursor)
 
 
-def scan_sequence(
-    items: Sequence[Mapping[str, Any]], cursor: str | None, descending: bool
-) -> Iterator[Mapping[str, Any]]:
+def scan_sequence(items: Sequence[M], cursor: str | None, descending: bool) -> Iterator[M]:
     """A scan over an in-order sequence of items with ``"id"`` keys (input items of one response).
 
     Raises:
