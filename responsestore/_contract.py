@@ -71,6 +71,7 @@ __all__ = [
     "BaseStore",
     "Clock",
     "Stored",
+    "cursor_memory",
 ]
 
 DEFAULT_MAX_CHAIN_DEPTH = 1000
@@ -79,13 +80,24 @@ DEFAULT_MAX_CHAIN_DEPTH = 1000
 #: with :class:`~responsestore.StorageError`. Each lost race means another write succeeded.
 MAX_ATTEMPTS = 100
 
-#: How many removed records keep their place for cursors, on every backend (see the paging docs).
+#: How many removed records keep their place for cursors, on every backend (see the paging docs); a store capped
+#: below that remembers as many as its cap (see :func:`cursor_memory`).
 CURSOR_MEMORY = 10_000
 
 #: How many recency marks of lock-free reads a backend may queue until its next write applies them.
 TOUCH_LOG = 65_536
 
 Clock = Callable[[], float]
+
+
+def cursor_memory(max_records: int | None) -> int:
+    """How many removed records a store with this cap remembers for cursors: ``min(CURSOR_MEMORY, max_records)``.
+
+    So a capped store's bookkeeping stays proportional to its size: a page walk keeps its place as long as fewer
+    than that many records are removed between two of its pages.
+    """
+    return CURSOR_MEMORY if max_records is None else min(CURSOR_MEMORY, max_records)
+
 
 _STATUS_OF: dict[str, ResponseStatus] = {status.value: status for status in ResponseStatus}
 
