@@ -17,6 +17,7 @@ VARIANT_ORDER = [
     "rwlock-fair-dict",
     "fasteners-dict",
     "bare-dict",
+    "vllm-like",
 ]
 LOCK_ORDER = [
     "responsestore.RWLock",
