@@ -37,7 +37,7 @@ from ._events import (
 from ._ids import check_id, new_response_id
 from ._items import normalize_input, normalize_items
 from ._json import FrozenDict, thaw
-from ._paging import Page, PageQuery, make_record_filter, paginate, scan_sequence
+from ._paging import Page, PageQuery, make_record_filter, paginate_sequence
 from ._records import (
     ResponseRecord,
     ResponseStatus,
@@ -770,13 +770,8 @@ class BaseStore(abc.ABC):
         record = self._get(owner, id)
         if record is None:
             raise ResponseNotFound(id)
-        page = paginate(
-            lambda cursor, descending: scan_sequence(record.input, cursor, descending),
-            query,
-            _item_id,
-        )
-        data: tuple[dict[str, Any], ...] = page.data
-        return Page(data=data, first_id=page.first_id, last_id=page.last_id, has_more=page.has_more)
+        items: Sequence[dict[str, Any]] = record.input
+        return paginate_sequence(items, query, _item_id)
 
     def chain(self, id: str, *, owner: str | None = None) -> tuple[ResponseRecord, ...]:
         """The responses from the start of ``id``'s ``previous_response_id`` chain to ``id``, oldest first.

@@ -49,6 +49,7 @@ from .errors import InvalidArgument, ResponseExists, StorageError, StoreFull
 __all__ = ["ResponseStore"]
 
 _NO_ENTRIES: dict[str, Any] = {}  # what get looks an id up in for an owner with no records (never written)
+_NOBODY = object()  # an owner no record has
 
 _Key = tuple[str | None, str]  # (owner, id)
 _OrderKey = tuple[float, int, str]  # (created_at, seq, id)
@@ -243,13 +244,38 @@ class ResponseStore(BaseStore):
 
     def _chain(self, owner: str | None, id: str, limit: int) -> list[ResponseRecord]:
         with self._lock.read():  # one snapshot: no writer changes the chain half-way through the walk
-            return super()._chain(owner, id, limit)
+            self._refuse_if_closed()
+            entries = self._none if owner is None else self._maps.get(owner)
+            if entries is None:
+                return []
+            now = self._now()  # one reading for the whole walk
+            chain: list[ResponseRecord] = []
+            seen: set[str] = set()
+            get, append, add = entries.get, chain.append, seen.add
+            next_id: str | None = id
+            for _ in range(limit):
+                entry = get(next_id)  # type: ignore[arg-type]  # never None here
+                if entry is None or (entry.expires_at is not None and entry.expires_at <= now):
+                    break
+                record = entry.record
+                append(record)
+                add(record.id)
+                next_id = record.previous_response_id
+                if next_id is None or next_id in seen:
+                    break
+            return chain
 
     def _touch(self, records: Sequence[ResponseRecord]) -> None:
+        maps, mark = self._maps, self._mark_used
+        owner: object = _NOBODY
+        entries: dict[str, _Entry] | None = None
         for record in records:
-            entry = self._lookup(record.owner, record.id)
+            if record.owner != owner:  # a chain's records share one owner: look its map up once
+                owner = record.owner
+                entries = maps.get(record.owner)
+            entry = None if entries is None else entries.get(record.id)
             if entry is not None:
-                self._touched.append(entry)
+                mark(entry)
 
     def _put_new(self, record: ResponseRecord, ttl: float | None, keep: Sequence[ResponseRecord]) -> bool:
         with self._lock.write():

@@ -33,6 +33,7 @@ __all__ = [
     "make_record_filter",
     "paginate",
     "paginate_records",
+    "paginate_sequence",
     "scan_sequence",
 ]
 
@@ -140,19 +141,43 @@ def unknown_cursor(cursor: str) -> InvalidArgument:
     return InvalidArgument(f"unknown cursor {cursor!r}: no such item in this list", id=cursor)
 
 
+def paginate_sequence(items: Sequence[M], query: PageQuery, item_id: Callable[[M], str]) -> Page[M]:
+    """``paginate`` over ``scan_sequence(items, ...)`` with no filter, by slicing (input items of one response).
+
+    Raises:
+        InvalidArgument: the cursor is not the id of an item in ``items``.
+    """
+    backwards = query.before is not None
+    cursor = query.before if backwards else query.after
+    descending = query.descending != backwards
+    start = _start(items, cursor, descending)
+    available = start + 1 if descending else len(items) - start  # items from ``start`` in the scan's direction
+    take = min(query.limit, available)
+    if take <= 0:
+        return Page(data=(), first_id=None, last_id=None, has_more=False)
+    chosen = tuple(reversed(items[start - take + 1 : start + 1])) if descending else tuple(items[start : start + take])
+    if backwards:
+        chosen = chosen[::-1]
+    return Page(data=chosen, first_id=item_id(chosen[0]), last_id=item_id(chosen[-1]), has_more=available > take)
+
+
+def _start(items: Sequence[M], cursor: str | None, descending: bool) -> int:
+    """Where a scan of ``items`` in this direction starts: the first index strictly after ``cursor``."""
+    if cursor is None:
+        return len(items) - 1 if descending else 0
+    position = next((i for i, item in enumerate(items) if item["id"] == cursor), None)
+    if position is None:
+        raise unknown_cursor(cursor)
+    return position - 1 if descending else position + 1
+
+
 def scan_sequence(items: Sequence[M], cursor: str | None, descending: bool) -> Iterator[M]:
     """A scan over an in-order sequence of items with ``"id"`` keys (input items of one response).
 
     Raises:
         InvalidArgument: ``cursor`` is not the id of an item in ``items``.
     """
-    if cursor is None:
-        start = len(items) - 1 if descending else 0
-    else:
-        position = next((i for i, item in enumerate(items) if item["id"] == cursor), None)
-        if position is None:
-            raise unknown_cursor(cursor)
-        start = position - 1 if descending else position + 1
+    start = _start(items, cursor, descending)
     if descending:
         return (items[i] for i in range(start, -1, -1))
     return (items[i] for i in range(start, len(items)))
