@@ -93,17 +93,28 @@ class PageQuery:
         Raises:
             InvalidArgument: an argument is out of range, of the wrong type, or both cursors are given.
         """
+        first_page = after is None and before is None and limit.__class__ is int and order.__class__ is str
+        if first_page:  # the common query: its checked form is kept (at most 200 of them: 100 limits, 2 orders)
+            known = _FIRST_PAGES.get((limit, order))  # type: ignore[arg-type]
+            if known is not None:
+                return known
         checked = check_int(limit, "limit", minimum=1, maximum=MAX_LIMIT)
         if order not in ("asc", "desc"):
             raise InvalidArgument(f"order must be 'asc' or 'desc', not {describe(order)}")
         if after is not None and before is not None:
             raise InvalidArgument("pass after or before, not both")
-        return cls(
+        query = cls(
             limit=checked,  # type: ignore[arg-type]
             after=None if after is None else check_id(after, "after"),
             before=None if before is None else check_id(before, "before"),
             descending=order == "desc",
         )
+        if first_page:
+            _FIRST_PAGES[limit, order] = query  # type: ignore[index]
+        return query
+
+
+_FIRST_PAGES: dict[tuple[int, str], PageQuery] = {}  # checked first-page queries by (limit, order)
 
 
 def paginate(
@@ -155,7 +166,11 @@ def paginate_sequence(items: Sequence[M], query: PageQuery, item_id: Callable[[M
     take = min(query.limit, available)
     if take <= 0:
         return Page(data=(), first_id=None, last_id=None, has_more=False)
-    chosen = tuple(reversed(items[start - take + 1 : start + 1])) if descending else tuple(items[start : start + take])
+    if descending:
+        stop = start - take
+        chosen = tuple(items[start : None if stop < 0 else stop : -1])
+    else:
+        chosen = tuple(items[start : start + take])
     if backwards:
         chosen = chosen[::-1]
     return Page(data=chosen, first_id=item_id(chosen[0]), last_id=item_id(chosen[-1]), has_more=available > take)
