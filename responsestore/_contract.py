@@ -754,7 +754,7 @@ class BaseStore(abc.ABC):
         before: str | None = None,
         order: str = "desc",
         owner: str | None = None,
-    ) -> Page[dict[str, Any]]:
+    ) -> Page[FrozenDict]:
         """One page of the input items of response ``id``, last item first by default.
 
         The items are the stored ones, read-only (:class:`~responsestore.FrozenDict`, lists as tuples): changing
@@ -770,8 +770,7 @@ class BaseStore(abc.ABC):
         record = self._get(owner, id)
         if record is None:
             raise ResponseNotFound(id)
-        items: Sequence[dict[str, Any]] = record.input
-        return paginate_sequence(items, query, _item_id)
+        return paginate_sequence(record.input, query, _item_id)
 
     def chain(self, id: str, *, owner: str | None = None) -> tuple[ResponseRecord, ...]:
         """The responses from the start of ``id``'s ``previous_response_id`` chain to ``id``, oldest first.
@@ -794,7 +793,7 @@ class BaseStore(abc.ABC):
         self._touch(chain)
         return tuple(chain)
 
-    def conversation(self, id: str, *, owner: str | None = None) -> tuple[dict[str, Any], ...]:
+    def conversation(self, id: str, *, owner: str | None = None) -> tuple[FrozenDict, ...]:
         """The context for a request that continues ``id``.
 
         Every input item then every output item of each response in the chain, oldest response first. The items
@@ -806,7 +805,7 @@ class BaseStore(abc.ABC):
             ResponseNotFound: ``id`` itself does not exist for this owner.
             ChainError: an ancestor is missing, the chain is longer than ``max_chain_depth``, or it loops.
         """
-        items: list[dict[str, Any]] = []
+        items: list[FrozenDict] = []
         for record in self.chain(id, owner=owner):
             items += record.input
             items += record.output

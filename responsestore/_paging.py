@@ -38,20 +38,21 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
 M = TypeVar("M", bound=Mapping[str, Any])
 
 MAX_LIMIT = 100
 
 
 @attrs.frozen(slots=True)
-class Page(Generic[T]):
+class Page(Generic[T_co]):
     """One page of a list: the items, the ids at both ends, and whether more lie beyond.
 
     ``first_id`` and ``last_id`` are ``None`` for an empty page. Pass ``after=page.last_id`` to get the next
     page and ``before=page.first_id`` to get the previous one.
     """
 
-    data: tuple[T, ...]
+    data: tuple[T_co, ...]
     first_id: str | None
     last_id: str | None
     has_more: bool
@@ -59,7 +60,7 @@ class Page(Generic[T]):
     def __len__(self) -> int:
         return len(self.data)
 
-    def __iter__(self) -> Iterator[T]:
+    def __iter__(self) -> Iterator[T_co]:
         return iter(self.data)
 
     def to_openai(self) -> dict[str, Any]:
