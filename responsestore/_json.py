@@ -88,6 +88,7 @@ class FrozenDict(dict[str, Any]):
         return thawed
 
     def _refuse(self, *args: object, **kwargs: object) -> NoReturn:
+        """Refused: a ``FrozenDict`` never changes (raises :class:`TypeError`; ``thaw()`` gives a mutable copy)."""
         raise TypeError("a FrozenDict is read-only (stored data never changes); .thaw() returns a mutable copy")
 
     __setitem__ = __delitem__ = update = pop = popitem = setdefault = clear = __ior__ = _refuse
@@ -253,5 +254,8 @@ def thaw(value: Any) -> Any:
 
 
 def to_json_text(value: Any) -> str:
-    """Serialize frozen JSON compactly (used by durable backends and for size accounting)."""
-    return json.dumps(thaw(value), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    """Serialize frozen JSON compactly (used by durable backends and for size accounting).
+
+    ``json`` takes frozen values as they are (a ``FrozenDict`` is a ``dict``, a tuple becomes an array): no copy.
+    """
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
