@@ -200,6 +200,9 @@ def _freeze(value: Any, depth: int) -> Any:  # noqa: PLR0911, PLR0912 - one bran
                 raise _NotJSON(f"has a non-string key {describe(key)}")
             if not key.isascii() and has_lone_surrogate(key):
                 raise _NotJSON(f"has a key {describe(key, 40)} that {_SURROGATE_REASON}")
+            if (item.__class__ is str and item.isascii()) or item is None or item.__class__ is bool:
+                frozen[key] = item  # the commonest values, without a call
+                continue
             try:
                 frozen[key] = _freeze(item, depth + 1)
             except _NotJSON as problem:
