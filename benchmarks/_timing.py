@@ -43,6 +43,7 @@ class Settings:
     mixed_prefill: int
     mixed_repeats: int
     memory_records: int
+    cap_cycles: int = 100_000  # create+complete cycles of the memory-at-cap workload (max_records=1000)
     input_items: int = 50
 
     def to_json(self) -> dict[str, Any]:
@@ -61,6 +62,7 @@ SMOKE = Settings(
     mixed_prefill=200,
     mixed_repeats=1,
     memory_records=200,
+    cap_cycles=2_000,
 )
 QUICK = Settings(
     mode="quick",
@@ -74,6 +76,7 @@ QUICK = Settings(
     mixed_prefill=1_000,
     mixed_repeats=1,
     memory_records=500,
+    cap_cycles=4_000,
 )
 FULL = Settings(
     mode="full",

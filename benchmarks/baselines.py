@@ -19,14 +19,20 @@ Every baseline offers the methods the workloads call, with the same names and ar
   ``release_read_lock`` for ``fasteners``, not its generator context manager).
 - :class:`BareDictStore` ("bare-dict"): the floor, the same dict with no lock at all. Not thread-safe in
   general; it shows what the dict operations themselves cost.
+- :class:`VllmLikeStore` ("vllm-like"): what vLLM's Responses server does: the ``openai`` SDK's pydantic
+  ``Response`` model objects in a dict under an ``asyncio.Lock``, read with an awaited ``get``. Only ``get`` is
+  timed (in one coroutine per sample, so the event loop's own cost is paid once per sample, not per call), and
+  its bulk shares one ``Response`` object (a pydantic ``Response`` costs about 7 kB, too much to build a million
+  of); its per-record memory is measured by the memory workload.
 
-No baseline copies what it returns (the library returns immutable records, and fresh dicts from
-``input_items`` and ``conversation``), none validates its arguments, and none expires or evicts anything: each
+No baseline copies what it returns (nor does the library: it returns its immutable records and their stored,
+read-only items), none validates its arguments, and none expires or evicts anything: each
 is the cheapest honest version of its design, never a deliberately slow one.
 """
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import operator
 import threading
@@ -42,6 +48,7 @@ __all__ = [
     "LockedDictStore",
     "RWLockFairDictStore",
     "SeedPortStore",
+    "VllmLikeStore",
     "missing_dependencies",
 ]
 
@@ -482,6 +489,60 @@ class FastenersDictStore(_ExplicitLockDictStore):
             self._release_read()
 
 
+class VllmLikeStore:
+    """vllm-like: ``openai`` ``Response`` objects in a dict under an ``asyncio.Lock``; an awaited ``get``.
+
+    ``get_many(ids)`` reads every id in one coroutine on the store's own event loop (what a sample times);
+    ``fill(size)`` adds ids up to ``size``, all naming one shared ``Response`` (built from a real record).
+    """
+
+    name = "vllm-like"
+
+    def __init__(self, response: Any) -> None:
+        self._responses: dict[str, Any] = {}
+        self._lock = asyncio.Lock()
+        self._loop = asyncio.new_event_loop()
+        self._shared = response
+        self.ids: list[str] = []
+
+    def __len__(self) -> int:
+        return len(self._responses)
+
+    async def aget(self, id: str) -> Any:
+        """The ``Response`` ``id``, read under the lock (as vLLM's retrieve route does)."""
+        async with self._lock:
+            return self._responses[id]
+
+    async def _get_all(self, ids: list[str]) -> None:
+        aget = self.aget
+        for id in ids:
+            await aget(id)
+
+    def get_many(self, ids: list[str]) -> None:
+        """Await ``aget`` of every id in ``ids``, in one coroutine."""
+        self._loop.run_until_complete(self._get_all(ids))
+
+    def fill(self, size: int) -> None:
+        """Store the shared ``Response`` under fresh ids until the dict holds ``size``."""
+        while len(self._responses) < size:
+            id = _response_id()
+            self._responses[id] = self._shared
+            self.ids.append(id)
+
+    def close(self) -> None:
+        """Close the event loop."""
+        self._loop.close()
+
+
+def openai_response(record: Any) -> Any:
+    """The ``openai`` SDK's pydantic ``Response`` of a record (``None`` when ``openai`` is not installed)."""
+    if importlib.util.find_spec("openai") is None:
+        return None
+    from openai.types.responses import Response  # noqa: PLC0415 - an optional benchmark dependency
+
+    return Response.model_validate(record.to_openai())
+
+
 #: The dict variants in the order tables show them, with the optional module each needs (``None``: none).
 DICT_VARIANTS: list[tuple[type[BareDictStore], str | None]] = [
     (LockedDictStore, None),
@@ -495,6 +556,6 @@ def missing_dependencies() -> dict[str, str]:
     """The optional benchmark modules that cannot be imported, each with the reason."""
     return {
         module: f"{module} is not installed: pip install 'responsestore[benchmarks]'"
-        for module in ("readerwriterlock", "fasteners")
+        for module in ("readerwriterlock", "fasteners", "openai")
         if importlib.util.find_spec(module) is None
     }

@@ -1,14 +1,23 @@
-"""Memory per stored record: a small completed response in a ResponseStore, versus the same response as plain JSON.
+"""Memory per stored record, and memory of a capped store that has turned over many times.
 
-The small response: ``create(model, "Hello, this is question i.")`` then ``complete(id, [assistant message],
-usage={...})``, in a store with the default TTL (so the expiry heap is counted) and no capacity bound; the
-store's map, ordering index, heaps and per-record entry are all included.
+The small response: ``create(model, [user message])`` then ``complete(id, [assistant message], usage={...})``,
+with a 100-character question and reply and ids on the items as OpenAI sends them, in a store at its defaults
+(30-day TTL, the 10 000 cap or the record count if that is more); the store's maps, ordering index, heaps and
+per-record entry are all included.
 
 The plain-JSON representation is what a server that keeps dicts would hold for the same response: its
 ``to_openai()`` dict plus ``"input"``, the list of its input items, stored in a dict by id. It is built by
 parsing each response's JSON text, then sharing dict keys and constant strings ("response", "completed", the
 model name, ...) the way dicts built in code share them, so that neither side pays for a per-record copy of a
 constant and both pay for per-record strings (ids, texts).
+
+The vllm-like representation is the ``openai`` SDK's pydantic ``Response`` of each response (what vLLM keeps), in
+a dict by id (its input items, which vLLM keeps apart, are not counted).
+
+At the cap: a store with ``max_records=1000`` runs ``cap_cycles`` create+complete cycles (100 000 in full mode),
+traced by ``tracemalloc`` from before the store is created, so what the turned-over records left behind counts
+as growth; the figure is its memory after all cycles and after half of them, against its memory when it first
+held 1000 records (what its live records need in a fresh store).
 
 Each figure is measured in a fresh interpreter (``python -m benchmarks.memory KIND COUNT METHOD``):
 ``tracemalloc`` counts the bytes allocated and still alive after storing ``COUNT`` records, divided by
@@ -29,6 +38,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from . import baselines
 from ._timing import Progress, Settings
 
 NAME = "memory"
@@ -38,7 +48,10 @@ MODEL = "gpt-4.1"
 KINDS = {
     "responsestore": "ResponseStore record, index and bookkeeping included",
     "plain-json-dict": "to_openai() dict plus input items, in a dict by id",
+    "vllm-like": "openai SDK Response (pydantic) per response, in a dict by id",
 }
+CAP = 1000
+TEXT = "x" * 100
 RSS_FACTOR = 4  # RSS needs more records than tracemalloc to rise well above page and arena granularity
 _CONSTANTS = {
     s: s
@@ -73,26 +86,33 @@ def _share(value: Any) -> Any:
     return value
 
 
+def _cycle(store: Any, i: int) -> None:
+    question = f"{i:08d}{TEXT[8:]}"
+    record = store.create(MODEL, [{"id": f"msg_in{i:020d}", "role": "user", "content": question}])
+    reply = [{"type": "output_text", "text": f"{i:08d}{TEXT[8:]}", "annotations": []}]
+    store.complete(
+        record.id,
+        [{"id": f"msg_out{i:020d}", "type": "message", "role": "assistant", "status": "completed", "content": reply}],
+        usage={"input_tokens": 12, "output_tokens": 8},
+    )
+
+
 def _fill_store(store: Any, start: int, count: int) -> None:
     for i in range(start, start + count):
-        record = store.create(MODEL, f"Hello, this is question {i}.")
-        store.complete(
-            record.id,
-            [{"role": "assistant", "content": f"Hello! This is answer {i}."}],
-            usage={"input_tokens": 12, "output_tokens": 8},
-        )
+        _cycle(store, i)
 
 
 def _probe(kind: str, count: int, method: str) -> float:
     """Bytes per record of ``count`` records of ``kind`` (in this process, which should be fresh)."""
     from responsestore import ResponseStore  # noqa: PLC0415 - the probe imports only what it measures
     from responsestore._json import thaw  # noqa: PLC0415
+    from responsestore._retention import DEFAULT_MAX_RECORDS  # noqa: PLC0415
 
     warm = ResponseStore(max_records=None)
     _fill_store(warm, 0, 50)  # first-use allocations (caches, interned names) happen here, not below
     work: Callable[[], object]
     if kind == "responsestore":
-        store = ResponseStore(max_records=None)
+        store = ResponseStore(max_records=max(DEFAULT_MAX_RECORDS, count))
 
         def work() -> object:
             _fill_store(store, 0, count)
@@ -109,6 +129,21 @@ def _probe(kind: str, count: int, method: str) -> float:
                 response = _share(json.loads(text))
                 responses[response["id"]] = response
             return responses
+
+    elif kind == "vllm-like":
+        from openai.types.responses import Response  # noqa: PLC0415 - an optional benchmark dependency
+
+        source = ResponseStore(max_records=None)
+        _fill_store(source, 0, count)
+        Response.model_validate(_all_records(source)[0].to_openai())  # first-use allocations
+        texts = [json.dumps(record.to_openai()) for record in _all_records(source)]
+        models: dict[str, Any] = {}
+
+        def work() -> object:
+            for text in texts:
+                response = Response.model_validate_json(text)
+                models[response.id] = response
+            return models
 
     else:
         raise SystemExit(f"unknown kind {kind!r}")
@@ -129,6 +164,32 @@ def _probe(kind: str, count: int, method: str) -> float:
     return (after - before) / count
 
 
+def _probe_at_cap(cycles: int) -> dict[str, float]:
+    """Traced bytes of a capped store: when it first holds 1000 records, after half the cycles, after all."""
+    from responsestore import ResponseStore  # noqa: PLC0415 - the probe imports only what it measures
+
+    warm = ResponseStore(max_records=10)
+    _fill_store(warm, 0, 50)  # first-use allocations happen here, not below
+    del warm
+    marks: dict[int, list[str]] = {}
+    for at, name in ((CAP, "fresh"), (cycles // 2, "half"), (cycles, "after")):
+        marks.setdefault(at, []).append(name)
+    found: dict[str, float] = {}
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    store = ResponseStore(max_records=CAP)
+    for i in range(cycles):
+        _cycle(store, i)
+        if i + 1 in marks:
+            gc.collect()
+            for name in marks[i + 1]:
+                found[name] = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    assert len(store) == CAP
+    return found
+
+
 def _all_records(store: Any) -> list[Any]:
     records = []
     after = None
@@ -140,7 +201,7 @@ def _all_records(store: Any) -> list[Any]:
         after = page.last_id
 
 
-def _measure(kind: str, count: int, method: str) -> float:
+def _measure(kind: str, count: int, method: str) -> str:
     root = Path(__file__).resolve().parent.parent
     output = subprocess.run(
         [sys.executable, "-m", "benchmarks.memory", kind, str(count), method],
@@ -152,16 +213,20 @@ def _measure(kind: str, count: int, method: str) -> float:
     )
     if output.returncode != 0:
         raise RuntimeError(f"memory probe {kind} {method} failed:\n{output.stderr}")
-    return float(output.stdout.strip().splitlines()[-1])
+    return output.stdout.strip().splitlines()[-1]
 
 
 def run(settings: Settings, progress: Progress) -> dict[str, Any]:
     count = settings.memory_records
     results = []
+    missing = baselines.missing_dependencies()
     for kind, description in KINDS.items():
+        if kind == "vllm-like" and "openai" in missing:
+            progress(f"memory: skipping {kind}: {missing['openai']}")
+            continue
         start = time.perf_counter()
-        traced = _measure(kind, count, "tracemalloc")
-        rss = _measure(kind, count * RSS_FACTOR, "rss")
+        traced = float(_measure(kind, count, "tracemalloc"))
+        rss = float(_measure(kind, count * RSS_FACTOR, "rss"))
         results.append(
             {
                 "representation": kind,
@@ -174,12 +239,23 @@ def run(settings: Settings, progress: Progress) -> dict[str, Any]:
             f"memory: {kind}: {traced:,.0f} B/record (tracemalloc), {rss:,.0f} B/record (RSS) "
             f"[{time.perf_counter() - start:.1f} s]"
         )
+    start = time.perf_counter()
+    at_cap = json.loads(_measure("at-cap", settings.cap_cycles, "tracemalloc"))
+    progress(
+        f"memory: at max_records={CAP:,}: {at_cap['fresh'] / 1e6:.2f} MB fresh, {at_cap['half'] / 1e6:.2f} MB after "
+        f"{settings.cap_cycles // 2:,} cycles, {at_cap['after'] / 1e6:.2f} MB after {settings.cap_cycles:,} "
+        f"[{time.perf_counter() - start:.1f} s]"
+    )
     return {
         "records_tracemalloc": count,
         "records_rss": count * RSS_FACTOR,
         "results": results,
+        "at_cap": {"max_records": CAP, "cycles": settings.cap_cycles, "bytes": at_cap},
     }
 
 
 if __name__ == "__main__":
-    print(_probe(sys.argv[1], int(sys.argv[2]), sys.argv[3]))
+    if sys.argv[1] == "at-cap":
+        print(json.dumps(_probe_at_cap(int(sys.argv[2]))))
+    else:
+        print(_probe(sys.argv[1], int(sys.argv[2]), sys.argv[3]))

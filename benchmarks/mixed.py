@@ -6,8 +6,9 @@ block) and one ``complete`` of that thread's response from the same block (in th
 together on a barrier; throughput is operations per second of wall time from the barrier to the last join, and
 every operation's latency is timed on its own (``perf_counter_ns`` around the call) for the percentiles.
 
-Stores are unbounded (``ResponseStore(ttl=None, max_records=None)``), like the baselines, and prefilled with
-completed responses; each variant's store is built once and reused by every run. The garbage collector is
+responsestore runs with its default TTL (every ``get`` reads the clock) and a capacity bound high enough that no
+run evicts a prefilled response (the default 10 000, or ten times the prefill if that is more); stores are
+prefilled with completed responses; each variant's store is built once and reused by every run. The garbage collector is
 disabled during each run.
 """
 
@@ -21,6 +22,7 @@ import time
 from typing import Any
 
 from responsestore import ResponseStore
+from responsestore._retention import DEFAULT_MAX_RECORDS
 
 from . import baselines
 from ._timing import Progress, Settings
@@ -55,9 +57,14 @@ def _plan(rng: random.Random, operations: int, keys: list[str]) -> list[tuple[in
     return plan[:operations]
 
 
-def _stores(progress: Progress) -> dict[str, Any]:
+def store_capacity(settings: Settings) -> int:
+    """The ``max_records`` responsestore runs with here: the default, or ten times the prefill if that is more."""
+    return max(DEFAULT_MAX_RECORDS, 10 * settings.mixed_prefill)
+
+
+def _stores(settings: Settings, progress: Progress) -> dict[str, Any]:
     stores: dict[str, Any] = {
-        "responsestore": ResponseStore(ttl=None, max_records=None),
+        "responsestore": ResponseStore(max_records=store_capacity(settings)),
         "seed-port": baselines.SeedPortStore(),
     }
     missing = baselines.missing_dependencies()
@@ -150,7 +157,7 @@ def _percentile(ordered: list[int], percent: float) -> float:
 
 
 def run(settings: Settings, progress: Progress) -> dict[str, Any]:
-    stores = _stores(progress)
+    stores = _stores(settings, progress)
     keys: dict[str, list[str]] = {}
     for name, store in stores.items():
         progress(f"mixed: prefilling {name} with {settings.mixed_prefill:,} completed responses")

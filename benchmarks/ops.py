@@ -9,6 +9,12 @@ not depend on the status.
 
 The four dict variants (server-dict, its two reader/writer-lock versions and the bare-dict floor) wrap one and
 the same dict. ``create`` and ``complete`` samples delete what they added afterwards (untimed), so sizes stay put.
+
+responsestore runs at its defaults: the 30-day TTL (so every ``get`` reads the clock) and a capacity bound, set
+to the default 10 000 or twice the largest size, whichever is larger, so that it never evicts the measured data
+(the bound's value changes no operation's cost). ``get`` reads every stored record in a random order that is the
+same for every variant, not a few hot keys. The vllm-like variant (``openai`` ``Response`` objects under an
+``asyncio.Lock``) takes part in ``get`` only.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from itertools import repeat
 from typing import Any
 
 from responsestore import ResponseStore
+from responsestore._retention import DEFAULT_MAX_RECORDS
 
 from . import baselines
 from ._timing import Case, Progress, Settings, measure_round_robin
@@ -30,7 +37,6 @@ TITLE = "Single-operation cost"
 MODEL = "gpt-4.1"
 OUTPUT = ({"role": "assistant", "content": "The answer is 42."},)
 USAGE = {"input_tokens": 12, "output_tokens": 6}
-GET_KEYS = 1_000  # distinct ids each get sample cycles through
 PAGE = 20
 CHAIN = 100  # responses in the conversation chain
 
@@ -94,9 +100,36 @@ class Fixture:
         self.many_items = self.shared_with.many_items
 
 
-def _variants(progress: Progress) -> list[Fixture]:
+class VllmFixture(Fixture):
+    """The vllm-like store: no chain, no items, its bulk one shared ``Response``; it takes part in ``get`` only."""
+
+    def seed(self, settings: Settings) -> None:
+        pass
+
+    def fill(self, size: int) -> None:
+        self.store.fill(size)
+        self.ids = self.store.ids
+
+
+def store_capacity(settings: Settings) -> int:
+    """The ``max_records`` responsestore runs with: the default, or twice the largest size if that is more."""
+    return max(DEFAULT_MAX_RECORDS, 2 * max(settings.sizes))
+
+
+def _vllm_like(progress: Progress) -> Fixture | None:
+    sample = ResponseStore()
+    record = sample.create(MODEL, "turn 0: question")
+    record = sample.complete(record.id, [{"role": "assistant", "content": "turn 0: answer"}], usage=USAGE)
+    response = baselines.openai_response(record)
+    if response is None:
+        progress("  skipping vllm-like: openai is not installed: pip install 'responsestore[benchmarks]'")
+        return None
+    return VllmFixture("vllm-like", baselines.VllmLikeStore(response))
+
+
+def _variants(settings: Settings, progress: Progress) -> list[Fixture]:
     fixtures = [
-        Fixture("responsestore", ResponseStore(ttl=None, max_records=None)),
+        Fixture("responsestore", ResponseStore(max_records=store_capacity(settings))),
         Fixture("seed-port", baselines.SeedPortStore()),
     ]
     shared: dict[str, dict[str, Any]] = {}
@@ -110,19 +143,38 @@ def _variants(progress: Progress) -> list[Fixture]:
         if owner is None:
             owner = fixture
         fixtures.append(fixture)
+    vllm = _vllm_like(progress)
+    if vllm is not None:
+        fixtures.append(vllm)
     return fixtures
 
 
-def _cases(fixture: Fixture, op: str, size: int, keys_at: list[int]) -> Case:
+def _cases(fixture: Fixture, op: str, size: int, keys_at: list[int]) -> Case | None:
     store = fixture.store
     ids = fixture.ids
     max_batch = max(1, size // 10)
     if op == "get":
         keys = [ids[i] for i in keys_at]
+        position = 0
+
+        def next_batch(n: int) -> list[str]:
+            nonlocal position
+            start = position
+            position = (start + n) % len(keys)
+            return [keys[(start + j) % len(keys)] for j in range(n)]
+
+        if isinstance(fixture, VllmFixture):
+            get_many = store.get_many
+
+            def make_awaited_get(n: int) -> Callable[[], object]:
+                batch = next_batch(n)
+                return lambda: get_many(batch)
+
+            return Case(make_awaited_get)
         get = store.get
 
         def make_get(n: int) -> Callable[[], object]:
-            batch = (keys * (n // len(keys) + 1))[:n]
+            batch = next_batch(n)
 
             def run() -> None:
                 for key in batch:
@@ -131,6 +183,8 @@ def _cases(fixture: Fixture, op: str, size: int, keys_at: list[int]) -> Case:
             return run
 
         return Case(make_get)
+    if isinstance(fixture, VllmFixture):
+        return None
     if op == "create":
         created: list[Any] = []
         create = store.create
@@ -220,6 +274,8 @@ def _repeat_call(call: Callable[[], object]) -> Callable[[int], Callable[[], obj
 def _check_results(fixtures: list[Fixture]) -> None:
     """Every variant answers the same questions the same way (guards the comparison, not the library)."""
     for fixture in fixtures:
+        if isinstance(fixture, VllmFixture):
+            continue
         store = fixture.store
         page = list(store.list(limit=PAGE))
         assert len(page) == PAGE, (fixture.name, len(page))
@@ -231,7 +287,7 @@ def _check_results(fixtures: list[Fixture]) -> None:
 
 
 def run(settings: Settings, progress: Progress) -> dict[str, Any]:
-    fixtures = _variants(progress)
+    fixtures = _variants(settings, progress)
     results: list[dict[str, Any]] = []
     build_seconds: dict[str, dict[int, float]] = {fixture.name: {} for fixture in fixtures}
     rng = random.Random(6)
@@ -257,9 +313,10 @@ def run(settings: Settings, progress: Progress) -> dict[str, Any]:
             for fixture in fixtures:
                 assert len(fixture.store) == size, (fixture.name, len(fixture.store), size)
             _check_results(fixtures)
-            keys_at = [rng.randrange(size) for _ in range(min(GET_KEYS, size))]
+            keys_at = rng.sample(range(size), size)  # every record, in one random order for every variant
             for op in OPS:
-                cases = {fixture.name: _cases(fixture, op, size, keys_at) for fixture in fixtures}
+                chosen = {fixture.name: _cases(fixture, op, size, keys_at) for fixture in fixtures}
+                cases = {name: case for name, case in chosen.items() if case is not None}
                 summaries = measure_round_robin(cases, settings)
                 for variant, summary in summaries.items():
                     results.append({"op": op, "size": size, "variant": variant, **summary})
@@ -268,6 +325,9 @@ def run(settings: Settings, progress: Progress) -> dict[str, Any]:
     finally:
         if was_enabled:
             gc.enable()
+        for fixture in fixtures:
+            if isinstance(fixture, VllmFixture):
+                fixture.store.close()
         fixtures.clear()
         gc.unfreeze()
         gc.collect()
@@ -277,7 +337,13 @@ def run(settings: Settings, progress: Progress) -> dict[str, Any]:
         "variants": list(build_seconds),
         "results": results,
         "build_seconds": {name: {str(size): s for size, s in sizes.items()} for name, sizes in build_seconds.items()},
+        "capacity": store_capacity(settings),
         "notes": [
+            "responsestore runs with its default TTL (30 days) and max_records="
+            f"{store_capacity(settings):,} (the default 10,000, or twice the largest size).",
+            "get reads every stored record once per pass, in one random order shared by the variants.",
+            "vllm-like takes part in get only: an awaited get under an asyncio.Lock, one coroutine per sample; "
+            "its bulk shares one openai Response object.",
             "The bulk of each store is plain in-progress responses created through each store's create(); "
             "a 100-response chain and one response with 50 input items are completed.",
             "The four dict variants wrap one shared dict.",

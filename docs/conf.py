@@ -35,11 +35,11 @@ source_suffix = {".md": "markdown"}
 exclude_patterns = ["_build", "examples", "Thumbs.db", ".DS_Store"]
 
 # Every reference into the package must resolve. References into the standard library cannot (intersphinx is off:
-# builds use no network), nor can generic type variables such as ``responsestore._paging.T``.
+# builds use no network), nor can generic type variables such as ``responsestore._paging.T`` (or ``T_co``).
 nitpicky = True
 nitpick_ignore_regex = [
     ("py:.*", r"(?!responsestore\b).*"),
-    ("py:class", r"responsestore\._\w+\.[A-Z]"),
+    ("py:class", r"responsestore\._\w+\.[A-Z](_co)?"),
 ]
 
 myst_heading_anchors = 3

@@ -37,7 +37,7 @@ from ._events import (
 from ._ids import check_id, new_response_id
 from ._items import normalize_input, normalize_items
 from ._json import FrozenDict, thaw
-from ._paging import Page, PageQuery, make_record_filter, paginate, scan_sequence
+from ._paging import Page, PageQuery, make_record_filter, paginate_sequence
 from ._records import (
     ResponseRecord,
     ResponseStatus,
@@ -71,6 +71,7 @@ __all__ = [
     "BaseStore",
     "Clock",
     "Stored",
+    "cursor_memory",
 ]
 
 DEFAULT_MAX_CHAIN_DEPTH = 1000
@@ -79,13 +80,24 @@ DEFAULT_MAX_CHAIN_DEPTH = 1000
 #: with :class:`~responsestore.StorageError`. Each lost race means another write succeeded.
 MAX_ATTEMPTS = 100
 
-#: How many removed records keep their place for cursors, on every backend (see the paging docs).
+#: How many removed records keep their place for cursors, on every backend (see the paging docs); a store capped
+#: below that remembers as many as its cap (see :func:`cursor_memory`).
 CURSOR_MEMORY = 10_000
 
 #: How many recency marks of lock-free reads a backend may queue until its next write applies them.
 TOUCH_LOG = 65_536
 
 Clock = Callable[[], float]
+
+
+def cursor_memory(max_records: int | None) -> int:
+    """How many removed records a store with this cap remembers for cursors: ``min(CURSOR_MEMORY, max_records)``.
+
+    So a capped store's bookkeeping stays proportional to its size: a page walk keeps its place as long as fewer
+    than that many records are removed between two of its pages.
+    """
+    return CURSOR_MEMORY if max_records is None else min(CURSOR_MEMORY, max_records)
+
 
 _STATUS_OF: dict[str, ResponseStatus] = {status.value: status for status in ResponseStatus}
 
@@ -742,8 +754,11 @@ class BaseStore(abc.ABC):
         before: str | None = None,
         order: str = "desc",
         owner: str | None = None,
-    ) -> Page[dict[str, Any]]:
-        """One page of the input items of response ``id`` (fresh dicts), last item first by default.
+    ) -> Page[FrozenDict]:
+        """One page of the input items of response ``id``, last item first by default.
+
+        The items are the stored ones, read-only (:class:`~responsestore.FrozenDict`, lists as tuples): changing
+        one raises ``TypeError``; ``item.thaw()`` returns a mutable copy.
 
         Raises:
             ResponseNotFound: no such response for this owner.
@@ -755,17 +770,7 @@ class BaseStore(abc.ABC):
         record = self._get(owner, id)
         if record is None:
             raise ResponseNotFound(id)
-        page = paginate(
-            lambda cursor, descending: scan_sequence(record.input, cursor, descending),
-            query,
-            _item_id,
-        )
-        return Page(
-            data=tuple(thaw(item) for item in page.data),
-            first_id=page.first_id,
-            last_id=page.last_id,
-            has_more=page.has_more,
-        )
+        return paginate_sequence(record.input, query, _item_id)
 
     def chain(self, id: str, *, owner: str | None = None) -> tuple[ResponseRecord, ...]:
         """The responses from the start of ``id``'s ``previous_response_id`` chain to ``id``, oldest first.
@@ -788,21 +793,22 @@ class BaseStore(abc.ABC):
         self._touch(chain)
         return tuple(chain)
 
-    def conversation(self, id: str, *, owner: str | None = None) -> tuple[dict[str, Any], ...]:
+    def conversation(self, id: str, *, owner: str | None = None) -> tuple[FrozenDict, ...]:
         """The context for a request that continues ``id``.
 
-        Fresh copies of every input item then every output item of each response in the chain, oldest
-        response first.
+        Every input item then every output item of each response in the chain, oldest response first. The items
+        are the stored ones, read-only (:class:`~responsestore.FrozenDict`, lists as tuples): changing one raises
+        ``TypeError``; ``item.thaw()`` returns a mutable copy.
         Instructions are not carried over (OpenAI semantics): the continuing request supplies its own.
 
         Raises:
             ResponseNotFound: ``id`` itself does not exist for this owner.
             ChainError: an ancestor is missing, the chain is longer than ``max_chain_depth``, or it loops.
         """
-        items: list[dict[str, Any]] = []
+        items: list[FrozenDict] = []
         for record in self.chain(id, owner=owner):
-            items.extend(thaw(item) for item in record.input)
-            items.extend(thaw(item) for item in record.output)
+            items += record.input
+            items += record.output
         return tuple(items)
 
     # ------------------------------------------------------------------ events, waiting and streaming

@@ -1,8 +1,10 @@
 r"""Freezing caller JSON into immutable values, and thawing it back into fresh plain containers.
 
 Every backend stores only frozen values: ``freeze`` copies what a caller passed in, so mutating the caller's dict
-afterwards changes nothing stored, and ``thaw`` builds new dicts and lists, so mutating what a method returned
-changes nothing stored either.
+afterwards changes nothing stored. Reads return the frozen values themselves, with no copy: a
+:class:`FrozenDict` is a read-only ``dict`` and a frozen list a ``tuple``, so ``json.dumps`` and code reading
+dicts take them as they are, and nothing a caller does to them changes what is stored. ``thaw`` builds fresh,
+mutable dicts and lists for callers that want to change a copy (``to_openai()``, :meth:`FrozenDict.thaw`).
 
 Frozen JSON is: ``None``, ``bool``, ``int``, finite ``float``, ``str``, ``tuple`` of frozen JSON, and
 :class:`FrozenDict` with ``str`` keys. Anything else (sets, bytes, NaN, objects, cycles, absurd nesting) is refused
@@ -17,8 +19,8 @@ hold them, and refusing them here gives every backend the same behaviour.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
-from typing import Any, TypeAlias
+from collections.abc import Iterable, Mapping
+from typing import Any, NoReturn, TypeAlias
 
 from ._checks import describe, has_lone_surrogate
 from .errors import InvalidArgument
@@ -41,61 +43,101 @@ _INT_BOUND = 10**_INT_DIGITS
 _MAX_PATH = 400
 
 
-class FrozenDict(Mapping[str, Any]):
-    """A read-only, hashable mapping with ``str`` keys holding frozen JSON values.
+class FrozenDict(dict[str, Any]):
+    """A read-only ``dict`` with ``str`` keys holding frozen JSON values; hashable.
+
+    It is a real ``dict`` subclass, so ``json.dumps`` and any code that takes a dict read it directly, with no copy
+    and no wrapper. Every method that would change it (``d[k] = v``, ``del d[k]``, ``update``, ``pop``, ``popitem``,
+    ``setdefault``, ``clear``, ``|=``) raises :class:`TypeError`, as a ``tuple`` or a ``mappingproxy`` does. Its
+    lists are tuples, so nothing inside it can change either.
 
     It compares equal to any mapping holding the same JSON (including a plain ``dict`` with lists where this holds
-    tuples), so code reading a record can treat it as a dict; it has no method that changes it.
+    tuples). :meth:`thaw` returns a plain, mutable deep copy (dicts and lists); ``dict(d)`` and ``d.copy()`` a
+    plain shallow one. ``copy.copy`` and ``copy.deepcopy`` return the same object (there is nothing to protect),
+    and it pickles as a ``FrozenDict``.
+
+    Python cannot stop code that calls the base class's C methods on it directly (``dict.__setitem__(d, k, v)``,
+    ``dict.update(d, ...)``): that deliberately breaks the immutability every record relies on; do not.
     """
 
-    __slots__ = ("_data", "_hash")
+    __slots__ = ()
+
+    def __new__(cls, data: Mapping[str, Any] | None = None) -> FrozenDict:
+        self = _new_dict(cls)
+        if data:  # deep-frozen first, so a FrozenDict never holds a mutable value
+            _fill(self, freeze(data, "FrozenDict"))
+        return self
 
     def __init__(self, data: Mapping[str, Any] | None = None) -> None:
-        # Deep-freezes what it is given, so a FrozenDict can never hold a mutable value.
-        self._data: dict[str, Any] = freeze(data, "FrozenDict")._data if data else {}
-        self._hash: int | None = None
+        # Everything happens in __new__, so calling __init__ again on a FrozenDict changes nothing.
+        pass
 
     @classmethod
     def _of_frozen(cls, data: dict[str, Any]) -> FrozenDict:
-        """Wrap ``data``, whose values are already frozen JSON, without copying (for the package itself)."""
-        self = cls.__new__(cls)
-        self._data = data
-        self._hash = None
-        return self
+        """A ``FrozenDict`` of ``data``, whose values are already frozen JSON, unchecked (for the package itself)."""
+        return _of_frozen(data)
 
-    def __getitem__(self, key: str) -> Any:
-        return self._data[key]
+    @classmethod
+    def fromkeys(cls, keys: Iterable[str], value: Any = None) -> FrozenDict:  # type: ignore[override]
+        """A ``FrozenDict`` mapping every key in ``keys`` to (a frozen copy of) ``value``."""
+        return cls(dict.fromkeys(keys, value))
 
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._data)
+    def thaw(self) -> dict[str, Any]:
+        """A fresh, plain, mutable deep copy (dicts and lists), which the caller may change freely."""
+        thawed: dict[str, Any] = thaw(self)
+        return thawed
 
-    def __len__(self) -> int:
-        return len(self._data)
+    def _refuse(self, *args: object, **kwargs: object) -> NoReturn:
+        """Refused: a ``FrozenDict`` never changes (raises :class:`TypeError`; ``thaw()`` gives a mutable copy)."""
+        raise TypeError("a FrozenDict is read-only (stored data never changes); .thaw() returns a mutable copy")
 
-    def __contains__(self, key: object) -> bool:
-        return key in self._data
+    __setitem__ = __delitem__ = update = pop = popitem = setdefault = clear = __ior__ = _refuse
 
-    def __hash__(self) -> int:
-        if self._hash is None:
-            self._hash = hash(frozenset(self._data.items()))
-        return self._hash
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(frozenset(self.items()))
 
     def __eq__(self, other: object) -> bool:
-        if isinstance(other, FrozenDict):
-            return self._data == other._data
+        if isinstance(other, dict):
+            if _dict_eq(self, other):
+                return True
+            if other.__class__ is FrozenDict:
+                return False
         if isinstance(other, Mapping):
             try:  # compare like with like: a plain dict may hold lists where this holds tuples
                 frozen: FrozenDict = freeze(other)
             except InvalidArgument:  # not JSON, so not equal to any FrozenDict
                 return False
-            return self._data == frozen._data
+            return _dict_eq(self, frozen) is True
         return NotImplemented
 
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
     def __repr__(self) -> str:
-        return f"FrozenDict({self._data!r})"
+        return f"FrozenDict({_dict_repr(self)})"
+
+    def __copy__(self) -> FrozenDict:
+        return self
+
+    def __deepcopy__(self, memo: object) -> FrozenDict:
+        return self
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (FrozenDict, (thaw(self),))
+
+
+_new_dict = dict.__new__
+_fill = dict.update
+_dict_eq = dict.__eq__
+_dict_repr = dict.__repr__
+
+
+def _of_frozen(data: dict[str, Any]) -> FrozenDict:
+    """A ``FrozenDict`` of ``data``, whose values are already frozen JSON, without checking them (for the package)."""
+    frozen: FrozenDict = _new_dict(FrozenDict)
+    _fill(frozen, data)
+    return frozen
 
 
 def freeze(value: object, what: str = "value") -> Any:
@@ -158,12 +200,15 @@ def _freeze(value: Any, depth: int) -> Any:  # noqa: PLR0911, PLR0912 - one bran
                 raise _NotJSON(f"has a non-string key {describe(key)}")
             if not key.isascii() and has_lone_surrogate(key):
                 raise _NotJSON(f"has a key {describe(key, 40)} that {_SURROGATE_REASON}")
+            if (item.__class__ is str and item.isascii()) or item is None or item.__class__ is bool:
+                frozen[key] = item  # the commonest values, without a call
+                continue
             try:
                 frozen[key] = _freeze(item, depth + 1)
             except _NotJSON as problem:
                 problem.path.append(f"[{describe(key, 40)}]")
                 raise
-        return FrozenDict._of_frozen(frozen)
+        return _of_frozen(frozen)
     if cls is list or cls is tuple or isinstance(value, (list, tuple)):
         items = []
         for index, item in enumerate(value):
@@ -205,12 +250,15 @@ def thaw(value: Any) -> Any:
     # Exact type checks: frozen JSON holds no subclasses, and ABC isinstance checks are slow on this hot path.
     cls = value.__class__
     if cls is FrozenDict:
-        return {key: thaw(item) for key, item in value._data.items()}
+        return {key: thaw(item) for key, item in value.items()}
     if cls is tuple:
         return [thaw(item) for item in value]
     return value
 
 
 def to_json_text(value: Any) -> str:
-    """Serialize frozen JSON compactly (used by durable backends and for size accounting)."""
-    return json.dumps(thaw(value), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    """Serialize frozen JSON compactly (used by durable backends and for size accounting).
+
+    ``json`` takes frozen values as they are (a ``FrozenDict`` is a ``dict``, a tuple becomes an array): no copy.
+    """
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)

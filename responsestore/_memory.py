@@ -1,13 +1,16 @@
 """``ResponseStore``: the in-memory backend, and the default.
 
-Storage is a dict from ``(owner, id)`` to an entry (the record, its ordering key, its expiry, its recency tick and
-its event log), plus one sorted index of ordering keys ``(created_at, seq, id)`` per owner, so a first page or a
-cursor step costs O(log n) and never sorts. ``seq`` is a store-wide counter that breaks ``created_at`` ties in
-creation order.
+Storage is one dict per owner from id to an entry (the record, its ordering key, its expiry, its recency tick and
+its event log), so a lookup builds no key tuple (owner ``None``, the common case, has its own map, kept even when
+empty), plus one sorted index of ordering keys ``(created_at, seq, id)`` per owner, so a first page or a cursor
+step costs O(log n) and never sorts. ``seq`` is a store-wide counter that breaks ``created_at`` ties in creation
+order.
 
 Retention uses two lazy min-heaps: one of expiry times, one of recency ticks of finished records. A heap item
 may be stale (the entry was refreshed, used again, or removed since); stale items are recognised when they reach
-the top and re-pushed or dropped, so refreshing or touching an entry never searches a heap.
+the top and re-pushed or dropped, so refreshing or touching an entry never searches a heap. A heap item names its
+entry by ``(seq, owner, id)``, not by reference, so a removed record is released at once, not when its stale items
+leave the heaps.
 
 Recency without a race: ticks are drawn only under the write lock. A read that uses a record (``get``,
 ``input_items``, ``chain``) takes no lock; it appends the entry to the *touch log*, a bounded deque (an append is
@@ -34,7 +37,7 @@ from typing import Any
 
 from sortedcontainers import SortedList
 
-from ._contract import CURSOR_MEMORY, DEFAULT_MAX_CHAIN_DEPTH, TOUCH_LOG, BaseStore, Clock, Stored
+from ._contract import DEFAULT_MAX_CHAIN_DEPTH, TOUCH_LOG, BaseStore, Clock, Stored, cursor_memory
 from ._events import DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_EVENTS
 from ._json import FrozenDict
 from ._paging import Page, PageQuery, paginate_records, unknown_cursor
@@ -45,8 +48,14 @@ from .errors import InvalidArgument, ResponseExists, StorageError, StoreFull
 
 __all__ = ["ResponseStore"]
 
+_NO_ENTRIES: dict[str, Any] = {}  # what get looks an id up in for an owner with no records (never written)
+_NOBODY = object()  # an owner no record has
+
 _Key = tuple[str | None, str]  # (owner, id)
 _OrderKey = tuple[float, int, str]  # (created_at, seq, id)
+_HeapItem = tuple[float, int, str | None, str]  # (expiry time or recency tick, seq, owner, id)
+
+_time = time.time
 
 _COMPACT_SLACK = 1024
 
@@ -105,16 +114,22 @@ class ResponseStore(BaseStore):
         )
         self._lock = RWLock()
         self._closed = False
-        self._records: dict[_Key, _Entry] = {}
+        self._none: dict[str, _Entry] = {}  # owner None's map, always present (the fast path of get)
+        self._maps: dict[str | None, dict[str, _Entry]] = {None: self._none}  # owner -> id -> entry
+        self._size = 0
+        # The default clock is read without the checks a custom one needs (time.time returns a finite float).
+        self._default_clock = clock is _time
         self._index: dict[str | None, Any] = {}  # owner -> SortedList[_OrderKey]
         self._seq = itertools.count()
         self._ticks = itertools.count()
         self._touched: deque[_Entry] = deque(maxlen=TOUCH_LOG)
-        self._expiry_heap: list[tuple[float, int, _Entry]] = []
-        self._lru_heap: list[tuple[int, int, _Entry]] = []  # finished records only
+        self._mark_used = self._touched.append
+        self._expiry_heap: list[_HeapItem] = []
+        self._lru_heap: list[_HeapItem] = []  # finished records only
         # A page walk may hold a cursor whose record another thread removed meanwhile; remembering where the
-        # last CURSOR_MEMORY removed records stood lets such a walk go on instead of failing.
+        # last removed records stood lets such a walk go on instead of failing (see cursor_memory).
         self._removed: OrderedDict[_Key, _OrderKey] = OrderedDict()
+        self._cursor_memory = cursor_memory(self.retention.max_records)
         self._by_status = dict.fromkeys(ResponseStatus, 0)
         self._created = self._deleted = self._evicted = self._expired = 0
 
@@ -141,22 +156,18 @@ class ResponseStore(BaseStore):
             ResponseNotFound: no such response for this owner.
             InvalidArgument: ``id`` or ``owner`` has the wrong type, or the clock is broken.
         """
-        # BaseStore.get with _get inlined: a `get` is most of a server's traffic.
+        # BaseStore.get with _get inlined: a `get` is most of a server's traffic. Anything unusual (a missing or
+        # expired record, an argument of the wrong type, a custom clock) takes BaseStore.get, which checks
+        # everything and raises the right error.
         try:
-            entry = self._records.get((owner, id))
-        except TypeError:
-            entry = None
-        if entry is not None:
-            expires_at = entry.expires_at
-            if expires_at is not None:
-                now = self._clock()
-                # Anything but a plain float (or a NaN/inf reading) takes the checked path, which refuses a broken
-                # clock exactly as every other method does.
-                if now.__class__ is not float or not expires_at > now:
-                    return super().get(id, owner=owner)
-            self._touched.append(entry)
-            return entry.record
-        return super().get(id, owner=owner)
+            entry = self._none[id] if owner is None else self._maps[owner][id]
+        except (KeyError, TypeError):  # missing, or an unhashable id or owner
+            return super().get(id, owner=owner)
+        expires_at = entry.expires_at
+        if expires_at is not None and (not self._default_clock or expires_at <= _time()):
+            return super().get(id, owner=owner)
+        self._mark_used(entry)
+        return entry.record
 
     def close(self) -> None:
         """Drop every record; later calls raise :class:`~responsestore.StorageError`. Idempotent.
@@ -167,7 +178,9 @@ class ResponseStore(BaseStore):
             if self._closed:
                 return
             self._closed = True
-            self._records = {}
+            self._none = {}
+            self._maps = {None: self._none}
+            self._size = 0
             self._index = {}
             self._touched.clear()
             self._expiry_heap = []
@@ -194,7 +207,7 @@ class ResponseStore(BaseStore):
 
     def _entry(self, owner: str | None, id: str) -> _Entry | None:
         """The visible entry ``(owner, id)``, or ``None``."""
-        entry = self._records.get((owner, id))
+        entry = self._lookup(owner, id)
         if entry is None:
             if self._closed:
                 self._refuse_if_closed()
@@ -203,6 +216,11 @@ class ResponseStore(BaseStore):
         if expires_at is not None and expires_at <= self._now():
             return None
         return entry
+
+    def _lookup(self, owner: str | None, id: str) -> _Entry | None:
+        """The stored entry ``(owner, id)``, visible or not, or ``None``."""
+        entries = self._none if owner is None else self._maps.get(owner)
+        return None if entries is None else entries.get(id)
 
     def _get(self, owner: str | None, id: str) -> ResponseRecord | None:
         entry = self._entry(owner, id)
@@ -226,20 +244,43 @@ class ResponseStore(BaseStore):
 
     def _chain(self, owner: str | None, id: str, limit: int) -> list[ResponseRecord]:
         with self._lock.read():  # one snapshot: no writer changes the chain half-way through the walk
-            return super()._chain(owner, id, limit)
+            self._refuse_if_closed()
+            entries = self._none if owner is None else self._maps.get(owner)
+            if entries is None:
+                return []
+            now = self._now()  # one reading for the whole walk
+            chain: list[ResponseRecord] = []
+            seen: set[str] = set()
+            get, append, add = entries.get, chain.append, seen.add
+            next_id: str | None = id
+            for _ in range(limit):
+                entry = get(next_id)  # type: ignore[arg-type]  # never None here
+                if entry is None or (entry.expires_at is not None and entry.expires_at <= now):
+                    break
+                record = entry.record
+                append(record)
+                add(record.id)
+                next_id = record.previous_response_id
+                if next_id is None or next_id in seen:
+                    break
+            return chain
 
     def _touch(self, records: Sequence[ResponseRecord]) -> None:
-        records_map = self._records
+        maps, mark = self._maps, self._mark_used
+        owner: object = _NOBODY
+        entries: dict[str, _Entry] | None = None
         for record in records:
-            entry = records_map.get((record.owner, record.id))
+            if record.owner != owner:  # a chain's records share one owner: look its map up once
+                owner = record.owner
+                entries = maps.get(record.owner)
+            entry = None if entries is None else entries.get(record.id)
             if entry is not None:
-                self._touched.append(entry)
+                mark(entry)
 
     def _put_new(self, record: ResponseRecord, ttl: float | None, keep: Sequence[ResponseRecord]) -> bool:
         with self._lock.write():
             now = self._begin_write()
-            key = (record.owner, record.id)
-            stale = self._records.get(key)
+            stale = self._lookup(record.owner, record.id)
             if stale is not None:
                 if stale.expires_at is None or stale.expires_at > now:
                     raise ResponseExists(record.id)
@@ -252,17 +293,17 @@ class ResponseStore(BaseStore):
                     return False
                 kept.append(entry)
             max_records = self.retention.max_records
-            if max_records is not None and len(self._records) >= max_records:
+            if max_records is not None and self._size >= max_records:
                 self._sweep_locked(None, now)
                 finished = sum(self._by_status[status] for status in ResponseStatus if status.is_terminal)
                 spared = sum(1 for entry in kept if entry.record.is_terminal)
-                if len(self._records) >= max_records and finished <= spared:
+                if self._size >= max_records and finished <= spared:
                     raise StoreFull(record.id, max_records)
             for entry in reversed(kept):
                 self._refresh(entry, record.created_at)
             if max_records is not None:
                 protected = {id(entry) for entry in kept}
-                while len(self._records) >= max_records and self._evict_one(protected):
+                while self._size >= max_records and self._evict_one(protected):
                     pass
             self._insert(record, ttl)
             return True
@@ -283,7 +324,7 @@ class ResponseStore(BaseStore):
             self._by_status[previous.status] -= 1
             self._by_status[new.status] += 1
             if new.is_terminal and not previous.is_terminal:
-                heapq.heappush(self._lru_heap, (tick, entry.order[1], entry))
+                heapq.heappush(self._lru_heap, (tick, entry.order[1], new.owner, new.id))
             return True
 
     def _append(self, old: Stored, event: FrozenDict, size: int) -> bool:
@@ -331,7 +372,7 @@ class ResponseStore(BaseStore):
     def _count(self) -> int:
         with self._lock.read():
             self._refuse_if_closed()
-            return len(self._records) - len(self._pending_expired())
+            return self._size - len(self._pending_expired())
 
     def _stats(self) -> StoreStats:
         with self._lock.read():
@@ -341,7 +382,7 @@ class ResponseStore(BaseStore):
             for entry in pending:
                 by_status[entry.record.status] -= 1
             return StoreStats(
-                records=len(self._records) - len(pending),
+                records=self._size - len(pending),
                 by_status=FrozenDict({status.value: count for status, count in by_status.items()}),
                 created=self._created,
                 deleted=self._deleted,
@@ -367,7 +408,7 @@ class ResponseStore(BaseStore):
     def _current(self, old: Stored, now: float) -> _Entry | None:
         """The entry of ``old`` if it is still visible at ``now``, at the version and log size it was read at."""
         record = old.record
-        entry = self._records.get((record.owner, record.id))
+        entry = self._lookup(record.owner, record.id)
         if entry is None or entry.record.version != record.version:
             return None
         if entry.expires_at is not None and entry.expires_at <= now:
@@ -401,30 +442,40 @@ class ResponseStore(BaseStore):
             if entry.heap_expiry is None or expires_at < entry.heap_expiry:
                 # The clock stepped back: the heap must learn the earlier time now (the old item goes stale).
                 entry.heap_expiry = expires_at
-                heapq.heappush(self._expiry_heap, (expires_at, entry.order[1], entry))
+                heapq.heappush(self._expiry_heap, (expires_at, entry.order[1], entry.record.owner, entry.order[2]))
             # Otherwise the heap keeps the earlier time, and the sweep re-pushes the entry when it gets there.
         entry.tick = next(self._ticks)
 
     def _insert(self, record: ResponseRecord, ttl: float | None) -> None:
-        key = (record.owner, record.id)
+        owner, id = record.owner, record.id
         seq = next(self._seq)
-        order = (record.created_at, seq, record.id)
-        index = self._index.get(record.owner)
+        order = (record.created_at, seq, id)
+        index = self._index.get(owner)
         if index is None:
-            index = self._index[record.owner] = SortedList()
+            index = self._index[owner] = SortedList()
         index.add(order)
         entry = _Entry(record, order, ttl, next(self._ticks))
         if entry.expires_at is not None:
-            heapq.heappush(self._expiry_heap, (entry.expires_at, seq, entry))
-        self._removed.pop(key, None)
-        self._records[key] = entry
+            heapq.heappush(self._expiry_heap, (entry.expires_at, seq, owner, id))
+        if self._removed:
+            self._removed.pop((owner, id), None)
+        entries = self._maps.get(owner)
+        if entries is None:
+            entries = self._maps[owner] = {}
+        entries[id] = entry
+        self._size += 1
         self._by_status[record.status] += 1
         self._created += 1
 
     def _unlink(self, entry: _Entry) -> None:
         record = entry.record
-        key = (record.owner, record.id)
-        del self._records[key]
+        owner = record.owner
+        key = (owner, record.id)
+        entries = self._maps[owner]
+        del entries[record.id]
+        if not entries and owner is not None:
+            del self._maps[owner]
+        self._size -= 1
         entry.live = False
         index = self._index[record.owner]
         index.remove(entry.order)
@@ -434,31 +485,39 @@ class ResponseStore(BaseStore):
         entry.events = None  # the event log goes with its response
         self._notify(record.owner, record.id)  # whoever waits on it learns it is gone
         self._removed[key] = entry.order
-        if len(self._removed) > CURSOR_MEMORY:
+        if len(self._removed) > self._cursor_memory:
             self._removed.popitem(last=False)
-        if len(self._expiry_heap) + len(self._lru_heap) > 2 * len(self._records) + _COMPACT_SLACK:
+        if len(self._expiry_heap) + len(self._lru_heap) > 2 * self._size + _COMPACT_SLACK:
             self._compact()
 
     def _compact(self) -> None:
         """Rebuild both heaps from the live entries, dropping stale items (amortized O(1) per removal)."""
-        entries = self._records.values()
+        entries = [entry for owned in self._maps.values() for entry in owned.values()]
         for entry in entries:
             entry.heap_expiry = entry.expires_at
-        self._expiry_heap = [(e.expires_at, e.order[1], e) for e in entries if e.expires_at is not None]
+        self._expiry_heap = [
+            (e.expires_at, e.order[1], e.record.owner, e.order[2]) for e in entries if e.expires_at is not None
+        ]
         heapq.heapify(self._expiry_heap)
-        self._lru_heap = [(e.tick, e.order[1], e) for e in entries if e.record.is_terminal]
+        self._lru_heap = [(e.tick, e.order[1], e.record.owner, e.order[2]) for e in entries if e.record.is_terminal]
         heapq.heapify(self._lru_heap)
+
+    def _heap_entry(self, seq: int, owner: str | None, id: str) -> _Entry | None:
+        """The live entry a heap item names, or ``None`` if it was removed (the id may name a newer entry)."""
+        entry = self._lookup(owner, id)
+        return entry if entry is not None and entry.order[1] == seq else None
 
     def _sweep_locked(self, limit: int | None, now: float) -> int:
         heap = self._expiry_heap
         swept = 0
         while heap and heap[0][0] <= now and (limit is None or swept < limit):
-            value, seq, entry = heapq.heappop(heap)
-            if not entry.live or entry.expires_at is None or value != entry.heap_expiry:
+            value, seq, owner, id = heapq.heappop(heap)
+            entry = self._heap_entry(seq, owner, id)
+            if entry is None or entry.expires_at is None or value != entry.heap_expiry:
                 continue  # removed, or superseded by an earlier item pushed when the clock stepped back
             if entry.expires_at > now:
                 entry.heap_expiry = entry.expires_at  # refreshed since it was pushed
-                heapq.heappush(heap, (entry.expires_at, seq, entry))
+                heapq.heappush(heap, (entry.expires_at, seq, owner, id))
                 continue
             self._unlink(entry)
             self._expired += 1
@@ -468,17 +527,19 @@ class ResponseStore(BaseStore):
     def _evict_one(self, protected: set[int]) -> bool:
         """Evict the least recently used finished entry not in ``protected`` (ids of entries); whether one was."""
         heap = self._lru_heap
-        spared: list[tuple[int, int, _Entry]] = []
+        spared: list[_HeapItem] = []
         try:
             while heap:
-                tick, seq, entry = heapq.heappop(heap)
-                if not entry.live:
+                item = heapq.heappop(heap)
+                tick, seq, owner, id_ = item
+                entry = self._heap_entry(seq, owner, id_)
+                if entry is None:
                     continue
                 if entry.tick != tick:
-                    heapq.heappush(heap, (entry.tick, seq, entry))  # used since it was pushed
+                    heapq.heappush(heap, (entry.tick, seq, owner, id_))  # used since it was pushed
                     continue
                 if id(entry) in protected:
-                    spared.append((tick, seq, entry))
+                    spared.append(item)
                     continue
                 self._unlink(entry)
                 self._evicted += 1
@@ -496,11 +557,12 @@ class ResponseStore(BaseStore):
         stack = [0] if heap else []
         while stack:
             i = stack.pop()
-            value, _, entry = heap[i]
+            value, seq, owner, id = heap[i]
             if value > now:
                 continue  # every item below has a later time too
-            current = entry.live and value == entry.heap_expiry  # one current item per entry
-            if current and entry.expires_at is not None and entry.expires_at <= now:
+            entry = self._heap_entry(seq, owner, id)
+            current = entry is not None and value == entry.heap_expiry  # one current item per entry
+            if current and entry is not None and entry.expires_at is not None and entry.expires_at <= now:
                 found.append(entry)
             stack.extend(child for child in (2 * i + 1, 2 * i + 2) if child < len(heap))
         return found
@@ -508,7 +570,7 @@ class ResponseStore(BaseStore):
     def _scan(self, owner: str | None, cursor: str | None, descending: bool, now: float) -> Iterator[ResponseRecord]:
         start: _OrderKey | None = None
         if cursor is not None:
-            entry = self._records.get((owner, cursor))
+            entry = self._lookup(owner, cursor)
             start = entry.order if entry is not None else self._removed.get((owner, cursor))
             if start is None:
                 raise unknown_cursor(cursor)
@@ -524,34 +586,52 @@ class ResponseStore(BaseStore):
         return self._visible(owner, keys, now)
 
     def _visible(self, owner: str | None, keys: Iterable[_OrderKey], now: float) -> Iterator[ResponseRecord]:
-        records = self._records
+        entries = self._maps[owner]
         for key in keys:
-            entry = records[(owner, key[2])]
+            entry = entries[key[2]]
             if entry.expires_at is None or entry.expires_at > now:
                 yield entry.record
+
+    def _heap_positions(self) -> tuple[dict[int, float], dict[int, float]]:
+        """For each live entry (by ``id``): its current expiry item's time, and its earliest recency item's tick."""
+        in_expiry_heap: dict[int, float] = {}
+        for value, seq, owner, id_ in self._expiry_heap:
+            named = self._heap_entry(seq, owner, id_)
+            if named is not None and value == named.heap_expiry:
+                in_expiry_heap[id(named)] = value
+        in_lru_heap: dict[int, float] = {}
+        for tick, seq, owner, id_ in self._lru_heap:
+            named = self._heap_entry(seq, owner, id_)
+            if named is not None:
+                in_lru_heap[id(named)] = min(tick, in_lru_heap.get(id(named), tick))
+        return in_expiry_heap, in_lru_heap
 
     def _check(self) -> None:
         """Assert every invariant: map, indexes, heaps and counters agree; order holds; statuses are sane."""
         self._lock._check()
         assert len(self._touched) <= TOUCH_LOG
         if self._closed:
-            assert not self._records, "a closed store keeps records"
+            assert self._size == 0, "a closed store keeps records"
+            assert self._maps == {None: {}}, "a closed store keeps records"
             return
+        assert self._maps[None] is self._none, "owner None lost its own map"
+        assert all(owned for owner, owned in self._maps.items() if owner is not None), "an empty map kept"
+        records = {(owner, id_): entry for owner, owned in self._maps.items() for id_, entry in owned.items()}
+        assert len(records) == self._size, "the size counter disagrees with the maps"
         indexed = 0
         for owner, index in self._index.items():
             index._check()
             assert index, f"empty index kept for owner {owner!r}"
             indexed += len(index)
             for order in index:
-                entry = self._records[(owner, order[2])]
+                entry = records[(owner, order[2])]
                 assert entry.order == order
                 assert entry.record.created_at == order[0]
-        assert indexed == len(self._records), "the map and the ordering index disagree"
+        assert indexed == len(records), "the map and the ordering index disagree"
         seqs = set()
         by_status = dict.fromkeys(ResponseStatus, 0)
-        in_expiry_heap = {id(e): value for value, _, e in self._expiry_heap if e.live and value == e.heap_expiry}
-        in_lru_heap = {id(e): tick for tick, _, e in self._lru_heap if e.live}
-        for (owner, id_), entry in self._records.items():
+        in_expiry_heap, in_lru_heap = self._heap_positions()
+        for (owner, id_), entry in records.items():
             record = entry.record
             assert entry.live
             assert record.owner == owner
@@ -576,9 +656,9 @@ class ResponseStore(BaseStore):
             if record.is_terminal:
                 assert in_lru_heap.get(id(entry), float("inf")) <= entry.tick, f"{id_!r} not in recency heap"
         assert by_status == self._by_status, "status counters disagree with the records"
-        assert self._created - self._deleted - self._evicted - self._expired == len(self._records)
-        assert not (self._removed.keys() & self._records.keys()), "a live record is also removed"
-        assert len(self._removed) <= CURSOR_MEMORY
+        assert self._created - self._deleted - self._evicted - self._expired == len(records)
+        assert not (self._removed.keys() & records.keys()), "a live record is also removed"
+        assert len(self._removed) <= self._cursor_memory
         stats = self._stats()
         assert stats.records == sum(stats.by_status.values())
         assert stats.records == stats.created - stats.deleted - stats.evicted - stats.expired

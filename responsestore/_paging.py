@@ -33,23 +33,26 @@ __all__ = [
     "make_record_filter",
     "paginate",
     "paginate_records",
+    "paginate_sequence",
     "scan_sequence",
 ]
 
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+M = TypeVar("M", bound=Mapping[str, Any])
 
 MAX_LIMIT = 100
 
 
 @attrs.frozen(slots=True)
-class Page(Generic[T]):
+class Page(Generic[T_co]):
     """One page of a list: the items, the ids at both ends, and whether more lie beyond.
 
     ``first_id`` and ``last_id`` are ``None`` for an empty page. Pass ``after=page.last_id`` to get the next
     page and ``before=page.first_id`` to get the previous one.
     """
 
-    data: tuple[T, ...]
+    data: tuple[T_co, ...]
     first_id: str | None
     last_id: str | None
     has_more: bool
@@ -57,13 +60,13 @@ class Page(Generic[T]):
     def __len__(self) -> int:
         return len(self.data)
 
-    def __iter__(self) -> Iterator[T]:
+    def __iter__(self) -> Iterator[T_co]:
         return iter(self.data)
 
     def to_openai(self) -> dict[str, Any]:
         """Return OpenAI's list JSON: ``{"object": "list", "data": [...], "first_id", "last_id", "has_more"}``.
 
-        Records become their :meth:`~responsestore.ResponseRecord.to_openai` dicts; items are fresh copies.
+        Records become their :meth:`~responsestore.ResponseRecord.to_openai` dicts; items fresh, plain copies.
         For an empty page ``first_id`` and ``last_id`` are ``null``.
         """
         return {
@@ -91,17 +94,28 @@ class PageQuery:
         Raises:
             InvalidArgument: an argument is out of range, of the wrong type, or both cursors are given.
         """
+        first_page = after is None and before is None and limit.__class__ is int and order.__class__ is str
+        if first_page:  # the common query: its checked form is kept (at most 200 of them: 100 limits, 2 orders)
+            known = _FIRST_PAGES.get((limit, order))  # type: ignore[arg-type]
+            if known is not None:
+                return known
         checked = check_int(limit, "limit", minimum=1, maximum=MAX_LIMIT)
         if order not in ("asc", "desc"):
             raise InvalidArgument(f"order must be 'asc' or 'desc', not {describe(order)}")
         if after is not None and before is not None:
             raise InvalidArgument("pass after or before, not both")
-        return cls(
+        query = cls(
             limit=checked,  # type: ignore[arg-type]
             after=None if after is None else check_id(after, "after"),
             before=None if before is None else check_id(before, "before"),
             descending=order == "desc",
         )
+        if first_page:
+            _FIRST_PAGES[limit, order] = query  # type: ignore[index]
+        return query
+
+
+_FIRST_PAGES: dict[tuple[int, str], PageQuery] = {}  # checked first-page queries by (limit, order)
 
 
 def paginate(
@@ -139,21 +153,47 @@ def unknown_cursor(cursor: str) -> InvalidArgument:
     return InvalidArgument(f"unknown cursor {cursor!r}: no such item in this list", id=cursor)
 
 
-def scan_sequence(
-    items: Sequence[Mapping[str, Any]], cursor: str | None, descending: bool
-) -> Iterator[Mapping[str, Any]]:
+def paginate_sequence(items: Sequence[M], query: PageQuery, item_id: Callable[[M], str]) -> Page[M]:
+    """``paginate`` over ``scan_sequence(items, ...)`` with no filter, by slicing (input items of one response).
+
+    Raises:
+        InvalidArgument: the cursor is not the id of an item in ``items``.
+    """
+    backwards = query.before is not None
+    cursor = query.before if backwards else query.after
+    descending = query.descending != backwards
+    start = _start(items, cursor, descending)
+    available = start + 1 if descending else len(items) - start  # items from ``start`` in the scan's direction
+    take = min(query.limit, available)
+    if take <= 0:
+        return Page(data=(), first_id=None, last_id=None, has_more=False)
+    if descending:
+        stop = start - take
+        chosen = tuple(items[start : None if stop < 0 else stop : -1])
+    else:
+        chosen = tuple(items[start : start + take])
+    if backwards:
+        chosen = chosen[::-1]
+    return Page(data=chosen, first_id=item_id(chosen[0]), last_id=item_id(chosen[-1]), has_more=available > take)
+
+
+def _start(items: Sequence[M], cursor: str | None, descending: bool) -> int:
+    """Where a scan of ``items`` in this direction starts: the first index strictly after ``cursor``."""
+    if cursor is None:
+        return len(items) - 1 if descending else 0
+    position = next((i for i, item in enumerate(items) if item["id"] == cursor), None)
+    if position is None:
+        raise unknown_cursor(cursor)
+    return position - 1 if descending else position + 1
+
+
+def scan_sequence(items: Sequence[M], cursor: str | None, descending: bool) -> Iterator[M]:
     """A scan over an in-order sequence of items with ``"id"`` keys (input items of one response).
 
     Raises:
         InvalidArgument: ``cursor`` is not the id of an item in ``items``.
     """
-    if cursor is None:
-        start = len(items) - 1 if descending else 0
-    else:
-        position = next((i for i, item in enumerate(items) if item["id"] == cursor), None)
-        if position is None:
-            raise unknown_cursor(cursor)
-        start = position - 1 if descending else position + 1
+    start = _start(items, cursor, descending)
     if descending:
         return (items[i] for i in range(start, -1, -1))
     return (items[i] for i in range(start, len(items)))

@@ -49,7 +49,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from ._checks import describe
-from ._contract import CURSOR_MEMORY, DEFAULT_MAX_CHAIN_DEPTH, TOUCH_LOG, BaseStore, Clock, Stored
+from ._contract import CURSOR_MEMORY, DEFAULT_MAX_CHAIN_DEPTH, TOUCH_LOG, BaseStore, Clock, Stored, cursor_memory
 from ._events import DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_EVENTS
 from ._json import FrozenDict, freeze_object, thaw
 from ._paging import Page, PageQuery, paginate_records, unknown_cursor
@@ -933,10 +933,11 @@ class SQLiteStore(BaseStore):
         conn.execute("DELETE FROM events WHERE response = ?", (seq,))
         conn.execute("INSERT INTO removed (owner, id, created_at, seq) VALUES (?, ?, ?, ?)", (key, id, created_at, seq))
         (tombstones,) = conn.execute(_SQL_UNLINKED[status, why]).fetchone()
-        if tombstones > CURSOR_MEMORY:
+        remembered = min(CURSOR_MEMORY, cursor_memory(self.retention.max_records))
+        if tombstones > remembered:
             trimmed = conn.execute(
                 "DELETE FROM removed WHERE n IN (SELECT n FROM removed ORDER BY n LIMIT ?)",
-                (tombstones - CURSOR_MEMORY,),
+                (tombstones - remembered,),
             ).rowcount
             conn.execute("UPDATE counters SET tombstones = tombstones - ?", (trimmed,))
         state = self._state()

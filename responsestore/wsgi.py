@@ -95,7 +95,7 @@ def _text_of(item: Mapping[str, Any]) -> str:
     content = item.get("content")
     if isinstance(content, str):
         return content
-    if isinstance(content, list):
+    if isinstance(content, (list, tuple)):  # stored items hold their lists as tuples
         return " ".join(
             part["text"] for part in content if isinstance(part, dict) and isinstance(part.get("text"), str)
         )

@@ -30,6 +30,11 @@ TARGET_NAMES = [
     "get-vs-bare-dict",
     "get-vs-seed-port",
     "get-vs-rwlock-dict",
+    "conversation-vs-seed-port",
+    "input-items-vs-seed-port",
+    "create-complete-vs-seed-port",
+    "memory-at-cap",
+    "memory-at-cap-flat",
     "rwlock-vs-readerwriterlock",
     "rwlock-vs-fasteners",
     "memory-vs-plain-dict",
@@ -75,11 +80,13 @@ def test_ops_rows(results: dict[str, Any]) -> None:
     rows = section["results"]
     keys = [(row["op"], row["size"], row["variant"]) for row in rows]
     expected = [(op, size, v) for size in SMOKE.sizes for op in section["ops"] for v in expected_variants()]
+    vllm = [] if "openai" in baselines.missing_dependencies() else ["vllm-like"]
+    expected += [("get", size, v) for size in SMOKE.sizes for v in vllm]  # it takes part in get only
     assert sorted(keys) == sorted(expected)
     assert len(set(keys)) == len(keys)
     for row in rows:
         check_stats(row)
-    assert set(section["build_seconds"]) == {*expected_variants()}
+    assert set(section["build_seconds"]) == {*expected_variants(), *vllm}
 
 
 def test_lock_rows(results: dict[str, Any]) -> None:
@@ -175,6 +182,16 @@ def test_reports_render(results: dict[str, Any], tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("kind", list(memory.KINDS))
 def test_memory_probe_counts_what_it_keeps(kind: str) -> None:
+    if kind == "vllm-like" and "openai" in baselines.missing_dependencies():
+        pytest.skip("openai is not installed")
     per_record = memory._probe(kind, 100, "tracemalloc")
     # a small response is some hundreds of bytes to a few kilobytes in any representation
     assert 300 < per_record < 20_000
+
+
+def test_memory_at_cap_probe_traces_the_store_from_its_creation() -> None:
+    found = memory._probe_at_cap(2 * memory.CAP)
+    assert set(found) == {"fresh", "half", "after"}
+    # 1000 small records are some hundreds of kilobytes to a few megabytes; half the cycles is the cap itself here
+    assert 300_000 < found["fresh"] <= found["after"] < 20_000_000
+    assert abs(found["half"] - found["fresh"]) < 10_000  # the same moment, read twice

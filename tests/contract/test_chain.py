@@ -52,7 +52,7 @@ def test_conversation_is_inputs_then_outputs_per_response_oldest_first(store: Ba
     assert [item["id"] for item in context] == ["q0", "a0", "q1", "a1", "q2", "a2"]
     assert texts(context) == ["question 0", "answer 0", "question 1", "answer 1", "question 2", "answer 2"]
     assert [item["role"] for item in context] == ["user", "assistant"] * 3
-    assert all(type(item) is dict for item in context)
+    assert all(isinstance(item, dict) for item in context)
 
 
 def test_conversation_leaves_out_instructions(store: BaseStore) -> None:

@@ -383,7 +383,7 @@ def test_mutating_what_was_passed_to_create_changes_nothing(store: BaseStore) ->
 
     assert store.get(record.id).to_dict() == snapshot
     assert store.get(record.id) == record
-    assert store.input_items(record.id).data[0]["content"] == [{"type": "input_text", "text": "original"}]
+    assert store.input_items(record.id).data[0]["content"] == ({"type": "input_text", "text": "original"},)
 
 
 def test_mutating_what_was_passed_to_complete_and_update_changes_nothing(store: BaseStore) -> None:
@@ -417,15 +417,19 @@ def test_mutating_what_the_store_returned_changes_nothing(store: BaseStore) -> N
     snapshot_first = store.get(first.id).to_dict()
     snapshot_second = store.get(second.id).to_dict()
 
-    page = store.input_items(first.id)
-    page.data[0]["content"][0]["text"] = "changed"
-    page.data[0]["role"] = "system"
+    page = store.input_items(first.id)  # the stored items, read-only
+    with pytest.raises(TypeError):
+        page.data[0]["content"][0]["text"] = "changed"
+    with pytest.raises(TypeError):
+        page.data[0]["role"] = "system"
 
     context = store.conversation(second.id)
     assert [item["id"] for item in context] == ["in_1", "out_1", "in_2"]
     for item in context:
-        item["id"] = "changed"
-        item["content"].append({"type": "input_text", "text": "injected"})
+        with pytest.raises(TypeError):
+            item["id"] = "changed"
+        with pytest.raises(AttributeError):
+            item["content"].append({"type": "input_text", "text": "injected"})
 
     as_json = store.get(first.id).to_openai()
     as_json["metadata"]["k"] = "changed"
@@ -442,7 +446,7 @@ def test_mutating_what_the_store_returned_changes_nothing(store: BaseStore) -> N
     assert store.get(first.id).to_dict() == snapshot_first
     assert store.get(second.id).to_dict() == snapshot_second
     assert [item["id"] for item in store.conversation(second.id)] == ["in_1", "out_1", "in_2"]
-    assert store.input_items(first.id).data[0]["content"] == [{"type": "input_text", "text": "q1"}]
+    assert store.input_items(first.id).data[0]["content"] == ({"type": "input_text", "text": "q1"},)
 
 
 def test_records_cannot_be_changed_in_place(store: BaseStore) -> None:

@@ -309,13 +309,13 @@ def test_input_items_asc_pages(store: BaseStore, seven: str) -> None:
     assert_page(store.input_items(seven, limit=3, order="asc", before="i0"), [], has_more=False)
 
 
-def test_input_items_are_plain_fresh_dicts(store: BaseStore, seven: str) -> None:
+def test_input_items_are_the_stored_read_only_items(store: BaseStore, seven: str) -> None:
     page = store.input_items(seven, limit=1, order="asc")
     assert page.data == (
         {"id": "i0", "type": "message", "role": "user", "content": [{"type": "input_text", "text": "message 0"}]},
     )
-    assert type(page.data[0]) is dict
-    assert type(page.data[0]["content"]) is list
+    assert isinstance(page.data[0], dict)
+    assert type(page.data[0]["content"]) is tuple
     assert page.to_openai() == {
         "object": "list",
         "data": [
@@ -346,7 +346,7 @@ def test_input_items_generated_ids_are_cursors(store: BaseStore) -> None:
     record = store.create("m", [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}])
     first = store.input_items(record.id, limit=1, order="asc")
     nxt = store.input_items(record.id, limit=1, order="asc", after=first.last_id)
-    assert nxt.data[0]["content"] == [{"type": "input_text", "text": "b"}]
+    assert nxt.data[0]["content"] == ({"type": "input_text", "text": "b"},)
     assert nxt.has_more is False
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from responsestore import BaseStore, Page, ResponseRecord, ResponseStatus, ResponseStore, RWLock
+from responsestore import BaseStore, FrozenDict, Page, ResponseRecord, ResponseStatus, ResponseStore, RWLock
 
 
 def serve(store: BaseStore, tenant: str | None) -> dict[str, Any]:
@@ -14,6 +14,10 @@ def serve(store: BaseStore, tenant: str | None) -> dict[str, Any]:
     page: Page[ResponseRecord] = store.list(limit=10, order="asc", owner=tenant)
     items: Page[dict[str, Any]] = store.input_items(done.id, owner=tenant)
     context: tuple[dict[str, Any], ...] = store.conversation(done.id, owner=tenant)
+    stored: FrozenDict = store.conversation(done.id, owner=tenant)[0]  # the stored item, read-only
+    mutable: dict[str, Any] = stored.thaw()
+    first: FrozenDict = store.input_items(done.id, owner=tenant).data[0]
+    assert mutable == stored == first
     assert status is ResponseStatus.IN_PROGRESS
     assert len(page.data) + len(items.data) + len(context) > 0
     return done.to_openai()
