@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from responsestore import BaseStore
+from responsestore.testing import FakeClock
 
 from .backends import BACKENDS, open_backend
-from .fakes import FakeClock
 
 settings.register_profile(
     "ci",

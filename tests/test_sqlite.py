@@ -39,7 +39,7 @@ from responsestore import (
     VersionConflict,
 )
 from responsestore import _sqlite as sqlite_backend
-from tests.fakes import FakeClock
+from responsestore.testing import FakeClock
 
 TIMEOUT = 60.0  # seconds any one wait on a child or a thread may take before the test fails
 

@@ -27,7 +27,8 @@ from responsestore import (
     ResponseStatus,
     VersionConflict,
 )
-from tests.backends import DESCRIPTORS
+
+from .base import ContractBase
 
 StoreFactory = Callable[..., BaseStore]
 
@@ -37,21 +38,7 @@ WAIT = 60.0
 MAX_RETRIES = 10_000
 
 
-def scaled(backend: str, in_memory: int, elsewhere: int) -> int:
-    """How many operations a thread makes: many in memory, fewer where every write is a durable commit."""
-    return in_memory if DESCRIPTORS[backend].weight == 1 else elsewhere
-
-
 TERMINAL_KINDS = frozenset({"complete", "fail", "cancel", "incomplete"})
-
-
-@pytest.fixture(autouse=True)
-def busy_switching() -> Iterator[None]:
-    """Switch threads every 10 µs instead of every 5 ms, so races get a chance to show."""
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(1e-5)
-    yield
-    sys.setswitchinterval(old)
 
 
 def run_threads(targets: Sequence[Callable[[], None]]) -> None:
@@ -107,151 +94,6 @@ class Change(NamedTuple):
     n: int  # the metadata counter after the call
 
 
-def test_racing_changes_lose_no_update_and_finish_each_record_exactly_once(
-    make_store: StoreFactory, backend: str
-) -> None:
-    store = make_store()
-    n_records, n_updaters, n_finishers = 8, 4, 3
-    updates_each = scaled(backend, 1000, 200)
-    records = [
-        store.create(
-            "m",
-            f"record {i}",
-            background=i % 2 == 0,
-            status="queued" if i % 4 == 0 else "in_progress",
-            metadata={"n": "0"},
-        )
-        for i in range(n_records)
-    ]
-    ids = [record.id for record in records]
-    background = {record.id for record in records if record.background}
-    logs: list[list[Change]] = []
-    noop_cancels: list[tuple[str, int]] = []
-    conflicts = Counter[str]()
-    refusals = Counter[str]()
-    stats_lock = threading.Lock()
-
-    def updater(seed: int) -> None:
-        rng = random.Random(seed)
-        log: list[Change] = []
-        logs.append(log)
-        for _ in range(updates_each):
-            id = rng.choice(ids)
-            for _attempt in range(MAX_RETRIES):
-                current = store.get(id)
-                n = int(current.metadata["n"])
-                try:
-                    new = store.update(id, metadata={"n": str(n + 1)}, expected_version=current.version)
-                except VersionConflict as conflict:
-                    check_conflict(conflict, id, current.version)
-                    with stats_lock:
-                        conflicts["update"] += 1
-                    continue
-                assert new.version == current.version + 1
-                assert new.status is current.status  # same version, same record: only metadata changed
-                log.append(Change(id, "update", current.version, new.version, new.status, int(new.metadata["n"])))
-                break
-            else:
-                raise AssertionError(f"update of {id} kept conflicting: livelock")
-
-    def finish_once(rng: random.Random, id: str, log: list[Change]) -> bool:
-        """Try one random transition of ``id``; return True once it is final."""
-        current = store.get(id)
-        if current.is_terminal:
-            # Late finishers are refused (or, for cancel of a cancelled response, get it back unchanged).
-            try:
-                again = store.cancel(id)
-            except InvalidTransition:
-                assert current.status is not ResponseStatus.CANCELLED
-                with stats_lock:
-                    refusals["late cancel"] += 1
-            else:
-                assert again.status is ResponseStatus.CANCELLED
-                assert current.status is ResponseStatus.CANCELLED
-                assert again.version >= current.version
-                with stats_lock:
-                    noop_cancels.append((id, again.version))
-            return True
-        kind = rng.choice(["start", "complete", "fail", "cancel", "incomplete", "complete!", "fail!"])
-        versioned = not kind.endswith("!")
-        expected = current.version if versioned else None
-        operations: dict[str, Callable[[], ResponseRecord]] = {
-            "start": lambda: store.start(id, expected_version=expected),
-            "complete": lambda: store.complete(
-                id, [{"role": "assistant", "content": "done"}], expected_version=expected
-            ),
-            "fail": lambda: store.fail(id, {"code": "server_error", "message": "x"}, expected_version=expected),
-            "cancel": lambda: store.cancel(id, expected_version=expected),
-            "incomplete": lambda: store.mark_incomplete(id, "max_output_tokens", expected_version=expected),
-        }
-        try:
-            new = operations[kind.rstrip("!")]()
-        except VersionConflict as conflict:
-            check_conflict(conflict, id, current.version)
-            with stats_lock:
-                conflicts["finish"] += 1
-            return False
-        except InvalidTransition:
-            with stats_lock:
-                refusals[kind] += 1
-            return False
-        if versioned:
-            assert new.version == current.version + 1
-        log.append(Change(id, kind.rstrip("!"), expected, new.version, new.status, int(new.metadata["n"])))
-        return new.is_terminal
-
-    def finisher(seed: int, order: list[str]) -> None:
-        rng = random.Random(seed)
-        log: list[Change] = []
-        logs.append(log)
-        for id in order:  # every finisher works through the same records in the same order: they collide
-            for _attempt in range(MAX_RETRIES):
-                if finish_once(rng, id, log):
-                    break
-            else:
-                raise AssertionError(f"could not finish {id}: livelock")
-            finish_once(rng, id, log)  # once more, now that it is final
-
-    order = sorted(background)
-    random.Random(0).shuffle(order)
-    run_threads(
-        [partial(updater, s) for s in range(n_updaters)]
-        + [partial(finisher, 100 + s, order) for s in range(n_finishers)]
-    )
-
-    changes = [change for log in logs for change in log]
-    assert sum(1 for c in changes if c.kind == "update") == n_updaters * updates_each
-    for id in ids:
-        final = store.get(id)
-        mine = sorted((c for c in changes if c.id == id), key=lambda c: c.after)
-        # No lost update: every successful change added exactly one version...
-        assert final.version == 1 + len(mine), f"{id}: version {final.version} after {len(mine)} changes"
-        # ...and each version number was produced by exactly one successful write.
-        assert [c.after for c in mine] == list(range(2, final.version + 1))
-        assert all(c.after == c.before + 1 for c in mine if c.before is not None)
-        # The counter went up by one with each update, in version order: no update overwrote another.
-        updates = [c for c in mine if c.kind == "update"]
-        assert [c.n for c in updates] == list(range(1, len(updates) + 1))
-        assert final.metadata["n"] == str(len(updates))
-        terminal = [c for c in mine if c.kind in TERMINAL_KINDS]
-        starts = [c for c in mine if c.kind == "start"]
-        if id in background:
-            assert final.is_terminal
-            assert len(terminal) == 1, f"{id}: {len(terminal)} terminal transitions succeeded"
-            assert final.status is terminal[0].status
-            # Nothing but metadata updates follows the terminal transition.
-            assert all(c.kind == "update" for c in mine if c.after > terminal[0].after)
-        else:
-            assert terminal == []
-            assert final.status is records[ids.index(id)].status
-        assert len(starts) <= (1 if records[ids.index(id)].status is ResponseStatus.QUEUED else 0)
-    for id, version in noop_cancels:
-        assert store.get(id).status is ResponseStatus.CANCELLED
-        assert version <= store.get(id).version
-    assert conflicts["update"] > 0, "the updaters never collided: the test did not exercise the race"
-    store._check()
-
-
 # --------------------------------------------------------------------------- creating, deleting and paging
 
 
@@ -286,109 +128,6 @@ class Walk(NamedTuple):
     seen: list[tuple[str, float]]  # (id, created_at) in the order the pages gave them
 
 
-def test_page_walks_while_others_create_and_delete(make_store: StoreFactory, backend: str) -> None:
-    clock = OrdinalClock()
-    store = make_store(clock=clock, ttl=None, max_records=None)
-    n_stable, n_writers, n_walkers, min_walks = 40, 2, 2, 10
-    writes_each = scaled(backend, 800, 150)
-    position: dict[str, tuple[float, int]] = {}  # id -> (created_at, creation ordinal), for owner None
-    stable: dict[str, ResponseRecord] = {}
-    for i in range(n_stable):
-        record = store.create("m", f"stable {i}")
-        position[record.id] = (record.created_at, clock.last_ordinal())
-        stable[record.id] = record
-    stable_ids = list(stable)
-    other_owner: set[str] = set()
-    positions_lock = threading.Lock()
-    writers_done = threading.Event()
-    finished_writers = [0]
-    walks: list[Walk] = []
-    gets = [0]
-
-    def writer(seed: int) -> None:
-        rng = random.Random(seed)
-        live: list[str] = []
-        try:
-            for step in range(writes_each):
-                if live and rng.random() < 0.4:
-                    victim = live.pop(rng.randrange(len(live)))
-                    removed = store.delete(victim, expected_version=1 if rng.random() < 0.5 else None)
-                    assert removed.id == victim
-                elif rng.random() < 0.1:
-                    record = store.create("m", f"other {seed}/{step}", owner="someone else")
-                    with positions_lock:
-                        other_owner.add(record.id)
-                else:
-                    record = store.create("m", f"writer {seed}/{step}")
-                    with positions_lock:
-                        position[record.id] = (record.created_at, clock.last_ordinal())
-                    live.append(record.id)
-        finally:
-            with positions_lock:
-                finished_writers[0] += 1
-                if finished_writers[0] == n_writers:
-                    writers_done.set()
-
-    def walker(seed: int) -> None:
-        rng = random.Random(seed)
-        done = 0
-        while done < min_walks or not writers_done.is_set():
-            order, limit = rng.choice(["asc", "desc"]), rng.choice([1, 2, 3, 7, 20, 100])
-            seen: list[tuple[str, float]] = []
-            page = store.list(order=order, limit=limit)
-            for _pages in range(100_000):
-                assert len(page.data) <= limit
-                if page.data:
-                    assert page.first_id == page.data[0].id
-                    assert page.last_id == page.data[-1].id
-                seen.extend((record.id, record.created_at) for record in page.data)
-                if not page.has_more:
-                    break
-                assert page.data, "an empty page claims there is more"
-                page = store.list(order=order, limit=limit, after=page.last_id)
-            else:
-                raise AssertionError("a walk did not end")
-            walks.append(Walk(order, limit, seen))
-            done += 1
-
-    def getter(seed: int) -> None:
-        rng = random.Random(seed)
-        while not writers_done.is_set() or gets[0] < 500:
-            id = rng.choice(stable_ids)
-            assert store.get(id) == stable[id]
-            assert id in store
-            gets[0] += 1
-
-    run_threads(
-        [partial(writer, s) for s in range(n_writers)]
-        + [partial(walker, 100 + s) for s in range(n_walkers)]
-        + [partial(getter, 200)]
-    )
-
-    assert len(walks) >= n_walkers * min_walks
-    assert gets[0] >= 500
-    orders = Counter(walk.order for walk in walks)
-    assert orders["asc"] > 0
-    assert orders["desc"] > 0
-    for walk in walks:
-        ids = [id for id, _ in walk.seen]
-        assert len(ids) == len(set(ids)), f"a {walk.order} walk by {walk.limit} saw an id twice"
-        assert not other_owner & set(ids), "a walk saw another owner's record"
-        missing = set(stable_ids) - set(ids)
-        assert not missing, f"a {walk.order} walk by {walk.limit} skipped {len(missing)} stable records"
-        for id, created_at in walk.seen:
-            assert position[id][0] == created_at
-        keys = [position[id] for id in ids]
-        expected = sorted(keys, reverse=walk.order == "desc")
-        assert keys == expected, f"a {walk.order} walk by {walk.limit} is out of order"
-
-    # Quiet again: one more walk sees exactly the records that are left, in order.
-    live = [record.id for record in walk_all(store, "asc", 17)]
-    assert live == sorted(set(live), key=position.__getitem__)
-    assert set(stable_ids) <= set(live)
-    store._check()
-
-
 def walk_all(store: BaseStore, order: str, limit: int) -> list[ResponseRecord]:
     page = store.list(order=order, limit=limit)
     records = list(page.data)
@@ -401,81 +140,341 @@ def walk_all(store: BaseStore, order: str, limit: int) -> list[ResponseRecord]:
 # --------------------------------------------------------------------------- visibility
 
 
-def test_a_created_record_is_visible_to_other_threads_at_once(make_store: StoreFactory, backend: str) -> None:
-    store = make_store()
-    n_producers, n_consumers = 3, 2
-    creates_each = scaled(backend, 500, 100)
-    total = n_producers * creates_each
-    handed: queue.Queue[ResponseRecord] = queue.Queue()
-    taken = [0]
-    take_lock = threading.Lock()
-    completed: list[str] = []
-
-    def producer(seed: int) -> None:
-        for i in range(creates_each):
-            record = store.create("m", f"producer {seed} #{i}", background=i % 2 == 0)
-            handed.put(record)
-
-    def consumer() -> None:
-        while True:
-            with take_lock:
-                if taken[0] == total:
-                    return
-                taken[0] += 1
-            record = handed.get(timeout=WAIT)
-            assert store.get(record.id) == record
-            assert record.id in store
-            assert store.contains(record.id)
-            done = store.complete(record.id, expected_version=record.version)
-            assert done.version == record.version + 1
-            completed.append(record.id)
-
-    run_threads([partial(producer, s) for s in range(n_producers)] + [consumer] * n_consumers)
-    assert handed.empty()
-    assert len(completed) == total
-    assert len(set(completed)) == total
-    assert len(store) == total
-    assert all(store.get(id).status is ResponseStatus.COMPLETED for id in completed)
-    store._check()
-
-
 # --------------------------------------------------------------------------- conversations
 
 
-def test_conversations_built_concurrently_keep_their_order(make_store: StoreFactory, backend: str) -> None:
-    store = make_store()
-    n_conversations = 4
-    turns = scaled(backend, 150, 40)
-    built: dict[int, list[ResponseRecord]] = {}
+class ConcurrencyTests(ContractBase):
+    """Many threads on one store: no lost update, one winner per race, consistent pages, immediate visibility."""
 
-    def converse(index: int) -> None:
-        owner = f"tenant-{index}" if index % 2 else None
-        chain: list[ResponseRecord] = []
-        previous = None
-        for turn in range(turns):
-            asked = store.create(
+    @pytest.fixture
+    def busy_switching(self) -> Iterator[None]:
+        """Switch threads every 10 µs instead of every 5 ms, so races get a chance to show."""
+        old = sys.getswitchinterval()
+        sys.setswitchinterval(1e-5)
+        yield
+        sys.setswitchinterval(old)
+
+    @pytest.mark.usefixtures("busy_switching")
+    def test_racing_changes_lose_no_update_and_finish_each_record_exactly_once(self, new_store: StoreFactory) -> None:
+        store = new_store()
+        n_records, n_updaters, n_finishers = 8, 4, 3
+        updates_each = self.scaled(1000, 200)
+        records = [
+            store.create(
                 "m",
-                f"c{index} q{turn}",
-                previous_response_id=None if previous is None else previous.id,
-                owner=owner,
+                f"record {i}",
+                background=i % 2 == 0,
+                status="queued" if i % 4 == 0 else "in_progress",
+                metadata={"n": "0"},
             )
-            previous = store.complete(asked.id, [{"role": "assistant", "content": f"c{index} a{turn}"}], owner=owner)
-            chain.append(previous)
-            if turn % 10 == 9:
-                assert [r.id for r in store.chain(previous.id, owner=owner)] == [r.id for r in chain]
-        built[index] = chain
+            for i in range(n_records)
+        ]
+        ids = [record.id for record in records]
+        background = {record.id for record in records if record.background}
+        logs: list[list[Change]] = []
+        noop_cancels: list[tuple[str, int]] = []
+        conflicts = Counter[str]()
+        refusals = Counter[str]()
+        stats_lock = threading.Lock()
 
-    run_threads([partial(converse, i) for i in range(n_conversations)])
+        def updater(seed: int) -> None:
+            rng = random.Random(seed)
+            log: list[Change] = []
+            logs.append(log)
+            for _ in range(updates_each):
+                id = rng.choice(ids)
+                for _attempt in range(MAX_RETRIES):
+                    current = store.get(id)
+                    n = int(current.metadata["n"])
+                    try:
+                        new = store.update(id, metadata={"n": str(n + 1)}, expected_version=current.version)
+                    except VersionConflict as conflict:
+                        check_conflict(conflict, id, current.version)
+                        with stats_lock:
+                            conflicts["update"] += 1
+                        continue
+                    assert new.version == current.version + 1
+                    assert new.status is current.status  # same version, same record: only metadata changed
+                    log.append(Change(id, "update", current.version, new.version, new.status, int(new.metadata["n"])))
+                    break
+                else:
+                    raise AssertionError(f"update of {id} kept conflicting: livelock")
 
-    assert sorted(built) == list(range(n_conversations))
-    for index, chain in built.items():
-        owner = f"tenant-{index}" if index % 2 else None
-        assert len(chain) == turns
-        found = store.chain(chain[-1].id, owner=owner)
-        assert [r.id for r in found] == [r.id for r in chain]
-        assert found[0].previous_response_id is None
-        assert all(later.previous_response_id == earlier.id for earlier, later in itertools.pairwise(found))
-        texts = [item["content"][0]["text"] for item in store.conversation(chain[-1].id, owner=owner)]
-        assert texts == [text for turn in range(turns) for text in (f"c{index} q{turn}", f"c{index} a{turn}")]
-    assert len(store) == n_conversations * turns
-    store._check()
+        def finish_once(rng: random.Random, id: str, log: list[Change]) -> bool:
+            """Try one random transition of ``id``; return True once it is final."""
+            current = store.get(id)
+            if current.is_terminal:
+                # Late finishers are refused (or, for cancel of a cancelled response, get it back unchanged).
+                try:
+                    again = store.cancel(id)
+                except InvalidTransition:
+                    assert current.status is not ResponseStatus.CANCELLED
+                    with stats_lock:
+                        refusals["late cancel"] += 1
+                else:
+                    assert again.status is ResponseStatus.CANCELLED
+                    assert current.status is ResponseStatus.CANCELLED
+                    assert again.version >= current.version
+                    with stats_lock:
+                        noop_cancels.append((id, again.version))
+                return True
+            kind = rng.choice(["start", "complete", "fail", "cancel", "incomplete", "complete!", "fail!"])
+            versioned = not kind.endswith("!")
+            expected = current.version if versioned else None
+            operations: dict[str, Callable[[], ResponseRecord]] = {
+                "start": lambda: store.start(id, expected_version=expected),
+                "complete": lambda: store.complete(
+                    id, [{"role": "assistant", "content": "done"}], expected_version=expected
+                ),
+                "fail": lambda: store.fail(id, {"code": "server_error", "message": "x"}, expected_version=expected),
+                "cancel": lambda: store.cancel(id, expected_version=expected),
+                "incomplete": lambda: store.mark_incomplete(id, "max_output_tokens", expected_version=expected),
+            }
+            try:
+                new = operations[kind.rstrip("!")]()
+            except VersionConflict as conflict:
+                check_conflict(conflict, id, current.version)
+                with stats_lock:
+                    conflicts["finish"] += 1
+                return False
+            except InvalidTransition:
+                with stats_lock:
+                    refusals[kind] += 1
+                return False
+            if versioned:
+                assert new.version == current.version + 1
+            log.append(Change(id, kind.rstrip("!"), expected, new.version, new.status, int(new.metadata["n"])))
+            return new.is_terminal
+
+        def finisher(seed: int, order: list[str]) -> None:
+            rng = random.Random(seed)
+            log: list[Change] = []
+            logs.append(log)
+            for id in order:  # every finisher works through the same records in the same order: they collide
+                for _attempt in range(MAX_RETRIES):
+                    if finish_once(rng, id, log):
+                        break
+                else:
+                    raise AssertionError(f"could not finish {id}: livelock")
+                finish_once(rng, id, log)  # once more, now that it is final
+
+        order = sorted(background)
+        random.Random(0).shuffle(order)
+        run_threads(
+            [partial(updater, s) for s in range(n_updaters)]
+            + [partial(finisher, 100 + s, order) for s in range(n_finishers)]
+        )
+
+        changes = [change for log in logs for change in log]
+        assert sum(1 for c in changes if c.kind == "update") == n_updaters * updates_each
+        for id in ids:
+            final = store.get(id)
+            mine = sorted((c for c in changes if c.id == id), key=lambda c: c.after)
+            # No lost update: every successful change added exactly one version...
+            assert final.version == 1 + len(mine), f"{id}: version {final.version} after {len(mine)} changes"
+            # ...and each version number was produced by exactly one successful write.
+            assert [c.after for c in mine] == list(range(2, final.version + 1))
+            assert all(c.after == c.before + 1 for c in mine if c.before is not None)
+            # The counter went up by one with each update, in version order: no update overwrote another.
+            updates = [c for c in mine if c.kind == "update"]
+            assert [c.n for c in updates] == list(range(1, len(updates) + 1))
+            assert final.metadata["n"] == str(len(updates))
+            terminal = [c for c in mine if c.kind in TERMINAL_KINDS]
+            starts = [c for c in mine if c.kind == "start"]
+            if id in background:
+                assert final.is_terminal
+                assert len(terminal) == 1, f"{id}: {len(terminal)} terminal transitions succeeded"
+                assert final.status is terminal[0].status
+                # Nothing but metadata updates follows the terminal transition.
+                assert all(c.kind == "update" for c in mine if c.after > terminal[0].after)
+            else:
+                assert terminal == []
+                assert final.status is records[ids.index(id)].status
+            assert len(starts) <= (1 if records[ids.index(id)].status is ResponseStatus.QUEUED else 0)
+        for id, version in noop_cancels:
+            assert store.get(id).status is ResponseStatus.CANCELLED
+            assert version <= store.get(id).version
+        assert conflicts["update"] > 0, "the updaters never collided: the test did not exercise the race"
+        store._check()
+
+    @pytest.mark.usefixtures("busy_switching")
+    def test_page_walks_while_others_create_and_delete(self, new_store: StoreFactory) -> None:
+        clock = OrdinalClock()
+        store = new_store(clock=clock, ttl=None, max_records=None)
+        n_stable, n_writers, n_walkers, min_walks = 40, 2, 2, 10
+        writes_each = self.scaled(800, 150)
+        position: dict[str, tuple[float, int]] = {}  # id -> (created_at, creation ordinal), for owner None
+        stable: dict[str, ResponseRecord] = {}
+        for i in range(n_stable):
+            record = store.create("m", f"stable {i}")
+            position[record.id] = (record.created_at, clock.last_ordinal())
+            stable[record.id] = record
+        stable_ids = list(stable)
+        other_owner: set[str] = set()
+        positions_lock = threading.Lock()
+        writers_done = threading.Event()
+        finished_writers = [0]
+        walks: list[Walk] = []
+        gets = [0]
+
+        def writer(seed: int) -> None:
+            rng = random.Random(seed)
+            live: list[str] = []
+            try:
+                for step in range(writes_each):
+                    if live and rng.random() < 0.4:
+                        victim = live.pop(rng.randrange(len(live)))
+                        removed = store.delete(victim, expected_version=1 if rng.random() < 0.5 else None)
+                        assert removed.id == victim
+                    elif rng.random() < 0.1:
+                        record = store.create("m", f"other {seed}/{step}", owner="someone else")
+                        with positions_lock:
+                            other_owner.add(record.id)
+                    else:
+                        record = store.create("m", f"writer {seed}/{step}")
+                        with positions_lock:
+                            position[record.id] = (record.created_at, clock.last_ordinal())
+                        live.append(record.id)
+            finally:
+                with positions_lock:
+                    finished_writers[0] += 1
+                    if finished_writers[0] == n_writers:
+                        writers_done.set()
+
+        def walker(seed: int) -> None:
+            rng = random.Random(seed)
+            done = 0
+            while done < min_walks or not writers_done.is_set():
+                order, limit = rng.choice(["asc", "desc"]), rng.choice([1, 2, 3, 7, 20, 100])
+                seen: list[tuple[str, float]] = []
+                page = store.list(order=order, limit=limit)
+                for _pages in range(100_000):
+                    assert len(page.data) <= limit
+                    if page.data:
+                        assert page.first_id == page.data[0].id
+                        assert page.last_id == page.data[-1].id
+                    seen.extend((record.id, record.created_at) for record in page.data)
+                    if not page.has_more:
+                        break
+                    assert page.data, "an empty page claims there is more"
+                    page = store.list(order=order, limit=limit, after=page.last_id)
+                else:
+                    raise AssertionError("a walk did not end")
+                walks.append(Walk(order, limit, seen))
+                done += 1
+
+        def getter(seed: int) -> None:
+            rng = random.Random(seed)
+            while not writers_done.is_set() or gets[0] < 500:
+                id = rng.choice(stable_ids)
+                assert store.get(id) == stable[id]
+                assert id in store
+                gets[0] += 1
+
+        run_threads(
+            [partial(writer, s) for s in range(n_writers)]
+            + [partial(walker, 100 + s) for s in range(n_walkers)]
+            + [partial(getter, 200)]
+        )
+
+        assert len(walks) >= n_walkers * min_walks
+        assert gets[0] >= 500
+        orders = Counter(walk.order for walk in walks)
+        assert orders["asc"] > 0
+        assert orders["desc"] > 0
+        for walk in walks:
+            ids = [id for id, _ in walk.seen]
+            assert len(ids) == len(set(ids)), f"a {walk.order} walk by {walk.limit} saw an id twice"
+            assert not other_owner & set(ids), "a walk saw another owner's record"
+            missing = set(stable_ids) - set(ids)
+            assert not missing, f"a {walk.order} walk by {walk.limit} skipped {len(missing)} stable records"
+            for id, created_at in walk.seen:
+                assert position[id][0] == created_at
+            keys = [position[id] for id in ids]
+            expected = sorted(keys, reverse=walk.order == "desc")
+            assert keys == expected, f"a {walk.order} walk by {walk.limit} is out of order"
+
+        # Quiet again: one more walk sees exactly the records that are left, in order.
+        live = [record.id for record in walk_all(store, "asc", 17)]
+        assert live == sorted(set(live), key=position.__getitem__)
+        assert set(stable_ids) <= set(live)
+        store._check()
+
+    @pytest.mark.usefixtures("busy_switching")
+    def test_a_created_record_is_visible_to_other_threads_at_once(self, new_store: StoreFactory) -> None:
+        store = new_store()
+        n_producers, n_consumers = 3, 2
+        creates_each = self.scaled(500, 100)
+        total = n_producers * creates_each
+        handed: queue.Queue[ResponseRecord] = queue.Queue()
+        taken = [0]
+        take_lock = threading.Lock()
+        completed: list[str] = []
+
+        def producer(seed: int) -> None:
+            for i in range(creates_each):
+                record = store.create("m", f"producer {seed} #{i}", background=i % 2 == 0)
+                handed.put(record)
+
+        def consumer() -> None:
+            while True:
+                with take_lock:
+                    if taken[0] == total:
+                        return
+                    taken[0] += 1
+                record = handed.get(timeout=WAIT)
+                assert store.get(record.id) == record
+                assert record.id in store
+                assert store.contains(record.id)
+                done = store.complete(record.id, expected_version=record.version)
+                assert done.version == record.version + 1
+                completed.append(record.id)
+
+        run_threads([partial(producer, s) for s in range(n_producers)] + [consumer] * n_consumers)
+        assert handed.empty()
+        assert len(completed) == total
+        assert len(set(completed)) == total
+        assert len(store) == total
+        assert all(store.get(id).status is ResponseStatus.COMPLETED for id in completed)
+        store._check()
+
+    @pytest.mark.usefixtures("busy_switching")
+    def test_conversations_built_concurrently_keep_their_order(self, new_store: StoreFactory) -> None:
+        store = new_store()
+        n_conversations = 4
+        turns = self.scaled(150, 40)
+        built: dict[int, list[ResponseRecord]] = {}
+
+        def converse(index: int) -> None:
+            owner = f"tenant-{index}" if index % 2 else None
+            chain: list[ResponseRecord] = []
+            previous = None
+            for turn in range(turns):
+                asked = store.create(
+                    "m",
+                    f"c{index} q{turn}",
+                    previous_response_id=None if previous is None else previous.id,
+                    owner=owner,
+                )
+                previous = store.complete(
+                    asked.id, [{"role": "assistant", "content": f"c{index} a{turn}"}], owner=owner
+                )
+                chain.append(previous)
+                if turn % 10 == 9:
+                    assert [r.id for r in store.chain(previous.id, owner=owner)] == [r.id for r in chain]
+            built[index] = chain
+
+        run_threads([partial(converse, i) for i in range(n_conversations)])
+
+        assert sorted(built) == list(range(n_conversations))
+        for index, chain in built.items():
+            owner = f"tenant-{index}" if index % 2 else None
+            assert len(chain) == turns
+            found = store.chain(chain[-1].id, owner=owner)
+            assert [r.id for r in found] == [r.id for r in chain]
+            assert found[0].previous_response_id is None
+            assert all(later.previous_response_id == earlier.id for earlier, later in itertools.pairwise(found))
+            texts = [item["content"][0]["text"] for item in store.conversation(chain[-1].id, owner=owner)]
+            assert texts == [text for turn in range(turns) for text in (f"c{index} q{turn}", f"c{index} a{turn}")]
+        assert len(store) == n_conversations * turns
+        store._check()
