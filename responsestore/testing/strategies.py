@@ -289,7 +289,9 @@ def output_text_parts() -> st.SearchStrategy[dict[str, Any]]:
     return st.builds(lambda t: {"type": "output_text", "text": t, "annotations": []}, texts())
 
 
-def _with_optional(base: st.SearchStrategy[dict[str, Any]], **optional: st.SearchStrategy[Any]) -> Any:
+def _with_optional(
+    base: st.SearchStrategy[dict[str, Any]], **optional: st.SearchStrategy[Any]
+) -> st.SearchStrategy[dict[str, Any]]:
     """Add each key of ``optional`` to the dicts of ``base``, or leave it out."""
 
     @st.composite
@@ -597,10 +599,14 @@ def lifecycle_paths() -> st.SearchStrategy[list[ResponseStatus]]:
     ``queued`` or ``in_progress`` first; ``queued`` may go to ``in_progress``; an active status may end in any
     terminal one. Paths that stop while still active are included.
     """
-    starts = st.sampled_from([[ResponseStatus.QUEUED], [ResponseStatus.IN_PROGRESS]])
-    started = st.one_of(starts, st.just([ResponseStatus.QUEUED, ResponseStatus.IN_PROGRESS]))
-    ends = st.one_of(st.just([]), st.sampled_from(_TERMINAL).map(lambda status: [status]))
-    return st.builds(lambda head, tail: [*head, *tail], started, ends)
+    starts: st.SearchStrategy[list[ResponseStatus]] = st.sampled_from(
+        [[ResponseStatus.QUEUED], [ResponseStatus.IN_PROGRESS], [ResponseStatus.QUEUED, ResponseStatus.IN_PROGRESS]]
+    )
+    none: list[ResponseStatus] = []
+    ends: st.SearchStrategy[list[ResponseStatus]] = st.one_of(
+        st.just(none), st.sampled_from(_TERMINAL).map(lambda status: [status])
+    )
+    return st.builds(lambda head, tail: [*head, *tail], starts, ends)
 
 
 @functools.cache

@@ -16,7 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -26,7 +26,10 @@ from responsestore import (
     ResponseRecord,
     ResponseStatus,
     VersionConflict,
+    _lifecycle,
 )
+from responsestore._events import prepare_event
+from responsestore.testing._clock import FakeClock
 
 from .base import ContractBase
 
@@ -145,6 +148,41 @@ def walk_all(store: BaseStore, order: str, limit: int) -> list[ResponseRecord]:
 
 class ConcurrencyTests(ContractBase):
     """Many threads on one store: no lost update, one winner per race, consistent pages, immediate visibility."""
+
+    @pytest.mark.parametrize("overtaken_by", ["update", "append_event", "delete"])
+    def test_a_write_decided_on_a_stale_read_changes_nothing(
+        self, store: BaseStore, clock: FakeClock, overtaken_by: str
+    ) -> None:
+        """The conditional storage writes refuse a decision made on a read that another write has overtaken.
+
+        A lost update in one thread: read, let another writer in, then commit what was decided on the old read.
+        ``_swap``, ``_append`` and ``_remove`` must each return ``False`` and change nothing, whether the other
+        writer changed the record (a new version), only its event log (same version, one more event), or deleted
+        it. The racing tests below find the same bug only if the threads happen to interleave just so.
+        """
+        record = store.create("m", background=True)
+        stale = store._read(None, record.id)
+        assert stale is not None
+        if overtaken_by == "update":
+            store.update(record.id, metadata={"by": "winner"})
+        elif overtaken_by == "append_event":
+            store.append_event(record.id, {"type": "response.output_text.delta", "delta": "winner"})
+        else:
+            store.delete(record.id)
+
+        def state() -> Any:
+            return (store._read(None, record.id), store.events(record.id)) if record.id in store else None
+
+        after = state()
+        late = _lifecycle.update(stale.record, clock(), _lifecycle.prepare_update({"metadata": {"by": "loser"}}))
+        event, size = store._next_event(stale, *prepare_event({"type": "response.output_text.delta", "delta": "x"}))
+        assert store._swap(stale, late, None, 0) is False, "_swap committed a write decided on a stale read"
+        assert store._swap(stale, late, event, size) is False, "_swap committed a write decided on a stale read"
+        assert store._append(stale, event, size) is False, "_append committed an event decided on a stale read"
+        if overtaken_by != "append_event":  # a new event leaves the version, so removing is still allowed then
+            assert store._remove(stale.record) is False, "_remove deleted a record at a version it no longer has"
+        assert state() == after
+        store._check()
 
     @pytest.fixture
     def busy_switching(self) -> Iterator[None]:
