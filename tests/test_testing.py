@@ -23,6 +23,7 @@ from responsestore import (
 )
 from responsestore.testing import FakeClock, assert_legal_path, assert_valid_response, assert_walked_once
 from responsestore.testing import strategies as rs
+from responsestore.testing.contract import ContractBase
 
 from .wire_checks import check_event
 
@@ -133,7 +134,7 @@ def test_every_generated_path_is_legal_and_a_store_follows_it(path: list[Respons
 
 @given(path=rs.illegal_lifecycle_paths())
 def test_every_illegal_path_fails_the_assertion_and_the_store_refuses_it(path: list[ResponseStatus]) -> None:
-    with pytest.raises(AssertionError, match="illegal step|the path starts"):
+    with pytest.raises(AssertionError, match=r"illegal step|the path starts"):
         assert_legal_path(path)
     # No method moves a record back to queued, and cancelling a cancelled response is a no-op (as at OpenAI), so
     # only the other illegal steps can be tried on a store.
@@ -146,7 +147,7 @@ def test_every_illegal_path_fails_the_assertion_and_the_store_refuses_it(path: l
 
 
 def _page(*ids: str) -> Page[dict[str, Any]]:
-    return Page(tuple({"id": id} for id in ids), ids[0] if ids else None, ids[-1] if ids else None, False)
+    return Page(tuple({"id": id} for id in ids), ids[0] if ids else None, ids[-1] if ids else None, has_more=False)
 
 
 def test_a_walk_seeing_each_id_once_passes_for_records_and_items() -> None:
@@ -244,8 +245,6 @@ def test_the_strategies_draw_what_a_store_takes(data: st.DataObject) -> None:
 
 
 def test_the_contract_base_refuses_to_run_without_make_store() -> None:
-    from responsestore.testing.contract import ContractBase
-
     with pytest.raises(NotImplementedError, match="ContractBase must define make_store"):
         ContractBase().make_store()
 
