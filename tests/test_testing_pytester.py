@@ -8,6 +8,7 @@ fixtures and strategies, with no conftest, must work out of the box (the plugin 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -204,3 +205,15 @@ def test_the_factory_closes_every_store_it_opened(pytester: pytest.Pytester) -> 
     )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q", "-p", "no:randomly")
     result.assert_outcomes(passed=2)
+
+
+TESTING_PAGE = Path(__file__).resolve().parent.parent / "docs" / "testing.md"
+
+
+def test_the_server_tests_in_the_docs_run_as_a_users_project(pytester: pytest.Pytester) -> None:
+    blocks = re.findall(r"^```python\n(.*?)^```", TESTING_PAGE.read_text(encoding="utf-8"), re.MULTILINE | re.DOTALL)
+    modules = [block for block in blocks if not block.startswith(">>>")]
+    assert len(modules) == 1, "docs/testing.md should hold one test module besides its doctests"
+    pytester.makepyfile(test_server=modules[0])
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q", "-W", "error")
+    result.assert_outcomes(passed=4)

@@ -63,6 +63,7 @@ __all__ = [
     "input_text_parts",
     "inputs",
     "invalid_inputs",
+    "invalid_request_inputs",
     "item_ids",
     "json_objects",
     "json_values",
@@ -751,6 +752,23 @@ def invalid_inputs(extra: st.SearchStrategy[Any] | None = None) -> st.SearchStra
     a server's error handling can be tested with them: a 400, and nothing stored.
     """
     return junk_items(extra).filter(_refused_as_input)
+
+
+@functools.cache
+def invalid_request_inputs() -> st.SearchStrategy[Any]:
+    """The :func:`invalid_inputs` a client can send: JSON-encodable, and still refused once decoded from JSON.
+
+    For testing a server over HTTP: put one in a request body's ``input`` and expect a ``400`` and nothing stored.
+    """
+    return invalid_inputs().filter(_refused_over_json)
+
+
+def _refused_over_json(value: Any) -> bool:
+    try:
+        decoded = json.loads(json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError, RecursionError):
+        return False
+    return _refused_as_input(decoded)
 
 
 def _refused_as_input(value: Any) -> bool:
