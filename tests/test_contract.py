@@ -9,6 +9,9 @@ from responsestore.testing.contract import StoreContract
 
 from .backends import DESCRIPTORS, Backend
 
+#: Class names that do not follow from capitalizing the backend's name.
+TITLES = {"sqlite": "SQLite"}
+
 
 def contract_for(backend: Backend) -> type[StoreContract]:
     """A :class:`StoreContract` subclass running the whole suite against ``backend``."""
@@ -20,11 +23,12 @@ def contract_for(backend: Backend) -> type[StoreContract]:
         def make_store(self, **options: Any) -> BaseStore:
             return backend.open(self.scratch_directory(), **options)
 
-    name = f"Test{backend.name.capitalize()}"
+    name = f"Test{TITLES.get(backend.name, backend.name.capitalize())}"
     Contract.__name__ = Contract.__qualname__ = name
     return Contract
 
 
-# One class per descriptor (TestMemory, TestSqlite, ...): adding a backend to DESCRIPTORS adds it here.
+# One class per descriptor (TestMemory, TestSQLite, ...): adding a backend to DESCRIPTORS adds it here.
 for _backend in DESCRIPTORS.values():
-    globals()[f"Test{_backend.name.capitalize()}"] = contract_for(_backend)
+    _contract = contract_for(_backend)
+    globals()[_contract.__name__] = _contract

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,10 +21,12 @@ from responsestore import (
     ResponseRecord,
     ResponseStatus,
     ResponseStore,
+    SQLiteStore,
 )
 from responsestore.testing import FakeClock, assert_legal_path, assert_valid_response, assert_walked_once
 from responsestore.testing import strategies as rs
 from responsestore.testing.contract import ContractBase
+from responsestore.testing.plugin import StoreFactory
 
 from .wire_checks import check_event
 
@@ -274,3 +277,24 @@ def test_the_toolkit_and_its_plugin_import_without_hypothesis() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["strategies: import of hypothesis halted; None in sys.modules", "ok"]
+
+
+# ---------------------------------------------------------------------------------------------- the plugin's fixtures
+
+
+def test_the_plugin_fixtures_in_our_own_suite(
+    response_store: ResponseStore,
+    fake_clock: FakeClock,
+    response_store_factory: StoreFactory,
+    sqlite_response_store: SQLiteStore,
+    tmp_path: Path,
+) -> None:
+    fake_clock.set(1_000.0)
+    assert response_store.create("m").created_at == 1_000.0
+    assert sqlite_response_store.create("m").created_at == 1_000.0
+    small = response_store_factory({"max_records": 2}, ttl=5.0)
+    assert (small.retention.max_records, small.retention.ttl) == (2, 5.0)
+    on_disk = response_store_factory(f"sqlite:///{tmp_path}/other.db", clock=FakeClock(7.0))
+    assert isinstance(on_disk, SQLiteStore)
+    assert on_disk.create("m").created_at == 7.0
+    assert isinstance(response_store_factory(), ResponseStore)

@@ -1,4 +1,4 @@
-"""Ordering and cursor paging, as properties over random stores, compared with ``tests.model.StoreModel``.
+"""Ordering and cursor paging, as properties over random stores, compared with the plain ``StoreModel``.
 
 Stores are built from random creates, finishes and deletes on a clock that mostly repeats its reading and now and
 then goes backwards, so ``created_at`` ties (broken by creation order) and out-of-order timestamps are common.
@@ -238,7 +238,7 @@ def check_recreated_id(b: Built, order: str) -> None:
 
 
 class OrderingTests(ContractBase):
-    """Ordering and cursor paging, as properties over random stores, compared with ``tests.model.StoreModel``."""
+    """Ordering and cursor paging, as properties over random stores, compared with the plain ``StoreModel``."""
 
     def test_paging_walks_agree_with_the_model(self) -> None:
         """Forward and backward walks, round trips and deleted cursors agree with the model on random stores.

@@ -1,4 +1,4 @@
-"""A real store and ``tests.model.StoreModel`` driven side by side by random call sequences, on every backend.
+"""A real store and the plain ``StoreModel`` driven side by side by random call sequences, on every backend.
 
 Every rule makes the same call on both and compares the outcome exactly: the returned record's fields, the page's
 ids, records, ends and ``has_more``, or the exact exception type. After every step the invariant runs the
@@ -503,7 +503,7 @@ def make_machine(contract: ContractBase) -> type[RuleBasedStateMachine]:
 
 
 class StatefulTests(ContractBase):
-    """A real store and ``tests.model.StoreModel`` driven side by side by random call sequences, on every backend."""
+    """A real store and the plain ``StoreModel`` driven side by side by random call sequences, on every backend."""
 
     def test_store_agrees_with_the_model(self) -> None:
         """Random call sequences (50 steps each) leave the store and the model in the same state at every step."""
