@@ -133,7 +133,7 @@ def snapshot(store: BaseStore) -> dict[str, Any]:
     """Everything observable about the store's contents."""
     state: dict[str, Any] = {"len": len(store)}
     for owner in OWNERS:
-        listed = []
+        listed: list[Any] = []
         after = None
         while True:
             page = store.list(limit=100, order="asc", after=after, owner=owner)
@@ -287,7 +287,7 @@ class BadInputTests(ContractBase):
     @pytest.mark.parametrize("name", METHODS)
     # Each example builds and populates a fresh store (a file, for SQLite), for each of ~20 methods and each backend:
     # a quarter of the profile's examples keeps the file within a few minutes in CI.
-    @settings(fuzz_settings, max_examples=max(10, settings.default.max_examples // 4))
+    @settings(fuzz_settings, max_examples=max(10, settings().max_examples // 4))
     @given(data=st.data())
     def test_bad_input_raises_only_store_errors_and_changes_nothing(
         self, new_store: StoreFactory, name: str, data: st.DataObject
@@ -318,7 +318,7 @@ class BadInputTests(ContractBase):
             assert result is (isinstance(args[0], str) and (kwargs.get("owner"), args[0]) in set(KNOWN))
 
     @pytest.mark.parametrize("entry", ITEM_ENTRY_POINTS)
-    @settings(fuzz_settings, max_examples=settings.default.max_examples)
+    @settings(fuzz_settings, max_examples=settings().max_examples)
     @given(items=junk_items(plausible))
     def test_malformed_items_raise_only_store_errors_and_change_nothing(
         self, new_store: StoreFactory, entry: str, items: Any

@@ -76,7 +76,8 @@ class CreateGetDeleteTests(ContractBase):
         assert record.model == "gpt-4.1"
         assert record.status is ResponseStatus.IN_PROGRESS
         assert record.instructions == "be funny"
-        assert record.tools == ({"type": "web_search"},)
+        tools: Any = ({"type": "web_search"},)  # a FrozenDict equals the dict it was made from
+        assert record.tools == tools
         assert record.metadata == {"user": "u1"}
         assert record.extra == {"temperature": 0.7}
         assert record.background is False
@@ -351,7 +352,9 @@ class CreateGetDeleteTests(ContractBase):
     def test_mutating_what_was_passed_to_create_changes_nothing(self, store: BaseStore) -> None:
         content = [{"type": "input_text", "text": "original"}]
         items = [{"id": "in_1", "role": "user", "content": content}]
-        tools = [{"type": "function", "name": "f", "parameters": {"type": "object", "properties": {}}}]
+        tools: list[dict[str, Any]] = [
+            {"type": "function", "name": "f", "parameters": {"type": "object", "properties": {}}}
+        ]
         metadata = {"k": "v"}
         extra = {"text": {"format": {"type": "text"}}}
         record = store.create("m", items, tools=tools, metadata=metadata, extra=extra)
@@ -373,7 +376,7 @@ class CreateGetDeleteTests(ContractBase):
 
     def test_mutating_what_was_passed_to_complete_and_update_changes_nothing(self, store: BaseStore) -> None:
         record = store.create("m")
-        output = [
+        output: list[dict[str, Any]] = [
             {"id": "out_1", "role": "assistant", "content": [{"type": "output_text", "text": "a", "annotations": []}]}
         ]
         usage: dict[str, Any] = {

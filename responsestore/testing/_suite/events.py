@@ -396,5 +396,5 @@ class EventTests(ContractBase):
         stream = store.stream(record.id)
         assert next(stream)["sequence_number"] == 0
         assert len(store._waiters) == 1
-        stream.close()
+        stream.close()  # type: ignore[attr-defined]
         assert len(store._waiters) == 0

@@ -158,7 +158,7 @@ def check_forward_walk(b: Built, limit: int, **kwargs: Any) -> list[Page[Any]]:
     assert pages[-1].has_more is False
     assert 0 < len(pages[-1].data) <= limit or expected == []
     # Each page is exactly the model's page for the same cursor.
-    cursor: dict[str, str] = {}
+    cursor: dict[str, Any] = {}
     for page in pages:
         assert_same_page(page, b.model.list(limit=limit, **cursor, **kwargs))
         cursor = {"after": str(page.last_id)}
@@ -206,12 +206,16 @@ def check_round_trips(b: Built, pages: list[Page[Any]], limit: int, **kwargs: An
         assert (back.data, back.has_more) == (page.data, number > 0)
 
 
+def _keywords(name: str, value: Any) -> dict[str, Any]:
+    return {name: value}
+
+
 def check_deleted_cursors(b: Built, owner: str | None, limit: int, **kwargs: Any) -> None:
     """A cursor whose record was deleted still places the page where the record stood."""
     for id in b.deleted(owner):
         for side in ("after", "before"):
-            page = b.store.list(limit=limit, owner=owner, **{side: id}, **kwargs)
-            assert_same_page(page, b.model.list(limit=limit, owner=owner, **{side: id}, **kwargs))
+            page = b.store.list(limit=limit, owner=owner, **_keywords(side, id), **kwargs)
+            assert_same_page(page, b.model.list(limit=limit, owner=owner, **_keywords(side, id), **kwargs))
             assert id not in [record.id for record in page.data]
 
 
@@ -221,13 +225,14 @@ def check_recreated_id(b: Built, order: str) -> None:
     if not deleted:
         return
     id = deleted[0]
-    kwargs = {"id": id, "model": "gpt-a", "owner": None, "status": "in_progress", "metadata": None}
+    kwargs: dict[str, Any] = {"id": id, "model": "gpt-a", "owner": None, "status": "in_progress", "metadata": None}
     assert observe(b.store.create(**kwargs)) == b.model.create(**kwargs)
     everything = _ids(walk_forward(b.store, 100, order=order))
     assert everything == [record["id"] for record in b.model.ordered(order=order)]
     for side in ("after", "before"):
         assert_same_page(
-            b.store.list(limit=3, order=order, **{side: id}), b.model.list(limit=3, order=order, **{side: id})
+            b.store.list(limit=3, order=order, **_keywords(side, id)),
+            b.model.list(limit=3, order=order, **_keywords(side, id)),
         )
 
 
@@ -247,7 +252,7 @@ class OrderingTests(ContractBase):
         every operation while a store is built and reads every record.
         """
 
-        @settings(max_examples=self.examples(settings.default.max_examples))
+        @settings(max_examples=self.examples(settings().max_examples))
         @given(ops=operations, limit=limits, order=orders, filters=list_filters, owner=walk_owners)
         def walks(ops: list[Any], limit: int, order: str, filters: dict[str, Any], owner: str | None) -> None:
             with built(self, ops) as b:

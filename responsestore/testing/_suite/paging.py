@@ -37,6 +37,10 @@ def assert_page(page: Page[Any], expected: list[str], *, has_more: bool) -> None
 # ---------------------------------------------------------------------------------------------- input_items
 
 
+def _keywords(name: str, value: Any) -> dict[str, Any]:
+    return {name: value}
+
+
 class PagingTests(ContractBase):
     """Cursor paging of ``list`` and ``input_items``: explicit scenarios with known expected pages."""
 
@@ -210,7 +214,7 @@ class PagingTests(ContractBase):
     @pytest.mark.parametrize("direction", ["after", "before"])
     def test_unknown_cursor_is_refused(self, five: BaseStore, cursor: str, direction: str) -> None:
         with pytest.raises(InvalidArgument) as info:
-            five.list(**{direction: cursor})
+            five.list(**_keywords(direction, cursor))
         assert info.value.id == cursor
         assert str(info.value) == f"unknown cursor {cursor!r}: no such item in this list"
 
@@ -218,7 +222,7 @@ class PagingTests(ContractBase):
     @pytest.mark.parametrize("direction", ["after", "before"])
     def test_malformed_cursor_is_refused(self, five: BaseStore, cursor: Any, direction: str) -> None:
         with pytest.raises(InvalidArgument, match=direction):
-            five.list(**{direction: cursor})
+            five.list(**_keywords(direction, cursor))
 
     def test_unknown_cursor_in_an_empty_store(self, store: BaseStore) -> None:
         with pytest.raises(InvalidArgument, match="unknown cursor"):
@@ -308,7 +312,7 @@ class PagingTests(ContractBase):
     @pytest.mark.parametrize("cursor", ["i7", "resp_seven", "msg_x"])
     def test_input_items_unknown_item_cursor(self, store: BaseStore, seven: str, direction: str, cursor: str) -> None:
         with pytest.raises(InvalidArgument) as info:
-            store.input_items(seven, **{direction: cursor})
+            store.input_items(seven, **_keywords(direction, cursor))
         assert str(info.value) == f"unknown cursor {cursor!r}: no such item in this list"
 
     def test_input_items_of_a_response_without_input(self, store: BaseStore) -> None:

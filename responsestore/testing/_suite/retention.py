@@ -908,7 +908,7 @@ class RetentionTests(ContractBase):
         with pytest.raises(ResponseNotFound):
             store.input_items(record.id, after="msg_1")
         # The same item ids in a new record are that record's own.
-        again = store.create("m", items, ttl=None)  # type: ignore[arg-type]
+        again = store.create("m", items, ttl=None)
         assert [item["id"] for item in store.input_items(again.id, order="asc").data] == ["msg_1", "msg_2"]
 
     def test_lru_scenario_written_out(self, new_store: StoreFactory) -> None:

@@ -96,7 +96,9 @@ errors = st.one_of(
     st.builds(lambda code: {"code": code, "message": "it broke"}, st.sampled_from(("server_error", "rate_limit"))),
 )
 extras = st.one_of(st.none(), st.builds(lambda t: {"temperature": t}, st.sampled_from((0.0, 0.5, 1.0))))
-tools = st.one_of(st.just([]), st.just([{"type": "function", "name": "f", "parameters": {}}]))
+tools: st.SearchStrategy[list[dict[str, Any]]] = st.one_of(
+    st.just([]), st.just([{"type": "function", "name": "f", "parameters": {}}])
+)
 
 #: What ``update`` may be given; drawn as a sub-dict, sometimes with a field update must refuse.
 update_fields: dict[str, st.SearchStrategy[Any]] = {
@@ -179,7 +181,7 @@ def examples_for(contract: ContractBase) -> int:
     memory store (at least 20) and a tenth for durable ones (at least 10) keep this file well under a minute with
     the CI profile (about 20 s of CPU).
     """
-    profile: int = settings.default.max_examples
+    profile: int = settings().max_examples
     return max(20, profile // 4) if contract.weight == 1 else max(10, profile // 10)
 
 
@@ -239,7 +241,7 @@ def make_machine(contract: ContractBase) -> type[RuleBasedStateMachine]:
             if drawn != RIGHT:
                 return drawn  # type: ignore[no-any-return]
             record = self.model.records.get((owner, id))
-            return 1 if record is None else record["version"]  # type: ignore[no-any-return]
+            return 1 if record is None else record["version"]
 
         def same(self, what: str, real_call: Callable[[], Any], model_call: Callable[[], Any]) -> tuple[Any, Any]:
             """Run both calls; both must fail with the same error type, or both succeed. Returns the results."""
@@ -410,7 +412,7 @@ def make_machine(contract: ContractBase) -> type[RuleBasedStateMachine]:
             kwargs.update(filters, owner=owner)
             expected_all = self.model.ordered(**{k: v for k, v in kwargs.items() if k != "limit"})
             walked: list[str] = []
-            cursor: dict[str, str] = {}
+            cursor: dict[str, Any] = {}
             if backwards:
                 # Start from the last record of the list (the first of the opposite order), then go back.
                 opposite = "asc" if kwargs["order"] == "desc" else "desc"
