@@ -1,4 +1,8 @@
-"""Shared fixtures: the backend-parametrized store factory every contract test uses, and hypothesis profiles."""
+"""Hypothesis profiles, and backend-parametrized store fixtures for the tests outside the conformance suite.
+
+The conformance suite (``tests/test_contract.py``) brings its own fixtures with ``StoreContract``; the ones here
+serve the other tests that run on every backend (records, JSON, hostile input).
+"""
 
 from __future__ import annotations
 
@@ -10,9 +14,13 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from responsestore import BaseStore
+from responsestore.testing import FakeClock
 
 from .backends import BACKENDS, open_backend
-from .fakes import FakeClock
+
+# The toolkit's pytest plugin (users get it from its pytest11 entry point, which pyproject's addopts turns off here:
+# entry points load before pytest-cov starts, so the package's own import would go unmeasured).
+pytest_plugins = ["responsestore.testing.plugin"]
 
 settings.register_profile(
     "ci",

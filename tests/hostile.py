@@ -18,9 +18,8 @@ from typing import Any
 from hypothesis import strategies as st
 
 from responsestore import BaseStore, ResponseStore, ResponseStoreError, SQLiteStore
-
-from .fakes import FakeClock
-from .strategies import junk
+from responsestore.testing import FakeClock
+from responsestore.testing.strategies import junk
 
 #: The longest an error message may be.
 MAX_MESSAGE = 2_000

@@ -37,8 +37,7 @@ from responsestore import (
     StoreFull,
     VersionConflict,
 )
-
-from .fakes import FakeClock
+from responsestore.testing import FakeClock
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"

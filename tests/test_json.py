@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from responsestore import FrozenDict, InvalidArgument, ResponseStoreError
 from responsestore._json import MAX_DEPTH, freeze, freeze_object, thaw, to_json_text
-from tests.strategies import json_values, non_json_values
+from responsestore.testing.strategies import json_values, non_json_values
 
 
 def same_json(a: Any, b: Any) -> bool:

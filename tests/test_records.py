@@ -22,9 +22,8 @@ from responsestore import (
     ResponseStoreError,
 )
 from responsestore._json import thaw, to_json_text
-from tests.conftest import StoreFactory
-from tests.fakes import FakeClock
-from tests.strategies import (
+from responsestore.testing import FakeClock
+from responsestore.testing.strategies import (
     error_dicts,
     extras,
     function_tools,
@@ -36,6 +35,7 @@ from tests.strategies import (
     texts,
     usage_dicts,
 )
+from tests.conftest import StoreFactory
 
 MSG_ID = re.compile(r"msg_[0-9a-f]{32}")
 

@@ -29,9 +29,9 @@ from responsestore import (
     ResponseStatus,
     StorageError,
 )
+from responsestore.testing import FakeClock
 
 from . import redis_server
-from .fakes import FakeClock
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Bound on how long a call may take to fail while the server is away (the tests' socket timeout is 1 s).

@@ -1,5 +1,6 @@
 """What only the SQLite backend has: real files shared by processes, crashes, bad files, schema versions, closing,
-durability settings, and ``open()`` URLs. (Everything every backend does is in ``tests/contract/``.)
+durability settings, and ``open()`` URLs. (Everything every backend does is in the conformance suite,
+``responsestore.testing.contract``.)
 
 Other processes run small scripts with ``sys.executable`` and talk to the test over pipes: one JSON value or one
 word per line. Every wait on a child is bounded (a hang fails the test instead of stalling it).
@@ -39,7 +40,7 @@ from responsestore import (
     VersionConflict,
 )
 from responsestore import _sqlite as sqlite_backend
-from tests.fakes import FakeClock
+from responsestore.testing import FakeClock
 
 TIMEOUT = 60.0  # seconds any one wait on a child or a thread may take before the test fails
 

@@ -12,8 +12,7 @@ import pytest
 
 from responsestore import InvalidArgument, ResponseStore, StorageError, Sweeper
 from responsestore._retention import MAX_SWEEP_BACKOFF
-
-from .fakes import FakeClock
+from responsestore.testing import FakeClock
 
 WAIT = 60.0  # generous bound on every wait: a stuck thread becomes a failure, not a hang
 

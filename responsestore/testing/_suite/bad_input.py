@@ -24,9 +24,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from responsestore import BaseStore, ResponseStoreError
-from tests.conftest import StoreFactory
-from tests.fakes import FakeClock
-from tests.strategies import (
+from responsestore.testing._clock import FakeClock
+from responsestore.testing.strategies import (
     error_dicts,
     extras,
     function_tools,
@@ -40,6 +39,8 @@ from tests.strategies import (
     usage_dicts,
     weird_strings,
 )
+
+from .base import ContractBase, StoreFactory
 
 OWNERS = (None, "alice", "bob")
 
@@ -80,7 +81,7 @@ METHODS = [
     "events",
 ]
 
-# Each example opens its own store from the function-scoped ``make_store`` factory (which only collects stores
+# Each example opens its own store from the function-scoped ``new_store`` factory (which only collects stores
 # to check and close at teardown), so sharing the factory between examples is safe.
 fuzz_settings = settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
@@ -132,7 +133,7 @@ def snapshot(store: BaseStore) -> dict[str, Any]:
     """Everything observable about the store's contents."""
     state: dict[str, Any] = {"len": len(store)}
     for owner in OWNERS:
-        listed = []
+        listed: list[Any] = []
         after = None
         while True:
             page = store.list(limit=100, order="asc", after=after, owner=owner)
@@ -216,7 +217,6 @@ UPDATE_FIELDS = st.one_of(
     weird_strings(),
 )
 
-
 _JUNK = junk(plausible)
 _JUNK_ITEMS = junk_items(plausible)
 
@@ -271,40 +271,6 @@ def fits_signature(method: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -
 # --------------------------------------------------------------------------- the fuzz test
 
 
-@pytest.mark.parametrize("name", METHODS)
-# Each example builds and populates a fresh store (a file, for SQLite), for each of ~20 methods and each backend:
-# a quarter of the profile's examples keeps the file within a few minutes in CI.
-@settings(fuzz_settings, max_examples=max(10, settings.default.max_examples // 4))
-@given(data=st.data())
-def test_bad_input_raises_only_store_errors_and_changes_nothing(
-    make_store: StoreFactory, name: str, data: st.DataObject
-) -> None:
-    clock = FakeClock()
-    store = make_store(clock=clock)
-    populate(store, clock)
-    store._check()
-    method = getattr(store, name)
-    args, kwargs = data.draw(call_arguments(method), label="arguments")
-    fits = fits_signature(method, args, kwargs)
-    before = snapshot(store)
-    try:
-        result = method(*args, **kwargs)
-    except ResponseStoreError:
-        refused = True
-    except TypeError:
-        if fits:
-            raise
-        refused = True
-    else:
-        refused = False
-        assert fits, "arguments that do not fit the signature were accepted"
-    store._check()
-    if refused or name in ("get", "list", "input_items", "chain", "conversation", "contains", "events"):
-        assert snapshot(store) == before
-    if not refused and name == "contains":
-        assert result is (isinstance(args[0], str) and (kwargs.get("owner"), args[0]) in set(KNOWN))
-
-
 ITEM_ENTRY_POINTS = {
     "create input": lambda store, items: store.create("m", items),
     "complete output": lambda store, items: store.complete("resp_running", items),
@@ -315,41 +281,76 @@ ITEM_ENTRY_POINTS = {
 }
 
 
-@pytest.mark.parametrize("entry", ITEM_ENTRY_POINTS)
-@settings(fuzz_settings, max_examples=settings.default.max_examples)
-@given(items=junk_items(plausible))
-def test_malformed_items_raise_only_store_errors_and_change_nothing(
-    make_store: StoreFactory, entry: str, items: Any
-) -> None:
-    # Everything but the items is valid, so every example exercises item normalization.
-    store = make_store(clock=FakeClock())
-    store.create("m", "x", id="resp_running")
-    before = snapshot(store)
-    try:
-        ITEM_ENTRY_POINTS[entry](store, items)
-    except ResponseStoreError:
-        assert snapshot(store) == before
-    store._check()
+class BadInputTests(ContractBase):
+    """Fuzzing every public method with bad input: only ResponseStoreErrors escape, and a refusal changes nothing."""
 
+    @pytest.mark.parametrize("name", METHODS)
+    # Each example builds and populates a fresh store (a file, for SQLite), for each of ~20 methods and each backend:
+    # a quarter of the profile's examples keeps the file within a few minutes in CI.
+    @settings(fuzz_settings, max_examples=max(10, settings().max_examples // 4))
+    @given(data=st.data())
+    def test_bad_input_raises_only_store_errors_and_changes_nothing(
+        self, new_store: StoreFactory, name: str, data: st.DataObject
+    ) -> None:
+        clock = FakeClock()
+        store = new_store(clock=clock)
+        populate(store, clock)
+        store._check()
+        method = getattr(store, name)
+        args, kwargs = data.draw(call_arguments(method), label="arguments")
+        fits = fits_signature(method, args, kwargs)
+        before = snapshot(store)
+        try:
+            result = method(*args, **kwargs)
+        except ResponseStoreError:
+            refused = True
+        except TypeError:
+            if fits:
+                raise
+            refused = True
+        else:
+            refused = False
+            assert fits, "arguments that do not fit the signature were accepted"
+        store._check()
+        if refused or name in ("get", "list", "input_items", "chain", "conversation", "contains", "events"):
+            assert snapshot(store) == before
+        if not refused and name == "contains":
+            assert result is (isinstance(args[0], str) and (kwargs.get("owner"), args[0]) in set(KNOWN))
 
-def test_populated_store_is_as_described(make_store: StoreFactory) -> None:
-    clock = FakeClock()
-    store = make_store(clock=clock)
-    populate(store, clock)
-    state = snapshot(store)
-    assert state["len"] == len(KNOWN)
-    for owner, record_id in KNOWN:
-        assert state[f"{owner}:{record_id}"]["id"] == record_id
-    assert [r["id"] for r in state["list:alice"]] == ["resp_shared", "resp_alice", "resp_alice_next"]
-    assert state["list:bob"] == []
-    statuses = {r["id"]: r["status"] for r in state["list:None"]}
-    assert statuses == {
-        "resp_queued": "queued",
-        "resp_running": "in_progress",
-        "resp_done": "completed",
-        "resp_failed": "failed",
-        "resp_cancelled": "cancelled",
-        "resp_incomplete": "incomplete",
-        "resp_next": "completed",
-        "resp_shared": "in_progress",
-    }
+    @pytest.mark.parametrize("entry", ITEM_ENTRY_POINTS)
+    @settings(fuzz_settings, max_examples=settings().max_examples)
+    @given(items=junk_items(plausible))
+    def test_malformed_items_raise_only_store_errors_and_change_nothing(
+        self, new_store: StoreFactory, entry: str, items: Any
+    ) -> None:
+        # Everything but the items is valid, so every example exercises item normalization.
+        store = new_store(clock=FakeClock())
+        store.create("m", "x", id="resp_running")
+        before = snapshot(store)
+        try:
+            ITEM_ENTRY_POINTS[entry](store, items)
+        except ResponseStoreError:
+            assert snapshot(store) == before
+        store._check()
+
+    def test_populated_store_is_as_described(self, new_store: StoreFactory) -> None:
+        clock = FakeClock()
+        store = new_store(clock=clock)
+        populate(store, clock)
+        state = snapshot(store)
+        assert state["len"] == len(KNOWN)
+        for owner, record_id in KNOWN:
+            assert state[f"{owner}:{record_id}"]["id"] == record_id
+        assert [r["id"] for r in state["list:alice"]] == ["resp_shared", "resp_alice", "resp_alice_next"]
+        assert state["list:bob"] == []
+        statuses = {r["id"]: r["status"] for r in state["list:None"]}
+        assert statuses == {
+            "resp_queued": "queued",
+            "resp_running": "in_progress",
+            "resp_done": "completed",
+            "resp_failed": "failed",
+            "resp_cancelled": "cancelled",
+            "resp_incomplete": "incomplete",
+            "resp_next": "completed",
+            "resp_shared": "in_progress",
+        }

@@ -1,4 +1,4 @@
-"""Ordering and cursor paging, as properties over random stores, compared with ``tests.model.StoreModel``.
+"""Ordering and cursor paging, as properties over random stores, compared with the plain ``StoreModel``.
 
 Stores are built from random creates, finishes and deletes on a clock that mostly repeats its reading and now and
 then goes backwards, so ``created_at`` ties (broken by creation order) and out-of-order timestamps are common.
@@ -7,11 +7,8 @@ then goes backwards, so ``created_at`` ties (broken by creation order) and out-o
 from __future__ import annotations
 
 import itertools
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,9 +16,10 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from responsestore import BaseStore, InvalidArgument, Page, ResponseNotFound, ResponseStoreError, _paging
-from tests.backends import BACKENDS, DESCRIPTORS, open_backend
-from tests.fakes import FakeClock
-from tests.model import STATUSES, ModelPage, StoreModel, observe
+from responsestore.testing._clock import FakeClock
+
+from .base import ContractBase
+from .model import STATUSES, ModelPage, StoreModel, observe
 
 #: Constructor arguments that only make a backend faster: durability is not what these tests check, and an fsync
 #: per write would dominate their time.
@@ -79,11 +77,10 @@ class Built:
 
 
 @contextmanager
-def built(backend: str, ops: list[Any]) -> Iterator[Built]:
+def built(contract: ContractBase, ops: list[Any]) -> Iterator[Built]:
     """Open a fresh store, apply ``ops`` to it and to a model (comparing as it goes), close it afterwards."""
     clock = FakeClock()
-    directory = tempfile.mkdtemp(prefix="responsestore-ordering-")
-    store = open_backend(backend, Path(directory), clock=clock, **DESCRIPTORS[backend].fast)
+    store = contract.open_fast(clock=clock)
     try:
         result = Built(store, StoreModel(clock))
         for op in ops:
@@ -93,10 +90,7 @@ def built(backend: str, ops: list[Any]) -> Iterator[Built]:
         yield result
         store._check()
     finally:
-        close = getattr(store, "close", None)
-        if close is not None:
-            close()
-        shutil.rmtree(directory, ignore_errors=True)
+        store.close()
 
 
 def _apply(built: Built, clock: FakeClock, op: Any) -> None:
@@ -164,7 +158,7 @@ def check_forward_walk(b: Built, limit: int, **kwargs: Any) -> list[Page[Any]]:
     assert pages[-1].has_more is False
     assert 0 < len(pages[-1].data) <= limit or expected == []
     # Each page is exactly the model's page for the same cursor.
-    cursor: dict[str, str] = {}
+    cursor: dict[str, Any] = {}
     for page in pages:
         assert_same_page(page, b.model.list(limit=limit, **cursor, **kwargs))
         cursor = {"after": str(page.last_id)}
@@ -212,12 +206,16 @@ def check_round_trips(b: Built, pages: list[Page[Any]], limit: int, **kwargs: An
         assert (back.data, back.has_more) == (page.data, number > 0)
 
 
+def _keywords(name: str, value: Any) -> dict[str, Any]:
+    return {name: value}
+
+
 def check_deleted_cursors(b: Built, owner: str | None, limit: int, **kwargs: Any) -> None:
     """A cursor whose record was deleted still places the page where the record stood."""
     for id in b.deleted(owner):
         for side in ("after", "before"):
-            page = b.store.list(limit=limit, owner=owner, **{side: id}, **kwargs)
-            assert_same_page(page, b.model.list(limit=limit, owner=owner, **{side: id}, **kwargs))
+            page = b.store.list(limit=limit, owner=owner, **_keywords(side, id), **kwargs)
+            assert_same_page(page, b.model.list(limit=limit, owner=owner, **_keywords(side, id), **kwargs))
             assert id not in [record.id for record in page.data]
 
 
@@ -227,140 +225,132 @@ def check_recreated_id(b: Built, order: str) -> None:
     if not deleted:
         return
     id = deleted[0]
-    kwargs = {"id": id, "model": "gpt-a", "owner": None, "status": "in_progress", "metadata": None}
+    kwargs: dict[str, Any] = {"id": id, "model": "gpt-a", "owner": None, "status": "in_progress", "metadata": None}
     assert observe(b.store.create(**kwargs)) == b.model.create(**kwargs)
     everything = _ids(walk_forward(b.store, 100, order=order))
     assert everything == [record["id"] for record in b.model.ordered(order=order)]
     for side in ("after", "before"):
         assert_same_page(
-            b.store.list(limit=3, order=order, **{side: id}), b.model.list(limit=3, order=order, **{side: id})
+            b.store.list(limit=3, order=order, **_keywords(side, id)),
+            b.model.list(limit=3, order=order, **_keywords(side, id)),
         )
-
-
-def examples_for(backend: str) -> int:
-    """The hypothesis profile's example count; a quarter for durable backends, whose ``_check()`` reads every record.
-
-    ``_check()`` runs after every operation while a store is built, so building dominates a durable backend's time.
-    """
-    profile: int = settings.default.max_examples
-    return DESCRIPTORS[backend].examples(profile)
-
-
-def _walks_test(backend: str) -> Callable[..., None]:
-    @settings(max_examples=examples_for(backend))
-    @given(ops=operations, limit=limits, order=orders, filters=list_filters, owner=walk_owners)
-    def test(ops: list[Any], limit: int, order: str, filters: dict[str, Any], owner: str | None) -> None:
-        with built(backend, ops) as b:
-            event(f"{len(b.model.ordered(owner, order=order, **filters)) // limit} full pages")
-            pages = check_forward_walk(b, limit, order=order, owner=owner, **filters)
-            check_backward_walk(b, pages, limit, order=order, owner=owner, **filters)
-            check_round_trips(b, pages, limit, order=order, owner=owner, **filters)
-            check_deleted_cursors(b, owner, limit, order=order, **filters)
-            check_recreated_id(b, order)
-
-    test.__name__ = test.__qualname__ = f"test_paging_walks_agree_with_the_model_{backend}"
-    return test
-
-
-# One test per backend (rather than a parametrized one) so that each gets its own number of examples.
-for _backend in BACKENDS:
-    globals()[f"test_paging_walks_agree_with_the_model_{_backend}"] = _walks_test(_backend)
 
 
 # ---------------------------------------------------------------------- refusals
 
 
-@pytest.fixture
-def small_store(backend: str, make_store: Any, clock: FakeClock) -> BaseStore:
-    store: BaseStore = make_store(clock=clock)
-    for n in range(5):
-        store.create("gpt-a", id=f"r{n}")
-    store.create("gpt-a", id="theirs", owner="other")
-    store.delete("r4")
-    return store
-
-
-@pytest.mark.parametrize(
-    "kwargs",
-    [
-        {"limit": 0},
-        {"limit": 101},
-        {"limit": -1},
-        {"limit": True},
-        {"limit": 2.0},
-        {"order": "sideways"},
-        {"order": "ASC"},
-        {"after": "r1", "before": "r2"},
-        {"after": "nobody"},
-        {"before": "nobody"},
-        {"after": "theirs"},  # another owner's id is unknown to this owner
-        {"before": "theirs"},
-        {"after": "not a valid id!"},
-    ],
-    ids=repr,
-)
-def test_bad_paging_arguments_are_invalid_and_change_nothing(small_store: BaseStore, kwargs: dict[str, Any]) -> None:
-    before = (len(small_store), [observe(r) for r in small_store.list(limit=100, order="asc").data])
-    with pytest.raises(InvalidArgument):
-        small_store.list(**kwargs)
-    assert issubclass(InvalidArgument, ResponseStoreError)
-    assert (len(small_store), [observe(r) for r in small_store.list(limit=100, order="asc").data]) == before
-    # The same arguments are checked the same way for input items (cursors there are item ids).
-    if "after" not in kwargs and "before" not in kwargs:
-        with pytest.raises(InvalidArgument):
-            small_store.input_items("r0", **kwargs)
-
-
-def test_the_limits_themselves_are_fine(small_store: BaseStore) -> None:
-    assert [r.id for r in small_store.list(limit=1).data] == ["r3"]
-    assert [r.id for r in small_store.list(limit=100, order="asc").data] == ["r0", "r1", "r2", "r3"]
-    assert [r.id for r in small_store.list(after="r4", order="asc").data] == []  # r4 was deleted, and was last
-    assert [r.id for r in small_store.list(before="r4", order="asc", limit=2).data] == ["r2", "r3"]
-
-
 # ---------------------------------------------------------------------- work done
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_a_page_pulls_at_most_limit_plus_one_records_whatever_the_store_size(
-    backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    clock = FakeClock()
-    store = open_backend(backend, tmp_path, clock=clock, **DESCRIPTORS[backend].fast)
-    try:
-        for n in range(5_000):
-            if n % 7 == 0:
-                clock.advance(1)  # runs of equal timestamps
+class OrderingTests(ContractBase):
+    """Ordering and cursor paging, as properties over random stores, compared with the plain ``StoreModel``."""
+
+    def test_paging_walks_agree_with_the_model(self) -> None:
+        """Forward and backward walks, round trips and deleted cursors agree with the model on random stores.
+
+        A durable backend gets :meth:`~ContractBase.examples` of the profile's count, since ``_check()`` runs after
+        every operation while a store is built and reads every record.
+        """
+
+        @settings(max_examples=self.examples(settings().max_examples))
+        @given(ops=operations, limit=limits, order=orders, filters=list_filters, owner=walk_owners)
+        def walks(ops: list[Any], limit: int, order: str, filters: dict[str, Any], owner: str | None) -> None:
+            with built(self, ops) as b:
+                event(f"{len(b.model.ordered(owner, order=order, **filters)) // limit} full pages")
+                pages = check_forward_walk(b, limit, order=order, owner=owner, **filters)
+                check_backward_walk(b, pages, limit, order=order, owner=owner, **filters)
+                check_round_trips(b, pages, limit, order=order, owner=owner, **filters)
+                check_deleted_cursors(b, owner, limit, order=order, **filters)
+                check_recreated_id(b, order)
+
+        walks()
+
+    @pytest.fixture
+    def small_store(self, new_store: Any, clock: FakeClock) -> BaseStore:
+        store: BaseStore = new_store(clock=clock)
+        for n in range(5):
             store.create("gpt-a", id=f"r{n}")
-        pulled = 0
-        paginate = _paging.paginate
+        store.create("gpt-a", id="theirs", owner="other")
+        store.delete("r4")
+        return store
 
-        def counting_paginate(scan: Callable[..., Iterator[Any]], *args: Any) -> Any:
-            def counting_scan(cursor: str | None, descending: bool) -> Iterator[Any]:
-                nonlocal pulled
-                for record in scan(cursor, descending):
-                    pulled += 1
-                    yield record
+    @pytest.mark.parametrize(
+        "kwargs",
+        [
+            {"limit": 0},
+            {"limit": 101},
+            {"limit": -1},
+            {"limit": True},
+            {"limit": 2.0},
+            {"order": "sideways"},
+            {"order": "ASC"},
+            {"after": "r1", "before": "r2"},
+            {"after": "nobody"},
+            {"before": "nobody"},
+            {"after": "theirs"},  # another owner's id is unknown to this owner
+            {"before": "theirs"},
+            {"after": "not a valid id!"},
+        ],
+        ids=repr,
+    )
+    def test_bad_paging_arguments_are_invalid_and_change_nothing(
+        self, small_store: BaseStore, kwargs: dict[str, Any]
+    ) -> None:
+        before = (len(small_store), [observe(r) for r in small_store.list(limit=100, order="asc").data])
+        with pytest.raises(InvalidArgument):
+            small_store.list(**kwargs)
+        assert issubclass(InvalidArgument, ResponseStoreError)
+        assert (len(small_store), [observe(r) for r in small_store.list(limit=100, order="asc").data]) == before
+        # The same arguments are checked the same way for input items (cursors there are item ids).
+        if "after" not in kwargs and "before" not in kwargs:
+            with pytest.raises(InvalidArgument):
+                small_store.input_items("r0", **kwargs)
 
-            return paginate(counting_scan, *args)
+    def test_the_limits_themselves_are_fine(self, small_store: BaseStore) -> None:
+        assert [r.id for r in small_store.list(limit=1).data] == ["r3"]
+        assert [r.id for r in small_store.list(limit=100, order="asc").data] == ["r0", "r1", "r2", "r3"]
+        assert [r.id for r in small_store.list(after="r4", order="asc").data] == []  # r4 was deleted, and was last
+        assert [r.id for r in small_store.list(before="r4", order="asc", limit=2).data] == ["r2", "r3"]
 
-        # Every backend builds its pages with the shared paginate over its own scan: count what the scan yields.
-        monkeypatch.setattr(_paging, "paginate", counting_paginate)
-        cases: list[tuple[dict[str, Any], list[str]]] = [
-            ({"order": "desc"}, [f"r{n}" for n in range(4999, 4979, -1)]),
-            ({"order": "asc"}, [f"r{n}" for n in range(20)]),
-            ({"order": "desc", "after": "r2500"}, [f"r{n}" for n in range(2499, 2479, -1)]),
-            ({"order": "asc", "after": "r2500"}, [f"r{n}" for n in range(2501, 2521)]),
-            ({"order": "desc", "before": "r2500"}, [f"r{n}" for n in range(2520, 2500, -1)]),
-            ({"order": "asc", "before": "r2500"}, [f"r{n}" for n in range(2480, 2500)]),
-        ]
-        for kwargs, expected in cases:
+    def test_a_page_pulls_at_most_limit_plus_one_records_whatever_the_store_size(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        clock = FakeClock()
+        store = self.open_fast(clock=clock)
+        try:
+            for n in range(5_000):
+                if n % 7 == 0:
+                    clock.advance(1)  # runs of equal timestamps
+                store.create("gpt-a", id=f"r{n}")
             pulled = 0
-            page = store.list(limit=20, **kwargs)
-            assert [record.id for record in page.data] == expected, kwargs
-            assert page.has_more is True
-            assert 1 <= pulled <= 21, (kwargs, pulled)
-    finally:
-        close = getattr(store, "close", None)
-        if close is not None:
-            close()
+            paginate = _paging.paginate
+
+            def counting_paginate(scan: Callable[..., Iterator[Any]], *args: Any) -> Any:
+                def counting_scan(cursor: str | None, descending: bool) -> Iterator[Any]:
+                    nonlocal pulled
+                    for record in scan(cursor, descending):
+                        pulled += 1
+                        yield record
+
+                return paginate(counting_scan, *args)
+
+            # Every backend builds its pages with the shared paginate over its own scan: count what the scan yields.
+            monkeypatch.setattr(_paging, "paginate", counting_paginate)
+            cases: list[tuple[dict[str, Any], list[str]]] = [
+                ({"order": "desc"}, [f"r{n}" for n in range(4999, 4979, -1)]),
+                ({"order": "asc"}, [f"r{n}" for n in range(20)]),
+                ({"order": "desc", "after": "r2500"}, [f"r{n}" for n in range(2499, 2479, -1)]),
+                ({"order": "asc", "after": "r2500"}, [f"r{n}" for n in range(2501, 2521)]),
+                ({"order": "desc", "before": "r2500"}, [f"r{n}" for n in range(2520, 2500, -1)]),
+                ({"order": "asc", "before": "r2500"}, [f"r{n}" for n in range(2480, 2500)]),
+            ]
+            for kwargs, expected in cases:
+                pulled = 0
+                page = store.list(limit=20, **kwargs)
+                assert [record.id for record in page.data] == expected, kwargs
+                assert page.has_more is True
+                assert 1 <= pulled <= 21, (kwargs, pulled)
+        finally:
+            close = getattr(store, "close", None)
+            if close is not None:
+                close()

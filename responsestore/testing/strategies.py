@@ -1,4 +1,4 @@
-"""Reusable hypothesis strategies for responsestore tests.
+"""Hypothesis strategies for testing code built on responsestore (needs the ``testing`` extra).
 
 Two families:
 
@@ -29,9 +29,18 @@ import typing
 from typing import Any
 
 from hypothesis import strategies as st
-from openai.types.responses import ResponseError
 
-from responsestore import ResponseRecord, ResponseStatus
+from responsestore import ResponseRecord, ResponseStatus, ResponseStoreError
+from responsestore._items import normalize_input
+from responsestore._lifecycle import ALLOWED
+from responsestore._wire import (
+    content_part_event,
+    message_item,
+    output_item_event,
+    output_text_delta_event,
+    output_text_done_event,
+    text_part,
+)
 
 __all__ = [
     "ERROR_CODES",
@@ -41,21 +50,26 @@ __all__ = [
     "created_ats",
     "error_codes",
     "error_dicts",
+    "event_sequences",
     "extras",
     "function_call_items",
     "function_call_output_items",
     "function_tools",
     "identifiers",
+    "illegal_lifecycle_paths",
     "incomplete_reasons",
     "input_item_lists",
     "input_items",
     "input_text_parts",
     "inputs",
+    "invalid_inputs",
+    "invalid_request_inputs",
     "item_ids",
     "json_objects",
     "json_values",
     "junk",
     "junk_items",
+    "lifecycle_paths",
     "metadata",
     "models",
     "non_json_values",
@@ -75,8 +89,18 @@ __all__ = [
     "weird_strings",
 ]
 
-#: Every error ``code`` the SDK's ``ResponseError`` accepts, read from the SDK itself.
-ERROR_CODES: tuple[str, ...] = typing.get_args(ResponseError.model_fields["code"].annotation)
+
+def _error_codes() -> tuple[str, ...]:
+    try:
+        from openai.types.responses import ResponseError  # noqa: PLC0415 - optional
+    except ImportError:  # pragma: no cover - the test suite installs openai
+        return ("server_error", "rate_limit_exceeded", "invalid_prompt")
+    return typing.get_args(ResponseError.model_fields["code"].annotation)
+
+
+#: Every error ``code`` the SDK's ``ResponseError`` accepts, read from the SDK itself (when it is installed; else
+#: the three codes every version of it accepts).
+ERROR_CODES: tuple[str, ...] = _error_codes()
 
 #: The ``incomplete_details.reason`` values a server produces.
 INCOMPLETE_REASONS: tuple[str, ...] = ("max_output_tokens", "content_filter")
@@ -266,7 +290,9 @@ def output_text_parts() -> st.SearchStrategy[dict[str, Any]]:
     return st.builds(lambda t: {"type": "output_text", "text": t, "annotations": []}, texts())
 
 
-def _with_optional(base: st.SearchStrategy[dict[str, Any]], **optional: st.SearchStrategy[Any]) -> Any:
+def _with_optional(
+    base: st.SearchStrategy[dict[str, Any]], **optional: st.SearchStrategy[Any]
+) -> st.SearchStrategy[dict[str, Any]]:
     """Add each key of ``optional`` to the dicts of ``base``, or leave it out."""
 
     @st.composite
@@ -562,6 +588,71 @@ def records(status: ResponseStatus | st.SearchStrategy[ResponseStatus] | None = 
     return _records(chosen)
 
 
+# --------------------------------------------------------------------------- lifecycles and events
+
+_TERMINAL = tuple(status for status in ResponseStatus if status.is_terminal)
+
+
+@functools.cache
+def lifecycle_paths() -> st.SearchStrategy[list[ResponseStatus]]:
+    """Legal lifecycle paths: the statuses a record goes through, from creation to (perhaps) a terminal status.
+
+    ``queued`` or ``in_progress`` first; ``queued`` may go to ``in_progress``; an active status may end in any
+    terminal one. Paths that stop while still active are included.
+    """
+    starts: st.SearchStrategy[list[ResponseStatus]] = st.sampled_from(
+        [[ResponseStatus.QUEUED], [ResponseStatus.IN_PROGRESS], [ResponseStatus.QUEUED, ResponseStatus.IN_PROGRESS]]
+    )
+    none: list[ResponseStatus] = []
+    ends: st.SearchStrategy[list[ResponseStatus]] = st.one_of(
+        st.just(none), st.sampled_from(_TERMINAL).map(lambda status: [status])
+    )
+    return st.builds(lambda head, tail: [*head, *tail], starts, ends)
+
+
+@functools.cache
+def illegal_lifecycle_paths() -> st.SearchStrategy[list[ResponseStatus]]:
+    """Paths no record may take: a legal path with one illegal step spliced in, or one starting terminal."""
+
+    @st.composite
+    def build(draw: st.DrawFn) -> list[ResponseStatus]:
+        path = draw(lifecycle_paths())
+        at = draw(st.integers(0, len(path)))
+        if at == 0:
+            return [draw(st.sampled_from(_TERMINAL)), *path]
+        before = path[at - 1]
+        wrong = [status for status in ResponseStatus if status not in ALLOWED[before]]
+        return [*path[:at], draw(st.sampled_from(wrong))]
+
+    return build()
+
+
+@functools.cache
+def event_sequences(max_parts: int = 4) -> st.SearchStrategy[list[dict[str, Any]]]:
+    """The stream events of one assistant message being written, ready for ``append_event``.
+
+    ``output_item.added``, ``content_part.added``, an ``output_text.delta`` for each piece of text,
+    ``output_text.done``, ``content_part.done`` and ``output_item.done``, in OpenAI's shapes and without
+    ``sequence_number`` (the store stamps it).
+    """
+
+    @st.composite
+    def build(draw: st.DrawFn) -> list[dict[str, Any]]:
+        item_id = draw(item_ids())
+        pieces = draw(st.lists(texts(max_size=12), min_size=1, max_size=max_parts))
+        text = "".join(pieces)
+        return [
+            output_item_event("added", 0, message_item(item_id, [], "in_progress")),
+            content_part_event("added", item_id, 0, 0, text_part("")),
+            *(output_text_delta_event(item_id, 0, 0, piece) for piece in pieces),
+            output_text_done_event(item_id, 0, 0, text),
+            content_part_event("done", item_id, 0, 0, text_part(text)),
+            output_item_event("done", 0, message_item(item_id, [text_part(text)], "completed")),
+        ]
+
+    return build()
+
+
 # --------------------------------------------------------------------------- junk for fuzzing
 
 
@@ -651,3 +742,38 @@ def junk_items(extra: st.SearchStrategy[Any] | None = None) -> st.SearchStrategy
     keys = st.sampled_from(["type", "role", "content", "id", "status", "call_id", "output"])
     item = st.one_of(corrupted_items(extra), input_items(), st.dictionaries(keys, junk(extra), max_size=4))
     return st.one_of(st.lists(item, min_size=1, max_size=3), junk(extra))
+
+
+@functools.cache
+def invalid_inputs(extra: st.SearchStrategy[Any] | None = None) -> st.SearchStrategy[Any]:
+    """Values every store refuses as a request's ``input`` with :class:`~responsestore.InvalidArgument`.
+
+    Malformed item lists and junk (:func:`junk_items`), keeping only what the store's own input rules refuse, so
+    a server's error handling can be tested with them: a 400, and nothing stored.
+    """
+    return junk_items(extra).filter(_refused_as_input)
+
+
+@functools.cache
+def invalid_request_inputs() -> st.SearchStrategy[Any]:
+    """The :func:`invalid_inputs` a client can send: JSON-encodable, and still refused once decoded from JSON.
+
+    For testing a server over HTTP: put one in a request body's ``input`` and expect a ``400`` and nothing stored.
+    """
+    return invalid_inputs().filter(_refused_over_json)
+
+
+def _refused_over_json(value: Any) -> bool:
+    try:
+        decoded = json.loads(json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError, RecursionError):
+        return False
+    return _refused_as_input(decoded)
+
+
+def _refused_as_input(value: Any) -> bool:
+    try:
+        normalize_input(value)
+    except ResponseStoreError:
+        return True
+    return False

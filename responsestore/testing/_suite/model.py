@@ -14,6 +14,7 @@ shape, so comparing the two is a dict comparison.
 
 from __future__ import annotations
 
+import builtins
 import copy
 import enum
 from collections.abc import Callable, Mapping
@@ -140,10 +141,10 @@ def _cut(
     """Cut one page from ``entries``: (position, item) pairs already in list order and already filtered."""
 
     def later_in_list(position: Any) -> bool:
-        return position < cursor_position if descending else position > cursor_position
+        return bool(position < cursor_position if descending else position > cursor_position)
 
     def earlier_in_list(position: Any) -> bool:
-        return position > cursor_position if descending else position < cursor_position
+        return bool(position > cursor_position if descending else position < cursor_position)
 
     if after is not None:
         following = [item for position, item in entries if later_in_list(position)]
@@ -239,7 +240,7 @@ class StoreModel:
             previous = self.records.get((owner, previous_response_id))
             if previous is None or previous["status"] not in TERMINAL:
                 raise ChainError(f"previous_response_id {previous_response_id!r}")
-        record = {
+        record: dict[str, Any] = {
             "id": id,
             "created_at": self.clock(),
             "model": model,
@@ -462,7 +463,7 @@ class StoreModel:
             position = matching[0]
         return _cut(entries, position, after=after, before=before, limit=limit, descending=order == "desc")
 
-    def chain(self, id: str, *, owner: str | None = None) -> list[dict[str, Any]]:
+    def chain(self, id: str, *, owner: str | None = None) -> builtins.list[dict[str, Any]]:
         record = self._live(owner, id)
         chain = [record]
         while record["previous_response_id"] is not None:
@@ -477,8 +478,8 @@ class StoreModel:
             chain.append(record)
         return copy.deepcopy(chain[::-1])
 
-    def conversation(self, id: str, *, owner: str | None = None) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
+    def conversation(self, id: str, *, owner: str | None = None) -> builtins.list[dict[str, Any]]:
+        items: builtins.list[dict[str, Any]] = []
         for record in self.chain(id, owner=owner):
             items.extend(record["input"])
             items.extend(record["output"])

@@ -1,4 +1,4 @@
-"""A real store and ``tests.model.StoreModel`` driven side by side by random call sequences, on every backend.
+"""A real store and the plain ``StoreModel`` driven side by side by random call sequences, on every backend.
 
 Every rule makes the same call on both and compares the outcome exactly: the returned record's fields, the page's
 ids, records, ends and ``has_more``, or the exact exception type. After every step the invariant runs the
@@ -8,22 +8,20 @@ zero or backwards, so many records share a timestamp: ties are where cursor pagi
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Callable
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
 from responsestore import BaseStore, ChainError, ResponseStoreError
-from tests.backends import BACKENDS, DESCRIPTORS, open_backend
-from tests.fakes import FakeClock
-from tests.model import STATUSES, ModelPage, StoreModel, observe, plain
+from responsestore.testing._clock import FakeClock
+
+from .base import ContractBase
+from .model import STATUSES, ModelPage, StoreModel, observe, plain
 
 MAX_CHAIN_DEPTH = 4  # small, so that chains deeper than the limit happen
 #: Constructor arguments that only make a backend faster: durability is not what these tests check, and an fsync
@@ -98,7 +96,9 @@ errors = st.one_of(
     st.builds(lambda code: {"code": code, "message": "it broke"}, st.sampled_from(("server_error", "rate_limit"))),
 )
 extras = st.one_of(st.none(), st.builds(lambda t: {"temperature": t}, st.sampled_from((0.0, 0.5, 1.0))))
-tools = st.one_of(st.just([]), st.just([{"type": "function", "name": "f", "parameters": {}}]))
+tools: st.SearchStrategy[list[dict[str, Any]]] = st.one_of(
+    st.just([]), st.just([{"type": "function", "name": "f", "parameters": {}}])
+)
 
 #: What ``update`` may be given; drawn as a sub-dict, sometimes with a field update must refuse.
 update_fields: dict[str, st.SearchStrategy[Any]] = {
@@ -173,7 +173,7 @@ list_filters = st.one_of(
 targets = st.tuples(picks, st.integers(0, 7))
 
 
-def examples_for(backend: str) -> int:
+def examples_for(contract: ContractBase) -> int:
     """How many examples (of 50 steps each) to run: a share of the hypothesis profile's count.
 
     Every step runs ``_check()`` and compares every owner's whole list, so one example costs a few hundred store
@@ -181,25 +181,18 @@ def examples_for(backend: str) -> int:
     memory store (at least 20) and a tenth for durable ones (at least 10) keep this file well under a minute with
     the CI profile (about 20 s of CPU).
     """
-    profile: int = settings.default.max_examples
-    return max(20, profile // 4) if DESCRIPTORS[backend].weight == 1 else max(10, profile // 10)
+    profile: int = settings().max_examples
+    return max(20, profile // 4) if contract.weight == 1 else max(10, profile // 10)
 
 
-def make_machine(backend: str) -> type[RuleBasedStateMachine]:
-    """The state machine comparing a fresh store of ``backend`` with the model."""
+def make_machine(contract: ContractBase) -> type[RuleBasedStateMachine]:
+    """The state machine comparing a fresh store of the ``contract``'s backend with the model."""
 
     class StoreMachine(RuleBasedStateMachine):
         def __init__(self) -> None:
             super().__init__()
             self.clock = FakeClock()
-            self.directory = tempfile.mkdtemp(prefix="responsestore-stateful-")
-            self.store: BaseStore = open_backend(
-                backend,
-                Path(self.directory),
-                clock=self.clock,
-                max_chain_depth=MAX_CHAIN_DEPTH,
-                **DESCRIPTORS[backend].fast,
-            )
+            self.store: BaseStore = contract.open_fast(clock=self.clock, max_chain_depth=MAX_CHAIN_DEPTH)
             self.model = StoreModel(self.clock, max_chain_depth=MAX_CHAIN_DEPTH)
             # Every (owner, id) ever used, deleted ones included, in first-use order (deterministic on replay).
             self.known: list[tuple[str | None, str]] = []
@@ -212,7 +205,6 @@ def make_machine(backend: str) -> type[RuleBasedStateMachine]:
                 close = getattr(self.store, "close", None)
                 if close is not None:
                     close()
-                shutil.rmtree(self.directory, ignore_errors=True)
 
         # -------------------------------------------------------------- helpers
 
@@ -249,7 +241,7 @@ def make_machine(backend: str) -> type[RuleBasedStateMachine]:
             if drawn != RIGHT:
                 return drawn  # type: ignore[no-any-return]
             record = self.model.records.get((owner, id))
-            return 1 if record is None else record["version"]  # type: ignore[no-any-return]
+            return 1 if record is None else record["version"]
 
         def same(self, what: str, real_call: Callable[[], Any], model_call: Callable[[], Any]) -> tuple[Any, Any]:
             """Run both calls; both must fail with the same error type, or both succeed. Returns the results."""
@@ -420,7 +412,7 @@ def make_machine(backend: str) -> type[RuleBasedStateMachine]:
             kwargs.update(filters, owner=owner)
             expected_all = self.model.ordered(**{k: v for k, v in kwargs.items() if k != "limit"})
             walked: list[str] = []
-            cursor: dict[str, str] = {}
+            cursor: dict[str, Any] = {}
             if backwards:
                 # Start from the last record of the list (the first of the opposite order), then go back.
                 opposite = "asc" if kwargs["order"] == "desc" else "desc"
@@ -506,48 +498,51 @@ def make_machine(backend: str) -> type[RuleBasedStateMachine]:
                     records += page.data
                 assert [self.observe(record) for record in records] == expected
 
-    StoreMachine.__name__ = StoreMachine.__qualname__ = f"StoreMachine_{backend}"
-    StoreMachine.TestCase.settings = settings(
-        max_examples=examples_for(backend),
-        stateful_step_count=50,
-        deadline=None,
-        suppress_health_check=[HealthCheck.too_slow],
-    )
     return StoreMachine
-
-
-for _backend in BACKENDS:
-    globals()[f"TestStoreAgainstModel_{_backend}"] = make_machine(_backend).TestCase
 
 
 # ---------------------------------------------------------------------- an explicit cycle
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_recreated_id_closing_a_loop_is_a_chain_error(backend: str, tmp_path: Path) -> None:
-    """Delete A, re-create A continuing B whose chain passed through the old A: walking must stop, not loop."""
-    clock = FakeClock()
-    store = open_backend(backend, tmp_path, clock=clock)
-    model = StoreModel(clock)
-    try:
-        for target in (store, model):
-            target.create("m", [_input_item("i0", "a")], id="A")
-            target.complete("A", [_output_item("i1", "a!")])
-            target.create("m", [_input_item("i0", "b")], id="B", previous_response_id="A")
-            target.complete("B")
-            target.delete("A")
-            target.create("m", [_input_item("i0", "a again")], id="A", previous_response_id="B")
-            target.complete("A")
-        for id in ("A", "B"):
-            for walk in ("chain", "conversation"):
-                with pytest.raises(ChainError):
-                    getattr(store, walk)(id)
-                with pytest.raises(ChainError):
-                    getattr(model, walk)(id)
-        assert observe(store.get("A")) == model.get("A")
-        assert observe(store.get("B")) == model.get("B")
-        store._check()
-    finally:
-        close = getattr(store, "close", None)
-        if close is not None:
-            close()
+class StatefulTests(ContractBase):
+    """A real store and the plain ``StoreModel`` driven side by side by random call sequences, on every backend."""
+
+    def test_store_agrees_with_the_model(self) -> None:
+        """Random call sequences (50 steps each) leave the store and the model in the same state at every step."""
+        run_state_machine_as_test(
+            make_machine(self),
+            settings=settings(
+                max_examples=examples_for(self),
+                stateful_step_count=50,
+                deadline=None,
+                suppress_health_check=[HealthCheck.too_slow],
+            ),
+        )
+
+    def test_recreated_id_closing_a_loop_is_a_chain_error(self) -> None:
+        """Delete A, re-create A continuing B whose chain passed through the old A: walking must stop, not loop."""
+        clock = FakeClock()
+        store = self.make_store(clock=clock)
+        model = StoreModel(clock)
+        try:
+            for target in (store, model):
+                target.create("m", [_input_item("i0", "a")], id="A")
+                target.complete("A", [_output_item("i1", "a!")])
+                target.create("m", [_input_item("i0", "b")], id="B", previous_response_id="A")
+                target.complete("B")
+                target.delete("A")
+                target.create("m", [_input_item("i0", "a again")], id="A", previous_response_id="B")
+                target.complete("A")
+            for id in ("A", "B"):
+                for walk in ("chain", "conversation"):
+                    with pytest.raises(ChainError):
+                        getattr(store, walk)(id)
+                    with pytest.raises(ChainError):
+                        getattr(model, walk)(id)
+            assert observe(store.get("A")) == model.get("A")
+            assert observe(store.get("B")) == model.get("B")
+            store._check()
+        finally:
+            close = getattr(store, "close", None)
+            if close is not None:
+                close()

@@ -1,0 +1,64 @@
+"""The public conformance suite for responsestore backends: subclass :class:`StoreContract` in a test module.
+
+.. code-block:: python
+
+    from responsestore.testing.contract import StoreContract
+
+    class TestMyStore(StoreContract):
+        def make_store(self, **options):
+            return MyStore(**options)
+
+pytest then collects every contract test (about 200 of them: lifecycle, versions, owner scoping, paging, chains,
+retention, events, recency, close, concurrency stress, bad input, the asyncio API and the hypothesis state
+machines) as methods of ``TestMyStore``. Importing this module needs pytest and hypothesis (the ``testing``
+extra).
+"""
+
+from __future__ import annotations
+
+from ._suite.aio import AsyncTests
+from ._suite.bad_input import BadInputTests
+from ._suite.base import ContractBase, StoreFactory
+from ._suite.chain import ChainTests
+from ._suite.close import CloseTests
+from ._suite.concurrency import ConcurrencyTests
+from ._suite.create_get_delete import CreateGetDeleteTests
+from ._suite.events import EventTests
+from ._suite.lifecycle import LifecycleTests
+from ._suite.ordering import OrderingTests
+from ._suite.owner import OwnerTests
+from ._suite.paging import PagingTests
+from ._suite.recency import RecencyTests
+from ._suite.retention import RetentionTests
+from ._suite.retention_concurrency import RetentionConcurrencyTests
+from ._suite.stateful import StatefulTests
+
+__all__ = ["ContractBase", "StoreContract", "StoreFactory"]
+
+
+class StoreContract(
+    CreateGetDeleteTests,
+    LifecycleTests,
+    OwnerTests,
+    PagingTests,
+    OrderingTests,
+    ChainTests,
+    RetentionTests,
+    EventTests,
+    AsyncTests,
+    BadInputTests,
+    RecencyTests,
+    CloseTests,
+    ConcurrencyTests,
+    RetentionConcurrencyTests,
+    StatefulTests,
+):
+    """The whole conformance suite; a backend's test class subclasses it and defines :meth:`make_store`.
+
+    ``make_store(self, **options)`` returns a fresh, empty, independent store each call, passing ``options``
+    (``clock``, ``ttl``, ``max_records``, ``max_chain_depth``) to the constructor. A backend keeping files can put
+    them in :meth:`~ContractBase.scratch_directory`. Two class attributes say how heavy the backend is:
+    :attr:`~ContractBase.fast_options` (constructor options for the property and stress tests, such as a
+    relaxed fsync) and :attr:`~ContractBase.weight` (how many times fewer examples and operations those tests run).
+    Every store a test opens through the fixtures is checked with ``_check()`` and closed afterwards.
+    """
