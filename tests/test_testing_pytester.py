@@ -15,11 +15,17 @@ import pytest
 pytest_plugins = ["pytester"]
 
 #: A light hypothesis profile for the broken-backend runs: they only need to find the bug, which every example of
-#: the selected tests does.
+#: the selected tests does, and need no minimal example of it (shrinking a failure took half a minute).
 LIGHT_PROFILE = """
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 
-settings.register_profile("light", max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile(
+    "light",
+    max_examples=10,
+    deadline=None,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=[HealthCheck.too_slow],
+)
 settings.load_profile("light")
 """
 
