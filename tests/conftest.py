@@ -30,6 +30,9 @@ settings.register_profile(
     print_blob=True,
 )
 settings.register_profile("dev", max_examples=50, deadline=None)
+# The other interpreters' runs in .ci/run: they check that the code runs there; the thorough property runs happen
+# once, on the main interpreter, with "ci".
+settings.register_profile("compat", max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
 StoreFactory = Callable[..., BaseStore]
