@@ -58,9 +58,15 @@ class FrozenDict(dict[str, Any]):
 
     Python cannot stop code that calls the base class's C methods on it directly (``dict.__setitem__(d, k, v)``,
     ``dict.update(d, ...)``): that deliberately breaks the immutability every record relies on; do not.
+
+    It cannot be subclassed (a subclass could add state or mutators that break the guarantees above, and the
+    store recognises frozen values by their exact type).
     """
 
     __slots__ = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> NoReturn:
+        raise TypeError("FrozenDict cannot be subclassed")
 
     def __new__(cls, data: Mapping[str, Any] | None = None) -> FrozenDict:
         self = _new_dict(cls)

@@ -14,16 +14,17 @@ is a record's key: its owner's encoding, length-prefixed, then its id, so every 
   (``ZRANGE ... BYLEX``) walk ``(created_at, seq)`` order and a cursor step is O(log n).
 - ``{P}:x`` (sorted set by expiry) and ``{P}:u`` (finished records by recency tick): sweeping and eviction.
 - ``{P}:t`` (hash ``K`` -> order member) and ``{P}:q`` (sorted set by removal number): where the last
-  :data:`CURSOR_MEMORY` removed records stood, for cursors.
+  ``min(10_000, max_records)`` removed records stood, for cursors.
 - ``{P}:c`` (hash): lifetime counts, one count per status, the recency tick and the creation sequence.
 - ``{P}:w``: the pub/sub channel every write publishes the written record's key on.
 
 Operations: every write of the contract (``_put_new`` with its sweep, refresh and capacity rule, ``_swap`` with
 its version and event-count check and its event, ``_append``, ``_remove``, ``_sweep``, queued recency marks) is
 one call of one Lua script (``EVALSHA``, loaded again on ``NOSCRIPT``), atomic on the server. The script stores,
-indexes and compares; the rules stay in Python. Each script checks everything it depends on before its first
-write, so a refused write writes nothing. A ``get`` is one ``HMGET``; a chain, a page, a record with its events
-and the stats are each one read-only script call (one consistent snapshot).
+indexes and compares; the rules stay in Python. A refused write changes nothing visible: before it refuses,
+a script may only apply this process's queued recency marks and reclaim expired records, as any write does. A
+``get`` is one ``HMGET``; a chain, a page, a record with its events and the stats are each one read-only script
+call (one consistent snapshot).
 
 Expiry: the store's clock decides, as on every backend (the clock may be a fake one in tests), so the expiry
 index ``{P}:x`` is authoritative and written by the same script as the data. Redis key expiry is not used: a key
@@ -56,7 +57,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from ._checks import check_text, describe
-from ._contract import CURSOR_MEMORY, DEFAULT_MAX_CHAIN_DEPTH, TOUCH_LOG, BaseStore, Clock, Stored
+from ._contract import DEFAULT_MAX_CHAIN_DEPTH, TOUCH_LOG, BaseStore, Clock, Stored, cursor_memory
 from ._events import DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_EVENTS
 from ._json import FrozenDict, freeze_object, thaw
 from ._paging import Page, PageQuery, paginate_records, unknown_cursor
@@ -278,8 +279,9 @@ local op = ARGV[1]
 
 if op == 'chain' then
   local kp, id, limit = ARGV[3], ARGV[4], tonumber(ARGV[5])
-  local out = {}
-  while id and #out < 3 * limit do
+  local out, seen = {}, {}
+  while id and not seen[id] and #out < 3 * limit do
+    seen[id] = true  -- a loop (made by deleting and re-creating an id) ends the walk at its first repeat
     local f = redis.call('HMGET', B .. 'r:' .. kp .. id, 's', 'v', 'j', 'e', 'p')
     if not f[1] or not visible(f[4]) then break end
     out[#out + 1] = f[1]
@@ -346,12 +348,12 @@ return redis.error_reply('responsestore: unknown operation ' .. tostring(op))
 """
 
 
-def _lua(body: str) -> str:
-    """A script's text: the common part, then ``body``, with the library's constants filled in."""
+def _lua(body: str, memory: int) -> str:
+    """A script's text: the common part, then ``body``, with the constants (``memory`` tombstones) filled in."""
     text = _LUA_COMMON + body
     for name, value in (
         ("__BATCH__", str(SWEEP_BATCH)),
-        ("__MEMORY__", str(CURSOR_MEMORY)),
+        ("__MEMORY__", str(memory)),
         ("__STATUSES__", ", ".join(f"'{status}'" for status in _STATUSES)),
         ("__TERMINAL__", ", ".join(f"{status} = true" for status in _TERMINAL)),
     ):
@@ -522,8 +524,9 @@ class RedisStore(BaseStore):
         self._base = "{" + self.prefix + "}:"
         self._counters = self._base + "c"
         self._channel = self._base + "w"
-        self._write_script = client.register_script(_lua(_LUA_WRITE))
-        self._read_script = client.register_script(_lua(_LUA_READ))
+        self._cursor_memory = cursor_memory(self.retention.max_records)
+        self._write_script = client.register_script(_lua(_LUA_WRITE, self._cursor_memory))
+        self._read_script = client.register_script(_lua(_LUA_READ, self._cursor_memory))
         self._closed = False
         self._touches: deque[str] = deque(maxlen=TOUCH_LOG)  # record keys read since this process's last write
         self._cache: dict[str, tuple[int, int, ResponseRecord]] = {}  # key -> (seq, version, record)
@@ -546,13 +549,16 @@ class RedisStore(BaseStore):
         """
         if not isinstance(url, str):
             raise InvalidArgument(f"url must be a string, not {type(url).__name__}")
+        shown = _without_password(url)
         try:
             parts = urlsplit(url)
             query = parse_qsl(parts.query, keep_blank_values=True)
         except ValueError as exc:
-            raise InvalidArgument(f"malformed Redis URL {url[:200]!r}: {exc}") from None
+            raise InvalidArgument(f"malformed Redis URL {shown!r}: {exc}") from None
         if parts.scheme.lower() not in ("redis", "rediss") or not parts.hostname:
-            raise InvalidArgument(f"a Redis URL is 'redis://[:PASSWORD@]HOST:PORT/DB?prefix=NAME', not {url[:200]!r}")
+            raise InvalidArgument(f"a Redis URL is 'redis://[:PASSWORD@]HOST:PORT/DB?prefix=NAME', not {shown!r}")
+        if parts.path.strip("/") and not parts.path.strip("/").isdigit():
+            raise InvalidArgument(f"the database of a Redis URL is a number, not {parts.path.strip('/')[:50]!r}")
         options = dict(query)
         prefix = options.pop("prefix", None)
         if prefix is not None:
@@ -566,7 +572,7 @@ class RedisStore(BaseStore):
         try:
             client = redis.Redis.from_url(rest, **client_options)
         except (ValueError, TypeError, redis.exceptions.RedisError) as exc:
-            raise InvalidArgument(f"malformed Redis URL {url[:200]!r}: {exc}") from None
+            raise InvalidArgument(f"malformed Redis URL {shown!r}: {exc}") from None
         try:
             store = cls(client, **kwargs)
         except BaseException:
@@ -1041,7 +1047,7 @@ class RedisStore(BaseStore):
         tombstones = {_text(k) for k in client.hkeys(base + "t")}
         queued = {_text(k) for k in client.zrange(base + "q", 0, -1)}
         _invariant(tombstones == queued, "tombstones and their queue disagree")
-        _invariant(len(tombstones) <= CURSOR_MEMORY, "tombstones unbounded")
+        _invariant(len(tombstones) <= self._cursor_memory, "tombstones unbounded")
         _invariant(not (tombstones & set(record_keys)), "a live record is also removed")
         _invariant(len(self._touches) <= TOUCH_LOG, "the touch log is unbounded")
         _invariant(len(self._cache) <= _CACHE_RECORDS, "the record cache is unbounded")
@@ -1052,3 +1058,11 @@ class RedisStore(BaseStore):
 def _invariant(condition: bool, message: str) -> None:
     if not condition:
         raise AssertionError(message)
+
+
+def _without_password(url: str) -> str:
+    """``url`` cut to 200 characters, its user and password hidden (error messages end up in logs)."""
+    scheme, sep, rest = url.partition("://")
+    if sep and "@" in rest.partition("/")[0]:
+        rest = "***@" + rest.partition("/")[0].rpartition("@")[2] + rest[len(rest.partition("/")[0]) :]
+    return (scheme + sep + rest)[:200]

@@ -368,3 +368,10 @@ def test_frozendict_equality_is_symmetric_and_ne_is_its_negation() -> None:
 
 def test_frozendict_repr_shows_its_items() -> None:
     assert repr(FrozenDict({"a": 1})) == "FrozenDict({'a': 1})"
+
+
+def test_frozendict_cannot_be_subclassed() -> None:
+    with pytest.raises(TypeError, match="cannot be subclassed"):
+
+        class Mutable(FrozenDict):  # a subclass could add mutators or state the store cannot see
+            pass

@@ -29,6 +29,7 @@ from responsestore import (
     ResponseStatus,
     StorageError,
 )
+from responsestore._redis import _key_prefix, _owner_key
 from responsestore.testing import FakeClock
 
 from . import redis_server
@@ -96,6 +97,36 @@ def test_open_by_url_and_bad_urls() -> None:
             RedisStore(redis.Redis(port=server.port), prefix=prefix)
     with pytest.raises(InvalidArgument):
         RedisStore(object())  # type: ignore[arg-type]
+
+
+def test_url_errors_never_show_the_password_and_the_database_is_a_number() -> None:
+    for bad in ("redis://:s3cret@127.0.0.1:99999/0", "redis://user:s3cret@127.0.0.1:99999/0"):
+        with pytest.raises(InvalidArgument) as refused:
+            responsestore.open(bad)
+        assert "s3cret" not in str(refused.value)
+        assert "***@127.0.0.1:99999" in str(refused.value)
+    with pytest.raises(InvalidArgument, match="is a number"):
+        RedisStore.from_url("redis://:s3cret@127.0.0.1:1/zero")
+
+
+def test_a_chain_loop_ends_the_server_side_walk_at_its_first_repeat() -> None:
+    # create() refuses a loop, but racing creates or a damaged index can still leave one: b -> a -> b.
+    with redis_server.open_store() as store:
+        store.complete(store.create("m", id="resp_a").id, [])
+        store.complete(store.create("m", id="resp_b", previous_response_id="resp_a").id, [])
+        prefix = _key_prefix(_owner_key(None))
+        store.client.hset(f"{store._base}r:{prefix}resp_a", "p", "resp_b")
+        rows = store._read_script(keys=[store._counters], args=["chain", repr(store._now()), prefix, "resp_b", 1000])
+        assert len(rows) == 2 * 3  # each record once (3 fields each), not on until 3 * limit fields
+
+
+def test_a_small_store_remembers_only_max_records_removed_cursors() -> None:
+    with redis_server.open_store(max_records=5) as store:
+        for n in range(20):
+            store.delete(store.create("m", id=f"resp_{n}").id)
+        assert store.client.hlen(f"{store._base}t") == 5
+        assert store.client.zcard(f"{store._base}q") == 5
+        store._check()
 
 
 def test_a_client_that_decodes_replies_works_the_same() -> None:

@@ -298,3 +298,5 @@ def test_the_plugin_fixtures_in_our_own_suite(
     assert isinstance(on_disk, SQLiteStore)
     assert on_disk.create("m").created_at == 7.0
     assert isinstance(response_store_factory(), ResponseStore)
+    own_clock = response_store_factory({"clock": FakeClock(9.0)})  # a clock in the mapping wins over fake_clock
+    assert own_clock.create("m").created_at == 9.0

@@ -63,17 +63,22 @@ def response_store_factory(fake_clock: FakeClock) -> Iterator[StoreFactory]:
     opened: list[BaseStore] = []
 
     def factory(url_or_options: str | Mapping[str, Any] | None = None, /, **options: Any) -> BaseStore:
-        options.setdefault("clock", fake_clock)
         if isinstance(url_or_options, str):
-            store = responsestore.open(url_or_options, **options)
+            store = responsestore.open(url_or_options, **{"clock": fake_clock, **options})
         else:
-            store = ResponseStore(**{**(url_or_options or {}), **options})
+            store = ResponseStore(**{"clock": fake_clock, **(url_or_options or {}), **options})
         opened.append(store)
         return store
 
     yield factory
-    for store in reversed(opened):
-        store.close()
+    failures: list[BaseException] = []
+    for store in reversed(opened):  # every store is closed, even when closing an earlier one failed
+        try:
+            store.close()
+        except Exception as exc:  # noqa: BLE001, PERF203 - re-raised below, after the others are closed
+            failures.append(exc)
+    if failures:
+        raise failures[0]
 
 
 @pytest.fixture

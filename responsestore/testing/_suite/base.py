@@ -73,9 +73,16 @@ class ContractBase:
             return store
 
         yield factory
-        for store in opened:
-            store._check()
-            store.close()
+        failures: list[BaseException] = []
+        for store in opened:  # every store is closed, even when an earlier one failed its check
+            try:
+                store._check()
+            except Exception as exc:  # noqa: BLE001, PERF203 - re-raised below, after every store is closed
+                failures.append(exc)
+            finally:
+                store.close()
+        if failures:
+            raise failures[0]
 
     @pytest.fixture
     def store(self, new_store: StoreFactory, clock: FakeClock) -> BaseStore:
