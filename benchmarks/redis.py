@@ -158,7 +158,8 @@ def round_trips(url: str) -> dict[str, int]:
             Counting.replies += 1
             return super().read_response(*args, **kwargs)
 
-    client = redis.Redis(connection_pool=redis.ConnectionPool.from_url(url, connection_class=Counting))
+    pool = redis.ConnectionPool.from_url(url, connection_class=Counting)
+    client = redis.Redis(connection_pool=pool)
     store = responsestore.RedisStore(client, prefix="trips-" + uuid.uuid4().hex[:8])
     counts: dict[str, int] = {}
     try:
@@ -184,6 +185,7 @@ def round_trips(url: str) -> dict[str, int]:
     finally:
         store.close()
         client.close()
+        pool.disconnect()  # a client given its pool leaves it open on close(), with its sockets
     return counts
 
 

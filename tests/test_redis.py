@@ -310,6 +310,7 @@ def test_round_trips_per_operation(server: redis_server.RedisServer) -> None:
     finally:
         store.close()
         client.close()
+        pool.disconnect()  # a client given its pool leaves it open on close(), with its sockets
 
 
 # ---------------------------------------------------------------------------------------------- processes
