@@ -52,6 +52,9 @@ from ._checks import describe
 from ._contract import CURSOR_MEMORY, DEFAULT_MAX_CHAIN_DEPTH, TOUCH_LOG, BaseStore, Clock, Stored, cursor_memory
 from ._events import DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_EVENTS
 from ._json import FrozenDict, freeze_object, thaw
+from ._owners import encodable as _encodable
+from ._owners import owner_key as _owner_key
+from ._owners import owner_of as _owner_of
 from ._paging import Page, PageQuery, paginate_records, unknown_cursor
 from ._records import ResponseRecord, ResponseStatus
 from ._retention import DEFAULT_MAX_RECORDS, DEFAULT_TTL, SWEEP_BATCH, StoreStats
@@ -184,37 +187,6 @@ _MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_to_1]
 
 
 # ---------------------------------------------------------------------------------------------- encodings
-
-
-def _owner_key(owner: str | None) -> str:
-    """The stored form of an owner: ``""`` for ``None``, a prefixed string otherwise (never ``""``).
-
-    Raises ``TypeError`` for anything else (``BaseStore.get`` relies on it).
-    """
-    if owner is None:
-        return ""
-    if not isinstance(owner, str):
-        raise TypeError(f"owner must be a string or None, not {type(owner).__name__}")
-    if owner.isascii() or _encodable(owner):
-        return ":" + owner
-    return "~" + json.dumps(owner)  # lone surrogates: escaped, ASCII only
-
-
-def _owner_of(key: str) -> str | None:
-    if key == "":
-        return None
-    if key[0] == ":":
-        return key[1:]
-    owner: str = json.loads(key[1:])
-    return owner
-
-
-def _encodable(text: str) -> bool:
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _json_text(value: Any) -> str:
