@@ -12,6 +12,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 from ._contract import BaseStore
+from ._events import DeltaRun
 from ._json import FrozenDict
 from ._memory import ResponseStore
 from ._paging import Page
@@ -27,10 +28,12 @@ from .errors import (
     EventLogFull,
     InvalidArgument,
     InvalidTransition,
+    LeaseLost,
     LockError,
     ResponseExists,
     ResponseNotFound,
     ResponseStoreError,
+    SequenceConflict,
     StorageError,
     StoreFull,
     VersionConflict,
@@ -58,11 +61,13 @@ except PackageNotFoundError:  # pragma: no cover - only when imported from a sou
 __all__ = [
     "BaseStore",
     "ChainError",
+    "DeltaRun",
     "EventLogClosed",
     "EventLogFull",
     "FrozenDict",
     "InvalidArgument",
     "InvalidTransition",
+    "LeaseLost",
     "LockError",
     "Page",
     "RWLock",
@@ -74,6 +79,7 @@ __all__ = [
     "ResponseStore",
     "ResponseStoreError",
     "SQLiteStore",
+    "SequenceConflict",
     "StorageError",
     "StoreFull",
     "StoreStats",

@@ -24,15 +24,20 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
-from . import _lifecycle
+from . import _events, _lifecycle, _wire
 from ._checks import check_bool, check_callable, check_int, check_owner, check_text, describe
 from ._events import (
     DEFAULT_MAX_EVENT_BYTES,
     DEFAULT_MAX_EVENTS,
+    NO_EVENTS,
+    Chunk,
+    DeltaRun,
     EventLimits,
+    Prepared,
     check_starting_after,
     prepare_event,
-    stamp,
+    prepare_events,
+    prepared_one,
 )
 from ._ids import check_id, new_response_id
 from ._items import normalize_input, normalize_items
@@ -48,9 +53,19 @@ from ._records import (
     check_metadata,
     check_tools,
     check_usage,
+    replace_fields,
     trusted_record,
 )
-from ._retention import DEFAULT_MAX_RECORDS, DEFAULT_TTL, USE_STORE_TTL, Retention, StoreStats
+from ._retention import (
+    DEFAULT_MAX_RECORDS,
+    DEFAULT_TTL,
+    USE_STORE_TTL,
+    Retention,
+    StoreStats,
+    check_ttl,
+    record_size,
+    resize,
+)
 from ._timeouts import check_timeout
 from ._waiting import Subscription, Waiters, Waker, next_wait, stream_step, wait_step
 from .errors import (
@@ -58,9 +73,12 @@ from .errors import (
     EventLogClosed,
     EventLogFull,
     InvalidArgument,
+    LeaseLost,
     ResponseExists,
     ResponseNotFound,
+    SequenceConflict,
     StorageError,
+    StoreFull,
 )
 
 __all__ = [
@@ -70,6 +88,7 @@ __all__ = [
     "TOUCH_LOG",
     "BaseStore",
     "Clock",
+    "LogWrite",
     "Stored",
     "cursor_memory",
 ]
@@ -103,13 +122,40 @@ _STATUS_OF: dict[str, ResponseStatus] = {status.value: status for status in Resp
 
 
 class Stored(NamedTuple):
-    """What a write decides on: a stored record and the size of its event log, read in one atomic step."""
+    """What a write decides on: a stored record, its incarnation and the size of its event log, read atomically."""
 
     record: ResponseRecord
     #: How many events the record's log holds (the next event's ``sequence_number``).
     events: int
-    #: Their total size in bytes of JSON.
+    #: Their total size as counted against ``max_event_bytes`` (bytes of the events' JSON as given).
     event_bytes: int
+    #: Which creation of ``(owner, id)`` this is: a number the backend gives each record it inserts and never gives
+    #: again (a creation sequence), so a conditional write never lands on the record of a later creation of the id.
+    incarnation: int
+    #: The record's size as :func:`~responsestore._retention.record_size` counts it (stored with it by ``_put_new``
+    #: and ``_swap``).
+    size: int
+
+
+class LogWrite(NamedTuple):
+    """What a write does to a record's event log: append one chunk, or replace the whole log by one chunk.
+
+    The chunk is text :mod:`responsestore._events` encoded; a backend stores it as it is, with ``first`` and
+    ``count``, and hands it back from :meth:`BaseStore._events`.
+    """
+
+    #: The chunk's encoded text.
+    text: str
+    #: The sequence number of its first event (0 when it replaces the log).
+    first: int
+    #: How many events it holds.
+    events: int
+    #: The log's counted size (against ``max_event_bytes``) after the write.
+    event_bytes: int
+    #: The bytes of ``text`` (UTF-8), which count against the store's ``max_bytes``.
+    stored: int
+    #: Whether the chunk replaces every chunk of the log (it then holds the events ``0 .. count - 1``).
+    replace: bool
 
 
 class BaseStore(abc.ABC):
@@ -134,11 +180,12 @@ class BaseStore(abc.ABC):
         max_chain_depth: int = DEFAULT_MAX_CHAIN_DEPTH,
         max_events: int = DEFAULT_MAX_EVENTS,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        max_bytes: int | None = None,
     ) -> None:
         check_callable(clock, "clock")
         self._clock = clock
         self.max_chain_depth: int = check_int(max_chain_depth, "max_chain_depth", minimum=1)  # type: ignore[assignment]
-        self.retention = Retention.from_arguments(ttl, max_records)
+        self.retention = Retention.from_arguments(ttl, max_records, max_bytes)
         self.event_limits = EventLimits.from_arguments(max_events, max_event_bytes)
         self._waiters = Waiters()
 
@@ -207,8 +254,8 @@ class BaseStore(abc.ABC):
         """Mark ``records`` as used, in the order given (missing ones are skipped). May be queued like ``_get``'s."""
 
     @abc.abstractmethod
-    def _put_new(self, record: ResponseRecord, ttl: float | None, keep: Sequence[ResponseRecord]) -> bool:
-        """Insert ``record`` (version 1) if its id is free for its owner, within the capacity; one atomic step.
+    def _put_new(self, record: ResponseRecord, ttl: float | None, keep: Sequence[ResponseRecord], size: int) -> bool:
+        """Insert ``record`` (version 1, ``size`` bytes) if its id is free for its owner, within capacity; atomically.
 
         In order, atomically:
 
@@ -219,40 +266,56 @@ class BaseStore(abc.ABC):
            return ``False`` and change nothing: the caller reads again.
         4. Restart the expiry of every record of ``keep`` from ``record.created_at`` (each with its own ttl)
            and mark them as used, in reverse order of ``keep`` (oldest first).
-        5. At ``self.retention.max_records``: evict least recently used *finished* records not in ``keep``
-           (counted as evicted) until there is room; if there is none, raise :class:`StoreFull` and keep
-           nothing of steps 2-4 (the sweep of step 1 may stay: it changes nothing anyone can see).
-        6. Store ``record``, expiring ``ttl`` seconds after its ``created_at`` (``None``: never), as just used;
-           return ``True``.
+        5. Capacity: with ``record`` added, the store must hold at most ``retention.max_records`` records and
+           ``retention.max_bytes`` bytes (each record's size plus its log's stored bytes). Evict least recently
+           used *finished* records not in ``keep`` (counted as evicted) until it does; if it cannot, raise
+           :class:`StoreFull` naming the bound, and keep nothing of steps 2-4 (the sweep of step 1 may stay: it
+           changes nothing anyone can see). A backend may first check whether evicting can make room at all.
+        6. Store ``record`` with a new incarnation (a number never given before), expiring ``ttl`` seconds after
+           its ``created_at`` (``None``: never), as just used, with an empty log; return ``True``.
 
         Waiters of every removed record are woken after the step.
         """
 
     @abc.abstractmethod
-    def _swap(self, old: Stored, new: ResponseRecord, event: FrozenDict | None, size: int) -> bool:
-        """Replace ``old.record`` by ``new`` (same owner and id) if nothing changed since ``old`` was read.
+    def _swap(self, old: Stored, new: ResponseRecord, size: int, log: LogWrite | None) -> bool:
+        """Replace ``old.record`` by ``new`` (same owner and id, ``size`` bytes) if nothing changed since ``old``.
 
-        One atomic step: sweep up to ``SWEEP_BATCH`` expired records; if the record is no longer visible, or
-        its stored version differs from ``old.record.version``, or its log no longer holds ``old.events``
-        events, return ``False`` and change nothing. Otherwise store ``new`` (counted as just used), append
-        ``event`` (already stamped with ``sequence_number == old.events``, ``size`` bytes) when it is not
-        ``None``, and return ``True``. Waiters are woken by the caller.
+        One atomic step: sweep up to ``SWEEP_BATCH`` expired records; if the record is no longer visible, or is
+        another incarnation than ``old.incarnation``, or its stored version differs from ``old.record.version``,
+        or its log no longer holds ``old.events`` events, return ``False`` and change nothing. Otherwise store
+        ``new`` (counted as just used when it is finished), apply ``log`` (append its chunk, or replace the log by
+        it) when it is not ``None``, and keep the indexes ``new`` is in (status, lease expiry) up to date.
+
+        Capacity: if the store now holds more than ``retention.max_bytes`` bytes, evict least recently used
+        finished records other than this one until it does not. If it cannot, and ``new`` is not finished, raise
+        :class:`StoreFull` and change nothing; a finished ``new`` is stored anyway (a response must always be able
+        to end; the store is over its bound until finished records can go). Return ``True``. Waiters are woken by
+        the caller (and, by the backend, those of evicted records).
         """
 
     @abc.abstractmethod
-    def _append(self, old: Stored, event: FrozenDict, size: int) -> bool:
-        """Append ``event`` (stamped ``old.events``) to ``old.record``'s log if nothing changed since the read.
+    def _append(self, old: Stored, log: LogWrite) -> bool:
+        """Append ``log``'s chunk to ``old.record``'s log if nothing changed since the read.
 
-        The same condition as :meth:`_swap` (visible, same version, same event count); no recency; no sweep.
+        The same condition and the same byte capacity rule as :meth:`_swap` (the record is active, so the write is
+        refused with :class:`StoreFull` when the bytes cannot be made room for); no recency; no sweep.
         """
 
     @abc.abstractmethod
-    def _remove(self, record: ResponseRecord) -> bool:
-        """Delete ``record`` at the caller's request if it is still visible at ``record.version``.
+    def _remove(self, old: Stored) -> bool:
+        """Delete ``old.record`` at the caller's request if it is still visible at that incarnation and version.
 
         One atomic step: sweep up to ``SWEEP_BATCH`` expired records; then remove the record and its event log,
         remember its place for cursors (the last :data:`CURSOR_MEMORY` removed records), count it as deleted
         and return ``True``; or return ``False`` and change nothing.
+        """
+
+    @abc.abstractmethod
+    def _leased(self, now: float, limit: int) -> builtins.list[ResponseRecord]:
+        """Up to ``limit`` visible queued or in-progress records whose lease expired at or before ``now``.
+
+        Earliest expiry first, across all owners; a read (no recency, nothing changed).
         """
 
     @abc.abstractmethod
@@ -267,8 +330,13 @@ class BaseStore(abc.ABC):
         """
 
     @abc.abstractmethod
-    def _events(self, owner: str | None, id: str, after: int) -> tuple[ResponseRecord, tuple[FrozenDict, ...]] | None:
-        """The visible record and its events numbered above ``after``, read together; ``None`` if not visible."""
+    def _events(self, owner: str | None, id: str, after: int) -> tuple[Stored, tuple[Chunk, ...]] | None:
+        """The visible record and the chunks of its log holding events numbered above ``after``, read together.
+
+        One atomic read: ``(what a write would decide on, the chunks in order)``, each chunk as
+        ``(first, count, text)`` exactly as a :class:`LogWrite` gave it; ``None`` if the record is not visible.
+        A chunk holding any event numbered above ``after`` is included whole.
+        """
 
     @abc.abstractmethod
     def _sweep(self, limit: int | None) -> int:
@@ -344,6 +412,8 @@ class BaseStore(abc.ABC):
         id: str | None = None,
         extra: Mapping[str, Any] | None = None,
         ttl: float | datetime.timedelta | None = USE_STORE_TTL,
+        lease: float | datetime.timedelta | None = None,
+        holder: str | None = None,
         owner: str | None = None,
     ) -> ResponseRecord:
         """Create and store a new response; it is visible to every thread before this returns.
@@ -352,17 +422,21 @@ class BaseStore(abc.ABC):
         ``status`` is ``in_progress`` (the default) or ``queued``. ``id`` defaults to a fresh ``resp_…`` id.
         ``extra`` holds further OpenAI Response fields (``temperature``, ``text``, ...), returned verbatim.
         ``ttl`` overrides the store's ttl for this record (seconds, a ``timedelta``, or ``None`` for never).
+        ``lease`` (seconds or a ``timedelta``) gives the new response a lease held by ``holder`` (see
+        :meth:`renew`): unless renewed, it ends ``failed`` once the lease has run out and :meth:`expire_leases`
+        runs. Without ``lease`` the response has no lease and stays active until someone finishes it.
 
         ``previous_response_id``, when given, must name a finished (not queued or in progress) response of the
         same owner. Continuing it restarts the expiry of every response in its chain and marks them as used.
 
-        At ``max_records``, the least recently used finished record is evicted to make room.
+        At ``max_records`` (or ``max_bytes``), the least recently used finished record is evicted to make room;
+        when nothing can be evicted, responses whose lease has run out are ended first, and the create tried again.
 
         Raises:
-            InvalidArgument: an argument is malformed.
+            InvalidArgument: an argument is malformed (also ``holder`` without ``lease``).
             ResponseExists: ``id`` is already used by this owner.
             ChainError: ``previous_response_id`` names no response of this owner, or one still running.
-            StoreFull: the store is at ``max_records`` and every record is queued or in progress.
+            StoreFull: the store is at capacity and every record is queued or in progress.
         """
         owner = check_owner(owner)
         record_id = new_response_id() if id is None else check_id(id)
@@ -376,6 +450,10 @@ class BaseStore(abc.ABC):
         if previous_response_id is not None:
             check_id(previous_response_id, "previous_response_id")
         check_bool(background, "background", id=record_id)
+        lease_seconds = _check_lease(lease, record_id)
+        lease_holder = _check_holder(holder, record_id)
+        if lease_holder is not None and lease_seconds is None:
+            raise InvalidArgument("holder needs a lease: pass lease=SECONDS too", id=record_id)
         fields: dict[str, Any] = {
             "input": normalize_input(input),
             "instructions": check_instructions(instructions),
@@ -384,6 +462,7 @@ class BaseStore(abc.ABC):
             "extra": check_extra(extra),
         }
         record_ttl = self.retention.record_ttl(ttl)
+        reclaimed = False
         for _ in range(MAX_ATTEMPTS):
             now = self._now()
             if id is not None and self._peek(owner, record_id) is not None:
@@ -406,10 +485,19 @@ class BaseStore(abc.ABC):
                 incomplete_details=None,
                 completed_at=None,
                 version=1,
+                lease_holder=lease_holder,
+                lease_expires_at=None if lease_seconds is None else now + lease_seconds,
                 **fields,
             )
-            if self._put_new(record, record_ttl, ancestors):
-                return record
+            try:
+                if self._put_new(record, record_ttl, ancestors, record_size(record)):
+                    return record
+            except StoreFull:
+                # Responses stranded by a run that died hold room nobody will free: end them, then try again.
+                if reclaimed or not self._leased(self._now(), 1):
+                    raise
+                reclaimed = True
+                self.expire_leases()
         raise self._too_busy(record_id)
 
     def _too_busy(self, id: str) -> StorageError:
@@ -474,13 +562,13 @@ class BaseStore(abc.ABC):
         check_id(id)
         expected = _lifecycle.check_expected_version(expected_version)
         for _ in range(MAX_ATTEMPTS):
-            record = self._peek(owner, id)
-            if record is None:
+            stored = self._read(owner, id)
+            if stored is None:
                 raise ResponseNotFound(id)
-            _lifecycle.check_version(record, expected)
-            if self._remove(record):
+            _lifecycle.check_version(stored.record, expected)
+            if self._remove(stored):
                 self._notify(owner, id)
-                return record
+                return stored.record
         raise self._too_busy(id)
 
     # ------------------------------------------------------------------ the lifecycle
@@ -492,83 +580,156 @@ class BaseStore(abc.ABC):
         expected_version: object,
         apply: Callable[[ResponseRecord, float], ResponseRecord],
         event: object = None,
+        *,
+        events: object = None,
+        expected_events: object = None,
+        holder: object = None,
+        lease: object = None,
+        closing: Callable[[ResponseRecord], Prepared] | None = None,
     ) -> ResponseRecord:
+        """Read, decide with ``apply`` (pure), and write conditionally; again on a lost race.
+
+        ``event``/``events`` are appended in the same write; ``closing`` builds further events from the new record
+        (the store's own final event of a response it ends). Returns the record as stored after the write.
+        """
         checked_owner = check_owner(owner)
         record_id = check_id(id)
         expected = _lifecycle.check_expected_version(expected_version)
-        prepared = None if event is None else prepare_event(event, record_id)
+        prepared = _prepare_write_events(event, events, record_id)
+        count = check_int(expected_events, "expected_events", minimum=0, optional=True, id=record_id)
+        lease_holder = _check_holder(holder, record_id)
+        lease_seconds = _check_lease(lease, record_id)
         for _ in range(MAX_ATTEMPTS):
             stored = self._read(checked_owner, record_id)
             if stored is None:
                 raise ResponseNotFound(record_id)
             record = stored.record
+            if lease_holder is not None and record.lease_holder != lease_holder:
+                raise LeaseLost(record_id, lease_holder, record.lease_holder, record.status.value)
             _lifecycle.check_version(record, expected)
-            new = apply(record, self._now())
-            if new is record:
+            now = self._now()
+            new = apply(record, now)
+            if lease_seconds is not None and not new.is_terminal:  # renewed in the same write: one version
+                new = replace_fields(new, version=record.version + 1, lease_expires_at=now + lease_seconds)
+            if new is record:  # nothing to change (cancelling a cancelled response, say): nothing is appended
                 return record
-            stamped: FrozenDict | None = None
-            size = 0
-            if prepared is not None:
-                # Decided against the log as it was read; the swap commits only if the log is still that size,
-                # so whoever sees the new status sees the event too.
-                stamped, size = self._next_event(stored, *prepared)
-            if self._swap(stored, new, stamped, size):
-                self._notify(checked_owner, record_id)
-                return new
+            batch = prepared if closing is None else _join(prepared, closing(new))
+            if batch.total:
+                self._check_events(stored, batch, count)
+            log = self._log_write(checked_owner, stored, new, batch)
+            if log is _STALE or not self._swap(stored, new, resize(record, stored.size, new), log):
+                continue
+            self._notify(checked_owner, record_id)
+            return new
         raise self._too_busy(record_id)
 
-    def _next_event(self, stored: Stored, event: FrozenDict, carried: int | None, size: int) -> tuple[FrozenDict, int]:
-        """Check an event against the log of ``stored`` and stamp it with the next number.
+    def _check_events(self, stored: Stored, batch: Prepared, expected: int | None) -> None:
+        """Check a batch of events against the log of ``stored``.
 
         Raises:
             EventLogClosed: the response has finished.
-            InvalidArgument: the event carries another number than the next one.
-            EventLogFull: the event does not fit.
+            SequenceConflict: the log does not hold ``expected`` events.
+            InvalidArgument: an event carries another number than its own.
+            EventLogFull: the batch does not fit.
         """
         record = stored.record
         if record.is_terminal:
             raise EventLogClosed(record.id, record.status.value)
         count, used = stored.events, stored.event_bytes
-        if carried is not None and carried != count:
-            raise InvalidArgument(
-                f"event for {record.id!r} carries sequence_number {carried}, but the next one is {count}",
-                id=record.id,
-            )
+        if expected is not None and expected != count:
+            raise SequenceConflict(record.id, expected, count)
+        _events.check_batch(batch, record.id, count)
         limits = self.event_limits
-        if count >= limits.max_events:
+        if count + batch.total > limits.max_events:
+            if batch.total == 1:
+                message = f"the event log of {record.id!r} already holds its maximum of {limits.max_events} events"
+            else:
+                message = (
+                    f"{batch.total} more events would take the event log of {record.id!r} past its maximum of "
+                    f"{limits.max_events} events ({count} held)"
+                )
+            raise EventLogFull(message, id=record.id)
+        if used + batch.size > limits.max_bytes:
+            what = "an event" if batch.total == 1 else f"{batch.total} events"
             raise EventLogFull(
-                f"the event log of {record.id!r} already holds its maximum of {limits.max_events} events",
-                id=record.id,
-            )
-        if used + size > limits.max_bytes:
-            raise EventLogFull(
-                f"an event of {size} bytes would take the event log of {record.id!r} past its maximum of "
+                f"{what} of {batch.size} bytes would take the event log of {record.id!r} past its maximum of "
                 f"{limits.max_bytes} bytes ({used} used)",
                 id=record.id,
             )
-        return stamp(event, count), size
+
+    def _log_write(self, owner: str | None, stored: Stored, new: ResponseRecord, batch: Prepared) -> LogWrite | None:
+        """What a write does to the log: append the batch, or encode the whole log again against the final record.
+
+        The whole log is encoded again, compactly, when the response finishes.
+
+        Raises:
+            StorageError: a stored chunk cannot be read back.
+        """
+        record = stored.record
+        finishing = new.is_terminal and new is not record
+        if not finishing or (stored.events == 0 and batch.total == 0):
+            if not batch.total:
+                return None
+            encoded = _events.encode_batch(batch, stored.events)
+            return LogWrite(
+                encoded.text, stored.events, batch.total, stored.event_bytes + batch.size, encoded.stored, replace=False
+            )
+        chunks: tuple[Chunk, ...] = ()
+        if stored.events:
+            found = self._events(owner, record.id, -1)
+            if found is None or found[0].incarnation != stored.incarnation or found[0].record.version != record.version:
+                return _STALE
+            chunks = found[1]
+        try:
+            encoded = _events.compact(chunks, record, batch, stored.events, new)
+        except _events.DamagedLog as exc:
+            raise StorageError(
+                f"the event log of {record.id!r} in {self!r} is damaged: {exc}"[:500], id=record.id
+            ) from None
+        return LogWrite(encoded.text, 0, encoded.events, stored.event_bytes + batch.size, encoded.stored, replace=True)
 
     def start(
         self,
         id: str,
         *,
         event: Mapping[str, Any] | None = None,
+        events: Iterable[Mapping[str, Any] | DeltaRun] | None = None,
         expected_version: int | None = None,
+        expected_events: int | None = None,
+        holder: str | None = None,
+        lease: float | datetime.timedelta | None = None,
         owner: str | None = None,
     ) -> ResponseRecord:
-        """Move a ``queued`` response to ``in_progress``.
+        r"""Move a ``queued`` response to ``in_progress``.
 
-        ``event``, if given, is appended to the response's event log in the same atomic step (as in every
-        transition method).
+        Every transition method takes the same keywords: ``event`` (one event) or ``events`` (a batch: mappings
+        and :class:`~responsestore.DeltaRun`\\ s) are appended to the response's log in the same atomic step as
+        the change; ``expected_events`` refuses the write (:class:`~responsestore.SequenceConflict`) unless the
+        log holds that many events; ``holder`` refuses it (:class:`~responsestore.LeaseLost`) unless that holder
+        holds the response's lease; ``lease`` renews the lease for that many seconds (a response that finishes
+        gives its lease up).
 
         Raises:
             ResponseNotFound: no such response for this owner.
             InvalidTransition: the lifecycle does not allow the change.
             VersionConflict: ``expected_version`` does not match.
+            LeaseLost: ``holder`` does not hold the lease.
+            SequenceConflict: ``expected_events`` does not match.
             InvalidArgument: an argument is malformed.
-            EventLogFull: ``event`` does not fit in the response's event log.
+            EventLogFull: the events do not fit in the response's event log.
+            StoreFull: the events take the store past ``max_bytes`` and nothing can be evicted.
         """
-        return self._change(owner, id, expected_version, _lifecycle.start, event)
+        return self._change(
+            owner,
+            id,
+            expected_version,
+            _lifecycle.start,
+            event,
+            events=events,
+            expected_events=expected_events,
+            holder=holder,
+            lease=lease,
+        )
 
     def complete(
         self,
@@ -577,19 +738,25 @@ class BaseStore(abc.ABC):
         *,
         usage: Mapping[str, Any] | None = None,
         event: Mapping[str, Any] | None = None,
+        events: Iterable[Mapping[str, Any] | DeltaRun] | None = None,
         expected_version: int | None = None,
+        expected_events: int | None = None,
+        holder: str | None = None,
+        lease: float | datetime.timedelta | None = None,
         owner: str | None = None,
     ) -> ResponseRecord:
         """Finish a response successfully with its ``output`` items and token ``usage``.
 
-        Sets ``completed_at`` to the store's clock.
+        Sets ``completed_at`` to the store's clock. The keywords are those of :meth:`start`.
 
         Raises:
             ResponseNotFound: no such response for this owner.
             InvalidTransition: the lifecycle does not allow the change (the response has already finished).
             VersionConflict: ``expected_version`` does not match.
+            LeaseLost: ``holder`` does not hold the lease.
+            SequenceConflict: ``expected_events`` does not match.
             InvalidArgument: an argument is malformed.
-            EventLogFull: ``event`` does not fit in the response's event log.
+            EventLogFull: the events do not fit in the response's event log.
         """
         items = normalize_items(output, "output")
         frozen_usage = check_usage(usage)
@@ -599,6 +766,10 @@ class BaseStore(abc.ABC):
             expected_version,
             lambda record, now: _lifecycle.complete(record, now, items, frozen_usage),
             event,
+            events=events,
+            expected_events=expected_events,
+            holder=holder,
+            lease=lease,
         )
 
     def fail(
@@ -607,23 +778,39 @@ class BaseStore(abc.ABC):
         error: Mapping[str, Any] | str,
         *,
         event: Mapping[str, Any] | None = None,
+        events: Iterable[Mapping[str, Any] | DeltaRun] | None = None,
         expected_version: int | None = None,
+        expected_events: int | None = None,
+        holder: str | None = None,
+        lease: float | datetime.timedelta | None = None,
         owner: str | None = None,
     ) -> ResponseRecord:
         """Finish a response as ``failed`` with ``error`` (``{"code", "message"}``, or a message string).
+
+        The keywords are those of :meth:`start`.
 
         Raises:
             ResponseNotFound: no such response for this owner.
             InvalidTransition: the lifecycle does not allow the change (the response has already finished).
             VersionConflict: ``expected_version`` does not match.
+            LeaseLost: ``holder`` does not hold the lease.
+            SequenceConflict: ``expected_events`` does not match.
             InvalidArgument: an argument is malformed.
-            EventLogFull: ``event`` does not fit in the response's event log.
+            EventLogFull: the events do not fit in the response's event log.
         """
         frozen_error = check_error(error)
         if frozen_error is None:
             raise InvalidArgument("fail needs an error, not None", id=id if isinstance(id, str) else None)
         return self._change(
-            owner, id, expected_version, lambda record, now: _lifecycle.fail(record, now, frozen_error), event
+            owner,
+            id,
+            expected_version,
+            lambda record, now: _lifecycle.fail(record, now, frozen_error),
+            event,
+            events=events,
+            expected_events=expected_events,
+            holder=holder,
+            lease=lease,
         )
 
     def mark_incomplete(
@@ -634,19 +821,25 @@ class BaseStore(abc.ABC):
         output: Iterable[Mapping[str, Any]] = (),
         usage: Mapping[str, Any] | None = None,
         event: Mapping[str, Any] | None = None,
+        events: Iterable[Mapping[str, Any] | DeltaRun] | None = None,
         expected_version: int | None = None,
+        expected_events: int | None = None,
+        holder: str | None = None,
+        lease: float | datetime.timedelta | None = None,
         owner: str | None = None,
     ) -> ResponseRecord:
         """Finish a response as ``incomplete`` for ``reason`` (e.g. ``"max_output_tokens"``).
 
-        Any partial ``output`` and ``usage`` are kept.
+        Any partial ``output`` and ``usage`` are kept. The keywords are those of :meth:`start`.
 
         Raises:
             ResponseNotFound: no such response for this owner.
             InvalidTransition: the lifecycle does not allow the change (the response has already finished).
             VersionConflict: ``expected_version`` does not match.
+            LeaseLost: ``holder`` does not hold the lease.
+            SequenceConflict: ``expected_events`` does not match.
             InvalidArgument: an argument is malformed.
-            EventLogFull: ``event`` does not fit in the response's event log.
+            EventLogFull: the events do not fit in the response's event log.
         """
         details = check_incomplete_details(reason)
         if details is None:
@@ -659,6 +852,10 @@ class BaseStore(abc.ABC):
             expected_version,
             lambda record, now: _lifecycle.mark_incomplete(record, now, details, items, frozen_usage),
             event,
+            events=events,
+            expected_events=expected_events,
+            holder=holder,
+            lease=lease,
         )
 
     def cancel(
@@ -666,30 +863,48 @@ class BaseStore(abc.ABC):
         id: str,
         *,
         event: Mapping[str, Any] | None = None,
+        events: Iterable[Mapping[str, Any] | DeltaRun] | None = None,
         expected_version: int | None = None,
+        expected_events: int | None = None,
+        holder: str | None = None,
         owner: str | None = None,
     ) -> ResponseRecord:
         """Cancel a background response (OpenAI's rules), waking everyone who waits on it.
 
         Only a ``background`` response can be cancelled. Cancelling an already cancelled response returns it
         unchanged (and appends no event); cancelling one in another final status raises
-        :class:`InvalidTransition`.
+        :class:`InvalidTransition`. The keywords are those of :meth:`start`.
 
         Raises:
             ResponseNotFound: no such response for this owner.
             InvalidTransition: the lifecycle does not allow the change.
             VersionConflict: ``expected_version`` does not match.
+            LeaseLost: ``holder`` does not hold the lease.
+            SequenceConflict: ``expected_events`` does not match.
             InvalidArgument: an argument is malformed.
-            EventLogFull: ``event`` does not fit in the response's event log.
+            EventLogFull: the events do not fit in the response's event log.
         """
-        return self._change(owner, id, expected_version, _lifecycle.cancel, event)
+        return self._change(
+            owner,
+            id,
+            expected_version,
+            _lifecycle.cancel,
+            event,
+            events=events,
+            expected_events=expected_events,
+            holder=holder,
+        )
 
     def update(
         self,
         id: str,
         *,
         event: Mapping[str, Any] | None = None,
+        events: Iterable[Mapping[str, Any] | DeltaRun] | None = None,
         expected_version: int | None = None,
+        expected_events: int | None = None,
+        holder: str | None = None,
+        lease: float | datetime.timedelta | None = None,
         owner: str | None = None,
         **changes: Any,
     ) -> ResponseRecord:
@@ -700,19 +915,106 @@ class BaseStore(abc.ABC):
         A ``status`` change follows the lifecycle's transition table (but not ``cancel``'s background rule).
         Once a response is final only its ``metadata`` can change. Every update that changes something adds one
         to ``version``; ``update(id, status=<its current status>)`` alone changes nothing and returns the
-        response as it is (same version, no event appended).
+        response as it is (same version, no event appended). The keywords are those of :meth:`start`.
 
         Raises:
             ResponseNotFound: no such response for this owner.
             InvalidTransition: the lifecycle does not allow the change.
             VersionConflict: ``expected_version`` does not match.
+            LeaseLost: ``holder`` does not hold the lease.
+            SequenceConflict: ``expected_events`` does not match.
             InvalidArgument: an argument is malformed.
-            EventLogFull: ``event`` does not fit in the response's event log.
+            EventLogFull: the events do not fit in the response's event log.
         """
         prepared = _lifecycle.prepare_update(changes)
         return self._change(
-            owner, id, expected_version, lambda record, now: _lifecycle.update(record, now, prepared), event
+            owner,
+            id,
+            expected_version,
+            lambda record, now: _lifecycle.update(record, now, prepared),
+            event,
+            events=events,
+            expected_events=expected_events,
+            holder=holder,
+            lease=lease,
         )
+
+    # ------------------------------------------------------------------ leases
+
+    def renew(
+        self,
+        id: str,
+        *,
+        lease: float | datetime.timedelta,
+        holder: str | None = None,
+        expected_version: int | None = None,
+        owner: str | None = None,
+    ) -> ResponseRecord:
+        r"""Extend the lease of a queued or in-progress response to ``lease`` seconds from now.
+
+        A lease says that some process is running the response: whoever runs it renews the lease well before it
+        runs out (at every batch of events, say), and when it does run out, because that process died or hung,
+        :meth:`expire_leases` (any process's) ends the response ``failed``. A renewal is a write: it adds one to
+        ``version``. ``holder`` names who holds the lease: given, the response's lease must be held by it, or be
+        held by nobody yet (the holder then takes it); left out, the lease keeps its holder.
+
+        Raises:
+            ResponseNotFound: no such response for this owner.
+            InvalidTransition: the response has finished (a final response holds no lease).
+            LeaseLost: the lease is held by another holder.
+            VersionConflict: ``expected_version`` does not match.
+            InvalidArgument: an argument is malformed.
+        """
+        record_id = check_id(id)
+        seconds = _check_lease(lease, record_id)
+        if seconds is None:
+            raise InvalidArgument("renew needs a lease of some seconds, not None", id=record_id)
+        taker = _check_holder(holder, record_id)
+
+        def take(record: ResponseRecord, now: float) -> ResponseRecord:
+            held = record.lease_holder
+            if taker is not None and held is not None and held != taker:
+                raise LeaseLost(record.id, taker, held, record.status.value)
+            return _lifecycle.renew(record, now, seconds, held if taker is None else taker)
+
+        return self._change(owner, record_id, expected_version, take)
+
+    def expire_leases(self, *, limit: int | None = None) -> int:
+        """End every queued or in-progress response whose lease has run out; return how many were ended.
+
+        Each ends ``failed`` with a ``server_error`` that says its server stopped, and a ``response.failed`` event
+        (the response as it is now stored) closes its log, so whoever follows its stream learns that it ended. A
+        response renewed meanwhile is left alone. Any process sharing the store may call this: the server's
+        sweeper does it every few seconds; :class:`~responsestore.Sweeper` does it with every sweep.
+
+        Raises:
+            InvalidArgument: ``limit`` is not ``None`` or an int >= 1.
+        """
+        most = check_int(limit, "limit", minimum=1, optional=True)
+        now = self._now()
+        ended = 0
+        for record in self._leased(now, _LEASE_SCAN if most is None else most):
+            error = {
+                "code": "server_error",
+                "message": "The server running this response stopped before it finished (its lease ran out).",
+            }
+            frozen = check_error(error)
+
+            def end(current: ResponseRecord, now: float, frozen: Any = frozen) -> ResponseRecord:
+                if not _lifecycle.lease_expired(current, now):
+                    return current
+                return _lifecycle.fail(current, now, frozen)
+
+            try:
+                try:
+                    after = self._change(record.owner, record.id, None, end, closing=_failed_event)
+                except EventLogFull:  # no room for its last event: it must end all the same
+                    after = self._change(record.owner, record.id, None, end)
+            except (ResponseNotFound, EventLogClosed):
+                continue  # removed or ended meanwhile
+            if after is not record and after.is_terminal and after.version > record.version:
+                ended += 1
+        return ended
 
     # ------------------------------------------------------------------ lists and chains
 
@@ -817,26 +1119,92 @@ class BaseStore(abc.ABC):
         """Append a stream event to the log of the queued or in-progress response ``id``; return its number.
 
         The store keeps a frozen copy with ``sequence_number`` set (consecutive from 0 per response); an event
-        that carries a ``sequence_number`` must carry exactly the next one. Wakes every waiter of ``id``.
+        that carries a ``sequence_number`` must carry exactly the next one. Wakes every waiter of ``id``. To log
+        many events, :meth:`append_events` writes them in one step.
 
         Raises:
             ResponseNotFound: no such response for this owner.
             EventLogClosed: the response has finished.
             EventLogFull: the log would exceed ``max_events`` or ``max_event_bytes``.
             InvalidArgument: the event is not a JSON object, or carries the wrong sequence number.
+            StoreFull: the event takes the store past ``max_bytes`` and nothing can be evicted.
         """
-        checked_owner = check_owner(owner)
         record_id = check_id(id)
-        prepared = prepare_event(event, record_id)
+        prepared = prepared_one(*prepare_event(event, record_id))
+        return self._append_prepared(owner, record_id, prepared, None, None, None)
+
+    def append_events(
+        self,
+        id: str,
+        events: Iterable[Mapping[str, Any] | DeltaRun],
+        *,
+        expected_events: int | None = None,
+        holder: str | None = None,
+        lease: float | datetime.timedelta | None = None,
+        owner: str | None = None,
+    ) -> int:
+        r"""Append a batch of events to the log of the queued or in-progress response ``id`` in one atomic write.
+
+        ``events`` holds JSON objects and :class:`~responsestore.DeltaRun`\\ s (a run of delta events kept
+        compactly); they are numbered consecutively, as if appended one by one, and every waiter of ``id`` is woken
+        once. Returns the number of the first event (the number the log held before). ``expected_events``,
+        ``holder`` and ``lease`` are as for :meth:`start`; a renewal (``lease``) adds one to ``version``, a plain
+        append does not.
+
+        Raises:
+            ResponseNotFound: no such response for this owner.
+            EventLogClosed: the response has finished.
+            EventLogFull: the batch would take the log past ``max_events`` or ``max_event_bytes``; nothing is
+                appended.
+            SequenceConflict: ``expected_events`` does not match.
+            LeaseLost: ``holder`` does not hold the lease.
+            InvalidArgument: an event is malformed, or carries another sequence number than its own.
+            StoreFull: the events take the store past ``max_bytes`` and nothing can be evicted.
+        """
+        record_id = check_id(id)
+        prepared = prepare_events(events, record_id)
+        return self._append_prepared(owner, record_id, prepared, expected_events, holder, lease)
+
+    def _append_prepared(  # noqa: PLR0917 - private, two call sites
+        self, owner: object, id: str, prepared: Prepared, expected: object, holder: object, lease: object
+    ) -> int:
+        checked_owner = check_owner(owner)
+        expected_count = check_int(expected, "expected_events", minimum=0, optional=True, id=id)
+        lease_holder = _check_holder(holder, id)
+        lease_seconds = _check_lease(lease, id)
         for _ in range(MAX_ATTEMPTS):
-            stored = self._read(checked_owner, record_id)
+            stored = self._read(checked_owner, id)
             if stored is None:
-                raise ResponseNotFound(record_id)
-            stamped, size = self._next_event(stored, *prepared)
-            if self._append(stored, stamped, size):
-                self._notify(checked_owner, record_id)
+                raise ResponseNotFound(id)
+            record = stored.record
+            if lease_holder is not None and record.lease_holder != lease_holder:
+                raise LeaseLost(id, lease_holder, record.lease_holder, record.status.value)
+            if not prepared.total:
+                if record.is_terminal:
+                    raise EventLogClosed(record.id, record.status.value)
+                if expected_count is not None and expected_count != stored.events:
+                    raise SequenceConflict(id, expected_count, stored.events)
                 return stored.events
-        raise self._too_busy(record_id)
+            self._check_events(stored, prepared, expected_count)
+            encoded = _events.encode_batch(prepared, stored.events)
+            log = LogWrite(
+                encoded.text,
+                stored.events,
+                prepared.total,
+                stored.event_bytes + prepared.size,
+                encoded.stored,
+                replace=False,
+            )
+            if lease_seconds is None:
+                written = self._append(stored, log)
+            else:
+                now = self._now()
+                new = replace_fields(record, version=record.version + 1, lease_expires_at=now + lease_seconds)
+                written = self._swap(stored, new, stored.size, log)
+            if written:
+                self._notify(checked_owner, id)
+                return stored.events
+        raise self._too_busy(id)
 
     def events(
         self, id: str, *, starting_after: int | None = None, owner: str | None = None
@@ -853,14 +1221,16 @@ class BaseStore(abc.ABC):
     def snapshot(
         self, id: str, *, starting_after: int | None = None, owner: str | None = None
     ) -> tuple[ResponseRecord, tuple[FrozenDict, ...]]:
-        """Response ``id`` and its stored events above ``starting_after``, read together in one atomic step.
+        """Response ``id`` and its events above ``starting_after``, read together in one atomic step.
 
         What a server resuming a stream needs: if the record has finished, the events are the whole rest of
-        its log. The events are the stored, read-only values. Not a use of the record (no recency).
+        its log. The events are read-only values, rebuilt exactly as they were appended (see the event logs of
+        the streaming docs). Not a use of the record (no recency).
 
         Raises:
             ResponseNotFound: no such response for this owner.
             InvalidArgument: ``starting_after`` is not ``None`` or an int >= 0.
+            StorageError: the stored log cannot be read back (a damaged store).
         """
         check_owner(owner)
         check_id(id)
@@ -868,7 +1238,13 @@ class BaseStore(abc.ABC):
         found = self._events(owner, id, after)
         if found is None:
             raise ResponseNotFound(id)
-        return found
+        stored, chunks = found
+        if not chunks:
+            return stored.record, ()
+        try:
+            return stored.record, _events.read_events(chunks, stored.record, after)
+        except _events.DamagedLog as exc:
+            raise StorageError(f"the event log of {id!r} in {self!r} is damaged: {exc}"[:500], id=id) from None
 
     def subscribe(self, id: str, waker: Waker, *, owner: str | None = None) -> Subscription:
         """Call ``waker()`` after every write to response ``id`` made through this store object, until cancelled.
@@ -994,3 +1370,64 @@ def _chain_problem(chain: Sequence[ResponseRecord], depth: int) -> ChainError | 
 def _item_id(item: Mapping[str, Any]) -> str:
     item_id: str = item["id"]
     return item_id
+
+
+#: Leases :meth:`BaseStore.expire_leases` ends in one call when no limit is given.
+_LEASE_SCAN = 10_000
+
+#: What ``_log_write`` returns when the log changed since the record was read: decide again.
+_STALE = LogWrite("", -1, 0, 0, 0, replace=False)
+
+
+def _check_lease(value: object, id: str | None) -> float | None:
+    """Seconds of a lease: a positive number or ``timedelta``, or ``None`` for none.
+
+    Raises:
+        InvalidArgument: anything else.
+    """
+    if value is None:
+        return None
+    try:
+        return check_ttl(value, "lease")
+    except InvalidArgument as problem:
+        raise InvalidArgument(str(problem), id=id) from None
+
+
+def _check_holder(value: object, id: str | None) -> str | None:
+    """A lease holder: ``None`` or a non-empty string of at most 256 characters.
+
+    Raises:
+        InvalidArgument: anything else.
+    """
+    if value is None:
+        return None
+    holder = check_text(value, "holder", id=id)
+    if len(holder) > 256:
+        raise InvalidArgument(f"holder must be at most 256 characters, not {len(holder)}", id=id)
+    return holder
+
+
+def _prepare_write_events(event: object, events: object, id: str) -> Prepared:
+    """The events a write carries: ``event`` (one) or ``events`` (a batch), checked and frozen.
+
+    Raises:
+        InvalidArgument: both are given, or an event is malformed.
+    """
+    if event is not None and events is not None:
+        raise InvalidArgument("pass event or events, not both", id=id)
+    if event is not None:
+        return prepared_one(*prepare_event(event, id))
+    if events is not None:
+        return prepare_events(events, id)
+    return NO_EVENTS
+
+
+def _join(first: Prepared, second: Prepared) -> Prepared:
+    """Two batches as one (the second's carried numbers shifted by the first's length)."""
+    carried = first.carried + tuple((position + first.total, number) for position, number in second.carried)
+    return Prepared(first.items + second.items, first.total + second.total, first.size + second.size, carried)
+
+
+def _failed_event(record: ResponseRecord) -> Prepared:
+    """The ``response.failed`` event that closes the log of a response the store ended."""
+    return prepare_events([_wire.lifecycle_event("failed", record.to_openai())], record.id)

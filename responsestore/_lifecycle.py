@@ -43,8 +43,10 @@ __all__ = [
     "check_version",
     "complete",
     "fail",
+    "lease_expired",
     "mark_incomplete",
     "prepare_update",
+    "renew",
     "start",
     "update",
 ]
@@ -101,7 +103,26 @@ def _advance(record: ResponseRecord, target: ResponseStatus, now: float, **chang
     check_transition(record, target)
     if target is S.COMPLETED:
         changes["completed_at"] = now
+    if target.is_terminal:  # a finished response is run by nobody: its lease ends with it
+        changes["lease_holder"] = changes["lease_expires_at"] = None
     return replace_fields(record, status=target, version=record.version + 1, **changes)
+
+
+def renew(record: ResponseRecord, now: float, seconds: float, holder: str | None) -> ResponseRecord:
+    """Extend the lease of a queued or in-progress response to ``seconds`` from ``now``, held by ``holder``.
+
+    Raises:
+        InvalidTransition: the response has finished (a final response holds no lease).
+    """
+    if record.is_terminal:
+        raise InvalidTransition(record.id, record.status.value, record.status.value, "a final response holds no lease")
+    return replace_fields(record, version=record.version + 1, lease_holder=holder, lease_expires_at=now + seconds)
+
+
+def lease_expired(record: ResponseRecord, now: float) -> bool:
+    """Whether ``record`` is queued or in progress and its lease ran out at or before ``now``."""
+    expires = record.lease_expires_at
+    return expires is not None and expires <= now and not record.is_terminal
 
 
 def start(record: ResponseRecord, now: float) -> ResponseRecord:

@@ -37,12 +37,12 @@ from typing import Any
 
 from sortedcontainers import SortedList
 
-from ._contract import DEFAULT_MAX_CHAIN_DEPTH, TOUCH_LOG, BaseStore, Clock, Stored, cursor_memory
-from ._events import DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_EVENTS
+from ._contract import DEFAULT_MAX_CHAIN_DEPTH, TOUCH_LOG, BaseStore, Clock, LogWrite, Stored, cursor_memory
+from ._events import DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_EVENTS, Chunk
 from ._json import FrozenDict
 from ._paging import Page, PageQuery, paginate_records, unknown_cursor
 from ._records import ResponseRecord, ResponseStatus
-from ._retention import DEFAULT_MAX_RECORDS, DEFAULT_TTL, SWEEP_BATCH, StoreStats
+from ._retention import DEFAULT_MAX_BYTES, DEFAULT_MAX_RECORDS, DEFAULT_TTL, SWEEP_BATCH, StoreStats, record_size
 from ._rwlock import RWLock
 from .errors import InvalidArgument, ResponseExists, StorageError, StoreFull
 
@@ -63,18 +63,39 @@ _COMPACT_SLACK = 1024
 class _Entry:
     """One stored record and its bookkeeping (mutable; only the store touches it, under its write lock)."""
 
-    __slots__ = ("event_bytes", "events", "expires_at", "heap_expiry", "live", "order", "record", "tick", "ttl")
+    __slots__ = (
+        "chunks",
+        "event_bytes",
+        "events",
+        "expires_at",
+        "heap_expiry",
+        "live",
+        "log_bytes",
+        "order",
+        "record",
+        "size",
+        "tick",
+        "ttl",
+    )
 
-    def __init__(self, record: ResponseRecord, order: _OrderKey, ttl: float | None, tick: int) -> None:
+    def __init__(self, record: ResponseRecord, order: _OrderKey, ttl: float | None, tick: int, size: int) -> None:
         self.record = record
-        self.order = order
+        self.order = order  # order[1], the creation sequence, is also the entry's incarnation
         self.ttl = ttl
         self.expires_at = None if ttl is None else record.created_at + ttl
         self.heap_expiry = self.expires_at  # the time of this entry's one current item in the expiry heap
         self.tick = tick
         self.live = True
-        self.events: list[FrozenDict] | None = None  # created by the first event
-        self.event_bytes = 0
+        self.size = size  # the record's size (record_size)
+        self.chunks: list[Chunk] | None = None  # the event log, created by the first write of events
+        self.events = 0  # how many events the log holds
+        self.event_bytes = 0  # their size as counted against max_event_bytes
+        self.log_bytes = 0  # the bytes of the chunks' text
+
+    @property
+    def bytes(self) -> int:
+        """What the entry counts for against ``max_bytes``: its record and its log."""
+        return self.size + self.log_bytes
 
 
 class ResponseStore(BaseStore):
@@ -90,8 +111,10 @@ class ResponseStore(BaseStore):
             finished record. ``None`` removes the cap. Default 10 000.
         clock: Returns the current time in seconds (``time.time`` by default); tests pass a fake clock.
         max_chain_depth: The longest ``previous_response_id`` chain ``conversation`` will follow.
-        max_events: The most events one response's event log holds (default 20 000).
-        max_event_bytes: The most bytes of event JSON one response's log holds (default 16 MiB).
+        max_events: The most events one response's event log holds (default 1 000 000).
+        max_event_bytes: The most bytes of event JSON one response's log holds, counted as given (default 64 MiB).
+        max_bytes: The most bytes the records and their event logs take, as stored (default 1 GiB; ``None``:
+            no bound); at the bound, creating evicts least recently used finished records.
     """
 
     def __init__(
@@ -103,6 +126,7 @@ class ResponseStore(BaseStore):
         max_chain_depth: int = DEFAULT_MAX_CHAIN_DEPTH,
         max_events: int = DEFAULT_MAX_EVENTS,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        max_bytes: int | None = DEFAULT_MAX_BYTES,
     ) -> None:
         super().__init__(
             ttl=ttl,
@@ -111,6 +135,7 @@ class ResponseStore(BaseStore):
             max_chain_depth=max_chain_depth,
             max_events=max_events,
             max_event_bytes=max_event_bytes,
+            max_bytes=max_bytes,
         )
         self._lock = RWLock()
         self._closed = False
@@ -132,6 +157,9 @@ class ResponseStore(BaseStore):
         self._cursor_memory = cursor_memory(self.retention.max_records)
         self._by_status = dict.fromkeys(ResponseStatus, 0)
         self._created = self._deleted = self._evicted = self._expired = 0
+        self._bytes = 0  # what every entry counts for against max_bytes
+        self._active_bytes = 0  # ... those of queued and in-progress records
+        self._leases: dict[int, _Entry] = {}  # incarnation -> entry, for active records that hold a lease
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> ResponseStore:
@@ -186,6 +214,8 @@ class ResponseStore(BaseStore):
             self._expiry_heap = []
             self._lru_heap = []
             self._removed.clear()
+            self._leases = {}
+            self._bytes = self._active_bytes = 0
         self._waiters.wake_all()
 
     @property
@@ -238,9 +268,10 @@ class ResponseStore(BaseStore):
         if entry is None:
             return None
         # Unlocked, so possibly torn between the record and the log size: the conditional write that follows
-        # re-checks both under the lock, so a torn read only costs a retry.
-        record, events, size = entry.record, entry.events, entry.event_bytes
-        return Stored(record, 0 if events is None else len(events), size)
+        # re-checks both under the lock, so a torn read only costs a retry. The log's size is read first: a
+        # write stores the log before the record, so a record read after it never has fewer events than read.
+        events, event_bytes = entry.events, entry.event_bytes
+        return Stored(entry.record, events, event_bytes, entry.order[1], entry.size)
 
     def _chain(self, owner: str | None, id: str, limit: int) -> list[ResponseRecord]:
         with self._lock.read():  # one snapshot: no writer changes the chain half-way through the walk
@@ -277,7 +308,7 @@ class ResponseStore(BaseStore):
             if entry is not None:
                 mark(entry)
 
-    def _put_new(self, record: ResponseRecord, ttl: float | None, keep: Sequence[ResponseRecord]) -> bool:
+    def _put_new(self, record: ResponseRecord, ttl: float | None, keep: Sequence[ResponseRecord], size: int) -> bool:
         with self._lock.write():
             now = self._begin_write()
             stale = self._lookup(record.owner, record.id)
@@ -292,34 +323,45 @@ class ResponseStore(BaseStore):
                 if entry is None or entry.record.version != ancestor.version:
                     return False
                 kept.append(entry)
-            max_records = self.retention.max_records
-            if max_records is not None and self._size >= max_records:
+            retention = self.retention
+            if retention.over(self._size + 1, self._bytes + size) is not None:
                 self._sweep_locked(None, now)
-                finished = sum(self._by_status[status] for status in ResponseStatus if status.is_terminal)
-                spared = sum(1 for entry in kept if entry.record.is_terminal)
-                if self._size >= max_records and finished <= spared:
-                    raise StoreFull(record.id, max_records)
+                spared = [entry for entry in kept if entry.record.is_terminal]
+                finished = self._size - self._active_count()
+                evictable = finished - len(spared)
+                evictable_bytes = self._bytes - self._active_bytes - sum(entry.bytes for entry in spared)
+                bound = retention.over(self._size + 1 - evictable, self._bytes - evictable_bytes + size)
+                if bound is not None:
+                    raise StoreFull(record.id, retention.max_records, max_bytes=retention.max_bytes, bound=bound)
             for entry in reversed(kept):
                 self._refresh(entry, record.created_at)
-            if max_records is not None:
+            if retention.over(self._size + 1, self._bytes + size) is not None:
                 protected = {id(entry) for entry in kept}
-                while self._size >= max_records and self._evict_one(protected):
+                while retention.over(self._size + 1, self._bytes + size) is not None and self._evict_one(protected):
                     pass
-            self._insert(record, ttl)
+            self._insert(record, ttl, size)
             return True
 
-    def _swap(self, old: Stored, new: ResponseRecord, event: FrozenDict | None, size: int) -> bool:
+    def _active_count(self) -> int:
+        by_status = self._by_status
+        return by_status[ResponseStatus.QUEUED] + by_status[ResponseStatus.IN_PROGRESS]
+
+    def _swap(self, old: Stored, new: ResponseRecord, size: int, log: LogWrite | None) -> bool:
         with self._lock.write():
             now = self._begin_write()
             entry = self._current(old, now)
             if entry is None:
                 return False
-            if event is not None:
-                # Appended before the new status is stored: a lock-free reader that sees the new status finds the
-                # event in the log too.
-                self._append_locked(entry, event, size)
+            grows = size - entry.size + self._log_growth(entry, log)
+            self._make_room(entry, grows, new.is_terminal)
             previous = entry.record
+            self._account(entry, -1)
+            if log is not None:
+                # Stored before the new record: a lock-free reader that sees the new status finds the events too.
+                self._write_log(entry, log)
+            entry.size = size
             entry.record = new
+            self._account(entry, 1)
             entry.tick = tick = next(self._ticks)
             self._by_status[previous.status] -= 1
             self._by_status[new.status] += 1
@@ -327,24 +369,41 @@ class ResponseStore(BaseStore):
                 heapq.heappush(self._lru_heap, (tick, entry.order[1], new.owner, new.id))
             return True
 
-    def _append(self, old: Stored, event: FrozenDict, size: int) -> bool:
+    def _append(self, old: Stored, log: LogWrite) -> bool:
         with self._lock.write():
             self._refuse_if_closed()
             entry = self._current(old, self._now())
             if entry is None:
                 return False
-            self._append_locked(entry, event, size)
+            self._make_room(entry, self._log_growth(entry, log), entry.record.is_terminal)
+            self._account(entry, -1)
+            self._write_log(entry, log)
+            self._account(entry, 1)
             return True
 
-    def _remove(self, record: ResponseRecord) -> bool:
+    def _remove(self, old: Stored) -> bool:
         with self._lock.write():
             self._begin_write()
+            record = old.record
             entry = self._entry(record.owner, record.id)
-            if entry is None or entry.record.version != record.version:
+            if entry is None or entry.order[1] != old.incarnation or entry.record.version != record.version:
                 return False
             self._unlink(entry)
             self._deleted += 1
             return True
+
+    def _leased(self, now: float, limit: int) -> list[ResponseRecord]:
+        with self._lock.read():
+            self._refuse_if_closed()
+            due = [
+                entry
+                for entry in self._leases.values()
+                if entry.record.lease_expires_at is not None
+                and entry.record.lease_expires_at <= now
+                and (entry.expires_at is None or entry.expires_at > now)
+            ]
+            due.sort(key=lambda entry: (entry.record.lease_expires_at, entry.order[1]))
+            return [entry.record for entry in due[:limit]]
 
     def _page(
         self, owner: str | None, query: PageQuery, matches: Callable[[ResponseRecord], bool] | None
@@ -356,13 +415,19 @@ class ResponseStore(BaseStore):
                 lambda cursor, descending: self._scan(owner, cursor, descending, now), query, matches
             )
 
-    def _events(self, owner: str | None, id: str, after: int) -> tuple[ResponseRecord, tuple[FrozenDict, ...]] | None:
+    def _events(self, owner: str | None, id: str, after: int) -> tuple[Stored, tuple[Chunk, ...]] | None:
         with self._lock.read():
             entry = self._entry(owner, id)
             if entry is None:
                 return None
-            events = entry.events
-            return entry.record, (() if events is None else tuple(events[after + 1 :]))
+            stored = Stored(entry.record, entry.events, entry.event_bytes, entry.order[1], entry.size)
+            chunks = entry.chunks
+            if not chunks or entry.events - 1 <= after:
+                return stored, ()
+            start = len(chunks)
+            while start > 0 and chunks[start - 1][0] + chunks[start - 1][1] - 1 > after:
+                start -= 1
+            return stored, tuple(chunks[start:])
 
     def _sweep(self, limit: int | None) -> int:
         with self._lock.write():
@@ -388,6 +453,7 @@ class ResponseStore(BaseStore):
                 deleted=self._deleted,
                 evicted=self._evicted,
                 expired=self._expired + len(pending),
+                bytes=self._bytes - sum(entry.bytes for entry in pending),
             )
 
     # ------------------------------------------------------------------ helpers (under the write lock)
@@ -406,22 +472,64 @@ class ResponseStore(BaseStore):
         return now
 
     def _current(self, old: Stored, now: float) -> _Entry | None:
-        """The entry of ``old`` if it is still visible at ``now``, at the version and log size it was read at."""
+        """The entry of ``old`` if still visible at ``now``: the same incarnation, version and log size as read."""
         record = old.record
         entry = self._lookup(record.owner, record.id)
-        if entry is None or entry.record.version != record.version:
+        if entry is None or entry.order[1] != old.incarnation or entry.record.version != record.version:
             return None
         if entry.expires_at is not None and entry.expires_at <= now:
             return None
-        if (0 if entry.events is None else len(entry.events)) != old.events:
+        if entry.events != old.events:
             return None
         return entry
 
-    def _append_locked(self, entry: _Entry, event: FrozenDict, size: int) -> None:
-        if entry.events is None:
-            entry.events = []
-        entry.events.append(event)
-        entry.event_bytes += size
+    @staticmethod
+    def _log_growth(entry: _Entry, log: LogWrite | None) -> int:
+        if log is None:
+            return 0
+        return log.stored - entry.log_bytes if log.replace else log.stored
+
+    def _make_room(self, entry: _Entry, grows: int, finishing: bool) -> None:
+        """Evict finished records (not ``entry``) so that ``entry`` may grow by ``grows`` bytes within max_bytes.
+
+        Raises:
+            StoreFull: there is not enough to evict and ``entry`` is not finishing (nothing was changed).
+        """
+        max_bytes = self.retention.max_bytes
+        if max_bytes is None or grows <= 0 or self._bytes + grows <= max_bytes:
+            return
+        others = self._bytes - self._active_bytes - (entry.bytes if entry.record.is_terminal else 0)
+        if self._bytes + grows - others > max_bytes:
+            if finishing:
+                return  # a response must always be able to end: over the bound until finished records can go
+            raise StoreFull(entry.record.id, self.retention.max_records, max_bytes=max_bytes, bound="max_bytes")
+        protected = {id(entry)}
+        while self._bytes + grows > max_bytes and self._evict_one(protected):
+            pass
+
+    @staticmethod
+    def _write_log(entry: _Entry, log: LogWrite) -> None:
+        if log.replace or entry.chunks is None:
+            entry.chunks = [(log.first, log.events, log.text)]
+            entry.log_bytes = log.stored
+        else:
+            entry.chunks.append((log.first, log.events, log.text))
+            entry.log_bytes += log.stored
+        entry.event_bytes = log.event_bytes
+        entry.events = log.first + log.events
+
+    def _account(self, entry: _Entry, sign: int) -> None:
+        """Add (``sign`` 1) or take away (-1) ``entry``'s bytes and lease from the store's totals and lease index."""
+        size = sign * entry.bytes
+        self._bytes += size
+        record = entry.record
+        if not record.is_terminal:
+            self._active_bytes += size
+            if record.lease_expires_at is not None:
+                if sign > 0:
+                    self._leases[entry.order[1]] = entry
+                else:
+                    self._leases.pop(entry.order[1], None)
 
     def _drain_touches(self) -> None:
         """Give every entry read since the last write its recency tick, in the order of the reads."""
@@ -446,7 +554,7 @@ class ResponseStore(BaseStore):
             # Otherwise the heap keeps the earlier time, and the sweep re-pushes the entry when it gets there.
         entry.tick = next(self._ticks)
 
-    def _insert(self, record: ResponseRecord, ttl: float | None) -> None:
+    def _insert(self, record: ResponseRecord, ttl: float | None, size: int) -> None:
         owner, id = record.owner, record.id
         seq = next(self._seq)
         order = (record.created_at, seq, id)
@@ -454,7 +562,8 @@ class ResponseStore(BaseStore):
         if index is None:
             index = self._index[owner] = SortedList()
         index.add(order)
-        entry = _Entry(record, order, ttl, next(self._ticks))
+        entry = _Entry(record, order, ttl, next(self._ticks), size)
+        self._account(entry, 1)
         if entry.expires_at is not None:
             heapq.heappush(self._expiry_heap, (entry.expires_at, seq, owner, id))
         if self._removed:
@@ -482,7 +591,8 @@ class ResponseStore(BaseStore):
         if not index:
             del self._index[record.owner]
         self._by_status[record.status] -= 1
-        entry.events = None  # the event log goes with its response
+        self._account(entry, -1)
+        entry.chunks = None  # the event log goes with its response
         self._notify(record.owner, record.id)  # whoever waits on it learns it is gone
         self._removed[key] = entry.order
         if len(self._removed) > self._cursor_memory:
@@ -606,7 +716,7 @@ class ResponseStore(BaseStore):
                 in_lru_heap[id(named)] = min(tick, in_lru_heap.get(id(named), tick))
         return in_expiry_heap, in_lru_heap
 
-    def _check(self) -> None:
+    def _check(self) -> None:  # noqa: PLR0915 - one list of invariants
         """Assert every invariant: map, indexes, heaps and counters agree; order holds; statuses are sane."""
         self._lock._check()
         assert len(self._touched) <= TOUCH_LOG
@@ -629,6 +739,7 @@ class ResponseStore(BaseStore):
                 assert entry.record.created_at == order[0]
         assert indexed == len(records), "the map and the ordering index disagree"
         seqs = set()
+        total_bytes = active_bytes = 0
         by_status = dict.fromkeys(ResponseStatus, 0)
         in_expiry_heap, in_lru_heap = self._heap_positions()
         for (owner, id_), entry in records.items():
@@ -640,12 +751,25 @@ class ResponseStore(BaseStore):
             assert (record.completed_at is not None) == (record.status is ResponseStatus.COMPLETED), (
                 f"completed_at does not follow the status of {id_!r}"
             )
-            if entry.events is not None:
-                assert [event["sequence_number"] for event in entry.events] == list(range(len(entry.events)))
+            if entry.chunks is not None:
+                starts = [first for first, _, _ in entry.chunks]
+                ends = [first + count for first, count, _ in entry.chunks]
+                assert starts == [0, *ends[:-1]], f"the chunks of {id_!r} do not follow each other"
+                assert ends[-1] == entry.events, f"the event count of {id_!r}"
+                assert entry.log_bytes == sum(len(text.encode()) for _, _, text in entry.chunks)
                 assert entry.event_bytes <= self.event_limits.max_bytes
-                assert len(entry.events) <= self.event_limits.max_events
+                assert entry.events <= self.event_limits.max_events
             else:
-                assert entry.event_bytes == 0
+                assert entry.event_bytes == entry.events == entry.log_bytes == 0
+            assert entry.size == record_size(record), f"the size of {id_!r}"
+            if record.is_terminal:
+                assert record.lease_holder is None, f"{id_!r} holds a lease"
+                assert record.lease_expires_at is None, f"{id_!r} holds a lease"
+            has_lease = not record.is_terminal and record.lease_expires_at is not None
+            assert (self._leases.get(entry.order[1]) is entry) == has_lease, f"the lease index and {id_!r}"
+            total_bytes += entry.bytes
+            if not record.is_terminal:
+                active_bytes += entry.bytes
             assert entry.order[1] not in seqs
             seqs.add(entry.order[1])
             by_status[record.status] += 1
@@ -656,6 +780,10 @@ class ResponseStore(BaseStore):
             if record.is_terminal:
                 assert in_lru_heap.get(id(entry), float("inf")) <= entry.tick, f"{id_!r} not in recency heap"
         assert by_status == self._by_status, "status counters disagree with the records"
+        assert (total_bytes, active_bytes) == (self._bytes, self._active_bytes), "byte counters disagree"
+        assert len(self._leases) == sum(
+            1 for e in records.values() if not e.record.is_terminal and e.record.lease_expires_at is not None
+        ), "the lease index holds removed records"
         assert self._created - self._deleted - self._evicted - self._expired == len(records)
         assert not (self._removed.keys() & records.keys()), "a live record is also removed"
         assert len(self._removed) <= self._cursor_memory

@@ -65,7 +65,7 @@ _MODELLED = frozenset(
     }
 )
 # Never part of OpenAI's JSON, so never allowed in ``extra`` either.
-_INTERNAL = frozenset({"input", "owner", "version"})
+_INTERNAL = frozenset({"input", "owner", "version", "lease_holder", "lease_expires_at"})
 # OpenAI requires these two; when absent they mean the API's defaults, so the defaults are not stored.
 _EXTRA_DEFAULTS: Mapping[str, Any] = {"parallel_tool_calls": True, "tool_choice": "auto"}
 
@@ -298,7 +298,10 @@ class ResponseRecord:
     it. A store never edits a record; a change stores a new record with ``version`` one higher.
 
     ``owner`` is the tenant the record belongs to (``None`` is an owner like any other) and ``version`` counts
-    changes; neither is part of OpenAI's JSON. ``extra`` carries any other top-level OpenAI field
+    changes; neither is part of OpenAI's JSON. ``lease_holder`` and ``lease_expires_at`` describe the lease of a
+    queued or in-progress response (see :meth:`~responsestore.BaseStore.renew`): who runs it, and until when it
+    counts as running; a final response holds no lease. They are not part of OpenAI's JSON either.
+    ``extra`` carries any other top-level OpenAI field
     (``temperature``, ``text``, ``reasoning``, ...) verbatim, so a response read with :meth:`from_openai`
     writes back unchanged.
 
@@ -327,6 +330,8 @@ class ResponseRecord:
     owner: str | None = attrs.field(default=None, validator=_check_optional_str("owner"))
     version: int = attrs.field(default=1, validator=_check_version)
     extra: FrozenDict = attrs.field(default=None, converter=check_extra)
+    lease_holder: str | None = attrs.field(default=None, validator=_check_optional_str("lease_holder"))
+    lease_expires_at: float | None = attrs.field(default=None, validator=_check_time("lease_expires_at"))
 
     @property
     def is_terminal(self) -> bool:
@@ -427,6 +432,8 @@ class ResponseRecord:
         """Return every field as fresh plain JSON (the storage form durable backends write)."""
         data = self._plain()
         data.update(input=thaw(self.input), owner=self.owner, version=self.version)
+        if self.lease_expires_at is not None or self.lease_holder is not None:
+            data.update(lease_holder=self.lease_holder, lease_expires_at=self.lease_expires_at)
         return data
 
     @classmethod
@@ -439,12 +446,16 @@ class ResponseRecord:
         if not isinstance(data, Mapping):
             raise InvalidArgument(f"expected a stored record, not {type(data).__name__}")
         rest = {k: v for k, v in data.items() if k not in _INTERNAL}
-        return cls._read(
+        record = cls._read(
             rest,
             input=data.get("input") or (),
             owner=data.get("owner"),
             version=data.get("version", 1),
         )
+        holder, expires = data.get("lease_holder"), data.get("lease_expires_at")
+        if holder is None and expires is None:
+            return record
+        return attrs.evolve(record, lease_holder=holder, lease_expires_at=expires)
 
 
 def _same_json(value: object, default: object) -> bool:

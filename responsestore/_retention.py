@@ -27,13 +27,16 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ._checks import check_int, describe
+from ._json import to_json_text
 from ._timeouts import check_interval
 from .errors import InvalidArgument
 
 if TYPE_CHECKING:
     from ._contract import BaseStore
+    from ._records import ResponseRecord
 
 __all__ = [
+    "DEFAULT_MAX_BYTES",
     "DEFAULT_MAX_RECORDS",
     "DEFAULT_TTL",
     "MAX_SWEEP_BACKOFF",
@@ -43,7 +46,10 @@ __all__ = [
     "StoreStats",
     "Sweeper",
     "SweeperStats",
+    "check_max_bytes",
     "check_ttl",
+    "record_size",
+    "resize",
 ]
 
 #: OpenAI keeps responses for 30 days.
@@ -54,6 +60,9 @@ DEFAULT_MAX_RECORDS = 10_000
 
 #: How many expired records a write sweeps at most, so no single write pays for a large backlog.
 SWEEP_BATCH = 16
+
+#: The default ``max_bytes`` of the memory store: 1 GiB of records and event logs.
+DEFAULT_MAX_BYTES = 1 << 30
 
 #: ``create(ttl=...)`` left out: the record gets the store's ttl.
 USE_STORE_TTL: Any = object()
@@ -90,21 +99,43 @@ def check_max_records(value: object) -> int | None:
     return check_int(value, "max_records", minimum=1, optional=True)
 
 
+def check_max_bytes(value: object) -> int | None:
+    """Return ``max_bytes``: an int >= 1, or ``None`` for no bound.
+
+    Raises:
+        InvalidArgument: the value is not an int >= 1 or ``None``.
+    """
+    return check_int(value, "max_bytes", minimum=1, optional=True)
+
+
 @attrs.frozen(slots=True)
 class Retention:
-    """A store's retention settings: ``ttl`` seconds (``None``: never expire) and ``max_records`` (``None``: no cap)."""
+    """A store's retention settings.
+
+    ``ttl`` seconds (``None``: never expire), ``max_records`` (``None``: no cap) and ``max_bytes`` (``None``: no
+    bound on the bytes of the records and their event logs, as :func:`record_size` and the logs count them).
+    """
 
     ttl: float | None = DEFAULT_TTL
     max_records: int | None = DEFAULT_MAX_RECORDS
+    max_bytes: int | None = None
 
     @classmethod
-    def from_arguments(cls, ttl: object, max_records: object) -> Retention:
-        """Validate a store constructor's ``ttl`` and ``max_records``.
+    def from_arguments(cls, ttl: object, max_records: object, max_bytes: object = None) -> Retention:
+        """Validate a store constructor's ``ttl``, ``max_records`` and ``max_bytes``.
 
         Raises:
-            InvalidArgument: either is invalid.
+            InvalidArgument: one is invalid.
         """
-        return cls(ttl=check_ttl(ttl), max_records=check_max_records(max_records))
+        return cls(ttl=check_ttl(ttl), max_records=check_max_records(max_records), max_bytes=check_max_bytes(max_bytes))
+
+    def over(self, records: int, total_bytes: int) -> str | None:
+        """Which bound a store of ``records`` records and ``total_bytes`` bytes is over (``None``: neither)."""
+        if self.max_records is not None and records > self.max_records:
+            return "max_records"
+        if self.max_bytes is not None and total_bytes > self.max_bytes:
+            return "max_bytes"
+        return None
 
     def record_ttl(self, ttl: object) -> float | None:
         """The TTL of a new record: ``create``'s ``ttl`` argument, or the store's when it is left out."""
@@ -118,6 +149,7 @@ class StoreStats:
     ``records`` and ``by_status`` count visible records (expired ones are swept first). ``created``,
     ``deleted``, ``evicted`` and ``expired`` count events since the store was opened (for durable backends:
     since the database was created). ``records == created - deleted - evicted - expired`` always holds.
+    ``bytes`` is what the visible records and their event logs take, as ``max_bytes`` counts them.
     """
 
     records: int
@@ -126,6 +158,8 @@ class StoreStats:
     deleted: int
     evicted: int
     expired: int
+    #: The bytes the visible records and their event logs take, as ``max_bytes`` counts them.
+    bytes: int = 0
 
 
 @attrs.frozen(slots=True)
@@ -250,3 +284,54 @@ class Sweeper:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+# ---------------------------------------------------------------------------------------------- sizes
+
+#: What a record's scalar fields (times, status, version, flags, keys) take in its JSON, roughly; added to the
+#: sizes of its text and JSON fields.
+RECORD_OVERHEAD = 256
+
+_TEXT_FIELDS = ("id", "model", "instructions", "previous_response_id", "owner", "lease_holder")
+_JSON_FIELDS = ("input", "output", "tools", "metadata", "usage", "error", "incomplete_details", "extra")
+
+
+def _text_size(value: str | None) -> int:
+    if value is None:
+        return 0
+    return len(value) if value.isascii() else len(value.encode())
+
+
+def _json_size(value: Any) -> int:
+    if not value:
+        return 0
+    text = to_json_text(value)
+    return len(text) if text.isascii() else len(text.encode())
+
+
+def record_size(record: ResponseRecord) -> int:
+    """The bytes a record counts for against ``max_bytes``, the same on every backend.
+
+    Its text and JSON fields as UTF-8 JSON, plus :data:`RECORD_OVERHEAD` for the rest, whatever the backend stores
+    on disk or in memory.
+    """
+    size = RECORD_OVERHEAD
+    for name in _TEXT_FIELDS:
+        size += _text_size(getattr(record, name))
+    for name in _JSON_FIELDS:
+        size += _json_size(getattr(record, name))
+    return size
+
+
+def resize(old: ResponseRecord, old_size: int, new: ResponseRecord) -> int:
+    """:func:`record_size` of ``new``, from that of ``old``: only the fields that changed are measured again."""
+    size = old_size
+    for name in _TEXT_FIELDS:
+        before, after = getattr(old, name), getattr(new, name)
+        if before is not after:
+            size += _text_size(after) - _text_size(before)
+    for name in _JSON_FIELDS:
+        before, after = getattr(old, name), getattr(new, name)
+        if before is not after:
+            size += _json_size(after) - _json_size(before)
+    return size

@@ -17,10 +17,12 @@ __all__ = [
     "EventLogFull",
     "InvalidArgument",
     "InvalidTransition",
+    "LeaseLost",
     "LockError",
     "ResponseExists",
     "ResponseNotFound",
     "ResponseStoreError",
+    "SequenceConflict",
     "StorageError",
     "StoreFull",
     "VersionConflict",
@@ -109,20 +111,28 @@ class LockError(ResponseStoreError, RuntimeError):
 
 
 class StoreFull(ResponseStoreError):
-    """The store holds ``max_records`` records and none can be evicted.
+    """The store is at its capacity (``max_records`` records, or ``max_bytes`` bytes) and nothing can be evicted.
 
-    Every record is queued or in progress, or belongs to the chain the new response continues. Nothing was
-    stored. Finish or delete active responses, or raise ``max_records``.
+    Only finished records are evicted: every other record is queued or in progress, or belongs to the chain the
+    new response continues. Nothing was stored or changed. Finish or delete active responses, or raise the bound.
+    ``max_records`` and ``max_bytes`` are the store's bounds; ``bound`` names the one that was reached
+    (``"max_records"`` or ``"max_bytes"``).
     """
 
-    def __init__(self, id: str, max_records: int) -> None:
+    def __init__(self, id: str, max_records: int | None, *, max_bytes: int | None = None, bound: str = "") -> None:
+        bound = bound or ("max_records" if max_records is not None else "max_bytes")
+        if bound == "max_records":
+            held = f"its maximum of {max_records} records"
+        else:
+            held = f"its maximum of {max_bytes} bytes"
         super().__init__(
-            f"cannot store response {describe(id, _ID_CHARS)}: the store holds its maximum of {max_records} records "
-            "and none can "
-            "be evicted (each is queued, in progress, or part of the chain being continued)",
+            f"cannot store response {describe(id, _ID_CHARS)}: the store holds {held} and none can be evicted "
+            "(each is queued, in progress, or part of the chain being continued)",
             id=id,
         )
         self.max_records = max_records
+        self.max_bytes = max_bytes
+        self.bound = bound
 
 
 class EventLogClosed(ResponseStoreError):
@@ -140,6 +150,40 @@ class EventLogClosed(ResponseStoreError):
 
 class EventLogFull(ResponseStoreError):
     """Appending the event would exceed the log's ``max_events`` or ``max_event_bytes``; nothing was appended."""
+
+
+class LeaseLost(ResponseStoreError):
+    """A write named a lease ``holder`` that does not hold the response's lease; nothing was changed.
+
+    The response finished (a final response holds no lease), was taken over, or is another creation of the same
+    id (deleted, then created again). A run that gets this has lost its response and must stop writing to it.
+    """
+
+    def __init__(self, id: str, holder: str, held_by: str | None, status: str) -> None:
+        if held_by is None:
+            why = f"it holds no lease (it is {describe(status)})"
+        else:
+            why = f"its lease is held by {describe(held_by, 80)}"
+        super().__init__(f"response {describe(id, _ID_CHARS)} is not held by {describe(holder, 80)}: {why}", id=id)
+        self.holder = holder
+        self.held_by = held_by
+        self.status = status
+
+
+class SequenceConflict(ResponseStoreError):
+    """``expected_events`` did not match the number of events the response's log holds; nothing was appended.
+
+    ``expected`` is what the caller said the log holds, ``actual`` what it holds. A writer that retries an append
+    whose reply it lost learns from ``actual`` whether the first attempt landed.
+    """
+
+    def __init__(self, id: str, expected: int, actual: int) -> None:
+        super().__init__(
+            f"the event log of response {describe(id, _ID_CHARS)} holds {actual} events, not the expected {expected}",
+            id=id,
+        )
+        self.expected = expected
+        self.actual = actual
 
 
 class WaitTimeout(ResponseStoreError, TimeoutError):

@@ -23,12 +23,14 @@ import pytest
 from responsestore import (
     BaseStore,
     InvalidTransition,
+    LeaseLost,
     ResponseRecord,
     ResponseStatus,
     VersionConflict,
     _lifecycle,
 )
-from responsestore._events import prepare_event
+from responsestore._contract import LogWrite
+from responsestore._events import encode_batch, prepare_events
 from responsestore.testing._clock import FakeClock
 
 from .base import ContractBase
@@ -149,7 +151,7 @@ def walk_all(store: BaseStore, order: str, limit: int) -> list[ResponseRecord]:
 class ConcurrencyTests(ContractBase):
     """Many threads on one store: no lost update, one winner per race, consistent pages, immediate visibility."""
 
-    @pytest.mark.parametrize("overtaken_by", ["update", "append_event", "delete"])
+    @pytest.mark.parametrize("overtaken_by", ["update", "append_event", "delete", "recreate"])
     def test_a_write_decided_on_a_stale_read_changes_nothing(
         self, store: BaseStore, clock: FakeClock, overtaken_by: str
     ) -> None:
@@ -157,31 +159,57 @@ class ConcurrencyTests(ContractBase):
 
         A lost update in one thread: read, let another writer in, then commit what was decided on the old read.
         ``_swap``, ``_append`` and ``_remove`` must each return ``False`` and change nothing, whether the other
-        writer changed the record (a new version), only its event log (same version, one more event), or deleted
-        it. The racing tests below find the same bug only if the threads happen to interleave just so.
+        writer changed the record (a new version), only its event log (same version, one more event), deleted
+        it, or deleted it and created the same id again (a new incarnation at version 1 with an empty log, which
+        a check of versions and event counts alone cannot tell from the old one). The racing tests below find the
+        same bug only if the threads happen to interleave just so.
         """
-        record = store.create("m", background=True)
+        record = store.create("m", background=True, id="resp_stale_write")
         stale = store._read(None, record.id)
         assert stale is not None
         if overtaken_by == "update":
             store.update(record.id, metadata={"by": "winner"})
         elif overtaken_by == "append_event":
             store.append_event(record.id, {"type": "response.output_text.delta", "delta": "winner"})
+        elif overtaken_by == "delete":
+            store.delete(record.id)
         else:
             store.delete(record.id)
+            store.create("other", "a new creation", background=True, id=record.id)
 
         def state() -> Any:
             return (store._read(None, record.id), store.events(record.id)) if record.id in store else None
 
         after = state()
         late = _lifecycle.update(stale.record, clock(), _lifecycle.prepare_update({"metadata": {"by": "loser"}}))
-        event, size = store._next_event(stale, *prepare_event({"type": "response.output_text.delta", "delta": "x"}))
-        assert store._swap(stale, late, None, 0) is False, "_swap committed a write decided on a stale read"
-        assert store._swap(stale, late, event, size) is False, "_swap committed a write decided on a stale read"
-        assert store._append(stale, event, size) is False, "_append committed an event decided on a stale read"
+        batch = prepare_events([{"type": "response.output_text.delta", "delta": "x"}])
+        encoded = encode_batch(batch, stale.events)
+        log = LogWrite(encoded.text, stale.events, 1, stale.event_bytes + batch.size, encoded.stored, replace=False)
+        assert store._swap(stale, late, stale.size, None) is False, "_swap committed a write decided on a stale read"
+        assert store._swap(stale, late, stale.size, log) is False, "_swap committed a write decided on a stale read"
+        assert store._append(stale, log) is False, "_append committed an event decided on a stale read"
         if overtaken_by != "append_event":  # a new event leaves the version, so removing is still allowed then
-            assert store._remove(stale.record) is False, "_remove deleted a record at a version it no longer has"
+            assert store._remove(stale) is False, "_remove deleted a record at a version it no longer has"
         assert state() == after
+        store._check()
+
+    def test_a_lease_holder_never_writes_to_a_later_creation_of_its_id(self, store: BaseStore) -> None:
+        """A run that holds the lease of one creation of an id cannot write to the next creation of that id."""
+        first = store.create("m", background=True, id="resp_reused", lease=30, holder="run-1")
+        store.delete(first.id)
+        second = store.create("m", background=True, id="resp_reused", lease=30, holder="run-2")
+        for write in (
+            lambda: store.append_events(
+                first.id, [{"type": "response.output_text.delta", "delta": "x"}], holder="run-1"
+            ),
+            lambda: store.start(first.id, holder="run-1"),
+            lambda: store.complete(first.id, holder="run-1"),
+            lambda: store.renew(first.id, lease=30, holder="run-1"),
+        ):
+            with pytest.raises(LeaseLost, match="run-2"):
+                write()
+        assert store.get(second.id) == second
+        assert store.events(second.id) == ()
         store._check()
 
     @pytest.fixture
