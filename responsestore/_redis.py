@@ -4,34 +4,49 @@ Layout: every key of a store starts with ``{PREFIX}:``, so all of them share one
 cluster slot (one store = one slot; spread a deployment over a cluster by running several prefixes). ``K`` below
 is a record's key: its owner's encoding, length-prefixed, then its id, so every ``(owner, id)`` has its own.
 
-- ``{P}:r:K`` (hash): one record. ``j`` its JSON (:meth:`ResponseRecord.to_dict`), ``v`` version, ``st``
-  status, ``s`` creation sequence, ``m`` its member in the owner's order index, ``ok`` its owner's encoding,
-  ``p`` its ``previous_response_id``, ``t`` its ttl and ``e`` its absolute expiry (store clock), ``n`` and
-  ``b`` the number and bytes of its events.
-- ``{P}:e:K`` (list): the record's event log, one JSON text per event.
-- ``{P}:o:OWNER`` (sorted set, all scores 0): the owner's records in creation order. Each member is the
-  order-preserving hex of ``created_at``, then the hex creation sequence, then the id, so lexicographic ranges
-  (``ZRANGE ... BYLEX``) walk ``(created_at, seq)`` order and a cursor step is O(log n).
-- ``{P}:x`` (sorted set by expiry) and ``{P}:u`` (finished records by recency tick): sweeping and eviction.
+- ``{P}:h:K`` (string): a record's header, 13 fields separated by spaces: creation sequence (the incarnation),
+  version, status, event count, event bytes (as counted against ``max_event_bytes``), the record's size
+  (``record_size``), the log's stored bytes, the number of chunks, absolute expiry (store clock) and ttl, the
+  order head of its lease expiry, the order head of ``created_at``, and ``previous_response_id``; ``!`` stands
+  for "none".
+- ``{P}:r:K`` (string): the record's JSON (:meth:`ResponseRecord.to_dict`), never pickle.
+- ``{P}:l:K:N`` (strings): the event log's chunks ``1 .. N``, each ``"FIRST COUNT TEXT"``: the number of its first
+  event, how many it holds, and the text :mod:`responsestore._events` encoded. A reader from event ``A`` walks
+  back from the last chunk and reads only the chunks that hold events after ``A``.
+- ``{P}:i`` (sorted set, all scores 0, ordered by member): every index on records, one member each, by prefix:
+  ``o`` + owner + ``created_at`` + creation sequence + id (each owner's creation order: lexicographic ranges walk
+  ``(created_at, seq)`` order and a cursor step is O(log n)), ``x`` + expiry + ``K`` (sweeping), ``l`` + lease
+  expiry + sequence + ``K`` (leases that ran out). Times are 16 hex digits that sort as the numbers do.
+- ``{P}:u`` (sorted set by recency tick): finished records, for eviction.
 - ``{P}:t`` (hash ``K`` -> order member) and ``{P}:q`` (sorted set by removal number): where the last
   ``min(10_000, max_records)`` removed records stood, for cursors.
-- ``{P}:c`` (hash): lifetime counts, one count per status, the recency tick and the creation sequence.
-- ``{P}:w``: the pub/sub channel every write publishes the written record's key on.
+- ``{P}:c`` (string): the counters, 16 numbers: creation sequence (= records created), deleted, evicted, expired,
+  removals, recency tick, a lower bound of the earliest expiry, bytes, bytes of active records, tombstones, and one
+  count per status.
+- ``{P}:w``: the pub/sub channel every write that changes or removes records publishes their keys on (one JSON
+  list per write).
 
-Operations: every write of the contract (``_put_new`` with its sweep, refresh and capacity rule, ``_swap`` with
-its version and event-count check and its event, ``_append``, ``_remove``, ``_sweep``, queued recency marks) is
-one call of one Lua script (``EVALSHA``, loaded again on ``NOSCRIPT``), atomic on the server. The script stores,
-indexes and compares; the rules stay in Python. A refused write changes nothing visible: before it refuses,
-a script may only apply this process's queued recency marks and reclaim expired records, as any write does. A
-``get`` is one ``HMGET``; a chain, a page, a record with its events and the stats are each one read-only script
-call (one consistent snapshot).
+Operations: every write of the contract (``_put_new`` with its sweep, refresh and capacity rules, ``_swap``,
+``_append``, ``_remove``, ``_leased``, ``_sweep``, queued recency marks) is one call of one Lua script
+(``EVALSHA``, loaded again on ``NOSCRIPT``), atomic on the server. The script stores, indexes and compares; the
+rules stay in Python. A script reads what it decides on with one ``MGET`` (the record's header, the counters,
+the headers of the records it touches) and *stages* its writes, then sends them once at its end: one ``DEL``,
+one ``ZREM`` and one ``ZADD`` per sorted set, one ``MSET`` of every string (headers, records, chunks, counters)
+and at most one ``PUBLISH``, however many records it changes. A refused write changes nothing visible: before it
+refuses, a script may only apply this process's queued recency marks and reclaim expired records, as any write
+does. A ``get`` is one ``MGET`` (header and JSON); a chain, a page, a record with its events and the stats are
+each one read-only script call (one consistent snapshot).
 
 Expiry: the store's clock decides, as on every backend (the clock may be a fake one in tests), so the expiry
-index ``{P}:x`` is authoritative and written by the same script as the data. Redis key expiry is not used: a key
-Redis deleted on its own would leave index entries and counters behind, and a store clock that is not the
-server's wall clock (a fake clock, or skew between hosts) would make Redis delete records the store still
-shows. Expired records are invisible at once and are reclaimed by the sweep every write does, by
+index is authoritative and written by the same script as the data. Redis key expiry is not used: a key Redis
+deleted on its own would leave index entries and counters behind, and a store clock that is not the server's
+wall clock (a fake clock, or skew between hosts) would make Redis delete records the store still shows. Expired
+records are invisible at once and are reclaimed by the sweep of a write (the counters hold a lower bound of the
+earliest expiry, so a write looks at the index only when something may be due), by
 :meth:`~responsestore.BaseStore.sweep`, or by a :class:`~responsestore.Sweeper`.
+
+Leases: an active record with a lease has its ``l`` member. A finished record keeps its last member (finishing
+does not pay for removing it): ``_leased`` drops every such member it passes, and removing the record drops it.
 
 Recency without writes on reads: like the SQLite backend, a read that uses a finished record queues its mark in
 this process (at most :data:`TOUCH_LOG`) and the next write of this process sends them first, in the same script.
@@ -56,16 +71,16 @@ import redis.exceptions
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from ._checks import check_text, describe
-from ._contract import DEFAULT_MAX_CHAIN_DEPTH, TOUCH_LOG, BaseStore, Clock, Stored, cursor_memory
-from ._events import DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_EVENTS
-from ._json import FrozenDict, freeze_object, thaw
+from ._checks import check_int, check_text, describe
+from ._contract import DEFAULT_MAX_CHAIN_DEPTH, TOUCH_LOG, BaseStore, Clock, LogWrite, Stored, cursor_memory
+from ._events import DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_EVENTS, Chunk
+from ._json import FrozenDict
 from ._owners import encodable as _encodable
 from ._owners import owner_key as _owner_key
 from ._owners import owner_of as _owner_of
 from ._paging import Page, PageQuery, paginate_records, unknown_cursor
 from ._records import ResponseRecord, ResponseStatus
-from ._retention import DEFAULT_MAX_RECORDS, DEFAULT_TTL, SWEEP_BATCH, StoreStats
+from ._retention import DEFAULT_MAX_RECORDS, DEFAULT_TTL, SWEEP_BATCH, StoreStats, record_size
 from ._waiting import Subscription, Waker
 from .errors import InvalidArgument, ResponseExists, ResponseStoreError, StorageError, StoreFull
 
@@ -84,193 +99,576 @@ DEFAULT_SOCKET_TIMEOUT = 5.0
 DEFAULT_POLL_INTERVAL = 0.1
 
 _STATUSES = tuple(status.value for status in ResponseStatus)
-_TERMINAL = tuple(status.value for status in ResponseStatus if status.is_terminal)
-_MAX_LIST_INDEX = 2**62
+_TERMINAL = frozenset(status.value for status in ResponseStatus if status.is_terminal)
 _SCAN_BATCH = 256
 #: Parsed records kept per store (the newest version seen of each key).
 _CACHE_RECORDS = 4096
+#: Fields of a record's header, and of the counters.
+_HEADER_FIELDS = 13
+_COUNTERS = ("seq", "deleted", "evicted", "expired", "removals", "tick", "hint", "bytes", "active_bytes", "tombs")
+_NONE = "!"
 
 # ---------------------------------------------------------------------------------------------- the scripts
 #
 # KEYS[1] is the store's counters key "{P}:c" (it routes the call to the store's slot); every other key is named
 # from it. ARGV[1] is the operation, ARGV[2] the store clock's reading. Numbers go to Redis as the strings Python
-# wrote (a Lua number turned into a string keeps only 14 digits), or through string.format("%.17g").
+# wrote (a Lua number turned into a string by tostring keeps only 14 digits), or through string.format: "%.17g"
+# for times (exact), "%.0f" for counts. A missing key reads as false in Lua.
 
 _LUA_COMMON = """
 local C = KEYS[1]
 local B = string.sub(C, 1, -2)
-local NOW = ARGV[2]
-local now = tonumber(NOW)
+local I, U, T, Q = B .. 'i', B .. 'u', B .. 't', B .. 'q'
+local now = tonumber(ARGV[2])
 local MEMORY = __MEMORY__
-local STATUSES = {__STATUSES__}
+local SLOTS = {__SLOTS__}
 local TERMINAL = {__TERMINAL__}
-local removed = {}
+local SEQ, DELETED, EVICTED, EXPIRED, REMOVALS, TICK, HINT, BYTES, ABYTES, TOMBS = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
+local QUEUED, IN_PROGRESS, NCOUNTERS = SLOTS['queued'], SLOTS['in_progress'], __NCOUNTERS__
+local cnt = {}
 
-local function visible(e)
-  return (not e) or tonumber(e) > now
+-- 16 hex digits that sort as the double x does (its IEEE bits, sign-flipped), as _order_head in Python.
+local function head(x)
+  local b = {string.byte(struct.pack('>d', x), 1, 8)}
+  if b[1] >= 128 then
+    for i = 1, 8 do b[i] = 255 - b[i] end
+  else
+    b[1] = b[1] + 128
+  end
+  return string.format('%02x%02x%02x%02x%02x%02x%02x%02x', unpack(b))
 end
 
-local function count()
-  local counts = redis.call('HMGET', C, unpack(STATUSES))
+local function unhead(hex)
+  local b = {}
+  for i = 1, 8 do b[i] = tonumber(string.sub(hex, 2 * i - 1, 2 * i), 16) or 0 end
+  if b[1] >= 128 then
+    b[1] = b[1] - 128
+  else
+    for i = 1, 8 do b[i] = 255 - b[i] end
+  end
+  return (struct.unpack('>d', string.char(unpack(b))))
+end
+
+local function hex(n)
+  return string.format('%016x', n)
+end
+
+local function count(n)
+  return string.format('%.0f', n)
+end
+
+-- A record's header as a table of its 13 fields, false if there is none; a malformed one is an error (nothing has
+-- been written when a script parses), or false when lenient.
+local function parse(text, lenient)
+  if not text then return false end
+  local h = {}
+  for field in string.gmatch(text, '%S+') do h[#h + 1] = field end
+  if #h ~= 13 or not SLOTS[h[3]] or not tonumber(h[1]) or not tonumber(h[8]) or not tonumber(h[6])
+      or not tonumber(h[7]) or (h[9] ~= '!' and not tonumber(h[9])) then
+    if lenient then return false end
+    error('responsestore: a damaged record header: ' .. string.sub(text, 1, 80))
+  end
+  return h
+end
+
+local function visible(h)
+  return h[9] == '!' or tonumber(h[9]) > now
+end
+
+local function load(text)
+  if not text then
+    for i = 1, NCOUNTERS do cnt[i] = 0 end
+    cnt[HINT] = math.huge
+    return
+  end
+  for field in string.gmatch(text, '%S+') do cnt[#cnt + 1] = tonumber(field) end
+  if #cnt ~= NCOUNTERS then error('responsestore: damaged counters: ' .. string.sub(text, 1, 200)) end
+end
+
+local function save()
+  local out = {}
+  for i = 1, NCOUNTERS do
+    if i == HINT then out[i] = string.format('%.17g', cnt[i]) else out[i] = count(cnt[i]) end
+  end
+  return table.concat(out, ' ')
+end
+
+local function records()
   local n = 0
-  for i = 1, #counts do n = n + (tonumber(counts[i]) or 0) end
+  for _, slot in pairs(SLOTS) do n = n + cnt[slot] end
   return n
+end
+
+-- (owner prefix, id) of a record key "LEN:OWNERid"
+local function split(k)
+  local n = string.match(k, '^(%d+):')
+  local cut = #n + 1 + tonumber(n)
+  return string.sub(k, 1, cut), string.sub(k, cut + 1)
+end
+
+local function order_member(k, h)
+  local kp, id = split(k)
+  return 'o' .. kp .. h[12] .. hex(tonumber(h[1])) .. id
+end
+
+local function expiry_member(k, h)
+  return 'x' .. head(tonumber(h[9])) .. k
+end
+
+local function lease_member(k, h)
+  return 'l' .. h[11] .. hex(tonumber(h[1])) .. k
+end
+
+-- MGET of any number of keys (unpack has a limit), false for missing ones
+local function mget(keys)
+  local out = {}
+  for i = 1, #keys, 1000 do
+    local part = redis.call('MGET', unpack(keys, i, math.min(i + 999, #keys)))
+    for j = 1, #part do out[#out + 1] = part[j] end
+  end
+  return out
+end
+
+-- a command with a key and a list of arguments, in parts of at most 1000 items of `width` arguments
+local function call(command, key, args, width)
+  local total = 0
+  local step = 1000 * width
+  for i = 1, #args, step do
+    local last = math.min(i + step - 1, #args)
+    local result
+    if key then
+      result = redis.call(command, key, unpack(args, i, last))
+    else
+      result = redis.call(command, unpack(args, i, last))
+    end
+    if type(result) == 'number' then total = total + result end
+  end
+  return total
 end
 """
 
 _LUA_WRITE = """
-local function unlink(k, why)
-  local rk = B .. 'r:' .. k
-  local f = redis.call('HMGET', rk, 'st', 'm', 'ok')
-  redis.call('DEL', rk, B .. 'e:' .. k)
-  redis.call('ZREM', B .. 'x', k)
-  redis.call('ZREM', B .. 'u', k)
-  if f[1] then
-    redis.call('ZREM', B .. 'o:' .. f[3], f[2])
-    redis.call('HINCRBY', C, f[1], -1)
-    redis.call('HINCRBY', C, why, 1)
-    redis.call('HSET', B .. 't', k, f[2])
-    local n = redis.call('HINCRBY', C, 'removals', 1)
-    redis.call('ZADD', B .. 'q', n, k)
-    if redis.call('ZCARD', B .. 'q') > MEMORY then
-      local oldest = redis.call('ZPOPMIN', B .. 'q')
-      redis.call('HDEL', B .. 't', oldest[1])
-    end
-  end
-  removed[#removed + 1] = k
-  redis.call('PUBLISH', B .. 'w', k)
+local MAXR = tonumber(ARGV[3])
+local MAXB = tonumber(ARGV[4])
+local ntouches = tonumber(ARGV[5])
+local touched = {}
+for i = 1, ntouches do touched[i] = ARGV[5 + i] end
+local a = 6 + ntouches
+local op = ARGV[1]
+
+-- Writes are staged and sent once, at the end (flush): a few commands however many records a script changes.
+local sets, setkeys, dels = {}, {}, {}
+local iadd, irem, uadd, urem = {}, {}, {}, {}
+local tombs, gone, removed, published = {}, {}, {}, {}
+local staged_expiry = math.huge
+local before = nil
+
+local function set(key, value)
+  if sets[key] == nil then setkeys[#setkeys + 1] = key end
+  sets[key] = value
 end
 
-local function sweep(limit)
-  local ks
-  if limit then
-    ks = redis.call('ZRANGE', B .. 'x', '-inf', NOW, 'BYSCORE', 'LIMIT', 0, limit)
-  else
-    ks = redis.call('ZRANGE', B .. 'x', '-inf', NOW, 'BYSCORE')
-  end
-  for _, k in ipairs(ks) do unlink(k, 'expired') end
-  return #ks
+local function del(key)
+  if sets[key] ~= nil then sets[key] = false end
+  dels[#dels + 1] = key
+end
+
+local function index_add(m)
+  iadd[m] = true
+end
+
+local function index_remove(m)
+  iadd[m] = nil
+  irem[m] = true
+end
+
+local function expires(k, e)
+  index_add('x' .. head(e) .. k)
+  if e < staged_expiry then staged_expiry = e end
+  if e < cnt[HINT] then cnt[HINT] = e end
 end
 
 local function used(k)
-  local tick = redis.call('HINCRBY', C, 'tick', 1)
-  redis.call('ZADD', B .. 'u', tick, k)
+  cnt[TICK] = cnt[TICK] + 1
+  uadd[k] = cnt[TICK]
+  urem[k] = nil
 end
 
-local function reply(code, value)
-  local out = {code, value}
-  for i = 1, #removed do out[#out + 1] = removed[i] end
+local function members(set_)
+  local out = {}
+  for m in pairs(set_) do out[#out + 1] = m end
   return out
 end
 
-local touches = tonumber(ARGV[3])
-for i = 4, 3 + touches do
-  local st = redis.call('HGET', B .. 'r:' .. ARGV[i], 'st')
-  if st and TERMINAL[st] then used(ARGV[i]) end
+local function flush_recency()
+  local rem = members(urem)
+  if #rem > 0 then call('ZREM', U, rem, 1) end
+  local add = {}
+  for k, tick in pairs(uadd) do
+    add[#add + 1] = tick
+    add[#add + 1] = k
+  end
+  if #add > 0 then call('ZADD', U, add, 2) end
+  uadd, urem = {}, {}
 end
-local a = 4 + touches
-local op = ARGV[1]
+
+local function flush()
+  if #dels > 0 then call('DEL', nil, dels, 1) end
+  local rem = members(irem)
+  if #rem > 0 then call('ZREM', I, rem, 1) end
+  local add = {}
+  for m in pairs(iadd) do
+    add[#add + 1] = 0
+    add[#add + 1] = m
+  end
+  if #add > 0 then call('ZADD', I, add, 2) end
+  flush_recency()
+  if #tombs > 0 then
+    local fields, queue = {}, {}
+    for _, tomb in ipairs(tombs) do
+      fields[#fields + 1] = tomb[1]
+      fields[#fields + 1] = tomb[2]
+      queue[#queue + 1] = tomb[3]
+      queue[#queue + 1] = tomb[1]
+    end
+    call('HSET', T, fields, 2)
+    cnt[TOMBS] = cnt[TOMBS] + call('ZADD', Q, queue, 2)
+    if cnt[TOMBS] > MEMORY then
+      local oldest = redis.call('ZPOPMIN', Q, cnt[TOMBS] - MEMORY)
+      local keys = {}
+      for i = 1, #oldest, 2 do keys[#keys + 1] = oldest[i] end
+      call('HDEL', T, keys, 1)
+      cnt[TOMBS] = cnt[TOMBS] - #keys
+    end
+  end
+  local counters = save()
+  if counters ~= before then set(C, counters) end
+  local pairs_ = {}
+  for _, key in ipairs(setkeys) do
+    if sets[key] then
+      pairs_[#pairs_ + 1] = key
+      pairs_[#pairs_ + 1] = sets[key]
+    end
+  end
+  if #pairs_ > 0 then call('MSET', nil, pairs_, 2) end
+  if #published > 0 then redis.call('PUBLISH', B .. 'w', cjson.encode(published)) end
+end
+
+local function reply(code, value, payload)
+  flush()
+  return {code, value, removed, payload or {}}
+end
+
+-- the counters, and the headers of `keys` (after the counters in the same MGET); the queued recency marks applied
+local function begin(keys)
+  local list = {C}
+  for _, k in ipairs(keys) do list[#list + 1] = B .. 'h:' .. k end
+  for _, k in ipairs(touched) do list[#list + 1] = B .. 'h:' .. k end
+  local got = mget(list)
+  if not got[1] and redis.call('EXISTS', C) == 1 then
+    error('responsestore: ' .. C .. ' holds data of another layout (an older responsestore): use another prefix')
+  end
+  load(got[1])
+  before = got[1]
+  for i, k in ipairs(touched) do
+    local h = parse(got[1 + #keys + i], true)
+    if h and TERMINAL[h[3]] then used(k) end
+  end
+  local headers = {}
+  for i = 1, #keys do headers[i] = got[1 + i] end
+  return headers
+end
+
+local function unlink(k, h, why)
+  gone[k] = true
+  local st = h[3]
+  cnt[SLOTS[st]] = cnt[SLOTS[st]] - 1
+  cnt[why] = cnt[why] + 1
+  local size = tonumber(h[6]) + tonumber(h[7])
+  cnt[BYTES] = cnt[BYTES] - size
+  if not TERMINAL[st] then cnt[ABYTES] = cnt[ABYTES] - size end
+  del(B .. 'h:' .. k)
+  del(B .. 'r:' .. k)
+  for c = 1, tonumber(h[8]) do del(B .. 'l:' .. k .. ':' .. c) end
+  local m = order_member(k, h)
+  index_remove(m)
+  if h[9] ~= '!' then index_remove(expiry_member(k, h)) end
+  if h[11] ~= '!' then index_remove(lease_member(k, h)) end
+  if TERMINAL[st] then
+    uadd[k] = nil
+    urem[k] = true
+  end
+  cnt[REMOVALS] = cnt[REMOVALS] + 1
+  tombs[#tombs + 1] = {k, m, cnt[REMOVALS]}
+  removed[#removed + 1] = k
+  published[#published + 1] = k
+end
+
+-- remove up to `limit` (false: all) expired records, earliest first; the lower bound of the expiries updated
+local function sweep(limit)
+  if cnt[HINT] > now then return 0 end
+  local swept = 0
+  local start, stop = '[x', '[x' .. head(now) .. '\\255'
+  while true do
+    local want = 256
+    if limit then want = math.min(want, limit - swept) end
+    if want <= 0 then break end
+    local ms = redis.call('ZRANGE', I, start, stop, 'BYLEX', 'LIMIT', 0, want)
+    if #ms == 0 then break end
+    local hks = {}
+    for i, m in ipairs(ms) do hks[i] = B .. 'h:' .. string.sub(m, 18) end
+    local hs = mget(hks)
+    for i, m in ipairs(ms) do
+      local k = string.sub(m, 18)
+      local h = (not gone[k]) and parse(hs[i], true)
+      if h and not visible(h) then
+        unlink(k, h, EXPIRED)
+        swept = swept + 1
+      elseif not gone[k] and not (h and h[9] ~= '!' and expiry_member(k, h) == m) then
+        index_remove(m)  -- a member of no record (a damaged index): it would keep every write sweeping
+      end
+    end
+    start = '(' .. ms[#ms]
+    if #ms < want then break end
+  end
+  local next_ = redis.call('ZRANGE', I, start, '(y', 'BYLEX', 'LIMIT', 0, 1)
+  cnt[HINT] = staged_expiry
+  if next_[1] then cnt[HINT] = math.min(staged_expiry, unhead(string.sub(next_[1], 2, 17))) end
+  return swept
+end
+
+-- evict least recently used finished records (not in `spared`) while `over()`; false if it could not
+local function evict(over, spared)
+  flush_recency()
+  local offset = 0
+  while over() do
+    local ks = redis.call('ZRANGE', U, offset, offset + 63)
+    if #ks == 0 then return false end
+    local hks = {}
+    for i, k in ipairs(ks) do hks[i] = B .. 'h:' .. k end
+    local hs = mget(hks)
+    for i, k in ipairs(ks) do
+      if not over() then return true end
+      local h = (not gone[k]) and parse(hs[i], true)
+      if h and not spared[k] and TERMINAL[h[3]] then unlink(k, h, EVICTED) end
+    end
+    offset = offset + #ks
+  end
+  return true
+end
+
+local function bound(n, bytes)
+  if MAXR and n > MAXR then return 'max_records' end
+  if MAXB and bytes > MAXB then return 'max_bytes' end
+  return false
+end
 
 if op == 'put' then
-  local k, ok, id, mhead, text, status = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5]
-  local ttl, expires, prev, max, created = ARGV[a + 6], ARGV[a + 7], ARGV[a + 8], ARGV[a + 9], ARGV[a + 10]
-  local nkeep = tonumber(ARGV[a + 11])
+  local kp, id, text, status, size = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], tonumber(ARGV[a + 4])
+  local ttl, created, lease, prev = ARGV[a + 5], tonumber(ARGV[a + 6]), ARGV[a + 7], ARGV[a + 8]
+  local nkeep = tonumber(ARGV[a + 9])
+  local k = kp .. id
+  local keys, versions = {k}, {}
+  for i = 1, nkeep do
+    keys[i + 1] = ARGV[a + 8 + 2 * i]
+    versions[i] = ARGV[a + 9 + 2 * i]
+  end
+  local got = begin(keys)
   sweep(__BATCH__)
-  local rk = B .. 'r:' .. k
-  local stale = redis.call('HMGET', rk, 'st', 'e')
-  if stale[1] then
-    if visible(stale[2]) then return reply('exists', 0) end
-    unlink(k, 'expired')
+  local h = (not gone[k]) and parse(got[1])
+  if h then
+    if visible(h) then return reply('exists', 0) end
+    unlink(k, h, EXPIRED)
   end
-  local spared = {}
-  for i = 0, nkeep - 1 do
-    local kk, version = ARGV[a + 12 + 2 * i], ARGV[a + 13 + 2 * i]
-    local f = redis.call('HMGET', B .. 'r:' .. kk, 'v', 'e')
-    if f[1] ~= version or not visible(f[2]) then return reply('changed', 0) end
-    spared[kk] = true
+  local kept = {}
+  for i = 1, nkeep do
+    local hh = (not gone[keys[i + 1]]) and parse(got[i + 1])
+    if not hh or hh[2] ~= versions[i] or not visible(hh) then return reply('changed', 0) end
+    kept[i] = hh
   end
-  local victims = {}
-  if max ~= '' and count() + 1 > tonumber(max) then
-    sweep(nil)
-    local need = count() + 1 - tonumber(max)
-    if need > 0 then
-      local lru = redis.call('ZRANGE', B .. 'u', 0, need + nkeep - 1)
-      for _, kk in ipairs(lru) do
-        if #victims < need and not spared[kk] then victims[#victims + 1] = kk end
+  local function over()
+    return bound(records() + 1, cnt[BYTES] + size)
+  end
+  if over() then
+    sweep(false)
+    if over() then
+      local spared_n, spared_bytes = 0, 0
+      for _, hh in ipairs(kept) do
+        if TERMINAL[hh[3]] then
+          spared_n = spared_n + 1
+          spared_bytes = spared_bytes + tonumber(hh[6]) + tonumber(hh[7])
+        end
       end
-      if #victims < need then return reply('full', 0) end
+      local evictable = records() - cnt[QUEUED] - cnt[IN_PROGRESS] - spared_n
+      local evictable_bytes = cnt[BYTES] - cnt[ABYTES] - spared_bytes
+      local full = bound(records() + 1 - evictable, cnt[BYTES] - evictable_bytes + size)
+      if full then return reply('full', full) end
     end
   end
-  for i = nkeep - 1, 0, -1 do
-    local kk = ARGV[a + 12 + 2 * i]
-    local kr = B .. 'r:' .. kk
-    local f = redis.call('HMGET', kr, 't', 'st')
-    if f[1] then
-      local e = string.format('%.17g', tonumber(created) + tonumber(f[1]))
-      redis.call('HSET', kr, 'e', e)
-      redis.call('ZADD', B .. 'x', e, kk)
+  for i = nkeep, 1, -1 do
+    local hh, kk = kept[i], keys[i + 1]
+    if hh[10] ~= '!' then
+      local e = created + tonumber(hh[10])
+      local text_e = string.format('%.17g', e)
+      if text_e ~= hh[9] then
+        if hh[9] ~= '!' then index_remove(expiry_member(kk, hh)) end
+        hh[9] = text_e
+        expires(kk, e)
+        set(B .. 'h:' .. kk, table.concat(hh, ' '))
+      end
     end
-    if TERMINAL[f[2]] then used(kk) end
+    if TERMINAL[hh[3]] then used(kk) end
   end
-  for _, kk in ipairs(victims) do unlink(kk, 'evicted') end
-  if redis.call('HDEL', B .. 't', k) == 1 then redis.call('ZREM', B .. 'q', k) end
-  local seq = redis.call('HINCRBY', C, 'seq', 1)
-  redis.call('HINCRBY', C, 'created', 1)
-  redis.call('HINCRBY', C, status, 1)
-  local m = mhead .. string.format('%016x', seq) .. id
-  redis.call('HSET', rk, 'j', text, 'v', '1', 'st', status, 's', seq, 'm', m, 'ok', ok, 'n', '0', 'b', '0')
+  if over() then
+    local spared = {}
+    for i = 2, #keys do spared[keys[i]] = true end
+    if not evict(over, spared) then error('responsestore: the recency index misses finished records') end
+  end
+  local seq = cnt[SEQ] + 1
+  cnt[SEQ] = seq
+  cnt[SLOTS[status]] = cnt[SLOTS[status]] + 1
+  cnt[BYTES] = cnt[BYTES] + size
+  cnt[ABYTES] = cnt[ABYTES] + size
+  local e, lm = '!', '!'
   if ttl ~= '' then
-    redis.call('HSET', rk, 't', ttl, 'e', expires)
-    redis.call('ZADD', B .. 'x', expires, k)
+    local expiry = created + tonumber(ttl)
+    e = string.format('%.17g', expiry)
+    expires(k, expiry)
+  else
+    ttl = '!'
   end
-  if prev ~= '' then redis.call('HSET', rk, 'p', prev) end
-  redis.call('ZADD', B .. 'o:' .. ok, 0, m)
-  redis.call('SADD', B .. 'owners', ok)
-  redis.call('PUBLISH', B .. 'w', k)
+  if lease ~= '' then
+    lm = head(tonumber(lease))
+    index_add('l' .. lm .. hex(seq) .. k)
+  end
+  local mh = head(created)
+  index_add('o' .. kp .. mh .. hex(seq) .. id)
+  if prev == '' then prev = '!' end
+  local fields = {count(seq), '1', status, '0', '0', count(size), '0', '0', e, ttl, lm, mh, prev}
+  set(B .. 'h:' .. k, table.concat(fields, ' '))
+  set(B .. 'r:' .. k, text)
   return reply('ok', seq)
 end
 
 if op == 'swap' or op == 'append' then
-  local k, version, events = ARGV[a], ARGV[a + 1], ARGV[a + 2]
+  local k, incarnation, version, events = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
+  local has_log, replace, first, n, event_bytes, stored, chunk =
+    ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7], ARGV[a + 8], ARGV[a + 9], ARGV[a + 10]
+  local h = begin({k})[1]
   if op == 'swap' then sweep(__BATCH__) end
-  local rk = B .. 'r:' .. k
-  local f = redis.call('HMGET', rk, 'v', 'n', 'e', 'st')
-  if f[1] ~= version or f[2] ~= events or not visible(f[3]) then return reply('changed', 0) end
-  local event, size = ARGV[a + 3], ARGV[a + 4]
-  if event ~= '' then
-    redis.call('RPUSH', B .. 'e:' .. k, event)
-    redis.call('HINCRBY', rk, 'n', 1)
-    redis.call('HINCRBY', rk, 'b', size)
+  h = (not gone[k]) and parse(h)
+  if not h or not visible(h) or h[1] ~= incarnation or h[2] ~= version or h[4] ~= events then
+    return reply('changed', 0)
   end
-  if op == 'swap' then
-    local text, new_version, status = ARGV[a + 5], ARGV[a + 6], ARGV[a + 7]
-    redis.call('HSET', rk, 'j', text, 'v', new_version, 'st', status)
-    if status ~= f[4] then
-      redis.call('HINCRBY', C, f[4], -1)
-      redis.call('HINCRBY', C, status, 1)
+  local status, size = h[3], tonumber(h[6])
+  if op == 'swap' then status, size = ARGV[a + 12], tonumber(ARGV[a + 14]) end
+  local log_bytes, chunks = tonumber(h[7]), tonumber(h[8])
+  local new_log_bytes = log_bytes
+  if has_log == '1' then
+    if replace == '1' then new_log_bytes = tonumber(stored) else new_log_bytes = log_bytes + tonumber(stored) end
+  end
+  local mine = tonumber(h[6]) + log_bytes
+  local grows = size + new_log_bytes - mine
+  if MAXB and grows > 0 and cnt[BYTES] + grows > MAXB then
+    local others = cnt[BYTES] - cnt[ABYTES]
+    if TERMINAL[h[3]] then others = others - mine end
+    if cnt[BYTES] + grows - others > MAXB then
+      if not TERMINAL[status] then return reply('full', 'max_bytes') end
+    else
+      evict(function() return cnt[BYTES] + grows > MAXB end, {[k] = true})
     end
-    if TERMINAL[status] then used(k) end  -- an active record is never evicted: no recency
   end
-  redis.call('PUBLISH', B .. 'w', k)
+  cnt[BYTES] = cnt[BYTES] + grows
+  if not TERMINAL[h[3]] then cnt[ABYTES] = cnt[ABYTES] - mine end
+  if not TERMINAL[status] then cnt[ABYTES] = cnt[ABYTES] + mine + grows end
+  if status ~= h[3] then
+    cnt[SLOTS[h[3]]] = cnt[SLOTS[h[3]]] - 1
+    cnt[SLOTS[status]] = cnt[SLOTS[status]] + 1
+  end
+  if has_log == '1' then
+    if replace == '1' then
+      for c = 2, chunks do del(B .. 'l:' .. k .. ':' .. c) end
+      chunks = 1
+    else
+      chunks = chunks + 1
+    end
+    set(B .. 'l:' .. k .. ':' .. chunks, chunk)
+    h[4] = count(tonumber(first) + tonumber(n))
+    h[5] = event_bytes
+  end
+  h[6], h[7], h[8] = count(size), count(new_log_bytes), count(chunks)
+  if op == 'swap' then
+    h[2], h[3] = ARGV[a + 13], status
+    if TERMINAL[status] then
+      used(k)  -- the last lease member stays until _leased or the record's removal drops it
+    else
+      local lease = ARGV[a + 15]
+      local lm = '!'
+      if lease ~= '' then lm = head(tonumber(lease)) end
+      if lm ~= h[11] then
+        if h[11] ~= '!' then index_remove(lease_member(k, h)) end
+        h[11] = lm
+        if lm ~= '!' then index_add(lease_member(k, h)) end
+      end
+    end
+    set(B .. 'r:' .. k, ARGV[a + 11])
+  end
+  set(B .. 'h:' .. k, table.concat(h, ' '))
+  published[#published + 1] = k
   return reply('ok', 0)
 end
 
 if op == 'remove' then
-  local k, version = ARGV[a], ARGV[a + 1]
+  local k, incarnation, version = ARGV[a], ARGV[a + 1], ARGV[a + 2]
+  local h = begin({k})[1]
   sweep(__BATCH__)
-  local f = redis.call('HMGET', B .. 'r:' .. k, 'v', 'e')
-  if f[1] ~= version or not visible(f[2]) then return reply('changed', 0) end
-  unlink(k, 'deleted')
+  h = (not gone[k]) and parse(h)
+  if not h or not visible(h) or h[1] ~= incarnation or h[2] ~= version then return reply('changed', 0) end
+  unlink(k, h, DELETED)
   return reply('ok', 0)
 end
 
+if op == 'leased' then
+  local limit = tonumber(ARGV[a])
+  begin({})
+  local out = {}
+  local start, stop = '[l', '[l' .. head(now) .. '\\255'
+  while #out < 3 * limit do
+    local ms = redis.call('ZRANGE', I, start, stop, 'BYLEX', 'LIMIT', 0, 64)
+    if #ms == 0 then break end
+    local keys = {}
+    for i, m in ipairs(ms) do
+      keys[2 * i - 1] = B .. 'h:' .. string.sub(m, 34)
+      keys[2 * i] = B .. 'r:' .. string.sub(m, 34)
+    end
+    local got = mget(keys)
+    for i, m in ipairs(ms) do
+      local h = parse(got[2 * i - 1], true)
+      local k = string.sub(m, 34)
+      if not h or h[11] == '!' or lease_member(k, h) ~= m then
+        index_remove(m)  -- a member its record no longer names (a damaged index)
+      elseif TERMINAL[h[3]] then
+        index_remove(m)  -- the last lease of a finished record
+      elseif visible(h) and #out < 3 * limit then
+        out[#out + 1] = h[1]
+        out[#out + 1] = h[2]
+        out[#out + 1] = got[2 * i]
+      end
+    end
+    start = '(' .. ms[#ms]
+    if #ms < 64 then break end
+  end
+  return reply('ok', 0, out)
+end
+
 if op == 'sweep' then
-  local limit = ARGV[a]
-  if limit == '' then limit = nil end
+  begin({})
+  local limit = tonumber(ARGV[a]) or false
   return reply('ok', sweep(limit))
 end
 
 if op == 'flush' then
+  begin({})
   return reply('ok', 0)
 end
 
@@ -283,66 +681,95 @@ local op = ARGV[1]
 if op == 'chain' then
   local kp, id, limit = ARGV[3], ARGV[4], tonumber(ARGV[5])
   local out, seen = {}, {}
-  while id and not seen[id] and #out < 3 * limit do
+  while id and not seen[id] and #out < 2 * limit do
     seen[id] = true  -- a loop (made by deleting and re-creating an id) ends the walk at its first repeat
-    local f = redis.call('HMGET', B .. 'r:' .. kp .. id, 's', 'v', 'j', 'e', 'p')
-    if not f[1] or not visible(f[4]) then break end
-    out[#out + 1] = f[1]
-    out[#out + 1] = f[2]
-    out[#out + 1] = f[3]
-    id = f[5]
+    local got = redis.call('MGET', B .. 'h:' .. kp .. id, B .. 'r:' .. kp .. id)
+    local h = parse(got[1])
+    if not h or not visible(h) then break end
+    out[#out + 1] = got[1]
+    out[#out + 1] = got[2]
+    id = h[13] ~= '!' and h[13] or nil
   end
   return out
 end
 
 if op == 'page' then
-  local ok, kp, kind, cursor, descending, batch = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+  local kp, kind, cursor, descending, batch = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+  local low, high = '[o' .. kp, '(o' .. kp .. '\\255'
   local start
   if kind == 'id' then
-    start = redis.call('HGET', B .. 'r:' .. kp .. cursor, 'm')
-    if not start then start = redis.call('HGET', B .. 't', kp .. cursor) end
+    local h = parse(redis.call('GET', B .. 'h:' .. kp .. cursor))
+    if h then
+      start = order_member(kp .. cursor, h)
+    else
+      start = redis.call('HGET', T, kp .. cursor)
+    end
     if not start then return {'unknown'} end
   elseif kind == 'member' then
     start = cursor
   end
-  local members
+  local ms
   if descending == '1' then
-    members = redis.call('ZRANGE', B .. 'o:' .. ok, start and ('(' .. start) or '+', '-', 'BYLEX', 'REV',
-      'LIMIT', 0, batch)
+    ms = redis.call('ZRANGE', I, start and ('(' .. start) or high, low, 'BYLEX', 'REV', 'LIMIT', 0, batch)
   else
-    members = redis.call('ZRANGE', B .. 'o:' .. ok, start and ('(' .. start) or '-', '+', 'BYLEX',
-      'LIMIT', 0, batch)
+    ms = redis.call('ZRANGE', I, start and ('(' .. start) or low, high, 'BYLEX', 'LIMIT', 0, batch)
   end
-  local out = {'ok', #members > 0 and members[#members] or '', tostring(#members)}
-  for _, m in ipairs(members) do
-    local f = redis.call('HMGET', B .. 'r:' .. kp .. string.sub(m, 33), 's', 'v', 'j', 'e')
-    if f[1] and visible(f[4]) then
-      out[#out + 1] = f[1]
-      out[#out + 1] = f[2]
-      out[#out + 1] = f[3]
+  local out = {'ok', #ms > 0 and ms[#ms] or '', tostring(#ms)}
+  if #ms > 0 then
+    local keys = {}
+    for i, m in ipairs(ms) do
+      local k = kp .. string.sub(m, #kp + 34)
+      keys[2 * i - 1] = B .. 'h:' .. k
+      keys[2 * i] = B .. 'r:' .. k
+    end
+    local got = mget(keys)
+    for i = 1, #ms do
+      local h = parse(got[2 * i - 1])
+      if h and visible(h) then
+        out[#out + 1] = got[2 * i - 1]
+        out[#out + 1] = got[2 * i]
+      end
     end
   end
   return out
 end
 
 if op == 'events' then
-  local k, after = ARGV[3], ARGV[4]
-  local f = redis.call('HMGET', B .. 'r:' .. k, 's', 'v', 'j', 'e')
-  if not f[1] or not visible(f[4]) then return {} end
-  local out = {f[1], f[2], f[3]}
-  local events = redis.call('LRANGE', B .. 'e:' .. k, after, -1)
-  for _, event in ipairs(events) do out[#out + 1] = event end
+  local k, after = ARGV[3], tonumber(ARGV[4])
+  local got = redis.call('MGET', B .. 'h:' .. k, B .. 'r:' .. k)
+  local h = parse(got[1])
+  if not h or not visible(h) then return {} end
+  local out = {got[1], got[2]}
+  local c = tonumber(h[8])
+  if tonumber(h[4]) - 1 > after then
+    local chunks = {}
+    while c >= 1 do
+      local chunk = redis.call('GET', B .. 'l:' .. k .. ':' .. c)
+      chunks[#chunks + 1] = chunk or ''
+      local first = tonumber(string.match(chunk or '', '^(%d+) '))
+      if not first or first - 1 <= after then break end
+      c = c - 1
+    end
+    for i = #chunks, 1, -1 do out[#out + 1] = chunks[i] end
+  end
   return out
 end
 
 if op == 'stats' then
-  local fields = {'created', 'deleted', 'evicted', 'expired', unpack(STATUSES)}
-  local out = redis.call('HMGET', C, unpack(fields))
-  for i = 1, #out do out[i] = tonumber(out[i]) or 0 end
-  local due = redis.call('ZRANGE', B .. 'x', '-inf', NOW, 'BYSCORE')
-  for _, k in ipairs(due) do
-    local st = redis.call('HGET', B .. 'r:' .. k, 'st')
-    if st then out[#out + 1] = st end
+  load(redis.call('GET', C))
+  local out = {save()}
+  if cnt[HINT] <= now then
+    local ms = redis.call('ZRANGE', I, '[x', '[x' .. head(now) .. '\\255', 'BYLEX')
+    local keys = {}
+    for i, m in ipairs(ms) do keys[i] = B .. 'h:' .. string.sub(m, 18) end
+    local got = mget(keys)
+    for i = 1, #ms do
+      local h = parse(got[i], true)
+      if h and not visible(h) then
+        out[#out + 1] = h[3]
+        out[#out + 1] = tostring(tonumber(h[6]) + tonumber(h[7]))
+      end
+    end
   end
   return out
 end
@@ -354,11 +781,13 @@ return redis.error_reply('responsestore: unknown operation ' .. tostring(op))
 def _lua(body: str, memory: int) -> str:
     """A script's text: the common part, then ``body``, with the constants (``memory`` tombstones) filled in."""
     text = _LUA_COMMON + body
+    first_status = len(_COUNTERS) + 1
     for name, value in (
         ("__BATCH__", str(SWEEP_BATCH)),
         ("__MEMORY__", str(memory)),
-        ("__STATUSES__", ", ".join(f"'{status}'" for status in _STATUSES)),
-        ("__TERMINAL__", ", ".join(f"{status} = true" for status in _TERMINAL)),
+        ("__NCOUNTERS__", str(len(_COUNTERS) + len(_STATUSES))),
+        ("__SLOTS__", ", ".join(f"{status} = {first_status + i}" for i, status in enumerate(_STATUSES))),
+        ("__TERMINAL__", ", ".join(f"{status} = true" for status in sorted(_TERMINAL))),
     ):
         text = text.replace(name, value)
     return text
@@ -379,9 +808,9 @@ def _split_key(key: str) -> tuple[str | None, str]:
     return _owner_of(rest[:size]), rest[size:]
 
 
-def _order_head(created_at: float) -> str:
-    """16 hex digits that sort as ``created_at`` does (IEEE bits, sign-flipped)."""
-    (bits,) = struct.unpack(">Q", struct.pack(">d", created_at))
+def _order_head(value: float) -> str:
+    """16 hex digits that sort as ``value`` does (IEEE bits, sign-flipped); the scripts' ``head``."""
+    (bits,) = struct.unpack(">Q", struct.pack(">d", value))
     bits = (~bits & 0xFFFFFFFFFFFFFFFF) if bits >> 63 else bits | (1 << 63)
     return f"{bits:016x}"
 
@@ -405,13 +834,27 @@ def _text(value: Any) -> str:
     raise TypeError(f"unexpected reply {type(value).__name__}")
 
 
-def _number(value: Any) -> float | None:
-    if value is None:
-        return None
-    number = float(_text(value))
-    if not math.isfinite(number):
-        raise ValueError(f"not a finite number: {number!r}")
-    return number
+class _Header:
+    """A record's header (``{P}:h:K``) as Python reads it."""
+
+    __slots__ = ("bytes", "chunks", "events", "expires", "incarnation", "log_bytes", "size", "status", "version")
+
+    def __init__(self, text: str) -> None:
+        fields = text.split(" ")
+        if len(fields) != _HEADER_FIELDS:
+            raise ValueError(f"a header of {len(fields)} fields")
+        self.incarnation = int(fields[0])
+        self.version = int(fields[1])
+        self.status = fields[2]
+        if self.status not in _STATUSES:
+            raise ValueError(f"the status {self.status[:40]!r}")
+        self.events = int(fields[3])
+        self.bytes = int(fields[4])
+        self.size = int(fields[5])
+        self.log_bytes = int(fields[6])
+        self.chunks = int(fields[7])
+        expires = fields[8]
+        self.expires = None if expires == _NONE else float(expires)
 
 
 def _check_prefix(prefix: object) -> str:
@@ -430,6 +873,11 @@ def _check_seconds(value: object, name: str) -> float:
     if not (math.isfinite(seconds) and 0 < seconds <= 3600):
         raise InvalidArgument(f"{name} must be more than 0 and at most 3600 seconds, not {describe(value)}")
     return seconds
+
+
+def _optional(value: float | int | None) -> str:
+    """A number as a script argument, ``""`` for ``None``."""
+    return "" if value is None else repr(value)
 
 
 # ---------------------------------------------------------------------------------------------- the store
@@ -461,6 +909,9 @@ class RedisStore(BaseStore):
         ttl, max_records, clock, max_chain_depth, max_events, max_event_bytes: As for
             :class:`ResponseStore`. Retention settings belong to each store object, not to the server: give
             every process the same ones.
+        max_bytes: The most bytes the records and their event logs take, counted as on every backend (each
+            record's ``record_size`` plus its log's stored bytes); ``None`` (the default): no bound. At the bound,
+            creating evicts least recently used finished records, as for ``max_records``.
         poll_interval: Seconds between re-checks while waiting (default 0.1).
     """
 
@@ -475,6 +926,7 @@ class RedisStore(BaseStore):
         max_chain_depth: int = DEFAULT_MAX_CHAIN_DEPTH,
         max_events: int = DEFAULT_MAX_EVENTS,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        max_bytes: int | None = None,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
     ) -> None:
         super().__init__(
@@ -484,6 +936,7 @@ class RedisStore(BaseStore):
             max_chain_depth=max_chain_depth,
             max_events=max_events,
             max_event_bytes=max_event_bytes,
+            max_bytes=max_bytes,
         )
         if not hasattr(client, "evalsha") or not hasattr(client, "register_script"):
             raise InvalidArgument(
@@ -497,11 +950,12 @@ class RedisStore(BaseStore):
         self._counters = self._base + "c"
         self._channel = self._base + "w"
         self._cursor_memory = cursor_memory(self.retention.max_records)
+        self._bounds = [_optional(self.retention.max_records), _optional(self.retention.max_bytes)]
         self._write_script = client.register_script(_lua(_LUA_WRITE, self._cursor_memory))
         self._read_script = client.register_script(_lua(_LUA_READ, self._cursor_memory))
         self._closed = False
         self._touches: deque[str] = deque(maxlen=TOUCH_LOG)  # record keys read since this process's last write
-        self._cache: dict[str, tuple[int, int, ResponseRecord]] = {}  # key -> (seq, version, record)
+        self._cache: dict[str, tuple[int, int, ResponseRecord]] = {}  # key -> (incarnation, version, record)
         self._cache_mutex = threading.Lock()
         self._listener_mutex = threading.Lock()
         self._listener: threading.Thread | None = None
@@ -509,15 +963,15 @@ class RedisStore(BaseStore):
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> RedisStore:
-        """``redis://[[USER]:PASSWORD@]HOST[:PORT][/DB][?prefix=NAME]``, or ``rediss://`` for TLS.
+        """``redis://[[USER]:PASSWORD@]HOST[:PORT][/DB][?prefix=NAME][&max_bytes=N]``, or ``rediss://`` for TLS.
 
         Other query parameters go to ``redis.Redis.from_url``. The client this makes has a socket timeout of
         :data:`DEFAULT_SOCKET_TIMEOUT` seconds (``?socket_timeout=`` overrides it) and no automatic retries (a
         retried write could apply twice); the store closes it in :meth:`close`. Keyword arguments go to the
-        constructor (``prefix=`` wins over the URL's).
+        constructor (``prefix=`` and ``max_bytes=`` win over the URL's).
 
         Raises:
-            InvalidArgument: the URL is malformed.
+            InvalidArgument: the URL is malformed (``max_bytes`` that is not a whole number >= 1 included).
         """
         if not isinstance(url, str):
             raise InvalidArgument(f"url must be a string, not {type(url).__name__}")
@@ -535,6 +989,11 @@ class RedisStore(BaseStore):
         prefix = options.pop("prefix", None)
         if prefix is not None:
             kwargs.setdefault("prefix", prefix)
+        max_bytes = options.pop("max_bytes", None)
+        if max_bytes is not None:
+            if not (max_bytes.isascii() and max_bytes.isdigit()):
+                raise InvalidArgument(f"max_bytes in a Redis URL is a whole number of bytes, not {max_bytes[:50]!r}")
+            kwargs.setdefault("max_bytes", check_int(int(max_bytes), "max_bytes", minimum=1))
         client_options: dict[str, Any] = {"retry": Retry(NoBackoff(), 0)}
         if "socket_timeout" not in options:
             client_options["socket_timeout"] = DEFAULT_SOCKET_TIMEOUT
@@ -619,14 +1078,17 @@ class RedisStore(BaseStore):
     def _damaged(self, what: str, exc: BaseException) -> StorageError:
         return StorageError(f"{self!r} is damaged: {what} cannot be read ({type(exc).__name__}: {exc})"[:500])
 
-    def _write(self, op: str, args: Sequence[Any]) -> tuple[str, int]:
-        """Run the write script's ``op`` (first sending queued recency marks); wake waiters of removed records."""
+    def _write(self, op: str, args: Sequence[Any]) -> tuple[str, str, list[Any]]:
+        """Run the write script's ``op`` (first sending queued recency marks); wake waiters of removed records.
+
+        Returns the script's code, its value and its payload.
+        """
         now = self._now()
         touches: list[str] = []
         with contextlib.suppress(IndexError):  # another thread took the last ones
             while self._touches:
                 touches.append(self._touches.popleft())
-        argv: list[Any] = [op, repr(now), len(touches), *touches, *args]
+        argv: list[Any] = [op, repr(now), *self._bounds, len(touches), *touches, *args]
         try:
             reply = self._call(lambda: self._write_script(keys=[self._counters], args=argv))
         except BaseException:
@@ -634,8 +1096,9 @@ class RedisStore(BaseStore):
             raise
         try:
             code = _text(reply[0])
-            value = int(_text(reply[1]))
-            gone = [_text(key) for key in reply[2:]]
+            value = _text(reply[1])
+            gone = [_text(key) for key in reply[2]]
+            payload: list[Any] = reply[3]
         except (TypeError, ValueError, IndexError) as exc:
             raise self._damaged("a script's reply", exc) from exc
         for key in gone:
@@ -645,42 +1108,43 @@ class RedisStore(BaseStore):
             except (ValueError, TypeError):
                 continue
             self._notify(owner, id)
-        return code, value
-
-    def _read(self, owner: str | None, id: str) -> Stored | None:
-        found = self._fetch(owner, id)
-        if found is None:
-            return None
-        record, _, events, size = found
-        return Stored(record, events, size)
+        return code, value, payload
 
     # ------------------------------------------------------------------ the parse cache
 
-    def _record(self, key: str, seq: Any, version: Any, text: Any) -> ResponseRecord:
-        try:
-            s, v = int(_text(seq)), int(_text(version))
-        except (TypeError, ValueError) as exc:
-            raise self._damaged(f"the record {key!r}", exc) from exc
+    def _record(self, key: str, incarnation: int, version: int, text: Any) -> ResponseRecord:
         hit = self._cache.get(key)
-        if hit is not None and hit[0] == s and hit[1] == v:
+        if hit is not None and hit[0] == incarnation and hit[1] == version:
             return hit[2]
         try:
             record = ResponseRecord.from_dict(json.loads(_text(text)))
         except (ValueError, TypeError, KeyError, ResponseStoreError) as exc:
             raise self._damaged(f"the record {key!r}", exc) from exc
-        if record.version != v:
-            raise self._damaged(f"the record {key!r}", ValueError(f"version {v} but its JSON says {record.version}"))
-        self._remember(key, s, record)
+        if record.version != version:
+            raise self._damaged(
+                f"the record {key!r}", ValueError(f"version {version} but its JSON says {record.version}")
+            )
+        self._remember(key, incarnation, record)
         return record
 
-    def _remember(self, key: str, seq: int, record: ResponseRecord) -> None:
+    def _row(self, key: str, head: Any, text: Any) -> tuple[_Header, ResponseRecord]:
+        """A header and a record JSON as read, parsed (the record through the cache)."""
+        try:
+            header = _Header(_text(head))
+        except (TypeError, ValueError) as exc:
+            raise self._damaged(f"the record {key!r}", exc) from exc
+        if text is None:
+            raise self._damaged(f"the record {key!r}", ValueError("a header without its record"))
+        return header, self._record(key, header.incarnation, header.version, text)
+
+    def _remember(self, key: str, incarnation: int, record: ResponseRecord) -> None:
         with self._cache_mutex:
             cache = self._cache
             old = cache.pop(key, None)
-            if old is not None and old[0] == seq and old[1] > record.version:
+            if old is not None and old[0] == incarnation and old[1] > record.version:
                 cache[key] = old  # another thread cached a newer version meanwhile
                 return
-            cache[key] = (seq, record.version, record)
+            cache[key] = (incarnation, record.version, record)
             while len(cache) > _CACHE_RECORDS:
                 cache.pop(next(iter(cache)))
 
@@ -731,8 +1195,14 @@ class RedisStore(BaseStore):
     def _relay(self, pubsub: Any) -> None:
         while not self._stop.is_set():
             message = pubsub.get_message(timeout=0.5)
-            if message is not None and message.get("type") == "message":
-                owner, id = _split_key(_text(message["data"]))
+            if message is None or message.get("type") != "message":
+                continue
+            try:
+                keys = json.loads(_text(message["data"]))
+                written = [_split_key(key) for key in keys if isinstance(key, str)]
+            except (ValueError, TypeError):
+                continue  # not a message of ours: someone else published on the channel
+            for owner, id in written:
                 self._notify(owner, id)
 
     # ------------------------------------------------------------------ atomic storage operations
@@ -740,35 +1210,39 @@ class RedisStore(BaseStore):
     def _key(self, owner: str | None, id: str) -> str:
         return _key_prefix(_owner_key(owner)) + id
 
-    def _fetch(self, owner: str | None, id: str) -> tuple[ResponseRecord, bool, int, int] | None:
-        """``(record, finished, event count, event bytes)`` of the visible record ``(owner, id)``, or ``None``."""
+    def _fetch(self, owner: str | None, id: str) -> tuple[_Header, ResponseRecord, str] | None:
+        """``(header, record, key)`` of the visible record ``(owner, id)``, or ``None``: one ``MGET``."""
         if not id.isascii() and not _encodable(id):
             return None  # no stored id has a lone surrogate: ids are checked at create
         key = self._key(owner, id)
-        row = self._call(lambda: self.client.hmget(self._base + "r:" + key, ["s", "v", "j", "e", "n", "b", "st"]))
-        if row[0] is None:
+        base = self._base
+        head, text = self._call(lambda: self.client.mget(base + "h:" + key, base + "r:" + key))
+        if head is None:
             return None
-        try:
-            expires = _number(row[3])
-            events, size = int(_text(row[4])), int(_text(row[5]))
-            finished = _text(row[6]) in _TERMINAL
-        except (TypeError, ValueError) as exc:
-            raise self._damaged(f"the record {key!r}", exc) from exc
-        if expires is not None and expires <= self._now():
+        header, record = self._row(key, head, text)
+        if header.expires is not None and header.expires <= self._now():
             return None
-        return self._record(key, row[0], row[1], row[2]), finished, events, size
+        return header, record, key
 
     def _get(self, owner: str | None, id: str) -> ResponseRecord | None:
         found = self._fetch(owner, id)
         if found is None:
             return None
-        if found[1]:  # only finished records compete for eviction
-            self._touches.append(self._key(owner, id))
-        return found[0]
+        header, record, key = found
+        if header.status in _TERMINAL:  # only finished records compete for eviction
+            self._touches.append(key)
+        return record
 
     def _peek(self, owner: str | None, id: str) -> ResponseRecord | None:
         found = self._fetch(owner, id)
-        return None if found is None else found[0]
+        return None if found is None else found[1]
+
+    def _read(self, owner: str | None, id: str) -> Stored | None:
+        found = self._fetch(owner, id)
+        if found is None:
+            return None
+        header, record, _ = found
+        return Stored(record, header.events, header.bytes, header.incarnation, header.size)
 
     def _chain(self, owner: str | None, id: str, limit: int) -> list[ResponseRecord]:
         if not id.isascii() and not _encodable(id):
@@ -780,8 +1254,8 @@ class RedisStore(BaseStore):
         )
         chain: list[ResponseRecord] = []
         seen: set[str] = set()
-        for i in range(0, len(rows) - 2, 3):
-            record = self._record("chain of " + prefix + id, rows[i], rows[i + 1], rows[i + 2])
+        for i in range(0, len(rows) - 1, 2):
+            _, record = self._row("chain of " + prefix + id, rows[i], rows[i + 1])
             if record.id in seen or len(chain) >= limit:
                 break
             seen.add(record.id)
@@ -793,69 +1267,100 @@ class RedisStore(BaseStore):
             if record.is_terminal:
                 self._touches.append(self._key(record.owner, record.id))
 
-    def _put_new(self, record: ResponseRecord, ttl: float | None, keep: Sequence[ResponseRecord]) -> bool:
-        owner_key = _owner_key(record.owner)
-        key = _key_prefix(owner_key) + record.id
-        max_records = self.retention.max_records
+    def _put_new(self, record: ResponseRecord, ttl: float | None, keep: Sequence[ResponseRecord], size: int) -> bool:
+        owner_prefix = _key_prefix(_owner_key(record.owner))
         args: list[Any] = [
-            key,
-            owner_key,
+            owner_prefix,
             record.id,
-            _order_head(record.created_at),
             _json_text(record.to_dict()),
             record.status.value,
-            "" if ttl is None else repr(ttl),
-            "" if ttl is None else repr(record.created_at + ttl),
-            record.previous_response_id or "",
-            "" if max_records is None else max_records,
+            size,
+            _optional(ttl),
             repr(record.created_at),
+            _optional(record.lease_expires_at),
+            record.previous_response_id or "",
             len(keep),
         ]
         for ancestor in keep:
             args.extend((_key_prefix(_owner_key(ancestor.owner)) + ancestor.id, ancestor.version))
-        code, seq = self._write("put", args)
+        code, value, _ = self._write("put", args)
         if code == "exists":
             raise ResponseExists(record.id)
         if code == "full":
-            assert max_records is not None  # noqa: S101 - the script refuses only with a cap
-            raise StoreFull(record.id, max_records)
+            retention = self.retention
+            raise StoreFull(record.id, retention.max_records, max_bytes=retention.max_bytes, bound=value)
         if code != "ok":
             return False
-        self._remember(key, seq, record)
+        self._remember(owner_prefix + record.id, int(value), record)
         return True
 
-    def _swap(self, old: Stored, new: ResponseRecord, event: FrozenDict | None, size: int) -> bool:
+    def _log_args(self, log: LogWrite | None) -> list[Any]:
+        if log is None:
+            return ["0", "0", 0, 0, 0, 0, ""]
+        return [
+            "1",
+            "1" if log.replace else "0",
+            log.first,
+            log.events,
+            log.event_bytes,
+            log.stored,
+            f"{log.first} {log.events} {log.text}",
+        ]
+
+    def _swap(self, old: Stored, new: ResponseRecord, size: int, log: LogWrite | None) -> bool:
         key = self._key(new.owner, new.id)
         args = [
             key,
+            old.incarnation,
             old.record.version,
             old.events,
-            "" if event is None else _json_text(thaw(event)),
-            size,
+            *self._log_args(log),
             _json_text(new.to_dict()),
-            new.version,
             new.status.value,
+            new.version,
+            size,
+            _optional(new.lease_expires_at),
         ]
-        code, _ = self._write("swap", args)
+        code, _, _ = self._write("swap", args)
+        if code == "full":
+            retention = self.retention
+            raise StoreFull(new.id, retention.max_records, max_bytes=retention.max_bytes, bound="max_bytes")
         if code != "ok":
             return False
-        hit = self._cache.get(key)
-        if hit is not None:
-            self._remember(key, hit[0], new)
+        self._remember(key, old.incarnation, new)
         return True
 
-    def _append(self, old: Stored, event: FrozenDict, size: int) -> bool:
-        key = self._key(old.record.owner, old.record.id)
-        code, _ = self._write("append", [key, old.record.version, old.events, _json_text(thaw(event)), size])
+    def _append(self, old: Stored, log: LogWrite) -> bool:
+        record = old.record
+        key = self._key(record.owner, record.id)
+        code, _, _ = self._write("append", [key, old.incarnation, record.version, old.events, *self._log_args(log)])
+        if code == "full":
+            retention = self.retention
+            raise StoreFull(record.id, retention.max_records, max_bytes=retention.max_bytes, bound="max_bytes")
         return code == "ok"
 
-    def _remove(self, record: ResponseRecord) -> bool:
-        code, _ = self._write("remove", [self._key(record.owner, record.id), record.version])
+    def _remove(self, old: Stored) -> bool:
+        record = old.record
+        code, _, _ = self._write("remove", [self._key(record.owner, record.id), old.incarnation, record.version])
         return code == "ok"
+
+    def _leased(self, now: float, limit: int) -> list[ResponseRecord]:
+        _, _, rows = self._write("leased", [max(1, min(limit, 10**9))])
+        leased: list[tuple[float, int, ResponseRecord]] = []
+        for i in range(0, len(rows) - 2, 3):
+            try:
+                incarnation, version = int(_text(rows[i])), int(_text(rows[i + 1]))
+            except (TypeError, ValueError) as exc:
+                raise self._damaged("the lease index", exc) from exc
+            record = self._record("a leased record", incarnation, version, rows[i + 2])
+            if record.lease_expires_at is not None and record.lease_expires_at <= now and not record.is_terminal:
+                leased.append((record.lease_expires_at, incarnation, record))
+        leased.sort(key=lambda item: (item[0], item[1]))
+        return [record for _, _, record in leased[:limit]]
 
     def _sweep(self, limit: int | None) -> int:
-        _, swept = self._write("sweep", ["" if limit is None else limit])
-        return swept
+        _, swept, _ = self._write("sweep", ["" if limit is None else limit])
+        return int(swept)
 
     def _page(
         self, owner: str | None, query: PageQuery, matches: Callable[[ResponseRecord], bool] | None
@@ -874,55 +1379,49 @@ class RedisStore(BaseStore):
         if cursor is not None and not cursor.isascii() and not _encodable(cursor):
             raise unknown_cursor(cursor)
         kind, start = ("id", cursor) if cursor is not None else ("none", "")
-        return self._scan_batches(owner_key, prefix, kind, start, descending, now, batch)
+        # The first batch is read now, so an unknown cursor raises before iteration starts (paginate needs that).
+        rows = self._page_batch(prefix, kind, start, descending, now, batch)
 
-    def _scan_batches(  # noqa: PLR0917 - private, one call site
-        self, owner_key: str, prefix: str, kind: str, start: str, descending: bool, now: str, batch: int
-    ) -> Iterator[ResponseRecord]:
-        # The first batch is checked for an unknown cursor before iteration starts (paginate raises it).
-        rows = self._page_batch(owner_key, prefix, kind, start, descending, now, batch)
-
-        def generate(rows: list[Any]) -> Iterator[ResponseRecord]:
-            nonlocal batch
+        def generate(rows: list[Any], batch: int) -> Iterator[ResponseRecord]:
             while True:
                 last, scanned = _text(rows[1]), int(_text(rows[2]))
-                for i in range(3, len(rows) - 2, 3):
-                    yield self._record("a record of a page", rows[i], rows[i + 1], rows[i + 2])
+                for i in range(3, len(rows) - 1, 2):
+                    yield self._row("a record of a page", rows[i], rows[i + 1])[1]
                 if scanned < batch:
                     return
                 batch = min(batch * 4, _SCAN_BATCH)
-                rows = self._page_batch(owner_key, prefix, "member", last, descending, now, batch)
+                rows = self._page_batch(prefix, "member", last, descending, now, batch)
 
-        return generate(rows)
+        return generate(rows, batch)
 
     def _page_batch(  # noqa: PLR0917 - private, two call sites
-        self, owner_key: str, prefix: str, kind: str, start: str, descending: bool, now: str, batch: int
+        self, prefix: str, kind: str, start: str, descending: bool, now: str, batch: int
     ) -> list[Any]:
         rows: list[Any] = self._call(
             lambda: self._read_script(
-                keys=[self._counters],
-                args=["page", now, owner_key, prefix, kind, start, "1" if descending else "0", batch],
+                keys=[self._counters], args=["page", now, prefix, kind, start, "1" if descending else "0", batch]
             )
         )
         if _text(rows[0]) == "unknown":
             raise unknown_cursor(start)
         return rows
 
-    def _events(self, owner: str | None, id: str, after: int) -> tuple[ResponseRecord, tuple[FrozenDict, ...]] | None:
+    def _events(self, owner: str | None, id: str, after: int) -> tuple[Stored, tuple[Chunk, ...]] | None:
         if not id.isascii() and not _encodable(id):
             return None
         key = self._key(owner, id)
         now = repr(self._now())
-        start = min(after + 1, _MAX_LIST_INDEX)
-        rows = self._call(lambda: self._read_script(keys=[self._counters], args=["events", now, key, start]))
+        rows = self._call(lambda: self._read_script(keys=[self._counters], args=["events", now, key, after]))
         if not rows:
             return None
-        record = self._record(key, rows[0], rows[1], rows[2])
+        header, record = self._row(key, rows[0], rows[1])
+        stored = Stored(record, header.events, header.bytes, header.incarnation, header.size)
         try:
-            events = tuple(freeze_object(json.loads(_text(text)), "event") for text in rows[3:])
-        except (ValueError, TypeError, ResponseStoreError) as exc:
-            raise self._damaged(f"an event of {id!r}", exc) from exc
-        return record, events
+            chunks = tuple(_chunk(_text(value)) for value in rows[2:])
+            _check_chunks(chunks, header.events, after)
+        except (TypeError, ValueError) as exc:
+            raise StorageError(f"the event log of {id!r} in {self!r} is damaged: {exc}"[:500], id=id) from None
+        return stored, chunks
 
     def _count(self) -> int:
         return self._stats().records
@@ -931,100 +1430,173 @@ class RedisStore(BaseStore):
         now = repr(self._now())
         rows = self._call(lambda: self._read_script(keys=[self._counters], args=["stats", now]))
         try:
-            created, deleted, evicted, expired = (int(_text(value)) for value in rows[:4])
-            by_status = {
-                status: int(_text(value)) for status, value in zip(_STATUSES, rows[4 : 4 + len(_STATUSES)], strict=True)
-            }
-            for status in rows[4 + len(_STATUSES) :]:
-                name = _text(status)
+            counters = _counters(_text(rows[0]))
+            by_status = {status: int(counters[status]) for status in _STATUSES}
+            expired, total = int(counters["expired"]), int(counters["bytes"])
+            for i in range(1, len(rows) - 1, 2):
+                name = _text(rows[i])
                 if name not in by_status:
                     raise ValueError(f"a record has the status {name[:40]!r}")
                 by_status[name] -= 1
                 expired += 1
+                total -= int(_text(rows[i + 1]))
         except (TypeError, ValueError) as exc:
             raise self._damaged("its counters", exc) from exc
         return StoreStats(
             records=sum(by_status.values()),
             by_status=FrozenDict(by_status),
-            created=created,
-            deleted=deleted,
-            evicted=evicted,
+            created=int(counters["seq"]),
+            deleted=int(counters["deleted"]),
+            evicted=int(counters["evicted"]),
             expired=expired,
+            bytes=total,
         )
 
     # ------------------------------------------------------------------ invariants
 
     def _check(self) -> None:  # noqa: PLR0915 - one list of invariants
-        """Check every invariant, raising ``AssertionError``: records, indexes, counters and tombstones agree."""
+        """Check every invariant, raising ``AssertionError``: records, logs, indexes, counters and tombstones agree.
+
+        Reads every key of the store (for tests; call it while nothing else writes).
+        """
         if self._closed:
             return
         client: Any = self.client
         base = self._base
-        owner_keys = sorted(_text(k) for k in client.smembers(base + "owners"))
-        members: dict[str, set[str]] = {}
-        record_keys: list[str] = []
-        for owner_key in owner_keys:
-            owned = {_text(m) for m in client.zrange(base + "o:" + owner_key, 0, -1)}
-            members[owner_key] = owned
-            record_keys.extend(_key_prefix(owner_key) + member[32:] for member in owned)
-        counters = {_text(k): _text(v) for k, v in client.hgetall(self._counters).items()}
+        pattern = "".join("\\" + char if char in "*?[]\\" else char for char in base) + "*"
+        keys = {_text(key)[len(base) :] for key in client.scan_iter(match=pattern, count=1000)}
+        counter_text = client.get(self._counters)
+        counters = _counters(_text(counter_text)) if counter_text is not None else None
+        members = [_text(m) for m in client.zrange(base + "i", 0, -1)]
+        scores = {float(score) for _, score in client.zrange(base + "i", 0, -1, withscores=True)}
+        _invariant(scores <= {0.0}, "the index has a member with a score")
+        order = {m for m in members if m.startswith("o")}
+        expiry = {m for m in members if m.startswith("x")}
+        lease = {m for m in members if m.startswith("l")}
+        _invariant(len(order) + len(expiry) + len(lease) == len(members), "the index has a member of no kind")
+        recency = {_text(k): float(s) for k, s in client.zrange(base + "u", 0, -1, withscores=True)}
+        record_keys = sorted(key[2:] for key in keys if key.startswith("h:"))
+        top = int(counters["seq"]) if counters else 0
         by_status = dict.fromkeys(_STATUSES, 0)
-        expiring: dict[str, float] = {}
+        total_bytes = active_bytes = 0
+        min_expiry = math.inf
+        named = {"c", "i", "u", "t", "q"}
+        expected_order: set[str] = set()
+        expected_expiry: set[str] = set()
+        named_leases: set[str] = set()
         finished: set[str] = set()
-        indexed: dict[str, set[str]] = {}
-        top = int(counters.get("seq", 0))
         for key in record_keys:
-            fields = {_text(k): _text(v) for k, v in client.hgetall(base + "r:" + key).items()}
-            _invariant("j" in fields, f"the order index names {key!r}, which is not stored")
-            record = ResponseRecord.from_dict(json.loads(fields["j"]))
+            fields = _text(client.get(base + "h:" + key)).split(" ")
+            header = _Header(" ".join(fields))
+            text = client.get(base + "r:" + key)
+            _invariant(text is not None, f"the header of {key!r} has no record")
+            record = ResponseRecord.from_dict(json.loads(_text(text)))
             owner, id = _split_key(key)
+            named.update({"h:" + key, "r:" + key})
             _invariant((record.owner, record.id) == (owner, id), f"{key!r} holds another record")
-            _invariant(str(record.version) == fields["v"], f"the version of {key!r} disagrees with its JSON")
-            _invariant(record.status.value == fields["st"], f"the status of {key!r} disagrees with its JSON")
-            _invariant(fields["ok"] == _owner_key(owner), f"the owner of {key!r}")
-            _invariant(
-                fields["m"] == _order_head(record.created_at) + f"{int(fields['s']):016x}" + id, f"order of {key!r}"
-            )
-            _invariant(0 < int(fields["s"]) <= top, f"{key!r} has seq {fields['s']} outside 1..{top}")
-            _invariant(fields.get("p") == record.previous_response_id, f"the previous id of {key!r}")
-            _invariant(("t" in fields) == ("e" in fields), f"{key!r} has a ttl without an expiry or the reverse")
-            by_status[record.status.value] += 1
-            if "e" in fields:
-                expiring[key] = float(fields["e"])
+            _invariant(record.version == header.version, f"the version of {key!r} disagrees with its JSON")
+            _invariant(record.status.value == header.status, f"the status of {key!r} disagrees with its JSON")
+            _invariant(0 < header.incarnation <= top, f"{key!r} has seq {header.incarnation} outside 1..{top}")
+            _invariant(header.size == record_size(record), f"the stored size of {key!r} is not its record_size")
+            _invariant(fields[11] == _order_head(record.created_at), f"the order head of {key!r}")
+            _invariant(fields[12] == (record.previous_response_id or _NONE), f"the previous id of {key!r}")
+            _invariant((fields[9] == _NONE) == (header.expires is None), f"{key!r}: a ttl without an expiry or back")
+            seq = f"{header.incarnation:016x}"
+            expected_order.add("o" + _key_prefix(_owner_key(owner)) + fields[11] + seq + id)
+            if header.expires is not None:
+                expected_expiry.add("x" + _order_head(header.expires) + key)
+                min_expiry = min(min_expiry, header.expires)
             if record.is_terminal:
+                _invariant(record.lease_holder is None and record.lease_expires_at is None, f"{key!r} holds a lease")
                 finished.add(key)
-            indexed.setdefault(fields["ok"], set()).add(fields["m"])
-            events = [_text(e) for e in client.lrange(base + "e:" + key, 0, -1)]
-            _invariant(len(events) == int(fields["n"]), f"event count of {key!r}")
-            numbers = [json.loads(e)["sequence_number"] for e in events]
-            _invariant(numbers == list(range(len(events))), f"event numbers of {key!r}")
-            _invariant(sum(len(e.encode()) for e in events) >= 0, "event sizes")
-            _invariant(int(fields["n"]) <= self.event_limits.max_events, f"event log of {key!r} over max_events")
-            _invariant(int(fields["b"]) <= self.event_limits.max_bytes, f"event log of {key!r} over max_event_bytes")
+            elif record.lease_expires_at is not None:
+                _invariant(fields[10] == _order_head(record.lease_expires_at), f"the lease head of {key!r}")
+                _invariant("l" + fields[10] + seq + key in lease, f"the lease of {key!r} is not indexed")
+            else:
+                _invariant(fields[10] == _NONE, f"{key!r} names a lease it does not hold")
+            if fields[10] != _NONE:
+                named_leases.add("l" + fields[10] + seq + key)
+            by_status[header.status] += 1
+            total_bytes += header.size + header.log_bytes
+            if not record.is_terminal:
+                active_bytes += header.size + header.log_bytes
+            chunks = []
+            for number in range(1, header.chunks + 1):
+                value = client.get(f"{base}l:{key}:{number}")
+                _invariant(value is not None, f"chunk {number} of {key!r} is missing")
+                chunks.append(_chunk(_text(value)))
+                named.add(f"l:{key}:{number}")
+            _check_chunks(tuple(chunks), header.events, -1)
+            _invariant(
+                header.log_bytes == sum(len(text.encode()) for _, _, text in chunks), f"the log bytes of {key!r}"
+            )
+            _invariant(header.events <= self.event_limits.max_events, f"event log of {key!r} over max_events")
+            _invariant(header.bytes <= self.event_limits.max_bytes, f"event log of {key!r} over max_event_bytes")
+            _invariant((header.events == 0) == (header.chunks == 0), f"{key!r}: events without chunks or back")
             hit = self._cache.get(key)
             _invariant(
-                hit is None or hit[0] != int(fields["s"]) or hit[1] != record.version or hit[2] == record,
+                hit is None or hit[0] != header.incarnation or hit[1] != record.version or hit[2] == record,
                 f"the cache's copy of {key!r}",
             )
-        for status in _STATUSES:
-            _invariant(int(counters.get(status, 0)) == by_status[status], f"the {status} counter")
-        lifetime = [int(counters.get(name, 0)) for name in ("created", "deleted", "evicted", "expired")]
-        _invariant(lifetime[0] - sum(lifetime[1:]) == len(record_keys), "lifetime counters do not add up")
-        scored = {_text(k): float(s) for k, s in client.zrange(base + "x", 0, -1, withscores=True)}
-        _invariant(scored == expiring, "the expiry index disagrees with the records")
-        lru = {_text(k) for k in client.zrange(base + "u", 0, -1)}
-        _invariant(lru == finished, "the recency index is not the set of finished records")
-        for owner_key, owned in members.items():
-            _invariant(indexed.get(owner_key, set()) == owned, f"the order index of owner {owner_key!r}")
+        _invariant(not (keys - named), f"keys of no record: {sorted(keys - named)[:5]}")
+        _invariant(order == expected_order, "the order index disagrees with the records")
+        _invariant(expiry == expected_expiry, "the expiry index disagrees with the records")
+        _invariant(lease <= named_leases, "the lease index holds a member no record names")
+        _invariant(set(recency) == finished, "the recency index is not the set of finished records")
+        if counters is None:
+            _invariant(not record_keys, "records without counters")
+        else:
+            for status in _STATUSES:
+                _invariant(int(counters[status]) == by_status[status], f"the {status} counter")
+            removed = int(counters["deleted"]) + int(counters["evicted"]) + int(counters["expired"])
+            _invariant(top - removed == len(record_keys), "lifetime counters do not add up")
+            _invariant(int(counters["bytes"]) == total_bytes, "the byte counter disagrees with the records")
+            _invariant(int(counters["active_bytes"]) == active_bytes, "the active byte counter")
+            _invariant(counters["hint"] <= min_expiry, "the earliest-expiry bound is above an expiry")
+            _invariant(max(recency.values(), default=0) <= counters["tick"], "a recency tick above the counter")
         tombstones = {_text(k) for k in client.hkeys(base + "t")}
         queued = {_text(k) for k in client.zrange(base + "q", 0, -1)}
         _invariant(tombstones == queued, "tombstones and their queue disagree")
         _invariant(len(tombstones) <= self._cursor_memory, "tombstones unbounded")
-        _invariant(not (tombstones & set(record_keys)), "a live record is also removed")
+        _invariant(counters is None or int(counters["tombs"]) == len(tombstones), "the tombstone counter")
         _invariant(len(self._touches) <= TOUCH_LOG, "the touch log is unbounded")
         _invariant(len(self._cache) <= _CACHE_RECORDS, "the record cache is unbounded")
         stats = self._stats()
         _invariant(stats.records == sum(stats.by_status.values()), "stats.by_status does not add up")
+
+
+def _counters(text: str) -> dict[str, float]:
+    """The counters (``{P}:c``) by name."""
+    values = [float(field) for field in text.split(" ")]
+    names = (*_COUNTERS, *_STATUSES)
+    if len(values) != len(names):
+        raise ValueError(f"{len(values)} counters, not {len(names)}")
+    return dict(zip(names, values, strict=True))
+
+
+def _chunk(value: str) -> Chunk:
+    """A stored chunk ``"FIRST COUNT TEXT"`` as ``(first, count, text)``."""
+    first, count, text = value.split(" ", 2)
+    if not (first.isdigit() and count.isdigit()):
+        raise ValueError(f"a chunk starts {value[:40]!r}")
+    return int(first), int(count), text
+
+
+def _check_chunks(chunks: tuple[Chunk, ...], events: int, after: int) -> None:
+    """Raise ``ValueError`` unless ``chunks`` follow each other, end at ``events``, hold every event past ``after``."""
+    if not chunks:
+        if events - 1 > after:
+            raise ValueError(f"no chunk holds events {after + 1} to {events - 1}")
+        return
+    expected = chunks[0][0]
+    if expected > after + 1:
+        raise ValueError(f"no chunk holds event {after + 1}")
+    for first, count, _ in chunks:
+        if first != expected or count < 1:
+            raise ValueError(f"a chunk from {first} of {count} events where one from {expected} was expected")
+        expected = first + count
+    if expected != events:
+        raise ValueError(f"the chunks end at {expected}, the log at {events}")
 
 
 def _invariant(condition: bool, message: str) -> None:
