@@ -61,7 +61,7 @@ import math
 import struct
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -103,6 +103,10 @@ _TERMINAL = frozenset(status.value for status in ResponseStatus if status.is_ter
 _SCAN_BATCH = 256
 #: Parsed records kept per store (the newest version seen of each key).
 _CACHE_RECORDS = 4096
+#: The logs of active records this process wrote, kept to compact them when they finish without reading them back:
+#: at most this many records and this many bytes of chunk text.
+_LOG_CACHE_RECORDS = 256
+_LOG_CACHE_BYTES = 8 << 20
 #: Fields of a record's header, and of the counters.
 _HEADER_FIELDS = 13
 _COUNTERS = ("seq", "deleted", "evicted", "expired", "removals", "tick", "hint", "bytes", "active_bytes", "tombs")
@@ -834,6 +838,18 @@ def _text(value: Any) -> str:
     raise TypeError(f"unexpected reply {type(value).__name__}")
 
 
+class _Log:
+    """The log of an active record as this process wrote it: all its chunks, from event 0."""
+
+    __slots__ = ("chunks", "events", "incarnation", "stored")
+
+    def __init__(self, incarnation: int) -> None:
+        self.incarnation = incarnation
+        self.chunks: list[Chunk] = []
+        self.events = 0
+        self.stored = 0
+
+
 class _Header:
     """A record's header (``{P}:h:K``) as Python reads it."""
 
@@ -957,6 +973,10 @@ class RedisStore(BaseStore):
         self._touches: deque[str] = deque(maxlen=TOUCH_LOG)  # record keys read since this process's last write
         self._cache: dict[str, tuple[int, int, ResponseRecord]] = {}  # key -> (incarnation, version, record)
         self._cache_mutex = threading.Lock()
+        self._logs: OrderedDict[str, _Log] = (
+            OrderedDict()
+        )  # key -> the log of an active record, as this process wrote it
+        self._log_bytes = 0
         self._listener_mutex = threading.Lock()
         self._listener: threading.Thread | None = None
         self._stop = threading.Event()
@@ -1151,6 +1171,49 @@ class RedisStore(BaseStore):
     def _forget(self, key: str) -> None:
         with self._cache_mutex:
             self._cache.pop(key, None)
+        self._drop_log(key)
+
+    # ------------------------------------------------------------------ the logs this process wrote
+
+    def _log_of(self, owner: str | None, stored: Stored) -> tuple[Stored, tuple[Chunk, ...]] | None:
+        """The log of ``stored`` from the chunks this process wrote, when it wrote all of them; else read it.
+
+        The conditional write that follows re-checks incarnation, version and event count (see BaseStore).
+        """
+        if not stored.record.is_terminal:
+            key = self._key(owner, stored.record.id)
+            with self._cache_mutex:
+                log = self._logs.get(key)
+                if log is not None and log.incarnation == stored.incarnation and log.events == stored.events:
+                    return stored, tuple(log.chunks)
+        return super()._log_of(owner, stored)
+
+    def _wrote_log(self, key: str, incarnation: int, write: LogWrite) -> None:
+        """Remember a chunk this process appended to the log of an active record (forget a log it cannot follow)."""
+        with self._cache_mutex:
+            log = self._logs.pop(key, None)
+            if write.first == 0:
+                if log is not None:
+                    self._log_bytes -= log.stored
+                log = _Log(incarnation)
+            elif log is None or log.incarnation != incarnation or log.events != write.first:
+                if log is not None:
+                    self._log_bytes -= log.stored
+                return
+            log.chunks.append((write.first, write.events, write.text))
+            log.events = write.first + write.events
+            log.stored += write.stored
+            self._log_bytes += write.stored
+            self._logs[key] = log
+            while self._logs and (len(self._logs) > _LOG_CACHE_RECORDS or self._log_bytes > _LOG_CACHE_BYTES):
+                _, oldest = self._logs.popitem(last=False)
+                self._log_bytes -= oldest.stored
+
+    def _drop_log(self, key: str) -> None:
+        with self._cache_mutex:
+            log = self._logs.pop(key, None)
+            if log is not None:
+                self._log_bytes -= log.stored
 
     # ------------------------------------------------------------------ waking across processes
 
@@ -1328,6 +1391,10 @@ class RedisStore(BaseStore):
         if code != "ok":
             return False
         self._remember(key, old.incarnation, new)
+        if new.is_terminal or (log is not None and log.replace):
+            self._drop_log(key)
+        elif log is not None:
+            self._wrote_log(key, old.incarnation, log)
         return True
 
     def _append(self, old: Stored, log: LogWrite) -> bool:
@@ -1337,7 +1404,10 @@ class RedisStore(BaseStore):
         if code == "full":
             retention = self.retention
             raise StoreFull(record.id, retention.max_records, max_bytes=retention.max_bytes, bound="max_bytes")
-        return code == "ok"
+        if code != "ok":
+            return False
+        self._wrote_log(key, old.incarnation, log)
+        return True
 
     def _remove(self, old: Stored) -> bool:
         record = old.record
@@ -1454,7 +1524,7 @@ class RedisStore(BaseStore):
 
     # ------------------------------------------------------------------ invariants
 
-    def _check(self) -> None:  # noqa: PLR0915 - one list of invariants
+    def _check(self) -> None:  # noqa: PLR0912, PLR0915 - one list of invariants
         """Check every invariant, raising ``AssertionError``: records, logs, indexes, counters and tombstones agree.
 
         Reads every key of the store (for tests; call it while nothing else writes).
@@ -1561,6 +1631,12 @@ class RedisStore(BaseStore):
         _invariant(counters is None or int(counters["tombs"]) == len(tombstones), "the tombstone counter")
         _invariant(len(self._touches) <= TOUCH_LOG, "the touch log is unbounded")
         _invariant(len(self._cache) <= _CACHE_RECORDS, "the record cache is unbounded")
+        with self._cache_mutex:
+            logs = list(self._logs.values())
+        _invariant(len(logs) <= _LOG_CACHE_RECORDS, "the log cache is unbounded")
+        _invariant(sum(log.stored for log in logs) == self._log_bytes <= _LOG_CACHE_BYTES, "the log cache's bytes")
+        for log in logs:
+            _check_chunks(tuple(log.chunks), log.events, -1)
         stats = self._stats()
         _invariant(stats.records == sum(stats.by_status.values()), "stats.by_status does not add up")
 
