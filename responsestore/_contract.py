@@ -697,17 +697,19 @@ class BaseStore(abc.ABC):
         expected_version: int | None = None,
         expected_events: int | None = None,
         holder: str | None = None,
+        status_event: bool = False,
         lease: float | datetime.timedelta | None = None,
         owner: str | None = None,
     ) -> ResponseRecord:
         r"""Move a ``queued`` response to ``in_progress``.
 
         Every transition method takes the same keywords: ``event`` (one event) or ``events`` (a batch: mappings
-        and :class:`~responsestore.DeltaRun`\\ s) are appended to the response's log in the same atomic step as
-        the change; ``expected_events`` refuses the write (:class:`~responsestore.SequenceConflict`) unless the
-        log holds that many events; ``holder`` refuses it (:class:`~responsestore.LeaseLost`) unless that holder
-        holds the response's lease; ``lease`` renews the lease for that many seconds (a response that finishes
-        gives its lease up).
+        and :class:`~responsestore.DeltaRun`\ s) are appended to the response's log in the same atomic step as
+        the change; ``status_event=True`` appends, after them, the ``response.<new status>`` event carrying the
+        response as stored (what a stream announces a change with); ``expected_events`` refuses the write
+        (:class:`~responsestore.SequenceConflict`) unless the log holds that many events; ``holder`` refuses it
+        (:class:`~responsestore.LeaseLost`) unless that holder holds the response's lease; ``lease`` renews the
+        lease for that many seconds (a response that finishes gives its lease up).
 
         Raises:
             ResponseNotFound: no such response for this owner.
@@ -728,6 +730,7 @@ class BaseStore(abc.ABC):
             events=events,
             expected_events=expected_events,
             holder=holder,
+            closing=_status_event if status_event else None,
             lease=lease,
         )
 
@@ -742,6 +745,7 @@ class BaseStore(abc.ABC):
         expected_version: int | None = None,
         expected_events: int | None = None,
         holder: str | None = None,
+        status_event: bool = False,
         lease: float | datetime.timedelta | None = None,
         owner: str | None = None,
     ) -> ResponseRecord:
@@ -769,6 +773,7 @@ class BaseStore(abc.ABC):
             events=events,
             expected_events=expected_events,
             holder=holder,
+            closing=_status_event if status_event else None,
             lease=lease,
         )
 
@@ -782,6 +787,7 @@ class BaseStore(abc.ABC):
         expected_version: int | None = None,
         expected_events: int | None = None,
         holder: str | None = None,
+        status_event: bool = False,
         lease: float | datetime.timedelta | None = None,
         owner: str | None = None,
     ) -> ResponseRecord:
@@ -810,6 +816,7 @@ class BaseStore(abc.ABC):
             events=events,
             expected_events=expected_events,
             holder=holder,
+            closing=_status_event if status_event else None,
             lease=lease,
         )
 
@@ -825,6 +832,7 @@ class BaseStore(abc.ABC):
         expected_version: int | None = None,
         expected_events: int | None = None,
         holder: str | None = None,
+        status_event: bool = False,
         lease: float | datetime.timedelta | None = None,
         owner: str | None = None,
     ) -> ResponseRecord:
@@ -855,6 +863,7 @@ class BaseStore(abc.ABC):
             events=events,
             expected_events=expected_events,
             holder=holder,
+            closing=_status_event if status_event else None,
             lease=lease,
         )
 
@@ -867,6 +876,7 @@ class BaseStore(abc.ABC):
         expected_version: int | None = None,
         expected_events: int | None = None,
         holder: str | None = None,
+        status_event: bool = False,
         owner: str | None = None,
     ) -> ResponseRecord:
         """Cancel a background response (OpenAI's rules), waking everyone who waits on it.
@@ -893,6 +903,7 @@ class BaseStore(abc.ABC):
             events=events,
             expected_events=expected_events,
             holder=holder,
+            closing=_status_event if status_event else None,
         )
 
     def update(
@@ -1007,7 +1018,7 @@ class BaseStore(abc.ABC):
 
             try:
                 try:
-                    after = self._change(record.owner, record.id, None, end, closing=_failed_event)
+                    after = self._change(record.owner, record.id, None, end, closing=_status_event)
                 except EventLogFull:  # no room for its last event: it must end all the same
                     after = self._change(record.owner, record.id, None, end)
             except (ResponseNotFound, EventLogClosed):
@@ -1145,7 +1156,7 @@ class BaseStore(abc.ABC):
     ) -> int:
         r"""Append a batch of events to the log of the queued or in-progress response ``id`` in one atomic write.
 
-        ``events`` holds JSON objects and :class:`~responsestore.DeltaRun`\\ s (a run of delta events kept
+        ``events`` holds JSON objects and :class:`~responsestore.DeltaRun`\ s (a run of delta events kept
         compactly); they are numbered consecutively, as if appended one by one, and every waiter of ``id`` is woken
         once. Returns the number of the first event (the number the log held before). ``expected_events``,
         ``holder`` and ``lease`` are as for :meth:`start`; a renewal (``lease``) adds one to ``version``, a plain
@@ -1428,6 +1439,6 @@ def _join(first: Prepared, second: Prepared) -> Prepared:
     return Prepared(first.items + second.items, first.total + second.total, first.size + second.size, carried)
 
 
-def _failed_event(record: ResponseRecord) -> Prepared:
-    """The ``response.failed`` event that closes the log of a response the store ended."""
-    return prepare_events([_wire.lifecycle_event("failed", record.to_openai())], record.id)
+def _status_event(record: ResponseRecord) -> Prepared:
+    """The ``response.<status>`` event announcing ``record``'s status, carrying the response as stored."""
+    return prepare_events([_wire.lifecycle_event(record.status.value, record.to_openai())], record.id)
