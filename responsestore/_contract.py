@@ -706,7 +706,7 @@ class BaseStore(abc.ABC):
         Every transition method takes the same keywords: ``event`` (one event) or ``events`` (a batch: mappings
         and :class:`~responsestore.DeltaRun`\ s) are appended to the response's log in the same atomic step as
         the change; ``status_event=True`` appends, after them, the ``response.<new status>`` event carrying the
-        response as stored (what a stream announces a change with); ``expected_events`` refuses the write
+        response as stored (what a stream announces a change with; the API has none for ``cancelled``); ``expected_events`` refuses the write
         (:class:`~responsestore.SequenceConflict`) unless the log holds that many events; ``holder`` refuses it
         (:class:`~responsestore.LeaseLost`) unless that holder holds the response's lease; ``lease`` renews the
         lease for that many seconds (a response that finishes gives its lease up).
@@ -1440,5 +1440,10 @@ def _join(first: Prepared, second: Prepared) -> Prepared:
 
 
 def _status_event(record: ResponseRecord) -> Prepared:
-    """The ``response.<status>`` event announcing ``record``'s status, carrying the response as stored."""
+    """The ``response.<status>`` event announcing ``record``'s status, carrying the response as stored.
+
+    None for ``cancelled``: the Responses API streams no event for it (the stream just ends).
+    """
+    if record.status is ResponseStatus.CANCELLED:
+        return NO_EVENTS
     return prepare_events([_wire.lifecycle_event(record.status.value, record.to_openai())], record.id)

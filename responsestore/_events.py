@@ -416,8 +416,13 @@ def _resolve(wire: Any, path: Sequence[str | int]) -> Any:
 _MISSING = object()
 
 
+_SCALARS = (str, int, float, bool, type(None))
+
+
 def _same(a: Any, b: Any) -> bool:
     """Whether two JSON values are the same JSON text (types, key order and all)."""
+    if a.__class__ is b.__class__ and a.__class__ in _SCALARS:
+        return bool(a == b) and (a.__class__ is not float or repr(a) == repr(b))
     return bool(to_json_text(a) == to_json_text(b))
 
 
