@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import json
 import logging
 import os
 import socket
@@ -62,7 +63,7 @@ from responsestore.errors import (
 )
 
 from ._models import Generate
-from ._reply import Batch, Reply
+from ._reply import Batch, Reply, event_size
 
 __all__ = ["DEFAULT_SETTINGS", "Run", "RunSettings", "Runner"]
 
@@ -122,6 +123,7 @@ class Run:
         stored: bool,
         live: bool,
         logged: int = 0,
+        logged_bytes: int = 0,
     ) -> None:
         self.runner = runner
         self.record = record
@@ -135,6 +137,8 @@ class Run:
         self.done = False
         self.error: ResponseStoreError | None = None  # set when the run ended without a record to show
         self.logged = logged  # events in the store's log (or, unstored, events produced)
+        self.logged_bytes = logged_bytes  # what they count against max_event_bytes
+        self._response_bytes = len(json.dumps(record.to_openai()))  # the final response's JSON, but its output
         self._live = live  # a client reads the events as they are published
         self._outbox: deque[dict[str, Any]] = deque()
         self._flushing = live or record.background  # someone may follow the stream: flush as it goes
@@ -206,6 +210,9 @@ class Run:
                     if chunk is _END:
                         self._end_completed()
                         return
+                    if self._no_room_for(chunk):
+                        self._end_incomplete()
+                        return
                     self.reply.add(chunk)
                     self._after_chunk()
         except _Stopped:
@@ -244,20 +251,30 @@ class Run:
                 self.record = started
                 self._publish(_status_events(started, self.logged))
                 self.logged += 1
+                self.logged_bytes += self._response_bytes
             self._lease_due = time.monotonic() + self.runner.settings.lease_seconds / 3
             return
         snapshot = record.to_openai()  # shared by both events: neither is changed after this
-        self.reply.add_events(_wire.lifecycle_event("created", snapshot), _wire.lifecycle_event("in_progress", snapshot))
+        self.reply.add_events(
+            _wire.lifecycle_event("created", snapshot), _wire.lifecycle_event("in_progress", snapshot)
+        )
         if self._flushing:
             self._flush(time.monotonic())
 
+    def _no_room_for(self, chunk: object) -> bool:
+        """Whether logging ``chunk`` would leave the log too little room for the events that end the response."""
+        if not self.stored:
+            return False
+        limits = self.runner.store.event_limits
+        events, size = self.reply.cost(chunk)
+        reply = self.reply
+        if self.logged + reply.pending + events + _RESERVE_EVENTS > limits.max_events:
+            return True
+        used = self.logged_bytes + reply.pending_bytes + size
+        return used + reply.closing_bytes(self._response_bytes) > limits.max_bytes
+
     def _after_chunk(self) -> None:
-        """Flush when due; end the response ``incomplete`` when the log has no more room."""
-        limits = self.runner.store.event_limits if self.stored else None
-        if limits is not None and self.logged + self.reply.pending + _RESERVE_EVENTS > limits.max_events:
-            self.reply.rollback()
-            self._end_incomplete()
-            return
+        """Flush when due."""
         if not self._flushing:
             return
         now = time.monotonic()
@@ -315,13 +332,13 @@ class Run:
     # ------------------------------------------------------------------ writes (under the lock)
 
     def _flush(self, now: float) -> None:
-        batch = self.reply.take()
+        batch, count, size = self.reply.take()
         if not batch:
             return
         self._last_flush = now
         if not self.stored:
             self._publish(Reply.expand(batch, self.logged))
-            self.logged += sum(len(item) if not isinstance(item, dict) else 1 for item in batch)
+            self.logged += count
             return
         renew = now >= self._lease_due - self.runner.settings.lease_seconds / 6
         record = self.record
@@ -343,10 +360,11 @@ class Run:
             return
         if renew:
             self._lease_due = now + self.runner.settings.lease_seconds / 3
+        self.logged_bytes += size
         if written is _FOLLOWED:  # a retried write whose first attempt had landed: published from the store
             return
         self._publish(Reply.expand(batch, self.logged))
-        self.logged += sum(1 if isinstance(item, dict) else len(item) for item in batch)
+        self.logged += count
 
     def _end_completed(self) -> None:
         self.reply.close()
@@ -381,7 +399,7 @@ class Run:
 
     def _end_stored(self, status: ResponseStatus, changes: dict[str, Any]) -> None:
         store, record = self.runner.store, self.record
-        batch = self.reply.take()
+        batch, _, _ = self.reply.take()
         common: dict[str, Any] = {"holder": self.holder, "status_event": True, "owner": record.owner}
 
         def write(events: Batch) -> Callable[[], ResponseRecord]:
@@ -417,7 +435,7 @@ class Run:
             # The store held events this run had not counted (a retried write had landed): decide again.
         else:
             raise _Stopped
-        count = sum(1 if isinstance(item, dict) else len(item) for item in batch)
+        count = sum(1 if isinstance(item, dict) else len(item) for item in batch)  # what this final write logged
         if self._live:
             events = Reply.expand(batch, self.logged)
             if common["status_event"]:
@@ -430,7 +448,7 @@ class Run:
         if status is ResponseStatus.COMPLETED:
             changes["completed_at"] = time.time()
         self.record = attrs.evolve(self.record, status=status, lease_holder=None, lease_expires_at=None, **changes)
-        batch = self.reply.take()
+        batch, _, _ = self.reply.take()
         events = Reply.expand(batch, self.logged)
         self.logged += len(events)
         events += _status_events(self.record, self.logged)
@@ -460,7 +478,7 @@ class Run:
         while True:
             try:
                 return call()
-            except StorageError:
+            except StorageError:  # noqa: PERF203 - a retry loop: the exception is the point
                 if self.runner.closed_for(pause):
                     _log.error("response %s: the store kept failing after the server stopped", self.record.id)
                     self.error = StorageError("the store failed while the response was running", id=self.record.id)
@@ -569,14 +587,17 @@ class Runner:
         Raises:
             RuntimeError: the runner is closed.
         """
-        logged = 0
+        logged = logged_bytes = 0
         if stored and record.background:  # followers see it created and queued before a worker takes it
             snapshot = record.to_openai()
             opening = [_wire.lifecycle_event(kind, snapshot) for kind in ("created", "queued")]
             logged = self.store.append_events(
                 record.id, opening, holder=record.lease_holder, expected_events=0, owner=record.owner
             ) + len(opening)
-        run = Run(self, record, conversation, request, stored=stored, live=live, logged=logged)
+            logged_bytes = sum(event_size(event) for event in opening)
+        run = Run(
+            self, record, conversation, request, stored=stored, live=live, logged=logged, logged_bytes=logged_bytes
+        )
         with self._mutex:
             if self.stopping.is_set():
                 raise RuntimeError("the runner is closed")
