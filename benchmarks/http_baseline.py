@@ -86,12 +86,13 @@ class PlainDictApp:
     def __call__(self, environ: Mapping[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         method = environ.get("REQUEST_METHOD", "GET")
-        status, headers, payload = _not_found("route")
         for pattern, allowed, handler in self._routes:
             match = pattern.fullmatch(path)
             if match is not None and method == allowed:
                 status, headers, payload = handler(environ, *match.groups())
                 break
+        else:
+            status, headers, payload = _not_found("route")
         start_response(status, headers)
         return [payload]
 
