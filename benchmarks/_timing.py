@@ -67,10 +67,10 @@ SMOKE = Settings(
     mixed_repeats=1,
     memory_records=200,
     cap_cycles=2_000,
-    http_seconds=0.2,
+    http_seconds=0.1,
     http_repeats=2,
     http_long_repeats=2,
-    http_long_words=100,
+    http_long_words=50,
 )
 QUICK = Settings(
     mode="quick",

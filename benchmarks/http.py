@@ -86,7 +86,20 @@ def _tail(stream: IO[bytes], limit: int = 2_000) -> str:
 
 
 def cpu_seconds(pid: int) -> float | None:
-    """The user + system CPU time the process ``pid`` has used (all its threads), or ``None`` off Linux."""
+    """The CPU time the threads of the process ``pid`` have used, or ``None`` off Linux.
+
+    Summed over its threads' ``/proc/PID/task/TID/schedstat`` (nanoseconds; the servers' threads live as long
+    as they do), else read from ``/proc/PID/stat`` (user + system, in clock ticks of 10 ms).
+    """
+    total = 0
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/schedstat", encoding="ascii") as schedstat:
+                total += int(schedstat.read().split()[0])
+    except (OSError, IndexError, ValueError):
+        pass
+    else:
+        return total / 1e9
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
             fields = stat.read().rsplit(")", 1)[1].split()
@@ -160,12 +173,12 @@ class ServerProcess:
         if self.process.poll() is not None:
             raise RuntimeError(f"{self.name} exited with {self.process.returncode}: {_tail(self._errors)}")
 
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL if it is still running after :data:`STOP_TIMEOUT`; reap it; close its files."""
+    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        """SIGTERM, then SIGKILL if it still runs ``timeout`` s later; reap it; close its files."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
-                self.process.wait(STOP_TIMEOUT)
+                self.process.wait(timeout)
             except subprocess.TimeoutExpired:
                 self.killed = True
                 self.process.kill()
@@ -248,6 +261,10 @@ def _median_or_none(values: list[float | None]) -> float | None:
     return statistics.median(known) if known else None
 
 
+def _milliseconds(seconds: float | None) -> float | None:
+    return None if seconds is None else 1e3 * seconds
+
+
 def _throughput_row(name: str, samples: list[dict[str, Any]]) -> dict[str, Any]:
     rates = sorted(sample["throughput"] for sample in samples)
     q1, q3 = (statistics.quantiles(rates, n=4, method="inclusive")[::2]) if len(rates) >= 2 else (rates[0], rates[0])
@@ -298,7 +315,7 @@ def run(settings: Settings, progress: Progress) -> dict[str, Any]:
     servers: dict[str, ServerProcess] = {}
     throughput: dict[str, list[dict[str, Any]]] = {}
     long_ns: dict[str, list[float]] = {}
-    long_cpu: dict[str, list[float | None]] = {}
+    long_cpu: dict[str, list[dict[str, float | None]]] = {}
     with contextlib.ExitStack() as stack:
         directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="responsestore-bench-http-")))
         redis_server = None
@@ -332,14 +349,13 @@ def run(settings: Settings, progress: Progress) -> dict[str, Any]:
             client.create(text)  # untimed: the first long reply warms up each server
         for repeat in range(settings.http_long_repeats):
             for name, client in clients.items():
-                pid = servers[name].pid
-                before = cpu_seconds(pid)
+                before = {role: cpu_seconds(pid) for role, pid in watched[name].items()}
                 start = time.perf_counter_ns()
                 client.create(text)
                 elapsed = time.perf_counter_ns() - start
-                after = cpu_seconds(pid)
+                after = {role: cpu_seconds(pid) for role, pid in watched[name].items()}
                 long_ns.setdefault(name, []).append(elapsed)
-                long_cpu.setdefault(name, []).append(_difference(before, after))
+                long_cpu.setdefault(name, []).append({role: _difference(before[role], after[role]) for role in after})
             progress(
                 f"http: long reply {repeat + 1}/{settings.http_long_repeats}: "
                 + ", ".join(f"{name} {values[-1] / 1e6:,.1f} ms" for name, values in long_ns.items())
@@ -356,12 +372,13 @@ def run(settings: Settings, progress: Progress) -> dict[str, Any]:
     throughput_rows = [_throughput_row(name, samples) for name, samples in throughput.items()]
     long_rows = []
     for name, samples in long_ns.items():
-        cpus = [cpu for cpu in long_cpu[name] if cpu is not None]
+        cpu = {role: _median_or_none([sample[role] for sample in long_cpu[name]]) for role in long_cpu[name][0]}
         long_rows.append(
             {
                 "variant": name,
                 **summarize(samples),
-                "server_cpu_ms": 1e3 * statistics.mean(cpus) if cpus else None,  # /proc ticks: 10 ms steps
+                "server_cpu_ms": _milliseconds(cpu.get("server")),
+                "backend_cpu_ms": _milliseconds(cpu.get("backend")),
             }
         )
     base_rate = next(row["throughput_median"] for row in throughput_rows if row["variant"] == BASELINE)
