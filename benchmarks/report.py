@@ -628,6 +628,10 @@ The baselines live in `benchmarks/baselines.py` and are measured in the same run
   under an `asyncio.Lock`, read with an awaited `get` (one coroutine per timed loop). It takes part in `get` and
   in memory per record; its bulk in the timing runs shares one `Response` object.
 
+- **plain-dict** (HTTP only, `benchmarks/http_baseline.py`): a minimal WSGI server with the three routes the
+  HTTP workload calls, the same `echo` model and `Response` JSON, kept in plain dicts under one lock; served by
+  waitress with the same threads as `python -m responsestore serve`.
+
 The baselines validate nothing, copy nothing they return, and never expire or evict; responsestore validates and
 freezes every argument, returns its immutable records and their stored, read-only items (no copies), keeps an
 ordering index and marks recency on every read. Where a target is missed, the targets table says by how much;
