@@ -255,6 +255,38 @@ def test_a_server_that_fails_to_start_is_reported() -> None:
     assert not server.killed
 
 
+def test_every_process_stops_when_the_http_workload_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    if http.available() is not None:
+        pytest.skip(http.available())
+    started: list[http.ServerProcess] = []
+    real = http.ServerProcess
+
+    def recording(name: str, argv: list[str]) -> http.ServerProcess:
+        server = real(name, argv)
+        started.append(server)
+        return server
+
+    def failing(url: str, seconds: float, watched: dict[str, int]) -> dict[str, Any]:
+        raise RuntimeError("the load generator broke")
+
+    servers: list[Any] = []
+    real_redis = http.redis_workload.Server
+
+    def recording_redis() -> Any:
+        servers.append(real_redis())
+        return servers[-1]
+
+    monkeypatch.setattr(http, "ServerProcess", recording)
+    monkeypatch.setattr(http, "load_sample", failing)
+    monkeypatch.setattr(http.redis_workload, "Server", recording_redis)
+    with pytest.raises(RuntimeError, match="the load generator broke"):
+        http.run(SMOKE, Progress(quiet=True))
+    assert len(started) >= 3
+    for server in [*started, *servers]:
+        assert server.process.returncode is not None  # reaped
+    assert all(server.process.returncode == 0 for server in started)  # each stopped on SIGTERM
+
+
 def test_targets(results: dict[str, Any]) -> None:
     found = results["targets"]
     assert [target["name"] for target in found] == TARGET_NAMES
