@@ -47,7 +47,7 @@ class Settings:
     input_items: int = 50
     http_seconds: float = 5.0  # the duration of one HTTP throughput sample (one load-generator process)
     http_repeats: int = 7  # HTTP throughput samples per server
-    http_long_repeats: int = 9  # timed long replies per server
+    http_long_repeats: int = 15  # timed long replies per server
     http_long_words: int = 1_000  # the words of the long reply (the target is set at 1,000)
 
     def to_json(self) -> dict[str, Any]:

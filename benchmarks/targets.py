@@ -289,6 +289,8 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
             ours, base, section = http_rows("long_reply", variant)
             words = section["long_words"]
             detail = f"{ours['median_ns'] / 1e6:,.1f} ms / {base['median_ns'] / 1e6:,.1f} ms per non-streamed reply"
+            if ours.get("server_cpu_ms") and base.get("server_cpu_ms"):  # steadier than wall time on a busy machine
+                detail += f"; server CPU {ours['server_cpu_ms']:,.1f} ms / {base['server_cpu_ms']:,.2f} ms"
             if words != HTTP_LONG_WORDS:
                 detail += f" (measured at {words:,} words; the target is set at {HTTP_LONG_WORDS:,})"
             return ours["median_ns"] / base["median_ns"], detail, None
