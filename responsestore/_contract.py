@@ -585,7 +585,7 @@ class BaseStore(abc.ABC):
         expected_events: object = None,
         holder: object = None,
         lease: object = None,
-        closing: Callable[[ResponseRecord], Prepared] | None = None,
+        closing: Callable[[ResponseRecord, dict[str, Any]], Prepared] | None = None,
     ) -> ResponseRecord:
         """Read, decide with ``apply`` (pure), and write conditionally; again on a lost race.
 
@@ -613,10 +613,14 @@ class BaseStore(abc.ABC):
                 new = replace_fields(new, version=record.version + 1, lease_expires_at=now + lease_seconds)
             if new is record:  # nothing to change (cancelling a cancelled response, say): nothing is appended
                 return record
-            batch = prepared if closing is None else _join(prepared, closing(new))
+            wire = None
+            batch = prepared
+            if closing is not None:
+                wire = new.to_openai()  # built once: the closing event carries it, compaction refers to it
+                batch = _join(prepared, closing(new, wire))
             if batch.total:
                 self._check_events(stored, batch, count)
-            log = self._log_write(checked_owner, stored, new, batch)
+            log = self._log_write(checked_owner, stored, new, batch, wire)
             if log is _STALE or not self._swap(stored, new, resize(record, stored.size, new), log):
                 continue
             self._notify(checked_owner, record_id)
@@ -657,7 +661,9 @@ class BaseStore(abc.ABC):
                 id=record.id,
             )
 
-    def _log_write(self, owner: str | None, stored: Stored, new: ResponseRecord, batch: Prepared) -> LogWrite | None:
+    def _log_write(
+        self, owner: str | None, stored: Stored, new: ResponseRecord, batch: Prepared, wire: Any = None
+    ) -> LogWrite | None:
         """What a write does to the log: append the batch, or encode the whole log again against the final record.
 
         The whole log is encoded again, compactly, when the response finishes.
@@ -681,7 +687,10 @@ class BaseStore(abc.ABC):
                 return _STALE
             chunks = found[1]
         try:
-            encoded = _events.compact(chunks, record, batch, stored.events, new)
+            if wire is None:
+                encoded = _events.compact(chunks, record, batch, stored.events, new)
+            else:
+                encoded = _events.compact(chunks, record, batch, stored.events, new, wire)
         except _events.DamagedLog as exc:
             raise StorageError(
                 f"the event log of {record.id!r} in {self!r} is damaged: {exc}"[:500], id=record.id
@@ -706,9 +715,10 @@ class BaseStore(abc.ABC):
         Every transition method takes the same keywords: ``event`` (one event) or ``events`` (a batch: mappings
         and :class:`~responsestore.DeltaRun`\ s) are appended to the response's log in the same atomic step as
         the change; ``status_event=True`` appends, after them, the ``response.<new status>`` event carrying the
-        response as stored (what a stream announces a change with; the API has none for ``cancelled``); ``expected_events`` refuses the write
-        (:class:`~responsestore.SequenceConflict`) unless the log holds that many events; ``holder`` refuses it
-        (:class:`~responsestore.LeaseLost`) unless that holder holds the response's lease; ``lease`` renews the
+        response as stored (what a stream announces a change with; the API has none for ``cancelled``);
+        ``expected_events`` refuses the write (:class:`~responsestore.SequenceConflict`) unless the log holds that
+        many events; ``holder`` refuses it (:class:`~responsestore.LeaseLost`) unless that holder holds the
+        response's lease; ``lease`` renews the
         lease for that many seconds (a response that finishes gives its lease up).
 
         Raises:
@@ -1439,11 +1449,11 @@ def _join(first: Prepared, second: Prepared) -> Prepared:
     return Prepared(first.items + second.items, first.total + second.total, first.size + second.size, carried)
 
 
-def _status_event(record: ResponseRecord) -> Prepared:
-    """The ``response.<status>`` event announcing ``record``'s status, carrying the response as stored.
+def _status_event(record: ResponseRecord, wire: dict[str, Any]) -> Prepared:
+    """The ``response.<status>`` event announcing ``record``'s status, carrying ``wire``, its JSON as stored.
 
     None for ``cancelled``: the Responses API streams no event for it (the stream just ends).
     """
     if record.status is ResponseStatus.CANCELLED:
         return NO_EVENTS
-    return prepare_events([_wire.lifecycle_event(record.status.value, record.to_openai())], record.id)
+    return prepare_events([_wire.lifecycle_event(record.status.value, wire)], record.id)

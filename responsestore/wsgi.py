@@ -453,7 +453,8 @@ class ResponsesApp:
         if not previous.is_terminal:  # checked here for store=false too, which never reaches store.create
             raise _HTTPError(
                 400,
-                f"Previous response {previous.id!r} is still {previous.status.value}; continue it once it has finished.",
+                f"Previous response {previous.id!r} is still {previous.status.value}; continue it once it has"
+                " finished.",
                 param="previous_response_id",
                 code="invalid_previous_response",
             )

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import json
 import logging
 import os
 import socket
@@ -138,7 +137,9 @@ class Run:
         self.error: ResponseStoreError | None = None  # set when the run ended without a record to show
         self.logged = logged  # events in the store's log (or, unstored, events produced)
         self.logged_bytes = logged_bytes  # what they count against max_event_bytes
-        self._response_bytes = len(json.dumps(record.to_openai()))  # the final response's JSON, but its output
+        # The response's JSON without its output: what its final event weighs besides the output. The two opening
+        # events of a background response (created, queued) each carry it; others measure it in _begin.
+        self._response_bytes = logged_bytes // 2
         self._live = live  # a client reads the events as they are published
         self._outbox: deque[dict[str, Any]] = deque()
         self._flushing = live or record.background  # someone may follow the stream: flush as it goes
@@ -258,6 +259,7 @@ class Run:
         self.reply.add_events(
             _wire.lifecycle_event("created", snapshot), _wire.lifecycle_event("in_progress", snapshot)
         )
+        self._response_bytes = self.reply.pending_bytes // 2
         if self._flushing:
             self._flush(time.monotonic())
 
