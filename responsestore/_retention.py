@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime
 import logging
 import math
+import operator
 import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -176,6 +177,8 @@ class SweeperStats:
     failures: int
     consecutive_failures: int
     last_error: Exception | None
+    #: Responses whose lease had run out that the sweeps ended (``expire_leases``).
+    leases_expired: int = 0
 
 
 #: The longest a :class:`Sweeper` waits after failed sweeps (unless its interval is longer).
@@ -185,7 +188,10 @@ _logger = logging.getLogger("responsestore")
 
 
 class Sweeper:
-    """A daemon thread that calls ``store.sweep()`` every ``interval`` seconds, for stores that go idle.
+    """A daemon thread that calls ``store.sweep()`` and ``store.expire_leases()`` every ``interval`` seconds.
+
+    For stores that go idle, and for responses whose runner died: each sweep also ends the queued and in-progress
+    responses whose lease has run out (see :meth:`~responsestore.BaseStore.expire_leases`).
 
     Writes sweep a few expired records each, so a busy store needs no sweeper; an idle one keeps expired records
     in memory until something sweeps them. Stop it with :meth:`stop` (or use it as a context manager); stopping
@@ -207,6 +213,7 @@ class Sweeper:
         self._mutex = threading.Lock()  # makes stats() one snapshot; only the thread writes the counters
         self._sweeps = 0
         self._swept = 0
+        self._leases_expired = 0
         self._failures = 0
         self._consecutive_failures = 0
         self._last_error: Exception | None = None
@@ -228,6 +235,7 @@ class Sweeper:
     def _sweep_once(self) -> None:
         try:
             swept = self._store.sweep()
+            ended = self._store.expire_leases()
         except Exception as error:
             with self._mutex:
                 self._failures += 1
@@ -245,6 +253,7 @@ class Sweeper:
             with self._mutex:
                 self._sweeps += 1
                 self._swept += swept
+                self._leases_expired += ended
                 self._consecutive_failures = 0
 
     @property
@@ -259,6 +268,7 @@ class Sweeper:
             return SweeperStats(
                 sweeps=self._sweeps,
                 swept=self._swept,
+                leases_expired=self._leases_expired,
                 failures=self._failures,
                 consecutive_failures=self._consecutive_failures,
                 last_error=self._last_error,
@@ -294,6 +304,8 @@ RECORD_OVERHEAD = 256
 
 _TEXT_FIELDS = ("id", "model", "instructions", "previous_response_id", "owner", "lease_holder")
 _JSON_FIELDS = ("input", "output", "tools", "metadata", "usage", "error", "incomplete_details", "extra")
+_texts_of = operator.attrgetter(*_TEXT_FIELDS)
+_jsons_of = operator.attrgetter(*_JSON_FIELDS)
 
 
 def _text_size(value: str | None) -> int:
@@ -316,22 +328,22 @@ def record_size(record: ResponseRecord) -> int:
     on disk or in memory.
     """
     size = RECORD_OVERHEAD
-    for name in _TEXT_FIELDS:
-        size += _text_size(getattr(record, name))
-    for name in _JSON_FIELDS:
-        size += _json_size(getattr(record, name))
+    for value in _texts_of(record):
+        if value is not None:
+            size += _text_size(value)
+    for value in _jsons_of(record):
+        if value:
+            size += _json_size(value)
     return size
 
 
 def resize(old: ResponseRecord, old_size: int, new: ResponseRecord) -> int:
     """:func:`record_size` of ``new``, from that of ``old``: only the fields that changed are measured again."""
     size = old_size
-    for name in _TEXT_FIELDS:
-        before, after = getattr(old, name), getattr(new, name)
+    for before, after in zip(_texts_of(old), _texts_of(new), strict=True):
         if before is not after:
             size += _text_size(after) - _text_size(before)
-    for name in _JSON_FIELDS:
-        before, after = getattr(old, name), getattr(new, name)
+    for before, after in zip(_jsons_of(old), _jsons_of(new), strict=True):
         if before is not after:
             size += _json_size(after) - _json_size(before)
     return size
