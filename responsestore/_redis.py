@@ -1120,6 +1120,8 @@ class RedisStore(BaseStore):
             if self._closed:
                 raise self._closed_error() from exc
             raise StorageError(f"Redis error in {self!r}: {type(exc).__name__}: {exc}"[:600]) from exc
+        except UnicodeDecodeError as exc:  # a client that decodes replies read a value that is not UTF-8
+            raise self._damaged("a stored value", exc) from exc
         except Exception as exc:
             if self._closed:  # close() took the client away under this call: redis-py fails in its own ways
                 raise self._closed_error() from exc

@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 import redis
 
-from responsestore import InvalidTransition, RedisStore, VersionConflict
+from responsestore import DeltaRun, EventLogClosed, InvalidTransition, RedisStore, VersionConflict
 
 #: Ports above this are never used: a cluster node's bus listens on its port + 10000.
 MAX_PORT = 55535
@@ -268,6 +268,50 @@ def _wait(url: str, id: str) -> dict[str, Any]:
         store.close()
 
 
+def stream_batch(tag: str) -> list[Any]:
+    """The events one ``stream`` worker appends in one batch: two literal events around a delta run, all tagged."""
+    delta = {"type": "response.output_text.delta", "output_index": 0, "content_index": 0, "delta": ""}
+    return [
+        {"type": "test.batch", "tag": tag, "part": "start"},
+        DeltaRun(delta, [f"{tag}/{i} " for i in range(3)]),
+        {"type": "test.batch", "tag": tag, "part": "end"},
+    ]
+
+
+def _stream(url: str, ids: list[str], rounds: int, name: str) -> dict[str, Any]:
+    """Wait for a start line, then append ``rounds`` tagged batches to every response (every other one renewing
+    a lease, so plain appends and record writes interleave), then try to finish every response with a tagged
+    final event; report where each acknowledged batch landed and which completions this worker won."""
+    store = RedisStore.from_url(url)
+    appended: list[list[Any]] = []
+    closed: set[str] = set()
+    won: list[str] = []
+    try:
+        sys.stdout.write("ready\n")
+        sys.stdout.flush()
+        sys.stdin.readline()
+        for round_ in range(rounds):
+            for id in ids:
+                if id in closed:
+                    continue
+                tag = f"{name}:{round_}:{id}"
+                try:
+                    first = store.append_events(id, stream_batch(tag), lease=30 if round_ % 2 else None)
+                except EventLogClosed:
+                    closed.add(id)
+                    continue
+                appended.append([id, first, tag])
+        for id in ids:
+            try:
+                store.complete(id, [], events=[{"type": "test.final", "tag": name}])
+            except (InvalidTransition, EventLogClosed):
+                continue
+            won.append(id)
+        return {"appended": appended, "won": won}
+    finally:
+        store.close()
+
+
 def main(argv: list[str]) -> None:
     """Run the worker ``argv[0]`` and print its result as JSON."""
     role, url = argv[0], argv[1]
@@ -275,6 +319,8 @@ def main(argv: list[str]) -> None:
         result = _race(url, json.loads(argv[2]), int(argv[3]), argv[4])
     elif role == "wait":
         result = _wait(url, argv[2])
+    elif role == "stream":
+        result = _stream(url, json.loads(argv[2]), int(argv[3]), argv[4])
     else:
         raise SystemExit(f"unknown role {role!r}")
     sys.stdout.write(json.dumps(result) + "\n")

@@ -23,11 +23,13 @@ import redis.cluster
 
 import responsestore
 from responsestore import (
+    DeltaRun,
     InvalidArgument,
     RedisStore,
     ResponseNotFound,
     ResponseStatus,
     StorageError,
+    StoreFull,
 )
 from responsestore._redis import _key_prefix, _owner_key
 from responsestore.testing import FakeClock
@@ -53,11 +55,12 @@ def url_of(server: redis_server.RedisServer, **query: Any) -> str:
     return f"{server.url}?{parts}"
 
 
-def run_worker(*args: str) -> subprocess.Popen[str]:
-    """Start ``python -m tests.redis_server ARGS...`` in a process of its own."""
+def run_worker(*args: str, stdin: bool = False) -> subprocess.Popen[str]:
+    """Start ``python -m tests.redis_server ARGS...`` in a process of its own (its stdin a pipe if ``stdin``)."""
     return subprocess.Popen(
         [sys.executable, "-m", "tests.redis_server", *args],
         cwd=ROOT,
+        stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -156,6 +159,37 @@ def test_a_closed_store_raises_storage_error() -> None:
     store.close()
     with pytest.raises(StorageError, match="closed"):
         store.get(created.id)
+
+
+def test_max_bytes_comes_from_the_url_or_the_constructor() -> None:
+    server = redis_server.shared()
+    with RedisStore(redis.Redis(port=server.port), prefix=redis_server.fresh_prefix()) as default:
+        assert default.retention.max_bytes is None
+        default.client.close()
+    with responsestore.open(f"{server.url}?prefix={redis_server.fresh_prefix()}&max_bytes=4000") as store:
+        assert isinstance(store, RedisStore)
+        assert store.retention.max_bytes == 4000
+        text = "x" * 500
+        for _ in range(12):  # about 850 bytes each: the oldest finished ones make room
+            store.complete(store.create("m", text).id)
+            assert store.stats().bytes <= 4000
+        stats = store.stats()
+        assert stats.evicted > 0
+        assert stats.records == 12 - stats.evicted
+        store._check()
+        for record in store.list(limit=100).data:
+            store.delete(record.id)
+        active = [store.create("m", text) for _ in range(4)]
+        with pytest.raises(StoreFull) as full:
+            store.create("m", text)
+        assert (full.value.bound, full.value.max_bytes) == ("max_bytes", 4000)
+        assert len(store) == len(active)
+        store._check()
+    with RedisStore.from_url(f"{server.url}?prefix={redis_server.fresh_prefix()}&max_bytes=4000", max_bytes=9000) as s:
+        assert s.retention.max_bytes == 9000  # the keyword wins, as for prefix
+    for bad in ("0", "-1", "1.5", "abc", "", "1e6", "\u0661\u0662"):
+        with pytest.raises(InvalidArgument, match="max_bytes"):
+            RedisStore.from_url(f"{server.url}?prefix=p&max_bytes={bad}")
 
 
 # ---------------------------------------------------------------------------------------------- prefixes, values
@@ -317,6 +351,153 @@ def test_round_trips_per_operation(server: redis_server.RedisServer) -> None:
         pool.disconnect()  # a client given its pool leaves it open on close(), with its sockets
 
 
+def command_calls(client: redis.Redis) -> dict[str, int]:
+    """How many times the server ran each command (scripts' commands included), ``INFO`` itself left out."""
+    stats = client.info("commandstats")
+    return {name[len("cmdstat_") :]: int(row["calls"]) for name, row in stats.items() if name != "cmdstat_info"}
+
+
+def commands_of(client: redis.Redis, action: Any) -> dict[str, int]:
+    """The commands the server ran during ``action()``, by name."""
+    before = command_calls(client)
+    action()
+    after = command_calls(client)
+    return {name: calls - before.get(name, 0) for name, calls in after.items() if calls != before.get(name, 0)}
+
+
+#: What a model server streams for a short non-streamed reply: 14 events, six of them a delta run.
+OUTPUT = [{"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "The answer is 42."}]}]
+
+
+def reply_events() -> list[Any]:
+    text = {"item_id": "msg_1", "output_index": 0, "content_index": 0}
+    part = {"type": "output_text", "text": "The answer is 42."}
+    return [
+        {"type": "response.created", "response": {"status": "in_progress"}},
+        {"type": "response.in_progress", "response": {"status": "in_progress"}},
+        {"type": "response.output_item.added", "output_index": 0, "item": {"type": "message", "content": []}},
+        {"type": "response.content_part.added", **text, "part": {"type": "output_text", "text": ""}},
+        DeltaRun(
+            {"type": "response.output_text.delta", **text, "delta": ""}, ["The ", "answer ", "is ", "4", "2", "."]
+        ),
+        {"type": "response.output_text.done", **text, "text": "The answer is 42."},
+        {"type": "response.content_part.done", **text, "part": part},
+        {"type": "response.output_item.done", "output_index": 0, "item": OUTPUT[0]},
+        {"type": "response.completed", "response": {"status": "completed"}},
+    ]
+
+
+def test_commands_of_a_non_streamed_response_and_of_a_follower() -> None:
+    own = redis_server.RedisServer()  # a server of its own: no other test's commands in its counts
+    client = redis.Redis(port=own.port, socket_timeout=10)
+    store = RedisStore(client, prefix=redis_server.fresh_prefix(), clock=FakeClock())
+    try:
+        warm = store.create("m", "warm", lease=30, holder="run")  # loads the scripts, makes the counters
+        store.complete(warm.id, OUTPUT, events=reply_events(), holder="run")
+        record: list[Any] = []
+        for _ in range(3):  # the second and third include the recency mark the previous get queued
+            record.clear()
+            create = commands_of(client, lambda: record.append(store.create("m", "Why?", lease=30, holder="run")))
+            complete = commands_of(
+                client,
+                lambda: store.complete(
+                    record[0].id,
+                    OUTPUT,
+                    usage={"input_tokens": 4, "output_tokens": 6},
+                    events=reply_events(),
+                    holder="run",
+                ),
+            )
+            assert create == {"evalsha": 1, "mget": 1, "mset": 1, "zadd": 1}
+            assert complete == {"mget": 2, "evalsha": 1, "mset": 1, "publish": 1}  # read; the write script
+            assert sum(create.values()) + sum(complete.values()) <= 9
+            assert commands_of(client, lambda: store.get(record[0].id)) == {"mget": 1}
+        assert len(store.events(record[0].id)) == 14
+        # A follower of a long stream reads only the chunks past where it is.
+        long = store.create("m", background=True)
+        for n in range(40):
+            store.append_events(long.id, [{"type": "response.output_text.delta", "delta": str(n)}])
+        follow = commands_of(client, lambda: store.events(long.id, starting_after=38))
+        assert follow == {"evalsha": 1, "mget": 1, "get": 1}
+        assert commands_of(client, lambda: store.events(long.id, starting_after=39)) == {"evalsha": 1, "mget": 1}
+        store._check()
+    finally:
+        store.close()
+        client.close()
+        own.stop()
+
+
+def test_finishing_from_the_chunks_this_process_wrote_is_checked_against_the_server(
+    server: redis_server.RedisServer,
+) -> None:
+    pool = redis.ConnectionPool(connection_class=CountingConnection, port=server.port, socket_timeout=5)
+    prefix = redis_server.fresh_prefix()
+    writer = RedisStore(redis.Redis(connection_pool=pool), prefix=prefix)
+    other = RedisStore.from_url(url_of(server, prefix=prefix))
+    try:
+        behind = writer.create("m", background=True)
+        writer.append_events(behind.id, redis_server.stream_batch("writer"))
+        other.append_events(behind.id, redis_server.stream_batch("other"))  # the writer's own copy is now behind
+        writer.complete(behind.id, [], events=[{"type": "test.final"}])
+        tags = [event.get("tag") or event.get("delta", "").split("/")[0] for event in other.events(behind.id)]
+        assert tags == ["writer"] * 5 + ["other"] * 5 + [""]
+        renewed = writer.create("m", background=True)
+        writer.append_events(renewed.id, redis_server.stream_batch("writer"))
+        other.renew(renewed.id, lease=30)  # a new version, the same log: the writer's chunks still are the log
+        CountingConnection.replies = 0
+        done = writer.complete(renewed.id, [], events=[{"type": "test.final"}])
+        assert CountingConnection.replies == 2  # read, write: the log was not read back
+        assert done.version == renewed.version + 2
+        assert [event["sequence_number"] for event in other.events(renewed.id)] == list(range(6))
+        writer._check()
+    finally:
+        writer.close()
+        other.close()
+        pool.disconnect()
+
+
+def test_a_finished_record_keeps_its_last_lease_member_until_leased_or_removal_drops_it() -> None:
+    clock = FakeClock()
+    with redis_server.open_store(clock=clock) as store:
+        finished = store.create("m", lease=10, holder="run")
+        running = store.create("m", lease=20, holder="run")
+        gone = store.create("m", lease=10)
+        store.complete(finished.id, holder="run")
+        store.complete(gone.id)
+
+        def lease_members() -> list[bytes]:
+            return [m for m in store.client.zrange(store._base + "i", 0, -1) if m.startswith(b"l")]
+
+        assert len(lease_members()) == 3
+        store._check()
+        store.delete(gone.id)
+        assert len(lease_members()) == 2
+        clock.advance(15)
+        assert store.expire_leases() == 0  # only the finished record's lease is due, and it is dropped
+        assert len(lease_members()) == 1
+        clock.advance(10)
+        assert store.expire_leases() == 1
+        assert store.get(running.id).status is ResponseStatus.FAILED
+        assert len(lease_members()) == 1  # the failed record's last lease, until the next look at the leases
+        assert store.expire_leases() == 0
+        assert lease_members() == []
+        store._check()
+
+
+def test_a_prefix_holding_an_older_layout_is_refused_not_overwritten() -> None:
+    server = redis_server.shared()
+    client = redis.Redis(port=server.port)
+    prefix = redis_server.fresh_prefix()
+    client.hset("{" + prefix + "}:c", "seq", "3")  # the counters of the layout before chunked logs
+    try:
+        with RedisStore(client, prefix=prefix) as store, pytest.raises(StorageError, match="another layout"):
+            store.create("m")
+        assert client.hget("{" + prefix + "}:c", "seq") == b"3"
+    finally:
+        client.delete("{" + prefix + "}:c")
+        client.close()
+
+
 # ---------------------------------------------------------------------------------------------- processes
 
 
@@ -339,6 +520,83 @@ def test_four_processes_race_transitions_without_lost_updates() -> None:
         assert all(result["stale_reads"] == 0 for result in results)
         assert sum(result["conflicts"] for result in results) > 0, "the workers never raced"
         store._check()
+
+
+def test_two_processes_append_to_and_finish_responses_without_losing_an_event() -> None:
+    server = redis_server.shared()
+    url = f"{server.url}?prefix={redis_server.fresh_prefix()}"
+    rounds = 12
+    with RedisStore.from_url(url) as store:
+        ids = [store.create("m", background=True).id for _ in range(4)]
+        workers = [run_worker("stream", url, json.dumps(ids), str(rounds), name, stdin=True) for name in "ab"]
+        for worker in workers:
+            assert worker.stdout is not None
+            assert worker.stdout.readline().strip() == "ready", worker.communicate()[1][-3000:]
+        for worker in workers:
+            assert worker.stdin is not None
+            worker.stdin.write("go\n")
+            worker.stdin.flush()
+        results = dict(zip("ab", (result_of(worker) for worker in workers), strict=True))
+        shared = 0
+        for id in ids:
+            events = store.events(id)
+            assert [event["sequence_number"] for event in events] == list(range(len(events)))
+            batches = sorted((first, tag) for name in "ab" for i, first, tag in results[name]["appended"] if i == id)
+            assert len(events) == 5 * len(batches) + 1, "an acknowledged batch is missing, or an extra one is there"
+            for first, tag in batches:
+                expected = [dict(event) for event in redis_server.stream_batch(tag)[:1]]
+                expected += redis_server.stream_batch(tag)[1].events()
+                expected += [dict(event) for event in redis_server.stream_batch(tag)[2:]]
+                for offset, event in enumerate(expected):
+                    assert events[first + offset] == {**event, "sequence_number": first + offset}
+            winners = [name for name in "ab" if id in results[name]["won"]]
+            assert len(winners) == 1, f"{id}: {winners} finished it"
+            assert events[-1] == {"type": "test.final", "tag": winners[0], "sequence_number": len(events) - 1}
+            assert store.get(id).status is ResponseStatus.COMPLETED
+            shared += len({tag.split(":")[0] for _, tag in batches}) == 2
+        assert shared > 0, "the workers never wrote to the same response"
+        store._check()
+
+
+def test_a_damaged_chunk_is_a_storage_error() -> None:
+    server = redis_server.shared()
+    url = f"{server.url}?prefix={redis_server.fresh_prefix()}"
+    client = redis.Redis(port=server.port)
+    with RedisStore.from_url(url) as writer, RedisStore.from_url(url) as reader:
+        record = writer.create("m", background=True)
+        writer.append_events(record.id, redis_server.stream_batch("one"))
+        writer.append_events(record.id, redis_server.stream_batch("two"))
+        first_chunk = writer._base + "l:" + writer._key(None, record.id) + ":1"
+        good = client.get(first_chunk)
+        assert good is not None
+        assert good.startswith(b"0 5 ")
+        assert len(reader.events(record.id, starting_after=4)) == 5  # the second chunk alone: not damaged
+        for garbage in (b"garbage", b"0 5 [not json", b"0 5 []", b"7 5 " + good[4:], b"0 5 \xff\xfe", b""):
+            client.set(first_chunk, garbage)
+            with pytest.raises(StorageError, match="damaged"):
+                reader.events(record.id)
+            with pytest.raises(StorageError, match="damaged"):
+                list(reader.stream(record.id, starting_after=2, timeout=5))
+            with pytest.raises(StorageError, match="damaged"):
+                reader.complete(record.id)  # finishing compacts the log: it must be read first
+        client.delete(first_chunk)
+        client.hset(first_chunk, "not", "a string")
+        with pytest.raises(StorageError):
+            reader.events(record.id)
+        client.delete(first_chunk)
+        with pytest.raises(StorageError, match="damaged"):
+            reader.events(record.id)
+        assert reader.get(record.id).status is ResponseStatus.IN_PROGRESS  # nothing was written
+        client.set(first_chunk, b"0 5 \xff\xfe")
+        decoding = redis.Redis(port=server.port, decode_responses=True, socket_timeout=5)
+        with RedisStore(decoding, prefix=reader.prefix) as decoded, pytest.raises(StorageError, match="damaged"):
+            decoded.events(record.id)  # redis-py itself fails to decode the reply
+        decoding.close()
+        client.set(first_chunk, good)
+        reader.complete(record.id)
+        assert len(reader.events(record.id)) == 10
+        reader._check()
+    client.close()
 
 
 def test_wait_in_one_process_is_woken_by_a_write_in_another() -> None:
