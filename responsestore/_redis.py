@@ -107,8 +107,6 @@ _CACHE_RECORDS = 4096
 #: at most this many records and this many bytes of chunk text.
 _LOG_CACHE_RECORDS = 256
 _LOG_CACHE_BYTES = 8 << 20
-#: Recency marks that wait in ``{P}:p`` before they go to the recency index ``{P}:u`` in one ``ZADD``.
-_PENDING_MARKS = 32
 #: Fields of a record's header, and of the counters.
 _HEADER_FIELDS = 13
 _COUNTERS = ("seq", "deleted", "evicted", "expired", "removals", "tick", "hint", "bytes", "active_bytes", "tombs")
@@ -124,7 +122,7 @@ _NONE = "!"
 _LUA_COMMON = """
 local C = KEYS[1]
 local B = string.sub(C, 1, -2)
-local I, U, T, Q, P = B .. 'i', B .. 'u', B .. 't', B .. 'q', B .. 'p'
+local I, U, T, Q = B .. 'i', B .. 'u', B .. 't', B .. 'q'
 local now = tonumber(ARGV[2])
 local MEMORY = __MEMORY__
 local SLOTS = {__SLOTS__}
@@ -263,13 +261,11 @@ local a = 6 + ntouches
 local op = ARGV[1]
 
 -- Writes are staged and sent once, at the end (flush): a few commands however many records a script changes.
--- Recency marks (uadd: key -> tick) wait in the string P, read and written with the rest, and go to the sorted set
--- U when __PENDING__ have gathered or before anything reads U (eviction).
 local sets, setkeys, dels = {}, {}, {}
 local iadd, irem, uadd, urem = {}, {}, {}, {}
 local tombs, gone, removed, published = {}, {}, {}, {}
 local staged_expiry = math.huge
-local counters_before, pending_before = nil, nil
+local before = nil
 
 local function set(key, value)
   if sets[key] == nil then setkeys[#setkeys + 1] = key end
@@ -308,32 +304,16 @@ local function members(set_)
   return out
 end
 
-local function flush_recency(all)
+local function flush_recency()
   local rem = members(urem)
   if #rem > 0 then call('ZREM', U, rem, 1) end
-  urem = {}
   local add = {}
   for k, tick in pairs(uadd) do
     add[#add + 1] = tick
     add[#add + 1] = k
   end
-  if all or #add > 2 * __PENDING__ then
-    if #add > 0 then call('ZADD', U, add, 2) end
-    uadd = {}
-  end
-end
-
-local function pending()
-  local out = {}
-  for k, tick in pairs(uadd) do out[#out + 1] = {tick, k} end
-  table.sort(out, function(x, y) return x[1] < y[1] end)
-  local flat = {}
-  for i, mark in ipairs(out) do
-    flat[2 * i - 1] = mark[2]
-    flat[2 * i] = mark[1]
-  end
-  if #flat == 0 then return '[]' end
-  return cjson.encode(flat)
+  if #add > 0 then call('ZADD', U, add, 2) end
+  uadd, urem = {}, {}
 end
 
 local function flush()
@@ -346,7 +326,7 @@ local function flush()
     add[#add + 1] = m
   end
   if #add > 0 then call('ZADD', I, add, 2) end
-  flush_recency(false)
+  flush_recency()
   if #tombs > 0 then
     local fields, queue = {}, {}
     for _, tomb in ipairs(tombs) do
@@ -366,9 +346,7 @@ local function flush()
     end
   end
   local counters = save()
-  if counters ~= counters_before then set(C, counters) end
-  local marks = pending()
-  if marks ~= (pending_before or '[]') then set(P, marks) end
+  if counters ~= before then set(C, counters) end
   local pairs_ = {}
   for _, key in ipairs(setkeys) do
     if sets[key] then
@@ -385,9 +363,9 @@ local function reply(code, value, payload)
   return {code, value, removed, payload or {}}
 end
 
--- the counters, the pending recency marks and the headers of `keys`, in one MGET; the queued recency marks applied
+-- the counters, and the headers of `keys` (after the counters in the same MGET); the queued recency marks applied
 local function begin(keys)
-  local list = {C, P}
+  local list = {C}
   for _, k in ipairs(keys) do list[#list + 1] = B .. 'h:' .. k end
   for _, k in ipairs(touched) do list[#list + 1] = B .. 'h:' .. k end
   local got = mget(list)
@@ -395,20 +373,13 @@ local function begin(keys)
     error('responsestore: ' .. C .. ' holds data of another layout (an older responsestore): use another prefix')
   end
   load(got[1])
-  counters_before, pending_before = got[1], got[2]
-  if got[2] then
-    local ok, flat = pcall(cjson.decode, got[2])
-    if not ok or type(flat) ~= 'table' then
-      error('responsestore: damaged recency marks ' .. string.sub(got[2], 1, 80))
-    end
-    for i = 1, #flat, 2 do uadd[flat[i]] = tonumber(flat[i + 1]) end
-  end
+  before = got[1]
   for i, k in ipairs(touched) do
-    local h = parse(got[2 + #keys + i], true)
+    local h = parse(got[1 + #keys + i], true)
     if h and TERMINAL[h[3]] then used(k) end
   end
   local headers = {}
-  for i = 1, #keys do headers[i] = got[2 + i] end
+  for i = 1, #keys do headers[i] = got[1 + i] end
   return headers
 end
 
@@ -472,7 +443,7 @@ end
 
 -- evict least recently used finished records (not in `spared`) while `over()`; false if it could not
 local function evict(over, spared)
-  flush_recency(true)
+  flush_recency()
   local offset = 0
   while over() do
     local ks = redis.call('ZRANGE', U, offset, offset + 63)
@@ -817,7 +788,6 @@ def _lua(body: str, memory: int) -> str:
     first_status = len(_COUNTERS) + 1
     for name, value in (
         ("__BATCH__", str(SWEEP_BATCH)),
-        ("__PENDING__", str(_PENDING_MARKS)),
         ("__MEMORY__", str(memory)),
         ("__NCOUNTERS__", str(len(_COUNTERS) + len(_STATUSES))),
         ("__SLOTS__", ", ".join(f"{status} = {first_status + i}" for i, status in enumerate(_STATUSES))),
@@ -1577,18 +1547,12 @@ class RedisStore(BaseStore):
         lease = {m for m in members if m.startswith("l")}
         _invariant(len(order) + len(expiry) + len(lease) == len(members), "the index has a member of no kind")
         recency = {_text(k): float(s) for k, s in client.zrange(base + "u", 0, -1, withscores=True)}
-        marks_text = client.get(base + "p")
-        marks = json.loads(_text(marks_text)) if marks_text is not None else []
-        pending = dict(zip(marks[::2], marks[1::2], strict=True))
-        _invariant(len(pending) <= _PENDING_MARKS, "too many recency marks wait")
-        _invariant(list(pending.values()) == sorted(pending.values()), "the waiting recency marks are not in order")
-        _invariant(all(pending[k] > recency[k] for k in pending.keys() & recency.keys()), "a mark older than the index")
         record_keys = sorted(key[2:] for key in keys if key.startswith("h:"))
         top = int(counters["seq"]) if counters else 0
         by_status = dict.fromkeys(_STATUSES, 0)
         total_bytes = active_bytes = 0
         min_expiry = math.inf
-        named = {"c", "i", "u", "t", "q", "p"}
+        named = {"c", "i", "u", "t", "q"}
         expected_order: set[str] = set()
         expected_expiry: set[str] = set()
         named_leases: set[str] = set()
@@ -1650,7 +1614,7 @@ class RedisStore(BaseStore):
         _invariant(order == expected_order, "the order index disagrees with the records")
         _invariant(expiry == expected_expiry, "the expiry index disagrees with the records")
         _invariant(lease <= named_leases, "the lease index holds a member no record names")
-        _invariant(set(recency) | set(pending) == finished, "the recency marks are not the set of finished records")
+        _invariant(set(recency) == finished, "the recency index is not the set of finished records")
         if counters is None:
             _invariant(not record_keys, "records without counters")
         else:
@@ -1661,8 +1625,7 @@ class RedisStore(BaseStore):
             _invariant(int(counters["bytes"]) == total_bytes, "the byte counter disagrees with the records")
             _invariant(int(counters["active_bytes"]) == active_bytes, "the active byte counter")
             _invariant(counters["hint"] <= min_expiry, "the earliest-expiry bound is above an expiry")
-            ticks = [*recency.values(), *pending.values()]
-            _invariant(max(ticks, default=0) <= counters["tick"], "a recency tick above the counter")
+            _invariant(max(recency.values(), default=0) <= counters["tick"], "a recency tick above the counter")
         tombstones = {_text(k) for k in client.hkeys(base + "t")}
         queued = {_text(k) for k in client.zrange(base + "q", 0, -1)}
         _invariant(tombstones == queued, "tombstones and their queue disagree")
