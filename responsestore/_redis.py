@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import hashlib
 import json
 import math
 import struct
@@ -107,29 +108,51 @@ _CACHE_RECORDS = 4096
 #: at most this many records and this many bytes of chunk text.
 _LOG_CACHE_RECORDS = 256
 _LOG_CACHE_BYTES = 8 << 20
+#: Recency marks of reads a write that records no recency itself leaves queued, at most (beyond, it sends them).
+_DEFERRED_MARKS = 64
 #: Fields of a record's header, and of the counters.
 _HEADER_FIELDS = 13
 _COUNTERS = ("seq", "deleted", "evicted", "expired", "removals", "tick", "hint", "bytes", "active_bytes", "tombs")
 _NONE = "!"
 
-# ---------------------------------------------------------------------------------------------- the scripts
+# ---------------------------------------------------------------------------------------------- the library
 #
-# KEYS[1] is the store's counters key "{P}:c" (it routes the call to the store's slot); every other key is named
-# from it. ARGV[1] is the operation, ARGV[2] the store clock's reading. Numbers go to Redis as the strings Python
+# One Lua library of Redis 7 Functions (FUNCTION LOAD once, then FCALL): its helpers are made once, when it is
+# loaded, not on every call as a script's would be. Functions run one at a time, so the state of the call in
+# progress lives in the library's locals, set afresh by `start` at the beginning of every call.
+#
+# keys[1] is the store's counters key "{P}:c" (it routes the call to the store's slot); every other key is named
+# from it. args[1] is the operation, args[2] the store clock's reading. Numbers go to Redis as the strings Python
 # wrote (a Lua number turned into a string by tostring keeps only 14 digits), or through string.format: "%.17g"
 # for times (exact), "%.0f" for counts. A missing key reads as false in Lua.
 
-_LUA_COMMON = """
-local C = KEYS[1]
-local B = string.sub(C, 1, -2)
-local I, U, T, Q = B .. 'i', B .. 'u', B .. 't', B .. 'q'
-local now = tonumber(ARGV[2])
-local MEMORY = __MEMORY__
+_LUA = """#!lua name=__LIBRARY__
+
 local SLOTS = {__SLOTS__}
 local TERMINAL = {__TERMINAL__}
 local SEQ, DELETED, EVICTED, EXPIRED, REMOVALS, TICK, HINT, BYTES, ABYTES, TOMBS = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
-local QUEUED, IN_PROGRESS, NCOUNTERS = SLOTS['queued'], SLOTS['in_progress'], __NCOUNTERS__
-local cnt = {}
+local QUEUED, IN_PROGRESS = SLOTS['queued'], SLOTS['in_progress']
+local NCOUNTERS = __NCOUNTERS__
+local COUNTERS_FORMAT = '__COUNTERS_FORMAT__'
+local COUNTERS_PATTERN = '__COUNTERS_PATTERN__'
+local HEADER_PATTERN = '__HEADER_PATTERN__'
+local BATCH = __BATCH__
+
+-- the call in progress
+local C, B, I, U, T, Q, now, MEMORY, MAXR, MAXB, APPLY
+local cnt, counters_before, touched, reads, marks
+local sets, setkeys, dels, iadd, irem, uadd, urem, tombs, gone, removed, published, staged_expiry
+
+local function start(keys, args)
+  C = keys[1]
+  B = string.sub(C, 1, -2)
+  I, U, T, Q = B .. 'i', B .. 'u', B .. 't', B .. 'q'
+  now = tonumber(args[2])
+  cnt, counters_before, touched, reads, marks = {}, nil, {}, false, {}
+  sets, setkeys, dels, iadd, irem, uadd, urem = {}, {}, {}, {}, {}, {}, {}
+  tombs, gone, removed, published = {}, {}, {}, {}
+  staged_expiry = math.huge
+end
 
 -- 16 hex digits that sort as the double x does (its IEEE bits, sign-flipped), as _order_head in Python.
 local function head(x)
@@ -162,11 +185,10 @@ local function count(n)
 end
 
 -- A record's header as a table of its 13 fields, false if there is none; a malformed one is an error (nothing has
--- been written when a script parses), or false when lenient.
+-- been written when a call parses), or false when lenient.
 local function parse(text, lenient)
   if not text then return false end
-  local h = {}
-  for field in string.gmatch(text, '%S+') do h[#h + 1] = field end
+  local h = {string.match(text, HEADER_PATTERN)}
   if #h ~= 13 or not SLOTS[h[3]] or not tonumber(h[1]) or not tonumber(h[8]) or not tonumber(h[6])
       or not tonumber(h[7]) or (h[9] ~= '!' and not tonumber(h[9])) then
     if lenient then return false end
@@ -185,16 +207,13 @@ local function load(text)
     cnt[HINT] = math.huge
     return
   end
-  for field in string.gmatch(text, '%S+') do cnt[#cnt + 1] = tonumber(field) end
+  local fields = {string.match(text, COUNTERS_PATTERN)}
+  for i = 1, #fields do cnt[i] = tonumber(fields[i]) end
   if #cnt ~= NCOUNTERS then error('responsestore: damaged counters: ' .. string.sub(text, 1, 200)) end
 end
 
 local function save()
-  local out = {}
-  for i = 1, NCOUNTERS do
-    if i == HINT then out[i] = string.format('%.17g', cnt[i]) else out[i] = count(cnt[i]) end
-  end
-  return table.concat(out, ' ')
+  return string.format(COUNTERS_FORMAT, unpack(cnt))
 end
 
 local function records()
@@ -225,6 +244,8 @@ end
 
 -- MGET of any number of keys (unpack has a limit), false for missing ones
 local function mget(keys)
+  if #keys == 0 then return {} end
+  if #keys <= 1000 then return redis.call('MGET', unpack(keys)) end
   local out = {}
   for i = 1, #keys, 1000 do
     local part = redis.call('MGET', unpack(keys, i, math.min(i + 999, #keys)))
@@ -249,23 +270,10 @@ local function call(command, key, args, width)
   end
   return total
 end
-"""
 
-_LUA_WRITE = """
-local MAXR = tonumber(ARGV[3])
-local MAXB = tonumber(ARGV[4])
-local ntouches = tonumber(ARGV[5])
-local touched = {}
-for i = 1, ntouches do touched[i] = ARGV[5 + i] end
-local a = 6 + ntouches
-local op = ARGV[1]
-
--- Writes are staged and sent once, at the end (flush): a few commands however many records a script changes.
-local sets, setkeys, dels = {}, {}, {}
-local iadd, irem, uadd, urem = {}, {}, {}, {}
-local tombs, gone, removed, published = {}, {}, {}, {}
-local staged_expiry = math.huge
-local before = nil
+-- ------------------------------------------------------------------------------------------------ writing
+--
+-- Writes are staged and sent once, at the end (flush): a few commands however many records a call changes.
 
 local function set(key, value)
   if sets[key] == nil then setkeys[#setkeys + 1] = key end
@@ -286,16 +294,29 @@ local function index_remove(m)
   irem[m] = true
 end
 
-local function expires(k, e)
-  index_add('x' .. head(e) .. k)
+local function expires(k, e, member_head)
+  index_add('x' .. (member_head or head(e)) .. k)
   if e < staged_expiry then staged_expiry = e end
   if e < cnt[HINT] then cnt[HINT] = e end
 end
 
+-- `k` was used now: it gets its recency tick when the marks are sent (flush_recency)
 local function used(k)
-  cnt[TICK] = cnt[TICK] + 1
-  uadd[k] = cnt[TICK]
+  marks[#marks + 1] = k
   urem[k] = nil
+end
+
+-- the finished records among those this process read since its last write that applied its reads' marks
+local function read_marks()
+  if reads then return end
+  reads = {}
+  local hks = {}
+  for i, k in ipairs(touched) do hks[i] = B .. 'h:' .. k end
+  local hs = mget(hks)
+  for i, k in ipairs(touched) do
+    local h = parse(hs[i], true)
+    if h and TERMINAL[h[3]] then reads[#reads + 1] = k end
+  end
 end
 
 local function members(set_)
@@ -304,7 +325,18 @@ local function members(set_)
   return out
 end
 
+-- send the recency marks: ticks in the order of use, this process's reads (when known) before this call's own
 local function flush_recency()
+  for _, list in ipairs({reads or {}, marks}) do
+    for _, k in ipairs(list) do
+      if not gone[k] then
+        cnt[TICK] = cnt[TICK] + 1
+        uadd[k] = cnt[TICK]
+      end
+    end
+  end
+  if reads then reads = {} end
+  marks = {}
   local rem = members(urem)
   if #rem > 0 then call('ZREM', U, rem, 1) end
   local add = {}
@@ -346,7 +378,7 @@ local function flush()
     end
   end
   local counters = save()
-  if counters ~= before then set(C, counters) end
+  if counters ~= counters_before then set(C, counters) end
   local pairs_ = {}
   for _, key in ipairs(setkeys) do
     if sets[key] then
@@ -358,29 +390,34 @@ local function flush()
   if #published > 0 then redis.call('PUBLISH', B .. 'w', cjson.encode(published)) end
 end
 
+-- The reply: code, value, removed keys, payload, and whether this process's reads' marks were left unsent (the
+-- call wrote no recency and evicted nothing: the process sends them again with its next write).
 local function reply(code, value, payload)
   flush()
-  return {code, value, removed, payload or {}}
+  return {code, value, removed, payload or {}, (#touched > 0 and not reads) and 1 or 0}
 end
 
--- the counters, and the headers of `keys` (after the counters in the same MGET); the queued recency marks applied
-local function begin(keys)
+-- the counters and the headers of `keys`, in one MGET, with those of this process's reads when `with_reads`
+local function begin(keys, with_reads)
   local list = {C}
   for _, k in ipairs(keys) do list[#list + 1] = B .. 'h:' .. k end
-  for _, k in ipairs(touched) do list[#list + 1] = B .. 'h:' .. k end
+  if with_reads then
+    for _, k in ipairs(touched) do list[#list + 1] = B .. 'h:' .. k end
+  end
   local got = mget(list)
   if not got[1] and redis.call('EXISTS', C) == 1 then
     error('responsestore: ' .. C .. ' holds data of another layout (an older responsestore): use another prefix')
   end
   load(got[1])
-  before = got[1]
-  for i, k in ipairs(touched) do
-    local h = parse(got[1 + #keys + i], true)
-    if h and TERMINAL[h[3]] then used(k) end
+  counters_before = got[1]
+  if with_reads then
+    reads = {}
+    for i, k in ipairs(touched) do
+      local h = parse(got[1 + #keys + i], true)
+      if h and TERMINAL[h[3]] then reads[#reads + 1] = k end
+    end
   end
-  local headers = {}
-  for i = 1, #keys do headers[i] = got[1 + i] end
-  return headers
+  return got
 end
 
 local function unlink(k, h, why)
@@ -412,12 +449,12 @@ end
 local function sweep(limit)
   if cnt[HINT] > now then return 0 end
   local swept = 0
-  local start, stop = '[x', '[x' .. head(now) .. '\\255'
+  local start_, stop = '[x', '[x' .. head(now) .. '\\255'
   while true do
     local want = 256
     if limit then want = math.min(want, limit - swept) end
     if want <= 0 then break end
-    local ms = redis.call('ZRANGE', I, start, stop, 'BYLEX', 'LIMIT', 0, want)
+    local ms = redis.call('ZRANGE', I, start_, stop, 'BYLEX', 'LIMIT', 0, want)
     if #ms == 0 then break end
     local hks = {}
     for i, m in ipairs(ms) do hks[i] = B .. 'h:' .. string.sub(m, 18) end
@@ -432,10 +469,10 @@ local function sweep(limit)
         index_remove(m)  -- a member of no record (a damaged index): it would keep every write sweeping
       end
     end
-    start = '(' .. ms[#ms]
+    start_ = '(' .. ms[#ms]
     if #ms < want then break end
   end
-  local next_ = redis.call('ZRANGE', I, start, '(y', 'BYLEX', 'LIMIT', 0, 1)
+  local next_ = redis.call('ZRANGE', I, start_, '(y', 'BYLEX', 'LIMIT', 0, 1)
   cnt[HINT] = staged_expiry
   if next_[1] then cnt[HINT] = math.min(staged_expiry, unhead(string.sub(next_[1], 2, 17))) end
   return swept
@@ -443,6 +480,7 @@ end
 
 -- evict least recently used finished records (not in `spared`) while `over()`; false if it could not
 local function evict(over, spared)
+  read_marks()
   flush_recency()
   local offset = 0
   while over() do
@@ -467,26 +505,27 @@ local function bound(n, bytes)
   return false
 end
 
-if op == 'put' then
-  local kp, id, text, status, size = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], tonumber(ARGV[a + 4])
-  local ttl, created, lease, prev = ARGV[a + 5], tonumber(ARGV[a + 6]), ARGV[a + 7], ARGV[a + 8]
-  local nkeep = tonumber(ARGV[a + 9])
+local function put(args, a)
+  local kp, id, text, status, size = args[a], args[a + 1], args[a + 2], args[a + 3], tonumber(args[a + 4])
+  local ttl, created, lease, prev = args[a + 5], tonumber(args[a + 6]), args[a + 7], args[a + 8]
+  local created_head, expiry, expiry_head, lease_head = args[a + 9], args[a + 10], args[a + 11], args[a + 12]
+  local nkeep = tonumber(args[a + 13])
   local k = kp .. id
   local keys, versions = {k}, {}
   for i = 1, nkeep do
-    keys[i + 1] = ARGV[a + 8 + 2 * i]
-    versions[i] = ARGV[a + 9 + 2 * i]
+    keys[i + 1] = args[a + 12 + 2 * i]
+    versions[i] = args[a + 13 + 2 * i]
   end
-  local got = begin(keys)
-  sweep(__BATCH__)
-  local h = (not gone[k]) and parse(got[1])
+  local got = begin(keys, APPLY)
+  sweep(BATCH)
+  local h = (not gone[k]) and parse(got[2])
   if h then
     if visible(h) then return reply('exists', 0) end
     unlink(k, h, EXPIRED)
   end
   local kept = {}
   for i = 1, nkeep do
-    local hh = (not gone[keys[i + 1]]) and parse(got[i + 1])
+    local hh = (not gone[keys[i + 1]]) and parse(got[i + 2])
     if not hh or hh[2] ~= versions[i] or not visible(hh) then return reply('changed', 0) end
     kept[i] = hh
   end
@@ -535,37 +574,35 @@ if op == 'put' then
   cnt[ABYTES] = cnt[ABYTES] + size
   local e, lm = '!', '!'
   if ttl ~= '' then
-    local expiry = created + tonumber(ttl)
-    e = string.format('%.17g', expiry)
-    expires(k, expiry)
+    e = expiry
+    expires(k, tonumber(expiry), expiry_head)
   else
     ttl = '!'
   end
   if lease ~= '' then
-    lm = head(tonumber(lease))
+    lm = lease_head
     index_add('l' .. lm .. hex(seq) .. k)
   end
-  local mh = head(created)
-  index_add('o' .. kp .. mh .. hex(seq) .. id)
+  index_add('o' .. kp .. created_head .. hex(seq) .. id)
   if prev == '' then prev = '!' end
-  local fields = {count(seq), '1', status, '0', '0', count(size), '0', '0', e, ttl, lm, mh, prev}
+  local fields = {count(seq), '1', status, '0', '0', count(size), '0', '0', e, ttl, lm, created_head, prev}
   set(B .. 'h:' .. k, table.concat(fields, ' '))
   set(B .. 'r:' .. k, text)
   return reply('ok', seq)
 end
 
-if op == 'swap' or op == 'append' then
-  local k, incarnation, version, events = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
+local function change(args, a, op)
+  local k, incarnation, version, events = args[a], args[a + 1], args[a + 2], args[a + 3]
   local has_log, replace, first, n, event_bytes, stored, chunk =
-    ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7], ARGV[a + 8], ARGV[a + 9], ARGV[a + 10]
-  local h = begin({k})[1]
-  if op == 'swap' then sweep(__BATCH__) end
+    args[a + 4], args[a + 5], args[a + 6], args[a + 7], args[a + 8], args[a + 9], args[a + 10]
+  local h = begin({k}, APPLY)[2]
+  if op == 'swap' then sweep(BATCH) end
   h = (not gone[k]) and parse(h)
   if not h or not visible(h) or h[1] ~= incarnation or h[2] ~= version or h[4] ~= events then
     return reply('changed', 0)
   end
   local status, size = h[3], tonumber(h[6])
-  if op == 'swap' then status, size = ARGV[a + 12], tonumber(ARGV[a + 14]) end
+  if op == 'swap' then status, size = args[a + 12], tonumber(args[a + 14]) end
   local log_bytes, chunks = tonumber(h[7]), tonumber(h[8])
   local new_log_bytes = log_bytes
   if has_log == '1' then
@@ -602,43 +639,42 @@ if op == 'swap' or op == 'append' then
   end
   h[6], h[7], h[8] = count(size), count(new_log_bytes), count(chunks)
   if op == 'swap' then
-    h[2], h[3] = ARGV[a + 13], status
+    h[2], h[3] = args[a + 13], status
     if TERMINAL[status] then
       used(k)  -- the last lease member stays until _leased or the record's removal drops it
     else
-      local lease = ARGV[a + 15]
-      local lm = '!'
-      if lease ~= '' then lm = head(tonumber(lease)) end
+      local lm = args[a + 15]
+      if lm == '' then lm = '!' end
       if lm ~= h[11] then
         if h[11] ~= '!' then index_remove(lease_member(k, h)) end
         h[11] = lm
         if lm ~= '!' then index_add(lease_member(k, h)) end
       end
     end
-    set(B .. 'r:' .. k, ARGV[a + 11])
+    set(B .. 'r:' .. k, args[a + 11])
   end
   set(B .. 'h:' .. k, table.concat(h, ' '))
   published[#published + 1] = k
   return reply('ok', 0)
 end
 
-if op == 'remove' then
-  local k, incarnation, version = ARGV[a], ARGV[a + 1], ARGV[a + 2]
-  local h = begin({k})[1]
-  sweep(__BATCH__)
+local function remove(args, a)
+  local k, incarnation, version = args[a], args[a + 1], args[a + 2]
+  local h = begin({k}, true)[2]
+  sweep(BATCH)
   h = (not gone[k]) and parse(h)
   if not h or not visible(h) or h[1] ~= incarnation or h[2] ~= version then return reply('changed', 0) end
   unlink(k, h, DELETED)
   return reply('ok', 0)
 end
 
-if op == 'leased' then
-  local limit = tonumber(ARGV[a])
-  begin({})
+local function leased(args, a)
+  local limit = tonumber(args[a])
+  begin({}, true)
   local out = {}
-  local start, stop = '[l', '[l' .. head(now) .. '\\255'
+  local start_, stop = '[l', '[l' .. head(now) .. '\\255'
   while #out < 3 * limit do
-    local ms = redis.call('ZRANGE', I, start, stop, 'BYLEX', 'LIMIT', 0, 64)
+    local ms = redis.call('ZRANGE', I, start_, stop, 'BYLEX', 'LIMIT', 0, 64)
     if #ms == 0 then break end
     local keys = {}
     for i, m in ipairs(ms) do
@@ -659,31 +695,38 @@ if op == 'leased' then
         out[#out + 1] = got[2 * i]
       end
     end
-    start = '(' .. ms[#ms]
+    start_ = '(' .. ms[#ms]
     if #ms < 64 then break end
   end
   return reply('ok', 0, out)
 end
 
-if op == 'sweep' then
-  begin({})
-  local limit = tonumber(ARGV[a]) or false
-  return reply('ok', sweep(limit))
+local function write(keys, args)
+  start(keys, args)
+  MEMORY, MAXR, MAXB, APPLY = tonumber(args[3]), tonumber(args[4]), tonumber(args[5]), args[6] == '1'
+  local ntouches = tonumber(args[7])
+  for i = 1, ntouches do touched[i] = args[7 + i] end
+  local a = 8 + ntouches
+  local op = args[1]
+  if op == 'put' then return put(args, a) end
+  if op == 'swap' or op == 'append' then return change(args, a, op) end
+  if op == 'remove' then return remove(args, a) end
+  if op == 'leased' then return leased(args, a) end
+  if op == 'sweep' then
+    begin({}, true)
+    return reply('ok', sweep(tonumber(args[a]) or false))
+  end
+  if op == 'flush' then
+    begin({}, true)
+    return reply('ok', 0)
+  end
+  return redis.error_reply('responsestore: unknown operation ' .. tostring(op))
 end
 
-if op == 'flush' then
-  begin({})
-  return reply('ok', 0)
-end
+-- ------------------------------------------------------------------------------------------------ reading
 
-return redis.error_reply('responsestore: unknown operation ' .. tostring(op))
-"""
-
-_LUA_READ = """
-local op = ARGV[1]
-
-if op == 'chain' then
-  local kp, id, limit = ARGV[3], ARGV[4], tonumber(ARGV[5])
+local function chain(args)
+  local kp, id, limit = args[3], args[4], tonumber(args[5])
   local out, seen = {}, {}
   while id and not seen[id] and #out < 2 * limit do
     seen[id] = true  -- a loop (made by deleting and re-creating an id) ends the walk at its first repeat
@@ -697,26 +740,26 @@ if op == 'chain' then
   return out
 end
 
-if op == 'page' then
-  local kp, kind, cursor, descending, batch = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+local function page(args)
+  local kp, kind, cursor, descending, batch = args[3], args[4], args[5], args[6], args[7]
   local low, high = '[o' .. kp, '(o' .. kp .. '\\255'
-  local start
+  local start_
   if kind == 'id' then
     local h = parse(redis.call('GET', B .. 'h:' .. kp .. cursor))
     if h then
-      start = order_member(kp .. cursor, h)
+      start_ = order_member(kp .. cursor, h)
     else
-      start = redis.call('HGET', T, kp .. cursor)
+      start_ = redis.call('HGET', T, kp .. cursor)
     end
-    if not start then return {'unknown'} end
+    if not start_ then return {'unknown'} end
   elseif kind == 'member' then
-    start = cursor
+    start_ = cursor
   end
   local ms
   if descending == '1' then
-    ms = redis.call('ZRANGE', I, start and ('(' .. start) or high, low, 'BYLEX', 'REV', 'LIMIT', 0, batch)
+    ms = redis.call('ZRANGE', I, start_ and ('(' .. start_) or high, low, 'BYLEX', 'REV', 'LIMIT', 0, batch)
   else
-    ms = redis.call('ZRANGE', I, start and ('(' .. start) or low, high, 'BYLEX', 'LIMIT', 0, batch)
+    ms = redis.call('ZRANGE', I, start_ and ('(' .. start_) or low, high, 'BYLEX', 'LIMIT', 0, batch)
   end
   local out = {'ok', #ms > 0 and ms[#ms] or '', tostring(#ms)}
   if #ms > 0 then
@@ -738,8 +781,8 @@ if op == 'page' then
   return out
 end
 
-if op == 'events' then
-  local k, after = ARGV[3], tonumber(ARGV[4])
+local function events(args)
+  local k, after = args[3], tonumber(args[4])
   local got = redis.call('MGET', B .. 'h:' .. k, B .. 'r:' .. k)
   local h = parse(got[1])
   if not h or not visible(h) then return {} end
@@ -759,7 +802,7 @@ if op == 'events' then
   return out
 end
 
-if op == 'stats' then
+local function stats()
   load(redis.call('GET', C))
   local out = {save()}
   if cnt[HINT] <= now then
@@ -778,23 +821,46 @@ if op == 'stats' then
   return out
 end
 
-return redis.error_reply('responsestore: unknown operation ' .. tostring(op))
+local function read(keys, args)
+  start(keys, args)
+  local op = args[1]
+  if op == 'chain' then return chain(args) end
+  if op == 'page' then return page(args) end
+  if op == 'events' then return events(args) end
+  if op == 'stats' then return stats() end
+  return redis.error_reply('responsestore: unknown operation ' .. tostring(op))
+end
+
+redis.register_function('__WRITE__', write)
+redis.register_function{function_name = '__READ__', callback = read, flags = {'no-writes'}}
 """
 
 
-def _lua(body: str, memory: int) -> str:
-    """A script's text: the common part, then ``body``, with the constants (``memory`` tombstones) filled in."""
-    text = _LUA_COMMON + body
+def _library() -> tuple[str, str, str]:
+    """The library's code and the names of its write and read functions (named after a digest of the code)."""
     first_status = len(_COUNTERS) + 1
+    counters = len(_COUNTERS) + len(_STATUSES)
+    code = _LUA
     for name, value in (
+        (
+            "__COUNTERS_FORMAT__",
+            " ".join("%.17g" if field == "hint" else "%.0f" for field in _COUNTERS) + " %.0f" * len(_STATUSES),
+        ),
+        ("__COUNTERS_PATTERN__", "^" + "(%S+) " * (counters - 1) + "(%S+)$"),
+        ("__HEADER_PATTERN__", "^" + "(%S+) " * (_HEADER_FIELDS - 1) + "(%S+)$"),
         ("__BATCH__", str(SWEEP_BATCH)),
-        ("__MEMORY__", str(memory)),
-        ("__NCOUNTERS__", str(len(_COUNTERS) + len(_STATUSES))),
+        ("__NCOUNTERS__", str(counters)),
         ("__SLOTS__", ", ".join(f"{status} = {first_status + i}" for i, status in enumerate(_STATUSES))),
         ("__TERMINAL__", ", ".join(f"{status} = true" for status in sorted(_TERMINAL))),
     ):
-        text = text.replace(name, value)
-    return text
+        code = code.replace(name, value)
+    digest = hashlib.sha1(code.encode(), usedforsecurity=False).hexdigest()[:16]
+    names = (f"responsestore_{digest}", f"responsestore_write_{digest}", f"responsestore_read_{digest}")
+    code = code.replace("__LIBRARY__", names[0]).replace("__WRITE__", names[1]).replace("__READ__", names[2])
+    return code, names[1], names[2]
+
+
+_LIBRARY, _WRITE, _READ = _library()
 
 
 # ---------------------------------------------------------------------------------------------- encodings
@@ -954,7 +1020,7 @@ class RedisStore(BaseStore):
             max_event_bytes=max_event_bytes,
             max_bytes=max_bytes,
         )
-        if not hasattr(client, "evalsha") or not hasattr(client, "register_script"):
+        if not hasattr(client, "fcall") or not hasattr(client, "function_load"):
             raise InvalidArgument(
                 f"client must be a redis.Redis or redis.cluster.RedisCluster, not {type(client).__name__}"
             )
@@ -967,8 +1033,6 @@ class RedisStore(BaseStore):
         self._channel = self._base + "w"
         self._cursor_memory = cursor_memory(self.retention.max_records)
         self._bounds = [_optional(self.retention.max_records), _optional(self.retention.max_bytes)]
-        self._write_script = client.register_script(_lua(_LUA_WRITE, self._cursor_memory))
-        self._read_script = client.register_script(_lua(_LUA_READ, self._cursor_memory))
         self._closed = False
         self._touches: deque[str] = deque(maxlen=TOUCH_LOG)  # record keys read since this process's last write
         self._cache: dict[str, tuple[int, int, ResponseRecord]] = {}  # key -> (incarnation, version, record)
@@ -1097,22 +1161,40 @@ class RedisStore(BaseStore):
                 raise self._closed_error() from exc
             raise
 
+    def _function(self, name: str, args: Sequence[Any]) -> Any:
+        """``FCALL`` the library's function ``name`` (``FCALL_RO`` the read one), loading the library if needed."""
+        call = self.client.fcall_ro if name == _READ else self.client.fcall
+        try:
+            return call(name, 1, self._counters, *args)
+        except redis.exceptions.ResponseError as exc:
+            if "function not found" not in str(exc).lower():
+                raise
+        self.client.function_load(_LIBRARY, replace=True)  # a new server, or one restarted without persistence
+        return call(name, 1, self._counters, *args)
+
+    def _read_call(self, args: Sequence[Any]) -> Any:
+        """The read function's answer to ``args`` (operation, clock reading, ...)."""
+        return self._call(lambda: self._function(_READ, args))
+
     def _damaged(self, what: str, exc: BaseException) -> StorageError:
         return StorageError(f"{self!r} is damaged: {what} cannot be read ({type(exc).__name__}: {exc})"[:500])
 
-    def _write(self, op: str, args: Sequence[Any]) -> tuple[str, str, list[Any]]:
-        """Run the write script's ``op`` (first sending queued recency marks); wake waiters of removed records.
+    def _write(self, op: str, args: Sequence[Any], *, marks: bool = True) -> tuple[str, str, list[Any]]:
+        """Run the write function's ``op`` with the queued recency marks of reads; wake waiters of removed records.
 
-        Returns the script's code, its value and its payload.
+        With ``marks`` false the write sends the marks only if it evicts (it writes no recency of its own): when it
+        does not, they stay queued for the next write, and the write reads nothing more for them. Returns the
+        function's code, its value and its payload.
         """
         now = self._now()
         touches: list[str] = []
         with contextlib.suppress(IndexError):  # another thread took the last ones
             while self._touches:
                 touches.append(self._touches.popleft())
-        argv: list[Any] = [op, repr(now), *self._bounds, len(touches), *touches, *args]
+        apply = "1" if marks or len(touches) > _DEFERRED_MARKS else "0"
+        argv: list[Any] = [op, repr(now), self._cursor_memory, *self._bounds, apply, len(touches), *touches, *args]
         try:
-            reply = self._call(lambda: self._write_script(keys=[self._counters], args=argv))
+            reply = self._call(lambda: self._function(_WRITE, argv))
         except BaseException:
             self._touches.extendleft(reversed(touches))  # not written: keep them for the next write, in order
             raise
@@ -1121,8 +1203,11 @@ class RedisStore(BaseStore):
             value = _text(reply[1])
             gone = [_text(key) for key in reply[2]]
             payload: list[Any] = reply[3]
+            unsent = reply[4] == 1
         except (TypeError, ValueError, IndexError) as exc:
             raise self._damaged("a script's reply", exc) from exc
+        if unsent:
+            self._touches.extendleft(reversed(touches))  # still the oldest marks: ahead of any queued meanwhile
         for key in gone:
             self._forget(key)
             try:
@@ -1314,9 +1399,7 @@ class RedisStore(BaseStore):
             return []
         prefix = _key_prefix(_owner_key(owner))
         now = repr(self._now())
-        rows = self._call(
-            lambda: self._read_script(keys=[self._counters], args=["chain", now, prefix, id, min(limit, 10**9)])
-        )
+        rows = self._read_call(["chain", now, prefix, id, min(limit, 10**9)])
         chain: list[ResponseRecord] = []
         seen: set[str] = set()
         for i in range(0, len(rows) - 1, 2):
@@ -1334,6 +1417,8 @@ class RedisStore(BaseStore):
 
     def _put_new(self, record: ResponseRecord, ttl: float | None, keep: Sequence[ResponseRecord], size: int) -> bool:
         owner_prefix = _key_prefix(_owner_key(record.owner))
+        created, lease = record.created_at, record.lease_expires_at
+        expiry = None if ttl is None else created + ttl
         args: list[Any] = [
             owner_prefix,
             record.id,
@@ -1341,14 +1426,18 @@ class RedisStore(BaseStore):
             record.status.value,
             size,
             _optional(ttl),
-            repr(record.created_at),
-            _optional(record.lease_expires_at),
+            repr(created),
+            _optional(lease),
             record.previous_response_id or "",
+            _order_head(created),
+            _optional(expiry),
+            "" if expiry is None else _order_head(expiry),
+            "" if lease is None else _order_head(lease),
             len(keep),
         ]
         for ancestor in keep:
             args.extend((_key_prefix(_owner_key(ancestor.owner)) + ancestor.id, ancestor.version))
-        code, value, _ = self._write("put", args)
+        code, value, _ = self._write("put", args, marks=bool(keep))
         if code == "exists":
             raise ResponseExists(record.id)
         if code == "full":
@@ -1384,9 +1473,9 @@ class RedisStore(BaseStore):
             new.status.value,
             new.version,
             size,
-            _optional(new.lease_expires_at),
+            "" if new.lease_expires_at is None else _order_head(new.lease_expires_at),
         ]
-        code, _, _ = self._write("swap", args)
+        code, _, _ = self._write("swap", args, marks=new.is_terminal)
         if code == "full":
             retention = self.retention
             raise StoreFull(new.id, retention.max_records, max_bytes=retention.max_bytes, bound="max_bytes")
@@ -1402,7 +1491,9 @@ class RedisStore(BaseStore):
     def _append(self, old: Stored, log: LogWrite) -> bool:
         record = old.record
         key = self._key(record.owner, record.id)
-        code, _, _ = self._write("append", [key, old.incarnation, record.version, old.events, *self._log_args(log)])
+        code, _, _ = self._write(
+            "append", [key, old.incarnation, record.version, old.events, *self._log_args(log)], marks=False
+        )
         if code == "full":
             retention = self.retention
             raise StoreFull(record.id, retention.max_records, max_bytes=retention.max_bytes, bound="max_bytes")
@@ -1469,11 +1560,7 @@ class RedisStore(BaseStore):
     def _page_batch(  # noqa: PLR0917 - private, two call sites
         self, prefix: str, kind: str, start: str, descending: bool, now: str, batch: int
     ) -> list[Any]:
-        rows: list[Any] = self._call(
-            lambda: self._read_script(
-                keys=[self._counters], args=["page", now, prefix, kind, start, "1" if descending else "0", batch]
-            )
-        )
+        rows: list[Any] = self._read_call(["page", now, prefix, kind, start, "1" if descending else "0", batch])
         if _text(rows[0]) == "unknown":
             raise unknown_cursor(start)
         return rows
@@ -1483,7 +1570,7 @@ class RedisStore(BaseStore):
             return None
         key = self._key(owner, id)
         now = repr(self._now())
-        rows = self._call(lambda: self._read_script(keys=[self._counters], args=["events", now, key, after]))
+        rows = self._read_call(["events", now, key, after])
         if not rows:
             return None
         header, record = self._row(key, rows[0], rows[1])
@@ -1500,7 +1587,7 @@ class RedisStore(BaseStore):
 
     def _stats(self) -> StoreStats:
         now = repr(self._now())
-        rows = self._call(lambda: self._read_script(keys=[self._counters], args=["stats", now]))
+        rows = self._read_call(["stats", now])
         try:
             counters = _counters(_text(rows[0]))
             by_status = {status: int(counters[status]) for status in _STATUSES}
