@@ -112,7 +112,9 @@ def test_a_killed_server_s_responses_end_on_another_process_redis(
 
 def _stream_through_a_fault(app: Any, fault: Any) -> tuple[bytes, list[dict[str, Any]]]:
     """Stream a paced response; once its first delta is out, run ``fault()``; return the body and its events."""
-    call = Call(app, "POST", "/responses", {"model": "paced", "input": WORDS, "stream": True, "metadata": {"delay": "0.01"}})
+    call = Call(
+        app, "POST", "/responses", {"model": "paced", "input": WORDS, "stream": True, "metadata": {"delay": "0.01"}}
+    )
     chunks: list[bytes] = []
     faulted = threading.Event()
     for chunk in call.result:
