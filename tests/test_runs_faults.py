@@ -26,7 +26,8 @@ from responsestore import ResponseStatus
 from responsestore.wsgi import make_app
 from tests import redis_server
 from tests.test_runs import Call, sse
-from tests.test_wsgi_serve import Child, children  # noqa: F401 - the fixture
+from tests.test_wsgi_serve import Child
+from tests.test_wsgi_serve import children as children  # noqa: PLC0414 - the fixture, used by name
 
 TIMEOUT = 30.0
 LEASE = 1.0
@@ -97,14 +98,14 @@ def killed_server_check(children: list[Child], store: str) -> None:
 
 
 def test_a_killed_server_s_responses_end_on_another_process_sqlite(
-    children: list[Child],  # noqa: F811 - the fixture
+    children: list[Child],
     tmp_path: Path,
 ) -> None:
     killed_server_check(children, f"sqlite:///{tmp_path / 'responses.db'}")
 
 
 def test_a_killed_server_s_responses_end_on_another_process_redis(
-    children: list[Child],  # noqa: F811 - the fixture
+    children: list[Child],
 ) -> None:
     server = redis_server.shared()
     killed_server_check(children, f"{server.url}?prefix={redis_server.fresh_prefix()}")

@@ -31,7 +31,7 @@ from .base import ContractBase
 
 ITEM = "msg_stateful"
 LEASE = 10.0
-texts = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=6) | st.sampled_from(
+texts = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=6) | st.sampled_from(
     ["", " ", "\"'", "\\", "\n", "é", "😀", "word"]
 )
 
