@@ -167,8 +167,7 @@ def test_a_locked_sqlite_file_mid_run_is_waited_out(tmp_path: Path) -> None:
 def test_a_redis_server_killed_and_restarted_mid_run(tmp_path: Path) -> None:
     from tests.models import paced  # noqa: PLC0415
 
-    server = redis_server.RedisServer()
-    server.start()
+    server = redis_server.RedisServer()  # started: a second start() would orphan this process
     store = responsestore.open(f"{server.url}?prefix=faults&socket_timeout=1&socket_connect_timeout=1")
     app = make_app(store, generate=paced, flush_interval=0.01)
 
