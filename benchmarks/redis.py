@@ -2,8 +2,8 @@
 
 The raw baseline does the minimum a Redis store of the same records needs (:class:`RawRedis`): one ``SET`` with
 an expiry on create and one ``SET`` on complete, of the very record JSON the store writes. The store does one
-``EVALSHA`` per create and an ``HMGET`` plus an ``EVALSHA`` per complete (read, then conditional write), and the
-scripts also keep the indexes, counters, recency and expiry the raw side skips. Both talk to one
+``FCALL`` per create and an ``MGET`` plus an ``FCALL`` per complete (read, then conditional write), and its Lua
+functions also keep the indexes, counters, recency and expiry the raw side skips. Both talk to one
 ``redis-server`` this module starts on a free loopback port (no persistence, so the disk does not decide).
 
 Throughput: ``PROCESSES`` processes each doing create + complete on one server, against one process doing the
