@@ -27,18 +27,19 @@ is a record's key: its owner's encoding, length-prefixed, then its id, so every 
   list per write).
 
 Operations: every write of the contract (``_put_new`` with its sweep, refresh and capacity rules, ``_swap``,
-``_append``, ``_remove``, ``_leased``, ``_sweep``, queued recency marks) is one call of one Lua script
-(``EVALSHA``, loaded again on ``NOSCRIPT``), atomic on the server. The script stores, indexes and compares; the
-rules stay in Python. A script reads what it decides on with one ``MGET`` (the record's header, the counters,
-the headers of the records it touches) and *stages* its writes, then sends them once at its end: one ``DEL``,
-one ``ZREM`` and one ``ZADD`` per sorted set, one ``MSET`` of every string (headers, records, chunks, counters)
-and at most one ``PUBLISH``, however many records it changes. A refused write changes nothing visible: before it
-refuses, a script may only apply this process's queued recency marks and reclaim expired records, as any write
-does. A ``get`` is one ``MGET`` (header and JSON); a chain, a page, a record with its events and the stats are
-each one read-only script call (one consistent snapshot).
+``_append``, ``_remove``, ``_leased``, ``_sweep``, queued recency marks) is one call (``FCALL``) of the write
+function of one Lua library (Redis 7 Functions: loaded again when the server answers "function not found"),
+atomic on the server. The function stores, indexes and compares; the rules stay in Python. A call reads what it
+decides on with one ``MGET`` (the record's header, the counters, the headers of the records it touches) and
+*stages* its writes, then sends them once at its end: one ``DEL``, one ``ZREM`` and one ``ZADD`` per sorted set,
+one ``MSET`` of every string (headers, records, chunks, counters) and at most one ``PUBLISH``, however many
+records it changes. A refused write changes nothing visible: before it refuses, a call may only apply this
+process's queued recency marks and reclaim expired records, as any write does. A ``get`` is one ``MGET`` (header
+and JSON); a chain, a page, a record with its events and the stats are each one call of the read function
+(``FCALL_RO``, one consistent snapshot).
 
 Expiry: the store's clock decides, as on every backend (the clock may be a fake one in tests), so the expiry
-index is authoritative and written by the same script as the data. Redis key expiry is not used: a key Redis
+index is authoritative and written by the same call as the data. Redis key expiry is not used: a key Redis
 deleted on its own would leave index entries and counters behind, and a store clock that is not the server's
 wall clock (a fake clock, or skew between hosts) would make Redis delete records the store still shows. Expired
 records are invisible at once and are reclaimed by the sweep of a write (the counters hold a lower bound of the
@@ -49,7 +50,9 @@ Leases: an active record with a lease has its ``l`` member. A finished record ke
 does not pay for removing it): ``_leased`` drops every such member it passes, and removing the record drops it.
 
 Recency without writes on reads: like the SQLite backend, a read that uses a finished record queues its mark in
-this process (at most :data:`TOUCH_LOG`) and the next write of this process sends them first, in the same script.
+this process (at most :data:`TOUCH_LOG`). The next write of this process that records recency itself (finishing,
+continuing a chain, removing) or evicts sends them first, in the same call; other writes leave them queued (up
+to :data:`_DEFERRED_MARKS`), so a read costs no write of its own.
 """
 
 from __future__ import annotations
@@ -879,7 +882,7 @@ def _split_key(key: str) -> tuple[str | None, str]:
 
 
 def _order_head(value: float) -> str:
-    """16 hex digits that sort as ``value`` does (IEEE bits, sign-flipped); the scripts' ``head``."""
+    """16 hex digits that sort as ``value`` does (IEEE bits, sign-flipped); the library's ``head``."""
     (bits,) = struct.unpack(">Q", struct.pack(">d", value))
     bits = (~bits & 0xFFFFFFFFFFFFFFFF) if bits >> 63 else bits | (1 << 63)
     return f"{bits:016x}"
@@ -958,7 +961,7 @@ def _check_seconds(value: object, name: str) -> float:
 
 
 def _optional(value: float | int | None) -> str:
-    """A number as a script argument, ``""`` for ``None``."""
+    """A number as a function argument, ``""`` for ``None``."""
     return "" if value is None else repr(value)
 
 
@@ -968,7 +971,7 @@ def _optional(value: float | int | None) -> str:
 class RedisStore(BaseStore):
     """A store of OpenAI Responses API objects on a Redis server, shared by every process and host that uses it.
 
-    Same API and semantics as :class:`ResponseStore`. Every write is one atomic Lua script on the server, so
+    Same API and semantics as :class:`ResponseStore`. Every write is one atomic Lua function call on the server, so
     writers in any number of processes and hosts never lose an update; a record written through one
     ``RedisStore`` is readable through every other as soon as the writing call returns. ``wait`` and ``stream``
     are woken by writes from anywhere through Redis pub/sub, and re-check every ``poll_interval`` seconds in case
@@ -1145,7 +1148,7 @@ class RedisStore(BaseStore):
         return StorageError(f"{self!r} is closed")
 
     def _call(self, action: Callable[[], _T]) -> _T:
-        """Run one command or script call, turning every redis-py error into :class:`StorageError`."""
+        """Run one command or function call, turning every redis-py error into :class:`StorageError`."""
         if self._closed:
             raise self._closed_error()
         try:
@@ -1205,7 +1208,7 @@ class RedisStore(BaseStore):
             payload: list[Any] = reply[3]
             unsent = reply[4] == 1
         except (TypeError, ValueError, IndexError) as exc:
-            raise self._damaged("a script's reply", exc) from exc
+            raise self._damaged("a function's reply", exc) from exc
         if unsent:
             self._touches.extendleft(reversed(touches))  # still the oldest marks: ahead of any queued meanwhile
         for key in gone:
