@@ -299,7 +299,8 @@ _JSON_FIELDS = ("input", "output", "tools", "metadata", "usage", "error", "incom
 def _text_size(value: str | None) -> int:
     if value is None:
         return 0
-    return len(value) if value.isascii() else len(value.encode())
+    # An owner may hold a lone surrogate (the only text field that may): count it as UTF-8 would, 3 bytes.
+    return len(value) if value.isascii() else len(value.encode(errors="surrogatepass"))
 
 
 def _json_size(value: Any) -> int:
