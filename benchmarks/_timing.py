@@ -45,6 +45,10 @@ class Settings:
     memory_records: int
     cap_cycles: int = 100_000  # create+complete cycles of the memory-at-cap workload (max_records=1000)
     input_items: int = 50
+    http_seconds: float = 5.0  # the duration of one HTTP throughput sample (one load-generator process)
+    http_repeats: int = 7  # HTTP throughput samples per server
+    http_long_repeats: int = 15  # timed long replies per server
+    http_long_words: int = 1_000  # the words of the long reply (the target is set at 1,000)
 
     def to_json(self) -> dict[str, Any]:
         return {key: list(value) if isinstance(value, tuple) else value for key, value in self.__dict__.items()}
@@ -63,6 +67,10 @@ SMOKE = Settings(
     mixed_repeats=1,
     memory_records=200,
     cap_cycles=2_000,
+    http_seconds=0.1,
+    http_repeats=2,
+    http_long_repeats=2,
+    http_long_words=50,
 )
 QUICK = Settings(
     mode="quick",
@@ -77,6 +85,9 @@ QUICK = Settings(
     mixed_repeats=1,
     memory_records=500,
     cap_cycles=4_000,
+    http_seconds=1.0,
+    http_repeats=3,
+    http_long_repeats=3,
 )
 FULL = Settings(
     mode="full",

@@ -99,9 +99,14 @@ class Server:
             return False
 
     def stop(self) -> None:
+        """SIGTERM, then SIGKILL if it still runs 10 s later; remove its directory."""
         if self.process.poll() is None:
             self.process.terminate()
-            self.process.wait(10)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
         shutil.rmtree(self.directory, ignore_errors=True)
 
 

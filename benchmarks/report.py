@@ -32,6 +32,7 @@ PLOT_FILES = {
     "mixed": "mixed.png",
     "memory": "memory.png",
     "redis": "redis.png",
+    "http": "http.png",
 }
 RUN_COMMAND = "python -m benchmarks"
 TIMES = "\u00d7"  # the multiplication sign
@@ -291,6 +292,89 @@ def redis_lines(section: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _cpu_ms(value: float | None) -> str:
+    return NONE if value is None else f"{value:,.2f} ms"
+
+
+def _latency(row: dict[str, Any], kind: str) -> str:
+    found = row["latency_us"][kind]
+    return f"{found['p50'] / 1e3:,.1f} / {found['p99'] / 1e3:,.1f} ms"
+
+
+def http_lines(section: dict[str, Any]) -> list[str]:
+    if "throughput" not in section:
+        return [f"Not measured: {section.get('skipped') or section.get('error')}", ""]
+    baseline = section["baseline"]
+    lines = [
+        f"Each server is a process of its own on waitress with {section['server_threads']} threads. Throughput: "
+        f"a load-generator process of {section['client_threads']} threads (one persistent connection each) repeats "
+        f"create (non-streamed, {section['input_words']} words in, the same words out) → retrieve → input_items "
+        f"for {section['sample_seconds']:g} s per sample; the servers take their samples in turn; the figures are "
+        f"medians over samples. Server and client share the machine's {section['cores']} cores. Latency: p50 / "
+        "p99 of one request (medians over samples); CPU: the server process's CPU time per sequence (and the "
+        "redis-server's, for Redis), from /proc.",
+        "",
+    ]
+    rows = {row["variant"]: row for row in section["throughput"]}
+    base = rows.get(baseline)
+    table = []
+    for name, row in rows.items():
+        ratio = None if base is None else row["throughput_median"] / base["throughput_median"]
+        cpu = _cpu_ms(row["server_cpu_ms_per_sequence"])
+        if row.get("backend_cpu_ms_per_sequence") is not None:
+            cpu += f" + {_cpu_ms(row['backend_cpu_ms_per_sequence'])} Redis"
+        table.append(
+            [
+                f"`{name}`",
+                f"{row['throughput_median']:,.0f} ({row['throughput_min']:,.0f}{DASH}{row['throughput_max']:,.0f})",
+                _ratio(ratio),
+                *(_latency(row, kind) for kind in ("create", "retrieve", "input_items")),
+                cpu,
+                _cpu_ms(row["client_cpu_ms_per_sequence"]),
+            ]
+        )
+    lines.extend(
+        _table(
+            [
+                "Server",
+                "sequences/s (min" + DASH + "max)",
+                f"{TIMES} {baseline}",
+                "create p50 / p99",
+                "retrieve p50 / p99",
+                "input_items p50 / p99",
+                "server CPU per sequence",
+                "client CPU per sequence",
+            ],
+            table,
+        )
+    )
+    long_rows = {row["variant"]: row for row in section["long_reply"]}
+    base_long = long_rows.get(baseline)
+    lines.append(
+        f"One non-streamed create whose input, and so whose reply, is {section['long_words']:,} words, one request "
+        "at a time over one persistent connection (median, ± half the interquartile range):"
+    )
+    lines.append("")
+    lines.extend(
+        _table(
+            ["Server", "time per reply", f"{TIMES} {baseline}", "server CPU per reply"],
+            [
+                [
+                    f"`{name}`",
+                    _spread(row),
+                    _ratio(None if base_long is None else row["median_ns"] / base_long["median_ns"]),
+                    _cpu_ms(row.get("server_cpu_ms"))
+                    + ("" if row.get("backend_cpu_ms") is None else f" + {_cpu_ms(row['backend_cpu_ms'])} Redis"),
+                ]
+                for name, row in long_rows.items()
+            ],
+        )
+    )
+    lines.extend(f"- `{name}`: `{command}`" for name, command in section["commands"].items())
+    lines.extend(f"- {note}" for note in section.get("notes", []))
+    return [*lines, ""]
+
+
 SECTIONS = [
     ("ops", "Single-operation cost", ops_lines),
     ("locks", "Uncontended lock acquire + release", locks_lines),
@@ -298,6 +382,7 @@ SECTIONS = [
     ("memory", "Memory per stored record", memory_lines),
     ("sqlite", "SQLite backend", sqlite_lines),
     ("redis", "Redis backend", redis_lines),
+    ("http", "HTTP server end to end", http_lines),
 ]
 
 
@@ -475,6 +560,31 @@ def plots(results: dict[str, Any], directory: Path) -> dict[str, Path]:
         fig.suptitle("Redis backend" + title_suffix)
         fig.tight_layout()
         written["redis"] = _save(fig, directory / PLOT_FILES["redis"], plt)
+
+    http = workloads.get("http", {})
+    if http.get("throughput") and http.get("long_reply"):
+        fig, axes = plt.subplots(1, 2, figsize=(11, 3))
+        rows = http["throughput"]
+        bars = axes[0].barh(range(len(rows)), [r["throughput_median"] for r in rows])
+        axes[0].bar_label(bars, fmt="{:,.0f}", padding=3, fontsize=7)
+        axes[0].set_yticks(range(len(rows)), [r["variant"] for r in rows])
+        axes[0].set_xlabel("create + retrieve + input_items per second (median)")
+        axes[0].set_title(f"{http['client_threads']} client threads, {http['server_threads']} server threads")
+        rows = http["long_reply"]
+        bars = axes[1].barh(range(len(rows)), [r["median_ns"] / 1e6 for r in rows])
+        axes[1].bar_label(bars, fmt="{:,.1f}", padding=3, fontsize=7)
+        axes[1].set_yticks(range(len(rows)), [r["variant"] for r in rows])
+        axes[1].set_xscale("log")
+        axes[1].set_xlabel("ms per reply (median, log scale)")
+        axes[1].set_title(f"one non-streamed {http['long_words']:,}-word reply")
+        for ax in axes:
+            ax.invert_yaxis()
+            ax.grid(visible=True, axis="x", alpha=0.3)
+        axes[0].set_xlim(0, axes[0].get_xlim()[1] * 1.15)
+        axes[1].set_xlim(right=axes[1].get_xlim()[1] * 3)
+        fig.suptitle("HTTP server end to end" + title_suffix)
+        fig.tight_layout()
+        written["http"] = _save(fig, directory / PLOT_FILES["http"], plt)
     return written
 
 
@@ -517,6 +627,10 @@ The baselines live in `benchmarks/baselines.py` and are measured in the same run
 - **vllm-like**: what vLLM's Responses server keeps: the `openai` SDK's pydantic `Response` objects in a dict
   under an `asyncio.Lock`, read with an awaited `get` (one coroutine per timed loop). It takes part in `get` and
   in memory per record; its bulk in the timing runs shares one `Response` object.
+
+- **plain-dict** (HTTP only, `benchmarks/http_baseline.py`): a minimal WSGI server with the three routes the
+  HTTP workload calls, the same `echo` model and `Response` JSON, kept in plain dicts under one lock; served by
+  waitress with the same threads as `python -m responsestore serve`.
 
 The baselines validate nothing, copy nothing they return, and never expire or evict; responsestore validates and
 freezes every argument, returns its immutable records and their stored, read-only items (no copies), keeps an

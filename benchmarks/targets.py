@@ -17,6 +17,7 @@ _COMPARE: dict[str, Callable[[float, float], bool]] = {"<=": operator.le, ">=": 
 LIST_SIZE = 1_000_000  # the size the list targets are defined at
 MIXED_THREADS = 8
 CAP_CYCLES = 100_000  # the cycles the memory-at-cap target is defined at
+HTTP_LONG_WORDS = 1_000  # the reply length the HTTP long-reply targets are defined at
 
 
 #: Why a target can be missed: what responsestore does there that the baseline does not (shown when missed).
@@ -42,6 +43,22 @@ WHY_MISSED: dict[str, str] = {
     "redis-vs-raw": "a transition is a read then a conditional write (3 round trips for create+complete against "
     "the baseline's 2), each Lua script also updates the indexes, counters and expiry set on the server, and "
     "Python validates and runs the lifecycle rules as on every backend",
+    "http-memory-vs-plain-dict": "a non-streamed create runs the streaming path: it builds every stream event "
+    "(the lifecycle ones carry a deep copy of the Response) and logs each in the store (17 store writes for an "
+    "8-word reply), and every read builds fresh Response JSON from the frozen record; the plain-dict server "
+    "builds one dict and keeps it",
+    "http-sqlite-vs-plain-dict": "a non-streamed create logs each of its stream events in the store as it "
+    "generates: 17 writes for an 8-word reply, each its own SQLite transaction (synchronous=FULL, the default "
+    "of the serve command); the plain-dict server writes one dict entry",
+    "http-redis-vs-plain-dict": "a non-streamed create logs each of its stream events in the store as it "
+    "generates: 17 writes for an 8-word reply, each at least one round trip to Redis and a Lua script; the "
+    "plain-dict server writes one dict entry",
+    "http-long-reply-sqlite": "a non-streamed create logs one event per word of the reply in the store, each "
+    "its own SQLite transaction (about 1,000 commits for 1,000 words), then reads the event log back; the "
+    "plain-dict server joins the words once",
+    "http-long-reply-redis": "a non-streamed create logs one event per word of the reply in the store, each at "
+    "least one round trip to Redis (about 1,000 for 1,000 words), then reads the event log back; the "
+    "plain-dict server joins the words once",
 }
 
 
@@ -241,6 +258,45 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
         worst = max(trips[op] / limit for op, limit in limits.items())
         return worst, ", ".join(f"{op} {trips[op]} (≤ {limit})" for op, limit in limits.items()), None
 
+    def http_rows(key: str, variant: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        """The ``key`` rows (``throughput`` or ``long_reply``) of ``variant`` and of the baseline, and the section."""
+        section: dict[str, Any] = results.get("http", {})
+        if "skipped" in section:
+            raise _Missing(section["skipped"])
+        rows = {row["variant"]: row for row in section.get(key, [])}
+        baseline = section.get("baseline")
+        if baseline not in rows:
+            raise _Missing("no http results")
+        if variant not in rows:
+            noted = [note for note in section.get("notes", []) if note.startswith(variant)]
+            raise _Missing(noted[0] if noted else f"no http result for {variant}")
+        return rows[variant], rows[baseline], section
+
+    def http_throughput(variant: str) -> Callable[[], tuple[float, str, str | None]]:
+        def compute() -> tuple[float, str, str | None]:
+            ours, base, section = http_rows("throughput", variant)
+            rate, base_rate = ours["throughput_median"], base["throughput_median"]
+            detail = (
+                f"{rate:,.0f} / {base_rate:,.0f} create+retrieve+input_items sequences/s "
+                f"({section['client_threads']} client threads, {section['server_threads']} server threads)"
+            )
+            return rate / base_rate, detail, None
+
+        return compute
+
+    def http_long(variant: str) -> Callable[[], tuple[float, str, str | None]]:
+        def compute() -> tuple[float, str, str | None]:
+            ours, base, section = http_rows("long_reply", variant)
+            words = section["long_words"]
+            detail = f"{ours['median_ns'] / 1e6:,.1f} ms / {base['median_ns'] / 1e6:,.1f} ms per non-streamed reply"
+            if ours.get("server_cpu_ms") and base.get("server_cpu_ms"):  # steadier than wall time on a busy machine
+                detail += f"; server CPU {ours['server_cpu_ms']:,.1f} ms / {base['server_cpu_ms']:,.2f} ms"
+            if words != HTTP_LONG_WORDS:
+                detail += f" (measured at {words:,} words; the target is set at {HTTP_LONG_WORDS:,})"
+            return ours["median_ns"] / base["median_ns"], detail, None
+
+        return compute
+
     return [
         _target(
             "list-vs-seed-port",
@@ -348,5 +404,40 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
             "<=",
             1.0,
             redis_trips,
+        ),
+        _target(
+            "http-memory-vs-plain-dict",
+            "HTTP create+retrieve+input_items on memory:// ≥ 0.8x the plain-dict server's throughput",
+            ">=",
+            0.8,
+            http_throughput("responsestore-memory"),
+        ),
+        _target(
+            "http-sqlite-vs-plain-dict",
+            "HTTP create+retrieve+input_items on SQLite ≥ 0.5x the plain-dict server's throughput",
+            ">=",
+            0.5,
+            http_throughput("responsestore-sqlite"),
+        ),
+        _target(
+            "http-redis-vs-plain-dict",
+            "HTTP create+retrieve+input_items on Redis ≥ 0.5x the plain-dict server's throughput",
+            ">=",
+            0.5,
+            http_throughput("responsestore-redis"),
+        ),
+        _target(
+            "http-long-reply-sqlite",
+            "HTTP non-streamed 1,000-word reply on SQLite ≤ 4x the plain-dict server's time",
+            "<=",
+            4,
+            http_long("responsestore-sqlite"),
+        ),
+        _target(
+            "http-long-reply-redis",
+            "HTTP non-streamed 1,000-word reply on Redis ≤ 4x the plain-dict server's time",
+            "<=",
+            4,
+            http_long("responsestore-redis"),
         ),
     ]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import importlib
+import os
 import queue
 import signal
 import sys
@@ -175,7 +177,18 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     except ResponseStoreError as exc:
         print(f"cannot open the store {args.store!r}: {exc}", file=sys.stderr)
         return 2
-    app = make_app(store, authenticate=authenticate if keys else None, background_workers=args.workers)
+    generate = _load_generate(args.generate, parser) if args.generate else None
+    options: dict[str, Any] = {} if generate is None else {"generate": generate}
+    app = make_app(
+        store,
+        authenticate=authenticate if keys else None,
+        background_workers=args.workers,
+        lease_seconds=args.lease_seconds,
+        sweep_interval=args.sweep_interval,
+        flush_interval=args.flush_interval,
+        model_timeout=args.model_timeout or None,
+        **options,
+    )
     # Every socket of the server (listener, wake-up pipe, connections) is in this map, so all close at the end.
     sockets: dict[int, Any] = {}
     try:
@@ -208,6 +221,23 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 0
 
 
+def _load_generate(target: str, parser: argparse.ArgumentParser) -> Any:
+    """The ``generate`` callable ``module:name`` names (``--generate``), imported from the current directory too."""
+    module_name, _, name = target.partition(":")
+    if not module_name or not name:
+        parser.error(f"--generate takes MODULE:CALLABLE, not {target!r}")
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+        generate = getattr(module, name)
+    except (ImportError, AttributeError) as exc:
+        parser.error(f"--generate {target!r}: {exc}")
+    if not callable(generate):
+        parser.error(f"--generate {target!r} is not callable")
+    return generate
+
+
 def _close_store(store: object) -> None:
     close = getattr(store, "close", None)
     if close is not None:
@@ -223,7 +253,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--workers", type=int, default=4, help="worker threads (default 4)")
     demo.add_argument("--turns", type=int, default=5, help="turns per conversation (default 5)")
     serve = commands.add_parser("serve", help="serve the Responses API over HTTP (needs the server extra)")
-    serve.add_argument("--store", default="memory://", help="store URL (default memory://; or sqlite:///PATH)")
+    serve.add_argument(
+        "--store",
+        default="memory://",
+        help="store URL (default memory://; or sqlite:///PATH, redis://HOST:PORT/DB)",
+    )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
     serve.add_argument(
@@ -235,10 +269,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     serve.add_argument("--threads", type=int, default=16, help="request threads (default 16)")
     serve.add_argument("--workers", type=int, default=4, help="background worker threads (default 4)")
+    serve.add_argument(
+        "--generate",
+        metavar="MODULE:CALLABLE",
+        help="the model: a generate callable to import (default: the built-in echo model)",
+    )
+    serve.add_argument(
+        "--lease-seconds",
+        type=float,
+        default=30.0,
+        help="how long a response's lease lasts; a response whose server died ends failed within this plus "
+        "--sweep-interval (default 30)",
+    )
+    serve.add_argument("--sweep-interval", type=float, default=5.0, help="seconds between two lease sweeps (default 5)")
+    serve.add_argument(
+        "--flush-interval",
+        type=float,
+        default=0.05,
+        help="a streamed response logs its events at most this often, in seconds (default 0.05)",
+    )
+    serve.add_argument(
+        "--model-timeout",
+        type=float,
+        default=300.0,
+        help="seconds the model may go without yielding before its response fails (default 300; 0: no limit)",
+    )
     args = parser.parse_args(argv)
     if args.command == "serve":
         if args.threads < 1 or args.workers < 1 or not 0 <= args.port <= 65535:
             parser.error("--threads and --workers must be at least 1, --port within 0..65535")
+        for flag in ("lease_seconds", "sweep_interval", "flush_interval"):
+            if not 0 < getattr(args, flag) < 1e9:
+                parser.error(f"--{flag.replace('_', '-')} must be a positive number of seconds")
+        if not 0 <= args.model_timeout < 1e9:
+            parser.error("--model-timeout must be 0 (no limit) or a positive number of seconds")
         return _serve(args, parser)
     if args.workers < 1 or args.turns < 1:
         parser.error("--workers and --turns must be at least 1")

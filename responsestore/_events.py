@@ -233,19 +233,40 @@ def prepare_events(events: object, id: str | None = None) -> Prepared:
     items: list[FrozenDict | DeltaRun] = []
     carried: list[tuple[int, int]] = []
     count = size = 0
+    # A value several events of the batch share (the response snapshot of response.created and
+    # response.in_progress, say) is frozen once: later events get the frozen copy, which freezing keeps as it is.
+    shared: dict[int, tuple[Any, Any]] = {}
     for event in events:
         if isinstance(event, DeltaRun):
             items.append(event)
             count += len(event.deltas)
             size += event._size
             continue
+        if event.__class__ is dict and shared:
+            event = {key: _shared(shared, value) for key, value in event.items()}  # noqa: PLW2901 - the same event
         frozen, number, event_size = prepare_event(event, id)
+        if event.__class__ is dict:
+            for key, value in event.items():
+                if value.__class__ is dict or value.__class__ is list:
+                    shared[id_of(value)] = (value, frozen[key])
         if number is not None:
             carried.append((count, number))
         items.append(frozen)
         count += 1
         size += event_size
     return Prepared(tuple(items), count, size, tuple(carried))
+
+
+id_of = id  # ``id`` names the response in this module's functions
+
+
+def _shared(shared: dict[int, tuple[Any, Any]], value: Any) -> Any:
+    """The frozen copy of ``value`` if an earlier event of the batch held this very object, else ``value``."""
+    if value.__class__ is dict or value.__class__ is list:
+        found = shared.get(id_of(value))
+        if found is not None and found[0] is value:
+            return found[1]
+    return value
 
 
 def prepared_one(event: FrozenDict, carried: int | None, size: int) -> Prepared:
@@ -416,19 +437,29 @@ def _resolve(wire: Any, path: Sequence[str | int]) -> Any:
 _MISSING = object()
 
 
-def _same(a: Any, b: Any) -> bool:
-    """Whether two JSON values are the same JSON text (types, key order and all)."""
-    return bool(to_json_text(a) == to_json_text(b))
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _same(a: Any, b: Any, base: _Base) -> bool:
+    """Whether a value of an event and a part of the record's JSON are the same JSON text (types, key order)."""
+    if a.__class__ is b.__class__ and a.__class__ in _SCALARS:
+        return bool(a == b) and (a.__class__ is not float or repr(a) == repr(b))
+    if a.__class__ in _SCALARS or b.__class__ in _SCALARS:
+        return False
+    return bool(to_json_text(a) == base.text(b))
 
 
 class _Base:
-    """The final record's OpenAI JSON, built on first use (one build per encode or decode)."""
+    """The final record's OpenAI JSON, built on first use (one build per encode or decode), and its parts as text."""
 
-    __slots__ = ("_record", "_wire")
+    __slots__ = ("_diffs", "_kept", "_record", "_texts", "_wire")
 
-    def __init__(self, record: ResponseRecord | None) -> None:
+    def __init__(self, record: ResponseRecord | None, wire: Any = _MISSING) -> None:
         self._record = record
-        self._wire: Any = _MISSING
+        self._wire: Any = wire
+        self._texts: dict[int, str] = {}
+        self._diffs: dict[tuple[int, int], dict[str, Any]] = {}
+        self._kept: list[Any] = []
 
     def get(self) -> Any:
         if self._wire is _MISSING:
@@ -437,13 +468,37 @@ class _Base:
             self._wire = self._record.to_openai()
         return self._wire
 
+    def diff(self, value: FrozenDict, target: dict[str, Any]) -> dict[str, Any]:
+        """The fields of ``value`` that differ from ``target`` (same keys, same order), computed once per pair."""
+        key = (id(value), id(target))
+        found = self._diffs.get(key)
+        if found is None:
+            if to_json_text(value) == self.text(target):  # the commonest case (the final event): nothing differs
+                found = {}
+            else:
+                found = {name: item for name, item in value.items() if not _same(item, target[name], self)}
+            self._diffs[key] = found
+            self._kept.append(value)  # alive as long as its id is a key
+        return found
+
+    def text(self, value: Any) -> str:
+        """``value`` (a part of the JSON) as JSON text, serialized once per encode."""
+        key = id(value)
+        text = self._texts.get(key)
+        if text is None:
+            text = self._texts[key] = to_json_text(value)
+        return text
+
 
 # ---------------------------------------------------------------------------------------------- encoding
 
 
-def encode(segments: Sequence[_Segment], record: ResponseRecord | None = None) -> str:
-    """The chunk text of ``segments``; with the final ``record``, pieces of it are kept as references to it."""
-    base = _Base(record)
+def encode(segments: Sequence[_Segment], record: ResponseRecord | None = None, wire: Any = _MISSING) -> str:
+    """The chunk text of ``segments``; with the final ``record``, pieces of it are kept as references to it.
+
+    ``wire`` is the record's OpenAI JSON when the caller has already built it (it is not changed).
+    """
+    base = _Base(record, wire)
     offsets: dict[tuple[str | int, ...], int] = {}
     out: list[Any] = []
     for segment in segments:
@@ -524,8 +579,7 @@ def _encode_event(event: FrozenDict, base: _Base | None) -> dict[str, Any]:  # n
         return {"x": {**event, field: None}, "k": field, "p": path}
     if not (isinstance(value, FrozenDict) and isinstance(target, dict) and list(value) == list(target)):
         return {"e": event}
-    diff = {key: item for key, item in value.items() if not _same(item, target[key])}
-    return {"x": {**event, field: None}, "k": field, "p": path, "d": diff}
+    return {"x": {**event, field: None}, "k": field, "p": path, "d": base.diff(value, target)}
 
 
 # ---------------------------------------------------------------------------------------------- decoding
@@ -637,8 +691,13 @@ def encode_batch(prepared: Prepared, first: int, final: ResponseRecord | None = 
     return Encoded(text, prepared.total, prepared.size, _stored_size(text))
 
 
-def compact(
-    chunks: Sequence[Chunk], old: ResponseRecord, prepared: Prepared, first: int, final: ResponseRecord
+def compact(  # noqa: PLR0917 - one call site, in the shared layer
+    chunks: Sequence[Chunk],
+    old: ResponseRecord,
+    prepared: Prepared,
+    first: int,
+    final: ResponseRecord,
+    wire: Any = _MISSING,
 ) -> Encoded:
     """The whole log as one chunk encoded against the ``final`` record: the stored ``chunks``, then ``prepared``.
 
@@ -660,7 +719,7 @@ def compact(
             _add(segments, segment)
         else:
             segments.append(segment)
-    text = encode(segments, final)
+    text = encode(segments, final, wire)
     return Encoded(text, first + prepared.total, prepared.size, _stored_size(text))
 
 

@@ -262,9 +262,13 @@ def thaw(value: Any) -> Any:
     return value
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def to_json_text(value: Any) -> str:
     """Serialize frozen JSON compactly (used by durable backends and for size accounting).
 
     ``json`` takes frozen values as they are (a ``FrozenDict`` is a ``dict``, a tuple becomes an array): no copy.
+    One encoder serves every call (``json.dumps`` with options builds a new one each time).
     """
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return _ENCODER.encode(value)

@@ -176,6 +176,8 @@ class SweeperStats:
     failures: int
     consecutive_failures: int
     last_error: Exception | None
+    #: Responses whose lease had run out that the sweeps ended (``expire_leases``).
+    leases_expired: int = 0
 
 
 #: The longest a :class:`Sweeper` waits after failed sweeps (unless its interval is longer).
@@ -185,7 +187,10 @@ _logger = logging.getLogger("responsestore")
 
 
 class Sweeper:
-    """A daemon thread that calls ``store.sweep()`` every ``interval`` seconds, for stores that go idle.
+    """A daemon thread that calls ``store.sweep()`` and ``store.expire_leases()`` every ``interval`` seconds.
+
+    For stores that go idle, and for responses whose runner died: each sweep also ends the queued and in-progress
+    responses whose lease has run out (see :meth:`~responsestore.BaseStore.expire_leases`).
 
     Writes sweep a few expired records each, so a busy store needs no sweeper; an idle one keeps expired records
     in memory until something sweeps them. Stop it with :meth:`stop` (or use it as a context manager); stopping
@@ -207,6 +212,7 @@ class Sweeper:
         self._mutex = threading.Lock()  # makes stats() one snapshot; only the thread writes the counters
         self._sweeps = 0
         self._swept = 0
+        self._leases_expired = 0
         self._failures = 0
         self._consecutive_failures = 0
         self._last_error: Exception | None = None
@@ -228,6 +234,7 @@ class Sweeper:
     def _sweep_once(self) -> None:
         try:
             swept = self._store.sweep()
+            ended = self._store.expire_leases()
         except Exception as error:
             with self._mutex:
                 self._failures += 1
@@ -245,6 +252,7 @@ class Sweeper:
             with self._mutex:
                 self._sweeps += 1
                 self._swept += swept
+                self._leases_expired += ended
                 self._consecutive_failures = 0
 
     @property
@@ -259,6 +267,7 @@ class Sweeper:
             return SweeperStats(
                 sweeps=self._sweeps,
                 swept=self._swept,
+                leases_expired=self._leases_expired,
                 failures=self._failures,
                 consecutive_failures=self._consecutive_failures,
                 last_error=self._last_error,

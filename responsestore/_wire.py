@@ -16,7 +16,6 @@ Events are built without a ``sequence_number``: the store stamps it when it logs
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -70,9 +69,16 @@ _STATUS_ITEMS = frozenset({"message", "function_call", "function_call_output"})
 
 def _fresh(value: Any) -> Any:
     """A plain copy of JSON ``value`` that shares nothing with it, whether it is frozen or plain."""
-    if value.__class__ in (FrozenDict, tuple):
-        return thaw(value)
-    return copy.deepcopy(value)
+    cls = value.__class__
+    if cls is dict or cls is FrozenDict:
+        return {key: _fresh(item) for key, item in value.items()}
+    if cls is list or cls is tuple:
+        return [_fresh(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _fresh(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_fresh(item) for item in value]
+    return value
 
 
 def _seconds(value: float | None) -> int | None:
@@ -138,9 +144,10 @@ def input_items_page(page: Page[dict[str, Any]]) -> dict[str, Any]:
 def lifecycle_event(kind: str, response: Mapping[str, Any]) -> dict[str, Any]:
     """``response.<kind>`` (``created``, ``queued``, ``in_progress``, ``completed``, ``failed``, ``incomplete``).
 
-    ``response`` is the snapshot (a :func:`response_json` dict) the event carries.
+    ``response`` is the snapshot (a :func:`response_json` dict) the event carries; the event holds it as it is
+    (no copy), so pass one nothing else changes.
     """
-    return {"type": f"response.{kind}", "response": _fresh(response)}
+    return {"type": f"response.{kind}", "response": response}
 
 
 def output_item_event(kind: str, output_index: int, item: Mapping[str, Any]) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 from ._checks import check_owner
 from ._contract import BaseStore
-from ._events import check_starting_after
+from ._events import DeltaRun, check_starting_after
 from ._ids import check_id
 from ._json import thaw
 from ._paging import Page
@@ -120,6 +120,18 @@ class AsyncResponseStore:
     async def append_event(self, id: str, event: Mapping[str, Any], *, owner: str | None = None) -> int:
         """See :meth:`BaseStore.append_event <responsestore.BaseStore.append_event>`."""
         return await self._run(self.store.append_event, id, event, owner=owner)
+
+    async def append_events(self, id: str, events: Iterable[Mapping[str, Any] | DeltaRun], **kwargs: Any) -> int:
+        """See :meth:`BaseStore.append_events <responsestore.BaseStore.append_events>`."""
+        return await self._run(self.store.append_events, id, events, **kwargs)
+
+    async def renew(self, id: str, **kwargs: Any) -> ResponseRecord:
+        """See :meth:`BaseStore.renew <responsestore.BaseStore.renew>`."""
+        return await self._run(self.store.renew, id, **kwargs)
+
+    async def expire_leases(self, **kwargs: Any) -> int:
+        """See :meth:`BaseStore.expire_leases <responsestore.BaseStore.expire_leases>`."""
+        return await self._run(self.store.expire_leases, **kwargs)
 
     async def events(
         self, id: str, *, starting_after: int | None = None, owner: str | None = None

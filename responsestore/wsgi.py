@@ -1,10 +1,11 @@
 """The Responses API as a plain WSGI application over any store: :func:`make_app`.
 
 The app does everything of the API but generation: it parses and checks requests, stores responses, chains
-``previous_response_id``, runs background responses in a bounded pool of worker threads, cancels them, streams
-events as server-sent events (and replays the stored ones), maps bearer keys to owners and answers errors in
-OpenAI's shape. The server author supplies only ``generate``, the model. It uses nothing but the public store
-API, so it serves every backend.
+``previous_response_id``, cancels background responses, streams events as server-sent events (and replays the
+stored ones), maps bearer keys to owners and answers errors in OpenAI's shape. Running a response (calling the
+model, logging its events in batches, holding its lease, always ending it) is the run layer's
+(:mod:`responsestore.server._runs`); this module only moves bytes between WSGI and it. The server author supplies
+only ``generate``, the model. It uses nothing but the public store API, so it serves every backend.
 
 Routes (all under ``/v1``)::
 
@@ -18,14 +19,12 @@ Routes (all under ``/v1``)::
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import json
 import logging
 import re
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -33,11 +32,10 @@ import attrs
 
 from . import _wire
 from ._contract import BaseStore
-from ._ids import new_item_id, new_response_id
+from ._ids import new_response_id
 from ._records import ResponseRecord, ResponseStatus
 from .errors import (
     ChainError,
-    EventLogClosed,
     InvalidArgument,
     InvalidTransition,
     ResponseExists,
@@ -47,6 +45,8 @@ from .errors import (
     VersionConflict,
     WaitTimeout,
 )
+from .server._models import Generate, Usage, echo
+from .server._runs import DEFAULT_SETTINGS, Run, Runner, RunSettings
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "Generate", "ResponsesApp", "Unauthorized", "Usage", "echo", "make_app"]
 
@@ -59,47 +59,8 @@ Environ = Mapping[str, Any]
 StartResponse = Callable[..., Any]
 
 
-@attrs.frozen
-class Usage:
-    """Token counts a ``generate`` callable may yield (once, anywhere) to set the response's ``usage``."""
-
-    input_tokens: int
-    output_tokens: int
-
-
-#: The model: called with the conversation (every earlier input and output item of the chain, then this
-#: request's input items, as plain dicts) and the request (the parsed JSON body); yields text deltas
-#: (``str``, appended to one assistant message), complete output items (mappings, such as a
-#: ``function_call``) and at most one :class:`Usage`. Raising fails the response.
-Generate = Callable[[Sequence[dict[str, Any]], Mapping[str, Any]], Iterable["str | Mapping[str, Any] | Usage"]]
-
-
 class Unauthorized(Exception):
     """Raised by an ``authenticate`` callable to refuse a key: the request gets ``401``."""
-
-
-def echo(conversation: Sequence[dict[str, Any]], request: Mapping[str, Any]) -> Iterator[str | Usage]:
-    """The built-in demo model ``echo``: replies with the text of the last user message, one delta per word.
-
-    Usage counts words: the words of every text in the conversation in, the words of the reply out.
-    """
-    texts = [_text_of(item) for item in conversation]
-    reply = next((_text_of(item) for item in reversed(conversation) if item.get("role") == "user"), "")
-    words = reply.split()
-    for index, word in enumerate(words):
-        yield word if index == 0 else " " + word
-    yield Usage(input_tokens=sum(len(text.split()) for text in texts), output_tokens=len(words))
-
-
-def _text_of(item: Mapping[str, Any]) -> str:
-    content = item.get("content")
-    if isinstance(content, str):
-        return content
-    if isinstance(content, (list, tuple)):  # stored items hold their lists as tuples
-        return " ".join(
-            part["text"] for part in content if isinstance(part, dict) and isinstance(part.get("text"), str)
-        )
-    return ""
 
 
 class _HTTPError(Exception):
@@ -260,143 +221,6 @@ def _parse_create(body: object) -> _Request:
     )
 
 
-class _Stopped(Exception):
-    """The response can no longer change: it was cancelled, deleted or finished elsewhere."""
-
-
-class _Run:
-    """One generation: turns what ``generate`` yields into stream events and the final record."""
-
-    def __init__(self, app: ResponsesApp, record: ResponseRecord, conversation: Sequence[dict[str, Any]]) -> None:
-        self.app = app
-        self.record = record
-        self.conversation = conversation
-        self.sequence = 0
-
-    # Overridden by the stored run; the unstored one keeps everything in this object.
-    def emit(self, event: dict[str, Any]) -> dict[str, Any]:
-        number = self.sequence
-        self.sequence += 1
-        event["sequence_number"] = number
-        return event
-
-    def begin(self) -> dict[str, Any]:
-        self.record = attrs.evolve(self.record, status=ResponseStatus.IN_PROGRESS)
-        return self.emit(_wire.lifecycle_event("in_progress", _wire.response_json(self.record)))
-
-    def finish(self, status: ResponseStatus, **changes: Any) -> dict[str, Any]:
-        self.record = attrs.evolve(self.record, status=status, **changes)
-        return self.emit(_wire.lifecycle_event(status.value, _wire.response_json(self.record)))
-
-    def events(self, request: Mapping[str, Any]) -> Iterator[dict[str, Any]]:  # noqa: PLR0912 - one loop over chunk kinds
-        """Generate, yielding every event as it is logged; ends with the final one."""
-        output: list[dict[str, Any]] = []
-        usage: Usage | None = None
-        message: dict[str, Any] | None = None
-        text: list[str] = []
-        try:
-            yield self.begin()
-            for chunk in self.app.generate(self.conversation, request):
-                if self.app.stopping.is_set():
-                    raise RuntimeError("the server stopped before the response finished")
-                if isinstance(chunk, str):
-                    if message is None:
-                        message = _wire.message_item(new_item_id(), [], "in_progress")
-                        text = []
-                        yield self.emit(_wire.output_item_event("added", len(output), message))
-                        yield self.emit(
-                            _wire.content_part_event("added", message["id"], len(output), 0, _wire.text_part(""))
-                        )
-                    text.append(chunk)
-                    yield self.emit(_wire.output_text_delta_event(message["id"], len(output), 0, chunk))
-                elif isinstance(chunk, Usage):
-                    usage = chunk
-                elif isinstance(chunk, Mapping):
-                    if message is not None:
-                        yield from self._close_message(message, "".join(text), output)
-                        message = None
-                    item = _wire.item_json({"id": new_item_id(), **chunk})
-                    yield self.emit(_wire.output_item_event("added", len(output), {**item, "status": "in_progress"}))
-                    yield self.emit(_wire.output_item_event("done", len(output), item))
-                    output.append(item)
-                else:
-                    raise TypeError(f"generate yielded {type(chunk).__name__}, not str, a mapping or Usage")
-            if message is not None:
-                yield from self._close_message(message, "".join(text), output)
-        except _Stopped:
-            return
-        except Exception:  # noqa: BLE001 - any failure of the model fails the response, as OpenAI reports it
-            _log.exception("generating response %s failed", self.record.id)
-            error = {"code": "server_error", "message": "The model failed while generating the response."}
-            with contextlib.suppress(_Stopped):  # cancelled or deleted meanwhile: nothing left to report
-                yield self.finish(ResponseStatus.FAILED, error=error, completed_at=time.time())
-            return
-        counts = None
-        if usage is not None:
-            counts = {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens}
-        try:
-            yield self.finish(ResponseStatus.COMPLETED, output=output, usage=counts, completed_at=time.time())
-        except _Stopped:
-            return
-
-    def _close_message(
-        self, message: dict[str, Any], text: str, output: list[dict[str, Any]]
-    ) -> Iterator[dict[str, Any]]:
-        index = len(output)
-        part = _wire.text_part(text)
-        yield self.emit(_wire.output_text_done_event(message["id"], index, 0, text))
-        yield self.emit(_wire.content_part_event("done", message["id"], index, 0, part))
-        done = _wire.message_item(message["id"], [part], "completed")
-        yield self.emit(_wire.output_item_event("done", index, done))
-        output.append(done)
-
-
-class _StoredRun(_Run):
-    """A generation whose events and final record go to the store, so they can be read and replayed."""
-
-    def __init__(
-        self, app: ResponsesApp, record: ResponseRecord, conversation: Sequence[dict[str, Any]], owner: str | None
-    ) -> None:
-        super().__init__(app, record, conversation)
-        self.owner = owner
-
-    def emit(self, event: dict[str, Any]) -> dict[str, Any]:
-        try:
-            number = self.app.store.append_event(self.record.id, event, owner=self.owner)
-        except (EventLogClosed, ResponseNotFound) as exc:
-            raise _Stopped from exc
-        event["sequence_number"] = number
-        return event
-
-    def begin(self) -> dict[str, Any]:
-        store, id, owner = self.app.store, self.record.id, self.owner
-        if self.record.status is ResponseStatus.IN_PROGRESS:
-            return super().begin()
-        snapshot = attrs.evolve(self.record, status=ResponseStatus.IN_PROGRESS)
-        event = _wire.lifecycle_event("in_progress", _wire.response_json(snapshot))
-        try:
-            self.record = store.start(id, event=event, owner=owner)
-        except (InvalidTransition, ResponseNotFound) as exc:
-            raise _Stopped from exc
-        return self._last_event()
-
-    def _last_event(self) -> dict[str, Any]:
-        return self.app.store.events(self.record.id, starting_after=None, owner=self.owner)[-1]
-
-    def finish(self, status: ResponseStatus, **changes: Any) -> dict[str, Any]:
-        store, id, owner = self.app.store, self.record.id, self.owner
-        snapshot = attrs.evolve(self.record, status=status, **changes)
-        event = _wire.lifecycle_event(status.value, _wire.response_json(snapshot))
-        try:
-            if status is ResponseStatus.COMPLETED:
-                self.record = store.complete(id, changes["output"], usage=changes["usage"], event=event, owner=owner)
-            else:
-                self.record = store.fail(id, changes["error"], event=event, owner=owner)
-            return self._last_event()
-        except (InvalidTransition, ResponseNotFound) as exc:
-            raise _Stopped from exc
-
-
 _ROUTES = [
     (re.compile(r"/v1/responses"), ("POST",), "create"),
     (re.compile(r"/v1/responses/([^/]+)"), ("GET", "DELETE"), "response"),
@@ -415,20 +239,16 @@ class ResponsesApp:
         generate: Generate,
         authenticate: Callable[[str | None], str | None] | None,
         max_body_bytes: int,
-        background_workers: int,
         stream_timeout: float | None,
+        settings: RunSettings,
     ) -> None:
         self.store = store
         self.generate = generate
         self.authenticate = authenticate
         self.max_body_bytes = max_body_bytes
         self.stream_timeout = stream_timeout
-        self.stopping = threading.Event()
-        self._pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=background_workers, thread_name_prefix="responsestore-background"
-        )
-        self._pending: dict[tuple[str | None, str], concurrent.futures.Future[None]] = {}
-        self._pending_lock = threading.Lock()
+        self.settings = settings
+        self.runner = Runner(store, generate, settings)
 
     # ------------------------------------------------------------------ WSGI
 
@@ -444,21 +264,11 @@ class ResponsesApp:
         return body
 
     def close(self) -> None:
-        """Stop: running background responses fail at their next step, queued ones fail at once.
+        """Stop: no new response starts; running ones may finish within the grace period, then end ``failed``.
 
-        Waits for the worker threads to finish.
+        Responses still queued end ``failed`` at once. Waits for the runs (at most about ``stop_grace`` seconds).
         """
-        with self._pending_lock:
-            self.stopping.set()
-            pending = list(self._pending.items())
-        for (owner, id), future in pending:
-            if future.cancel():
-                error = {"code": "server_error", "message": "The server stopped before the response ran."}
-                try:
-                    self.store.fail(id, error, owner=owner)
-                except ResponseStoreError:
-                    _log.warning("could not mark %s failed on shutdown", id)
-        self._pool.shutdown(wait=True)
+        self.runner.close()
 
     def _error(self, exc: _HTTPError) -> tuple[str, list[tuple[str, str]], Iterable[bytes]]:
         body = {
@@ -510,7 +320,7 @@ class ResponsesApp:
                 return self._create(owner, self._body(environ))
             id = match.group(1)
             if name == "cancel":
-                return self._json(200, self.store.cancel(id, owner=owner).to_openai())
+                return self._json(200, self.store.cancel(id, status_event=True, owner=owner).to_openai())
             if name == "input_items":
                 return self._input_items(owner, id, query)
             if method == "DELETE":
@@ -599,26 +409,59 @@ class ResponsesApp:
 
     def _create(self, owner: str | None, body: object) -> tuple[str, list[tuple[str, str]], Iterable[bytes]]:
         request = _parse_create(body)
-        history: tuple[dict[str, Any], ...] = ()
-        if request.previous_response_id is not None:
-            try:
-                previous = self.store.get(request.previous_response_id, owner=owner)
-                history = self.store.conversation(previous.id, owner=owner)
-            except ResponseNotFound:
-                raise _HTTPError(
-                    404,
-                    f"Previous response with id {request.previous_response_id!r} not found.",
-                    param="previous_response_id",
-                    code="previous_response_not_found",
-                ) from None
-            if not previous.is_terminal:  # checked here for store=false too, which never reaches store.create
-                raise _HTTPError(
-                    400,
-                    f"Previous response {previous.id!r} is still {previous.status.value}; continue it once it"
-                    " has finished.",
-                    param="previous_response_id",
-                    code="invalid_previous_response",
-                )
+        history = self._history(owner, request)
+        if self.runner.stopping.is_set():
+            raise _HTTPError(503, "The server is stopping and accepts no new responses.", code="stopping")
+        record = self._new_record(owner, request)
+        conversation = history + tuple(_wire.item_json(item) for item in record.input)
+        live = request.stream and not request.background
+        try:
+            run = self.runner.start(record, conversation, request.body, stored=request.store, live=live)
+        except (RuntimeError, ResponseStoreError) as exc:  # stopping, or the store failed: it must not stay active
+            if request.store:
+                with contextlib.suppress(ResponseStoreError):
+                    self.store.fail(record.id, _STOPPED if isinstance(exc, RuntimeError) else _FAILED, owner=owner)
+            if isinstance(exc, RuntimeError):
+                raise _HTTPError(503, "The server is stopping and accepts no new responses.", code="stopping") from None
+            raise
+        if request.background:
+            if request.stream:
+                return self._sse(self._replay(owner, record.id, None))
+            return self._json(200, record.to_openai())
+        if request.stream:
+            return self._sse(_Live(run))
+        try:
+            final = run.result()
+        except ResponseNotFound:
+            raise _HTTPError(404, f"Response {record.id!r} was deleted while it ran.", code="not_found") from None
+        return self._json(200, _wire.response_json(final))
+
+    def _history(self, owner: str | None, request: _Request) -> tuple[dict[str, Any], ...]:
+        """The items of the chain a request continues (none if it starts a conversation)."""
+        if request.previous_response_id is None:
+            return ()
+        try:
+            previous = self.store.get(request.previous_response_id, owner=owner)
+            history = self.store.conversation(previous.id, owner=owner)
+        except ResponseNotFound:
+            raise _HTTPError(
+                404,
+                f"Previous response with id {request.previous_response_id!r} not found.",
+                param="previous_response_id",
+                code="previous_response_not_found",
+            ) from None
+        if not previous.is_terminal:  # checked here for store=false too, which never reaches store.create
+            raise _HTTPError(
+                400,
+                f"Previous response {previous.id!r} is still {previous.status.value}; continue it once it has"
+                " finished.",
+                param="previous_response_id",
+                code="invalid_previous_response",
+            )
+        return history
+
+    def _new_record(self, owner: str | None, request: _Request) -> ResponseRecord:
+        """The response a request creates: stored with a lease for its run, or (``store: false``) only in memory."""
         fields: dict[str, Any] = {
             "instructions": request.instructions,
             "previous_response_id": request.previous_response_id,
@@ -627,62 +470,32 @@ class ResponsesApp:
             "extra": request.extra,
         }
         try:
-            if not request.store:
-                record = ResponseRecord(
-                    id=new_response_id(),
-                    created_at=time.time(),
-                    model=request.model,
-                    status=ResponseStatus.IN_PROGRESS,
-                    input=[{"role": "user", "content": request.input}]
-                    if isinstance(request.input, str)
-                    else request.input,
+            if request.store:
+                return self.store.create(
+                    request.model,
+                    request.input,
+                    background=request.background,
+                    status=ResponseStatus.QUEUED if request.background else ResponseStatus.IN_PROGRESS,
+                    lease=self.settings.lease_seconds,
+                    holder=self.runner.holder(),
                     owner=owner,
                     **fields,
                 )
-                run: _Run = _Run(self, record, history + tuple(_wire.item_json(i) for i in record.input))
-                created = run.emit(_wire.lifecycle_event("created", _wire.response_json(record)))
-            else:
-                status = ResponseStatus.QUEUED if request.background else ResponseStatus.IN_PROGRESS
-                record = self.store.create(
-                    request.model, request.input, background=request.background, status=status, owner=owner, **fields
-                )
-                conversation = history + tuple(_wire.item_json(item) for item in record.input)
-                run = _StoredRun(self, record, conversation, owner)
-                created = run.emit(_wire.lifecycle_event("created", _wire.response_json(record)))
+            return ResponseRecord(
+                id=new_response_id(),
+                created_at=time.time(),
+                model=request.model,
+                status=ResponseStatus.IN_PROGRESS,
+                input=[{"role": "user", "content": request.input}] if isinstance(request.input, str) else request.input,
+                owner=owner,
+                **fields,
+            )
         except InvalidArgument as exc:
             raise _store_error(exc, _param_of(str(exc))) from None
-        if request.background:
-            queued = run.emit(_wire.lifecycle_event("queued", _wire.response_json(record)))
-            self._submit(owner, run, request.body)
-            if request.stream:
-                return self._sse(
-                    _chain_events([created, queued], self._replay(owner, record.id, queued["sequence_number"]))
-                )
-            return self._json(200, record.to_openai())
-        events = run.events(request.body)
-        if request.stream:
-            return self._sse(_Foreground(run, _chain_events([created], events)))
-        for _ in events:
-            pass
-        return self._json(200, _wire.response_json(run.record))
 
-    def _submit(self, owner: str | None, run: _Run, body: Mapping[str, Any]) -> None:
-        key = (owner, run.record.id)
 
-        def work() -> None:
-            with self._pending_lock:
-                self._pending.pop(key, None)
-            for _ in run.events(body):
-                pass
-
-        with self._pending_lock:
-            if not self.stopping.is_set():
-                self._pending[key] = self._pool.submit(work)
-                return
-        error = {"code": "server_error", "message": "The server is stopping and runs no new background responses."}
-        with contextlib.suppress(ResponseStoreError):  # cancelled or deleted meanwhile
-            self.store.fail(run.record.id, error, owner=owner)
-        raise _HTTPError(503, "The server is stopping and accepts no new background responses.", code="stopping")
+_STOPPED = {"code": "server_error", "message": "The server is stopping and runs no new responses."}
+_FAILED = {"code": "server_error", "message": "The server could not start the response."}
 
 
 def _param_of(message: str) -> str | None:
@@ -692,17 +505,12 @@ def _param_of(message: str) -> str | None:
     return None
 
 
-def _chain_events(first: list[dict[str, Any]], rest: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    yield from first
-    yield from rest
+class _Live(Iterator[dict[str, Any]]):
+    """The events of a streamed response as its run publishes them; closing it early abandons the run."""
 
-
-class _Foreground(Iterator[dict[str, Any]]):
-    """The events of a streamed foreground response; closing it early fails the response."""
-
-    def __init__(self, run: _Run, events: Iterator[dict[str, Any]]) -> None:
+    def __init__(self, run: Run) -> None:
         self.run = run
-        self.events = events
+        self.events = run.live_events()
         self.done = False
 
     def __next__(self) -> dict[str, Any]:
@@ -713,17 +521,10 @@ class _Foreground(Iterator[dict[str, Any]]):
             raise
 
     def close(self) -> None:
-        """The client went away before the end: stop generating and fail the response."""
-        if self.done:
-            return
-        self.done = True
-        close = getattr(self.events, "close", None)
-        if close is not None:
-            close()
-        if isinstance(self.run, _StoredRun):
-            error = {"code": "server_error", "message": "The client disconnected before the response finished."}
-            with contextlib.suppress(ResponseStoreError):  # it finished, or was deleted, in the meantime
-                self.run.app.store.fail(self.run.record.id, error, owner=self.run.owner)
+        """The client went away before the end: the run stops and the response ends ``failed``."""
+        if not self.done:
+            self.done = True
+            self.run.abandon("The client disconnected before the response finished.")
 
 
 class _Closing:
@@ -749,8 +550,14 @@ def make_app(
     generate: Generate = echo,
     authenticate: Callable[[str | None], str | None] | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-    background_workers: int = 4,
+    background_workers: int = DEFAULT_SETTINGS.background_workers,
     stream_timeout: float | None = 300.0,
+    lease_seconds: float = DEFAULT_SETTINGS.lease_seconds,
+    sweep_interval: float = DEFAULT_SETTINGS.sweep_interval,
+    flush_interval: float = DEFAULT_SETTINGS.flush_interval,
+    flush_events: int = DEFAULT_SETTINGS.flush_events,
+    model_timeout: float | None = DEFAULT_SETTINGS.model_timeout,
+    stop_grace: float = DEFAULT_SETTINGS.stop_grace,
 ) -> ResponsesApp:
     """A WSGI application serving the Responses API over ``store``.
 
@@ -759,6 +566,14 @@ def make_app(
     :class:`Unauthorized` (``401``); without it every request is accepted as owner ``None``. A body over
     ``max_body_bytes`` is refused with ``413``. Background responses run in a pool of ``background_workers``
     threads. A replayed stream ends when no event arrives for ``stream_timeout`` seconds (``None``: never).
+
+    How responses run (see the serving docs): each holds a lease of ``lease_seconds`` (default 30), renewed while
+    it runs; the app's sweeper ends, every ``sweep_interval`` seconds (default 5), the responses whose lease ran
+    out (their server died), on any process sharing the store. A streamed or background response logs its events
+    at most every ``flush_interval`` seconds (default 0.05) or every ``flush_events`` events (default 256); a
+    non-streamed one logs them when it ends. A model that yields nothing for ``model_timeout`` seconds (default
+    300; ``None``: no limit) fails its response. :meth:`ResponsesApp.close` lets running responses finish for
+    ``stop_grace`` seconds (default 10), then ends them ``failed``.
 
     Raises:
         InvalidArgument: an argument is malformed.
@@ -769,18 +584,40 @@ def make_app(
         raise InvalidArgument("generate must be callable")
     if authenticate is not None and not callable(authenticate):
         raise InvalidArgument("authenticate must be callable or None")
-    for name, value in (("max_body_bytes", max_body_bytes), ("background_workers", background_workers)):
+    for name, value in (
+        ("max_body_bytes", max_body_bytes),
+        ("background_workers", background_workers),
+        ("flush_events", flush_events),
+    ):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise InvalidArgument(f"{name} must be an int >= 1, not {value!r}")
-    if stream_timeout is not None and (
-        isinstance(stream_timeout, bool) or not isinstance(stream_timeout, (int, float)) or not stream_timeout > 0
+    for name, number, optional in (
+        ("stream_timeout", stream_timeout, True),
+        ("lease_seconds", lease_seconds, False),
+        ("sweep_interval", sweep_interval, False),
+        ("flush_interval", flush_interval, False),
+        ("model_timeout", model_timeout, True),
+        ("stop_grace", stop_grace, False),
     ):
-        raise InvalidArgument(f"stream_timeout must be a positive number or None, not {stream_timeout!r}")
+        if number is None and optional:
+            continue
+        if isinstance(number, bool) or not isinstance(number, (int, float)) or not 0 < number < 1e9:
+            allowed = "a positive number or None" if optional else "a positive number"
+            raise InvalidArgument(f"{name} must be {allowed}, not {number!r}")
+    settings = RunSettings(
+        lease_seconds=float(lease_seconds),
+        sweep_interval=float(sweep_interval),
+        flush_interval=float(flush_interval),
+        flush_events=flush_events,
+        model_timeout=None if model_timeout is None else float(model_timeout),
+        stop_grace=float(stop_grace),
+        background_workers=background_workers,
+    )
     return ResponsesApp(
         store,
         generate=generate,
         authenticate=authenticate,
         max_body_bytes=max_body_bytes,
-        background_workers=background_workers,
         stream_timeout=stream_timeout,
+        settings=settings,
     )

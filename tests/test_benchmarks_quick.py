@@ -6,9 +6,12 @@ that the statistics are ordered, that the targets are all present and coherent, 
 
 from __future__ import annotations
 
+import io
 import json
 import math
+import shutil
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +23,11 @@ if str(ROOT) not in sys.path:  # `pytest` run without `python -m` from elsewhere
 
 import benchmarks  # noqa: E402
 import responsestore  # noqa: E402
-from benchmarks import baselines, memory, report, targets  # noqa: E402
+from benchmarks import baselines, http, memory, report, targets  # noqa: E402
 from benchmarks._timing import SMOKE, Progress  # noqa: E402
+from benchmarks.http_baseline import PlainDictApp  # noqa: E402
 
-WORKLOADS = ["ops", "locks", "mixed", "sqlite", "redis"]  # memory spawns interpreters: tested in-process below
+WORKLOADS = ["ops", "locks", "mixed", "sqlite", "redis", "http"]  # memory spawns interpreters: tested in-process below
 TARGET_NAMES = [
     "list-vs-seed-port",
     "list-flat",
@@ -42,6 +46,11 @@ TARGET_NAMES = [
     "sqlite-vs-raw",
     "redis-vs-raw",
     "redis-round-trips",
+    "http-memory-vs-plain-dict",
+    "http-sqlite-vs-plain-dict",
+    "http-redis-vs-plain-dict",
+    "http-long-reply-sqlite",
+    "http-long-reply-redis",
 ]
 
 
@@ -140,6 +149,144 @@ def test_redis_rows(results: dict[str, Any]) -> None:
     assert section["throughput"]["many"] > 0
 
 
+def test_http_rows(results: dict[str, Any]) -> None:
+    section = results["workloads"]["http"]
+    if "skipped" in section:  # no waitress here
+        assert section == {"skipped": http.available()}
+        return
+    variants = ["plain-dict", "responsestore-memory", "responsestore-sqlite"]
+    if shutil.which("redis-server") is not None:
+        variants.append("responsestore-redis")
+    else:
+        assert [note for note in section["notes"] if note.startswith("responsestore-redis not measured")]
+    assert list(section["commands"]) == variants
+    assert not [note for note in section["notes"] if "was killed" in note]  # every server stopped on SIGTERM
+    assert section["long_words"] == SMOKE.http_long_words
+    assert [row["variant"] for row in section["throughput"]] == variants
+    for row in section["throughput"]:
+        assert row["samples"] == SMOKE.http_repeats
+        assert 0 < row["throughput_min"] <= row["throughput_q1"] <= row["throughput_median"]
+        assert row["throughput_median"] <= row["throughput_q3"] <= row["throughput_max"]
+        assert row["sequences"] >= SMOKE.http_repeats
+        for kind in ("create", "retrieve", "input_items"):
+            found = row["latency_us"][kind]
+            assert 0 < found["p50"] <= found["p90"] <= found["p99"] <= found["max"]
+        assert row["client_cpu_ms_per_sequence"] > 0
+        if sys.platform == "linux":
+            assert row["server_cpu_ms_per_sequence"] > 0
+        assert (row["backend_cpu_ms_per_sequence"] is not None) == (
+            row["variant"] == "responsestore-redis" and sys.platform == "linux"
+        )
+    assert [row["variant"] for row in section["long_reply"]] == variants
+    for row in section["long_reply"]:
+        assert 0 < row["min_ns"] <= row["q1_ns"] <= row["median_ns"] <= row["q3_ns"] <= row["max_ns"], row
+        assert row["samples"] == SMOKE.http_long_repeats
+
+
+def _call(app: Any, method: str, path: str, body: object = None) -> Any:
+    """One request to a WSGI ``app`` in-process; returns the status and the decoded JSON body."""
+    data = b"" if body is None else json.dumps(body).encode()
+    environ = {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path,
+        "QUERY_STRING": "",
+        "CONTENT_LENGTH": str(len(data)),
+        "wsgi.input": io.BytesIO(data),
+    }
+    statuses = []
+    payload = b"".join(app(environ, lambda status, headers: statuses.append(status)))
+    return statuses[0], json.loads(payload)
+
+
+def test_plain_dict_baseline_answers_like_the_responsestore_app() -> None:
+    from responsestore.wsgi import make_app  # noqa: PLC0415
+
+    body = {"model": "echo", "input": "please repeat these eight words back to me"}
+    ours = make_app(responsestore.ResponseStore())
+    try:
+        answers = {}
+        for name, app in (("responsestore", ours), ("plain-dict", PlainDictApp())):
+            status, created = _call(app, "POST", "/v1/responses", body)
+            assert status == "200 OK"
+            retrieved = _call(app, "GET", f"/v1/responses/{created['id']}")
+            listed = _call(app, "GET", f"/v1/responses/{created['id']}/input_items")
+            answers[name] = (created, retrieved, listed)
+    finally:
+        ours.close()
+    expected, found = answers["responsestore"], answers["plain-dict"]
+    assert found[1] == ("200 OK", found[0])
+    # The same JSON but for ids and timestamps, so both servers encode and send as much.
+    volatile = {"id", "created_at", "completed_at"}
+    assert {k: v for k, v in found[0].items() if k not in volatile | {"output"}} == {
+        k: v for k, v in expected[0].items() if k not in volatile | {"output"}
+    }
+    assert [{**item, "id": ""} for item in found[0]["output"]] == [{**item, "id": ""} for item in expected[0]["output"]]
+    assert set(found[2][1]) == set(expected[2][1])
+    assert [sorted(item) for item in found[2][1]["data"]] == [sorted(item) for item in expected[2][1]["data"]]
+    assert _call(PlainDictApp(), "GET", "/v1/responses/resp_missing")[0] == "404 Not Found"
+
+
+def test_a_server_that_ignores_sigterm_is_killed(tmp_path: Path) -> None:
+    script = textwrap.dedent(
+        """
+        import signal, threading
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        print("stubborn serving on http://127.0.0.1:1/v1", flush=True)
+        threading.Event().wait()
+        """
+    )
+    server = http.ServerProcess("stubborn", [sys.executable, "-c", script])
+    try:
+        assert server.wait_ready(30) == "http://127.0.0.1:1/v1"
+        server.check_running()
+    finally:
+        server.stop(timeout=0.5)
+    assert server.killed
+    assert server.process.returncode is not None
+
+
+def test_a_server_that_fails_to_start_is_reported() -> None:
+    server = http.ServerProcess("broken", [sys.executable, "-c", "import sys; sys.exit('no such store')"])
+    try:
+        with pytest.raises(RuntimeError, match="no such store"):
+            server.wait_ready(30)
+    finally:
+        server.stop()
+    assert not server.killed
+
+
+def test_every_process_stops_when_the_http_workload_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    if http.available() is not None:
+        pytest.skip(http.available())
+    started: list[http.ServerProcess] = []
+    real = http.ServerProcess
+
+    def recording(name: str, argv: list[str]) -> http.ServerProcess:
+        server = real(name, argv)
+        started.append(server)
+        return server
+
+    def failing(url: str, seconds: float, watched: dict[str, int]) -> dict[str, Any]:
+        raise RuntimeError("the load generator broke")
+
+    servers: list[Any] = []
+    real_redis = http.redis_workload.Server
+
+    def recording_redis() -> Any:
+        servers.append(real_redis())
+        return servers[-1]
+
+    monkeypatch.setattr(http, "ServerProcess", recording)
+    monkeypatch.setattr(http, "load_sample", failing)
+    monkeypatch.setattr(http.redis_workload, "Server", recording_redis)
+    with pytest.raises(RuntimeError, match="the load generator broke"):
+        http.run(SMOKE, Progress(quiet=True))
+    assert len(started) >= 3
+    for server in [*started, *servers]:
+        assert server.process.returncode is not None  # reaped
+    assert all(server.process.returncode == 0 for server in started)  # each stopped on SIGTERM
+
+
 def test_targets(results: dict[str, Any]) -> None:
     found = results["targets"]
     assert [target["name"] for target in found] == TARGET_NAMES
@@ -160,6 +307,10 @@ def test_targets(results: dict[str, Any]) -> None:
     assert by_name["memory-vs-plain-dict"]["met"] is None  # memory was not run here
     assert by_name["list-flat"]["value"] == 1.0  # one size only: the ratio of a figure to itself
     assert by_name["get-vs-seed-port"]["met"] is not None
+    if "throughput" in results["workloads"]["http"]:
+        assert by_name["http-memory-vs-plain-dict"]["met"] is not None
+        assert by_name["http-long-reply-sqlite"]["met"] is not None
+        assert "the target is set at 1,000" in by_name["http-long-reply-sqlite"]["detail"]  # smoke: fewer words
 
 
 def test_targets_of_an_empty_run_are_not_assessed() -> None:
@@ -173,7 +324,7 @@ def test_reports_render(results: dict[str, Any], tmp_path: Path) -> None:
     assert json.loads(json_path.read_text(encoding="utf-8")) == json.loads(json.dumps(results))
     text = md_path.read_text(encoding="utf-8")
     assert text.startswith("# Benchmark results\n")
-    for heading in ("## Targets", "## Single-operation cost", "## Uncontended lock", "## Mixed workload"):
+    for heading in ("## Targets", "## Single-operation cost", "## Uncontended lock", "## Mixed workload", "## HTTP"):
         assert heading in text
     assert text.count("| `get` |") == len(SMOKE.sizes)
     page = report.write_docs_page(results, tmp_path / "benchmarks.md", {})

@@ -37,9 +37,9 @@ from responsestore.testing.contract import StoreContract
 class LostUpdateStore(ResponseStore):
     """Commits a conditional write without checking that the record is still as it was read."""
 
-    def _swap(self, old, new, event, size):
+    def _swap(self, old, new, size, log):
         current = self._read(new.owner, new.id)
-        return super()._swap(current or old, new, event, size)
+        return super()._swap(current or old, new, size, log)
 
 
 class WrongTieOrderStore(ResponseStore):
@@ -59,8 +59,8 @@ class OwnerLeakStore(ResponseStore):
         super().__init__(**options)
         self.owners = {}
 
-    def _put_new(self, record, ttl, keep):
-        done = super()._put_new(record, ttl, keep)
+    def _put_new(self, record, ttl, keep, size):
+        done = super()._put_new(record, ttl, keep, size)
         if done:
             self.owners.setdefault(record.id, record.owner)
         return done

@@ -8,10 +8,10 @@
         def make_store(self, **options):
             return MyStore(**options)
 
-pytest then collects every contract test (about 200 of them: lifecycle, versions, owner scoping, paging, chains,
-retention, events, recency, close, concurrency stress, bad input, the asyncio API and the hypothesis state
-machines) as methods of ``TestMyStore``. Importing this module needs pytest and hypothesis (the ``testing``
-extra).
+pytest then collects every contract test (lifecycle, versions, owner scoping, paging, chains, retention, capacity
+in bytes, events and event batches, leases, recency, close, concurrency stress, bad input, the asyncio API and the
+hypothesis state machines) as methods of ``TestMyStore``. Importing this module needs pytest and hypothesis (the
+``testing`` extra).
 """
 
 from __future__ import annotations
@@ -19,11 +19,14 @@ from __future__ import annotations
 from ._suite.aio import AsyncTests
 from ._suite.bad_input import BadInputTests
 from ._suite.base import ContractBase, StoreFactory
+from ._suite.byte_capacity import ByteCapacityTests
 from ._suite.chain import ChainTests
 from ._suite.close import CloseTests
 from ._suite.concurrency import ConcurrencyTests
 from ._suite.create_get_delete import CreateGetDeleteTests
+from ._suite.event_batches import EventBatchTests
 from ._suite.events import EventTests
+from ._suite.leases import LeaseTests
 from ._suite.lifecycle import LifecycleTests
 from ._suite.ordering import OrderingTests
 from ._suite.owner import OwnerTests
@@ -45,6 +48,9 @@ class StoreContract(
     ChainTests,
     RetentionTests,
     EventTests,
+    EventBatchTests,
+    LeaseTests,
+    ByteCapacityTests,
     AsyncTests,
     BadInputTests,
     RecencyTests,

@@ -1,0 +1,253 @@
+"""``Reply``: what the model has said so far, as output items and as the stream events that say it (pure, no I/O).
+
+A run feeds each chunk the model yields into its :class:`Reply` and takes the events out in batches: text deltas
+become one assistant message (``response.output_item.added``, ``response.content_part.added``, a run of
+``response.output_text.delta`` events, then the ``.done`` events when the message closes), a mapping becomes one
+output item (``added`` then ``done``), and a :class:`~responsestore.server._models.Usage` sets the usage. The
+deltas of a batch travel as one :class:`~responsestore.DeltaRun`, which the store keeps compactly.
+
+A reply counts what its events weigh as the store counts it against ``max_event_bytes`` (the JSON of each event as
+given), so a run can stop before the log is full while keeping room for the events that close the response
+(:meth:`Reply.cost`, :meth:`Reply.closing_bytes`). A batch the store refused anyway can be taken back
+(:meth:`Reply.rollback`): the reply is then what it was before that batch, so the response can end with exactly
+the output its logged events describe.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from responsestore import _wire
+from responsestore._events import DeltaRun
+from responsestore._ids import new_item_id
+from responsestore._json import to_json_text
+
+from ._models import Usage
+
+__all__ = ["Batch", "Reply", "event_size"]
+
+Batch = list["dict[str, Any] | DeltaRun"]
+_Pending = list["dict[str, Any] | DeltaRun | list[str]"]
+
+#: What the events of opening a message weigh, at most, besides its id (``output_item.added``, ``content_part``).
+_OPENING = 400
+
+
+def event_size(event: Any) -> int:
+    """The bytes an event counts for: its compact JSON as given, UTF-8."""
+    text = to_json_text(event)
+    return len(text) if text.isascii() else len(text.encode())
+
+
+def _text_size(text: str) -> int:
+    """Bytes of ``text`` inside a JSON string, without the quotes (cheap for plain ASCII text)."""
+    if text.isascii() and text.isprintable():
+        return len(text) + text.count('"') + text.count("\\")
+    return len(json.dumps(text, ensure_ascii=False).encode()) - 2
+
+
+class Reply:
+    """The output of one response under construction, and its events not yet taken."""
+
+    __slots__ = (
+        "_checkpoint",
+        "_closed_bytes",
+        "_delta_size",
+        "_message",
+        "_pending",
+        "_pending_bytes",
+        "_pending_events",
+        "_template",
+        "_text",
+        "_text_bytes",
+        "output",
+        "usage",
+    )
+
+    def __init__(self) -> None:
+        self.output: list[dict[str, Any]] = []  # finished output items
+        self.usage: Usage | None = None
+        self._message: str | None = None  # the id of the message being written, if one is open
+        self._text: list[str] = []  # its deltas so far
+        self._text_bytes = 0  # their size in JSON
+        self._template: dict[str, Any] | None = None  # its delta event, "" as the delta
+        self._delta_size = 0  # what that event weighs without its delta
+        self._closed_bytes = 0  # what the finished output items weigh in JSON
+        self._pending: _Pending = []  # events not yet taken; a list of str is a run of deltas in progress
+        self._pending_events = 0
+        self._pending_bytes = 0
+        self._checkpoint: tuple[Any, ...] = self._state()
+
+    def _state(self) -> tuple[Any, ...]:
+        return (
+            len(self.output),
+            self._message,
+            len(self._text),
+            self._text_bytes,
+            self._template,
+            self._delta_size,
+            self._closed_bytes,
+            self.usage,
+        )
+
+    @property
+    def pending(self) -> int:
+        """How many events are waiting to be taken."""
+        return self._pending_events
+
+    @property
+    def pending_bytes(self) -> int:
+        """What the events waiting to be taken weigh against ``max_event_bytes``."""
+        return self._pending_bytes
+
+    def closing_bytes(self, response: int) -> int:
+        """A bound on what the events ending the response weigh, given the size of its JSON without output.
+
+        Closing an open message repeats its text three times (``output_text.done``, ``content_part.done``,
+        ``output_item.done``); the final ``response.<status>`` event carries the whole output once more.
+        """
+        open_text = self._text_bytes + 3 * _OPENING if self._message is not None else 0
+        return response + 4 * open_text + self._closed_bytes + _OPENING
+
+    def cost(self, chunk: object) -> tuple[int, int]:
+        """``(events, bytes)`` that :meth:`add` of ``chunk`` would add, at most (``(0, 0)`` for a non-chunk)."""
+        if isinstance(chunk, str):
+            opening = 0 if self._message is not None else 2 * _OPENING
+            return (1 if self._message is not None else 3), opening + self._delta_size + _text_size(chunk) + 64
+        if isinstance(chunk, Mapping):
+            try:
+                return 2, 2 * event_size(chunk) + _OPENING
+            except (TypeError, ValueError):  # not JSON: add() refuses it
+                return 0, 0
+        return 0, 0
+
+    def add_events(self, *events: dict[str, Any]) -> None:
+        """Queue events built elsewhere (the lifecycle events of the run)."""
+        self._pending.extend(events)
+        self._pending_events += len(events)
+        self._pending_bytes += sum(event_size(event) for event in events)
+
+    def add(self, chunk: object) -> None:
+        """Turn one chunk the model yielded into output and events.
+
+        Raises:
+            TypeError: the chunk is not a ``str``, a mapping or a :class:`Usage`.
+        """
+        if isinstance(chunk, str):
+            self._add_text(chunk)
+        elif isinstance(chunk, Usage):
+            self.usage = chunk
+        elif isinstance(chunk, Mapping):
+            self._close_message()
+            item = _wire.item_json({"id": new_item_id(), **chunk})
+            index = len(self.output)
+            self.add_events(
+                _wire.output_item_event("added", index, {**item, "status": "in_progress"}),
+                _wire.output_item_event("done", index, item),
+            )
+            self.output.append(item)
+            self._closed_bytes += event_size(item)
+        else:
+            raise TypeError(f"generate yielded {type(chunk).__name__}, not str, a mapping or Usage")
+
+    def _add_text(self, chunk: str) -> None:
+        if self._message is None:
+            self._message = new_item_id()
+            self._text = []
+            self._text_bytes = 0
+            index = len(self.output)
+            self.add_events(
+                _wire.output_item_event("added", index, _wire.message_item(self._message, [], "in_progress")),
+                _wire.content_part_event("added", self._message, index, 0, _wire.text_part("")),
+            )
+            self._template = _wire.output_text_delta_event(self._message, index, 0, "")
+            self._delta_size = event_size(self._template)
+        self._text.append(chunk)
+        size = _text_size(chunk)
+        self._text_bytes += size
+        pending = self._pending
+        last = pending[-1] if pending else None
+        if isinstance(last, list):
+            last.append(chunk)
+        else:
+            pending.append([chunk])
+        self._pending_events += 1
+        self._pending_bytes += self._delta_size + size
+
+    def close(self) -> None:
+        """End the output: close the message being written, if any."""
+        self._close_message()
+
+    def _close_message(self) -> None:
+        message = self._message
+        if message is None:
+            return
+        self._flush_run()
+        index = len(self.output)
+        text = "".join(self._text)
+        part = _wire.text_part(text)
+        done = _wire.message_item(message, [part], "completed")
+        self.add_events(
+            _wire.output_text_done_event(message, index, 0, text),
+            _wire.content_part_event("done", message, index, 0, part),
+            _wire.output_item_event("done", index, done),
+        )
+        self.output.append(done)
+        self._closed_bytes += event_size(done)
+        self._message = None
+        self._text = []
+        self._text_bytes = 0
+        self._template = None
+
+    def _flush_run(self) -> None:
+        """Turn the run of deltas in progress into a :class:`DeltaRun` (before other events follow it)."""
+        pending = self._pending
+        last = pending[-1] if pending else None
+        if isinstance(last, list):
+            assert self._template is not None  # noqa: S101 - deltas only exist inside an open message
+            pending[-1] = DeltaRun(self._template, last)
+
+    def take(self) -> tuple[Batch, int, int]:
+        r"""``(batch, events, bytes)``: the events not yet taken (deltas as :class:`DeltaRun`\ s), what they count.
+
+        Remembers this point for :meth:`rollback`.
+        """
+        self._flush_run()
+        batch: Batch = [item for item in self._pending if not isinstance(item, list)]
+        taken = (batch, self._pending_events, self._pending_bytes)
+        self._pending, self._pending_events, self._pending_bytes = [], 0, 0
+        self._checkpoint = self._state()
+        return taken
+
+    def rollback(self) -> None:
+        """Forget everything added since the last :meth:`take` (events and output alike)."""
+        count, message, texts, text_bytes, template, delta_size, closed, usage = self._checkpoint
+        del self.output[count:]
+        del self._text[texts:]
+        self._message, self._text_bytes, self._template, self._delta_size = message, text_bytes, template, delta_size
+        self._closed_bytes, self.usage = closed, usage
+        self._pending, self._pending_events, self._pending_bytes = [], 0, 0
+
+    def usage_json(self) -> dict[str, int] | None:
+        """The usage for the record, or ``None`` if the model gave none."""
+        if self.usage is None:
+            return None
+        return {"input_tokens": self.usage.input_tokens, "output_tokens": self.usage.output_tokens}
+
+    @staticmethod
+    def expand(batch: Batch, first: int) -> list[dict[str, Any]]:
+        """The separate events of a taken batch, numbered from ``first``, exactly as the store replays them."""
+        events: list[dict[str, Any]] = []
+        number = first
+        for item in batch:
+            if isinstance(item, DeltaRun):
+                events.extend(item.events(number))
+                number += len(item)
+            else:
+                event = dict(item)
+                event["sequence_number"] = number
+                events.append(event)
+                number += 1
+        return events

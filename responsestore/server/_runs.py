@@ -1,0 +1,703 @@
+"""Runs: a run owns one response from its creation to its final status, whatever the model, client or store does.
+
+A :class:`Runner` (one per app) runs responses: each :class:`Run` calls the model in a thread of the runner's pools,
+turns what it yields into events (:class:`~responsestore.server._reply.Reply`), logs them in batches, renews the
+response's lease, and always ends the response: ``completed`` when the model is done; ``incomplete`` when the
+event log's bounds are reached; ``failed`` when the model raises, yields something that is not a chunk, stays
+silent past ``model_timeout``, when the client of a streamed response goes away, or when the server stops;
+``cancelled`` when someone cancels it (the run then stops). Transports (:mod:`responsestore.wsgi`) only move
+bytes: they hand a request's response to the runner and read back what the run publishes.
+
+**Writes.** A stored run writes few times: a non-streamed response is created, then finished with all its events
+in one write (two writes in all; a third, a lease renewal, only when the model takes longer than a third of the
+lease). A streamed or background one flushes its events at most every ``flush_interval`` seconds or every
+``flush_events`` events, whichever comes first, and the first batch at once, so followers on any process see
+events within ``flush_interval`` (plus their backend's poll interval). Every write names the run's lease holder
+and the number of events the run has logged, so a write whose reply was lost is never applied twice and a run
+that lost its response (cancelled, ended by another process's sweeper, deleted) learns it at its next write.
+
+**What the live stream sends** is what the store holds: a streamed response's client gets each batch once it is
+logged, so a replay (``GET /v1/responses/{id}?stream=true``) yields exactly the events the live stream sent.
+
+**Store failures** (:class:`~responsestore.StorageError`) are retried with backoff (``0.05`` s doubling to ``2``
+s) until the store answers, so the response still ends once it is back; if the runner is closed meanwhile, the
+run gives up after the runner's grace period and its lease, left to run out, lets any process end it.
+
+**Leases.** Every response a run owns carries a lease (``lease_seconds``, held by the run): renewed with the run's
+writes, and by the runner's supervisor thread while the model is slow. The runner's sweeper thread calls
+:meth:`~responsestore.BaseStore.expire_leases` every ``sweep_interval`` seconds, so a response whose process died
+ends ``failed`` within ``lease_seconds + sweep_interval`` on any process still serving the store.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from responsestore import _wire
+from responsestore._contract import BaseStore
+from responsestore._json import thaw
+from responsestore._records import ResponseRecord, ResponseStatus
+from responsestore.errors import (
+    EventLogClosed,
+    EventLogFull,
+    InvalidTransition,
+    LeaseLost,
+    ResponseNotFound,
+    ResponseStoreError,
+    SequenceConflict,
+    StorageError,
+    StoreFull,
+)
+
+from ._models import Generate
+from ._reply import Batch, Reply, event_size
+
+__all__ = ["DEFAULT_SETTINGS", "Run", "RunSettings", "Runner"]
+
+_log = logging.getLogger("responsestore.runs")
+
+#: The errors that mean "the store does not hold what this run thinks it holds": read it back and follow it.
+_LOST = (LeaseLost, InvalidTransition, EventLogClosed, SequenceConflict, ResponseNotFound)
+
+#: Events the run keeps room for in the log, for the closing events of an ending response.
+_RESERVE_EVENTS = 16
+
+
+@attrs.frozen
+class RunSettings:
+    """How runs write, renew and give up. The defaults suit a server on any backend."""
+
+    #: Seconds a run's lease lasts; renewed every third of it. A response whose process died ends ``failed``
+    #: within ``lease_seconds + sweep_interval``.
+    lease_seconds: float = 30.0
+    #: Seconds between two lease sweeps (``expire_leases``) of the runner's sweeper thread.
+    sweep_interval: float = 5.0
+    #: A streamed or background run flushes its events at most this often (seconds)...
+    flush_interval: float = 0.05
+    #: ... or as soon as this many are waiting.
+    flush_events: int = 256
+    #: Seconds the model may take to yield its next chunk before the run fails it (``None``: forever).
+    model_timeout: float | None = 300.0
+    #: Seconds ``Runner.close`` waits for runs to end before it ends them itself.
+    stop_grace: float = 10.0
+    #: Threads that run background responses (more wait, ``queued``).
+    background_workers: int = 4
+    #: Threads that run foreground responses at once (more wait for a thread).
+    foreground_workers: int = 64
+
+
+DEFAULT_SETTINGS = RunSettings()
+
+
+class _Stopped(Exception):
+    """The run cannot go on (its response was ended elsewhere, or the runner gave up on the store)."""
+
+
+class Run:
+    """One response being generated: the model's thread feeds it, the transport reads what it publishes.
+
+    Thread-safety: every change happens under :attr:`lock`; the model's thread never holds it while it waits for
+    the model, so the supervisor, a cancelling request or a departing client can end the run at any time.
+    """
+
+    def __init__(
+        self,
+        runner: Runner,
+        record: ResponseRecord,
+        conversation: Sequence[dict[str, Any]],
+        request: Mapping[str, Any],
+        *,
+        stored: bool,
+        live: bool,
+        logged: int = 0,
+        logged_bytes: int = 0,
+    ) -> None:
+        self.runner = runner
+        self.record = record
+        self.conversation = conversation
+        self.request = request
+        self.stored = stored
+        self.holder = record.lease_holder
+        self.reply = Reply()
+        self.lock = threading.Lock()
+        self.changed = threading.Condition(self.lock)
+        self.done = False
+        self.error: ResponseStoreError | None = None  # set when the run ended without a record to show
+        self.logged = logged  # events in the store's log (or, unstored, events produced)
+        self.logged_bytes = logged_bytes  # what they count against max_event_bytes
+        # The response's JSON without its output: what its final event weighs besides the output. The two opening
+        # events of a background response (created, queued) each carry it; others measure it in _begin.
+        self._response_bytes = logged_bytes // 2
+        self._live = live  # a client reads the events as they are published
+        self._outbox: deque[dict[str, Any]] = deque()
+        self._flushing = live or record.background  # someone may follow the stream: flush as it goes
+        now = time.monotonic()
+        self._last_flush = -1e9
+        self._last_progress = now
+        self._lease_due = now + runner.settings.lease_seconds / 3
+        self._started = False
+
+    # ------------------------------------------------------------------ what the transports read
+
+    def live_events(self) -> Iterator[dict[str, Any]]:
+        """The events as they are published (logged), ending with the final one; for a streamed response."""
+        while True:
+            with self.changed:
+                while not self._outbox and not self.done:
+                    self.changed.wait()
+                batch = list(self._outbox)
+                self._outbox.clear()
+                finished = self.done
+            yield from batch
+            if finished:
+                return
+
+    def result(self) -> ResponseRecord:
+        """Wait for the run to end and return the response as it ended.
+
+        Raises:
+            ResponseStoreError: the response was deleted meanwhile, or the store could not be written.
+        """
+        with self.changed:
+            while not self.done:
+                self.changed.wait()
+            if self.error is not None:
+                raise self.error
+            return self.record
+
+    def abandon(self, message: str) -> None:
+        """The client went away before the end: stop the model and end the response ``failed`` with ``message``."""
+        with self.lock:
+            self._live = False
+            self._outbox.clear()
+            if not self.done:
+                self.reply.rollback()
+                self._end_failed(message)
+
+    # ------------------------------------------------------------------ the model's thread
+
+    def drive(self) -> None:
+        """Run the model to the end of the response (the body of the run's thread)."""
+        chunks: Any = None
+        try:
+            with self.lock:
+                if self.done:
+                    return
+                self._begin()
+            chunks = iter(self.runner.generate(self.conversation, self.request))
+            while True:
+                if self.runner.closed_for(0.0):
+                    with self.lock:
+                        if not self.done:
+                            self._end_failed("The server stopped before the response finished.")
+                    return
+                chunk = next(chunks, _END)
+                with self.lock:
+                    if self._ended():  # by the supervisor, a cancel or a departing client while the model ran
+                        return
+                    self._last_progress = time.monotonic()
+                    if chunk is _END:
+                        self._end_completed()
+                        return
+                    if self._no_room_for(chunk):
+                        self._end_incomplete()
+                        return
+                    self.reply.add(chunk)
+                    self._after_chunk()
+        except _Stopped:
+            return
+        except Exception:  # noqa: BLE001 - whatever the model does, the response ends, failed
+            _log.exception("the model failed while generating response %s", self.record.id)
+            with self.lock:
+                if not self.done:
+                    self._end_failed("The model failed while generating the response.", keep_pending=True)
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                with contextlib.suppress(Exception):
+                    close()
+            self.runner._forget(self)
+
+    def _ended(self) -> bool:
+        return self.done
+
+    def _begin(self) -> None:
+        """Log the opening events: ``response.created`` (unless logged at create) and ``response.in_progress``."""
+        self._started = True
+        record = self.record
+        if record.status is ResponseStatus.QUEUED:  # a background response: created and queued events are logged
+            started = self._write(
+                lambda: self.runner.store.start(
+                    record.id,
+                    holder=self.holder,
+                    lease=self.runner.settings.lease_seconds,
+                    expected_events=self.logged,
+                    status_event=True,
+                    owner=record.owner,
+                )
+            )
+            if started is not _FOLLOWED:
+                self.record = started
+                self._publish(_status_events(started, self.logged))
+                self.logged += 1
+                self.logged_bytes += self._response_bytes
+            self._lease_due = time.monotonic() + self.runner.settings.lease_seconds / 3
+            return
+        snapshot = record.to_openai()  # shared by both events: neither is changed after this
+        self.reply.add_events(
+            _wire.lifecycle_event("created", snapshot), _wire.lifecycle_event("in_progress", snapshot)
+        )
+        self._response_bytes = self.reply.pending_bytes // 2
+        if self._flushing:
+            self._flush(time.monotonic())
+
+    def _no_room_for(self, chunk: object) -> bool:
+        """Whether logging ``chunk`` would leave the log too little room for the events that end the response."""
+        if not self.stored:
+            return False
+        limits = self.runner.store.event_limits
+        events, size = self.reply.cost(chunk)
+        reply = self.reply
+        if self.logged + reply.pending + events + _RESERVE_EVENTS > limits.max_events:
+            return True
+        used = self.logged_bytes + reply.pending_bytes + size
+        return used + reply.closing_bytes(self._response_bytes) > limits.max_bytes
+
+    def _after_chunk(self) -> None:
+        """Flush when due."""
+        if not self._flushing:
+            return
+        now = time.monotonic()
+        due = self._last_flush + self.runner.settings.flush_interval
+        if self.reply.pending >= self.runner.settings.flush_events or now >= due:
+            self._flush(now)
+        else:
+            self.runner._wake_at(due)
+
+    # ------------------------------------------------------------------ the supervisor's thread
+
+    def tick(self, now: float) -> float | None:
+        """Do what is due (a timed flush, a lease renewal, the model's deadline); return when to look again."""
+        if not self.lock.acquire(blocking=False):
+            return now + self.runner.settings.flush_interval  # the model's thread is at work: it flushes itself
+        try:
+            if self.done:
+                return None
+            settings = self.runner.settings
+            timeout = settings.model_timeout
+            if timeout is not None and self._started and now - self._last_progress >= timeout:
+                _log.warning("response %s: the model yielded nothing for %s seconds", self.record.id, timeout)
+                self.reply.rollback()
+                self._end_failed(f"The model produced nothing for {timeout:g} seconds.")
+                return None
+            if self._flushing and self.reply.pending and now >= self._last_flush + settings.flush_interval:
+                self._flush(now)
+            elif self.stored and now >= self._lease_due:
+                self._renew(now)
+            due = [self._lease_due] if self.stored else []
+            if self._flushing and self.reply.pending:
+                due.append(self._last_flush + settings.flush_interval)
+            if timeout is not None and self._started:
+                due.append(self._last_progress + timeout)
+            return min(due) if due else None
+        except _Stopped:
+            return None
+        finally:
+            self.lock.release()
+
+    def _renew(self, now: float) -> None:
+        record = self.record
+        try:
+            self.record = self.runner.store.renew(
+                record.id, lease=self.runner.settings.lease_seconds, holder=self.holder, owner=record.owner
+            )
+            self._lease_due = now + self.runner.settings.lease_seconds / 3
+        except StorageError:
+            _log.warning("response %s: renewing its lease failed; retrying", record.id, exc_info=True)
+            self._lease_due = now + 1.0
+        except _LOST:
+            if not self._follow_store():
+                raise _Stopped from None
+
+    # ------------------------------------------------------------------ writes (under the lock)
+
+    def _flush(self, now: float) -> None:
+        batch, count, size = self.reply.take()
+        if not batch:
+            return
+        self._last_flush = now
+        if not self.stored:
+            self._publish(Reply.expand(batch, self.logged))
+            self.logged += count
+            return
+        renew = now >= self._lease_due - self.runner.settings.lease_seconds / 6
+        record = self.record
+        try:
+            written = self._write(
+                lambda: self.runner.store.append_events(
+                    record.id,
+                    batch,
+                    holder=self.holder,
+                    lease=self.runner.settings.lease_seconds if renew else None,
+                    expected_events=self.logged,
+                    owner=record.owner,
+                )
+            )
+        except (EventLogFull, StoreFull):
+            _log.warning("response %s: its event log is full; it ends incomplete", record.id)
+            self.reply.rollback()
+            self._end_incomplete()
+            return
+        if renew:
+            self._lease_due = now + self.runner.settings.lease_seconds / 3
+        self.logged_bytes += size
+        if written is _FOLLOWED:  # a retried write whose first attempt had landed: published from the store
+            return
+        self._publish(Reply.expand(batch, self.logged))
+        self.logged += count
+
+    def _end_completed(self) -> None:
+        self.reply.close()
+        usage = self.reply.usage_json()
+        self._end(ResponseStatus.COMPLETED, output=list(self.reply.output), usage=usage)
+
+    def _end_incomplete(self) -> None:
+        self.reply.close()
+        self._end(
+            ResponseStatus.INCOMPLETE,
+            output=list(self.reply.output),
+            usage=self.reply.usage_json(),
+            incomplete_details={"reason": "max_output_tokens"},
+        )
+
+    def _end_failed(self, message: str, *, keep_pending: bool = False) -> None:
+        if not keep_pending:
+            self.reply.rollback()
+        self._end(ResponseStatus.FAILED, error={"code": "server_error", "message": message})
+
+    def _end(self, status: ResponseStatus, **changes: Any) -> None:
+        """Write the final record with the last events and the ``response.<status>`` event; publish; done."""
+        try:
+            if self.stored:
+                self._end_stored(status, changes)
+            else:
+                self._end_unstored(status, changes)
+        except _Stopped:
+            pass
+        finally:
+            self._finish()
+
+    def _end_stored(self, status: ResponseStatus, changes: dict[str, Any]) -> None:
+        store, record = self.runner.store, self.record
+        batch, _, _ = self.reply.take()
+        common: dict[str, Any] = {"holder": self.holder, "status_event": True, "owner": record.owner}
+
+        def write(events: Batch) -> Callable[[], ResponseRecord]:
+            common["expected_events"] = self.logged
+            if status is ResponseStatus.COMPLETED:
+                return lambda: store.complete(
+                    record.id, changes["output"], usage=changes["usage"], events=events, **common
+                )
+            if status is ResponseStatus.INCOMPLETE:
+                return lambda: store.mark_incomplete(
+                    record.id,
+                    changes["incomplete_details"]["reason"],
+                    output=changes["output"],
+                    usage=changes["usage"],
+                    events=events,
+                    **common,
+                )
+            return lambda: store.fail(record.id, changes["error"], events=events, **common)
+
+        for _ in range(3):
+            try:
+                final = self._write(write(batch))
+            except (EventLogFull, StoreFull):
+                # No room for the last events: the response ends all the same, with only its final event (or none).
+                try:
+                    batch = []
+                    final = self._write(write(batch))
+                except (EventLogFull, StoreFull):
+                    common["status_event"] = False
+                    final = self._write(write(batch))
+            if final is not _FOLLOWED:
+                break
+            # The store held events this run had not counted (a retried write had landed): decide again.
+        else:
+            raise _Stopped
+        count = sum(1 if isinstance(item, dict) else len(item) for item in batch)  # what this final write logged
+        if self._live:
+            events = Reply.expand(batch, self.logged)
+            if common["status_event"]:
+                events += _status_events(final, self.logged + count)
+            self._publish(events)
+        self.logged += count + (1 if common["status_event"] and final.status is not ResponseStatus.CANCELLED else 0)
+        self.record = final
+
+    def _end_unstored(self, status: ResponseStatus, changes: dict[str, Any]) -> None:
+        if status is ResponseStatus.COMPLETED:
+            changes["completed_at"] = time.time()
+        self.record = attrs.evolve(self.record, status=status, lease_holder=None, lease_expires_at=None, **changes)
+        batch, _, _ = self.reply.take()
+        events = Reply.expand(batch, self.logged)
+        self.logged += len(events)
+        events += _status_events(self.record, self.logged)
+        self.logged += 1
+        self._publish(events)
+
+    def _finish(self) -> None:
+        self.done = True
+        self.changed.notify_all()
+
+    def _publish(self, events: list[dict[str, Any]]) -> None:
+        if self._live and events:
+            self._outbox.extend(events)
+            self.changed.notify_all()
+
+    def _write(self, call: Callable[[], Any]) -> Any:
+        """Make one store write, retrying while the store fails; follow the store when it no longer agrees.
+
+        Returns what the call returned, or ``_FOLLOWED`` when the store turned out to hold more than this run had
+        counted (a retried write whose first attempt had landed): that was published from the store.
+
+        Raises:
+            _Stopped: the response was ended or removed by someone else (followed), or the runner gave up.
+            EventLogFull, StoreFull: the write does not fit (the caller decides).
+        """
+        pause = 0.05
+        while True:
+            try:
+                return call()
+            except StorageError:  # noqa: PERF203 - a retry loop: the exception is the point
+                if self.runner.closed_for(pause):
+                    _log.error("response %s: the store kept failing after the server stopped", self.record.id)
+                    self.error = StorageError("the store failed while the response was running", id=self.record.id)
+                    raise _Stopped from None
+                _log.warning("response %s: the store failed; retrying in %.2g s", self.record.id, pause, exc_info=True)
+                time.sleep(pause)  # backing off a failing store (not a synchronisation)
+                pause = min(pause * 2, 2.0)
+            except _LOST:
+                if self._follow_store():
+                    return _FOLLOWED
+                raise _Stopped from None
+
+    def _follow_store(self) -> bool:
+        """Publish what the store holds past what this run logged; whether the response is still running.
+
+        For when the store moved on without this run: it was cancelled, ended by another process, deleted, or a
+        write whose reply was lost had landed. A response that ended is done (its final event published).
+        """
+        record = self.record
+        try:
+            current, events = self.runner.store.snapshot(record.id, starting_after=self.logged - 1, owner=record.owner)
+        except ResponseNotFound as exc:
+            self.error = exc
+            self._publish([_error_event("The response was deleted while it was running.", self.logged)])
+            self._finish()
+            return False
+        except StorageError as exc:
+            self.error = exc
+            self._finish()
+            return False
+        published = [thaw(event) for event in events]
+        self.logged += len(published)
+        self.record = current
+        if current.is_terminal:
+            if not published or published[-1].get("type") != f"response.{current.status.value}":
+                published += _status_events(current, self.logged)  # ended without its event: say it here
+            self._publish(published)
+            self._finish()
+            return False
+        self._publish(published)
+        return True
+
+
+_END: Any = object()
+_FOLLOWED: Any = object()
+
+
+def _status_events(record: ResponseRecord, number: int) -> list[dict[str, Any]]:
+    """The ``response.<status>`` event of ``record`` numbered ``number`` (none for ``cancelled``: the API has none)."""
+    if record.status is ResponseStatus.CANCELLED:
+        return []
+    event = _wire.lifecycle_event(record.status.value, record.to_openai())
+    event["sequence_number"] = number
+    return [event]
+
+
+def _error_event(message: str, number: int) -> dict[str, Any]:
+    return {"type": "error", "code": "server_error", "message": message, "param": None, "sequence_number": number}
+
+
+class Runner:
+    """Runs the responses of one app: the model's threads, a supervisor thread and a lease sweeper thread.
+
+    ``generate`` is the model; ``store`` keeps the responses. Thread-safe. :meth:`close` stops it: runs still
+    going end ``failed`` ("the server stopped"), responses still queued end ``failed`` at once.
+    """
+
+    def __init__(self, store: BaseStore, generate: Generate, settings: RunSettings = DEFAULT_SETTINGS) -> None:
+        self.store = store
+        self.generate = generate
+        self.settings = settings
+        self.stopping = threading.Event()
+        self._closed_at: float | None = None
+        self._prefix = f"{socket.gethostname()}/{os.getpid()}/"
+        self._mutex = threading.Lock()
+        self._wakeup = threading.Condition(self._mutex)
+        self._runs: dict[int, Run] = {}
+        self._earliest: float | None = None
+        self._foreground = concurrent.futures.ThreadPoolExecutor(
+            max_workers=settings.foreground_workers, thread_name_prefix="responsestore-run"
+        )
+        self._background = concurrent.futures.ThreadPoolExecutor(
+            max_workers=settings.background_workers, thread_name_prefix="responsestore-background"
+        )
+        self._queued: dict[int, tuple[Run, concurrent.futures.Future[None]]] = {}
+        self._supervisor = threading.Thread(target=self._supervise, name="responsestore-supervisor", daemon=True)
+        self._supervisor.start()
+        self._sweeper = threading.Thread(target=self._sweep, name="responsestore-lease-sweeper", daemon=True)
+        self._sweeper.start()
+
+    def holder(self) -> str:
+        """A fresh lease holder name for a new run: this host, this process, and a random part."""
+        return self._prefix + uuid.uuid4().hex[:16]
+
+    def start(
+        self,
+        record: ResponseRecord,
+        conversation: Sequence[dict[str, Any]],
+        request: Mapping[str, Any],
+        *,
+        stored: bool,
+        live: bool,
+    ) -> Run:
+        """Start running ``record`` (created by the caller: stored with a lease, or unstored); return its run.
+
+        Raises:
+            RuntimeError: the runner is closed.
+        """
+        logged = logged_bytes = 0
+        if stored and record.background:  # followers see it created and queued before a worker takes it
+            snapshot = record.to_openai()
+            opening = [_wire.lifecycle_event(kind, snapshot) for kind in ("created", "queued")]
+            logged = self.store.append_events(
+                record.id, opening, holder=record.lease_holder, expected_events=0, owner=record.owner
+            ) + len(opening)
+            logged_bytes = sum(event_size(event) for event in opening)
+        run = Run(
+            self, record, conversation, request, stored=stored, live=live, logged=logged, logged_bytes=logged_bytes
+        )
+        with self._mutex:
+            if self.stopping.is_set():
+                raise RuntimeError("the runner is closed")
+            self._runs[id(run)] = run
+            pool = self._background if record.background else self._foreground
+            future = pool.submit(run.drive)
+            if record.background:
+                self._queued[id(run)] = (run, future)
+                future.add_done_callback(lambda _: self._unqueue(run))
+            self._wakeup.notify()
+        return run
+
+    def _unqueue(self, run: Run) -> None:
+        with self._mutex:
+            self._queued.pop(id(run), None)
+
+    def _forget(self, run: Run) -> None:
+        with self._mutex:
+            self._runs.pop(id(run), None)
+            self._wakeup.notify_all()
+
+    def _wake_at(self, when: float) -> None:
+        """Make the supervisor look at the runs no later than ``when`` (a ``time.monotonic()`` reading)."""
+        with self._mutex:
+            if self._earliest is None or when < self._earliest:
+                self._earliest = when
+                self._wakeup.notify()
+
+    def _supervise(self) -> None:
+        interval = min(self.settings.lease_seconds / 3, 1.0)
+        while True:
+            with self._mutex:
+                if self.stopping.is_set() and not self._runs:
+                    return
+                now = time.monotonic()
+                wait = interval if self._earliest is None else self._earliest - now
+                if wait > 0:
+                    self._wakeup.wait(wait)
+                self._earliest = None
+                runs = list(self._runs.values())
+            now = time.monotonic()
+            earliest: float | None = None
+            for run in runs:
+                try:
+                    due = run.tick(now)
+                except Exception:  # noqa: BLE001 - the supervisor must outlive any one run's trouble
+                    _log.exception("the supervisor failed on response %s", run.record.id)
+                    continue
+                if due is not None and (earliest is None or due < earliest):
+                    earliest = due
+            if earliest is not None:
+                self._wake_at(earliest)
+
+    def _sweep(self) -> None:
+        while not self.stopping.wait(self.settings.sweep_interval):
+            try:
+                ended = self.store.expire_leases()
+            except ResponseStoreError:
+                _log.warning("the lease sweep failed; retrying in %g s", self.settings.sweep_interval, exc_info=True)
+                continue
+            if ended:
+                _log.warning("ended %d response(s) whose server stopped running them (their lease ran out)", ended)
+
+    def closed_for(self, seconds: float) -> bool:
+        """Whether the runner was closed more than its grace period ago (runs then stop retrying the store)."""
+        closed = self._closed_at
+        return closed is not None and time.monotonic() + seconds - closed > self.settings.stop_grace
+
+    def close(self) -> None:
+        """Stop: queued responses end ``failed`` at once, running ones at their next chunk (or after the grace).
+
+        Waits for the runs to end, at most about ``stop_grace`` seconds; then ends those still going itself.
+        """
+        with self._mutex:
+            if self.stopping.is_set():
+                return
+            self.stopping.set()
+            self._closed_at = time.monotonic()
+            queued = list(self._queued.values())
+            self._wakeup.notify_all()
+        for run, future in queued:
+            if future.cancel():
+                with run.lock:
+                    if not run.done:
+                        run._end_failed("The server stopped before the response ran.")
+                self._forget(run)
+        deadline = time.monotonic() + self.settings.stop_grace
+        for pool in (self._background, self._foreground):
+            pool.shutdown(wait=False)
+        with self._mutex:  # running responses may finish within the grace period; _forget wakes this
+            while self._runs and time.monotonic() < deadline:
+                self._wakeup.wait(deadline - time.monotonic())
+            stuck = list(self._runs.values())
+            self._runs.clear()
+            self._wakeup.notify_all()
+        for run in stuck:  # past the grace: end what is left from here (a model that never returns, say)
+            with run.lock:
+                if not run.done:
+                    run._end_failed("The server stopped before the response finished.")
+        self._sweeper.join(5.0)
+        self._supervisor.join(5.0)
