@@ -79,7 +79,7 @@ from ._contract import (
     cursor_memory,
 )
 from ._events import DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_EVENTS, Chunk
-from ._json import FrozenDict
+from ._json import FrozenDict, to_json_text
 from ._owners import encodable as _encodable
 from ._owners import owner_key as _owner_key
 from ._owners import owner_of as _owner_of
@@ -325,9 +325,18 @@ _SQL_STATE = (
     "(SELECT min(expires_at) FROM responses WHERE expires_at IS NOT NULL) FROM counters"
 )
 _SQL_UNLINKED = {why: f"UPDATE counters SET {why} = {why} + ?" for why in ("deleted", "evicted", "expired")}
+_INSERTED = "seq, owner, id, created_at, status, terminal, version, ttl, expires_at, lease_expires_at, size, record"
 _SQL_INSERT = (
-    "INSERT INTO responses (seq, owner, id, created_at, status, terminal, version, ttl, expires_at, "
-    "lease_expires_at, size, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (owner, id) DO NOTHING"
+    f"INSERT INTO responses ({_INSERTED}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (owner, id) DO NOTHING"
+)
+#: Insert when the id is free, the record fits within max_records (?12) and max_bytes (?13), and no expired record
+#: awaits a sweep at ?14; otherwise insert nothing (the caller then does each step on its own).
+_SQL_INSERT_IF_ROOM = (
+    f"INSERT INTO responses ({_INSERTED}) SELECT last_seq + 1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11 "
+    f"FROM counters WHERE (?12 IS NULL OR {_ACTIVE_SUM} + {_FINISHED_SUM} < ?12) "
+    "AND (?13 IS NULL OR bytes + ?10 <= ?13) AND NOT EXISTS (SELECT 1 FROM responses WHERE expires_at <= ?14) "
+    "ON CONFLICT (owner, id) DO NOTHING RETURNING seq"
 )
 _SQL_ROW = (
     "SELECT seq, version, record, expires_at, terminal, event_count, event_bytes, size "
@@ -422,7 +431,7 @@ class _Abort(Exception):
 
 def _json_text(value: Any) -> str:
     """Compact JSON text SQLite can store (strings with lone surrogates fall back to ASCII escapes)."""
-    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    text = to_json_text(value)
     if text.isascii() or _encodable(text):
         return text
     return json.dumps(value, separators=(",", ":"), allow_nan=False)
@@ -433,29 +442,30 @@ def _record_text(record: ResponseRecord) -> str:
 
     The same keys in the same order with the same values as ``to_dict()`` (a test holds the two together).
     """
-    data: dict[str, Any] = dict(record.extra)
-    data.update(
-        id=record.id,
-        object="response",
-        created_at=record.created_at,
-        model=record.model,
-        status=record.status.value,
-        output=record.output,
-        previous_response_id=record.previous_response_id,
-        instructions=record.instructions,
-        tools=record.tools,
-        metadata=record.metadata,
-        usage=record.usage,
-        error=record.error,
-        incomplete_details=record.incomplete_details,
-        background=record.background,
-        completed_at=record.completed_at,
-        input=record.input,
-        owner=record.owner,
-        version=record.version,
-    )
+    data: dict[str, Any] = {
+        **record.extra,
+        "id": record.id,
+        "object": "response",
+        "created_at": record.created_at,
+        "model": record.model,
+        "status": record.status._value_,
+        "output": record.output,
+        "previous_response_id": record.previous_response_id,
+        "instructions": record.instructions,
+        "tools": record.tools,
+        "metadata": record.metadata,
+        "usage": record.usage,
+        "error": record.error,
+        "incomplete_details": record.incomplete_details,
+        "background": record.background,
+        "completed_at": record.completed_at,
+        "input": record.input,
+        "owner": record.owner,
+        "version": record.version,
+    }
     if record.lease_expires_at is not None or record.lease_holder is not None:
-        data.update(lease_holder=record.lease_holder, lease_expires_at=record.lease_expires_at)
+        data["lease_holder"] = record.lease_holder
+        data["lease_expires_at"] = record.lease_expires_at
     return _json_text(data)
 
 
@@ -558,6 +568,19 @@ def _url_options(url: str, query: str) -> dict[str, Any]:
 #: disturb the parent's locks and WAL), just kept referenced.
 _INHERITED: list[sqlite3.Connection] = []
 
+#: How many forks led to this process (a child counts one more than its parent): a store notices it was forked
+#: into a new process when this differs from the count it was set up with, without asking the kernel its pid.
+_forks = 0
+
+
+def _count_fork() -> None:
+    global _forks  # noqa: PLW0603 - one process-wide count, changed only in a freshly forked child
+    _forks += 1
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=_count_fork)
+
 
 class _ThreadState:
     """One thread's connection, the mutex that guards its use, and what its current write leaves to do."""
@@ -655,7 +678,7 @@ class SQLiteStore(BaseStore):
         self._adopt(conn)
 
     def _setup_process(self) -> None:
-        self._pid = os.getpid()
+        self._generation = _forks
         self._local = threading.local()
         self._write_mutex = threading.Lock()  # queues this process's writers
         self._connections_mutex = threading.Lock()
@@ -693,7 +716,7 @@ class SQLiteStore(BaseStore):
         """The calling thread's connection state (opening its connection on first use)."""
         if self._closed:
             raise self._closed_error()
-        if self._pid != os.getpid():
+        if self._generation != _forks:
             self._after_fork()
         state: _ThreadState | None = getattr(self._local, "state", None)
         if state is not None:
@@ -726,11 +749,11 @@ class SQLiteStore(BaseStore):
         """
         if self._closed:
             return
-        if self._pid == os.getpid() and self._touches:
+        if self._generation == _forks and self._touches:
             with contextlib.suppress(StorageError):
                 self._write(lambda conn: None)  # writes the queued recency marks
         self._closed = True
-        if self._pid == os.getpid():
+        if self._generation == _forks:
             with self._connections_mutex:
                 connections = list(self._connections.items())
                 self._connections.clear()
@@ -859,13 +882,14 @@ class SQLiteStore(BaseStore):
             raise StorageError(f"{self.path!r} is a responsestore database without a schema version")
         return int(version)
 
-    def _retry_busy(self, action: Callable[[], Any]) -> Any:
+    def _retry_busy(self, action: Callable[[], Any], started: float | None = None) -> Any:
         """Run ``action``, retrying while SQLite reports the database busy, up to ``busy_timeout`` in all.
 
         SQLite's busy handler already waits inside each attempt; this covers the few cases it does not (a WAL
-        recovery or a journal-mode change in another process).
+        recovery or a journal-mode change in another process). ``started``: when a first attempt began (its
+        ``time.monotonic()``), if the caller made one.
         """
-        deadline = time.monotonic() + self.busy_timeout
+        deadline = (time.monotonic() if started is None else started) + self.busy_timeout
         pause = 0.001
         while True:
             try:
@@ -938,10 +962,7 @@ class SQLiteStore(BaseStore):
                 if state.dead:
                     raise self._closed_error()
                 conn = state.conn
-                try:
-                    self._retry_busy(lambda: conn.execute("BEGIN IMMEDIATE"))
-                except sqlite3.Error as exc:
-                    raise self._storage_error(exc) from exc
+                self._begin(conn)
                 try:
                     while self._touches:
                         touches.append(self._touches.popleft())
@@ -967,6 +988,25 @@ class SQLiteStore(BaseStore):
             for owner, id in wakes:
                 self._notify(owner, id)
         return result
+
+    def _begin(self, conn: sqlite3.Connection) -> None:
+        """``BEGIN IMMEDIATE``: take the file's write lock, waiting up to ``busy_timeout`` for other writers.
+
+        Raises:
+            StorageError: the lock stayed taken, or SQLite failed.
+        """
+        started = time.monotonic()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as busy:  # SQLite's busy handler waited: retry within busy_timeout
+            if not _is_busy(busy):
+                raise self._storage_error(busy) from busy
+            try:
+                self._retry_busy(lambda: conn.execute("BEGIN IMMEDIATE"), started)
+            except sqlite3.Error as exc:
+                raise self._storage_error(exc) from exc
+        except sqlite3.Error as exc:
+            raise self._storage_error(exc) from exc
 
     def _write_error(self, exc: BaseException) -> BaseException:
         """What a write that raised ``exc`` raises: a :class:`StorageError` for the engine or a damaged row."""
@@ -1133,10 +1173,6 @@ class SQLiteStore(BaseStore):
 
         def put(conn: sqlite3.Connection) -> bool:
             now = self._now()
-            state = self._read_state(conn)
-            if state.due is not None and state.due <= now:
-                self._sweep_rows(conn, now, SWEEP_BATCH)
-                state = self._read_state(conn)
             spared: list[tuple[int, int, int]] = []
             if keep:
                 refreshed = self._refresh(conn, keep, record.created_at, now)
@@ -1144,16 +1180,46 @@ class SQLiteStore(BaseStore):
                     self._clear_id(conn, key, record.id, now)  # a visible record of this id wins: ResponseExists
                     raise _Abort(result=False)
                 spared = refreshed
-            if retention.over(state.records + 1, state.bytes + size) is not None:
-                self._room_for_new(conn, record, state=state, key=key, size=size, spared=spared, now=now)
-            seq = state.last_seq + 1
-            if conn.execute(_SQL_INSERT, (seq, *values)).rowcount == 0:
-                self._clear_id(conn, key, record.id, now)  # raises ResponseExists, or removes an expired record
-                conn.execute(_SQL_INSERT, (seq, *values))
+            # The common case in one statement: the id is free, nothing expired awaits a sweep, and it fits.
+            row = conn.execute(
+                _SQL_INSERT_IF_ROOM, (*values, retention.max_records, retention.max_bytes, now)
+            ).fetchone()
+            seq = (
+                row[0] if row else self._insert_otherwise(conn, record, key=key, values=values, spared=spared, now=now)
+            )
             self._state().cached.append((seq, record.version, record, len(text)))
             return True
 
         return self._write(put)
+
+    def _insert_otherwise(
+        self,
+        conn: sqlite3.Connection,
+        record: ResponseRecord,
+        *,
+        key: str,
+        values: tuple[Any, ...],
+        spared: list[tuple[int, int, int]],
+        now: float,
+    ) -> int:
+        """Insert ``record`` when the quick insert did not: sweep, clear its id, make room; return its seq.
+
+        Raises:
+            ResponseExists: a visible record has the id.
+            StoreFull: there is no room, even evicting every finished record not spared.
+        """
+        size: int = values[9]
+        state = self._read_state(conn)
+        if state.due is not None and state.due <= now:
+            self._sweep_rows(conn, now, SWEEP_BATCH)
+            state = self._read_state(conn)
+        if self.retention.over(state.records + 1, state.bytes + size) is not None:
+            self._room_for_new(conn, record, state=state, key=key, size=size, spared=spared, now=now)
+        seq = state.last_seq + 1
+        if conn.execute(_SQL_INSERT, (seq, *values)).rowcount == 0:
+            self._clear_id(conn, key, record.id, now)  # raises ResponseExists, or removes an expired record
+            conn.execute(_SQL_INSERT, (seq, *values))
+        return seq
 
     def _read_state(self, conn: sqlite3.Connection) -> _State:
         row = conn.execute(_SQL_STATE).fetchone()
