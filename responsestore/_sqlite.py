@@ -103,6 +103,12 @@ POLL_INTERVAL = 0.05
 
 DEFAULT_BUSY_TIMEOUT = 30.0
 
+#: Pages the write-ahead log grows to before a commit copies it into the database file (SQLite's default is 1000).
+#: A checkpoint costs two flushes to disk whatever its size and copies a page written many times once, so a larger
+#: log makes each write cheaper: about 12 % of a create + complete at 4000 (16 MiB of log at 4 KiB pages), for a
+#: rarer, longer pause of the commit that checkpoints.
+WAL_AUTOCHECKPOINT = 4000
+
 _SYNCHRONOUS = ("FULL", "NORMAL")
 _STATUS_COLUMNS = {status: f"n_{status.value}" for status in ResponseStatus}
 _STATUS_LIST = ", ".join(_STATUS_COLUMNS.values())
@@ -703,6 +709,7 @@ class SQLiteStore(BaseStore):
     def _configure(self, conn: sqlite3.Connection) -> None:
         conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
         conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+        conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT}")
 
     def _adopt(self, conn: sqlite3.Connection) -> _ThreadState:
         state = _ThreadState(conn)
