@@ -633,9 +633,9 @@ class SQLiteStore(BaseStore):
         ttl, max_records, clock, max_chain_depth, max_events, max_event_bytes: As for
             :class:`ResponseStore`. Retention settings belong to each store object, not to the file: give every
             process the same ones.
-        max_bytes: The most bytes the records and their event logs take, as :func:`~responsestore.record_size`
-            and the stored chunks count them (``stats().bytes``); at the bound, creating evicts least recently
-            used finished records. ``None`` (the default here): bounded by ``max_records`` only.
+        max_bytes: The most bytes the records and their event logs take, as every backend counts them
+            (``stats().bytes``); at the bound, creating evicts least recently used finished records. ``None``
+            (the default here): bounded by ``max_records`` only.
         synchronous: ``"FULL"`` (the default): a call that returned has been written to disk and survives a
             power loss or an operating-system crash. ``"NORMAL"``: faster writes (no flush to disk at each
             commit, WAL mode); a power loss or OS crash may lose the last transactions, but the database stays
