@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import FrameType
 from typing import Any
 
+from responsestore._wire import RESPONSE_DEFAULTS
 from responsestore.wsgi import Usage, echo
 
 __all__ = ["PlainDictApp", "main"]
@@ -36,24 +37,7 @@ __all__ = ["PlainDictApp", "main"]
 Reply = tuple[str, list[tuple[str, str]], bytes]
 
 #: The request parameters a ``Response`` echoes back, at OpenAI's defaults (the responsestore server sends them).
-DEFAULTS: Mapping[str, Any] = {
-    "tool_choice": "auto",
-    "parallel_tool_calls": True,
-    "truncation": "disabled",
-    "text": {"format": {"type": "text"}},
-    "temperature": 1.0,
-    "top_p": 1.0,
-    "presence_penalty": 0.0,
-    "frequency_penalty": 0.0,
-    "top_logprobs": 0,
-    "reasoning": None,
-    "max_output_tokens": None,
-    "max_tool_calls": None,
-    "store": True,
-    "service_tier": "default",
-    "safety_identifier": None,
-    "prompt_cache_key": None,
-}
+DEFAULTS: Mapping[str, Any] = RESPONSE_DEFAULTS
 PAGE = 20  # the default page size of input_items
 
 

@@ -14,6 +14,9 @@ constant and both pay for per-record strings (ids, texts).
 The vllm-like representation is the ``openai`` SDK's pydantic ``Response`` of each response (what vLLM keeps), in
 a dict by id (its input items, which vLLM keeps apart, are not counted).
 
+A long response: a completed 1,000-word answer to a short question, streamed through the WSGI app's run layer,
+its event log included (about 1,000 events), against the bytes of its JSON (``to_openai()``, compact).
+
 At the cap: a store with ``max_records=1000`` runs ``cap_cycles`` create+complete cycles (100 000 in full mode),
 traced by ``tracemalloc`` from before the store is created, so what the turned-over records left behind counts
 as growth; the figure is its memory after all cycles and after half of them, against its memory when it first
@@ -190,6 +193,54 @@ def _probe_at_cap(cycles: int) -> dict[str, float]:
     return found
 
 
+LONG_WORDS = 1000
+
+
+def _probe_long(count: int) -> dict[str, float]:
+    """Traced bytes per completed 1,000-word response, its event log included, and the bytes of its JSON.
+
+    The responses are streamed through the WSGI app's run layer (``stream: true``, so their events are logged in
+    batches as they would be for a live client) on a memory store at its defaults.
+    """
+    import io  # noqa: PLC0415 - the probe imports only what it measures
+    from wsgiref.util import setup_testing_defaults  # noqa: PLC0415
+
+    from responsestore import ResponseStore  # noqa: PLC0415
+    from responsestore.wsgi import make_app  # noqa: PLC0415
+
+    words = [f"word{i % 97}" if i == 0 else f" word{i % 97}" for i in range(LONG_WORDS)]
+
+    def generate(conversation: Any, request: Any) -> Any:  # a model with a 1,000-word answer to a short question
+        yield from words
+
+    store = ResponseStore()
+    app = make_app(store, generate=generate)
+
+    def respond() -> str:
+        data = json.dumps({"model": MODEL, "input": "Write a thousand words.", "stream": True}).encode()
+        environ: dict[str, Any] = {"REQUEST_METHOD": "POST", "PATH_INFO": "/v1/responses"}
+        setup_testing_defaults(environ)
+        environ.update({"wsgi.input": io.BytesIO(data), "CONTENT_LENGTH": str(len(data))})
+        first = b""
+        for chunk in app(environ, lambda status, headers: None):
+            first = first or chunk
+        return str(json.loads(first.split(b"data: ", 1)[1])["response"]["id"])
+
+    for _ in range(20):
+        store.delete(respond())  # first-use allocations (pools, caches) happen here, not below
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    ids = [respond() for _ in range(count)]
+    gc.collect()
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    app.close()
+    json_bytes = sum(len(json.dumps(store.get(id).to_openai(), separators=(",", ":")).encode()) for id in ids)
+    events = sum(len(store.events(id)) for id in ids)
+    return {"bytes": (after - before) / count, "json_bytes": json_bytes / count, "events": events / count}
+
+
 def _all_records(store: Any) -> list[Any]:
     records = []
     after = None
@@ -240,6 +291,13 @@ def run(settings: Settings, progress: Progress) -> dict[str, Any]:
             f"[{time.perf_counter() - start:.1f} s]"
         )
     start = time.perf_counter()
+    long_count = max(10, count // 100)
+    long = json.loads(_measure("long", long_count, "tracemalloc"))
+    progress(
+        f"memory: a completed {LONG_WORDS:,}-word response: {long['bytes']:,.0f} B with its "
+        f"{long['events']:,.0f} events, its JSON {long['json_bytes']:,.0f} B [{time.perf_counter() - start:.1f} s]"
+    )
+    start = time.perf_counter()
     at_cap = json.loads(_measure("at-cap", settings.cap_cycles, "tracemalloc"))
     progress(
         f"memory: at max_records={CAP:,}: {at_cap['fresh'] / 1e6:.2f} MB fresh, {at_cap['half'] / 1e6:.2f} MB after "
@@ -251,11 +309,14 @@ def run(settings: Settings, progress: Progress) -> dict[str, Any]:
         "records_rss": count * RSS_FACTOR,
         "results": results,
         "at_cap": {"max_records": CAP, "cycles": settings.cap_cycles, "bytes": at_cap},
+        "long_response": {"words": LONG_WORDS, "responses": long_count, **long},
     }
 
 
 if __name__ == "__main__":
     if sys.argv[1] == "at-cap":
         print(json.dumps(_probe_at_cap(int(sys.argv[2]))))
+    elif sys.argv[1] == "long":
+        print(json.dumps(_probe_long(int(sys.argv[2]))))
     else:
         print(_probe(sys.argv[1], int(sys.argv[2]), sys.argv[3]))

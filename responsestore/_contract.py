@@ -1200,23 +1200,27 @@ class BaseStore(abc.ABC):
             record = stored.record
             if lease_holder is not None and record.lease_holder != lease_holder:
                 raise LeaseLost(id, lease_holder, record.lease_holder, record.status.value)
-            if not prepared.total:
+            log: LogWrite | None = None
+            if prepared.total:
+                self._check_events(stored, prepared, expected_count)
+                encoded = _events.encode_batch(prepared, stored.events)
+                log = LogWrite(
+                    encoded.text,
+                    stored.events,
+                    prepared.total,
+                    stored.event_bytes + prepared.size,
+                    encoded.stored,
+                    replace=False,
+                )
+            else:  # nothing to append: the same checks, and at most a renewal
                 if record.is_terminal:
                     raise EventLogClosed(record.id, record.status.value)
                 if expected_count is not None and expected_count != stored.events:
                     raise SequenceConflict(id, expected_count, stored.events)
-                return stored.events
-            self._check_events(stored, prepared, expected_count)
-            encoded = _events.encode_batch(prepared, stored.events)
-            log = LogWrite(
-                encoded.text,
-                stored.events,
-                prepared.total,
-                stored.event_bytes + prepared.size,
-                encoded.stored,
-                replace=False,
-            )
+                if lease_seconds is None:
+                    return stored.events
             if lease_seconds is None:
+                assert log is not None  # noqa: S101 - an empty batch without a renewal returned above
                 written = self._append(stored, log)
             else:
                 now = self._now()

@@ -446,6 +446,8 @@ def _same(a: Any, b: Any, base: _Base) -> bool:
         return bool(a == b) and (a.__class__ is not float or repr(a) == repr(b))
     if a.__class__ in _SCALARS or b.__class__ in _SCALARS:
         return False
+    if a.__class__ is FrozenDict and a != b:  # unequal objects are never the same JSON (a FrozenDict compares as JSON)
+        return False
     return bool(to_json_text(a) == base.text(b))
 
 

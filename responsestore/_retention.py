@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime
 import logging
 import math
+import operator
 import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -303,6 +304,8 @@ RECORD_OVERHEAD = 256
 
 _TEXT_FIELDS = ("id", "model", "instructions", "previous_response_id", "owner", "lease_holder")
 _JSON_FIELDS = ("input", "output", "tools", "metadata", "usage", "error", "incomplete_details", "extra")
+_texts_of = operator.attrgetter(*_TEXT_FIELDS)
+_jsons_of = operator.attrgetter(*_JSON_FIELDS)
 
 
 def _text_size(value: str | None) -> int:
@@ -326,22 +329,22 @@ def record_size(record: ResponseRecord) -> int:
     on disk or in memory.
     """
     size = RECORD_OVERHEAD
-    for name in _TEXT_FIELDS:
-        size += _text_size(getattr(record, name))
-    for name in _JSON_FIELDS:
-        size += _json_size(getattr(record, name))
+    for value in _texts_of(record):
+        if value is not None:
+            size += _text_size(value)
+    for value in _jsons_of(record):
+        if value:
+            size += _json_size(value)
     return size
 
 
 def resize(old: ResponseRecord, old_size: int, new: ResponseRecord) -> int:
     """:func:`record_size` of ``new``, from that of ``old``: only the fields that changed are measured again."""
     size = old_size
-    for name in _TEXT_FIELDS:
-        before, after = getattr(old, name), getattr(new, name)
+    for before, after in zip(_texts_of(old), _texts_of(new), strict=True):
         if before is not after:
             size += _text_size(after) - _text_size(before)
-    for name in _JSON_FIELDS:
-        before, after = getattr(old, name), getattr(new, name)
+    for before, after in zip(_jsons_of(old), _jsons_of(new), strict=True):
         if before is not after:
             size += _json_size(after) - _json_size(before)
     return size

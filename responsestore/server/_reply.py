@@ -127,7 +127,16 @@ class Reply:
         """Queue events built elsewhere (the lifecycle events of the run)."""
         self._pending.extend(events)
         self._pending_events += len(events)
-        self._pending_bytes += sum(event_size(event) for event in events)
+        sizes: dict[int, int] = {}  # events sharing one response snapshot weigh the same: measure it once
+        for event in events:
+            response = event.get("response")
+            if response is None:
+                self._pending_bytes += event_size(event)
+                continue
+            key = id(response)
+            if key not in sizes:
+                sizes[key] = event_size(event)
+            self._pending_bytes += sizes[key] + len(event["type"])
 
     def add(self, chunk: object) -> None:
         """Turn one chunk the model yielded into output and events.

@@ -35,6 +35,7 @@ from ._suite.recency import RecencyTests
 from ._suite.retention import RetentionTests
 from ._suite.retention_concurrency import RetentionConcurrencyTests
 from ._suite.stateful import StatefulTests
+from ._suite.stateful_events import StatefulEventTests
 
 __all__ = ["ContractBase", "StoreContract", "StoreFactory"]
 
@@ -58,6 +59,7 @@ class StoreContract(
     ConcurrencyTests,
     RetentionConcurrencyTests,
     StatefulTests,
+    StatefulEventTests,
 ):
     """The whole conformance suite; a backend's test class subclasses it and defines :meth:`make_store`.
 

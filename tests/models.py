@@ -1,0 +1,28 @@
+"""Models for the tests that serve real processes (``serve --generate tests.models:NAME``).
+
+Each reads its pace from the request's ``metadata``: ``delay`` seconds before each word (a slow model, as a real one
+is), and ``hold`` seconds to wait after the first word (a model stuck in a long call).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from responsestore.server._models import Usage, text_of
+
+
+def paced(conversation: Sequence[dict[str, Any]], request: Mapping[str, Any]) -> Iterator[str | Usage]:
+    """Echo the last user message word by word, ``metadata.delay`` seconds apart, holding after the first word."""
+    metadata = request.get("metadata") or {}
+    delay = float(metadata.get("delay", "0"))
+    hold = float(metadata.get("hold", "0"))
+    last = next((text_of(item) for item in reversed(conversation) if item.get("role") == "user"), "")
+    words = last.split()
+    for index, word in enumerate(words):
+        time.sleep(delay)  # the model's own pace: this is the model being slow, not a synchronisation
+        yield word if index == 0 else " " + word
+        if index == 0 and hold:
+            time.sleep(hold)
+    yield Usage(input_tokens=len(words), output_tokens=len(words))
