@@ -61,10 +61,11 @@ def open(url: str, **kwargs: Any) -> BaseStore:
     """Open the store ``url`` names; keyword arguments go to the backend's constructor.
 
     - ``memory://``: a new, empty :class:`~responsestore.ResponseStore` (nothing follows the ``//``).
-    - ``sqlite:///PATH``: an :class:`~responsestore.SQLiteStore` on the file ``PATH``: everything after the
-      third slash, taken literally (no percent-decoding, no query string). So ``sqlite:///data/r.db`` is the
-      relative path ``data/r.db`` and ``sqlite:////var/lib/app/r.db`` (four slashes) the absolute path
-      ``/var/lib/app/r.db``, as in SQLAlchemy.
+    - ``sqlite:///PATH?NAME=VALUE&...``: an :class:`~responsestore.SQLiteStore` on the file ``PATH``: everything
+      after the third slash up to the first ``?``, taken literally (no percent-decoding). So ``sqlite:///data/r.db``
+      is the relative path ``data/r.db`` and ``sqlite:////var/lib/app/r.db`` (four slashes) the absolute path
+      ``/var/lib/app/r.db``, as in SQLAlchemy. The optional query string sets ``max_bytes``, ``max_records``,
+      ``ttl``, ``synchronous`` and ``busy_timeout`` (the Backends page lists them).
     - ``redis://[[USER]:PASSWORD@]HOST:PORT/DB?prefix=NAME`` (``rediss://`` for TLS): a
       :class:`~responsestore.RedisStore` (needs the ``redis`` extra); see :meth:`RedisStore.from_url
       <responsestore.RedisStore.from_url>`.

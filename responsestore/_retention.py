@@ -311,7 +311,8 @@ _jsons_of = operator.attrgetter(*_JSON_FIELDS)
 def _text_size(value: str | None) -> int:
     if value is None:
         return 0
-    return len(value) if value.isascii() else len(value.encode())
+    # An owner may hold a lone surrogate (the only text field that may): count it as UTF-8 would, 3 bytes.
+    return len(value) if value.isascii() else len(value.encode(errors="surrogatepass"))
 
 
 def _json_size(value: Any) -> int:

@@ -81,7 +81,7 @@ def killed_server_check(children: list[Child], store: str) -> None:
     assert [e["type"] for e in seen[:3]] == ["response.created", "response.queued", "response.in_progress"]
     os.kill(running.process.pid, signal.SIGKILL)
     killed = time.monotonic()
-    running.process.wait(TIMEOUT)
+    running.process.communicate(timeout=TIMEOUT)  # reaps it and closes its pipes
     rest = list(events)
     ended = time.monotonic() - killed
     assert [e["type"] for e in rest] == ["response.failed"], rest

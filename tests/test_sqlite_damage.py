@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import sqlite3
@@ -11,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from responsestore import ResponseStoreError, SQLiteStore, StorageError
+from responsestore import DeltaRun, ResponseStoreError, SQLiteStore, StorageError
 
 
 def _fill(path: Path) -> dict[str, str]:
@@ -19,7 +20,12 @@ def _fill(path: Path) -> dict[str, str]:
         first = store.complete(store.create("m", "one", id="first").id, [{"role": "assistant", "content": "1"}])
         second = store.create("m", "two", id="second", previous_response_id=first.id, background=True)
         store.append_event(second.id, {"type": "delta"})
-    return {"first": first.id, "second": second.id}
+        third = store.create("m", "three", id="third")
+        delta = {"type": "response.output_text.delta", "output_index": 0, "content_index": 0, "delta": ""}
+        store.append_events(third.id, [DeltaRun(delta, ["Hel", "lo"])])
+        # Finishing compacts the log against the final record: the deltas become a reference to its output.
+        store.complete(third.id, [{"role": "assistant", "content": "Hello"}], event={"type": "response.completed"})
+    return {"first": first.id, "second": second.id, "third": third.id}
 
 
 def _calls(store: SQLiteStore) -> dict[str, Callable[[], Any]]:
@@ -30,6 +36,8 @@ def _calls(store: SQLiteStore) -> dict[str, Callable[[], Any]]:
         "conversation": lambda: store.conversation("second"),
         "input_items": lambda: store.input_items("first"),
         "events": lambda: store.events("second"),
+        "events of a finished response": lambda: store.events("third"),
+        "update a finished response": lambda: store.update("third", metadata={"k": "v"}),
         "update": lambda: store.update("first", metadata={"k": "v"}),
         "complete": lambda: store.complete("second"),
         "delete": lambda: store.delete("first"),
@@ -62,7 +70,14 @@ TAMPERING = {
     "record JSON of another shape": "UPDATE responses SET record = '[1, 2, 3]' WHERE id = 'first'",
     "record JSON with a bad field": "UPDATE responses SET record = json_set(record, '$.status', 'exploded')",
     "record of the wrong type": "UPDATE responses SET record = 42 WHERE id = 'second'",
-    "event JSON cut short": "UPDATE events SET event = '{\"type\": '",
+    "chunk JSON cut short": "UPDATE chunks SET text = '[{\"e\": '",
+    "chunk of the wrong type": "UPDATE chunks SET text = 42",
+    "chunk count tampered": "UPDATE chunks SET count = count + 1",
+    "chunk numbered wrongly": "UPDATE chunks SET first = first + 1",
+    "chunks deleted": "DELETE FROM chunks",
+    "output a compacted log refers to changed": (
+        "UPDATE responses SET record = json_set(record, '$.output[0].content[0].text', 'Bye') WHERE id = 'third'"
+    ),
     "counters row deleted": "DELETE FROM counters",
     "version column tampered": "UPDATE responses SET version = 'x' WHERE id = 'second'",
 }
@@ -114,3 +129,25 @@ def test_flipped_bits_or_a_truncated_file_raise_only_documented_errors(tmp_path:
         return
     with store:
         _outcomes(store)
+
+
+CHUNK_TAMPERING = {name: sql for name, sql in TAMPERING.items() if name.startswith(("chunk", "output a compacted log"))}
+
+
+@pytest.mark.parametrize("tampering", sorted(CHUNK_TAMPERING))
+def test_a_damaged_chunk_makes_reading_the_log_a_storage_error(tmp_path: Path, tampering: str) -> None:
+    path = tmp_path / "responses.db"
+    ids = _fill(path)
+    raw = sqlite3.connect(path)
+    raw.execute(CHUNK_TAMPERING[tampering])
+    raw.commit()
+    raw.close()
+    with SQLiteStore(path) as store:
+        outcomes = {id: _outcome(id, functools.partial(store.events, id)) for id in (ids["second"], ids["third"])}
+        assert "StorageError" in outcomes.values(), outcomes
+        for id, outcome in outcomes.items():
+            if outcome == "StorageError":
+                with pytest.raises(StorageError, match="damaged") as info:
+                    store.events(id)
+                assert str(path) in str(info.value)
+        assert store.get(ids["first"]).id == ids["first"]  # the rest of the file still reads

@@ -203,13 +203,15 @@ def make_event_machine(contract: ContractBase) -> type[RuleBasedStateMachine]:
         @precondition(lambda self: self.finished)
         @rule(pick=st.integers(0, 10**6), value=st.text(max_size=8))
         def change_finished(self, pick: int, value: str) -> None:
-            id = sorted(self.finished)[pick % len(self.finished)]
+            finished = [id for id in self.ids if id in self.finished]  # creation order: ids are random
+            id = finished[pick % len(finished)]
             self.store.update(id, metadata={"k": value})
 
         @precondition(lambda self: self.leases)
         @rule(pick=st.integers(0, 10**6))
         def renew(self, pick: int) -> None:
-            id = sorted(self.leases)[pick % len(self.leases)]
+            leased = [id for id in self.ids if id in self.leases]  # creation order: ids are random
+            id = leased[pick % len(leased)]
             holder, _ = self.leases[id]
             self.store.renew(id, lease=LEASE, holder=holder)
             self.leases[id] = (holder, self.clock() + LEASE)
@@ -221,7 +223,7 @@ def make_event_machine(contract: ContractBase) -> type[RuleBasedStateMachine]:
         @rule()
         def expire_leases(self) -> None:
             now = self.clock()
-            due = sorted(id for id, (_, expires) in self.leases.items() if expires <= now)
+            due = [id for id in self.ids if id in self.leases and self.leases[id][1] <= now]
             assert self.store.expire_leases() == len(due)
             for id in due:
                 ended = self.store.get(id)
