@@ -41,11 +41,14 @@ def event_size(event: Any) -> int:
     return len(text) if text.isascii() else len(text.encode())
 
 
+_escaped = json.encoder.encode_basestring
+
+
 def _text_size(text: str) -> int:
-    """Bytes of ``text`` inside a JSON string, without the quotes (cheap for plain ASCII text)."""
-    if text.isascii() and text.isprintable():
-        return len(text) + text.count('"') + text.count("\\")
-    return len(json.dumps(text, ensure_ascii=False).encode()) - 2
+    """Bytes of ``text`` inside a JSON string, without the quotes."""
+    if text.isascii():
+        return len(_escaped(text)) - 2
+    return len(_escaped(text).encode()) - 2
 
 
 class Reply:
@@ -61,7 +64,6 @@ class Reply:
         "_pending_events",
         "_template",
         "_text",
-        "_text_bytes",
         "output",
         "usage",
     )
@@ -71,7 +73,6 @@ class Reply:
         self.usage: Usage | None = None
         self._message: str | None = None  # the id of the message being written, if one is open
         self._text: list[str] = []  # its deltas so far
-        self._text_bytes = 0  # their size in JSON
         self._template: dict[str, Any] | None = None  # its delta event, "" as the delta
         self._delta_size = 0  # what that event weighs without its delta
         self._closed_bytes = 0  # what the finished output items weigh in JSON
@@ -85,7 +86,6 @@ class Reply:
             len(self.output),
             self._message,
             len(self._text),
-            self._text_bytes,
             self._template,
             self._delta_size,
             self._closed_bytes,
@@ -99,16 +99,23 @@ class Reply:
 
     @property
     def pending_bytes(self) -> int:
-        """What the events waiting to be taken weigh against ``max_event_bytes``."""
-        return self._pending_bytes
+        """What the events waiting to be taken weigh against ``max_event_bytes`` (measured now: not per delta)."""
+        size = self._pending_bytes
+        last = self._pending[-1] if self._pending else None
+        if isinstance(last, list):
+            size += len(last) * self._delta_size + _text_size("".join(last))
+        return size
 
     def closing_bytes(self, response: int) -> int:
         """A bound on what the events ending the response weigh, given the size of its JSON without output.
 
         Closing an open message repeats its text three times (``output_text.done``, ``content_part.done``,
-        ``output_item.done``); the final ``response.<status>`` event carries the whole output once more.
+        ``output_item.done``); the final ``response.<status>`` event carries the whole output once more. The open
+        text is measured now (this is for the occasional exact check, not for every delta).
         """
-        open_text = self._text_bytes + 3 * _OPENING if self._message is not None else 0
+        open_text = 0
+        if self._message is not None:
+            open_text = _text_size("".join(self._text)) + 3 * _OPENING
         return response + 4 * open_text + self._closed_bytes + _OPENING
 
     def cost(self, chunk: object) -> tuple[int, int]:
@@ -165,7 +172,6 @@ class Reply:
         if self._message is None:
             self._message = new_item_id()
             self._text = []
-            self._text_bytes = 0
             index = len(self.output)
             self.add_events(
                 _wire.output_item_event("added", index, _wire.message_item(self._message, [], "in_progress")),
@@ -174,16 +180,13 @@ class Reply:
             self._template = _wire.output_text_delta_event(self._message, index, 0, "")
             self._delta_size = event_size(self._template)
         self._text.append(chunk)
-        size = _text_size(chunk)
-        self._text_bytes += size
         pending = self._pending
         last = pending[-1] if pending else None
-        if isinstance(last, list):
+        if last.__class__ is list:
             last.append(chunk)
         else:
             pending.append([chunk])
         self._pending_events += 1
-        self._pending_bytes += self._delta_size + size
 
     def close(self) -> None:
         """End the output: close the message being written, if any."""
@@ -207,7 +210,6 @@ class Reply:
         self._closed_bytes += event_size(done)
         self._message = None
         self._text = []
-        self._text_bytes = 0
         self._template = None
 
     def _flush_run(self) -> None:
@@ -216,7 +218,9 @@ class Reply:
         last = pending[-1] if pending else None
         if isinstance(last, list):
             assert self._template is not None  # noqa: S101 - deltas only exist inside an open message
-            pending[-1] = DeltaRun(self._template, last)
+            run = DeltaRun(self._template, last)
+            pending[-1] = run
+            self._pending_bytes += run._size  # the run's exact size, measured once for all its deltas
 
     def take(self) -> tuple[Batch, int, int]:
         r"""``(batch, events, bytes)``: the events not yet taken (deltas as :class:`DeltaRun`\ s), what they count.
@@ -232,10 +236,10 @@ class Reply:
 
     def rollback(self) -> None:
         """Forget everything added since the last :meth:`take` (events and output alike)."""
-        count, message, texts, text_bytes, template, delta_size, closed, usage = self._checkpoint
+        count, message, texts, template, delta_size, closed, usage = self._checkpoint
         del self.output[count:]
         del self._text[texts:]
-        self._message, self._text_bytes, self._template, self._delta_size = message, text_bytes, template, delta_size
+        self._message, self._template, self._delta_size = message, template, delta_size
         self._closed_bytes, self.usage = closed, usage
         self._pending, self._pending_events, self._pending_bytes = [], 0, 0
 

@@ -74,6 +74,9 @@ _LOST = (LeaseLost, InvalidTransition, EventLogClosed, SequenceConflict, Respons
 #: Events the run keeps room for in the log, for the closing events of an ending response.
 _RESERVE_EVENTS = 16
 
+#: What a text delta weighs besides its text, at most (the event of a new message, with its opening events).
+_WORST_DELTA = 1200
+
 
 @attrs.frozen
 class RunSettings:
@@ -145,7 +148,10 @@ class Run:
         self._flushing = live or record.background  # someone may follow the stream: flush as it goes
         now = time.monotonic()
         self._last_flush = -1e9
-        self._last_progress = now
+        self._last_progress = now  # when the model last yielded, as the supervisor saw it
+        self._chunks = 0  # chunks yielded so far
+        self._seen_chunks = 0  # ... when the supervisor last looked
+        self._room_events = self._room_bytes = -1  # the budget of _no_room_for: measure at the first chunk
         self._lease_due = now + runner.settings.lease_seconds / 3
         self._started = False
 
@@ -197,25 +203,7 @@ class Run:
                     return
                 self._begin()
             chunks = iter(self.runner.generate(self.conversation, self.request))
-            while True:
-                if self.runner.closed_for(0.0):
-                    with self.lock:
-                        if not self.done:
-                            self._end_failed("The server stopped before the response finished.")
-                    return
-                chunk = next(chunks, _END)
-                with self.lock:
-                    if self._ended():  # by the supervisor, a cancel or a departing client while the model ran
-                        return
-                    self._last_progress = time.monotonic()
-                    if chunk is _END:
-                        self._end_completed()
-                        return
-                    if self._no_room_for(chunk):
-                        self._end_incomplete()
-                        return
-                    self.reply.add(chunk)
-                    self._after_chunk()
+            self._consume(chunks)
         except _Stopped:
             return
         except Exception:  # noqa: BLE001 - whatever the model does, the response ends, failed
@@ -229,6 +217,30 @@ class Run:
                 with contextlib.suppress(Exception):
                     close()
             self.runner._forget(self)
+
+    def _consume(self, chunks: Iterator[Any]) -> None:
+        """Feed the model's chunks to the reply until the model ends or the response does (the hot loop)."""
+        runner, lock, add = self.runner, self.lock, self.reply.add
+        while True:
+            if runner._closed_at is not None and runner.closed_for(0.0):
+                with lock:
+                    if not self.done:
+                        self._end_failed("The server stopped before the response finished.")
+                return
+            chunk = next(chunks, _END)
+            with lock:
+                if self._ended():  # by the supervisor, a cancel or a departing client while the model ran
+                    return
+                self._chunks += 1  # progress, for the model's deadline
+                if chunk is _END:
+                    self._end_completed()
+                    return
+                if self.stored and self._no_room_for(chunk):
+                    self._end_incomplete()
+                    return
+                add(chunk)
+                if self._flushing:
+                    self._after_chunk()
 
     def _ended(self) -> bool:
         return self.done
@@ -264,21 +276,30 @@ class Run:
             self._flush(time.monotonic())
 
     def _no_room_for(self, chunk: object) -> bool:
-        """Whether logging ``chunk`` would leave the log too little room for the events that end the response."""
-        if not self.stored:
-            return False
+        """Whether logging ``chunk`` would leave the log too little room for the events that end the response.
+
+        A text delta is checked against a budget, spent at a bound of what it can cost (its event, 6 bytes a
+        character for its JSON, four more copies in the closing events); only when the budget runs out is the log
+        measured exactly and the budget set again. Anything else is measured exactly.
+        """
+        if chunk.__class__ is str:
+            self._room_events -= 3
+            self._room_bytes -= 30 * len(chunk) + _WORST_DELTA
+            if self._room_events >= 0 and self._room_bytes >= 0:
+                return False
         limits = self.runner.store.event_limits
-        events, size = self.reply.cost(chunk)
         reply = self.reply
-        if self.logged + reply.pending + events + _RESERVE_EVENTS > limits.max_events:
+        events, size = reply.cost(chunk)
+        room_events = limits.max_events - (self.logged + reply.pending + events + _RESERVE_EVENTS)
+        used = self.logged_bytes + reply.pending_bytes + reply.closing_bytes(self._response_bytes)
+        room_bytes = limits.max_bytes - (used + size)
+        if room_events < 0 or room_bytes < 0:
             return True
-        used = self.logged_bytes + reply.pending_bytes + size
-        return used + reply.closing_bytes(self._response_bytes) > limits.max_bytes
+        self._room_events, self._room_bytes = room_events, room_bytes // 2  # half: the bound is not exact
+        return False
 
     def _after_chunk(self) -> None:
         """Flush when due."""
-        if not self._flushing:
-            return
         now = time.monotonic()
         due = self._last_flush + self.runner.settings.flush_interval
         if self.reply.pending >= self.runner.settings.flush_events or now >= due:
@@ -297,6 +318,9 @@ class Run:
                 return None
             settings = self.runner.settings
             timeout = settings.model_timeout
+            if self._chunks != self._seen_chunks:  # the model yielded since the last look
+                self._seen_chunks = self._chunks
+                self._last_progress = now
             if timeout is not None and self._started and now - self._last_progress >= timeout:
                 _log.warning("response %s: the model yielded nothing for %s seconds", self.record.id, timeout)
                 self.reply.rollback()
