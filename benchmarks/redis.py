@@ -194,6 +194,48 @@ def round_trips(url: str) -> dict[str, int]:
     return counts
 
 
+def server_commands(url: str) -> dict[str, int]:
+    """Commands the Redis server runs (functions' commands included) for one non-streamed 8-word create.
+
+    Made through the WSGI app in this process (the run layer, its lease and its batched events), counted with
+    ``INFO commandstats`` before and after; the app's lease sweeper is kept from running meanwhile.
+    """
+    import io  # noqa: PLC0415 - only this measurement needs them
+    from wsgiref.util import setup_testing_defaults  # noqa: PLC0415
+
+    import redis  # noqa: PLC0415 - an optional dependency
+
+    from responsestore.wsgi import make_app  # noqa: PLC0415
+
+    def calls(client: Any) -> dict[str, int]:
+        stats = client.info("commandstats")
+        return {name: int(row["calls"]) for name, row in stats.items() if name != "cmdstat_info"}
+
+    store = responsestore.open(f"{url}?prefix=commands-{uuid.uuid4().hex[:8]}")
+    app = make_app(store, sweep_interval=3600.0)
+    client = redis.Redis.from_url(url)
+
+    def create() -> None:
+        body = json.dumps({"model": MODEL, "input": "one two three four five six seven eight"}).encode()
+        environ: dict[str, Any] = {"REQUEST_METHOD": "POST", "PATH_INFO": "/v1/responses"}
+        setup_testing_defaults(environ)
+        environ.update({"wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body))})
+        statuses: list[str] = []
+        b"".join(app(environ, lambda status, headers: statuses.append(status)))
+        assert statuses == ["200 OK"], statuses
+
+    try:
+        create()  # loads the function library and warms the caches
+        before = calls(client)
+        create()
+        after = calls(client)
+    finally:
+        app.close()
+        store.close()
+        client.close()
+    return {name[len("cmdstat_") :]: n - before.get(name, 0) for name, n in after.items() if n != before.get(name, 0)}
+
+
 _WORKER = "import sys; from benchmarks.redis import _worker; _worker(sys.argv[1], int(sys.argv[2]))"
 
 
@@ -261,6 +303,8 @@ def run(settings: Settings, progress: Progress) -> dict[str, Any]:
     try:
         trips = round_trips(server.url)
         progress(f"redis: round trips {trips}")
+        commands = server_commands(server.url)
+        progress(f"redis: commands of a non-streamed 8-word create through the app: {commands}")
         store = responsestore.open(f"{server.url}?prefix=bench-{uuid.uuid4().hex[:8]}")
         raw = RawRedis(server.url)
         try:
@@ -290,6 +334,7 @@ def run(settings: Settings, progress: Progress) -> dict[str, Any]:
         progress(f"redis: {result['variant']}: {result['median_ns'] / 1e3:.1f} µs per create+complete")
     return {
         "round_trips": trips,
+        "create_commands": commands,
         "results": results,
         "throughput": {"processes": PROCESSES, "ops_per_process": count, "one": one, "many": many},
     }
