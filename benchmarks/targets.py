@@ -436,7 +436,7 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
         ),
         _target(
             "redis-create-commands",
-            "Redis commands of a non-streamed 8-word create through the app ≤ 8, all counted by the server (share of 8)",
+            "Redis commands of a non-streamed 8-word create through the app ≤ 8 (server-counted; share of 8)",
             "<=",
             1.0,
             redis_commands,
