@@ -213,3 +213,34 @@ def test_serve_reports_a_port_in_use(capsys: pytest.CaptureFixture[str]) -> None
     assert f"cannot listen on 127.0.0.1:{port}" in captured.err
     assert main(["serve", "--store", "sqlite://nowhere"]) == 2
     assert "cannot open the store" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--lease-seconds", "0"], "--lease-seconds must be a positive number"),
+        (["--sweep-interval", "-1"], "--sweep-interval must be a positive number"),
+        (["--flush-interval", "nan"], "--flush-interval must be a positive number"),
+        (["--model-timeout", "-5"], "--model-timeout must be 0"),
+        (["--generate", "nocolon"], "MODULE:CALLABLE"),
+        (["--generate", "tests.no_such_module:x"], "No module named"),
+        (["--generate", "tests.models:no_such_name"], "no_such_name"),
+        (["--generate", "tests.models:LEASE_TEXT"], "no attribute"),
+        (["--generate", "responsestore:__version__"], "not callable"),
+    ],
+)
+def test_serve_refuses_bad_run_settings(args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit:
+        main(["serve", "--port", "0", *args])
+    assert exit.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_serve_runs_the_model_it_is_given(children: list[Child]) -> None:
+    child = Child("--generate", "tests.models:paced", "--lease-seconds", "5", "--model-timeout", "0")
+    children.append(child)
+    response = child.client().responses.create(model="paced", input="given model", metadata={"delay": "0"})
+    assert response.output_text == "given model"
+    assert response.usage is not None
+    assert response.usage.output_tokens == 2
+    child.stop()
