@@ -596,7 +596,7 @@ class BaseStore(abc.ABC):
         expected_events: object = None,
         holder: object = None,
         lease: object = None,
-        closing: Callable[[ResponseRecord, dict[str, Any]], Prepared] | None = None,
+        closing: Callable[[ResponseRecord, Mapping[str, Any]], Prepared] | None = None,
     ) -> ResponseRecord:
         """Read, decide with ``apply`` (pure), and write conditionally; again on a lost race.
 
@@ -627,7 +627,7 @@ class BaseStore(abc.ABC):
             wire = None
             batch = prepared
             if closing is not None:
-                wire = new.to_openai()  # built once: the closing event carries it, compaction refers to it
+                wire = _wire.response_frozen(new)  # built once: the closing event carries it, compaction refers to it
                 batch = _join(prepared, closing(new, wire))
             if batch.total:
                 self._check_events(stored, batch, count)
@@ -1464,7 +1464,7 @@ def _join(first: Prepared, second: Prepared) -> Prepared:
     return Prepared(first.items + second.items, first.total + second.total, first.size + second.size, carried)
 
 
-def _status_event(record: ResponseRecord, wire: dict[str, Any]) -> Prepared:
+def _status_event(record: ResponseRecord, wire: Mapping[str, Any]) -> Prepared:
     """The ``response.<status>`` event announcing ``record``'s status, carrying ``wire``, its JSON as stored.
 
     None for ``cancelled``: the Responses API streams no event for it (the stream just ends).

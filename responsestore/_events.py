@@ -36,6 +36,7 @@ import attrs
 
 from ._checks import check_int, describe
 from ._json import FrozenDict, freeze, freeze_object, thaw, to_json_text
+from ._wire import response_frozen
 from .errors import InvalidArgument
 
 if TYPE_CHECKING:
@@ -428,7 +429,7 @@ def _resolve(wire: Any, path: Sequence[str | int]) -> Any:
     """The value at ``path`` in the record's JSON; raises ``LookupError``/``TypeError`` if there is none."""
     value = wire
     for step in path:
-        if isinstance(step, int) and not isinstance(value, list):
+        if isinstance(step, int) and not isinstance(value, (list, tuple)):
             raise TypeError("not a list")
         value = value[step]
     return value
@@ -467,7 +468,7 @@ class _Base:
         if self._wire is _MISSING:
             if self._record is None:
                 raise LookupError("no record to refer to")
-            self._wire = self._record.to_openai()
+            self._wire = response_frozen(self._record)
         return self._wire
 
     def diff(self, value: FrozenDict, target: dict[str, Any]) -> dict[str, Any]:

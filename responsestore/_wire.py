@@ -35,6 +35,7 @@ __all__ = [
     "output_item_event",
     "output_text_delta_event",
     "output_text_done_event",
+    "response_frozen",
     "response_json",
     "text_part",
     "tool_json",
@@ -59,6 +60,8 @@ RESPONSE_DEFAULTS: Mapping[str, Any] = {
     "safety_identifier": None,
     "prompt_cache_key": None,
 }
+
+_FROZEN_DEFAULTS: FrozenDict = FrozenDict(RESPONSE_DEFAULTS)
 
 # A function tool as a Response lists it: every field present, null when the request left it out.
 _FUNCTION_TOOL_DEFAULTS: Mapping[str, Any] = {"description": None, "parameters": None, "strict": None}
@@ -106,10 +109,20 @@ def response_json(record: ResponseRecord) -> dict[str, Any]:
     """The complete ``Response`` JSON of ``record``: every required field, whole-second timestamps.
 
     Fields in the record's ``extra`` override :data:`RESPONSE_DEFAULTS`; ``owner``, ``version`` and ``input``
-    are not part of it.
+    are not part of it. A fresh plain copy of :func:`response_frozen`.
     """
-    data: dict[str, Any] = _fresh(RESPONSE_DEFAULTS)
-    data.update(thaw(record.extra))
+    data: dict[str, Any] = thaw(response_frozen(record))
+    return data
+
+
+def response_frozen(record: ResponseRecord) -> FrozenDict:
+    """:func:`response_json` as frozen JSON, sharing the record's own frozen parts (no copy of its items).
+
+    What the store logs in events and a server serializes: building it copies nothing but the top level.
+    """
+    data: dict[str, Any] = dict(_FROZEN_DEFAULTS)
+    if record.extra:
+        data.update(record.extra)
     data.update(
         id=record.id,
         object="response",
@@ -117,17 +130,32 @@ def response_json(record: ResponseRecord) -> dict[str, Any]:
         completed_at=_seconds(record.completed_at),
         model=record.model,
         status=record.status.value,
-        output=[item_json(item) for item in record.output],
+        output=tuple(map(_listed_item, record.output)),
         previous_response_id=record.previous_response_id,
         instructions=record.instructions,
-        tools=[tool_json(tool) for tool in record.tools],
-        metadata=thaw(record.metadata),
-        usage=thaw(record.usage),
-        error=thaw(record.error),
-        incomplete_details=thaw(record.incomplete_details),
+        tools=tuple(map(_listed_tool, record.tools)),
+        metadata=record.metadata,
+        usage=record.usage,
+        error=record.error,
+        incomplete_details=record.incomplete_details,
         background=record.background,
     )
-    return data
+    return FrozenDict._of_frozen(data)
+
+
+def _listed_item(item: FrozenDict) -> FrozenDict:
+    """A stored item as OpenAI lists it: with a ``status`` where OpenAI always has one (frozen, as :func:`item_json`)."""
+    if "status" not in item and item.get("type") in _STATUS_ITEMS:
+        return FrozenDict._of_frozen({**item, "status": "completed"})
+    return item
+
+
+def _listed_tool(tool: FrozenDict) -> FrozenDict:
+    """A stored tool as a Response lists it (frozen, as :func:`tool_json`)."""
+    if tool.get("type") == "function" and any(key not in tool for key in _FUNCTION_TOOL_DEFAULTS):
+        missing = {key: value for key, value in _FUNCTION_TOOL_DEFAULTS.items() if key not in tool}
+        return FrozenDict._of_frozen({**tool, **missing})
+    return tool
 
 
 def input_items_page(page: Page[dict[str, Any]]) -> dict[str, Any]:

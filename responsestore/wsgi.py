@@ -320,7 +320,7 @@ class ResponsesApp:
                 return self._create(owner, self._body(environ))
             id = match.group(1)
             if name == "cancel":
-                return self._json(200, self.store.cancel(id, status_event=True, owner=owner).to_openai())
+                return self._json(200, _wire.response_frozen(self.store.cancel(id, status_event=True, owner=owner)))
             if name == "input_items":
                 return self._input_items(owner, id, query)
             if method == "DELETE":
@@ -370,7 +370,7 @@ class ResponsesApp:
             raise _HTTPError(400, "'stream' must be true or false.", param="stream")
         record = self.store.get(id, owner=owner)
         if stream == "false":
-            return self._json(200, record.to_openai())
+            return self._json(200, _wire.response_frozen(record))
         after = None
         if "starting_after" in query:
             try:
@@ -427,14 +427,14 @@ class ResponsesApp:
         if request.background:
             if request.stream:
                 return self._sse(self._replay(owner, record.id, None))
-            return self._json(200, record.to_openai())
+            return self._json(200, _wire.response_frozen(record))
         if request.stream:
             return self._sse(_Live(run))
         try:
             final = run.result()
         except ResponseNotFound:
             raise _HTTPError(404, f"Response {record.id!r} was deleted while it ran.", code="not_found") from None
-        return self._json(200, _wire.response_json(final))
+        return self._json(200, _wire.response_frozen(final))
 
     def _history(self, owner: str | None, request: _Request) -> tuple[dict[str, Any], ...]:
         """The items of the chain a request continues (none if it starts a conversation)."""

@@ -267,7 +267,7 @@ class Run:
                 self.logged_bytes += self._response_bytes
             self._lease_due = time.monotonic() + self.runner.settings.lease_seconds / 3
             return
-        snapshot = record.to_openai()  # shared by both events: neither is changed after this
+        snapshot = _wire.response_frozen(record)  # shared by both events (frozen: nothing changes it)
         self.reply.add_events(
             _wire.lifecycle_event("created", snapshot), _wire.lifecycle_event("in_progress", snapshot)
         )
@@ -556,7 +556,7 @@ def _status_events(record: ResponseRecord, number: int) -> list[dict[str, Any]]:
     """The ``response.<status>`` event of ``record`` numbered ``number`` (none for ``cancelled``: the API has none)."""
     if record.status is ResponseStatus.CANCELLED:
         return []
-    event = _wire.lifecycle_event(record.status.value, record.to_openai())
+    event = _wire.lifecycle_event(record.status.value, _wire.response_frozen(record))
     event["sequence_number"] = number
     return [event]
 
@@ -615,7 +615,7 @@ class Runner:
         """
         logged = logged_bytes = 0
         if stored and record.background:  # followers see it created and queued before a worker takes it
-            snapshot = record.to_openai()
+            snapshot = _wire.response_frozen(record)
             opening = [_wire.lifecycle_event(kind, snapshot) for kind in ("created", "queued")]
             logged = self.store.append_events(
                 record.id, opening, holder=record.lease_holder, expected_events=0, owner=record.owner
