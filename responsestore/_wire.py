@@ -144,7 +144,7 @@ def response_frozen(record: ResponseRecord) -> FrozenDict:
 
 
 def _listed_item(item: FrozenDict) -> FrozenDict:
-    """A stored item as OpenAI lists it: with a ``status`` where OpenAI always has one (frozen, as :func:`item_json`)."""
+    """A stored item as OpenAI lists it: with a ``status`` where OpenAI always has one (frozen; see item_json)."""
     if "status" not in item and item.get("type") in _STATUS_ITEMS:
         return FrozenDict._of_frozen({**item, "status": "completed"})
     return item
