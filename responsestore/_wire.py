@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = [
     "RESPONSE_DEFAULTS",
     "content_part_event",
+    "error_event",
     "input_items_page",
     "item_json",
     "lifecycle_event",
@@ -176,6 +177,18 @@ def lifecycle_event(kind: str, response: Mapping[str, Any]) -> dict[str, Any]:
     (no copy), so pass one nothing else changes.
     """
     return {"type": f"response.{kind}", "response": response}
+
+
+def error_event(message: str, sequence_number: int, code: str = "server_error") -> dict[str, Any]:
+    """An ``error`` stream event: the fields the ``openai`` SDK reads and the ``error`` payload Open Responses has."""
+    return {
+        "type": "error",
+        "code": code,
+        "message": message,
+        "param": None,
+        "error": {"type": "server_error", "code": code, "message": message, "param": None},
+        "sequence_number": sequence_number,
+    }
 
 
 def output_item_event(kind: str, output_index: int, item: Mapping[str, Any]) -> dict[str, Any]:

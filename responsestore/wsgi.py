@@ -382,10 +382,25 @@ class ResponsesApp:
         return self._sse(self._replay(owner, id, after))
 
     def _replay(self, owner: str | None, id: str, after: int | None) -> Iterator[dict[str, Any]]:
+        """Follow a response's stored events to its final one.
+
+        A stream that cannot end with it (deleted meanwhile, no progress for ``stream_timeout``, the store failing)
+        ends with an ``error`` event.
+        """
+        number = -1 if after is None else after
         try:
-            yield from self.store.stream(id, starting_after=after, timeout=self.stream_timeout, owner=owner)
-        except (ResponseNotFound, WaitTimeout):
-            return  # deleted meanwhile, or no progress for stream_timeout: the stream ends
+            for event in self.store.stream(id, starting_after=after, timeout=self.stream_timeout, owner=owner):
+                number = event["sequence_number"]
+                yield event
+            return
+        except ResponseNotFound:
+            message = "The response was deleted while it was streamed."
+        except WaitTimeout:
+            message = f"The response made no progress for {self.stream_timeout:g} seconds; the stream ends here."
+        except ResponseStoreError:
+            _log.warning("following response %s failed", id, exc_info=True)
+            message = "The store failed while the response was streamed."
+        yield _wire.error_event(message, number + 1)
 
     def _input_items(
         self, owner: str | None, id: str, query: Mapping[str, str]

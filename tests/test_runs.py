@@ -353,3 +353,31 @@ def test_closing_the_app_ends_a_model_that_never_returns(apps: Any) -> None:
     assert "stopped" in ended.error["message"]
     assert store.events(body["id"])[-1]["type"] == "response.failed"
     never.set()
+
+
+def test_a_follower_s_stream_always_ends_with_an_event(apps: Any) -> None:
+    never = threading.Event()
+
+    def stuck(conversation: Sequence[dict[str, Any]], request: Mapping[str, Any]) -> Iterator[str]:
+        yield "one"
+        never.wait(TIMEOUT)
+        yield "two"
+
+    store = ResponseStore()
+    app = apps(store, generate=stuck, flush_interval=0.001, stream_timeout=0.3, model_timeout=None)
+    body = Call(app, "POST", "/responses", {"model": "m", "input": "x", "background": True}).json()
+    # No progress for stream_timeout: the follower's stream ends, with an error event that says so.
+    stalled = sse(Call(app, "GET", f"/responses/{body['id']}", query="stream=true").body())
+    assert stalled[-1]["type"] == "error"
+    assert "no progress" in stalled[-1]["message"]
+    assert [e["sequence_number"] for e in stalled] == list(range(len(stalled)))
+    # Deleted while followed: the stream ends with an error event too.
+    follower = Call(app, "GET", f"/responses/{body['id']}", query="stream=true&starting_after=1")
+    chunks = iter(follower.result)
+    first = json.loads(next(chunks).decode().split("data: ", 1)[1])
+    store.delete(body["id"])
+    rest = [json.loads(chunk.decode().split("data: ", 1)[1]) for chunk in chunks]
+    assert rest[-1]["type"] == "error"
+    assert "deleted" in rest[-1]["message"]
+    assert rest[-1]["sequence_number"] == first["sequence_number"] + len(rest)
+    never.set()

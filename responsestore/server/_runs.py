@@ -528,7 +528,7 @@ class Run:
             current, events = self.runner.store.snapshot(record.id, starting_after=self.logged - 1, owner=record.owner)
         except ResponseNotFound as exc:
             self.error = exc
-            self._publish([_error_event("The response was deleted while it was running.", self.logged)])
+            self._publish([_wire.error_event("The response was deleted while it was running.", self.logged)])
             self._finish()
             return False
         except StorageError as exc:
@@ -559,10 +559,6 @@ def _status_events(record: ResponseRecord, number: int) -> list[dict[str, Any]]:
     event = _wire.lifecycle_event(record.status.value, _wire.response_frozen(record))
     event["sequence_number"] = number
     return [event]
-
-
-def _error_event(message: str, number: int) -> dict[str, Any]:
-    return {"type": "error", "code": "server_error", "message": message, "param": None, "sequence_number": number}
 
 
 class Runner:
