@@ -1647,10 +1647,19 @@ class RedisStore(BaseStore):
         expected_expiry: set[str] = set()
         named_leases: set[str] = set()
         finished: set[str] = set()
+        # Read in batches (MGET, all keys in the store's slot): a store of thousands of records checks in a few calls.
+        heads = dict(zip(record_keys, _mget(client, [base + "h:" + key for key in record_keys]), strict=True))
+        texts = dict(zip(record_keys, _mget(client, [base + "r:" + key for key in record_keys]), strict=True))
+        chunk_names = [
+            f"l:{key}:{number}"
+            for key in record_keys
+            for number in range(1, _Header(_text(heads[key])).chunks + 1)
+        ]
+        chunk_values = dict(zip(chunk_names, _mget(client, [base + name for name in chunk_names]), strict=True))
         for key in record_keys:
-            fields = _text(client.get(base + "h:" + key)).split(" ")
+            fields = _text(heads[key]).split(" ")
             header = _Header(" ".join(fields))
-            text = client.get(base + "r:" + key)
+            text = texts[key]
             _invariant(text is not None, f"the header of {key!r} has no record")
             record = ResponseRecord.from_dict(json.loads(_text(text)))
             owner, id = _split_key(key)
@@ -1684,7 +1693,7 @@ class RedisStore(BaseStore):
                 active_bytes += header.size + header.log_bytes
             chunks = []
             for number in range(1, header.chunks + 1):
-                value = client.get(f"{base}l:{key}:{number}")
+                value = chunk_values[f"l:{key}:{number}"]
                 _invariant(value is not None, f"chunk {number} of {key!r} is missing")
                 chunks.append(_chunk(_text(value)))
                 named.add(f"l:{key}:{number}")
@@ -1731,6 +1740,14 @@ class RedisStore(BaseStore):
             _check_chunks(tuple(log.chunks), log.events, -1)
         stats = self._stats()
         _invariant(stats.records == sum(stats.by_status.values()), "stats.by_status does not add up")
+
+
+def _mget(client: Any, keys: list[str]) -> list[Any]:
+    """``MGET`` of ``keys``, 500 at a time (for ``_check``)."""
+    values: list[Any] = []
+    for start in range(0, len(keys), 500):
+        values.extend(client.mget(keys[start : start + 500]))
+    return values
 
 
 def _counters(text: str) -> dict[str, float]:
