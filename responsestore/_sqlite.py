@@ -1035,7 +1035,11 @@ class SQLiteStore(BaseStore):
 
     @staticmethod
     def _apply_touches(conn: sqlite3.Connection, keys: list[tuple[str, str]]) -> None:
-        conn.executemany(_SQL_TOUCH, keys)  # each one above every finished record, in the order of the reads
+        # Each one above every finished record, in the order of the reads. Only a record's last read decides where
+        # it ends up, so a record read many times is marked once, at the place of its last read.
+        last_reads = list(dict.fromkeys(reversed(keys)))
+        last_reads.reverse()
+        conn.executemany(_SQL_TOUCH, last_reads)
 
     # ------------------------------------------------------------------ the parse cache
 
