@@ -30,8 +30,9 @@ WHY_MISSED: dict[str, str] = {
     "for loops, and marks all 100 records as used; seed-port follows links under a C lock",
     "input-items-vs-seed-port": "validates the owner, the id and the paging arguments, checks expiry, marks the "
     "record as used and builds a Page with its cursors; seed-port slices a list",
-    "create-complete-vs-seed-port": "validates and deep-freezes every argument, checks the lifecycle, keeps the "
-    "ordering index and the retention heaps, and writes under a Python RWLock; seed-port stores what it is given",
+    "create-complete-vs-seed-port": "validates and deep-freezes every argument, checks the lifecycle, measures the "
+    "record for the byte capacity, keeps the ordering index, the retention heaps and the lease index, compares "
+    "incarnations, and writes under a Python RWLock; seed-port stores what it is given",
     "long-response-memory": "the record's items are Python objects (a dict and a str per item and part) and the "
     "log keeps its template and delta lengths; measured with the app's own allocations around it",
     "redis-create-commands": "the create is one function call and the finishing write another, each reading what "
@@ -48,24 +49,25 @@ WHY_MISSED: dict[str, str] = {
     "index when it finishes, and the counters row that keeps stats() and the capacity checks O(1)), in two "
     "BEGIN IMMEDIATE transactions and a read where the baseline runs two autocommit statements",
     "redis-vs-raw": "a transition is a read then a conditional write (3 round trips for create+complete against "
-    "the baseline's 2), each Lua script also updates the indexes, counters and expiry set on the server, and "
+    "the baseline's 2), each function call also updates the indexes, counters and expiry set on the server, and "
     "Python validates and runs the lifecycle rules as on every backend",
-    "http-memory-vs-plain-dict": "a non-streamed create runs the streaming path: it builds every stream event "
-    "(the lifecycle ones carry a deep copy of the Response) and logs each in the store (17 store writes for an "
-    "8-word reply), and every read builds fresh Response JSON from the frozen record; the plain-dict server "
-    "builds one dict and keeps it",
-    "http-sqlite-vs-plain-dict": "a non-streamed create logs each of its stream events in the store as it "
-    "generates: 17 writes for an 8-word reply, each its own SQLite transaction (synchronous=FULL, the default "
-    "of the serve command); the plain-dict server writes one dict entry",
-    "http-redis-vs-plain-dict": "a non-streamed create logs each of its stream events in the store as it "
-    "generates: 17 writes for an 8-word reply, each at least one round trip to Redis and a Lua script; the "
-    "plain-dict server writes one dict entry",
-    "http-long-reply-sqlite": "a non-streamed create logs one event per word of the reply in the store, each "
-    "its own SQLite transaction (about 1,000 commits for 1,000 words), then reads the event log back; the "
-    "plain-dict server joins the words once",
-    "http-long-reply-redis": "a non-streamed create logs one event per word of the reply in the store, each at "
-    "least one round trip to Redis (about 1,000 for 1,000 words), then reads the event log back; the "
-    "plain-dict server joins the words once",
+    "http-memory-vs-plain-dict": "a create hands the model to a pool thread and waits for it, logs its events "
+    "(the lifecycle ones carry the response, checked and frozen by the store) and compacts the finished log, in two "
+    "store writes that check sizes, leases and versions; every read builds the Response JSON from the record; the "
+    "plain-dict server builds one dict and keeps it, and waitress's own cost is the same on both sides",
+    "http-sqlite-vs-plain-dict": "as on memory, plus two SQLite transactions per create, each a commit that waits "
+    "for the disk (synchronous=FULL, the store's default: an acknowledged response survives a power loss; "
+    "?synchronous=NORMAL in the URL trades that for speed) and serializes the record's JSON; the plain-dict server "
+    "writes one dict entry",
+    "http-redis-vs-plain-dict": "as on memory, plus 10 Redis commands in 3 round trips per create and one per "
+    "read, each function call on the server updating the indexes and counters; the plain-dict server writes one "
+    "dict entry",
+    "http-long-reply-sqlite": "the reply's 1,000 deltas pass through the run layer (about 1.5 µs each) and become "
+    "one compact log, and the record's JSON (its 1,000-word input and output) is serialized and committed with a "
+    "flush to disk twice (create and finish); the plain-dict server joins the words once",
+    "http-long-reply-redis": "the reply's 1,000 deltas pass through the run layer (about 1.5 µs each) and become "
+    "one compact log, and the record's JSON (its 1,000-word input and output) goes to Redis twice, in 3 round "
+    "trips; the plain-dict server joins the words once",
 }
 
 
