@@ -1651,9 +1651,7 @@ class RedisStore(BaseStore):
         heads = dict(zip(record_keys, _mget(client, [base + "h:" + key for key in record_keys]), strict=True))
         texts = dict(zip(record_keys, _mget(client, [base + "r:" + key for key in record_keys]), strict=True))
         chunk_names = [
-            f"l:{key}:{number}"
-            for key in record_keys
-            for number in range(1, _Header(_text(heads[key])).chunks + 1)
+            f"l:{key}:{number}" for key in record_keys for number in range(1, _Header(_text(heads[key])).chunks + 1)
         ]
         chunk_values = dict(zip(chunk_names, _mget(client, [base + name for name in chunk_names]), strict=True))
         for key in record_keys:
