@@ -12,6 +12,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 from ._contract import BaseStore
+from ._conversations import MAX_CONVERSATION_ITEMS, ConversationRecord
 from ._events import DeltaRun
 from ._json import FrozenDict
 from ._memory import ResponseStore
@@ -24,10 +25,13 @@ from ._sqlite import SQLiteStore
 from ._waiting import Subscription
 from .errors import (
     ChainError,
+    ConversationFull,
+    ConversationNotFound,
     EventLogClosed,
     EventLogFull,
     InvalidArgument,
     InvalidTransition,
+    ItemNotFound,
     LeaseLost,
     LockError,
     ResponseExists,
@@ -59,14 +63,19 @@ except PackageNotFoundError:  # pragma: no cover - only when imported from a sou
     __version__ = "0+unknown"
 
 __all__ = [
+    "MAX_CONVERSATION_ITEMS",
     "BaseStore",
     "ChainError",
+    "ConversationFull",
+    "ConversationNotFound",
+    "ConversationRecord",
     "DeltaRun",
     "EventLogClosed",
     "EventLogFull",
     "FrozenDict",
     "InvalidArgument",
     "InvalidTransition",
+    "ItemNotFound",
     "LeaseLost",
     "LockError",
     "Page",

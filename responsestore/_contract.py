@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 
 from . import _events, _lifecycle, _wire
 from ._checks import check_bool, check_callable, check_int, check_owner, check_text, describe
+from ._conversations import ConversationStore, ConversationWrite, conversation_of
 from ._events import (
     DEFAULT_MAX_EVENT_BYTES,
     DEFAULT_MAX_EVENTS,
@@ -70,6 +71,7 @@ from ._timeouts import check_timeout
 from ._waiting import Subscription, Waiters, Waker, next_wait, stream_step, wait_step
 from .errors import (
     ChainError,
+    ConversationNotFound,
     EventLogClosed,
     EventLogFull,
     InvalidArgument,
@@ -158,7 +160,7 @@ class LogWrite(NamedTuple):
     replace: bool
 
 
-class BaseStore(abc.ABC):
+class BaseStore(ConversationStore, abc.ABC):
     """The behaviour every responsestore backend implements; annotate with this to accept any backend.
 
     Every method takes a keyword ``owner`` (default ``None``). A record belongs to the owner it was created
@@ -278,8 +280,19 @@ class BaseStore(abc.ABC):
         """
 
     @abc.abstractmethod
-    def _swap(self, old: Stored, new: ResponseRecord, size: int, log: LogWrite | None) -> bool:
+    def _swap(
+        self,
+        old: Stored,
+        new: ResponseRecord,
+        size: int,
+        log: LogWrite | None,
+        conversation: ConversationWrite | None = None,
+    ) -> bool:
         """Replace ``old.record`` by ``new`` (same owner and id, ``size`` bytes) if nothing changed since ``old``.
+
+        ``conversation``, when given (a response of a conversation finishing), is applied in the same atomic step
+        under its own condition (see :meth:`_conversation_swap`): if either condition fails, nothing changes and
+        the result is ``False``.
 
         One atomic step: sweep up to ``SWEEP_BATCH`` expired records; if the record is no longer visible, or is
         another incarnation than ``old.incarnation``, or its stored version differs from ``old.record.version``,
@@ -425,6 +438,7 @@ class BaseStore(abc.ABC):
         ttl: float | datetime.timedelta | None = USE_STORE_TTL,
         lease: float | datetime.timedelta | None = None,
         holder: str | None = None,
+        conversation: str | None = None,
         owner: str | None = None,
     ) -> ResponseRecord:
         """Create and store a new response; it is visible to every thread before this returns.
@@ -440,6 +454,11 @@ class BaseStore(abc.ABC):
         ``previous_response_id``, when given, must name a finished (not queued or in progress) response of the
         same owner. Continuing it restarts the expiry of every response in its chain and marks them as used.
 
+        ``conversation`` names a conversation of the same owner (see :meth:`create_conversation`) the response
+        belongs to (``extra["conversation"]``; not together with ``previous_response_id``). Its items are the
+        response's context (:meth:`conversation_context`); when the response ends ``completed`` or
+        ``incomplete``, its input and output items are appended to the conversation in the same atomic write.
+
         At ``max_records`` (or ``max_bytes``), the least recently used finished record is evicted to make room;
         when nothing can be evicted, responses whose lease has run out are ended first, and the create tried again.
 
@@ -447,6 +466,7 @@ class BaseStore(abc.ABC):
             InvalidArgument: an argument is malformed (also ``holder`` without ``lease``).
             ResponseExists: ``id`` is already used by this owner.
             ChainError: ``previous_response_id`` names no response of this owner, or one still running.
+            ConversationNotFound: ``conversation`` names no conversation of this owner.
             StoreFull: the store is at capacity and every record is queued or in progress.
         """
         owner = check_owner(owner)
@@ -472,6 +492,10 @@ class BaseStore(abc.ABC):
             "metadata": check_metadata(metadata),
             "extra": check_extra(extra),
         }
+        if conversation is not None:
+            fields["extra"] = self._in_conversation(
+                owner, record_id, conversation, previous_response_id, fields["extra"]
+            )
         record_ttl = self.retention.record_ttl(ttl)
         reclaimed = False
         for _ in range(MAX_ATTEMPTS):
@@ -510,6 +534,25 @@ class BaseStore(abc.ABC):
                 reclaimed = True
                 self.expire_leases()
         raise self._too_busy(record_id)
+
+    def _in_conversation(
+        self, owner: str | None, record_id: str, conversation: object, previous: str | None, extra: FrozenDict
+    ) -> FrozenDict:
+        """``extra`` naming the (checked, visible) conversation a new response belongs to."""
+        conversation_id = check_id(conversation, "conversation")
+        if previous is not None:
+            raise InvalidArgument(
+                "pass conversation or previous_response_id, not both: a response continues one or the other",
+                id=record_id,
+            )
+        named = conversation_of(extra)
+        if named is not None and named != conversation_id:
+            raise InvalidArgument(
+                f"extra names conversation {named!r} but conversation is {conversation_id!r}", id=record_id
+            )
+        if self._conversation(owner, conversation_id) is None:
+            raise ConversationNotFound(conversation_id)
+        return check_extra({**thaw(extra), "conversation": {"id": conversation_id}})
 
     def _too_busy(self, id: str) -> StorageError:
         return StorageError(
@@ -553,7 +596,7 @@ class BaseStore(abc.ABC):
         Expired records are already invisible; sweeping reclaims their memory. Writes sweep a few each, so only
         an idle store needs this (or a :class:`~responsestore.Sweeper`).
         """
-        return self._sweep(None)
+        return self._sweep(None) + self._sweep_conversations()
 
     def stats(self) -> StoreStats:
         """Counts of visible records by status, and of records created, deleted, evicted and expired.
@@ -632,7 +675,14 @@ class BaseStore(abc.ABC):
             if batch.total:
                 self._check_events(stored, batch, count)
             log = self._log_write(checked_owner, stored, new, batch, wire)
-            if log is _STALE or not self._swap(stored, new, resize(record, stored.size, new), log):
+            if log is _STALE:
+                continue
+            size = resize(record, stored.size, new)
+            appended = self._append_write(record, new)
+            if appended is None:
+                if not self._swap(stored, new, size, log):
+                    continue
+            elif not self._swap(stored, new, size, log, appended):
                 continue
             self._notify(checked_owner, record_id)
             return new

@@ -35,16 +35,17 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
-from sortedcontainers import SortedList
+from sortedcontainers import SortedDict, SortedList
 
 from ._contract import DEFAULT_MAX_CHAIN_DEPTH, TOUCH_LOG, BaseStore, Clock, LogWrite, Stored, cursor_memory
+from ._conversations import ConversationState, ConversationWrite, Positioned
 from ._events import DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_EVENTS, Chunk
 from ._json import FrozenDict
 from ._paging import Page, PageQuery, paginate_records, unknown_cursor
 from ._records import ResponseRecord, ResponseStatus
 from ._retention import DEFAULT_MAX_BYTES, DEFAULT_MAX_RECORDS, DEFAULT_TTL, SWEEP_BATCH, StoreStats, record_size
 from ._rwlock import RWLock
-from .errors import InvalidArgument, ResponseExists, StorageError, StoreFull
+from .errors import ConversationFull, InvalidArgument, ResponseExists, StorageError, StoreFull
 
 __all__ = ["ResponseStore"]
 
@@ -58,6 +59,22 @@ _HeapItem = tuple[float, int, str | None, str]  # (expiry time or recency tick, 
 _time = time.time
 
 _COMPACT_SLACK = 1024
+
+
+class _Conversation:
+    """One stored conversation: its state, its items by position and their positions by id (write lock only)."""
+
+    __slots__ = ("ids", "items", "state")
+
+    def __init__(self, state: ConversationState) -> None:
+        self.state = state
+        self.items: Any = SortedDict()  # position -> (position, item id, item)
+        self.ids: dict[str, int] = {}  # item id -> position
+
+    def add(self, items: Iterable[Positioned]) -> None:
+        for positioned in items:
+            self.items[positioned[0]] = positioned
+            self.ids[positioned[1]] = positioned[0]
 
 
 class _Entry:
@@ -160,6 +177,7 @@ class ResponseStore(BaseStore):
         self._bytes = 0  # what every entry counts for against max_bytes
         self._active_bytes = 0  # ... those of queued and in-progress records
         self._leases: dict[int, _Entry] = {}  # incarnation -> entry, for active records that hold a lease
+        self._conversations: dict[_Key, _Conversation] = {}
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> ResponseStore:
@@ -215,6 +233,7 @@ class ResponseStore(BaseStore):
             self._lru_heap = []
             self._removed.clear()
             self._leases = {}
+            self._conversations = {}
             self._bytes = self._active_bytes = 0
         self._waiters.wake_all()
 
@@ -346,11 +365,21 @@ class ResponseStore(BaseStore):
         by_status = self._by_status
         return by_status[ResponseStatus.QUEUED] + by_status[ResponseStatus.IN_PROGRESS]
 
-    def _swap(self, old: Stored, new: ResponseRecord, size: int, log: LogWrite | None) -> bool:
+    def _swap(
+        self,
+        old: Stored,
+        new: ResponseRecord,
+        size: int,
+        log: LogWrite | None,
+        conversation: ConversationWrite | None = None,
+    ) -> bool:
         with self._lock.write():
             now = self._begin_write()
             entry = self._current(old, now)
             if entry is None:
+                return False
+            in_conversation = None if conversation is None else self._conversation_at(conversation, now)
+            if conversation is not None and in_conversation is None:
                 return False
             grows = size - entry.size + self._log_growth(entry, log)
             self._make_room(entry, grows, new.is_terminal)
@@ -363,6 +392,8 @@ class ResponseStore(BaseStore):
             entry.record = new
             self._account(entry, 1)
             entry.tick = tick = next(self._ticks)
+            if in_conversation is not None and conversation is not None:
+                self._conversation_apply(in_conversation, conversation)
             self._by_status[previous.status] -= 1
             self._by_status[new.status] += 1
             if new.is_terminal and not previous.is_terminal:
@@ -455,6 +486,108 @@ class ResponseStore(BaseStore):
                 expired=self._expired + len(pending),
                 bytes=self._bytes - sum(entry.bytes for entry in pending),
             )
+
+    # ------------------------------------------------------------------ conversations
+
+    def _live_conversation(self, owner: str | None, id: str, now: float) -> _Conversation | None:
+        found = self._conversations.get((owner, id))
+        if found is None or (found.state.expires_at is not None and found.state.expires_at <= now):
+            return None
+        return found
+
+    def _conversation(self, owner: str | None, id: str) -> ConversationState | None:
+        with self._lock.read():
+            self._refuse_if_closed()
+            found = self._live_conversation(owner, id, self._now())
+            return None if found is None else found.state
+
+    def _conversation_items(
+        self, owner: str | None, id: str, after: int | None, count: int, *, descending: bool
+    ) -> tuple[ConversationState, list[Positioned]] | None:
+        with self._lock.read():
+            self._refuse_if_closed()
+            found = self._live_conversation(owner, id, self._now())
+            if found is None:
+                return None
+            if after is None:
+                positions = found.items.irange(reverse=descending)
+            elif descending:
+                positions = found.items.irange(maximum=after, inclusive=(True, False), reverse=True)
+            else:
+                positions = found.items.irange(minimum=after, inclusive=(False, True))
+            return found.state, [found.items[p] for p in itertools.islice(positions, count)]
+
+    def _conversation_item(self, owner: str | None, id: str, item_id: str) -> Positioned | None:
+        with self._lock.read():
+            self._refuse_if_closed()
+            found = self._live_conversation(owner, id, self._now())
+            position = None if found is None else found.ids.get(item_id)
+            return None if found is None or position is None else found.items[position]
+
+    def _conversation_held(self, owner: str | None, id: str, item_ids: Sequence[str]) -> set[str]:
+        with self._lock.read():
+            self._refuse_if_closed()
+            found = self._live_conversation(owner, id, self._now())
+            return set() if found is None else {item_id for item_id in item_ids if item_id in found.ids}
+
+    def _conversation_put(self, state: ConversationState, items: Sequence[Positioned]) -> None:
+        with self._lock.write():
+            now = self._begin_write()
+            record = state.record
+            limit = self.retention.max_records
+            if limit is not None and len(self._conversations) >= limit:
+                self._sweep_conversations_locked(now)
+                if len(self._conversations) >= limit:
+                    raise ConversationFull(record.id, "max_records", limit)
+            conversation = _Conversation(state)
+            conversation.add(items)
+            self._conversations[record.owner, record.id] = conversation
+
+    def _conversation_at(self, write: ConversationWrite, now: float) -> _Conversation | None:
+        """The conversation ``write`` changes if its condition holds, else ``None`` (under the write lock)."""
+        old = write.old.record
+        found = self._live_conversation(old.owner, old.id, now)
+        return found if found is not None and found.state.record.version == old.version else None
+
+    @staticmethod
+    def _conversation_apply(found: _Conversation, write: ConversationWrite) -> None:
+        found.state = write.new
+        if write.remove is not None:
+            del found.items[found.ids.pop(write.remove)]
+        found.add(write.append)
+
+    def _conversation_swap(self, write: ConversationWrite) -> bool:
+        with self._lock.write():
+            found = self._conversation_at(write, self._begin_write())
+            if found is None:
+                return False
+            self._conversation_apply(found, write)
+            return True
+
+    def _conversation_remove(self, old: ConversationState) -> bool:
+        with self._lock.write():
+            now = self._begin_write()
+            record = old.record
+            found = self._live_conversation(record.owner, record.id, now)
+            if found is None or found.state.record.version != record.version:
+                return False
+            del self._conversations[record.owner, record.id]
+            return True
+
+    def _sweep_conversations(self) -> int:
+        with self._lock.write():
+            self._refuse_if_closed()
+            return self._sweep_conversations_locked(self._now())
+
+    def _sweep_conversations_locked(self, now: float) -> int:
+        expired = [
+            key
+            for key, found in self._conversations.items()
+            if found.state.expires_at is not None and found.state.expires_at <= now
+        ]
+        for key in expired:
+            del self._conversations[key]
+        return len(expired)
 
     # ------------------------------------------------------------------ helpers (under the write lock)
 
@@ -787,6 +920,12 @@ class ResponseStore(BaseStore):
         assert self._created - self._deleted - self._evicted - self._expired == len(records)
         assert not (self._removed.keys() & records.keys()), "a live record is also removed"
         assert len(self._removed) <= self._cursor_memory
+        for (owner, id_), found in self._conversations.items():
+            state = found.state
+            assert (state.record.owner, state.record.id) == (owner, id_), f"conversation {id_!r} filed wrongly"
+            assert state.items == len(found.items) == len(found.ids), f"the item count of conversation {id_!r}"
+            assert all(found.items[p][:2] == (p, i) for i, p in found.ids.items()), f"the item ids of {id_!r}"
+            assert not found.items or found.items.peekitem(-1)[0] < state.next_position, f"positions of {id_!r}"
         stats = self._stats()
         assert stats.records == sum(stats.by_status.values())
         assert stats.records == stats.created - stats.deleted - stats.evicted - stats.expired

@@ -13,10 +13,13 @@ from ._checks import describe
 
 __all__ = [
     "ChainError",
+    "ConversationFull",
+    "ConversationNotFound",
     "EventLogClosed",
     "EventLogFull",
     "InvalidArgument",
     "InvalidTransition",
+    "ItemNotFound",
     "LeaseLost",
     "LockError",
     "ResponseExists",
@@ -62,6 +65,40 @@ class ResponseExists(ResponseStoreError):
         super().__init__(f"a response with id {describe(id, _ID_CHARS)} already exists", id=id)
 
 
+class ConversationNotFound(ResponseStoreError, LookupError):
+    """No conversation with this id is visible to the caller's owner (another owner's is reported the same way)."""
+
+    def __init__(self, id: str) -> None:
+        super().__init__(f"no conversation with id {describe(id, _ID_CHARS)}", id=id)
+
+
+class ItemNotFound(ResponseStoreError, LookupError):
+    """The conversation holds no item with this id. ``id`` names the conversation, ``item_id`` the item."""
+
+    def __init__(self, id: str, item_id: str) -> None:
+        super().__init__(
+            f"conversation {describe(id, _ID_CHARS)} holds no item with id {describe(item_id, _ID_CHARS)}", id=id
+        )
+        self.item_id = item_id
+
+
+class ConversationFull(ResponseStoreError):
+    """A conversation bound was reached; nothing was stored or changed.
+
+    ``bound`` is ``"max_records"`` (the store holds that many conversations; delete some or raise the store's
+    ``max_records``) or ``"max_items"`` (the conversation ``id`` holds that many items); ``limit`` its value.
+    """
+
+    def __init__(self, id: str, bound: str, limit: int) -> None:
+        if bound == "max_records":
+            message = f"cannot store conversation {describe(id, _ID_CHARS)}: the store holds its maximum of {limit}"
+        else:
+            message = f"conversation {describe(id, _ID_CHARS)} would hold more than its maximum of {limit} items"
+        super().__init__(message, id=id)
+        self.bound = bound
+        self.limit = limit
+
+
 class InvalidArgument(ResponseStoreError, ValueError):
     """An argument was malformed: wrong type, out of range, not JSON, too long, or an unknown cursor."""
 
@@ -84,9 +121,9 @@ class InvalidTransition(ResponseStoreError):
 class VersionConflict(ResponseStoreError):
     """``expected_version`` did not match the stored version: someone else changed the response first."""
 
-    def __init__(self, id: str, expected: int, actual: int) -> None:
+    def __init__(self, id: str, expected: int, actual: int, *, what: str = "response") -> None:
         super().__init__(
-            f"response {describe(id, _ID_CHARS)} is at version {describe(actual)}, "
+            f"{what} {describe(id, _ID_CHARS)} is at version {describe(actual)}, "
             f"not the expected version {describe(expected)}",
             id=id,
         )
