@@ -23,6 +23,7 @@ from ._suite.byte_capacity import ByteCapacityTests
 from ._suite.chain import ChainTests
 from ._suite.close import CloseTests
 from ._suite.concurrency import ConcurrencyTests
+from ._suite.conversations import ConversationTests
 from ._suite.create_get_delete import CreateGetDeleteTests
 from ._suite.event_batches import EventBatchTests
 from ._suite.events import EventTests
@@ -52,6 +53,7 @@ class StoreContract(
     EventBatchTests,
     LeaseTests,
     ByteCapacityTests,
+    ConversationTests,
     AsyncTests,
     BadInputTests,
     RecencyTests,
