@@ -16,6 +16,7 @@ import openai
 import pytest
 
 import responsestore
+from tests import redis_server
 from tests.test_wsgi import TIMEOUT, Gate, Live, _error, serve  # noqa: F401 - serve is a fixture
 from tests.test_wsgi_serve import Child
 from tests.wire_checks import check_conversation, check_conversation_item, check_conversation_items, check_response
@@ -168,9 +169,13 @@ def test_bad_requests_get_openais_error_and_change_nothing(live: Live, case: tup
     assert _texts(live.client().conversations.items.list(conversation.id)) == ["kept"]
 
 
-def test_two_servers_finishing_responses_on_one_conversation_lose_nothing(tmp_path: Path) -> None:
-    """Two ``serve`` processes on one SQLite file; threads create responses in one conversation on both."""
-    url = f"sqlite:///{tmp_path / 'store.db'}"
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+def test_two_servers_finishing_responses_on_one_conversation_lose_nothing(tmp_path: Path, backend: str) -> None:
+    """Two ``serve`` processes on one store; threads create responses in one conversation on both."""
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'store.db'}"
+    else:
+        url = f"{redis_server.shared().url}?prefix={redis_server.fresh_prefix()}"
     first, second = Child("--store", url), Child("--store", url)
     try:
         conversation = first.client().conversations.create()
