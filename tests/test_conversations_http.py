@@ -16,7 +16,7 @@ import openai
 import pytest
 
 import responsestore
-from tests import redis_server
+from tests import node_client, redis_server
 from tests.test_wsgi import TIMEOUT, Gate, Live, _error, serve  # noqa: F401 - serve is a fixture
 from tests.test_wsgi_serve import Child
 from tests.wire_checks import check_conversation, check_conversation_item, check_conversation_items, check_response
@@ -249,3 +249,22 @@ def test_store_level_conversation_items_are_valid_wire_items() -> None:
     conversation = store.create_conversation([{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}])
     check_conversation_items(store.conversation_items(conversation.id).to_openai())
     check_conversation(store.get_conversation(conversation.id).to_openai())
+
+
+def test_the_node_openai_client_drives_every_conversation_route(live: Live) -> None:
+    seen = node_client.run("client.mjs", live.url)
+    assert seen["conversation"]["metadata"] == {"topic": "node"}
+    check_conversation(seen["conversation"])
+    assert seen["retrieved"] == seen["conversation"]
+    assert seen["updated"]["metadata"] == {"topic": "changed"}
+    assert seen["added"] == 3
+    assert seen["response"] == {
+        "status": "completed",
+        "text": "5:from node",
+        "conversation": {"id": seen["conversation"]["id"]},
+    }
+    assert seen["listed"] == ["hello", "m1", "m2", "m3", "from node", "5:from node"]
+    assert seen["item"] is True
+    assert seen["streamed"][-1] == "response.completed"
+    assert seen["deleted"] == {"id": seen["conversation"]["id"], "object": "conversation.deleted", "deleted": True}
+    assert seen["gone"] == 404
