@@ -86,9 +86,16 @@ def test_responses_in_a_conversation_read_and_extend_it(live: Live) -> None:
     ]
     check_response(live.json("GET", f"/responses/{two.id}"))
     stream = client.responses.create(model="m", input="fourth", conversation=conversation.id, stream=True)
-    kinds = [event.type for event in stream]
-    assert kinds[-1] == "response.completed"
+    events = list(stream)
+    assert events[-1].type == "response.completed"
     assert len(list(client.conversations.items.list(conversation.id))) == 7
+    replayed = live.events("GET", f"/responses/{events[0].response.id}", params={"stream": "true"})
+    assert [event["type"] for event in replayed] == [event.type for event in events]
+    assert replayed[-1]["response"]["conversation"] == {"id": conversation.id}
+    background = client.responses.create(model="m", input="fifth", conversation=conversation.id, background=True)
+    resumed = live.events("GET", f"/responses/{background.id}", params={"stream": "true", "starting_after": "0"})
+    assert resumed[-1]["type"] == "response.completed"
+    assert _texts(client.conversations.items.list(conversation.id, limit=2).data) == ["8:fifth", "fifth"]
 
 
 def test_a_cancelled_background_response_adds_nothing(serve: Callable[..., Live]) -> None:  # noqa: F811
