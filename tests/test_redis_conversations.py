@@ -102,18 +102,24 @@ def test_two_processes_append_and_finish_responses_in_one_conversation() -> None
             context.Process(target=append_and_finish, args=(url, conversation.id, name, rounds, start, results))
             for name in "ab"
         ]
-        for worker in workers:
-            worker.start()
-        start.wait(JOIN)
         reports = {}
-        for _ in workers:
-            name, acknowledged, responses, error = results.get(timeout=JOIN)
-            assert error is None, f"worker {name}: {error}"
-            assert acknowledged == list(range(rounds))
-            reports[name] = responses
-        for worker in workers:
-            worker.join(JOIN)
-            assert worker.exitcode == 0
+        try:
+            for worker in workers:
+                worker.start()
+            start.wait(JOIN)
+            for _ in workers:
+                name, acknowledged, responses, error = results.get(timeout=JOIN)
+                assert error is None, f"worker {name}: {error}"
+                assert acknowledged == list(range(rounds))
+                reports[name] = responses
+            for worker in workers:
+                worker.join(JOIN)
+                assert worker.exitcode == 0
+        finally:
+            for worker in workers:
+                if worker.is_alive():  # a failed test: stop the worker it started
+                    worker.kill()
+                    worker.join(JOIN)
         found = texts(store.conversation_context(conversation.id))
         assert found[0] == "first"
         found = found[1:]
