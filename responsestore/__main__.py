@@ -172,13 +172,12 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             raise Unauthorized
         return keys[key]
 
+    options = _app_options(args, parser)
     try:
         store = open_store(args.store)
     except ResponseStoreError as exc:
         print(f"cannot open the store {args.store!r}: {exc}", file=sys.stderr)
         return 2
-    generate = _load_generate(args.generate, parser) if args.generate else None
-    options: dict[str, Any] = {} if generate is None else {"generate": generate}
     app = make_app(
         store,
         authenticate=authenticate if keys else None,
@@ -219,6 +218,22 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         app.close()
         _close_store(store)
     return 0
+
+
+def _app_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[str, Any]:
+    """``make_app``'s model and CORS arguments from ``--generate`` and ``--cors-origin``."""
+    from .server._http import Cors  # noqa: PLC0415
+
+    options: dict[str, Any] = {}
+    if args.generate:
+        options["generate"] = _load_generate(args.generate, parser)
+    if args.cors_origin:
+        try:
+            Cors(args.cors_origin)
+        except ResponseStoreError as exc:
+            parser.error(f"--cors-origin: {exc}")
+        options["cors_origins"] = args.cors_origin
+    return options
 
 
 def _load_generate(target: str, parser: argparse.ArgumentParser) -> Any:
@@ -273,6 +288,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--generate",
         metavar="MODULE:CALLABLE",
         help="the model: a generate callable to import (default: the built-in echo model)",
+    )
+    serve.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="let browser pages from ORIGIN (https://host[:port], or * for any) call the API (repeatable; "
+        "default: CORS off)",
     )
     serve.add_argument(
         "--lease-seconds",

@@ -153,6 +153,7 @@ def test_two_servers_share_one_sqlite_file_and_a_restart_keeps_everything(
         (["--api-key", "a=x", "--api-key", "a=y"], "twice"),
         (["--store", "nosuch://"], "cannot open the store"),
         (["--threads", "0"], "at least 1"),
+        (["--cors-origin", "https://app.example/"], "--cors-origin"),
     ],
 )
 def test_serve_refuses_bad_arguments(args: list[str], message: str) -> None:
@@ -243,4 +244,32 @@ def test_serve_runs_the_model_it_is_given(children: list[Child]) -> None:
     assert response.output_text == "given model"
     assert response.usage is not None
     assert response.usage.output_tokens == 2
+    child.stop()
+
+
+def test_serve_allows_cors_for_its_origins(children: list[Child]) -> None:
+    origin = "http://localhost:5173"
+    child = Child("--cors-origin", origin, "--cors-origin", "https://app.example.com")
+    children.append(child)
+    preflight = urllib.request.Request(  # noqa: S310 - our loopback server
+        child.url + "/responses",
+        method="OPTIONS",
+        headers={
+            "Origin": origin,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization",
+        },
+    )
+    with urllib.request.urlopen(preflight, timeout=TIMEOUT) as reply:  # noqa: S310
+        assert reply.status == 204
+        assert reply.headers["access-control-allow-origin"] == origin
+        assert reply.headers["access-control-allow-headers"] == "authorization"
+        assert reply.headers["x-request-id"].startswith("req_")
+    created = (
+        child.client()
+        .with_options(default_headers={"Origin": origin})
+        .responses.with_raw_response.create(model="echo", input="from a page")
+    )
+    assert created.headers["access-control-allow-origin"] == origin
+    assert created.parse().output_text == "from a page"
     child.stop()

@@ -1,4 +1,9 @@
-"""The Responses API server's framework-free core: runs, models and (later) routes; the transports import it.
+"""The Responses API server's framework-free core, which every transport (``responsestore.wsgi``) drives.
+
+- ``_requests``: request bodies in, checked requests out (one validator per body); ``_routes``: the route table;
+  ``_errors``: OpenAI's error shape; ``_http``: request ids and CORS; ``_context``: the chain a request continues;
+- ``_models``: ``generate`` and the ``echo`` model;
+- ``_runs`` and ``_reply``: runs, which own a response from queued to terminal.
 
 Nothing here is public API: :mod:`responsestore.wsgi` re-exports what users need (``make_app``, ``echo``,
 ``Usage``, ``Generate``).

@@ -54,3 +54,6 @@ def responses_api() -> None:
 
     app: ResponsesApp = make_app(ResponseStore(), generate=model, authenticate=authenticate, max_body_bytes=4096)
     app.close()
+
+    browsable = make_app(ResponseStore(), cors_origins=["https://app.example.com"])
+    browsable.close()
