@@ -2,11 +2,11 @@
 
 The app does everything of the API but generation: it parses and checks requests, stores responses, chains
 ``previous_response_id``, cancels background responses, streams events as server-sent events (and replays the
-stored ones), maps bearer keys to owners and answers errors in OpenAI's shape. The rules live in the
-transport-free core (:mod:`responsestore.server`): request checks, routes, runs (calling the model, logging its
-events in batches, holding its lease, always ending it); this module only moves bytes between WSGI and it. The
-server author supplies only ``generate``, the model. It uses nothing but the public store API, so it serves every
-backend.
+stored ones), serves the model list, maps bearer keys to owners and answers errors in OpenAI's shape. The rules
+live in the transport-free core (:mod:`responsestore.server`): request checks, routes, models, runs (calling the
+model, logging its events in batches, holding its lease, always ending it); this module only moves bytes between
+WSGI and it. The server author supplies only ``generate``, the model (or several, by name). It uses nothing but
+the public store API, so it serves every backend.
 
 Routes (all under ``/v1``)::
 
@@ -15,6 +15,8 @@ Routes (all under ``/v1``)::
     DELETE /v1/responses/{id}                 {"id": ..., "object": "response", "deleted": true}
     POST   /v1/responses/{id}/cancel          cancel a background response
     GET    /v1/responses/{id}/input_items     one page of input items (after, before, limit 1-100, order)
+    GET    /v1/models                         the served models: {"object": "list", "data": [Model, ...]}
+    GET    /v1/models/{model}                 one Model
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from .server import _routes
 from .server._context import chain_history
 from .server._errors import REASONS, ApiError, store_error
 from .server._http import Cors, client_request_id, request_id
-from .server._models import Generate, Usage, echo
+from .server._models import Generate, ModelRegistry, Usage, echo
 from .server._requests import CreateRequest, decode_body, parse_create
 from .server._runs import DEFAULT_SETTINGS, Run, Runner, RunSettings
 
@@ -63,7 +65,7 @@ class ResponsesApp:
         self,
         store: BaseStore,
         *,
-        generate: Generate,
+        models: ModelRegistry,
         authenticate: Callable[[str | None], str | None] | None,
         cors: Cors | None,
         max_body_bytes: int,
@@ -71,13 +73,13 @@ class ResponsesApp:
         settings: RunSettings,
     ) -> None:
         self.store = store
-        self.generate = generate
+        self.models = models
         self.authenticate = authenticate
         self.cors = cors
         self.max_body_bytes = max_body_bytes
         self.stream_timeout = stream_timeout
         self.settings = settings
-        self.runner = Runner(store, generate, settings)
+        self.runner = Runner(store, echo, settings)  # each run is given the generate of its model
 
     # ------------------------------------------------------------------ WSGI
 
@@ -264,13 +266,16 @@ class ResponsesApp:
             raise store_error(exc, "after" if "after" in query else "before") from None
         return self._json(200, _wire.input_items_page(page))
 
+    def _list_models(self, owner: str | None, args: tuple[str, ...], environ: Environ) -> _Reply:
+        return self._json(200, self.models.list_json())
+
+    def _retrieve_model(self, owner: str | None, args: tuple[str, ...], environ: Environ) -> _Reply:
+        (name,) = args
+        return self._json(200, self.models.model_json(name))
+
     def _create(self, owner: str | None, args: tuple[str, ...], environ: Environ) -> _Reply:
         request = parse_create(self._body(environ))
-        model = request.model
-        if model is None:
-            raise ApiError(
-                400, "Missing required parameter: 'model'.", param="model", code="missing_required_parameter"
-            )
+        model, generate = self.models.resolve(request.model)
         history = chain_history(self.store, owner, request.previous_response_id)
         if self.runner.stopping.is_set():
             raise ApiError(503, "The server is stopping and accepts no new responses.", code="stopping")
@@ -284,6 +289,7 @@ class ResponsesApp:
                 {**request.body, "model": model},
                 stored=request.store,
                 live=live,
+                generate=generate,
             )
         except (RuntimeError, ResponseStoreError) as exc:  # stopping, or the store failed: it must not stay active
             if request.store:
@@ -344,6 +350,8 @@ _OPERATIONS: Mapping[str, Callable[[ResponsesApp, str | None, tuple[str, ...], E
     "delete": ResponsesApp._delete,
     "cancel": ResponsesApp._cancel,
     "input_items": ResponsesApp._input_items,
+    "list_models": ResponsesApp._list_models,
+    "retrieve_model": ResponsesApp._retrieve_model,
 }
 
 
@@ -404,7 +412,8 @@ class _Closing:
 def make_app(
     store: BaseStore,
     *,
-    generate: Generate = echo,
+    generate: Generate | None = None,
+    models: Mapping[str, Generate] | None = None,
     authenticate: Callable[[str | None], str | None] | None = None,
     cors_origins: Iterable[str] | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
@@ -419,7 +428,12 @@ def make_app(
 ) -> ResponsesApp:
     """A WSGI application serving the Responses API over ``store``.
 
-    ``generate`` is the model (see :data:`Generate`; the default is :func:`echo`). ``authenticate`` maps the
+    The models: ``generate`` serves every model name a request gives (see :data:`Generate`; the default is
+    :func:`echo`); ``GET /v1/models`` then lists none and ``GET /v1/models/{any}`` answers for any name. Give
+    ``models`` instead (model name -> ``generate``) to serve exactly those names: ``GET /v1/models`` lists them,
+    any other name is ``404`` ``model_not_found``, and a request without a model gets the first one.
+
+    ``authenticate`` maps the
     bearer key (``None`` when the request has none) to the owner whose responses the request sees, or raises
     :class:`Unauthorized` (``401``); without it every request is accepted as owner ``None``. ``cors_origins``
     turns CORS on for these origins (``["*"]``: any), preflights included; it is off by default. A body over
@@ -439,8 +453,12 @@ def make_app(
     """
     if not isinstance(store, BaseStore):
         raise InvalidArgument(f"store must be a responsestore store, not {type(store).__name__}")
-    if not callable(generate):
-        raise InvalidArgument("generate must be callable")
+    if models is not None and generate is not None:
+        raise InvalidArgument("give generate (every model name) or models (these names), not both")
+    if models is not None:
+        registry = ModelRegistry.named(models)
+    else:
+        registry = ModelRegistry.any_name(echo if generate is None else generate)
     if authenticate is not None and not callable(authenticate):
         raise InvalidArgument("authenticate must be callable or None")
     cors = None if cors_origins is None else Cors(cors_origins)
@@ -475,7 +493,7 @@ def make_app(
     )
     return ResponsesApp(
         store,
-        generate=generate,
+        models=registry,
         authenticate=authenticate,
         cors=cors,
         max_body_bytes=max_body_bytes,

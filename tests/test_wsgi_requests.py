@@ -482,6 +482,7 @@ def test_unknown_paths_are_404(app: ResponsesApp, method: str, path: str) -> Non
         ("PUT", "/v1/responses/resp_123", "GET, DELETE"),
         ("GET", "/v1/responses", "POST"),
         ("GET", "/v1/responses/resp_123/cancel", "POST"),
+        ("POST", "/v1/models", "GET"),
         ("OPTIONS", "/v1/responses", "POST"),
     ],
 )

@@ -24,7 +24,7 @@ import openai
 import pytest
 
 from responsestore.__main__ import main
-from tests.wire_checks import check_event, check_item_page, check_response
+from tests.wire_checks import check_event, check_item_page, check_model_list, check_response
 
 TIMEOUT = 30.0
 LINE = re.compile(r"responsestore serving on (http://127\.0\.0\.1:(\d+)/v1)\n")
@@ -153,6 +153,9 @@ def test_two_servers_share_one_sqlite_file_and_a_restart_keeps_everything(
         (["--api-key", "a=x", "--api-key", "a=y"], "twice"),
         (["--store", "nosuch://"], "cannot open the store"),
         (["--threads", "0"], "at least 1"),
+        (["--model", "=tests.models:shout"], "NAME or NAME=MODULE:CALLABLE"),
+        (["--model", "a", "--model", "a"], "twice"),
+        (["--model", "a=tests.models:nothing_here"], "nothing_here"),
         (["--cors-origin", "https://app.example/"], "--cors-origin"),
     ],
 )
@@ -272,4 +275,18 @@ def test_serve_allows_cors_for_its_origins(children: list[Child]) -> None:
     )
     assert created.headers["access-control-allow-origin"] == origin
     assert created.parse().output_text == "from a page"
+    child.stop()
+
+
+def test_serve_names_its_models(children: list[Child]) -> None:
+    child = Child("--model", "echo", "--model", "loud=tests.models:shout")
+    children.append(child)
+    client = child.client()
+    assert [model.id for model in client.models.list()] == ["echo", "loud"]
+    check_model_list(child.get("/models"))
+    assert client.responses.create(model="loud", input="hey there").output_text == "HEY THERE"
+    assert client.responses.create(model="echo", input="hey there").output_text == "hey there"
+    with pytest.raises(openai.NotFoundError) as unknown:
+        client.responses.create(model="gpt-4o", input="x")
+    assert unknown.value.code == "model_not_found"
     child.stop()

@@ -15,6 +15,7 @@ import sys
 from typing import Any
 
 import pydantic
+from openai.types import Model
 from openai.types.responses import Response, ResponseItemList, ResponseStreamEvent
 
 _SDK_EVENT: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(ResponseStreamEvent)
@@ -66,3 +67,16 @@ def check_event(event: dict[str, Any]) -> Any:
 def check_item_page(data: dict[str, Any]) -> ResponseItemList:
     """Validate an input_items page with the SDK's ResponseItemList (the spec has no list schema)."""
     return ResponseItemList.model_validate(data)
+
+
+def check_model(data: dict[str, Any]) -> Model:
+    """Validate a ``Model`` body (``created`` a whole number of seconds)."""
+    assert isinstance(data["created"], int)
+    return Model.model_validate(data)
+
+
+def check_model_list(data: dict[str, Any]) -> list[Model]:
+    """Validate the model list: ``{"object": "list", "data": [Model, ...]}``."""
+    assert set(data) == {"object", "data"}
+    assert data["object"] == "list"
+    return [check_model(model) for model in data["data"]]

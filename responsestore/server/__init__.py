@@ -2,7 +2,7 @@
 
 - ``_requests``: request bodies in, checked requests out (one validator per body); ``_routes``: the route table;
   ``_errors``: OpenAI's error shape; ``_http``: request ids and CORS; ``_context``: the chain a request continues;
-- ``_models``: ``generate`` and the ``echo`` model;
+- ``_models``: ``generate``, the ``echo`` model and the model registry;
 - ``_runs`` and ``_reply``: runs, which own a response from queued to terminal.
 
 Nothing here is public API: :mod:`responsestore.wsgi` re-exports what users need (``make_app``, ``echo``,

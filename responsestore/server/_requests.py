@@ -566,7 +566,7 @@ def _checked(body: object, fields: Mapping[str, Check]) -> dict[str, Any]:
 def parse_create(body: object) -> CreateRequest:
     """Check a ``POST /v1/responses`` body (see the module's rules).
 
-    ``model`` may be left out (``None``): the app then refuses it (``400``) unless it has a default model.
+    ``model`` may be left out (``None``): the app then uses its default model, if it has one.
 
     Raises:
         ApiError: ``400`` naming the first field at fault.

@@ -39,6 +39,8 @@ ROUTES = (
     Route(re.compile(r"/v1/responses/([^/]+)"), {"GET": "retrieve", "DELETE": "delete"}, frozenset({"POST"})),
     Route(re.compile(r"/v1/responses/([^/]+)/cancel"), {"POST": "cancel"}),
     Route(re.compile(r"/v1/responses/([^/]+)/input_items"), {"GET": "input_items"}),
+    Route(re.compile(r"/v1/models"), {"GET": "list_models"}),
+    Route(re.compile(r"/v1/models/(.+)"), {"GET": "retrieve_model"}),
 )
 
 

@@ -41,7 +41,7 @@ serve(ResponseStore(), None)
 def responses_api() -> None:
     from collections.abc import Iterator, Mapping, Sequence  # noqa: PLC0415
 
-    from responsestore.wsgi import ResponsesApp, Unauthorized, Usage, make_app  # noqa: PLC0415
+    from responsestore.wsgi import ResponsesApp, Unauthorized, Usage, echo, make_app  # noqa: PLC0415
 
     def model(conversation: Sequence[dict[str, Any]], request: Mapping[str, Any]) -> Iterator[str | Usage]:
         yield str(len(conversation))
@@ -55,5 +55,5 @@ def responses_api() -> None:
     app: ResponsesApp = make_app(ResponseStore(), generate=model, authenticate=authenticate, max_body_bytes=4096)
     app.close()
 
-    browsable = make_app(ResponseStore(), cors_origins=["https://app.example.com"])
-    browsable.close()
+    named = make_app(ResponseStore(), models={"echo": echo, "mine": model}, cors_origins=["https://app.example.com"])
+    named.close()
