@@ -2,15 +2,17 @@
 
 The app does everything of the API but generation: it parses and checks requests, stores responses, chains
 ``previous_response_id``, cancels background responses, streams events as server-sent events (and replays the
-stored ones), serves the model list, maps bearer keys to owners and answers errors in OpenAI's shape. The rules
-live in the transport-free core (:mod:`responsestore.server`): request checks, routes, models, runs (calling the
-model, logging its events in batches, holding its lease, always ending it); this module only moves bytes between
-WSGI and it. The server author supplies only ``generate``, the model (or several, by name). It uses nothing but
-the public store API, so it serves every backend.
+stored ones), serves the model list, compacts conversations, counts input tokens, maps bearer keys to owners and
+answers errors in OpenAI's shape. The rules live in the transport-free core (:mod:`responsestore.server`): request
+checks, routes, models, runs (calling the model, logging its events in batches, holding its lease, always ending
+it); this module only moves bytes between WSGI and it. The server author supplies only ``generate``, the model
+(or several, by name). It uses nothing but the public store API, so it serves every backend.
 
 Routes (all under ``/v1``)::
 
     POST   /v1/responses                      create (every Open Responses CreateResponseBody field, and OpenAI's)
+    POST   /v1/responses/compact              compact a conversation: {"object": "response.compaction", ...}
+    POST   /v1/responses/input_tokens         count input tokens: {"object": "response.input_tokens", ...}
     GET    /v1/responses/{id}                 the response; ?stream=true&starting_after=N replays its events
     DELETE /v1/responses/{id}                 {"id": ..., "object": "response", "deleted": true}
     POST   /v1/responses/{id}/cancel          cancel a background response
@@ -35,14 +37,28 @@ from ._ids import new_response_id
 from ._records import ResponseRecord, ResponseStatus
 from .errors import InvalidArgument, ResponseNotFound, ResponseStoreError, WaitTimeout
 from .server import _routes
-from .server._context import chain_history
+from .server._compaction import Compact, compaction_json, echo_compact
+from .server._context import chain_history, conversation
 from .server._errors import REASONS, ApiError, store_error
 from .server._http import Cors, client_request_id, request_id
 from .server._models import Generate, ModelRegistry, Usage, echo
-from .server._requests import CreateRequest, decode_body, parse_create
+from .server._requests import CreateRequest, decode_body, parse_compact, parse_create, parse_input_tokens
 from .server._runs import DEFAULT_SETTINGS, Run, Runner, RunSettings
+from .server._tokens import CountTokens, estimate_tokens, input_tokens_json
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "Generate", "ResponsesApp", "Unauthorized", "Usage", "echo", "make_app"]
+__all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
+    "Compact",
+    "CountTokens",
+    "Generate",
+    "ResponsesApp",
+    "Unauthorized",
+    "Usage",
+    "echo",
+    "echo_compact",
+    "estimate_tokens",
+    "make_app",
+]
 
 _log = logging.getLogger("responsestore.wsgi")
 
@@ -66,6 +82,8 @@ class ResponsesApp:
         store: BaseStore,
         *,
         models: ModelRegistry,
+        compact: Compact,
+        count_tokens: CountTokens,
         authenticate: Callable[[str | None], str | None] | None,
         cors: Cors | None,
         max_body_bytes: int,
@@ -74,6 +92,8 @@ class ResponsesApp:
     ) -> None:
         self.store = store
         self.models = models
+        self.compact = compact
+        self.count_tokens = count_tokens
         self.authenticate = authenticate
         self.cors = cors
         self.max_body_bytes = max_body_bytes
@@ -273,6 +293,19 @@ class ResponsesApp:
         (name,) = args
         return self._json(200, self.models.model_json(name))
 
+    def _compact(self, owner: str | None, args: tuple[str, ...], environ: Environ) -> _Reply:
+        request = parse_compact(self._body(environ))
+        model, _ = self.models.resolve(request.model)
+        context = conversation(self.store, owner, request.previous_response_id, request.input)
+        return self._json(200, compaction_json(self.compact, context, {**request.body, "model": model}))
+
+    def _input_tokens(self, owner: str | None, args: tuple[str, ...], environ: Environ) -> _Reply:
+        request = parse_input_tokens(self._body(environ))
+        if request.model is not None:
+            self.models.resolve(request.model)
+        context = conversation(self.store, owner, request.previous_response_id, request.input)
+        return self._json(200, input_tokens_json(self.count_tokens, context, request.body))
+
     def _create(self, owner: str | None, args: tuple[str, ...], environ: Environ) -> _Reply:
         request = parse_create(self._body(environ))
         model, generate = self.models.resolve(request.model)
@@ -346,6 +379,8 @@ class ResponsesApp:
 
 _OPERATIONS: Mapping[str, Callable[[ResponsesApp, str | None, tuple[str, ...], Environ], _Reply]] = {
     "create": ResponsesApp._create,
+    "compact": ResponsesApp._compact,
+    "input_tokens": ResponsesApp._input_tokens,
     "retrieve": ResponsesApp._retrieve,
     "delete": ResponsesApp._delete,
     "cancel": ResponsesApp._cancel,
@@ -414,6 +449,8 @@ def make_app(
     *,
     generate: Generate | None = None,
     models: Mapping[str, Generate] | None = None,
+    compact: Compact = echo_compact,
+    count_tokens: CountTokens = estimate_tokens,
     authenticate: Callable[[str | None], str | None] | None = None,
     cors_origins: Iterable[str] | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
@@ -432,6 +469,9 @@ def make_app(
     :func:`echo`); ``GET /v1/models`` then lists none and ``GET /v1/models/{any}`` answers for any name. Give
     ``models`` instead (model name -> ``generate``) to serve exactly those names: ``GET /v1/models`` lists them,
     any other name is ``404`` ``model_not_found``, and a request without a model gets the first one.
+    ``compact`` compacts conversations (``POST /v1/responses/compact``, see :data:`Compact`; the default is
+    :func:`echo_compact`); ``count_tokens`` counts input tokens (``POST /v1/responses/input_tokens``, see
+    :data:`CountTokens`; the default, :func:`estimate_tokens`, estimates one token a word).
 
     ``authenticate`` maps the
     bearer key (``None`` when the request has none) to the owner whose responses the request sees, or raises
@@ -459,6 +499,9 @@ def make_app(
         registry = ModelRegistry.named(models)
     else:
         registry = ModelRegistry.any_name(echo if generate is None else generate)
+    for name, function in (("compact", compact), ("count_tokens", count_tokens)):
+        if not callable(function):
+            raise InvalidArgument(f"{name} must be callable")
     if authenticate is not None and not callable(authenticate):
         raise InvalidArgument("authenticate must be callable or None")
     cors = None if cors_origins is None else Cors(cors_origins)
@@ -494,6 +537,8 @@ def make_app(
     return ResponsesApp(
         store,
         models=registry,
+        compact=compact,
+        count_tokens=count_tokens,
         authenticate=authenticate,
         cors=cors,
         max_body_bytes=max_body_bytes,

@@ -481,6 +481,8 @@ def test_unknown_paths_are_404(app: ResponsesApp, method: str, path: str) -> Non
     [
         ("PUT", "/v1/responses/resp_123", "GET, DELETE"),
         ("GET", "/v1/responses", "POST"),
+        ("GET", "/v1/responses/compact", "POST"),
+        ("GET", "/v1/responses/input_tokens", "POST"),
         ("GET", "/v1/responses/resp_123/cancel", "POST"),
         ("POST", "/v1/models", "GET"),
         ("OPTIONS", "/v1/responses", "POST"),

@@ -24,7 +24,14 @@ import openai
 import pytest
 
 from responsestore.__main__ import main
-from tests.wire_checks import check_event, check_item_page, check_model_list, check_response
+from tests.wire_checks import (
+    check_compaction,
+    check_event,
+    check_input_tokens,
+    check_item_page,
+    check_model_list,
+    check_response,
+)
 
 TIMEOUT = 30.0
 LINE = re.compile(r"responsestore serving on (http://127\.0\.0\.1:(\d+)/v1)\n")
@@ -247,6 +254,38 @@ def test_serve_runs_the_model_it_is_given(children: list[Child]) -> None:
     assert response.output_text == "given model"
     assert response.usage is not None
     assert response.usage.output_tokens == 2
+    child.stop()
+
+
+def test_serve_compacts_a_conversation_into_the_input_of_the_next_response(children: list[Child]) -> None:
+    child = Child()
+    children.append(child)
+    client = child.client()
+    first = client.responses.create(model="echo", input="tell me about compaction")
+    second = client.responses.create(model="echo", input="and once more", previous_response_id=first.id)
+    compacted = client.responses.with_raw_response.compact(model="echo", previous_response_id=second.id)
+    raw = json.loads(compacted.text)
+    check_compaction(raw)
+    kinds = [(item["type"], item.get("role")) for item in raw["output"]]
+    assert kinds == [("message", "user"), ("message", "user"), ("compaction", None)]
+    # The compacted items are the whole context of a fresh response (no previous_response_id), passed as the SDK
+    # parsed them, as OpenAI's guide does. The SDK types them as output items, so it warns while it serializes the
+    # user messages (as it does against OpenAI's own compactions), and sends them unchanged.
+    parsed = compacted.parse()
+    with pytest.warns(UserWarning, match="serialized value may not be as expected"):
+        follow = client.responses.create(
+            model="echo",
+            input=[*parsed.output, {"role": "user", "content": "next turn"}],  # type: ignore[list-item]
+        )
+    assert follow.output_text == "next turn"
+    assert follow.usage is not None
+    counted = client.responses.input_tokens.count(
+        model="echo", input=[*raw["output"], {"role": "user", "content": "next turn"}]
+    )
+    assert counted.input_tokens == follow.usage.input_tokens == 4 + 3 + 2
+    check_input_tokens(counted.model_dump(mode="json"))
+    page = check_item_page(child.get(f"/responses/{follow.id}/input_items?order=asc"))
+    assert [item.type for item in page.data] == ["message", "message", "compaction", "message"]
     child.stop()
 
 

@@ -2,10 +2,14 @@
 
 The ``openresponses-types`` package needs Python 3.11; on 3.10 only its checks are skipped.
 
-Where the two disagree, so that no body can satisfy both as written: the Open Responses
-``JsonSchemaResponseFormat`` (a Response's ``text.format`` of type ``json_schema``) allows only ``null`` as its
-``schema`` (a defect of the published spec), while OpenAI's requires the schema object. The server echoes the
-schema, as OpenAI does, and the spec check sees ``schema`` as ``null``.
+Two places where the two disagree, so that no body can satisfy both as written:
+
+- the Open Responses ``JsonSchemaResponseFormat`` (a Response's ``text.format`` of type ``json_schema``) allows
+  only ``null`` as its ``schema`` (a defect of the published spec), while OpenAI's requires the schema object: the
+  server echoes the schema, as OpenAI does, and the spec check sees ``schema`` as ``null``;
+- OpenAI's ``CompactedResponse.output`` types every message as an assistant message, while the compacted list holds
+  the user messages (as OpenAI documents and the Open Responses ``CompactResource`` types them): the SDK checks
+  the other items with ``CompactedResponse`` and each user message as the input item it is meant to become.
 """
 
 from __future__ import annotations
@@ -16,9 +20,17 @@ from typing import Any
 
 import pydantic
 from openai.types import Model
-from openai.types.responses import Response, ResponseItemList, ResponseStreamEvent
+from openai.types.responses import (
+    CompactedResponse,
+    InputTokenCountResponse,
+    Response,
+    ResponseInputItem,
+    ResponseItemList,
+    ResponseStreamEvent,
+)
 
 _SDK_EVENT: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(ResponseStreamEvent)
+_SDK_INPUT_ITEM: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(ResponseInputItem)
 
 if sys.version_info >= (3, 11):
     import openresponses_types
@@ -67,6 +79,28 @@ def check_event(event: dict[str, Any]) -> Any:
 def check_item_page(data: dict[str, Any]) -> ResponseItemList:
     """Validate an input_items page with the SDK's ResponseItemList (the spec has no list schema)."""
     return ResponseItemList.model_validate(data)
+
+
+def check_compaction(data: dict[str, Any]) -> CompactedResponse:
+    """Validate a ``response.compaction`` body (see the module docstring); return the SDK's parse of it."""
+    assert data["object"] == "response.compaction"
+    assert isinstance(data["created_at"], int)
+    users = [item for item in data["output"] if item.get("type") == "message" and item.get("role") == "user"]
+    for item in users:
+        assert item["status"] == "completed"
+        _SDK_INPUT_ITEM.validate_python(item)
+    others = [item for item in data["output"] if item not in users]
+    parsed = CompactedResponse.model_validate({**data, "output": others})
+    if OPEN_RESPONSES is not None:
+        OPEN_RESPONSES.CompactResource.model_validate(data)
+    return parsed
+
+
+def check_input_tokens(data: dict[str, Any]) -> InputTokenCountResponse:
+    """Validate a ``response.input_tokens`` body (exactly its two fields)."""
+    assert set(data) == {"object", "input_tokens"}
+    assert isinstance(data["input_tokens"], int)
+    return InputTokenCountResponse.model_validate(data)
 
 
 def check_model(data: dict[str, Any]) -> Model:

@@ -1,15 +1,17 @@
-"""The context of a request: the items of the ``previous_response_id`` chain it continues."""
+"""The context of a request: the items of the ``previous_response_id`` chain it continues, then its own input."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from responsestore import _wire
 from responsestore._contract import BaseStore
-from responsestore.errors import ResponseNotFound
+from responsestore._items import normalize_input
+from responsestore.errors import InvalidArgument, ResponseNotFound
 
-from ._errors import ApiError
+from ._errors import ApiError, store_error
 
-__all__ = ["chain_history"]
+__all__ = ["chain_history", "conversation"]
 
 
 def chain_history(store: BaseStore, owner: str | None, previous_response_id: str | None) -> tuple[dict[str, Any], ...]:
@@ -40,3 +42,21 @@ def chain_history(store: BaseStore, owner: str | None, previous_response_id: str
             code="invalid_previous_response",
         )
     return history
+
+
+def conversation(
+    store: BaseStore, owner: str | None, previous_response_id: str | None, input: object
+) -> tuple[dict[str, Any], ...]:
+    """The chain's items, then ``input``'s items as the store would keep them (ids given, messages completed).
+
+    For requests that read a context without creating a response (compaction, token counts).
+
+    Raises:
+        ApiError: as :func:`chain_history`, or ``400`` (``param`` ``input``) for a malformed item.
+    """
+    history = chain_history(store, owner, previous_response_id)
+    try:
+        items = normalize_input(input)
+    except InvalidArgument as exc:
+        raise store_error(exc, "input") from None
+    return history + tuple(_wire.item_json(item) for item in items)

@@ -1,7 +1,7 @@
 """Request bodies, checked: JSON in, a validated request out, or an :class:`~._errors.ApiError` naming the field.
 
 Transport-free: the WSGI app (and any other transport) hands the raw body to :func:`decode_body`, then the object
-to :func:`parse_create`.
+to :func:`parse_create`, :func:`parse_compact` or :func:`parse_input_tokens`.
 
 The rules, the same for every body:
 
@@ -33,7 +33,19 @@ from responsestore.errors import InvalidArgument
 
 from ._errors import ApiError
 
-__all__ = ["CREATE_FIELDS", "ECHOED_FIELDS", "INCLUDABLE", "CreateRequest", "decode_body", "parse_create"]
+__all__ = [
+    "COMPACT_FIELDS",
+    "CREATE_FIELDS",
+    "ECHOED_FIELDS",
+    "INCLUDABLE",
+    "INPUT_TOKENS_FIELDS",
+    "ContextRequest",
+    "CreateRequest",
+    "decode_body",
+    "parse_compact",
+    "parse_create",
+    "parse_input_tokens",
+]
 
 Check = Callable[[Any, str], Any]
 
@@ -521,8 +533,52 @@ ECHOED_FIELDS = frozenset(
     }
 )
 
+#: Every field ``POST /v1/responses/compact`` accepts.
+COMPACT_FIELDS: Mapping[str, Check] = {
+    "model": _model,
+    "input": _input,
+    "instructions": _text,
+    "previous_response_id": _response_id,
+    "prompt_cache_key": _SHORT,
+    "prompt_cache_retention": _PROMPT_CACHE_RETENTION,
+    "prompt_cache_options": _PROMPT_CACHE_OPTIONS,
+    "service_tier": _SERVICE_TIER,
+    "image": _IMAGE,
+}
+
+#: Every field ``POST /v1/responses/input_tokens`` accepts.
+INPUT_TOKENS_FIELDS: Mapping[str, Check] = {
+    "model": _model,
+    "input": _input,
+    "instructions": _text,
+    "previous_response_id": _response_id,
+    "conversation": _unsupported,
+    "tools": _tools,
+    "tool_choice": _tool_choice_field,  # checked against the request's tools (listed before it)
+    "parallel_tool_calls": _boolean_check,
+    "personality": _SHORT,
+    "reasoning": _reasoning,
+    "text": _text_config,
+    "truncation": _TRUNCATION,
+}
+
 
 # ------------------------------------------------------------------------------------------------ requests
+
+
+@attrs.frozen
+class ContextRequest:
+    """A checked request that names a context (its input after an optional chain): compaction, token counts.
+
+    ``body`` is the checked body: fields sent as ``null`` left out, objects completed; it is what the
+    ``compact`` and ``count_tokens`` callables receive.
+    """
+
+    model: str | None
+    input: str | list[Any]
+    instructions: str | None
+    previous_response_id: str | None
+    body: dict[str, Any]
 
 
 @attrs.frozen
@@ -592,3 +648,32 @@ def parse_create(body: object) -> CreateRequest:
         extra=extra,
         body=fields,
     )
+
+
+def _context_request(body: object, fields: Mapping[str, Check]) -> ContextRequest:
+    checked = _checked(body, fields)
+    return ContextRequest(
+        model=checked.get("model"),
+        input=checked.setdefault("input", []),
+        instructions=checked.get("instructions"),
+        previous_response_id=checked.get("previous_response_id"),
+        body=checked,
+    )
+
+
+def parse_compact(body: object) -> ContextRequest:
+    """Check a ``POST /v1/responses/compact`` body.
+
+    Raises:
+        ApiError: ``400`` naming the first field at fault.
+    """
+    return _context_request(body, COMPACT_FIELDS)
+
+
+def parse_input_tokens(body: object) -> ContextRequest:
+    """Check a ``POST /v1/responses/input_tokens`` body.
+
+    Raises:
+        ApiError: ``400`` naming the first field at fault.
+    """
+    return _context_request(body, INPUT_TOKENS_FIELDS)

@@ -36,6 +36,8 @@ class Route:
 
 ROUTES = (
     Route(re.compile(r"/v1/responses"), {"POST": "create"}),
+    Route(re.compile(r"/v1/responses/compact"), {"POST": "compact"}),
+    Route(re.compile(r"/v1/responses/input_tokens"), {"POST": "input_tokens"}),
     Route(re.compile(r"/v1/responses/([^/]+)"), {"GET": "retrieve", "DELETE": "delete"}, frozenset({"POST"})),
     Route(re.compile(r"/v1/responses/([^/]+)/cancel"), {"POST": "cancel"}),
     Route(re.compile(r"/v1/responses/([^/]+)/input_items"), {"GET": "input_items"}),
