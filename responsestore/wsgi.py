@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
@@ -42,7 +43,7 @@ from .server._context import chain_history, conversation
 from .server._errors import REASONS, ApiError, store_error
 from .server._http import Cors, client_request_id, request_id
 from .server._models import Generate, ModelRegistry, Usage, echo
-from .server._requests import CreateRequest, decode_body, parse_compact, parse_create, parse_input_tokens
+from .server._requests import CREATE_FIELDS, CreateRequest, decode_body, parse_compact, parse_create, parse_input_tokens
 from .server._runs import DEFAULT_SETTINGS, Run, Runner, RunSettings
 from .server._tokens import CountTokens, estimate_tokens, input_tokens_json
 
@@ -399,10 +400,20 @@ _FAILED = {"code": "server_error", "message": "The server could not start the re
 
 
 def _param_of(message: str) -> str | None:
-    for name in ("input", "metadata", "tools", "instructions", "previous_response_id"):
-        if message.startswith(name):
-            return name
-    return None
+    """The request field a store's refusal names, if any.
+
+    ``"tools[0]['parameters'] ..."``, ``"extra['text'] ..."``, or ``"items[0] ..."`` (the input items of a record
+    built without the store, for ``store: false``).
+    """
+    found = _FIELD.match(message)
+    if found is None:
+        return None
+    name = found.group(1) or found.group(2)
+    name = "input" if name == "items" else name
+    return name if name in CREATE_FIELDS else None
+
+
+_FIELD = re.compile(r"extra\['([a-z_]+)'\]|([a-z_]+)")
 
 
 class _Live(Iterator[dict[str, Any]]):

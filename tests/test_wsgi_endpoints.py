@@ -297,3 +297,4 @@ def test_estimate_tokens_counts_words() -> None:
     assert estimate_tokens(conversation, {}) == 3
     assert estimate_tokens(conversation, {"instructions": "d e"}) == 5
     assert estimate_tokens([], {}) == 0
+    assert estimate_tokens([{"type": "compaction", "encrypted_content": "x y z"}], {}) == 0  # opaque: not counted

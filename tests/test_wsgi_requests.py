@@ -106,7 +106,8 @@ def _response(reply: Called) -> dict[str, Any]:
 
 def _events(reply: Called) -> list[dict[str, Any]]:
     assert reply.status_code == 200, reply.text
-    events = [json.loads(line[6:]) for line in reply.text.splitlines() if line.startswith("data: ")]
+    # Server-sent events end lines with \n only: str.splitlines would also split inside the JSON (at U+0085, U+2028).
+    events = [json.loads(line[6:]) for line in reply.text.split("\n") if line.startswith("data: ")]
     for event in events:
         check_event(event)
     return events
@@ -272,6 +273,7 @@ def test_echoed_objects_are_complete(app: ResponsesApp, field: str, sent: Any, e
         ({"include": "reasoning.encrypted_content"}, "include", "invalid_type"),
         ({"tools": [{"type": "web_search"}]}, "tools[0].type", "unsupported_value"),
         ({"tools": [{"name": "f"}]}, "tools[0].type", "missing_required_parameter"),
+        ({"tools": [{"type": 3, "name": "f"}]}, "tools[0].type", "invalid_type"),
         ({"tools": [{"type": "function"}]}, "tools[0].name", "missing_required_parameter"),
         ({"tools": [{"type": "function", "name": "no spaces"}]}, "tools[0].name", "invalid_value"),
         ({"tools": [{"type": "function", "name": "f", "parameters": "{}"}]}, "tools[0].parameters", "invalid_type"),
@@ -280,6 +282,16 @@ def test_echoed_objects_are_complete(app: ResponsesApp, field: str, sent: Any, e
         ({"tool_choice": "sometimes"}, "tool_choice", "invalid_value"),
         ({"tool_choice": {"type": "function", "name": "absent"}}, "tool_choice.name", "invalid_value"),
         ({"tool_choice": {"type": "web_search_preview"}}, "tool_choice.type", "unsupported_value"),
+        ({"tool_choice": {}}, "tool_choice.type", "missing_required_parameter"),
+        ({"tool_choice": {"type": 3}}, "tool_choice.type", "invalid_type"),
+        (
+            {
+                "tools": [FUNCTION],
+                "tool_choice": {"type": "allowed_tools", "tools": [{"type": "function", "name": "x"}]},
+            },
+            "tool_choice.tools[0].name",
+            "invalid_value",
+        ),
         (
             {"tools": [FUNCTION], "tool_choice": {"type": "allowed_tools", "mode": "none", "tools": [FUNCTION]}},
             "tool_choice.mode",
@@ -287,6 +299,7 @@ def test_echoed_objects_are_complete(app: ResponsesApp, field: str, sent: Any, e
         ),
         ({"tool_choice": {"type": "allowed_tools", "tools": []}}, "tool_choice.tools", "invalid_value"),
         ({"text": {"format": {"type": "xml"}}}, "text.format.type", "invalid_value"),
+        ({"text": {"format": {}}}, "text.format.type", "missing_required_parameter"),
         (
             {"text": {"format": {"type": "json_schema", "name": "x"}}},
             "text.format.schema",
@@ -305,6 +318,8 @@ def test_echoed_objects_are_complete(app: ResponsesApp, field: str, sent: Any, e
         ({"top_logprobs": 21}, "top_logprobs", "invalid_value"),
         ({"presence_penalty": -3}, "presence_penalty", "invalid_value"),
         ({"truncation": "sometimes"}, "truncation", "invalid_value"),
+        ({"truncation": 5}, "truncation", "invalid_type"),
+        ({"include": [None]}, "include[0]", "invalid_type"),
         ({"service_tier": "turbo"}, "service_tier", "invalid_value"),
         ({"safety_identifier": "x" * 65}, "safety_identifier", "invalid_value"),
         ({"prompt_cache_retention": "forever"}, "prompt_cache_retention", "invalid_value"),
@@ -338,10 +353,47 @@ def test_values_outside_the_schema_are_refused_naming_the_field(extra: dict[str,
 
 @pytest.mark.parametrize(
     "content",
-    [b'{"model": "echo", "input": "x", "temperature": NaN}', b'{"model": "echo", "input": "\\ud83d"}', b"[]"],
+    [
+        b'{"model": "echo", "input": "x", "temperature": NaN}',
+        b'{"model": "echo", "input": "\\ud83d"}',
+        b"[]",
+        b'{"model": "echo", "input": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+    ],
+    ids=["nan", "lone-surrogate", "not-an-object", "too-deep"],
 )
 def test_bodies_json_cannot_echo_are_refused(app: ResponsesApp, content: bytes) -> None:
     assert error_of(call(app, "POST", "/v1/responses", content=content), 400)["code"] == "invalid_json"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("prompt", {"id": "p", "variables": {"v": "NESTED"}}),
+        ("tools", [{"type": "function", "name": "f", "parameters": "NESTED"}]),
+        ("text", {"format": {"type": "json_schema", "name": "f", "schema": "NESTED"}}),
+    ],
+)
+def test_values_nested_deeper_than_the_store_keeps_are_refused_naming_the_field(
+    field: str, value: dict[str, Any] | list[Any]
+) -> None:
+    store = responsestore.open("memory://")
+    app = make_app(store, max_body_bytes=10_000)
+    nested: dict[str, Any] = {}
+    for _ in range(70):
+        nested = {"a": nested}
+    body = json.loads(json.dumps({"model": "echo", "input": "x", field: value}).replace('"NESTED"', json.dumps(nested)))
+    try:
+        for store_it in (True, False):
+            reply = call(app, "POST", "/v1/responses", {**body, "store": store_it})
+            assert (error_of(reply, 400)["param"], store.stats().records) == (field, 0)
+    finally:
+        app.close()
+
+
+def test_a_malformed_input_item_is_refused_naming_input_whether_stored_or_not(app: ResponsesApp) -> None:
+    for store_it in (True, False):
+        body = {"model": "echo", "input": [{"content": "no role"}], "store": store_it}
+        assert error_of(call(app, "POST", "/v1/responses", body), 400)["param"] == "input"
 
 
 def test_a_missing_model_is_refused_when_every_name_is_served(app: ResponsesApp) -> None:

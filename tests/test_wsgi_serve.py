@@ -160,10 +160,6 @@ def test_two_servers_share_one_sqlite_file_and_a_restart_keeps_everything(
         (["--api-key", "a=x", "--api-key", "a=y"], "twice"),
         (["--store", "nosuch://"], "cannot open the store"),
         (["--threads", "0"], "at least 1"),
-        (["--model", "=tests.models:shout"], "NAME or NAME=MODULE:CALLABLE"),
-        (["--model", "a", "--model", "a"], "twice"),
-        (["--model", "a=tests.models:nothing_here"], "nothing_here"),
-        (["--cors-origin", "https://app.example/"], "--cors-origin"),
     ],
 )
 def test_serve_refuses_bad_arguments(args: list[str], message: str) -> None:
@@ -238,6 +234,10 @@ def test_serve_reports_a_port_in_use(capsys: pytest.CaptureFixture[str]) -> None
         (["--generate", "tests.models:no_such_name"], "no_such_name"),
         (["--generate", "tests.models:LEASE_TEXT"], "no attribute"),
         (["--generate", "responsestore:__version__"], "not callable"),
+        (["--model", "=tests.models:shout"], "NAME or NAME=MODULE:CALLABLE"),
+        (["--model", "a", "--model", "a"], "twice"),
+        (["--model", "a=tests.models:nothing_here"], "--model 'tests.models:nothing_here'"),
+        (["--cors-origin", "https://app.example/"], "--cors-origin"),
     ],
 )
 def test_serve_refuses_bad_run_settings(args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -146,4 +146,4 @@ class ModelRegistry:
 
     def list_json(self) -> dict[str, Any]:
         """OpenAI's model list: ``{"object": "list", "data": [Model, ...]}``."""
-        return {"object": "list", "data": [self.model_json(name) for name in self._models]}
+        return {"object": "list", "data": [self.model_json(name) for name in self.names]}

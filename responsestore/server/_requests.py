@@ -65,14 +65,18 @@ def decode_body(raw: bytes) -> object:
     r"""The JSON value of a request body.
 
     Raises:
-        ApiError: ``400`` ``invalid_json``: not UTF-8 JSON, or it holds ``NaN``/``Infinity`` or a string with a
-            lone surrogate (``"\ud83d"``), none of which a JSON reply could carry back.
+        ApiError: ``400`` ``invalid_json``: not UTF-8 JSON, nested deeper than Python's recursion limit, or it
+            holds ``NaN``/``Infinity`` or a string with a lone surrogate (``"\ud83d"``), none of which a JSON reply
+            could carry back.
     """
     try:
         value = json.loads(raw, parse_constant=_refuse_constant)
+        surrogate = (b"\\ud" in raw or b"\\uD" in raw) and _has_surrogate(value)
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, "The request body is not valid JSON.", code="invalid_json") from None
-    if (b"\\ud" in raw or b"\\uD" in raw) and _has_surrogate(value):
+    except RecursionError:
+        raise ApiError(400, "The request body is nested too deeply.", code="invalid_json") from None
+    if surrogate:
         raise ApiError(
             400,
             "The request body holds a lone surrogate (such as '\\ud83d'), which UTF-8 cannot encode.",
@@ -335,29 +339,21 @@ def _tools(value: object, param: str) -> list[dict[str, Any]]:
 _FUNCTION_CHOICE = _shape({"type": _choice("function"), "name": _string(non_empty=True)}, required=("type", "name"))
 
 
-def _tool_choice(value: object, param: str, tools: list[dict[str, Any]]) -> str | dict[str, Any]:
-    """``none``/``auto``/``required``, one named function, or ``allowed_tools`` (completed with its ``mode``)."""
+def _tool_choice(value: object, param: str) -> str | dict[str, Any]:
+    """``none``/``auto``/``required``, one named function, or ``allowed_tools`` (completed with its ``mode``).
+
+    That the named functions are among the request's tools is :func:`_check_tool_choice_names`'s to check.
+    """
     if isinstance(value, str):
         result: str = _choice("none", "auto", "required")(value, param)
         return result
     obj = _object(value, param)
     kind = obj.get("type")
-    names = {tool["name"] for tool in tools}
     if kind == "function":
         choice: dict[str, Any] = _FUNCTION_CHOICE(obj, param)
-        _known_function(choice["name"], names, f"{param}.name")
         return choice
     if kind == "allowed_tools":
-        allowed = _shape(
-            {
-                "type": _choice("allowed_tools"),
-                "mode": _choice("auto", "required"),
-                "tools": _array_of(_FUNCTION_CHOICE, min_items=1, max_items=128),
-            },
-            required=("tools",),
-        )(obj, param)
-        for index, choice in enumerate(allowed["tools"]):
-            _known_function(choice["name"], names, f"{param}.tools[{index}].name")
+        allowed = _ALLOWED_TOOLS(obj, param)
         return {"type": "allowed_tools", "mode": allowed.get("mode", "auto"), "tools": allowed["tools"]}
     if kind is None:
         _missing(f"{param}.type")
@@ -370,14 +366,27 @@ def _tool_choice(value: object, param: str, tools: list[dict[str, Any]]) -> str 
     )
 
 
-def _tool_choice_field(value: object, param: str) -> str | dict[str, Any]:
-    """``tool_choice`` checked alone (against no tools); :func:`_checked` checks it against the request's."""
-    return _tool_choice(value, param, [])
+_ALLOWED_TOOLS = _shape(
+    {
+        "type": _choice("allowed_tools"),
+        "mode": _choice("auto", "required"),
+        "tools": _array_of(_FUNCTION_CHOICE, min_items=1, max_items=128),
+    },
+    required=("tools",),
+)
 
 
-def _known_function(name: str, names: Collection[str], param: str) -> None:
-    if name not in names:
-        _fail(param, f"Tool choice names the function {name!r}, which is not among the request's tools.")
+def _check_tool_choice_names(checked: Mapping[str, Any]) -> None:
+    """Refuse a ``tool_choice`` naming a function that is not among the request's ``tools`` (as OpenAI does)."""
+    choice = checked.get("tool_choice")
+    if not isinstance(choice, dict):
+        return
+    names = {tool["name"] for tool in checked.get("tools", ())}
+    named = [("tool_choice.name", choice["name"])] if choice["type"] == "function" else []
+    named += [(f"tool_choice.tools[{i}].name", tool["name"]) for i, tool in enumerate(choice.get("tools", ()))]
+    for param, name in named:
+        if name not in names:
+            _fail(param, f"Tool choice names the function {name!r}, which is not among the request's tools.")
 
 
 def _text_config(value: object, param: str) -> dict[str, Any]:
@@ -464,7 +473,7 @@ _IMAGE = _shape({"context_compression": _choice("auto", "enabled", "disabled")})
 _SERVICE_TIER = _choice("auto", "default", "flex", "priority", "scale", "fast", "ultrafast")
 _TRUNCATION = _choice("auto", "disabled")
 
-#: Every field ``POST /v1/responses`` accepts and how each is checked (``tool_choice`` is checked with the tools).
+#: Every field ``POST /v1/responses`` accepts and how each is checked (then, across fields, the tool choice's names).
 CREATE_FIELDS: Mapping[str, Check] = {
     # Acted on by the app.
     "model": _model,
@@ -478,7 +487,7 @@ CREATE_FIELDS: Mapping[str, Check] = {
     "conversation": _unsupported,
     # Echoed in the response and passed to the model.
     "tools": _tools,
-    "tool_choice": _tool_choice_field,  # checked against the request's tools (listed before it)
+    "tool_choice": _tool_choice,
     "temperature": _number(0, 2),
     "top_p": _number(0, 1),
     "presence_penalty": _number(-2, 2),
@@ -554,7 +563,7 @@ INPUT_TOKENS_FIELDS: Mapping[str, Check] = {
     "previous_response_id": _response_id,
     "conversation": _unsupported,
     "tools": _tools,
-    "tool_choice": _tool_choice_field,  # checked against the request's tools (listed before it)
+    "tool_choice": _tool_choice,
     "parallel_tool_calls": _boolean_check,
     "personality": _SHORT,
     "reasoning": _reasoning,
@@ -603,7 +612,10 @@ class CreateRequest:
 
 
 def _checked(body: object, fields: Mapping[str, Check]) -> dict[str, Any]:
-    """The body's fields checked: unknown ones refused, ``null`` ones left out, the others as checked."""
+    """The body's fields checked: unknown ones refused, ``null`` ones left out, the others as checked.
+
+    Then the rules across fields: a ``tool_choice`` names only functions among the ``tools``.
+    """
     if not isinstance(body, dict):
         raise ApiError(400, "The request body must be a JSON object.", code="invalid_json")
     _unknown(body, fields, "")
@@ -612,10 +624,8 @@ def _checked(body: object, fields: Mapping[str, Check]) -> dict[str, Any]:
         value = body.get(name)
         if value is None:
             continue
-        if check is _tool_choice_field:
-            checked[name] = _tool_choice(value, name, checked.get("tools", []))
-        else:
-            checked[name] = check(value, name)
+        checked[name] = check(value, name)
+    _check_tool_choice_names(checked)
     return checked
 
 

@@ -26,10 +26,10 @@ def estimate_tokens(conversation: Sequence[Mapping[str, Any]], request: Mapping[
     """The built-in counter, an estimate: one token per whitespace-separated word.
 
     It counts the words of every message's text, every function call's ``arguments`` and every function call
-    output's ``output`` in the conversation, and of the ``instructions``. For the built-in ``echo`` model, which
-    counts its usage in words, a request without instructions is estimated exactly at the ``input_tokens`` its
-    response reports. Real models' tokenizers count differently (English text averages about 1.3 tokens a word):
-    give ``make_app`` a ``count_tokens`` that uses your model's tokenizer when the number matters.
+    output's ``output`` in the conversation, and of the ``instructions``. The built-in ``echo`` model counts its
+    usage in words of the messages, so for a conversation of messages without instructions this is exactly the
+    ``input_tokens`` its response reports. Real models' tokenizers count differently (English text averages about
+    1.3 tokens a word): give ``make_app`` a ``count_tokens`` that uses your model's tokenizer when it matters.
     """
     words = 0
     for item in conversation:
