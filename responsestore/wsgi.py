@@ -2,19 +2,25 @@
 
 The app does everything of the API but generation: it parses and checks requests, stores responses, chains
 ``previous_response_id``, cancels background responses, streams events as server-sent events (and replays the
-stored ones), maps bearer keys to owners and answers errors in OpenAI's shape. Running a response (calling the
-model, logging its events in batches, holding its lease, always ending it) is the run layer's
-(:mod:`responsestore.server._runs`); this module only moves bytes between WSGI and it. The server author supplies
-only ``generate``, the model. It uses nothing but the public store API, so it serves every backend.
+stored ones), serves the model list, compacts conversations, counts input tokens, maps bearer keys to owners and
+answers errors in OpenAI's shape. The rules live in the transport-free core (:mod:`responsestore.server`): request
+checks, routes, models, runs (calling the model, logging its events in batches, holding its lease, always ending
+it); this module only moves bytes between WSGI and it. The server author supplies only ``generate``, the model
+(or several, by name). It uses nothing but the public store API, so it serves every backend.
 
 Routes (all under ``/v1``)::
 
-    POST   /v1/responses                      create (model, input, instructions, previous_response_id, store,
-                                              background, stream, metadata, tools, sampling parameters)
+    POST   /v1/responses                      create (every Open Responses CreateResponseBody field, and OpenAI's)
+    POST   /v1/responses/compact              compact a conversation: {"object": "response.compaction", ...}
+    POST   /v1/responses/input_tokens         count input tokens: {"object": "response.input_tokens", ...}
     GET    /v1/responses/{id}                 the response; ?stream=true&starting_after=N replays its events
     DELETE /v1/responses/{id}                 {"id": ..., "object": "response", "deleted": true}
     POST   /v1/responses/{id}/cancel          cancel a background response
     GET    /v1/responses/{id}/input_items     one page of input items (after, before, limit 1-100, order)
+    POST   /v1/conversations                  the Conversations API: create, retrieve, update, delete
+    ...    /v1/conversations/{id}[/items[/{item_id}]]   and the items (see responsestore.server._conversations)
+    GET    /v1/models                         the served models: {"object": "list", "data": [Model, ...]}
+    GET    /v1/models/{model}                 one Model
 """
 
 from __future__ import annotations
@@ -28,25 +34,34 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
-import attrs
-
 from . import _wire
 from ._contract import BaseStore
 from ._ids import new_response_id
 from ._records import ResponseRecord, ResponseStatus
-from .errors import (
-    ConversationNotFound,
-    InvalidArgument,
-    ResponseNotFound,
-    ResponseStoreError,
-    WaitTimeout,
-)
-from .server._conversations import ConversationRoutes, conversation_error, conversation_id_of
-from .server._errors import ApiError
-from .server._models import Generate, Usage, echo
+from .errors import InvalidArgument, ResponseNotFound, ResponseStoreError, WaitTimeout
+from .server import _conversations, _routes
+from .server._compaction import Compact, compaction_json, echo_compact
+from .server._context import chain_history, conversation
+from .server._errors import REASONS, ApiError, store_error
+from .server._http import Cors, client_request_id, request_id
+from .server._models import Generate, ModelRegistry, Usage, echo
+from .server._requests import CREATE_FIELDS, CreateRequest, decode_body, parse_compact, parse_create, parse_input_tokens
 from .server._runs import DEFAULT_SETTINGS, Run, Runner, RunSettings
+from .server._tokens import CountTokens, estimate_tokens, input_tokens_json
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "Generate", "ResponsesApp", "Unauthorized", "Usage", "echo", "make_app"]
+__all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
+    "Compact",
+    "CountTokens",
+    "Generate",
+    "ResponsesApp",
+    "Unauthorized",
+    "Usage",
+    "echo",
+    "echo_compact",
+    "estimate_tokens",
+    "make_app",
+]
 
 _log = logging.getLogger("responsestore.wsgi")
 
@@ -55,189 +70,11 @@ DEFAULT_MAX_BODY_BYTES = 1 << 20
 
 Environ = Mapping[str, Any]
 StartResponse = Callable[..., Any]
+_Reply = tuple[str, list[tuple[str, str]], Iterable[bytes]]
 
 
 class Unauthorized(Exception):
     """Raised by an ``authenticate`` callable to refuse a key: the request gets ``401``."""
-
-
-class _HTTPError(Exception):
-    def __init__(
-        self, status: int, message: str, *, param: str | None = None, code: str | None = None, allow: str = ""
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.param = param
-        self.code = code
-        self.allow = allow  # the Allow header of a 405
-
-
-_REASONS = {
-    200: "OK",
-    400: "Bad Request",
-    401: "Unauthorized",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    409: "Conflict",
-    413: "Content Too Large",
-    500: "Internal Server Error",
-    503: "Service Unavailable",
-}
-_TYPES = {401: "authentication_error", 500: "server_error", 503: "server_error"}
-
-
-def _store_error(exc: ResponseStoreError, param: str | None = None) -> _HTTPError:
-    refusal = conversation_error(exc, param)
-    return _HTTPError(refusal.status, refusal.message, param=refusal.param, code=refusal.code)
-
-
-# Request parameters echoed back in the Response, with the JSON types each accepts.
-_NUMBER = (int, float)
-_ECHOED: Mapping[str, tuple[type, ...]] = {
-    "temperature": _NUMBER,
-    "top_p": _NUMBER,
-    "presence_penalty": _NUMBER,
-    "frequency_penalty": _NUMBER,
-    "top_logprobs": (int,),
-    "max_output_tokens": (int, type(None)),
-    "max_tool_calls": (int, type(None)),
-    "parallel_tool_calls": (bool,),
-    "tool_choice": (str, dict),
-    "truncation": (str,),
-    "text": (dict,),
-    "reasoning": (dict, type(None)),
-    "service_tier": (str,),
-    "safety_identifier": (str, type(None)),
-    "prompt_cache_key": (str, type(None)),
-    "user": (str, type(None)),
-}
-# Accepted and acted on (or harmlessly ignored: include, stream_options) but not echoed as extra fields.
-_OTHER = frozenset(
-    {
-        "model",
-        "input",
-        "instructions",
-        "previous_response_id",
-        "store",
-        "background",
-        "stream",
-        "metadata",
-        "tools",
-        "include",
-        "stream_options",
-        "conversation",
-    }
-)
-_TRUNCATION = frozenset({"auto", "disabled"})
-
-
-@attrs.frozen
-class _Request:
-    model: str
-    input: Any
-    instructions: str | None
-    previous_response_id: str | None
-    conversation: str | None
-    store: bool
-    background: bool
-    stream: bool
-    metadata: Mapping[str, str] | None
-    tools: list[Any]
-    extra: dict[str, Any]
-    body: dict[str, Any]
-
-
-def _optional(body: Mapping[str, Any], name: str, kinds: tuple[type, ...], default: Any = None) -> Any:
-    value = body.get(name, default)
-    if value is None and default is None:
-        return None
-    if isinstance(value, bool) and bool not in kinds:
-        raise _HTTPError(400, f"{name!r} must be {_kinds(kinds)}, not a boolean.", param=name, code="invalid_type")
-    if not isinstance(value, kinds):
-        raise _HTTPError(
-            400, f"{name!r} must be {_kinds(kinds)}, not {type(value).__name__}.", param=name, code="invalid_type"
-        )
-    return value
-
-
-def _kinds(kinds: tuple[type, ...]) -> str:
-    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string", dict: "an object"}
-    names[list] = "an array"
-    return " or ".join(names.get(kind, "null") for kind in kinds)
-
-
-def _parse_create(body: object) -> _Request:
-    if not isinstance(body, dict):
-        raise _HTTPError(400, "The request body must be a JSON object.", code="invalid_json")
-    unknown = sorted(set(body) - _OTHER - set(_ECHOED))
-    if unknown:
-        raise _HTTPError(400, f"Unknown parameter: {unknown[0]!r}.", param=unknown[0], code="unknown_parameter")
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        raise _HTTPError(400, "'model' is required and must be a non-empty string.", param="model")
-    if "input" not in body:
-        raise _HTTPError(400, "'input' is required: a string or a list of items.", param="input")
-    value = body["input"]
-    if not isinstance(value, (str, list)):
-        raise _HTTPError(400, "'input' must be a string or a list of items.", param="input", code="invalid_type")
-    extra: dict[str, Any] = {}
-    for name, kinds in _ECHOED.items():
-        if name in body:
-            extra[name] = _optional(body, name, kinds, None)
-    if extra.get("truncation", "disabled") not in _TRUNCATION:
-        raise _HTTPError(400, "'truncation' must be 'auto' or 'disabled'.", param="truncation")
-    for name in ("max_output_tokens", "max_tool_calls", "top_logprobs"):
-        if isinstance(extra.get(name), int) and extra[name] < 0:
-            raise _HTTPError(400, f"{name!r} must not be negative.", param=name)
-    store = _optional(body, "store", (bool,), default=True)
-    background = _optional(body, "background", (bool,), default=False)
-    if background and not store:
-        raise _HTTPError(400, "A background response must be stored: 'background' needs 'store': true.", param="store")
-    if not store:
-        extra["store"] = False
-    tools = _optional(body, "tools", (list,), [])
-    return _Request(
-        model=model,
-        input=value,
-        instructions=_optional(body, "instructions", (str,), None),
-        previous_response_id=_optional(body, "previous_response_id", (str,), None),
-        conversation=_conversation(body, store=store),
-        store=store,
-        background=background,
-        stream=_optional(body, "stream", (bool,), default=False),
-        metadata=_optional(body, "metadata", (dict,), None),
-        tools=tools,
-        extra=extra,
-        body=body,
-    )
-
-
-def _conversation(body: Mapping[str, Any], *, store: bool) -> str | None:
-    """The conversation a create request names (``conversation``: an id or ``{"id": ...}``), or ``None``."""
-    if body.get("conversation") is None:
-        return None
-    try:
-        conversation = conversation_id_of(body["conversation"])
-    except ApiError as exc:
-        raise _HTTPError(exc.status, exc.message, param=exc.param, code="invalid_type") from None
-    if body.get("previous_response_id") is not None:
-        raise _HTTPError(
-            400, "Pass 'conversation' or 'previous_response_id', not both.", param="conversation", code="invalid_value"
-        )
-    if not store:
-        raise _HTTPError(
-            400, "A response in a conversation must be stored: 'conversation' needs 'store': true.", param="store"
-        )
-    return conversation
-
-
-_ROUTES = [
-    (re.compile(r"/v1/responses"), ("POST",), "create"),
-    (re.compile(r"/v1/responses/([^/]+)"), ("GET", "DELETE"), "response"),
-    (re.compile(r"/v1/responses/([^/]+)/cancel"), ("POST",), "cancel"),
-    (re.compile(r"/v1/responses/([^/]+)/input_items"), ("GET",), "input_items"),
-]
 
 
 class ResponsesApp:
@@ -247,31 +84,48 @@ class ResponsesApp:
         self,
         store: BaseStore,
         *,
-        generate: Generate,
+        models: ModelRegistry,
+        compact: Compact,
+        count_tokens: CountTokens,
         authenticate: Callable[[str | None], str | None] | None,
+        cors: Cors | None,
         max_body_bytes: int,
         stream_timeout: float | None,
         settings: RunSettings,
     ) -> None:
         self.store = store
-        self.generate = generate
+        self.models = models
+        self.compact = compact
+        self.count_tokens = count_tokens
         self.authenticate = authenticate
+        self.cors = cors
         self.max_body_bytes = max_body_bytes
         self.stream_timeout = stream_timeout
         self.settings = settings
-        self.runner = Runner(store, generate, settings)
-        self.conversations = ConversationRoutes(store)
+        self.runner = Runner(store, echo, settings)  # each run is given the generate of its model
 
     # ------------------------------------------------------------------ WSGI
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         """Serve one request (the WSGI protocol)."""
+        rid = request_id(environ.get("HTTP_X_REQUEST_ID"))
         try:
             status, headers, body = self._dispatch(environ)
-        except _HTTPError as exc:
+        except ApiError as exc:
             status, headers, body = self._error(exc)
         except ResponseStoreError as exc:
-            status, headers, body = self._error(_store_error(exc))
+            status, headers, body = self._error(store_error(exc))
+        except Exception:  # noqa: BLE001 - a bug must still answer in OpenAI's shape, with its request id logged
+            _log.exception("request %s failed", rid)
+            status, headers, body = self._error(
+                ApiError(500, "The server failed to handle the request.", code="server_error")
+            )
+        headers.append(("x-request-id", rid))
+        client_id = client_request_id(environ.get("HTTP_X_CLIENT_REQUEST_ID"))
+        if client_id is not None:
+            headers.append(("x-client-request-id", client_id))
+        if self.cors is not None:
+            headers += self.cors.headers(environ.get("HTTP_ORIGIN"))
         start_response(status, headers)
         return body
 
@@ -282,31 +136,21 @@ class ResponsesApp:
         """
         self.runner.close()
 
-    def _error(self, exc: _HTTPError) -> tuple[str, list[tuple[str, str]], Iterable[bytes]]:
-        body = {
-            "error": {
-                "message": exc.message,
-                "type": _TYPES.get(exc.status, "invalid_request_error"),
-                "param": exc.param,
-                "code": exc.code,
-            }
-        }
+    def _error(self, exc: ApiError) -> _Reply:
         headers = []
         if exc.status == 405:
             headers.append(("Allow", exc.allow))
         if exc.status == 401:
             headers.append(("WWW-Authenticate", 'Bearer realm="responsestore"'))
-        return self._json(exc.status, body, headers)
+        return self._json(exc.status, exc.body(), headers)
 
     @staticmethod
-    def _json(
-        status: int, data: object, headers: list[tuple[str, str]] | None = None
-    ) -> tuple[str, list[tuple[str, str]], Iterable[bytes]]:
+    def _json(status: int, data: object, headers: list[tuple[str, str]] | None = None) -> _Reply:
         payload = json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
         all_headers = [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))]
-        return f"{status} {_REASONS[status]}", all_headers + (headers or []), [payload]
+        return f"{status} {REASONS[status]}", all_headers + (headers or []), [payload]
 
-    def _sse(self, events: Iterator[dict[str, Any]]) -> tuple[str, list[tuple[str, str]], Iterable[bytes]]:
+    def _sse(self, events: Iterator[dict[str, Any]]) -> _Reply:
         def body() -> Iterator[bytes]:
             for event in events:
                 data = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
@@ -315,87 +159,70 @@ class ResponsesApp:
         headers = [("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache"), ("X-Accel-Buffering", "no")]
         return "200 OK", headers, _Closing(body(), events)
 
-    def _dispatch(self, environ: Environ) -> tuple[str, list[tuple[str, str]], Iterable[bytes]]:
+    def _dispatch(self, environ: Environ) -> _Reply:
         path = environ.get("PATH_INFO", "") or "/"
         method = environ.get("REQUEST_METHOD", "GET").upper()
-        if path == "/v1/conversations" or path.startswith("/v1/conversations/"):
-            return self._conversations(environ, method, path)
-        for pattern, methods, name in _ROUTES:
-            match = pattern.fullmatch(path)
-            if match is None:
-                continue
-            if method not in methods:
-                raise _HTTPError(
-                    405, f"{method} is not allowed on {path}.", code="method_not_allowed", allow=", ".join(methods)
-                )
-            owner = self._owner(environ)
-            query = dict(parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True))
-            if name == "create":
-                return self._create(owner, self._body(environ))
-            id = match.group(1)
-            if name == "cancel":
-                return self._json(200, _wire.response_frozen(self.store.cancel(id, status_event=True, owner=owner)))
-            if name == "input_items":
-                return self._input_items(owner, id, query)
-            if method == "DELETE":
-                self.store.delete(id, owner=owner)
-                return self._json(200, {"id": id, "object": "response", "deleted": True})
-            return self._retrieve(owner, id, query)
-        raise _HTTPError(404, f"No route for {method} {path}.", code="not_found")
-
-    def _conversations(
-        self, environ: Environ, method: str, path: str
-    ) -> tuple[str, list[tuple[str, str]], Iterable[bytes]]:
-        parts = path[len("/v1/conversations") :].split("/")[1:]
-        if any(not part for part in parts):
-            raise _HTTPError(404, f"No route for {method} {path}.", code="not_found")
+        if method == "OPTIONS" and self.cors is not None:
+            return self._options(environ, path)
+        operation, args = _routes.match(method, path)
         owner = self._owner(environ)
-        query = dict(parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True))
-        try:
-            status, data = self.conversations.handle(method, parts, owner, query, lambda: self._body(environ))
-        except ApiError as exc:
-            raise _HTTPError(exc.status, exc.message, param=exc.param, code=exc.code, allow=exc.allow) from None
-        return self._json(status, data)
+        if operation in _conversations.OPERATIONS:
+            data = _conversations.run(operation, self.store, owner, args, _query(environ), lambda: self._body(environ))
+            return self._json(200, data)
+        handler: Callable[[ResponsesApp, str | None, tuple[str, ...], Environ], _Reply] = _OPERATIONS[operation]
+        return handler(self, owner, args, environ)
+
+    def _options(self, environ: Environ, path: str) -> _Reply:
+        """``OPTIONS`` with CORS on: a preflight from an allowed origin gets ``204``, others ``403``."""
+        found = _routes.find(path)
+        if found is None:
+            raise _routes.unknown_path("OPTIONS", path)
+        route = found[0]
+        origin = environ.get("HTTP_ORIGIN")
+        assert self.cors is not None  # noqa: S101 - only called with CORS on
+        if origin is None or "HTTP_ACCESS_CONTROL_REQUEST_METHOD" not in environ:
+            return f"204 {REASONS[204]}", [("Allow", f"{route.allow}, OPTIONS")], []
+        if not self.cors.allows(origin):
+            raise ApiError(403, "This origin may not call the API.", code="cors_origin_not_allowed")
+        headers = self.cors.preflight(list(route.operations), environ.get("HTTP_ACCESS_CONTROL_REQUEST_HEADERS"))
+        return f"204 {REASONS[204]}", headers, []
 
     def _owner(self, environ: Environ) -> str | None:
         header = environ.get("HTTP_AUTHORIZATION", "")
         scheme, _, key = header.partition(" ")
         if header and scheme.lower() != "bearer":
-            raise _HTTPError(401, "The Authorization header must be 'Bearer <key>'.", code="invalid_api_key")
+            raise ApiError(401, "The Authorization header must be 'Bearer <key>'.", code="invalid_api_key")
         key = key.strip()
         if self.authenticate is None:
             return None
         try:
             return self.authenticate(key or None)
         except Unauthorized:
-            raise _HTTPError(401, "Incorrect or missing API key.", code="invalid_api_key") from None
+            raise ApiError(401, "Incorrect or missing API key.", code="invalid_api_key") from None
 
     def _body(self, environ: Environ) -> object:
         length_text = environ.get("CONTENT_LENGTH") or "0"
         try:
             length = int(length_text)
         except ValueError:
-            raise _HTTPError(400, "Content-Length is not a number.", code="invalid_request") from None
+            raise ApiError(400, "Content-Length is not a number.", code="invalid_request") from None
         if length > self.max_body_bytes:
-            raise _HTTPError(
+            raise ApiError(
                 413,
                 f"The request body is {length} bytes; at most {self.max_body_bytes} are accepted.",
                 code="request_too_large",
             )
         raw = environ["wsgi.input"].read(length) if length > 0 else b""
-        try:
-            return json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            raise _HTTPError(400, "The request body is not valid JSON.", code="invalid_json") from None
+        return decode_body(raw)
 
     # ------------------------------------------------------------------ routes
 
-    def _retrieve(
-        self, owner: str | None, id: str, query: Mapping[str, str]
-    ) -> tuple[str, list[tuple[str, str]], Iterable[bytes]]:
+    def _retrieve(self, owner: str | None, args: tuple[str, ...], environ: Environ) -> _Reply:
+        (id,) = args
+        query = _query(environ)
         stream = query.get("stream", "false").lower()
         if stream not in ("true", "false"):
-            raise _HTTPError(400, "'stream' must be true or false.", param="stream")
+            raise ApiError(400, "'stream' must be true or false.", param="stream", code="invalid_value")
         record = self.store.get(id, owner=owner)
         if stream == "false":
             return self._json(200, _wire.response_frozen(record))
@@ -404,10 +231,23 @@ class ResponsesApp:
             try:
                 after = int(query["starting_after"])
             except ValueError:
-                raise _HTTPError(400, "'starting_after' must be an integer.", param="starting_after") from None
+                raise ApiError(
+                    400, "'starting_after' must be an integer.", param="starting_after", code="invalid_value"
+                ) from None
             if after < 0:
-                raise _HTTPError(400, "'starting_after' must not be negative.", param="starting_after")
+                raise ApiError(
+                    400, "'starting_after' must not be negative.", param="starting_after", code="invalid_value"
+                )
         return self._sse(self._replay(owner, id, after))
+
+    def _delete(self, owner: str | None, args: tuple[str, ...], environ: Environ) -> _Reply:
+        (id,) = args
+        self.store.delete(id, owner=owner)
+        return self._json(200, {"id": id, "object": "response", "deleted": True})
+
+    def _cancel(self, owner: str | None, args: tuple[str, ...], environ: Environ) -> _Reply:
+        (id,) = args
+        return self._json(200, _wire.response_frozen(self.store.cancel(id, status_event=True, owner=owner)))
 
     def _replay(self, owner: str | None, id: str, after: int | None) -> Iterator[dict[str, Any]]:
         """Follow a response's stored events to its final one.
@@ -430,42 +270,72 @@ class ResponsesApp:
             message = "The store failed while the response was streamed."
         yield _wire.error_event(message, number + 1)
 
-    def _input_items(
-        self, owner: str | None, id: str, query: Mapping[str, str]
-    ) -> tuple[str, list[tuple[str, str]], Iterable[bytes]]:
+    def _input_items(self, owner: str | None, args: tuple[str, ...], environ: Environ) -> _Reply:
+        (id,) = args
+        query = _query(environ)
         try:
             limit = int(query.get("limit", "20"))
         except ValueError:
-            raise _HTTPError(400, "'limit' must be an integer from 1 to 100.", param="limit") from None
+            raise ApiError(
+                400, "'limit' must be an integer from 1 to 100.", param="limit", code="invalid_value"
+            ) from None
         if not 1 <= limit <= 100:
-            raise _HTTPError(400, "'limit' must be an integer from 1 to 100.", param="limit")
+            raise ApiError(400, "'limit' must be an integer from 1 to 100.", param="limit", code="invalid_value")
         order = query.get("order", "desc")
         if order not in ("asc", "desc"):
-            raise _HTTPError(400, "'order' must be 'asc' or 'desc'.", param="order")
+            raise ApiError(400, "'order' must be 'asc' or 'desc'.", param="order", code="invalid_value")
         try:
             page = self.store.input_items(
                 id, limit=limit, after=query.get("after"), before=query.get("before"), order=order, owner=owner
             )
         except InvalidArgument as exc:
-            raise _store_error(exc, "after" if "after" in query else "before") from None
+            raise store_error(exc, "after" if "after" in query else "before") from None
         return self._json(200, _wire.input_items_page(page))
 
-    def _create(self, owner: str | None, body: object) -> tuple[str, list[tuple[str, str]], Iterable[bytes]]:
-        request = _parse_create(body)
-        history = self._history(owner, request)
+    def _list_models(self, owner: str | None, args: tuple[str, ...], environ: Environ) -> _Reply:
+        return self._json(200, self.models.list_json())
+
+    def _retrieve_model(self, owner: str | None, args: tuple[str, ...], environ: Environ) -> _Reply:
+        (name,) = args
+        return self._json(200, self.models.model_json(name))
+
+    def _compact(self, owner: str | None, args: tuple[str, ...], environ: Environ) -> _Reply:
+        request = parse_compact(self._body(environ))
+        model, _ = self.models.resolve(request.model)
+        context = conversation(self.store, owner, request.previous_response_id, request.input)
+        return self._json(200, compaction_json(self.compact, context, {**request.body, "model": model}))
+
+    def _input_tokens(self, owner: str | None, args: tuple[str, ...], environ: Environ) -> _Reply:
+        request = parse_input_tokens(self._body(environ))
+        if request.model is not None:
+            self.models.resolve(request.model)
+        context = conversation(self.store, owner, request.previous_response_id, request.input, request.conversation)
+        return self._json(200, input_tokens_json(self.count_tokens, context, request.body))
+
+    def _create(self, owner: str | None, args: tuple[str, ...], environ: Environ) -> _Reply:
+        request = parse_create(self._body(environ))
+        model, generate = self.models.resolve(request.model)
+        history = chain_history(self.store, owner, request.previous_response_id, request.conversation)
         if self.runner.stopping.is_set():
-            raise _HTTPError(503, "The server is stopping and accepts no new responses.", code="stopping")
-        record = self._new_record(owner, request)
-        conversation = history + tuple(_wire.item_json(item) for item in record.input)
+            raise ApiError(503, "The server is stopping and accepts no new responses.", code="stopping")
+        record = self._new_record(owner, model, request)
+        context = history + tuple(_wire.item_json(item) for item in record.input)
         live = request.stream and not request.background
         try:
-            run = self.runner.start(record, conversation, request.body, stored=request.store, live=live)
+            run = self.runner.start(
+                record,
+                context,
+                {**request.body, "model": model},
+                stored=request.store,
+                live=live,
+                generate=generate,
+            )
         except (RuntimeError, ResponseStoreError) as exc:  # stopping, or the store failed: it must not stay active
             if request.store:
                 with contextlib.suppress(ResponseStoreError):
                     self.store.fail(record.id, _STOPPED if isinstance(exc, RuntimeError) else _FAILED, owner=owner)
             if isinstance(exc, RuntimeError):
-                raise _HTTPError(503, "The server is stopping and accepts no new responses.", code="stopping") from None
+                raise ApiError(503, "The server is stopping and accepts no new responses.", code="stopping") from None
             raise
         if request.background:
             if request.stream:
@@ -476,41 +346,10 @@ class ResponsesApp:
         try:
             final = run.result()
         except ResponseNotFound:
-            raise _HTTPError(404, f"Response {record.id!r} was deleted while it ran.", code="not_found") from None
+            raise ApiError(404, f"Response {record.id!r} was deleted while it ran.", code="not_found") from None
         return self._json(200, _wire.response_frozen(final))
 
-    def _history(self, owner: str | None, request: _Request) -> tuple[dict[str, Any], ...]:
-        """The items of the chain or the conversation a request continues (none if it starts one)."""
-        if request.conversation is not None:
-            try:
-                return tuple(
-                    _wire.item_json(item) for item in self.store.conversation_context(request.conversation, owner=owner)
-                )
-            except ConversationNotFound as exc:
-                raise _store_error(exc, "conversation") from None
-        if request.previous_response_id is None:
-            return ()
-        try:
-            previous = self.store.get(request.previous_response_id, owner=owner)
-            history = self.store.conversation(previous.id, owner=owner)
-        except ResponseNotFound:
-            raise _HTTPError(
-                404,
-                f"Previous response with id {request.previous_response_id!r} not found.",
-                param="previous_response_id",
-                code="previous_response_not_found",
-            ) from None
-        if not previous.is_terminal:  # checked here for store=false too, which never reaches store.create
-            raise _HTTPError(
-                400,
-                f"Previous response {previous.id!r} is still {previous.status.value}; continue it once it has"
-                " finished.",
-                param="previous_response_id",
-                code="invalid_previous_response",
-            )
-        return history
-
-    def _new_record(self, owner: str | None, request: _Request) -> ResponseRecord:
+    def _new_record(self, owner: str | None, model: str, request: CreateRequest) -> ResponseRecord:
         """The response a request creates: stored with a lease for its run, or (``store: false``) only in memory."""
         fields: dict[str, Any] = {
             "instructions": request.instructions,
@@ -522,7 +361,7 @@ class ResponsesApp:
         try:
             if request.store:
                 return self.store.create(
-                    request.model,
+                    model,
                     request.input,
                     background=request.background,
                     status=ResponseStatus.QUEUED if request.background else ResponseStatus.IN_PROGRESS,
@@ -535,14 +374,31 @@ class ResponsesApp:
             return ResponseRecord(
                 id=new_response_id(),
                 created_at=time.time(),
-                model=request.model,
+                model=model,
                 status=ResponseStatus.IN_PROGRESS,
                 input=[{"role": "user", "content": request.input}] if isinstance(request.input, str) else request.input,
                 owner=owner,
                 **fields,
             )
         except InvalidArgument as exc:
-            raise _store_error(exc, _param_of(str(exc))) from None
+            raise store_error(exc, _param_of(str(exc))) from None
+
+
+_OPERATIONS: Mapping[str, Callable[[ResponsesApp, str | None, tuple[str, ...], Environ], _Reply]] = {
+    "create": ResponsesApp._create,
+    "compact": ResponsesApp._compact,
+    "input_tokens": ResponsesApp._input_tokens,
+    "retrieve": ResponsesApp._retrieve,
+    "delete": ResponsesApp._delete,
+    "cancel": ResponsesApp._cancel,
+    "input_items": ResponsesApp._input_items,
+    "list_models": ResponsesApp._list_models,
+    "retrieve_model": ResponsesApp._retrieve_model,
+}
+
+
+def _query(environ: Environ) -> dict[str, str]:
+    return dict(parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True))
 
 
 _STOPPED = {"code": "server_error", "message": "The server is stopping and runs no new responses."}
@@ -550,10 +406,20 @@ _FAILED = {"code": "server_error", "message": "The server could not start the re
 
 
 def _param_of(message: str) -> str | None:
-    for name in ("input", "metadata", "tools", "instructions", "previous_response_id"):
-        if message.startswith(name):
-            return name
-    return None
+    """The request field a store's refusal names, if any.
+
+    ``"tools[0]['parameters'] ..."``, ``"extra['text'] ..."``, or ``"items[0] ..."`` (the input items of a record
+    built without the store, for ``store: false``).
+    """
+    found = _FIELD.match(message)
+    if found is None:
+        return None
+    name = found.group(1) or found.group(2)
+    name = "input" if name == "items" else name
+    return name if name in CREATE_FIELDS else None
+
+
+_FIELD = re.compile(r"extra\['([a-z_]+)'\]|([a-z_]+)")
 
 
 class _Live(Iterator[dict[str, Any]]):
@@ -598,8 +464,12 @@ class _Closing:
 def make_app(
     store: BaseStore,
     *,
-    generate: Generate = echo,
+    generate: Generate | None = None,
+    models: Mapping[str, Generate] | None = None,
+    compact: Compact = echo_compact,
+    count_tokens: CountTokens = estimate_tokens,
     authenticate: Callable[[str | None], str | None] | None = None,
+    cors_origins: Iterable[str] | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     background_workers: int = DEFAULT_SETTINGS.background_workers,
     stream_timeout: float | None = 300.0,
@@ -612,9 +482,18 @@ def make_app(
 ) -> ResponsesApp:
     """A WSGI application serving the Responses API over ``store``.
 
-    ``generate`` is the model (see :data:`Generate`; the default is :func:`echo`). ``authenticate`` maps the
+    The models: ``generate`` serves every model name a request gives (see :data:`Generate`; the default is
+    :func:`echo`); ``GET /v1/models`` then lists none and ``GET /v1/models/{any}`` answers for any name. Give
+    ``models`` instead (model name -> ``generate``) to serve exactly those names: ``GET /v1/models`` lists them,
+    any other name is ``404`` ``model_not_found``, and a request without a model gets the first one.
+    ``compact`` compacts conversations (``POST /v1/responses/compact``, see :data:`Compact`; the default is
+    :func:`echo_compact`); ``count_tokens`` counts input tokens (``POST /v1/responses/input_tokens``, see
+    :data:`CountTokens`; the default, :func:`estimate_tokens`, estimates one token a word).
+
+    ``authenticate`` maps the
     bearer key (``None`` when the request has none) to the owner whose responses the request sees, or raises
-    :class:`Unauthorized` (``401``); without it every request is accepted as owner ``None``. A body over
+    :class:`Unauthorized` (``401``); without it every request is accepted as owner ``None``. ``cors_origins``
+    turns CORS on for these origins (``["*"]``: any), preflights included; it is off by default. A body over
     ``max_body_bytes`` is refused with ``413``. Background responses run in a pool of ``background_workers``
     threads. A replayed stream ends when no event arrives for ``stream_timeout`` seconds (``None``: never).
 
@@ -631,10 +510,18 @@ def make_app(
     """
     if not isinstance(store, BaseStore):
         raise InvalidArgument(f"store must be a responsestore store, not {type(store).__name__}")
-    if not callable(generate):
-        raise InvalidArgument("generate must be callable")
+    if models is not None and generate is not None:
+        raise InvalidArgument("give generate (every model name) or models (these names), not both")
+    if models is not None:
+        registry = ModelRegistry.named(models)
+    else:
+        registry = ModelRegistry.any_name(echo if generate is None else generate)
+    for name, function in (("compact", compact), ("count_tokens", count_tokens)):
+        if not callable(function):
+            raise InvalidArgument(f"{name} must be callable")
     if authenticate is not None and not callable(authenticate):
         raise InvalidArgument("authenticate must be callable or None")
+    cors = None if cors_origins is None else Cors(cors_origins)
     for name, value in (
         ("max_body_bytes", max_body_bytes),
         ("background_workers", background_workers),
@@ -666,8 +553,11 @@ def make_app(
     )
     return ResponsesApp(
         store,
-        generate=generate,
+        models=registry,
+        compact=compact,
+        count_tokens=count_tokens,
         authenticate=authenticate,
+        cors=cors,
         max_body_bytes=max_body_bytes,
         stream_timeout=stream_timeout,
         settings=settings,

@@ -26,3 +26,9 @@ def paced(conversation: Sequence[dict[str, Any]], request: Mapping[str, Any]) ->
         if index == 0 and hold:
             time.sleep(hold)
     yield Usage(input_tokens=len(words), output_tokens=len(words))
+
+
+def shout(conversation: Sequence[dict[str, Any]], request: Mapping[str, Any]) -> Iterator[str]:
+    """Echo the last user message in capitals, in one delta (tells a second model apart from ``echo``)."""
+    last = next((text_of(item) for item in reversed(conversation) if item.get("role") == "user"), "")
+    yield last.upper()

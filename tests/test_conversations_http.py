@@ -17,7 +17,9 @@ import pytest
 
 import responsestore
 from tests import node_client, redis_server
-from tests.test_wsgi import TIMEOUT, Gate, Live, _error, serve  # noqa: F401 - serve is a fixture
+from tests.live_app import TIMEOUT, Live
+from tests.live_app import error_of as _error
+from tests.test_wsgi import Gate, serve  # noqa: F401 - serve is a fixture
 from tests.test_wsgi_serve import Child
 from tests.wire_checks import check_conversation, check_conversation_item, check_conversation_items, check_response
 

@@ -24,7 +24,14 @@ import openai
 import pytest
 
 from responsestore.__main__ import main
-from tests.wire_checks import check_event, check_item_page, check_response
+from tests.wire_checks import (
+    check_compaction,
+    check_event,
+    check_input_tokens,
+    check_item_page,
+    check_model_list,
+    check_response,
+)
 
 TIMEOUT = 30.0
 LINE = re.compile(r"responsestore serving on (http://127\.0\.0\.1:(\d+)/v1)\n")
@@ -227,6 +234,10 @@ def test_serve_reports_a_port_in_use(capsys: pytest.CaptureFixture[str]) -> None
         (["--generate", "tests.models:no_such_name"], "no_such_name"),
         (["--generate", "tests.models:LEASE_TEXT"], "no attribute"),
         (["--generate", "responsestore:__version__"], "not callable"),
+        (["--model", "=tests.models:shout"], "NAME or NAME=MODULE:CALLABLE"),
+        (["--model", "a", "--model", "a"], "twice"),
+        (["--model", "a=tests.models:nothing_here"], "--model 'tests.models:nothing_here'"),
+        (["--cors-origin", "https://app.example/"], "--cors-origin"),
     ],
 )
 def test_serve_refuses_bad_run_settings(args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -243,4 +254,78 @@ def test_serve_runs_the_model_it_is_given(children: list[Child]) -> None:
     assert response.output_text == "given model"
     assert response.usage is not None
     assert response.usage.output_tokens == 2
+    child.stop()
+
+
+def test_serve_compacts_a_conversation_into_the_input_of_the_next_response(children: list[Child]) -> None:
+    child = Child()
+    children.append(child)
+    client = child.client()
+    first = client.responses.create(model="echo", input="tell me about compaction")
+    second = client.responses.create(model="echo", input="and once more", previous_response_id=first.id)
+    compacted = client.responses.with_raw_response.compact(model="echo", previous_response_id=second.id)
+    raw = json.loads(compacted.text)
+    check_compaction(raw)
+    kinds = [(item["type"], item.get("role")) for item in raw["output"]]
+    assert kinds == [("message", "user"), ("message", "user"), ("compaction", None)]
+    # The compacted items are the whole context of a fresh response (no previous_response_id), passed as the SDK
+    # parsed them, as OpenAI's guide does. The SDK types them as output items, so it warns while it serializes the
+    # user messages (as it does against OpenAI's own compactions), and sends them unchanged.
+    parsed = compacted.parse()
+    with pytest.warns(UserWarning, match="serialized value may not be as expected"):
+        follow = client.responses.create(
+            model="echo",
+            input=[*parsed.output, {"role": "user", "content": "next turn"}],  # type: ignore[list-item]
+        )
+    assert follow.output_text == "next turn"
+    assert follow.usage is not None
+    counted = client.responses.input_tokens.count(
+        model="echo", input=[*raw["output"], {"role": "user", "content": "next turn"}]
+    )
+    assert counted.input_tokens == follow.usage.input_tokens == 4 + 3 + 2
+    check_input_tokens(counted.model_dump(mode="json"))
+    page = check_item_page(child.get(f"/responses/{follow.id}/input_items?order=asc"))
+    assert [item.type for item in page.data] == ["message", "message", "compaction", "message"]
+    child.stop()
+
+
+def test_serve_allows_cors_for_its_origins(children: list[Child]) -> None:
+    origin = "http://localhost:5173"
+    child = Child("--cors-origin", origin, "--cors-origin", "https://app.example.com")
+    children.append(child)
+    preflight = urllib.request.Request(  # noqa: S310 - our loopback server
+        child.url + "/responses",
+        method="OPTIONS",
+        headers={
+            "Origin": origin,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization",
+        },
+    )
+    with urllib.request.urlopen(preflight, timeout=TIMEOUT) as reply:  # noqa: S310
+        assert reply.status == 204
+        assert reply.headers["access-control-allow-origin"] == origin
+        assert reply.headers["access-control-allow-headers"] == "authorization"
+        assert reply.headers["x-request-id"].startswith("req_")
+    created = (
+        child.client()
+        .with_options(default_headers={"Origin": origin})
+        .responses.with_raw_response.create(model="echo", input="from a page")
+    )
+    assert created.headers["access-control-allow-origin"] == origin
+    assert created.parse().output_text == "from a page"
+    child.stop()
+
+
+def test_serve_names_its_models(children: list[Child]) -> None:
+    child = Child("--model", "echo", "--model", "loud=tests.models:shout")
+    children.append(child)
+    client = child.client()
+    assert [model.id for model in client.models.list()] == ["echo", "loud"]
+    check_model_list(child.get("/models"))
+    assert client.responses.create(model="loud", input="hey there").output_text == "HEY THERE"
+    assert client.responses.create(model="echo", input="hey there").output_text == "hey there"
+    with pytest.raises(openai.NotFoundError) as unknown:
+        client.responses.create(model="gpt-4o", input="x")
+    assert unknown.value.code == "model_not_found"
     child.stop()

@@ -1,6 +1,15 @@
 """Strict checks of the JSON a Responses server sends: the openai SDK's models and the Open Responses schemas.
 
 The ``openresponses-types`` package needs Python 3.11; on 3.10 only its checks are skipped.
+
+Two places where the two disagree, so that no body can satisfy both as written:
+
+- the Open Responses ``JsonSchemaResponseFormat`` (a Response's ``text.format`` of type ``json_schema``) allows
+  only ``null`` as its ``schema`` (a defect of the published spec), while OpenAI's requires the schema object: the
+  server echoes the schema, as OpenAI does, and the spec check sees ``schema`` as ``null``;
+- OpenAI's ``CompactedResponse.output`` types every message as an assistant message, while the compacted list holds
+  the user messages (as OpenAI documents and the Open Responses ``CompactResource`` types them): the SDK checks
+  the other items with ``CompactedResponse`` and each user message as the input item it is meant to become.
 """
 
 from __future__ import annotations
@@ -10,10 +19,19 @@ import sys
 from typing import Any
 
 import pydantic
+from openai.types import Model
 from openai.types.conversations import Conversation, ConversationItem, ConversationItemList
-from openai.types.responses import Response, ResponseItemList, ResponseStreamEvent
+from openai.types.responses import (
+    CompactedResponse,
+    InputTokenCountResponse,
+    Response,
+    ResponseInputItem,
+    ResponseItemList,
+    ResponseStreamEvent,
+)
 
 _SDK_EVENT: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(ResponseStreamEvent)
+_SDK_INPUT_ITEM: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(ResponseInputItem)
 _SDK_ITEM: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(ConversationItem)
 
 if sys.version_info >= (3, 11):
@@ -36,8 +54,16 @@ def check_response(data: dict[str, Any]) -> Response:
     assert isinstance(data["created_at"], int)
     assert data["completed_at"] is None or isinstance(data["completed_at"], int)
     if OPEN_RESPONSES is not None:
-        OPEN_RESPONSES.ResponseResource.model_validate(data)
+        OPEN_RESPONSES.ResponseResource.model_validate(_as_spec_types_it(data))
     return parsed
+
+
+def _as_spec_types_it(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with a ``json_schema`` text format's ``schema`` as ``null`` (see the module docstring)."""
+    fmt = data.get("text", {}).get("format", {})
+    if fmt.get("type") != "json_schema":
+        return data
+    return {**data, "text": {**data["text"], "format": {**fmt, "schema": None}}}
 
 
 def check_event(event: dict[str, Any]) -> Any:
@@ -55,6 +81,41 @@ def check_event(event: dict[str, Any]) -> Any:
 def check_item_page(data: dict[str, Any]) -> ResponseItemList:
     """Validate an input_items page with the SDK's ResponseItemList (the spec has no list schema)."""
     return ResponseItemList.model_validate(data)
+
+
+def check_compaction(data: dict[str, Any]) -> CompactedResponse:
+    """Validate a ``response.compaction`` body (see the module docstring); return the SDK's parse of it."""
+    assert data["object"] == "response.compaction"
+    assert isinstance(data["created_at"], int)
+    users = [item for item in data["output"] if item.get("type") == "message" and item.get("role") == "user"]
+    for item in users:
+        assert item["status"] == "completed"
+        _SDK_INPUT_ITEM.validate_python(item)
+    others = [item for item in data["output"] if item not in users]
+    parsed = CompactedResponse.model_validate({**data, "output": others})
+    if OPEN_RESPONSES is not None:
+        OPEN_RESPONSES.CompactResource.model_validate(data)
+    return parsed
+
+
+def check_input_tokens(data: dict[str, Any]) -> InputTokenCountResponse:
+    """Validate a ``response.input_tokens`` body (exactly its two fields)."""
+    assert set(data) == {"object", "input_tokens"}
+    assert isinstance(data["input_tokens"], int)
+    return InputTokenCountResponse.model_validate(data)
+
+
+def check_model(data: dict[str, Any]) -> Model:
+    """Validate a ``Model`` body (``created`` a whole number of seconds)."""
+    assert isinstance(data["created"], int)
+    return Model.model_validate(data)
+
+
+def check_model_list(data: dict[str, Any]) -> list[Model]:
+    """Validate the model list: ``{"object": "list", "data": [Model, ...]}``."""
+    assert set(data) == {"object", "data"}
+    assert data["object"] == "list"
+    return [check_model(model) for model in data["data"]]
 
 
 def check_conversation(data: dict[str, Any]) -> Conversation:

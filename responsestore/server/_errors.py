@@ -10,8 +10,11 @@ from typing import Any
 
 from responsestore.errors import (
     ChainError,
+    ConversationFull,
+    ConversationNotFound,
     InvalidArgument,
     InvalidTransition,
+    ItemNotFound,
     ResponseExists,
     ResponseNotFound,
     ResponseStoreError,
@@ -66,11 +69,13 @@ class ApiError(Exception):
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
 
 
-def store_error(exc: ResponseStoreError, param: str | None = None) -> ApiError:
+def store_error(exc: ResponseStoreError, param: str | None = None) -> ApiError:  # noqa: PLR0911 - one per error
     """The refusal a store error means (``param`` names the request field it concerns, if any).
 
     Errors that say nothing the client can act on (a failing backend) become a ``500`` with a generic message.
     """
+    if isinstance(exc, (ConversationNotFound, ItemNotFound, ConversationFull)):
+        return _conversation_error(exc, param)
     if isinstance(exc, ResponseNotFound):
         return ApiError(404, f"No response found with id {exc.id!r}.", param=param, code="not_found")
     if isinstance(exc, (InvalidTransition, VersionConflict, ResponseExists)):
@@ -82,3 +87,13 @@ def store_error(exc: ResponseStoreError, param: str | None = None) -> ApiError:
     if isinstance(exc, InvalidArgument):
         return ApiError(400, str(exc), param=param, code="invalid_value")
     return ApiError(500, "The store failed to handle the request.", code="server_error")
+
+
+def _conversation_error(exc: ConversationNotFound | ItemNotFound | ConversationFull, param: str | None) -> ApiError:
+    if isinstance(exc, ConversationNotFound):
+        return ApiError(404, f"Conversation with id {exc.id!r} not found.", param=param, code="not_found")
+    if isinstance(exc, ItemNotFound):
+        return ApiError(404, f"Item with id {exc.item_id!r} not found.", code="not_found")
+    if exc.bound == "max_records":
+        return ApiError(503, str(exc), code="store_full")
+    return ApiError(400, str(exc), param="items", code="conversation_full")

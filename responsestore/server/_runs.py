@@ -126,8 +126,10 @@ class Run:
         live: bool,
         logged: int = 0,
         logged_bytes: int = 0,
+        generate: Generate | None = None,
     ) -> None:
         self.runner = runner
+        self.generate = runner.generate if generate is None else generate  # the model of this response
         self.record = record
         self.conversation = conversation
         self.request = request
@@ -202,7 +204,7 @@ class Run:
                 if self.done:
                     return
                 self._begin()
-            chunks = iter(self.runner.generate(self.conversation, self.request))
+            chunks = iter(self.generate(self.conversation, self.request))
             self._consume(chunks)
         except _Stopped:
             return
@@ -603,8 +605,11 @@ class Runner:
         *,
         stored: bool,
         live: bool,
+        generate: Generate | None = None,
     ) -> Run:
         """Start running ``record`` (created by the caller: stored with a lease, or unstored); return its run.
+
+        ``generate`` is the model of this response (the runner's own by default).
 
         Raises:
             RuntimeError: the runner is closed.
@@ -618,7 +623,15 @@ class Runner:
             ) + len(opening)
             logged_bytes = sum(event_size(event) for event in opening)
         run = Run(
-            self, record, conversation, request, stored=stored, live=live, logged=logged, logged_bytes=logged_bytes
+            self,
+            record,
+            conversation,
+            request,
+            stored=stored,
+            live=live,
+            logged=logged,
+            logged_bytes=logged_bytes,
+            generate=generate,
         )
         with self._mutex:
             if self.stopping.is_set():

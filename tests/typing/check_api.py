@@ -41,7 +41,17 @@ serve(ResponseStore(), None)
 def responses_api() -> None:
     from collections.abc import Iterator, Mapping, Sequence  # noqa: PLC0415
 
-    from responsestore.wsgi import ResponsesApp, Unauthorized, Usage, make_app  # noqa: PLC0415
+    from responsestore.wsgi import (  # noqa: PLC0415
+        Compact,
+        CountTokens,
+        ResponsesApp,
+        Unauthorized,
+        Usage,
+        echo,
+        echo_compact,
+        estimate_tokens,
+        make_app,
+    )
 
     def model(conversation: Sequence[dict[str, Any]], request: Mapping[str, Any]) -> Iterator[str | Usage]:
         yield str(len(conversation))
@@ -54,3 +64,20 @@ def responses_api() -> None:
 
     app: ResponsesApp = make_app(ResponseStore(), generate=model, authenticate=authenticate, max_body_bytes=4096)
     app.close()
+
+    def compact(conversation: Sequence[dict[str, Any]], request: Mapping[str, Any]) -> list[Mapping[str, Any] | Usage]:
+        return [{"type": "compaction", "encrypted_content": str(len(conversation))}, Usage(1, 1)]
+
+    def count(conversation: Sequence[dict[str, Any]], request: Mapping[str, Any]) -> int:
+        return len(conversation)
+
+    compactions: list[Compact] = [compact, echo_compact]
+    counters: list[CountTokens] = [count, estimate_tokens]
+    named = make_app(
+        ResponseStore(),
+        models={"echo": echo, "mine": model},
+        compact=compactions[0],
+        count_tokens=counters[0],
+        cors_origins=["https://app.example.com"],
+    )
+    named.close()
