@@ -25,6 +25,12 @@ is a record's key: its owner's encoding, length-prefixed, then its id, so every 
   count per status.
 - ``{P}:w``: the pub/sub channel every write that changes or removes records publishes their keys on (one JSON
   list per write).
+- Conversations, each under a key ``CK`` made as a record's: ``{P}:v:CK`` (string) its state, ``"VERSION ITEMS
+  NEXT EXPIRY JSON"`` (version, how many items, the position of the next, absolute expiry or ``!``, and
+  :meth:`ConversationRecord.to_dict`); ``{P}:vo:CK`` (sorted set) its items' positions (score the position,
+  member the item id); ``{P}:vi:CK`` (hash) its items (item id -> item JSON). ``{P}:ve`` (sorted set) holds every
+  conversation's ``CK`` by expiry (``+inf``: never): what sweeping walks, and its size is what ``max_records``
+  bounds.
 
 Operations: every write of the contract (``_put_new`` with its sweep, refresh and capacity rules, ``_swap``,
 ``_append``, ``_remove``, ``_leased``, ``_sweep``, queued recency marks) is one call (``FCALL``) of the write
@@ -37,6 +43,13 @@ records it changes. A refused write changes nothing visible: before it refuses, 
 process's queued recency marks and reclaim expired records, as any write does. A ``get`` is one ``MGET`` (header
 and JSON); a chain, a page, a record with its events and the stats are each one call of the read function
 (``FCALL_RO``, one consistent snapshot).
+
+Conversations: every write (create, change, delete, sweep) is one call of the same write function, which checks
+the conversation's version and visibility and then writes its keys; a response of a conversation finishing is one
+``swap`` call carrying the conversation's write too, applied only if both conditions hold. Reading a conversation
+is one ``GET``; its items, one item, or which ids it holds, one call of the read function. Expired conversations
+are reclaimed by :meth:`~responsestore.BaseStore.sweep` and by creates (a few each, all of them when the store
+holds ``max_records`` conversations).
 
 Expiry: the store's clock decides, as on every backend (the clock may be a fake one in tests), so the expiry
 index is authoritative and written by the same call as the data. Redis key expiry is not used: a key Redis
@@ -77,8 +90,15 @@ from redis.retry import Retry
 
 from ._checks import check_int, check_text, describe
 from ._contract import DEFAULT_MAX_CHAIN_DEPTH, TOUCH_LOG, BaseStore, Clock, LogWrite, Stored, cursor_memory
+from ._conversations import (
+    MAX_CONVERSATION_ITEMS,
+    ConversationRecord,
+    ConversationState,
+    ConversationWrite,
+    Positioned,
+)
 from ._events import DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_EVENTS, Chunk
-from ._json import FrozenDict
+from ._json import FrozenDict, freeze_object
 from ._owners import encodable as _encodable
 from ._owners import owner_key as _owner_key
 from ._owners import owner_of as _owner_of
@@ -86,7 +106,7 @@ from ._paging import Page, PageQuery, paginate_records, unknown_cursor
 from ._records import ResponseRecord, ResponseStatus
 from ._retention import DEFAULT_MAX_RECORDS, DEFAULT_TTL, SWEEP_BATCH, StoreStats, record_size
 from ._waiting import Subscription, Waker
-from .errors import InvalidArgument, ResponseExists, ResponseStoreError, StorageError, StoreFull
+from .errors import ConversationFull, InvalidArgument, ResponseExists, ResponseStoreError, StorageError, StoreFull
 
 if TYPE_CHECKING:
     import redis.cluster
@@ -142,7 +162,7 @@ local HEADER_PATTERN = '__HEADER_PATTERN__'
 local BATCH = __BATCH__
 
 -- the call in progress
-local C, B, I, U, T, Q, now, MEMORY, MAXR, MAXB, APPLY
+local C, B, I, U, T, Q, now, now_text, MEMORY, MAXR, MAXB, APPLY
 local cnt, counters_before, touched, reads, marks
 local sets, setkeys, dels, iadd, irem, uadd, urem, tombs, gone, removed, published, staged_expiry
 
@@ -150,7 +170,8 @@ local function start(keys, args)
   C = keys[1]
   B = string.sub(C, 1, -2)
   I, U, T, Q = B .. 'i', B .. 'u', B .. 't', B .. 'q'
-  now = tonumber(args[2])
+  now_text = args[2]
+  now = tonumber(now_text)
   cnt, counters_before, touched, reads, marks = {}, nil, {}, false, {}
   sets, setkeys, dels, iadd, irem, uadd, urem = {}, {}, {}, {}, {}, {}, {}
   tombs, gone, removed, published = {}, {}, {}, {}
@@ -594,6 +615,126 @@ local function put(args, a)
   return reply('ok', seq)
 end
 
+-- ------------------------------------------------------------------------------------------------ conversations
+--
+-- A conversation "CK" (its owner's encoding, length-prefixed, then its id, as a record key) is three keys:
+-- "v:CK" its state "VERSION ITEMS NEXT EXPIRY JSON", "vo:CK" its items' positions (a sorted set: score the
+-- position, member the item id) and "vi:CK" its items (a hash: item id -> item JSON); "ve" holds every
+-- conversation by expiry ("+inf": never). A call checks everything first, then writes them directly.
+
+-- A conversation's state as {version, items, next position, expiry}, false if there is none; a malformed one is
+-- an error (nothing has been written when a call parses), or false when lenient.
+local function conversation(text, lenient)
+  if not text then return false end
+  local v, n, nxt, e = string.match(text, '^(%d+) (%d+) (%d+) (%S+) ')
+  if not v or (e ~= '!' and not tonumber(e)) then
+    if lenient then return false end
+    error('responsestore: a damaged conversation: ' .. string.sub(text, 1, 80))
+  end
+  return {v, n, nxt, e}
+end
+
+local function conversation_visible(c)
+  return c[4] == '!' or tonumber(c[4]) > now
+end
+
+local function conversation_drop(ck)
+  redis.call('DEL', B .. 'v:' .. ck, B .. 'vo:' .. ck, B .. 'vi:' .. ck)
+  redis.call('ZREM', B .. 've', ck)
+end
+
+-- remove up to `limit` (false: all) expired conversations, earliest first; return how many
+local function sweep_conversations(limit)
+  local index = B .. 've'
+  local swept = 0
+  while true do
+    local want = 256
+    if limit then want = math.min(want, limit - swept) end
+    if want <= 0 then break end
+    local cks = redis.call('ZRANGE', index, '-inf', now_text, 'BYSCORE', 'LIMIT', 0, want)
+    if #cks == 0 then break end
+    for _, ck in ipairs(cks) do
+      local c = conversation(redis.call('GET', B .. 'v:' .. ck), true)
+      if c and not conversation_visible(c) then
+        conversation_drop(ck)
+        swept = swept + 1
+      elseif c then
+        redis.call('ZADD', index, c[4] == '!' and '+inf' or c[4], ck)  -- a wrong score (a damaged index)
+      else
+        redis.call('ZREM', index, ck)  -- a member of no conversation (a damaged index): it would stay due
+      end
+    end
+    if #cks < want then break end
+  end
+  return swept
+end
+
+-- A conditional write of a conversation from args[i ..]: its key, the version it must be at, the new state, the
+-- new expiry score, the id of the item it deletes ('': none), how many items it adds, then the position, id and
+-- JSON of each.
+local function conversation_write(args, i)
+  local w = {ck = args[i], version = args[i + 1], state = args[i + 2], score = args[i + 3], remove = args[i + 4]}
+  local positions, items = {}, {}
+  for j = 0, tonumber(args[i + 5]) - 1 do
+    local p = i + 6 + 3 * j
+    positions[2 * j + 1], positions[2 * j + 2] = args[p], args[p + 1]
+    items[2 * j + 1], items[2 * j + 2] = args[p + 1], args[p + 2]
+  end
+  w.positions, w.items = positions, items
+  return w
+end
+
+-- whether the conversation of `w` is visible at the version `w` expects
+local function conversation_current(w)
+  local c = conversation(redis.call('GET', B .. 'v:' .. w.ck))
+  return c and conversation_visible(c) and c[1] == w.version
+end
+
+local function conversation_apply(w)
+  local positions, items = B .. 'vo:' .. w.ck, B .. 'vi:' .. w.ck
+  if w.remove ~= '' then
+    redis.call('ZREM', positions, w.remove)
+    redis.call('HDEL', items, w.remove)
+  end
+  if #w.positions > 0 then
+    call('ZADD', positions, w.positions, 2)
+    call('HSET', items, w.items, 2)
+  end
+  redis.call('MSET', B .. 'v:' .. w.ck, w.state)
+  redis.call('ZADD', B .. 've', w.score, w.ck)
+end
+
+-- a new conversation (args as a conversation write, its version ''), unless the store holds MAXR already
+local function conversation_put(args, a)
+  local index = B .. 've'
+  sweep_conversations(BATCH)
+  if MAXR and redis.call('ZCARD', index) >= MAXR then
+    sweep_conversations(false)
+    if redis.call('ZCARD', index) >= MAXR then return {'full', 0} end
+  end
+  local w = conversation_write(args, a)
+  if redis.call('EXISTS', B .. 'v:' .. w.ck, B .. 'vo:' .. w.ck, B .. 'vi:' .. w.ck) > 0 then
+    error('responsestore: conversation ' .. w.ck .. ' is stored already (ids are fresh: a damaged store)')
+  end
+  conversation_apply(w)
+  return {'ok', 0}
+end
+
+local function conversation_swap(args, a)
+  local w = conversation_write(args, a)
+  if not conversation_current(w) then return {'changed', 0} end
+  conversation_apply(w)
+  return {'ok', 0}
+end
+
+local function conversation_remove(args, a)
+  if not conversation_current({ck = args[a], version = args[a + 1]}) then return {'changed', 0} end
+  conversation_drop(args[a])
+  return {'ok', 0}
+end
+
+-- ------------------------------------------------------------------------------------------------ responses
+
 local function change(args, a, op)
   local k, incarnation, version, events = args[a], args[a + 1], args[a + 2], args[a + 3]
   local has_log, replace, first, n, event_bytes, stored, chunk =
@@ -604,6 +745,9 @@ local function change(args, a, op)
   if not h or not visible(h) or h[1] ~= incarnation or h[2] ~= version or h[4] ~= events then
     return reply('changed', 0)
   end
+  -- a response of a conversation finishing: the conversation's write lands with it, or neither does
+  local appended = op == 'swap' and args[a + 16] == '1' and conversation_write(args, a + 17)
+  if appended and not conversation_current(appended) then return reply('changed', 0) end
   local status, size = h[3], tonumber(h[6])
   if op == 'swap' then status, size = args[a + 12], tonumber(args[a + 14]) end
   local log_bytes, chunks = tonumber(h[7]), tonumber(h[8])
@@ -658,6 +802,7 @@ local function change(args, a, op)
   end
   set(B .. 'h:' .. k, table.concat(h, ' '))
   published[#published + 1] = k
+  if appended then conversation_apply(appended) end
   return reply('ok', 0)
 end
 
@@ -717,8 +862,15 @@ local function write(keys, args)
   if op == 'leased' then return leased(args, a) end
   if op == 'sweep' then
     begin({}, true)
-    return reply('ok', sweep(tonumber(args[a]) or false))
+    local swept = sweep(tonumber(args[a]) or false)
+    if args[a + 1] == '1' then swept = swept + sweep_conversations(false) end
+    return reply('ok', swept)
   end
+  -- conversations: no counters, no recency (a caller sends no marks)
+  if op == 'conversation_put' then return conversation_put(args, a) end
+  if op == 'conversation_swap' then return conversation_swap(args, a) end
+  if op == 'conversation_remove' then return conversation_remove(args, a) end
+  if op == 'conversation_sweep' then return {'ok', sweep_conversations(false)} end
   if op == 'flush' then
     begin({}, true)
     return reply('ok', 0)
@@ -824,9 +976,63 @@ local function stats()
   return out
 end
 
+-- the state of the visible conversation `ck`, or false
+local function conversation_state(ck)
+  local text = redis.call('GET', B .. 'v:' .. ck)
+  local c = conversation(text)
+  return c and conversation_visible(c) and text
+end
+
+-- the state, then position, id and JSON of up to `count` items past position `after` ('': from the end)
+local function conversation_items(args)
+  local ck, after, n, descending = args[3], args[4], args[5], args[6] == '1'
+  local state = conversation_state(ck)
+  if not state then return {} end
+  local got
+  if descending then
+    got = redis.call('ZRANGE', B .. 'vo:' .. ck, after == '' and '+inf' or '(' .. after, '-inf', 'BYSCORE', 'REV',
+      'LIMIT', 0, n, 'WITHSCORES')
+  else
+    got = redis.call('ZRANGE', B .. 'vo:' .. ck, after == '' and '-inf' or '(' .. after, '+inf', 'BYSCORE',
+      'LIMIT', 0, n, 'WITHSCORES')
+  end
+  local out = {state}
+  for i = 1, #got, 2 do
+    out[#out + 1] = got[i + 1]
+    out[#out + 1] = got[i]
+    out[#out + 1] = redis.call('HGET', B .. 'vi:' .. ck, got[i])
+  end
+  return out
+end
+
+-- the state, then the position and JSON of the item args[4] if the visible conversation args[3] holds it
+local function conversation_item(args)
+  local ck, id = args[3], args[4]
+  local state = conversation_state(ck)
+  if not state then return {} end
+  local position = redis.call('ZSCORE', B .. 'vo:' .. ck, id)
+  if not position then return {state} end
+  return {state, position, redis.call('HGET', B .. 'vi:' .. ck, id)}
+end
+
+-- the state, then which of the ids args[4 ..] the visible conversation args[3] holds
+local function conversation_held(args)
+  local ck = args[3]
+  local state = conversation_state(ck)
+  if not state then return {} end
+  local out = {state}
+  for i = 4, #args do
+    if redis.call('ZSCORE', B .. 'vo:' .. ck, args[i]) then out[#out + 1] = args[i] end
+  end
+  return out
+end
+
 local function read(keys, args)
   start(keys, args)
   local op = args[1]
+  if op == 'conversation_items' then return conversation_items(args) end
+  if op == 'conversation_item' then return conversation_item(args) end
+  if op == 'conversation_held' then return conversation_held(args) end
   if op == 'chain' then return chain(args) end
   if op == 'page' then return page(args) end
   if op == 'events' then return events(args) end
@@ -1464,9 +1670,16 @@ class RedisStore(BaseStore):
             f"{log.first} {log.events} {log.text}",
         ]
 
-    def _swap(self, old: Stored, new: ResponseRecord, size: int, log: LogWrite | None) -> bool:
+    def _swap(
+        self,
+        old: Stored,
+        new: ResponseRecord,
+        size: int,
+        log: LogWrite | None,
+        conversation: ConversationWrite | None = None,
+    ) -> bool:
         key = self._key(new.owner, new.id)
-        args = [
+        args: list[Any] = [
             key,
             old.incarnation,
             old.record.version,
@@ -1478,6 +1691,8 @@ class RedisStore(BaseStore):
             size,
             "" if new.lease_expires_at is None else _order_head(new.lease_expires_at),
         ]
+        if conversation is not None:
+            args += ["1", *self._conversation_args(conversation)]
         code, _, _ = self._write("swap", args, marks=new.is_terminal)
         if code == "full":
             retention = self.retention
@@ -1525,7 +1740,160 @@ class RedisStore(BaseStore):
         return [record for _, _, record in leased[:limit]]
 
     def _sweep(self, limit: int | None) -> int:
-        _, swept, _ = self._write("sweep", ["" if limit is None else limit])
+        _, swept, _ = self._write("sweep", ["" if limit is None else limit, "0"])
+        return int(swept)
+
+    def sweep(self) -> int:
+        """Remove every expired record and conversation now; return how many (one call of the write function).
+
+        Expired records are already invisible; sweeping reclaims their memory. Writes sweep a few each, so only
+        an idle store needs this (or a :class:`~responsestore.Sweeper`).
+        """
+        _, swept, _ = self._write("sweep", ["", "1"])
+        return int(swept)
+
+    # ------------------------------------------------------------------ conversations
+
+    def _conversation_key(self, owner: str | None, id: str) -> str | None:
+        """The key of conversation ``(owner, id)``, as a record's; ``None`` for an id no conversation can have."""
+        if not id.isascii() and not _encodable(id):
+            return None  # ids are checked before anything is stored: none has a lone surrogate
+        return self._key(owner, id)
+
+    def _conversation_args(self, write: ConversationWrite, *, new: bool = False) -> list[Any]:
+        """The library's arguments of ``write``: key, version it expects (``new``: none), state, expiry, items.
+
+        The state is stored as ``"VERSION ITEMS NEXT EXPIRY JSON"``, the expiry also as the score of the
+        conversation in the expiry index (``+inf``: never).
+        """
+        state = write.new
+        record, expiry = state.record, state.expires_at
+        expires = _NONE if expiry is None else repr(float(expiry))
+        args: list[Any] = [
+            self._key(record.owner, record.id),
+            "" if new else write.old.record.version,
+            f"{record.version} {state.items} {state.next_position} {expires} {_json_text(record.to_dict())}",
+            "+inf" if expiry is None else expires,
+            "" if write.remove is None else write.remove,
+            len(write.append),
+        ]
+        for position, item_id, item in write.append:
+            args.extend((position, item_id, _json_text(item)))
+        return args
+
+    def _conversation_write(self, op: str, args: Sequence[Any]) -> tuple[str, str]:
+        """The code and value of the write function's conversation ``op``.
+
+        It sends none of the queued recency marks of reads: they wait for the next write of records.
+        """
+        argv: list[Any] = [op, repr(self._now()), self._cursor_memory, *self._bounds, "0", 0, *args]
+        reply = self._call(lambda: self._function(_WRITE, argv))
+        try:
+            return _text(reply[0]), _text(reply[1])
+        except (TypeError, ValueError, IndexError) as exc:
+            raise self._damaged("a function's reply", exc) from exc
+
+    def _conversation_state(self, key: str, text: Any) -> ConversationState:
+        """A conversation's stored state ``"VERSION ITEMS NEXT EXPIRY JSON"``, parsed."""
+        try:
+            version, items, next_position, expiry, body = _text(text).split(" ", 4)
+            record = ConversationRecord.from_dict(json.loads(body))
+            expires_at = None if expiry == _NONE else float(expiry)
+            state = ConversationState(record, int(items), int(next_position), expires_at)
+            owner, id = _split_key(key)
+            if (record.owner, record.id) != (owner, id):
+                raise ValueError(f"it holds conversation {record.id!r} of another owner or id")
+            if record.version != int(version):
+                raise ValueError(f"version {version} but its JSON says {record.version}")
+            if not 0 <= state.items <= state.next_position or not (expires_at is None or math.isfinite(expires_at)):
+                raise ValueError(f"the counts or expiry {text!r:.80}")
+        except (TypeError, ValueError, KeyError, ResponseStoreError) as exc:
+            raise self._damaged(f"the conversation {key!r}", exc) from exc
+        return state
+
+    def _positioned(self, key: str, position: Any, item_id: Any, text: Any) -> Positioned:
+        """An item of conversation ``key`` as the read function gave it: position, id and JSON."""
+        try:
+            number, id = int(_text(position)), _text(item_id)
+            if text is None:
+                raise ValueError(f"the item {id!r} has a position but no JSON")
+            item = freeze_object(json.loads(_text(text)), "a stored item")
+            if item.get("id") != id:
+                raise ValueError(f"the item {id!r} holds another item")
+        except (TypeError, ValueError, ResponseStoreError) as exc:
+            raise self._damaged(f"an item of the conversation {key!r}", exc) from exc
+        return number, id, item
+
+    def _conversation(self, owner: str | None, id: str) -> ConversationState | None:
+        key = self._conversation_key(owner, id)
+        if key is None:
+            return None
+        text = self._call(lambda: self.client.get(self._base + "v:" + key))
+        if text is None:
+            return None
+        state = self._conversation_state(key, text)
+        if state.expires_at is not None and state.expires_at <= self._now():
+            return None
+        return state
+
+    def _conversation_items(
+        self, owner: str | None, id: str, after: int | None, count: int, *, descending: bool
+    ) -> tuple[ConversationState, list[Positioned]] | None:
+        key = self._conversation_key(owner, id)
+        if key is None:
+            return None
+        now = repr(self._now())
+        rows = self._read_call(
+            ["conversation_items", now, key, "" if after is None else after, count, "1" if descending else "0"]
+        )
+        if not rows:
+            return None
+        state = self._conversation_state(key, rows[0])
+        return state, [self._positioned(key, *rows[i : i + 3]) for i in range(1, len(rows) - 2, 3)]
+
+    def _conversation_item(self, owner: str | None, id: str, item_id: str) -> Positioned | None:
+        key = self._conversation_key(owner, id)
+        if key is None or (not item_id.isascii() and not _encodable(item_id)):
+            return None
+        rows = self._read_call(["conversation_item", repr(self._now()), key, item_id])
+        if not rows:
+            return None
+        self._conversation_state(key, rows[0])  # checked: a damaged conversation is an error, not an answer
+        if len(rows) < 2:
+            return None
+        return self._positioned(key, rows[1], item_id, rows[2] if len(rows) > 2 else None)
+
+    def _conversation_held(self, owner: str | None, id: str, item_ids: Sequence[str]) -> set[str]:
+        key = self._conversation_key(owner, id)
+        asked = [item_id for item_id in item_ids if item_id.isascii() or _encodable(item_id)]
+        if key is None or not asked:
+            return set()
+        rows = self._read_call(["conversation_held", repr(self._now()), key, *asked])
+        if not rows:
+            return set()
+        self._conversation_state(key, rows[0])
+        try:
+            return {_text(row) for row in rows[1:]}
+        except (TypeError, ValueError) as exc:
+            raise self._damaged(f"the conversation {key!r}", exc) from exc
+
+    def _conversation_put(self, state: ConversationState, items: Sequence[Positioned]) -> None:
+        args = self._conversation_args(ConversationWrite(state, state, tuple(items)), new=True)
+        code, _ = self._conversation_write("conversation_put", args)
+        if code == "full":  # only with a max_records
+            raise ConversationFull(state.record.id, "max_records", self.retention.max_records or 0)
+
+    def _conversation_swap(self, write: ConversationWrite) -> bool:
+        code, _ = self._conversation_write("conversation_swap", self._conversation_args(write))
+        return code == "ok"
+
+    def _conversation_remove(self, old: ConversationState) -> bool:
+        record = old.record
+        code, _ = self._conversation_write("conversation_remove", [self._key(record.owner, record.id), record.version])
+        return code == "ok"
+
+    def _sweep_conversations(self) -> int:
+        _, swept = self._conversation_write("conversation_sweep", [])
         return int(swept)
 
     def _page(
@@ -1707,7 +2075,8 @@ class RedisStore(BaseStore):
                 hit is None or hit[0] != header.incarnation or hit[1] != record.version or hit[2] == record,
                 f"the cache's copy of {key!r}",
             )
-        _invariant(not (keys - named), f"keys of no record: {sorted(keys - named)[:5]}")
+        named |= self._check_conversations(client, keys)
+        _invariant(not (keys - named), f"keys of no record or conversation: {sorted(keys - named)[:5]}")
         _invariant(order == expected_order, "the order index disagrees with the records")
         _invariant(expiry == expected_expiry, "the expiry index disagrees with the records")
         _invariant(lease <= named_leases, "the lease index holds a member no record names")
@@ -1738,6 +2107,32 @@ class RedisStore(BaseStore):
             _check_chunks(tuple(log.chunks), log.events, -1)
         stats = self._stats()
         _invariant(stats.records == sum(stats.by_status.values()), "stats.by_status does not add up")
+
+    def _check_conversations(self, client: Any, keys: set[str]) -> set[str]:
+        """Check every conversation against its items and the expiry index; return the keys they name."""
+        base = self._base
+        conversation_keys = sorted(key[2:] for key in keys if key.startswith("v:"))
+        states = dict(
+            zip(conversation_keys, _mget(client, [base + "v:" + key for key in conversation_keys]), strict=True)
+        )
+        by_expiry = {_text(key): score for key, score in client.zrange(base + "ve", 0, -1, withscores=True)}
+        _invariant(set(by_expiry) == set(conversation_keys), "the conversation expiry index disagrees")
+        named = {"ve"}
+        for key in conversation_keys:
+            state = self._conversation_state(key, states[key])
+            expiry = math.inf if state.expires_at is None else state.expires_at
+            _invariant(by_expiry[key] == expiry, f"the expiry index has {key!r} at {by_expiry[key]}, not {expiry}")
+            positions = {_text(id): score for id, score in client.zrange(base + "vo:" + key, 0, -1, withscores=True)}
+            items = {_text(id): text for id, text in client.hgetall(base + "vi:" + key).items()}
+            _invariant(state.items == len(positions) == len(items), f"the item count of {key!r}")
+            _invariant(positions.keys() == items.keys(), f"the positions of {key!r} disagree with its items")
+            _invariant(len(set(positions.values())) == len(positions), f"two items of {key!r} share a position")
+            _invariant(state.items <= MAX_CONVERSATION_ITEMS, f"{key!r} holds too many items")
+            for id, score in positions.items():
+                _invariant(score == int(score) and 0 <= score < state.next_position, f"a position in {key!r}")
+                self._positioned(key, int(score), id, items[id])
+            named.update({"v:" + key, "vo:" + key, "vi:" + key})
+        return named
 
 
 def _mget(client: Any, keys: list[str]) -> list[Any]:

@@ -35,16 +35,14 @@ from ._contract import BaseStore
 from ._ids import new_response_id
 from ._records import ResponseRecord, ResponseStatus
 from .errors import (
-    ChainError,
+    ConversationNotFound,
     InvalidArgument,
-    InvalidTransition,
-    ResponseExists,
     ResponseNotFound,
     ResponseStoreError,
-    StoreFull,
-    VersionConflict,
     WaitTimeout,
 )
+from .server._conversations import ConversationRoutes, conversation_error, conversation_id_of
+from .server._errors import ApiError
 from .server._models import Generate, Usage, echo
 from .server._runs import DEFAULT_SETTINGS, Run, Runner, RunSettings
 
@@ -90,17 +88,8 @@ _TYPES = {401: "authentication_error", 500: "server_error", 503: "server_error"}
 
 
 def _store_error(exc: ResponseStoreError, param: str | None = None) -> _HTTPError:
-    if isinstance(exc, ResponseNotFound):
-        return _HTTPError(404, f"No response found with id {exc.id!r}.", param=param, code="not_found")
-    if isinstance(exc, (InvalidTransition, VersionConflict, ResponseExists)):
-        return _HTTPError(409, str(exc), param=param, code="conflict")
-    if isinstance(exc, ChainError):
-        return _HTTPError(400, str(exc), param="previous_response_id", code="invalid_previous_response")
-    if isinstance(exc, StoreFull):
-        return _HTTPError(503, str(exc), code="store_full")
-    if isinstance(exc, InvalidArgument):
-        return _HTTPError(400, str(exc), param=param, code="invalid_value")
-    return _HTTPError(500, "The store failed to handle the request.", code="server_error")
+    refusal = conversation_error(exc, param)
+    return _HTTPError(refusal.status, refusal.message, param=refusal.param, code=refusal.code)
 
 
 # Request parameters echoed back in the Response, with the JSON types each accepts.
@@ -137,6 +126,7 @@ _OTHER = frozenset(
         "tools",
         "include",
         "stream_options",
+        "conversation",
     }
 )
 _TRUNCATION = frozenset({"auto", "disabled"})
@@ -148,6 +138,7 @@ class _Request:
     input: Any
     instructions: str | None
     previous_response_id: str | None
+    conversation: str | None
     store: bool
     background: bool
     stream: bool
@@ -211,6 +202,7 @@ def _parse_create(body: object) -> _Request:
         input=value,
         instructions=_optional(body, "instructions", (str,), None),
         previous_response_id=_optional(body, "previous_response_id", (str,), None),
+        conversation=_conversation(body, store=store),
         store=store,
         background=background,
         stream=_optional(body, "stream", (bool,), default=False),
@@ -219,6 +211,25 @@ def _parse_create(body: object) -> _Request:
         extra=extra,
         body=body,
     )
+
+
+def _conversation(body: Mapping[str, Any], *, store: bool) -> str | None:
+    """The conversation a create request names (``conversation``: an id or ``{"id": ...}``), or ``None``."""
+    if body.get("conversation") is None:
+        return None
+    try:
+        conversation = conversation_id_of(body["conversation"])
+    except ApiError as exc:
+        raise _HTTPError(exc.status, exc.message, param=exc.param, code="invalid_type") from None
+    if body.get("previous_response_id") is not None:
+        raise _HTTPError(
+            400, "Pass 'conversation' or 'previous_response_id', not both.", param="conversation", code="invalid_value"
+        )
+    if not store:
+        raise _HTTPError(
+            400, "A response in a conversation must be stored: 'conversation' needs 'store': true.", param="store"
+        )
+    return conversation
 
 
 _ROUTES = [
@@ -249,6 +260,7 @@ class ResponsesApp:
         self.stream_timeout = stream_timeout
         self.settings = settings
         self.runner = Runner(store, generate, settings)
+        self.conversations = ConversationRoutes(store)
 
     # ------------------------------------------------------------------ WSGI
 
@@ -306,6 +318,8 @@ class ResponsesApp:
     def _dispatch(self, environ: Environ) -> tuple[str, list[tuple[str, str]], Iterable[bytes]]:
         path = environ.get("PATH_INFO", "") or "/"
         method = environ.get("REQUEST_METHOD", "GET").upper()
+        if path == "/v1/conversations" or path.startswith("/v1/conversations/"):
+            return self._conversations(environ, method, path)
         for pattern, methods, name in _ROUTES:
             match = pattern.fullmatch(path)
             if match is None:
@@ -328,6 +342,20 @@ class ResponsesApp:
                 return self._json(200, {"id": id, "object": "response", "deleted": True})
             return self._retrieve(owner, id, query)
         raise _HTTPError(404, f"No route for {method} {path}.", code="not_found")
+
+    def _conversations(
+        self, environ: Environ, method: str, path: str
+    ) -> tuple[str, list[tuple[str, str]], Iterable[bytes]]:
+        parts = path[len("/v1/conversations") :].split("/")[1:]
+        if any(not part for part in parts):
+            raise _HTTPError(404, f"No route for {method} {path}.", code="not_found")
+        owner = self._owner(environ)
+        query = dict(parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True))
+        try:
+            status, data = self.conversations.handle(method, parts, owner, query, lambda: self._body(environ))
+        except ApiError as exc:
+            raise _HTTPError(exc.status, exc.message, param=exc.param, code=exc.code, allow=exc.allow) from None
+        return self._json(status, data)
 
     def _owner(self, environ: Environ) -> str | None:
         header = environ.get("HTTP_AUTHORIZATION", "")
@@ -452,7 +480,14 @@ class ResponsesApp:
         return self._json(200, _wire.response_frozen(final))
 
     def _history(self, owner: str | None, request: _Request) -> tuple[dict[str, Any], ...]:
-        """The items of the chain a request continues (none if it starts a conversation)."""
+        """The items of the chain or the conversation a request continues (none if it starts one)."""
+        if request.conversation is not None:
+            try:
+                return tuple(
+                    _wire.item_json(item) for item in self.store.conversation_context(request.conversation, owner=owner)
+                )
+            except ConversationNotFound as exc:
+                raise _store_error(exc, "conversation") from None
         if request.previous_response_id is None:
             return ()
         try:
@@ -493,6 +528,7 @@ class ResponsesApp:
                     status=ResponseStatus.QUEUED if request.background else ResponseStatus.IN_PROGRESS,
                     lease=self.settings.lease_seconds,
                     holder=self.runner.holder(),
+                    conversation=request.conversation,
                     owner=owner,
                     **fields,
                 )

@@ -44,7 +44,15 @@ DOCS = ROOT / "docs"
 EXAMPLE = DOCS / "examples" / "wsgi_app.py"
 MARKDOWN = [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
 #: The pages whose examples must not silently disappear (a page without ``>>>`` examples passes trivially).
-WITH_EXAMPLES = {"README.md", "quickstart.md", "serving.md", "concurrency.md", "lifecycle.md", "retention.md"}
+WITH_EXAMPLES = {
+    "README.md",
+    "quickstart.md",
+    "serving.md",
+    "concurrency.md",
+    "lifecycle.md",
+    "retention.md",
+    "conversations.md",
+}
 DOCTEST_FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 WAIT = 60  # seconds; a bound that turns a hang into a failure, never a timing assertion
 

@@ -231,6 +231,9 @@ def test_every_stored_value_is_text_never_pickle() -> None:
         second = store.create("m", previous_response_id=first.id)
         store.cancel(store.create("m", background=True).id)
         store.delete(second.id)
+        conversation = store.create_conversation([{"role": "user", "content": "é"}], metadata={"k": "v"})
+        in_it = store.create("m", "hi", conversation=conversation.id)
+        store.complete(in_it.id, [{"role": "assistant", "content": "x"}])
         keys = list(client.scan_iter(match="{" + store.prefix + "}:*"))
         assert keys
         values: list[bytes] = []
@@ -263,7 +266,7 @@ def test_every_stored_value_is_text_never_pickle() -> None:
 #: The ACL the Backends page documents for a store with the prefix "acl" (the commands its scripts run included).
 ACL_RULES = (
     "on >acl-secret ~{acl}:* &{acl}:w -@all +fcall +fcall_ro +function|load +mget +subscribe +ping +hello "
-    "+get +mset +exists +del +zadd +zrem +zrange +zpopmin +hset +hget +hdel +publish"
+    "+get +mset +exists +del +zadd +zrem +zrange +zpopmin +zcard +zscore +hset +hget +hdel +publish"
 )
 
 
@@ -291,6 +294,15 @@ def test_the_documented_acl_is_enough(server: redis_server.RedisServer) -> None:
         store.events(first.id)
         assert store.stats().records == 2
         store.sweep()
+        conversation = store.create_conversation([{"role": "user", "content": "hi"}])
+        item = store.add_conversation_items(conversation.id, [{"role": "user", "content": "again"}])[0]
+        in_it = store.create("m", "question", conversation=conversation.id)
+        store.complete(in_it.id, [{"role": "assistant", "content": "answer"}])
+        assert store.get_conversation_item(conversation.id, item["id"]) == item
+        assert len(store.conversation_items(conversation.id, after=item["id"]).data) == 1
+        store.delete_conversation_item(conversation.id, item["id"])
+        assert len(store.conversation_context(conversation.id)) == 3
+        store.delete_conversation(conversation.id)
         other = RedisStore.from_url(f"redis://responses:acl-secret@127.0.0.1:{server.port}/0?prefix=other")
         with pytest.raises(StorageError, match=r"NOPERM|permission"):
             other.create("m")  # another prefix: refused by the server
@@ -788,6 +800,12 @@ def test_cluster_contract_basics(cluster: redis_server.RedisCluster) -> None:
                 store.get(second.id)
             assert store.stats().records == 1
             assert store.sweep() == 0
+            conversation = store.create_conversation([{"role": "user", "content": "a"}])
+            in_it = store.create("m", "b", conversation=conversation.id)
+            store.complete(in_it.id, [{"role": "assistant", "content": "c"}])
+            context = store.conversation_context(conversation.id)
+            assert [item["content"][0]["text"] for item in context] == ["a", "b", "c"]
+            assert store.get_conversation_item(conversation.id, context[1]["id"]) == context[1]
             store._check()
     finally:
         for store in stores:

@@ -10,9 +10,11 @@ import sys
 from typing import Any
 
 import pydantic
+from openai.types.conversations import Conversation, ConversationItem, ConversationItemList
 from openai.types.responses import Response, ResponseItemList, ResponseStreamEvent
 
 _SDK_EVENT: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(ResponseStreamEvent)
+_SDK_ITEM: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(ConversationItem)
 
 if sys.version_info >= (3, 11):
     import openresponses_types
@@ -53,3 +55,25 @@ def check_event(event: dict[str, Any]) -> Any:
 def check_item_page(data: dict[str, Any]) -> ResponseItemList:
     """Validate an input_items page with the SDK's ResponseItemList (the spec has no list schema)."""
     return ResponseItemList.model_validate(data)
+
+
+def check_conversation(data: dict[str, Any]) -> Conversation:
+    """Validate a Conversation body with the SDK's model, strictly (the spec has no conversations)."""
+    assert isinstance(data["created_at"], int)
+    return Conversation.model_validate(data, strict=True)
+
+
+def check_conversation_item(data: dict[str, Any]) -> Any:
+    """Validate one conversation item with the SDK's ConversationItem union, strictly, and the spec's item."""
+    parsed = _SDK_ITEM.validate_python(data, strict=True)
+    assert type(parsed).__name__ != "dict"
+    if OPEN_RESPONSES is not None and data.get("type") == "message":
+        OPEN_RESPONSES.Message.model_validate(data)
+    return parsed
+
+
+def check_conversation_items(data: dict[str, Any]) -> ConversationItemList:
+    """Validate a page of conversation items (ConversationItemList) and each item."""
+    for item in data["data"]:
+        check_conversation_item(item)
+    return ConversationItemList.model_validate(data, strict=True)

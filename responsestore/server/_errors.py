@@ -1,0 +1,84 @@
+"""``ApiError``: a refusal in OpenAI's error shape, raised by the core and rendered by every transport.
+
+A transport catches :class:`ApiError` and sends ``status`` with :meth:`ApiError.body`
+(``{"error": {"message", "type", "param", "code"}}``); :func:`store_error` says which refusal a store error is.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from responsestore.errors import (
+    ChainError,
+    InvalidArgument,
+    InvalidTransition,
+    ResponseExists,
+    ResponseNotFound,
+    ResponseStoreError,
+    StoreFull,
+    VersionConflict,
+)
+
+__all__ = ["REASONS", "ApiError", "store_error"]
+
+#: The reason phrase of every status the server sends.
+REASONS = {
+    200: "OK",
+    204: "No Content",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    413: "Content Too Large",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+# OpenAI's error types by status; every other refusal is an ``invalid_request_error``.
+_TYPES = {401: "authentication_error", 500: "server_error", 503: "server_error"}
+
+
+class ApiError(Exception):
+    """A request the server refuses: the HTTP ``status`` and OpenAI's ``message``, ``param`` and ``code``.
+
+    ``allow`` is the ``Allow`` header of a ``405`` (the methods the path serves).
+    """
+
+    def __init__(
+        self, status: int, message: str, *, param: str | None = None, code: str | None = None, allow: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.param = param
+        self.code = code
+        self.allow = allow
+
+    @property
+    def type(self) -> str:
+        """OpenAI's error ``type``: ``authentication_error``, ``server_error`` or ``invalid_request_error``."""
+        return _TYPES.get(self.status, "invalid_request_error")
+
+    def body(self) -> dict[str, Any]:
+        """The JSON body: ``{"error": {"message", "type", "param", "code"}}``."""
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+
+def store_error(exc: ResponseStoreError, param: str | None = None) -> ApiError:
+    """The refusal a store error means (``param`` names the request field it concerns, if any).
+
+    Errors that say nothing the client can act on (a failing backend) become a ``500`` with a generic message.
+    """
+    if isinstance(exc, ResponseNotFound):
+        return ApiError(404, f"No response found with id {exc.id!r}.", param=param, code="not_found")
+    if isinstance(exc, (InvalidTransition, VersionConflict, ResponseExists)):
+        return ApiError(409, str(exc), param=param, code="conflict")
+    if isinstance(exc, ChainError):
+        return ApiError(400, str(exc), param="previous_response_id", code="invalid_previous_response")
+    if isinstance(exc, StoreFull):
+        return ApiError(503, str(exc), code="store_full")
+    if isinstance(exc, InvalidArgument):
+        return ApiError(400, str(exc), param=param, code="invalid_value")
+    return ApiError(500, "The store failed to handle the request.", code="server_error")
