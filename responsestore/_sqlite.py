@@ -36,9 +36,9 @@ Triggers keep the counters and the side tables in step with ``responses``, insid
 row: an insert counts the record and clears its id's tombstone; a change of status, size or log moves the status
 and byte counts; a delete uncounts it, deletes its chunks and leaves its tombstone. So the counters agree with
 the rows by construction (a conversation's insert and delete count it, and its delete deletes its items), and the
-hot writes are short: ``create`` is ``BEGIN IMMEDIATE``, one read of the
-counters, one ``INSERT`` and ``COMMIT``; a transition one read, then ``BEGIN IMMEDIATE``, one ``UPDATE`` (plus
-one statement per chunk write) and ``COMMIT``. The backend decides nothing: the store above it does.
+hot writes are short: ``create`` is ``BEGIN IMMEDIATE``, one read of the counters, one ``INSERT`` and ``COMMIT``; a
+transition one read, then ``BEGIN IMMEDIATE``, one ``UPDATE`` (plus one statement per chunk write) and ``COMMIT``.
+The backend decides nothing: the store above it does.
 
 Operations: every atomic storage operation of the contract is one SQLite transaction or one statement. A write
 runs in ``BEGIN IMMEDIATE`` and commits only if what it was decided on still holds (the incarnation, version and
