@@ -1,6 +1,6 @@
 """``SQLiteStore``: a durable backend on one SQLite file, shared by the threads and processes that open it.
 
-Layout (schema version 2; ``PRAGMA user_version`` holds the version, ``PRAGMA application_id`` marks the file):
+Layout (schema version 3; ``PRAGMA user_version`` holds the version, ``PRAGMA application_id`` marks the file):
 
 - ``responses``: one row per stored record. ``seq`` (``INTEGER PRIMARY KEY``, the rowid) is the record's
   incarnation: ``counters.last_seq + 1`` at its insert, so no number is ever given twice (no ``AUTOINCREMENT``,
@@ -17,18 +17,28 @@ Layout (schema version 2; ``PRAGMA user_version`` holds the version, ``PRAGMA ap
   removed meanwhile goes on (as in the memory store).
 - ``counters``: one row: ``last_seq``, the lifetime counts (created, deleted, evicted, expired), the records per
   status, and ``bytes``/``active_bytes`` (what ``max_bytes`` counts: every record's ``size`` plus its
-  ``log_bytes``, and the share of queued and in-progress records).
+  ``log_bytes``, and the share of queued and in-progress records), and ``conversations``, the number of rows of
+  ``conversations``.
+- ``conversations``: one row per conversation. ``seq`` (the rowid) names it to its items; ``record`` is its JSON
+  (:meth:`ConversationRecord.to_dict`); ``owner``, ``id`` and ``version`` repeat what the conditional writes need;
+  ``items`` and ``next_position`` are its :class:`~responsestore._conversations.ConversationState` counts;
+  ``expires_at`` its expiry (``NULL``: never).
+- ``conversation_items``: the items, one row per item, keyed by ``(conversation seq, position)`` (``WITHOUT
+  ROWID``: a page of items is one range of one b-tree), with the item's id (unique within its conversation) and
+  its JSON.
 
 Indexes, each only over the rows that need it: ``(owner, id)`` (unique), ``(owner, created_at)`` for lists (the
 rowid ``seq`` completes the order), ``expires_at`` over rows that expire, ``last_used`` over finished rows (the
-eviction order) and ``lease_expires_at`` over rows holding a lease.
+eviction order) and ``lease_expires_at`` over rows holding a lease; ``(owner, id)`` (unique) and ``expires_at`` of
+conversations, and ``(conversation, item id)`` (unique) of their items.
 
 Triggers keep the counters and the side tables in step with ``responses``, inside the statement that changes a
 row: an insert counts the record and clears its id's tombstone; a change of status, size or log moves the status
 and byte counts; a delete uncounts it, deletes its chunks and leaves its tombstone. So the counters agree with
-the rows by construction, and the hot writes are short: ``create`` is ``BEGIN IMMEDIATE``, one read of the
-counters, one ``INSERT`` and ``COMMIT``; a transition one read, then ``BEGIN IMMEDIATE``, one ``UPDATE`` (plus
-one statement per chunk write) and ``COMMIT``. The backend decides nothing: the store above it does.
+the rows by construction (a conversation's insert and delete count it, and its delete deletes its items), and the
+hot writes are short: ``create`` is ``BEGIN IMMEDIATE``, one read of the counters, one ``INSERT`` and ``COMMIT``; a
+transition one read, then ``BEGIN IMMEDIATE``, one ``UPDATE`` (plus one statement per chunk write) and ``COMMIT``.
+The backend decides nothing: the store above it does.
 
 Operations: every atomic storage operation of the contract is one SQLite transaction or one statement. A write
 runs in ``BEGIN IMMEDIATE`` and commits only if what it was decided on still holds (the incarnation, version and
@@ -48,7 +58,8 @@ Each thread has its own connection, used under a per-connection mutex, so :meth:
 a call in flight instead of closing a connection another thread is inside.
 
 Schema history: version 1 kept one row per event (``events``), an ``AUTOINCREMENT`` sequence, a ``tick`` for
-recency and a tombstone count; :func:`_migrate_1_to_2` turns such a file into version 2 when it is opened.
+recency and a tombstone count; :func:`_migrate_1_to_2` turns such a file into version 2 when it is opened. Version 2
+had no conversations; :func:`_migrate_2_to_3` adds their tables and count.
 """
 
 from __future__ import annotations
@@ -78,22 +89,23 @@ from ._contract import (
     Stored,
     cursor_memory,
 )
+from ._conversations import ConversationRecord, ConversationState, ConversationWrite, Positioned
 from ._events import DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_EVENTS, Chunk
-from ._json import FrozenDict, to_json_text
+from ._json import FrozenDict, freeze_object, to_json_text
 from ._owners import encodable as _encodable
 from ._owners import owner_key as _owner_key
 from ._owners import owner_of as _owner_of
 from ._paging import Page, PageQuery, paginate_records, unknown_cursor
 from ._records import ResponseRecord, ResponseStatus
 from ._retention import DEFAULT_MAX_RECORDS, DEFAULT_TTL, SWEEP_BATCH, StoreStats, record_size
-from .errors import InvalidArgument, ResponseExists, ResponseStoreError, StorageError, StoreFull
+from .errors import ConversationFull, InvalidArgument, ResponseExists, ResponseStoreError, StorageError, StoreFull
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
 _T = TypeVar("_T")
 
 #: The schema version this code writes; files of a newer version are refused, older ones migrated.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: Marks a responsestore database (``PRAGMA application_id``; the ASCII of "rsst").
 APPLICATION_ID = 0x72737374
@@ -155,7 +167,7 @@ def _moved() -> str:
 
 
 def _schema_2() -> list[str]:
-    """The statements that create schema version 2 in an empty database (also the target of a migration)."""
+    """The statements that create schema version 2 in an empty database (frozen: the target of the migration from 1)."""
     return [
         """CREATE TABLE responses (
             seq INTEGER PRIMARY KEY,
@@ -218,9 +230,43 @@ def _schema_2() -> list[str]:
     ]
 
 
+def _schema_3() -> list[str]:
+    """The statements that take a version-2 database to version 3: conversations, their items and their count."""
+    return [
+        "ALTER TABLE counters ADD COLUMN conversations INTEGER NOT NULL DEFAULT 0",
+        """CREATE TABLE conversations (
+            seq INTEGER PRIMARY KEY,
+            owner TEXT NOT NULL,
+            id TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            items INTEGER NOT NULL,
+            next_position INTEGER NOT NULL,
+            expires_at REAL,
+            record TEXT NOT NULL
+        )""",
+        "CREATE UNIQUE INDEX conversations_key ON conversations (owner, id)",
+        "CREATE INDEX conversations_expiry ON conversations (expires_at) WHERE expires_at IS NOT NULL",
+        """CREATE TABLE conversation_items (
+            conversation INTEGER NOT NULL,
+            position INTEGER NOT NULL,
+            item_id TEXT NOT NULL,
+            item TEXT NOT NULL,
+            PRIMARY KEY (conversation, position)
+        ) WITHOUT ROWID""",
+        "CREATE UNIQUE INDEX conversation_items_id ON conversation_items (conversation, item_id)",
+        """CREATE TRIGGER conversations_inserted AFTER INSERT ON conversations BEGIN
+            UPDATE counters SET conversations = conversations + 1;
+        END""",
+        """CREATE TRIGGER conversations_deleted AFTER DELETE ON conversations BEGIN
+            UPDATE counters SET conversations = conversations - 1;
+            DELETE FROM conversation_items WHERE conversation = OLD.seq;
+        END""",
+    ]
+
+
 def _create_schema(conn: sqlite3.Connection) -> None:
     """Version 0 (an empty file) to the current version: create every table, index and trigger."""
-    for statement in _schema_2():
+    for statement in _schema_2() + _schema_3():
         conn.execute(statement)
 
 
@@ -239,7 +285,8 @@ def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
         conn.execute(f"DROP INDEX IF EXISTS {index}")
     for table in ("responses", "events", "removed", "counters"):
         conn.execute(f"ALTER TABLE {table} RENAME TO v1_{table}")
-    _create_schema(conn)
+    for statement in _schema_2():
+        conn.execute(statement)
     rows = conn.execute(
         "SELECT seq, owner, id, created_at, status, terminal, version, ttl, expires_at, last_used, event_count, "
         "event_bytes, record FROM v1_responses ORDER BY seq"
@@ -319,9 +366,18 @@ def _v1_log(conn: sqlite3.Connection, seq: int, record: ResponseRecord, count: i
         raise _Damaged(f"the events of row {seq}", exc) from exc
 
 
+def _migrate_2_to_3(conn: sqlite3.Connection) -> None:
+    """Version 2 to 3 (inside the caller's write transaction): add the conversation tables, empty, and their count.
+
+    Nothing else changes: responses, logs, tombstones and counts stay as they are.
+    """
+    for statement in _schema_3():
+        conn.execute(statement)
+
+
 #: ``_MIGRATIONS[n]`` takes a database from schema version ``n`` to ``n + 1`` (inside one write transaction); an
 #: empty file (version 0) gets the current schema at once (:func:`_create_schema`).
-_MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_1_to_2}
+_MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_1_to_2, 2: _migrate_2_to_3}
 
 
 # Statements built from the constant column names above (never from caller input).
@@ -400,6 +456,42 @@ _SQL_SCAN = {
     + _SCAN_VISIBLE
     + "ORDER BY created_at DESC, seq DESC LIMIT ?",
 }
+
+_SQL_CONVERSATION = (
+    "SELECT seq, version, items, next_position, expires_at, record FROM conversations "
+    f"WHERE owner = ? AND id = ? AND {_VISIBLE}"
+)
+_IN_CONVERSATION = (
+    "FROM conversations c JOIN conversation_items i ON i.conversation = c.seq "
+    "WHERE c.owner = ? AND c.id = ? AND (c.expires_at IS NULL OR c.expires_at > ?) "
+)
+_SQL_CONVERSATION_ITEM = "SELECT i.position, i.item_id, i.item " + _IN_CONVERSATION + "AND i.item_id = ?"
+#: The ids among a JSON array of ids that the conversation holds (one statement however many are asked).
+_SQL_CONVERSATION_HELD = "SELECT i.item_id " + _IN_CONVERSATION + "AND i.item_id IN (SELECT value FROM json_each(?))"
+_ITEMS_SELECT = "SELECT position, item_id, item FROM conversation_items WHERE conversation = ? "
+#: ``(descending, from a position)`` -> the statement of one run of items (a range of the primary key).
+_SQL_ITEMS = {
+    (False, False): _ITEMS_SELECT + "ORDER BY position LIMIT ?",
+    (True, False): _ITEMS_SELECT + "ORDER BY position DESC LIMIT ?",
+    (False, True): _ITEMS_SELECT + "AND position > ? ORDER BY position LIMIT ?",
+    (True, True): _ITEMS_SELECT + "AND position < ? ORDER BY position DESC LIMIT ?",
+}
+_SQL_CONVERSATION_INSERT = (
+    "INSERT INTO conversations (owner, id, version, items, next_position, expires_at, record) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING seq"
+)
+_SQL_ITEM_INSERT = "INSERT INTO conversation_items (conversation, position, item_id, item) VALUES (?, ?, ?, ?)"
+_SQL_CONVERSATION_SWAP = (
+    "UPDATE conversations SET version = ?, items = ?, next_position = ?, expires_at = ?, record = ? "
+    f"WHERE owner = ? AND id = ? AND version = ? AND {_VISIBLE} RETURNING seq"
+)
+_SQL_ITEM_DELETE = "DELETE FROM conversation_items WHERE conversation = ? AND item_id = ?"
+_SQL_CONVERSATION_DELETE = f"DELETE FROM conversations WHERE owner = ? AND id = ? AND version = ? AND {_VISIBLE}"
+#: Delete up to ?2 (-1: every) conversation expired at ?1, soonest expired first; the trigger deletes their items.
+_SQL_CONVERSATIONS_SWEEP = (
+    "DELETE FROM conversations WHERE seq IN "
+    "(SELECT seq FROM conversations WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2)"
+)
 
 
 class _State(NamedTuple):
@@ -1336,7 +1428,14 @@ class SQLiteStore(BaseStore):
         if evicted:
             self._unlinked(conn, evicted, "evicted")
 
-    def _swap(self, old: Stored, new: ResponseRecord, size: int, log: LogWrite | None) -> bool:
+    def _swap(
+        self,
+        old: Stored,
+        new: ResponseRecord,
+        size: int,
+        log: LogWrite | None,
+        conversation: ConversationWrite | None = None,
+    ) -> bool:
         text = _record_text(new)
         terminal = new.is_terminal
         seq = old.incarnation
@@ -1355,6 +1454,7 @@ class SQLiteStore(BaseStore):
         if log is not None:
             params_log = (log.first + log.events, log.event_bytes, log.stored)
         max_bytes = self.retention.max_bytes
+        in_conversation = None if conversation is None else self._conversation_write(conversation)
 
         def swap(conn: sqlite3.Connection) -> bool:
             now = self._now()
@@ -1362,6 +1462,8 @@ class SQLiteStore(BaseStore):
             row = conn.execute(sql, (*params, now) if log is None else (*params, now, *params_log)).fetchone()
             if row is None:
                 return False
+            if in_conversation is not None and not in_conversation(conn, now):
+                raise _Abort(result=False)  # the conversation changed: the response's update is undone too
             after, due = row
             if log is not None:
                 self._write_log(conn, seq, log)
@@ -1484,6 +1586,169 @@ class SQLiteStore(BaseStore):
             ).fetchall()
         )
         return [self._record(seq, version, text) for seq, version, text in rows]
+
+    # ------------------------------------------------------------------ conversations
+
+    def _conversation_state(self, owner: str | None, id: str, row: Sequence[Any]) -> ConversationState:
+        """The state of ``(owner, id)`` from its row ``(seq, version, items, next_position, expires_at, record)``.
+
+        Raises:
+            StorageError: the row is not one this backend writes (a damaged file).
+        """
+        _, version, items, next_position, expires_at, text = row
+        try:
+            record = ConversationRecord.from_dict(json.loads(text))
+        except (ValueError, TypeError, RecursionError, ResponseStoreError) as exc:
+            raise self._damaged(f"the conversation {id!r}", exc) from exc
+        if (
+            (record.owner, record.id, record.version) != (owner, id, version)
+            or items.__class__ is not int
+            or next_position.__class__ is not int
+            or not 0 <= items <= next_position
+            or not (expires_at is None or expires_at.__class__ is float)
+        ):
+            raise self._damaged(f"the conversation {id!r}", ValueError("its columns disagree with its JSON"))
+        return ConversationState(record, items, next_position, expires_at)
+
+    def _positioned(self, id: str, row: Sequence[Any]) -> Positioned:
+        """The item of conversation ``id`` from its row ``(position, item id, item)``.
+
+        Raises:
+            StorageError: the row is not one this backend writes (a damaged file).
+        """
+        position, item_id, text = row
+        try:
+            item = freeze_object(json.loads(text), "a stored item")
+        except (ValueError, TypeError, RecursionError, ResponseStoreError) as exc:
+            raise self._damaged(f"an item of conversation {id!r}", exc) from exc
+        if position.__class__ is not int or item.get("id") != item_id:
+            raise self._damaged(f"an item of conversation {id!r}", ValueError("its columns disagree with its JSON"))
+        return position, item_id, item
+
+    def _conversation(self, owner: str | None, id: str) -> ConversationState | None:
+        if not _encodable(id):
+            return None  # no stored id has a lone surrogate
+        key = _owner_key(owner)
+        now = self._now()
+        row = self._query(lambda conn: conn.execute(_SQL_CONVERSATION, (key, id, now)).fetchone())
+        return None if row is None else self._conversation_state(owner, id, row)
+
+    def _conversation_items(
+        self, owner: str | None, id: str, after: int | None, count: int, *, descending: bool
+    ) -> tuple[ConversationState, list[Positioned]] | None:
+        if not _encodable(id):
+            return None
+        key = _owner_key(owner)
+        now = self._now()
+        sql = _SQL_ITEMS[descending, after is not None]
+
+        def read(conn: sqlite3.Connection) -> tuple[ConversationState, list[Positioned]] | None:
+            row = conn.execute(_SQL_CONVERSATION, (key, id, now)).fetchone()
+            if row is None:
+                return None
+            state = self._conversation_state(owner, id, row)
+            params = (row[0], count) if after is None else (row[0], after, count)
+            return state, [self._positioned(id, item) for item in conn.execute(sql, params).fetchall()]
+
+        return self._snapshot_read(read)
+
+    def _conversation_item(self, owner: str | None, id: str, item_id: str) -> Positioned | None:
+        if not (_encodable(id) and _encodable(item_id)):
+            return None
+        params = (_owner_key(owner), id, self._now(), item_id)
+        row = self._query(lambda conn: conn.execute(_SQL_CONVERSATION_ITEM, params).fetchone())
+        return None if row is None else self._positioned(id, row)
+
+    def _conversation_held(self, owner: str | None, id: str, item_ids: Sequence[str]) -> set[str]:
+        asked = [item_id for item_id in item_ids if _encodable(item_id)]
+        if not (asked and _encodable(id)):
+            return set()
+        params = (_owner_key(owner), id, self._now(), json.dumps(asked))
+        rows = self._query(lambda conn: conn.execute(_SQL_CONVERSATION_HELD, params).fetchall())
+        return {item_id for (item_id,) in rows}
+
+    def _conversation_put(self, state: ConversationState, items: Sequence[Positioned]) -> None:
+        record = state.record
+        values = (
+            _owner_key(record.owner),
+            record.id,
+            record.version,
+            state.items,
+            state.next_position,
+            state.expires_at,
+            _json_text(record.to_dict()),
+        )
+        rows = [(position, item_id, _json_text(item)) for position, item_id, item in items]
+        limit = self.retention.max_records
+
+        def put(conn: sqlite3.Connection) -> None:
+            now = self._now()
+            self._sweep_conversation_rows(conn, now, SWEEP_BATCH)
+            if limit is not None and self._conversation_count(conn) >= limit:
+                self._sweep_conversation_rows(conn, now, None)
+                if self._conversation_count(conn) >= limit:
+                    raise ConversationFull(record.id, "max_records", limit)
+            (seq,) = conn.execute(_SQL_CONVERSATION_INSERT, values).fetchone()
+            conn.executemany(_SQL_ITEM_INSERT, [(seq, *row) for row in rows])
+
+        self._write(put)
+
+    def _conversation_write(self, write: ConversationWrite) -> Callable[[sqlite3.Connection, float], bool]:
+        """The statements of ``write``, as a function to run inside a write transaction at a time ``now``.
+
+        It returns ``False``, having changed nothing, if the conversation is no longer visible at ``write.old``'s
+        version. Everything is encoded here, before the transaction begins.
+        """
+        old, new = write.old.record, write.new
+        params = (
+            new.record.version,
+            new.items,
+            new.next_position,
+            new.expires_at,
+            _json_text(new.record.to_dict()),
+            _owner_key(old.owner),
+            old.id,
+            old.version,
+        )
+        rows = [(position, item_id, _json_text(item)) for position, item_id, item in write.append]
+        remove = write.remove
+
+        def apply(conn: sqlite3.Connection, now: float) -> bool:
+            row = conn.execute(_SQL_CONVERSATION_SWAP, (*params, now)).fetchone()
+            if row is None:
+                return False
+            seq = row[0]
+            if remove is not None and conn.execute(_SQL_ITEM_DELETE, (seq, remove)).rowcount != 1:
+                raise _Damaged(f"the items of conversation {old.id!r}", LookupError(f"{remove!r} is missing"))
+            if rows:
+                conn.executemany(_SQL_ITEM_INSERT, [(seq, *item) for item in rows])
+            return True
+
+        return apply
+
+    def _conversation_swap(self, write: ConversationWrite) -> bool:
+        apply = self._conversation_write(write)
+        return self._write(lambda conn: apply(conn, self._now()))
+
+    def _conversation_remove(self, old: ConversationState) -> bool:
+        record = old.record
+        params = (_owner_key(record.owner), record.id, record.version)
+        return self._write(lambda conn: conn.execute(_SQL_CONVERSATION_DELETE, (*params, self._now())).rowcount == 1)
+
+    def _sweep_conversations(self) -> int:
+        now = self._now()  # validated before the write, as for responses
+        return self._write(lambda conn: self._sweep_conversation_rows(conn, now, None))
+
+    @staticmethod
+    def _sweep_conversation_rows(conn: sqlite3.Connection, now: float, limit: int | None) -> int:
+        """Delete up to ``limit`` (``None``: every) conversation expired at ``now``, with their items."""
+        return int(conn.execute(_SQL_CONVERSATIONS_SWEEP, (now, -1 if limit is None else limit)).rowcount)
+
+    def _conversation_count(self, conn: sqlite3.Connection) -> int:
+        row = conn.execute("SELECT conversations FROM counters").fetchone()
+        if row is None:
+            raise StorageError(f"{self.path!r} is damaged: its counters row is missing")
+        return int(row[0])
 
     # ------------------------------------------------------------------ reads
 
@@ -1613,7 +1878,8 @@ class SQLiteStore(BaseStore):
         """Check every invariant, raising ``AssertionError``.
 
         The file's integrity; rows agree with their JSON, their sizes and the cache; chunks follow each other and
-        add up to each log; the counters, the lease index and the tombstones agree with the rows.
+        add up to each log; the counters, the lease index and the tombstones agree with the rows; each conversation
+        agrees with its JSON and holds as many items as it counts, each below its next position, their ids unique.
         """
         if self._closed:  # the file must still be whole: check it through a connection of its own
             conn = sqlite3.connect(self.path, isolation_level=None)
@@ -1637,12 +1903,12 @@ class SQLiteStore(BaseStore):
         _begin_read(conn)
         try:
             counters = conn.execute(
-                "SELECT last_seq, created, deleted, evicted, expired, bytes, active_bytes, "
+                "SELECT last_seq, created, deleted, evicted, expired, bytes, active_bytes, conversations, "
                 f"{_STATUS_LIST} FROM counters"
             ).fetchall()
             _invariant(len(counters) == 1, "the counters row is missing or doubled")
-            last_seq, created, deleted, evicted, expired, total, active = counters[0][:7]
-            status_counts = dict(zip(_STATUS_COLUMNS, counters[0][7:], strict=True))
+            last_seq, created, deleted, evicted, expired, total, active, conversations = counters[0][:8]
+            status_counts = dict(zip(_STATUS_COLUMNS, counters[0][8:], strict=True))
             rows = conn.execute(
                 "SELECT seq, owner, id, created_at, status, terminal, version, ttl, expires_at, last_used, "
                 "lease_expires_at, size, event_count, event_bytes, log_bytes, record FROM responses"
@@ -1692,6 +1958,7 @@ class SQLiteStore(BaseStore):
             _invariant(not ({(key, id) for key, id, _ in removed} & live), "a live record is also removed")
             _invariant(not ({seq for _, _, seq in removed} & seqs), "a tombstone shares a live record's seq")
             _invariant(all(seq <= last_seq for _, _, seq in removed), "a tombstone's seq is above the counter")
+            self._check_conversations(conn, conversations)
         finally:
             _rollback(conn)
         stats = self._stats_of(conn, self._now())
@@ -1764,6 +2031,38 @@ class SQLiteStore(BaseStore):
                 raise AssertionError(f"the event log of {id!r} cannot be read: {exc}") from None
             _invariant(len(events) == count, f"the chunks of {id!r} hold {len(events)} events, not {count}")
         return record
+
+    def _check_conversations(self, conn: sqlite3.Connection, counted: int) -> None:
+        """The conversations agree with their JSON, their count and their items; no item outlives its conversation."""
+        rows = conn.execute(
+            "SELECT seq, owner, id, version, items, next_position, expires_at, record FROM conversations"
+        ).fetchall()
+        _invariant(counted == len(rows), "the conversation count disagrees with the rows")
+        for seq, key, id, version, items, next_position, expires_at, text in rows:
+            try:
+                state = self._conversation_state(
+                    _owner_of(key), id, (seq, version, items, next_position, expires_at, text)
+                )
+            except StorageError as exc:
+                raise AssertionError(str(exc)) from None
+            _invariant(_json_text(state.record.to_dict()) == text, f"the JSON of conversation {id!r}")
+            held = conn.execute(
+                "SELECT position, item_id, item FROM conversation_items WHERE conversation = ? ORDER BY position",
+                (seq,),
+            ).fetchall()
+            _invariant(len(held) == items, f"the item count of conversation {id!r} disagrees with its items")
+            _invariant(all(0 <= row[0] < next_position for row in held), f"an item of {id!r} is beyond its positions")
+            _invariant(len({row[1] for row in held}) == len(held), f"the item ids of {id!r} repeat")
+            for row in held:
+                try:
+                    _, _, item = self._positioned(id, row)
+                except StorageError as exc:
+                    raise AssertionError(str(exc)) from None
+                _invariant(_json_text(item) == row[2], f"the JSON of item {row[1]!r} of {id!r}")
+        orphans = conn.execute(
+            "SELECT count(*) FROM conversation_items WHERE conversation NOT IN (SELECT seq FROM conversations)"
+        ).fetchone()[0]
+        _invariant(orphans == 0, "items outlived their conversation")
 
 
 def _invariant(condition: bool, message: str) -> None:

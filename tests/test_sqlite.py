@@ -596,7 +596,7 @@ def _pragma(path: Path, name: str) -> Any:
 def test_a_new_database_records_its_schema_version_and_owner(db: Path) -> None:
     with SQLiteStore(db):
         pass
-    assert _pragma(db, "user_version") == sqlite_backend.SCHEMA_VERSION == 2
+    assert _pragma(db, "user_version") == sqlite_backend.SCHEMA_VERSION == 3
     assert _pragma(db, "application_id") == sqlite_backend.APPLICATION_ID
     assert _pragma(db, "journal_mode") == "wal"
 
@@ -613,14 +613,24 @@ def _schema(path: Path) -> dict[str, dict[str, str]]:
         raw.close()
 
 
-def test_schema_2_indexes_only_the_rows_that_need_it(db: Path) -> None:
+def test_the_schema_indexes_only_the_rows_that_need_it(db: Path) -> None:
     with SQLiteStore(db):
         pass
     schema = _schema(db)
-    assert set(schema["table"]) == {"responses", "chunks", "removed", "counters"}  # no sqlite_sequence
+    assert set(schema["table"]) == {  # no sqlite_sequence
+        "responses",
+        "chunks",
+        "removed",
+        "counters",
+        "conversations",
+        "conversation_items",
+    }
     assert "AUTOINCREMENT" not in " ".join(schema["table"].values())
     assert "seq INTEGER PRIMARY KEY," in schema["table"]["responses"]  # the rowid: the incarnation
     assert schema["table"]["chunks"].endswith("PRIMARY KEY (response, first) ) WITHOUT ROWID")
+    assert schema["table"]["conversation_items"].endswith("PRIMARY KEY (conversation, position) ) WITHOUT ROWID")
+    assert "seq INTEGER PRIMARY KEY," in schema["table"]["conversations"]
+    assert schema["table"]["counters"].endswith("conversations INTEGER NOT NULL DEFAULT 0)")
     indexes = {name: sql for name, sql in schema["index"].items() if sql}  # the unnamed ones are UNIQUE/PK
     assert indexes == {
         "responses_key": "CREATE UNIQUE INDEX responses_key ON responses (owner, id)",
@@ -630,8 +640,21 @@ def test_schema_2_indexes_only_the_rows_that_need_it(db: Path) -> None:
         "responses_lease": (
             "CREATE INDEX responses_lease ON responses (lease_expires_at) WHERE lease_expires_at IS NOT NULL"
         ),
+        "conversations_key": "CREATE UNIQUE INDEX conversations_key ON conversations (owner, id)",
+        "conversations_expiry": (
+            "CREATE INDEX conversations_expiry ON conversations (expires_at) WHERE expires_at IS NOT NULL"
+        ),
+        "conversation_items_id": (
+            "CREATE UNIQUE INDEX conversation_items_id ON conversation_items (conversation, item_id)"
+        ),
     }
-    assert set(schema["trigger"]) == {"responses_inserted", "responses_changed", "responses_deleted"}
+    assert set(schema["trigger"]) == {
+        "responses_inserted",
+        "responses_changed",
+        "responses_deleted",
+        "conversations_inserted",
+        "conversations_deleted",
+    }
 
 
 def test_the_hot_queries_use_their_indexes(store: SQLiteStore) -> None:
@@ -660,20 +683,21 @@ def test_an_older_database_is_migrated_step_by_step_once(db: Path, monkeypatch: 
     with SQLiteStore(db) as store:
         kept = store.create("m", "old data")
     steps: list[int] = []
+    current = sqlite_backend.SCHEMA_VERSION
 
-    def to_3(conn: sqlite3.Connection) -> None:
-        steps.append(3)
-        conn.execute("CREATE TABLE added_in_3 (x INTEGER)")
+    def to_next(conn: sqlite3.Connection) -> None:
+        steps.append(current + 1)
+        conn.execute("CREATE TABLE added_next (x INTEGER)")
 
-    monkeypatch.setattr(sqlite_backend, "_MIGRATIONS", {**sqlite_backend._MIGRATIONS, 2: to_3})
-    monkeypatch.setattr(sqlite_backend, "SCHEMA_VERSION", 3)
+    monkeypatch.setattr(sqlite_backend, "_MIGRATIONS", {**sqlite_backend._MIGRATIONS, current: to_next})
+    monkeypatch.setattr(sqlite_backend, "SCHEMA_VERSION", current + 1)
     with SQLiteStore(db) as store:
         assert store.get(kept.id) == kept
         store._check()
     with SQLiteStore(db):
         pass
-    assert steps == [3]
-    assert _pragma(db, "user_version") == 3
+    assert steps == [current + 1]
+    assert _pragma(db, "user_version") == current + 1
 
 
 def test_a_failing_migration_changes_nothing(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -684,12 +708,13 @@ def test_a_failing_migration_changes_nothing(db: Path, monkeypatch: pytest.Monke
         conn.execute("CREATE TABLE half_done (x INTEGER)")
         raise sqlite3.OperationalError("disk on fire")
 
-    monkeypatch.setattr(sqlite_backend, "_MIGRATIONS", {**sqlite_backend._MIGRATIONS, 2: broken})
-    monkeypatch.setattr(sqlite_backend, "SCHEMA_VERSION", 3)
+    current = sqlite_backend.SCHEMA_VERSION
+    monkeypatch.setattr(sqlite_backend, "_MIGRATIONS", {**sqlite_backend._MIGRATIONS, current: broken})
+    monkeypatch.setattr(sqlite_backend, "SCHEMA_VERSION", current + 1)
     with pytest.raises(StorageError, match="disk on fire"):
         SQLiteStore(db)
     monkeypatch.undo()
-    assert _pragma(db, "user_version") == 2
+    assert _pragma(db, "user_version") == current
     with SQLiteStore(db) as store:
         assert store.get(kept.id) == kept
         assert (

@@ -25,10 +25,15 @@ def _fill(path: Path) -> dict[str, str]:
         store.append_events(third.id, [DeltaRun(delta, ["Hel", "lo"])])
         # Finishing compacts the log against the final record: the deltas become a reference to its output.
         store.complete(third.id, [{"role": "assistant", "content": "Hello"}], event={"type": "response.completed"})
-    return {"first": first.id, "second": second.id, "third": third.id}
+        talk = store.create_conversation([{"id": "msg_hi", "role": "user", "content": "hi"}], metadata={"k": "v"})
+        asked = store.create("m", "and?", conversation=talk.id)
+        store.complete(asked.id, [{"role": "assistant", "content": "and so on"}])
+        doomed = store.create_conversation([{"role": "user", "content": "to be deleted"}])
+    return {"first": first.id, "second": second.id, "third": third.id, "talk": talk.id, "doomed": doomed.id}
 
 
-def _calls(store: SQLiteStore) -> dict[str, Callable[[], Any]]:
+def _calls(store: SQLiteStore, ids: dict[str, str]) -> dict[str, Callable[[], Any]]:
+    talk = ids["talk"]
     return {
         "get": lambda: store.get("first"),
         "get second": lambda: store.get("second"),
@@ -45,12 +50,20 @@ def _calls(store: SQLiteStore) -> dict[str, Callable[[], Any]]:
         "len": lambda: len(store),
         "stats": store.stats,
         "sweep": store.sweep,
+        "get a conversation": lambda: store.get_conversation(talk),
+        "a conversation's items": lambda: store.conversation_items(talk, after="msg_hi", order="asc"),
+        "a conversation's context": lambda: store.conversation_context(talk),
+        "a conversation's item": lambda: store.get_conversation_item(talk, "msg_hi"),
+        "add to a conversation": lambda: store.add_conversation_items(talk, [{"role": "user", "content": "more"}]),
+        "respond in a conversation": lambda: store.complete(store.create("m", "q", conversation=talk).id),
+        "create a conversation": store.create_conversation,
+        "delete a conversation": lambda: store.delete_conversation(ids["doomed"]),
     }
 
 
-def _outcomes(store: SQLiteStore) -> dict[str, str]:
+def _outcomes(store: SQLiteStore, ids: dict[str, str]) -> dict[str, str]:
     """Run every call; each must succeed or raise a documented error (StorageError for damage)."""
-    return {name: _outcome(name, call) for name, call in _calls(store).items()}
+    return {name: _outcome(name, call) for name, call in _calls(store, ids).items()}
 
 
 def _outcome(name: str, call: Callable[[], Any]) -> str:
@@ -86,15 +99,15 @@ TAMPERING = {
 @pytest.mark.parametrize("tampering", sorted(TAMPERING))
 def test_tampered_rows_raise_storage_error_naming_the_file(tmp_path: Path, tampering: str) -> None:
     path = tmp_path / "responses.db"
-    _fill(path)
+    ids = _fill(path)
     raw = sqlite3.connect(path)
     raw.execute(TAMPERING[tampering])
     raw.commit()
     raw.close()
     with SQLiteStore(path) as store:
-        outcomes = _outcomes(store)
+        outcomes = _outcomes(store, ids)
         assert "StorageError" in outcomes.values(), outcomes  # the damage is noticed somewhere
-        for name, call in _calls(store).items():
+        for name, call in _calls(store, ids).items():
             if outcomes[name] == "StorageError":
                 with pytest.raises(StorageError) as info:
                     call()
@@ -104,7 +117,7 @@ def test_tampered_rows_raise_storage_error_naming_the_file(tmp_path: Path, tampe
 @pytest.mark.parametrize("seed", range(30))
 def test_flipped_bits_or_a_truncated_file_raise_only_documented_errors(tmp_path: Path, seed: int) -> None:
     path = tmp_path / "responses.db"
-    _fill(path)
+    ids = _fill(path)
     # Closing the last connection checkpointed the WAL into the main file, so the damage hits real pages.
     data = bytearray(path.read_bytes())
     rng = random.Random(seed)
@@ -128,7 +141,7 @@ def test_flipped_bits_or_a_truncated_file_raise_only_documented_errors(tmp_path:
         assert str(path) in refusal
         return
     with store:
-        _outcomes(store)
+        _outcomes(store, ids)
 
 
 CHUNK_TAMPERING = {name: sql for name, sql in TAMPERING.items() if name.startswith(("chunk", "output a compacted log"))}

@@ -1,4 +1,5 @@
-"""Opening a file of schema version 1 (one row per event) migrates it to version 2 (chunks) and loses nothing.
+"""Opening a file of schema version 1 (one row per event) migrates it to version 2 (chunks), then to the current
+version, and loses nothing.
 
 The version-1 files are built here from the frozen historical format: the DDL below is copied from the version-1
 code and must never change, and the rows are written as that code wrote them (the record's ``to_dict()`` JSON, one
@@ -239,8 +240,16 @@ def _user_version(path: Path) -> int:
 def test_every_record_event_cursor_and_counter_survives_the_migration(v1: V1File, clock: FakeClock) -> None:
     assert _user_version(v1.path) == 1
     with opened(v1, clock) as store:
-        assert _user_version(v1.path) == 2
-        assert _tables(v1.path) == {"responses", "chunks", "removed", "counters", "sqlite_sequence"}
+        assert _user_version(v1.path) == sqlite_backend.SCHEMA_VERSION
+        assert _tables(v1.path) == {
+            "responses",
+            "chunks",
+            "removed",
+            "counters",
+            "sqlite_sequence",
+            "conversations",
+            "conversation_items",
+        }
         store._check()
         assert {record.status for record in v1.records.values()} == set(ResponseStatus)
         for (owner, id), record in v1.records.items():
@@ -309,10 +318,10 @@ def test_the_migration_runs_once(v1: V1File, clock: FakeClock, monkeypatch: pyte
     def again(conn: sqlite3.Connection) -> None:
         raise AssertionError("migrated twice")
 
-    monkeypatch.setattr(sqlite_backend, "_MIGRATIONS", {1: again})
+    monkeypatch.setattr(sqlite_backend, "_MIGRATIONS", dict.fromkeys(sqlite_backend._MIGRATIONS, again))
     with opened(v1, clock) as store:
         assert len(store) == len(v1.records)
-    assert _user_version(v1.path) == 2
+    assert _user_version(v1.path) == sqlite_backend.SCHEMA_VERSION
 
 
 def test_expired_records_migrate_and_stay_invisible_until_swept(v1: V1File, clock: FakeClock) -> None:
