@@ -5,7 +5,9 @@ Every shape here is one that both the official ``openai`` SDK's models and the O
 
 - a response carries every field the schema requires; request parameters a caller never set are echoed back
   with OpenAI's defaults (:data:`RESPONSE_DEFAULTS`), and timestamps are whole seconds;
-- a message item without a ``status`` is listed as ``completed`` (OpenAI lists every message with one);
+- a message, function call or function call output without a ``status`` is listed as ``completed`` (OpenAI lists
+  every one with a status, and the Open Responses ``ItemField`` schema requires it), wherever an item is listed:
+  in a response, in an HTTP page and in a store's :meth:`Page.to_openai <responsestore.Page.to_openai>`;
 - an empty page has ``""`` as ``first_id`` and ``last_id`` (the SDK's ``ResponseItemList`` needs strings);
 - stream events have OpenAI's fields; the lifecycle events (``response.created``, ``response.in_progress``,
   ``response.completed``, ...) carry the response snapshot.
@@ -32,6 +34,7 @@ __all__ = [
     "input_items_page",
     "item_json",
     "lifecycle_event",
+    "list_json",
     "message_item",
     "output_item_event",
     "output_text_delta_event",
@@ -159,11 +162,16 @@ def _listed_tool(tool: FrozenDict) -> FrozenDict:
     return tool
 
 
-def input_items_page(page: Page[dict[str, Any]]) -> dict[str, Any]:
+def input_items_page(page: Page[Mapping[str, Any]]) -> dict[str, Any]:
     """OpenAI's ``ResponseItemList`` JSON of a page of input items; an empty page has ``""`` as both ids."""
+    return list_json([item_json(item) for item in page.data], page)
+
+
+def list_json(data: list[Any], page: Page[Any]) -> dict[str, Any]:
+    """OpenAI's list JSON of ``page`` holding ``data`` (its listed items): ``""`` as both ids of an empty page."""
     return {
         "object": "list",
-        "data": [item_json(item) for item in page.data],
+        "data": data,
         "first_id": page.first_id or "",
         "last_id": page.last_id or "",
         "has_more": page.has_more,
