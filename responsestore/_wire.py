@@ -31,6 +31,8 @@ __all__ = [
     "RESPONSE_DEFAULTS",
     "content_part_event",
     "error_event",
+    "function_call_arguments_delta_event",
+    "function_call_arguments_done_event",
     "input_items_page",
     "item_json",
     "lifecycle_event",
@@ -254,4 +256,24 @@ def message_item(item_id: str, parts: Iterable[Mapping[str, Any]], status: str) 
         "role": "assistant",
         "status": status,
         "content": [_fresh(part) for part in parts],
+    }
+
+
+def function_call_arguments_delta_event(item_id: str, output_index: int, delta: str) -> dict[str, Any]:
+    """``response.function_call_arguments.delta``: ``delta`` appended to a function call's arguments."""
+    return {
+        "type": "response.function_call_arguments.delta",
+        "item_id": item_id,
+        "output_index": output_index,
+        "delta": delta,
+    }
+
+
+def function_call_arguments_done_event(item_id: str, output_index: int, arguments: str) -> dict[str, Any]:
+    """``response.function_call_arguments.done``: the final ``arguments`` of a function call."""
+    return {
+        "type": "response.function_call_arguments.done",
+        "item_id": item_id,
+        "output_index": output_index,
+        "arguments": arguments,
     }

@@ -45,10 +45,21 @@ from .errors import (
     VersionConflict,
     WaitTimeout,
 )
-from .server._models import Generate, Usage, echo
+from .server._models import ArgumentsDelta, FunctionCall, Generate, Incomplete, Usage, echo
 from .server._runs import DEFAULT_SETTINGS, Run, Runner, RunSettings
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "Generate", "ResponsesApp", "Unauthorized", "Usage", "echo", "make_app"]
+__all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
+    "ArgumentsDelta",
+    "FunctionCall",
+    "Generate",
+    "Incomplete",
+    "ResponsesApp",
+    "Unauthorized",
+    "Usage",
+    "echo",
+    "make_app",
+]
 
 _log = logging.getLogger("responsestore.wsgi")
 
