@@ -46,6 +46,7 @@ from .errors import (
     WaitTimeout,
 )
 from .server._models import ArgumentsDelta, FunctionCall, Generate, Incomplete, Usage, echo
+from .server._references import resolve_references
 from .server._runs import DEFAULT_SETTINGS, Run, Runner, RunSettings
 
 __all__ = [
@@ -436,6 +437,10 @@ class ResponsesApp:
     def _create(self, owner: str | None, body: object) -> tuple[str, list[tuple[str, str]], Iterable[bytes]]:
         request = _parse_create(body)
         history = self._history(owner, request)
+        try:  # item_reference input items become the stored items they name
+            request = attrs.evolve(request, input=resolve_references(self.store, request.input, history, owner=owner))
+        except InvalidArgument as exc:
+            raise _HTTPError(400, str(exc), param="input", code="invalid_value") from None
         if self.runner.stopping.is_set():
             raise _HTTPError(503, "The server is stopping and accepts no new responses.", code="stopping")
         record = self._new_record(owner, request)

@@ -19,7 +19,7 @@ from responsestore.server._reply import Reply
 from responsestore.wsgi import ArgumentsDelta, FunctionCall, Incomplete, ResponsesApp, Usage, make_app
 from tests.test_runs import Call, sse
 from tests.test_wsgi import Live, _owners
-from tests.wire_checks import check_event, check_response
+from tests.wire_checks import check_event, check_item_page, check_response
 
 TIMEOUT = 30.0
 
@@ -425,3 +425,127 @@ def test_a_rollback_across_a_closed_item_restores_the_open_one() -> None:
         check_event(event)
     assert reply.output[0]["content"][0]["text"] == "first"
     assert reply.output[0]["status"] == "incomplete"
+
+
+# --------------------------------------------------------------------------- item_reference input items
+
+
+def said(text: str, item_id: str) -> Any:
+    """A user message with its own id (the SDK's input types have no id for it, the API takes one)."""
+    return {"role": "user", "content": text, "id": item_id}
+
+
+def _seen_by_the_model(seen: list[list[dict[str, Any]]]) -> Callable[..., Iterator[str]]:
+    def model(conversation: Sequence[dict[str, Any]], request: Mapping[str, Any]) -> Iterator[str]:
+        seen.append([dict(item) for item in conversation])
+        yield "ok"
+
+    return model
+
+
+def test_item_references_resolve_to_the_owners_stored_items(
+    make_store: Callable[..., responsestore.BaseStore], serve: Callable[..., Live]
+) -> None:
+    seen: list[list[dict[str, Any]]] = []
+    store = make_store()
+    live = serve(store, generate=_seen_by_the_model(seen))
+    client = live.client()
+    first = client.responses.create(model="m", input=[said("remember this", "msg_asked")])
+    answer = first.output[0]
+    assert answer.id is not None
+    references = [
+        {"type": "item_reference", "id": answer.id},  # an output item of another (unchained) response
+        {"type": "item_reference", "id": "msg_asked"},  # an input item
+        {"id": "msg_asked_again", "type": None},  # the spec's type may be null...
+    ]
+    client.responses.create(model="m", input=[said("x", "msg_asked_again")])
+    references.append({"type": "message", "role": "user", "content": "and now?"})
+    second = client.responses.create(model="m", input=references)  # type: ignore[arg-type]
+    listed = check_item_page(live.json("GET", f"/responses/{second.id}/input_items", params={"order": "asc"}))
+    assert [item.id for item in listed.data][:3] == [answer.id, "msg_asked", "msg_asked_again"]
+    stored = store.get(second.id, owner="alice")
+    assert stored.input[0] == store.get(first.id, owner="alice").output[0]
+    assert stored.input[1] == store.get(first.id, owner="alice").input[0]
+    assert [item["id"] for item in seen[-1][:3]] == [answer.id, "msg_asked", "msg_asked_again"]
+    assert seen[-1][0]["content"][0]["text"] == "ok"
+    assert all(item.get("type") != "item_reference" for item in seen[-1])
+    check_response(live.json("GET", f"/responses/{second.id}"))
+
+
+def test_an_item_of_the_continued_chain_is_found_there(serve: Callable[..., Live]) -> None:
+    seen: list[list[dict[str, Any]]] = []
+    store = ResponseStore()
+    live = serve(store, generate=_seen_by_the_model(seen))
+    client = live.client()
+    first = client.responses.create(model="m", input="one")
+    call_id = first.output[0].id
+    assert call_id is not None
+    later = client.responses.create(
+        model="m",
+        input=[{"type": "item_reference", "id": call_id}],
+        previous_response_id=first.id,
+    )
+    assert store.get(later.id, owner="alice").input[0] == store.get(first.id, owner="alice").output[0]
+    assert seen[-1][-1]["id"] == call_id
+
+
+@pytest.mark.parametrize(
+    ("item", "named"),
+    [
+        ({"type": "item_reference", "id": "msg_unknown"}, "msg_unknown"),
+        ({"id": "msg_unknown"}, "msg_unknown"),
+        ({"type": "item_reference", "id": "msg_of_bob"}, "msg_of_bob"),  # another owner's: exactly as unknown
+        ({"type": "item_reference", "id": 7}, "input[1]"),
+        ({"type": "item_reference", "id": "bad id!"}, "bad id!"),
+        ({"type": "item_reference", "id": "msg_mine", "content": "x"}, "content"),
+        ({"type": "item_reference"}, "input[1]"),
+    ],
+)
+def test_a_bad_item_reference_is_a_400_naming_it(serve: Callable[..., Live], item: dict[str, Any], named: str) -> None:
+    store = ResponseStore()
+    live = serve(store)
+    live.client("key-b").responses.create(model="echo", input=[said("b", "msg_of_bob")])
+    live.client().responses.create(model="echo", input=[said("a", "msg_mine")])
+    before = len(store)
+    reply = live.request(
+        "POST", "/responses", json={"model": "echo", "input": [{"role": "user", "content": "x"}, item]}
+    )
+    assert reply.status_code == 400, reply.text
+    error = reply.json()["error"]
+    assert (error["param"], error["type"], error["code"]) == ("input", "invalid_request_error", "invalid_value")
+    assert named in error["message"]
+    assert "input[1]" in error["message"]
+    assert len(store) == before, "nothing is stored"
+    if named == "msg_of_bob":  # the refusal says nothing a missing item's would not
+        unknown = live.request(
+            "POST", "/responses", json={"model": "echo", "input": [{"role": "user", "content": "x"}, {"id": "msg_zz"}]}
+        )
+        assert unknown.json()["error"]["message"].replace("msg_zz", "<id>") == error["message"].replace(
+            "msg_of_bob", "<id>"
+        )
+    with pytest.raises(openai.BadRequestError):
+        live.client().responses.create(model="echo", input=[item])  # type: ignore[list-item]
+
+
+def test_an_item_referred_to_twice_is_refused_as_a_repeated_id(serve: Callable[..., Live]) -> None:
+    live = serve()
+    live.client().responses.create(model="echo", input=[said("a", "msg_once")])
+    twice = [{"type": "item_reference", "id": "msg_once"}, {"type": "item_reference", "id": "msg_once"}]
+    error = live.request("POST", "/responses", json={"model": "echo", "input": twice}).json()["error"]
+    assert error["param"] == "input"
+    assert "msg_once" in error["message"]
+
+
+def test_references_outside_the_chain_are_bounded(serve: Callable[..., Live], monkeypatch: pytest.MonkeyPatch) -> None:
+    from responsestore.server import _references  # noqa: PLC0415
+
+    monkeypatch.setattr(_references, "MAX_LOOKUPS", 2)
+    live = serve()
+    items = [{"role": "user", "content": f"m{n}", "id": f"msg_{n}"} for n in range(3)]
+    live.client().responses.create(model="echo", input=items)  # type: ignore[arg-type]
+    two = [{"type": "item_reference", "id": f"msg_{n}"} for n in range(2)]
+    assert live.json("POST", "/responses", json={"model": "echo", "input": two})["status"] == "completed"
+    three = [{"type": "item_reference", "id": f"msg_{n}"} for n in range(3)]
+    error = live.request("POST", "/responses", json={"model": "echo", "input": three}).json()["error"]
+    assert error["param"] == "input"
+    assert "at most 2" in error["message"]
