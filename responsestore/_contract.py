@@ -43,7 +43,7 @@ from ._events import (
 from ._ids import check_id, new_response_id
 from ._items import normalize_input, normalize_items
 from ._json import FrozenDict, thaw
-from ._paging import Page, PageQuery, make_record_filter, paginate_sequence
+from ._paging import MAX_LIMIT, Page, PageQuery, make_record_filter, paginate_sequence
 from ._records import (
     ResponseRecord,
     ResponseStatus,
@@ -341,6 +341,34 @@ class BaseStore(ConversationStore, abc.ABC):
         strictly after the cursor, and raises :class:`InvalidArgument` (``_paging.unknown_cursor``) for a
         cursor it cannot place: neither visible nor among the remembered removed records. No recency.
         """
+
+    def _find_newest(
+        self, owner: str | None, text: str, matches: Callable[[ResponseRecord], bool]
+    ) -> ResponseRecord | None:
+        """The newest visible record of ``owner`` for which ``matches`` is true, or ``None``; no recency.
+
+        Newest is last in creation order (``created_at``, ties by creation sequence). ``matches`` is true only of
+        records whose JSON (:meth:`ResponseRecord.to_dict`, compact: ``separators=(",", ":")``) contains
+        ``text``, so a backend may pass over, without calling ``matches``, every record whose stored JSON does not
+        contain it: it can filter in the engine. This default walks the owner's records with :meth:`_page`, a page
+        of :data:`~responsestore._paging.MAX_LIMIT` at a time (one snapshot per page).
+        """
+        query, restarts = _NEWEST_PAGE, 0
+        while True:
+            try:
+                page = self._page(owner, query, None)
+            except InvalidArgument:  # the cursor's record went, with too many others to place it: search again
+                restarts += 1
+                if restarts > 3:  # the owner's records are churning faster than a walk: give up, as for a miss
+                    return None
+                query = _NEWEST_PAGE
+                continue
+            for record in page.data:
+                if matches(record):
+                    return record
+            if not page.has_more or page.last_id is None:
+                return None
+            query = PageQuery.check(MAX_LIMIT, page.last_id, None, "desc")
 
     @abc.abstractmethod
     def _events(self, owner: str | None, id: str, after: int) -> tuple[Stored, tuple[Chunk, ...]] | None:
@@ -1195,6 +1223,30 @@ class BaseStore(ConversationStore, abc.ABC):
             items += record.output
         return tuple(items)
 
+    def find_item(self, item_id: str, *, owner: str | None = None) -> FrozenDict | None:
+        """The stored item whose id is ``item_id``: an output or input item of one of the owner's responses.
+
+        What an ``item_reference`` input item (``{"type": "item_reference", "id": ...}``) refers to. When several
+        responses hold an item of that id (a client that sends a response's output items back as input, say), the
+        newest response's is returned, its output items before its input items. The item is the stored one,
+        read-only (:class:`~responsestore.FrozenDict`); ``None`` if no response of this owner holds one: another
+        owner's items are never found. No recency.
+
+        It looks through the owner's responses newest first, so an item of a recent response is found at once and
+        an id that no response holds costs a look at every one: SQLite and Redis look for the id's JSON text in
+        the engine (in one snapshot; Redis one batch of records per call) and parse only the responses holding it,
+        the memory backend walks its records in place.
+
+        Raises:
+            InvalidArgument: ``item_id`` is not a valid id.
+        """
+        check_owner(owner)
+        check_id(item_id, "item_id")
+        # Every item is stored with its id, and ids need no escaping in JSON: a record holding the item holds this.
+        text = f'"id":"{item_id}"'
+        record = self._find_newest(owner, text, lambda record: _item_in(record, item_id) is not None)
+        return None if record is None else _item_in(record, item_id)
+
     # ------------------------------------------------------------------ events, waiting and streaming
 
     def append_event(self, id: str, event: Mapping[str, Any], *, owner: str | None = None) -> int:
@@ -1451,6 +1503,18 @@ def _chain_problem(chain: Sequence[ResponseRecord], depth: int) -> ChainError | 
         f"the chain of {start!r} is broken: its ancestor {previous_id!r} (previous of {last.id!r}) no longer exists",
         id=previous_id,
     )
+
+
+_NEWEST_PAGE = PageQuery.check(MAX_LIMIT, None, None, "desc")
+
+
+def _item_in(record: ResponseRecord, item_id: str) -> FrozenDict | None:
+    """``record``'s output or input item whose id is ``item_id`` (output first), or ``None``."""
+    for items in (record.output, record.input):
+        for item in items:
+            if item.get("id") == item_id:
+                return item
+    return None
 
 
 def _item_id(item: Mapping[str, Any]) -> str:

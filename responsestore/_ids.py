@@ -8,7 +8,7 @@ import uuid
 from ._checks import describe
 from .errors import InvalidArgument
 
-__all__ = ["check_id", "new_item_id", "new_response_id"]
+__all__ = ["check_id", "new_call_id", "new_item_id", "new_response_id"]
 
 #: Ids travel in URL paths and in SQL and Redis keys: keep them to a safe alphabet and a sane length.
 _ID_PATTERN = re.compile(r"[A-Za-z0-9_.:\-]{1,128}")
@@ -19,9 +19,17 @@ def new_response_id() -> str:
     return "resp_" + uuid.uuid4().hex
 
 
-def new_item_id() -> str:
-    """Return a fresh item id: ``msg_`` and 32 hex characters from a random UUID."""
-    return "msg_" + uuid.uuid4().hex
+def new_item_id(prefix: str = "msg") -> str:
+    """Return a fresh item id: ``prefix``, ``_`` and 32 hex characters from a random UUID.
+
+    ``prefix`` says what the item is, as OpenAI's ids do: ``msg`` for a message, ``fc`` for a function call, ...
+    """
+    return prefix + "_" + uuid.uuid4().hex
+
+
+def new_call_id() -> str:
+    """Return a fresh ``call_id`` for a function call: ``call_`` and 32 hex characters from a random UUID."""
+    return "call_" + uuid.uuid4().hex
 
 
 def check_id(value: object, what: str = "id") -> str:

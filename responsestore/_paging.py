@@ -22,8 +22,8 @@ import attrs
 
 from ._checks import check_int, describe
 from ._ids import check_id
-from ._json import thaw
 from ._records import ResponseRecord, check_metadata, to_status
+from ._wire import item_json, list_json, response_json
 from .errors import InvalidArgument
 
 __all__ = [
@@ -66,16 +66,17 @@ class Page(Generic[T_co]):
     def to_openai(self) -> dict[str, Any]:
         """Return OpenAI's list JSON: ``{"object": "list", "data": [...], "first_id", "last_id", "has_more"}``.
 
-        Records become their :meth:`~responsestore.ResponseRecord.to_openai` dicts; items fresh, plain copies.
-        For an empty page ``first_id`` and ``last_id`` are ``null``.
+        Records become their :meth:`~responsestore.ResponseRecord.to_openai` dicts; items fresh, plain copies as
+        OpenAI lists them (a message, function call or function call output with its ``status``), exactly as the
+        server's ``input_items`` route sends them, so the SDK's ``ResponseItemList`` and the Open Responses item
+        schemas accept them. For an empty page ``first_id`` and ``last_id`` are ``""``.
         """
-        return {
-            "object": "list",
-            "data": [item.to_openai() if isinstance(item, ResponseRecord) else thaw(item) for item in self.data],
-            "first_id": self.first_id,
-            "last_id": self.last_id,
-            "has_more": self.has_more,
-        }
+        data = [
+            # A page holds records or items (mappings); nothing else.
+            response_json(item) if isinstance(item, ResponseRecord) else item_json(item)  # type: ignore[arg-type]
+            for item in self.data
+        ]
+        return list_json(data, self)
 
 
 @attrs.frozen(slots=True)

@@ -125,6 +125,8 @@ DEFAULT_POLL_INTERVAL = 0.1
 _STATUSES = tuple(status.value for status in ResponseStatus)
 _TERMINAL = frozenset(status.value for status in ResponseStatus if status.is_terminal)
 _SCAN_BATCH = 256
+#: Records one call of a search (``_find_newest``) looks through in the server (few travel back): about 5 ms of it.
+_SEARCH_BATCH = 256
 #: Parsed records kept per store (the newest version seen of each key).
 _CACHE_RECORDS = 4096
 #: The logs of active records this process wrote, kept to compact them when they finish without reading them back:
@@ -895,8 +897,10 @@ local function chain(args)
   return out
 end
 
+-- One batch of the owner's order index from a cursor; with a needle (args[8]), only the records whose JSON holds it
+-- (the count of members scanned still says whether the walk goes on).
 local function page(args)
-  local kp, kind, cursor, descending, batch = args[3], args[4], args[5], args[6], args[7]
+  local kp, kind, cursor, descending, batch, needle = args[3], args[4], args[5], args[6], args[7], args[8]
   local low, high = '[o' .. kp, '(o' .. kp .. '\\255'
   local start_
   if kind == 'id' then
@@ -927,7 +931,7 @@ local function page(args)
     local got = mget(keys)
     for i = 1, #ms do
       local h = parse(got[2 * i - 1])
-      if h and visible(h) then
+      if h and visible(h) and (not needle or (got[2 * i] and string.find(got[2 * i], needle, 1, true))) then
         out[#out + 1] = got[2 * i - 1]
         out[#out + 1] = got[2 * i]
       end
@@ -1928,13 +1932,33 @@ class RedisStore(BaseStore):
 
         return generate(rows, batch)
 
-    def _page_batch(  # noqa: PLR0917 - private, two call sites
-        self, prefix: str, kind: str, start: str, descending: bool, now: str, batch: int
+    def _page_batch(  # noqa: PLR0917 - private, three call sites
+        self, prefix: str, kind: str, start: str, descending: bool, now: str, batch: int, needle: str | None = None
     ) -> list[Any]:
-        rows: list[Any] = self._read_call(["page", now, prefix, kind, start, "1" if descending else "0", batch])
+        args: list[Any] = ["page", now, prefix, kind, start, "1" if descending else "0", batch]
+        if needle is not None:
+            args.append(needle)
+        rows: list[Any] = self._read_call(args)
         if _text(rows[0]) == "unknown":
             raise unknown_cursor(start)
         return rows
+
+    def _find_newest(
+        self, owner: str | None, text: str, matches: Callable[[ResponseRecord], bool]
+    ) -> ResponseRecord | None:
+        # The read function looks for the text in each batch of the owner's records and sends only those holding it.
+        prefix = _key_prefix(_owner_key(owner))
+        now = repr(self._now())
+        kind, start, batch = "none", "", 64  # the first batch small: the item sought is nearly always recent
+        while True:
+            rows = self._page_batch(prefix, kind, start, descending=True, now=now, batch=batch, needle=text)
+            for i in range(3, len(rows) - 1, 2):
+                record = self._row("a record of a search", rows[i], rows[i + 1])[1]
+                if matches(record):
+                    return record
+            if int(_text(rows[2])) < batch:
+                return None
+            kind, start, batch = "member", _text(rows[1]), min(batch * 4, _SEARCH_BATCH)
 
     def _events(self, owner: str | None, id: str, after: int) -> tuple[Stored, tuple[Chunk, ...]] | None:
         if not id.isascii() and not _encodable(id):

@@ -443,6 +443,19 @@ _SQL_REFRESH = (
 _SQL_TRIM = "DELETE FROM removed WHERE n <= (SELECT max(n) FROM removed) - ?"
 _SCAN_SELECT = "SELECT created_at, seq, version, record FROM responses WHERE owner = ? "
 _SCAN_VISIBLE = f"AND {_VISIBLE} "
+#: ``from a cursor`` -> one batch of the owner's visible records whose JSON holds a text, newest first
+#: (``_find_newest``; the ``LIMIT`` lets SQLite stop at the first rows found).
+_SQL_HOLDING = {
+    after: _SCAN_SELECT
+    + ("AND (created_at, seq) < (?, ?) " if after else "")
+    + _SCAN_VISIBLE
+    + "AND instr(record, ?) > 0 ORDER BY created_at DESC, seq DESC LIMIT ?"
+    for after in (False, True)
+}
+#: Rows of one batch of ``_SQL_HOLDING``: one, since SQLite looks on until it has found as many rows as the batch
+#: holds (a batch of two costs a walk of every row when one row holds the text), and the newest row holding it is
+#: nearly always the one sought.
+_FIND_BATCH = 1
 #: ``(descending, from a cursor)`` -> the statement of one batch of a scan (keyset paging on the order index).
 _SQL_SCAN = {
     (False, False): _SCAN_SELECT + _SCAN_VISIBLE + "ORDER BY created_at, seq LIMIT ?",
@@ -1797,6 +1810,27 @@ class SQLiteStore(BaseStore):
                 return
             start = (rows[-1][0], rows[-1][1])
             batch = min(batch * 4, _SCAN_BATCH * 4)
+
+    def _find_newest(
+        self, owner: str | None, text: str, matches: Callable[[ResponseRecord], bool]
+    ) -> ResponseRecord | None:
+        # SQLite looks for the text in every row of the owner (instr, in C) and hands over only the rows holding it.
+        key = _owner_key(owner)
+        now = self._now()
+
+        def read(conn: sqlite3.Connection) -> ResponseRecord | None:
+            rows = conn.execute(_SQL_HOLDING[False], (key, now, text, _FIND_BATCH)).fetchall()
+            while True:
+                for _, seq, version, record_text in rows:
+                    record = self._record(seq, version, record_text)
+                    if matches(record):
+                        return record
+                if len(rows) < _FIND_BATCH:
+                    return None
+                last = rows[-1]
+                rows = conn.execute(_SQL_HOLDING[True], (key, last[0], last[1], now, text, _FIND_BATCH)).fetchall()
+
+        return self._snapshot_read(read)
 
     def _events(self, owner: str | None, id: str, after: int) -> tuple[Stored, tuple[Chunk, ...]] | None:
         if not _encodable(id):

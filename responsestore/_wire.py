@@ -5,7 +5,9 @@ Every shape here is one that both the official ``openai`` SDK's models and the O
 
 - a response carries every field the schema requires; request parameters a caller never set are echoed back
   with OpenAI's defaults (:data:`RESPONSE_DEFAULTS`), and timestamps are whole seconds;
-- a message item without a ``status`` is listed as ``completed`` (OpenAI lists every message with one);
+- a message, function call or function call output without a ``status`` is listed as ``completed`` (OpenAI lists
+  every one with a status, and the Open Responses ``ItemField`` schema requires it), wherever an item is listed:
+  in a response, in an HTTP page and in a store's :meth:`Page.to_openai <responsestore.Page.to_openai>`;
 - an empty page has ``""`` as ``first_id`` and ``last_id`` (the SDK's ``ResponseItemList`` needs strings);
 - stream events have OpenAI's fields; the lifecycle events (``response.created``, ``response.in_progress``,
   ``response.completed``, ...) carry the response snapshot.
@@ -29,9 +31,12 @@ __all__ = [
     "RESPONSE_DEFAULTS",
     "content_part_event",
     "error_event",
+    "function_call_arguments_delta_event",
+    "function_call_arguments_done_event",
     "input_items_page",
     "item_json",
     "lifecycle_event",
+    "list_json",
     "message_item",
     "output_item_event",
     "output_text_delta_event",
@@ -159,11 +164,16 @@ def _listed_tool(tool: FrozenDict) -> FrozenDict:
     return tool
 
 
-def input_items_page(page: Page[dict[str, Any]]) -> dict[str, Any]:
+def input_items_page(page: Page[Mapping[str, Any]]) -> dict[str, Any]:
     """OpenAI's ``ResponseItemList`` JSON of a page of input items; an empty page has ``""`` as both ids."""
+    return list_json([item_json(item) for item in page.data], page)
+
+
+def list_json(data: list[Any], page: Page[Any]) -> dict[str, Any]:
+    """OpenAI's list JSON of ``page`` holding ``data`` (its listed items): ``""`` as both ids of an empty page."""
     return {
         "object": "list",
-        "data": [item_json(item) for item in page.data],
+        "data": data,
         "first_id": page.first_id or "",
         "last_id": page.last_id or "",
         "has_more": page.has_more,
@@ -246,4 +256,24 @@ def message_item(item_id: str, parts: Iterable[Mapping[str, Any]], status: str) 
         "role": "assistant",
         "status": status,
         "content": [_fresh(part) for part in parts],
+    }
+
+
+def function_call_arguments_delta_event(item_id: str, output_index: int, delta: str) -> dict[str, Any]:
+    """``response.function_call_arguments.delta``: ``delta`` appended to a function call's arguments."""
+    return {
+        "type": "response.function_call_arguments.delta",
+        "item_id": item_id,
+        "output_index": output_index,
+        "delta": delta,
+    }
+
+
+def function_call_arguments_done_event(item_id: str, output_index: int, arguments: str) -> dict[str, Any]:
+    """``response.function_call_arguments.done``: the final ``arguments`` of a function call."""
+    return {
+        "type": "response.function_call_arguments.done",
+        "item_id": item_id,
+        "output_index": output_index,
+        "arguments": arguments,
     }

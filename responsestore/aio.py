@@ -28,7 +28,7 @@ from ._checks import check_owner
 from ._contract import BaseStore
 from ._events import DeltaRun, check_starting_after
 from ._ids import check_id
-from ._json import thaw
+from ._json import FrozenDict, thaw
 from ._paging import Page
 from ._records import ResponseRecord
 from ._retention import StoreStats
@@ -116,6 +116,10 @@ class AsyncResponseStore:
     async def conversation(self, id: str, *, owner: str | None = None) -> tuple[dict[str, Any], ...]:
         """See :meth:`BaseStore.conversation <responsestore.BaseStore.conversation>`."""
         return await self._run(self.store.conversation, id, owner=owner)
+
+    async def find_item(self, item_id: str, *, owner: str | None = None) -> FrozenDict | None:
+        """See :meth:`BaseStore.find_item <responsestore.BaseStore.find_item>`."""
+        return await self._run(self.store.find_item, item_id, owner=owner)
 
     async def append_event(self, id: str, event: Mapping[str, Any], *, owner: str | None = None) -> int:
         """See :meth:`BaseStore.append_event <responsestore.BaseStore.append_event>`."""

@@ -34,6 +34,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
+import attrs
+
 from . import _wire
 from ._contract import BaseStore
 from ._ids import new_response_id
@@ -44,16 +46,20 @@ from .server._compaction import Compact, compaction_json, echo_compact
 from .server._context import chain_history, conversation
 from .server._errors import REASONS, ApiError, store_error
 from .server._http import Cors, client_request_id, request_id
-from .server._models import Generate, ModelRegistry, Usage, echo
+from .server._models import ArgumentsDelta, FunctionCall, Generate, Incomplete, ModelRegistry, Usage, echo
+from .server._references import resolve_references
 from .server._requests import CREATE_FIELDS, CreateRequest, decode_body, parse_compact, parse_create, parse_input_tokens
 from .server._runs import DEFAULT_SETTINGS, Run, Runner, RunSettings
 from .server._tokens import CountTokens, estimate_tokens, input_tokens_json
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
+    "ArgumentsDelta",
     "Compact",
     "CountTokens",
+    "FunctionCall",
     "Generate",
+    "Incomplete",
     "ResponsesApp",
     "Unauthorized",
     "Usage",
@@ -316,6 +322,10 @@ class ResponsesApp:
         request = parse_create(self._body(environ))
         model, generate = self.models.resolve(request.model)
         history = chain_history(self.store, owner, request.previous_response_id, request.conversation)
+        try:  # item_reference input items become the stored items they name
+            request = attrs.evolve(request, input=resolve_references(self.store, request.input, history, owner=owner))
+        except InvalidArgument as exc:
+            raise ApiError(400, str(exc), param="input", code="invalid_value") from None
         if self.runner.stopping.is_set():
             raise ApiError(503, "The server is stopping and accepts no new responses.", code="stopping")
         record = self._new_record(owner, model, request)

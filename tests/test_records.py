@@ -11,7 +11,7 @@ import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from openai.types.responses import Response, ResponseItemList
+from openai.types.responses import Response
 
 from responsestore import (
     BaseStore,
@@ -20,6 +20,7 @@ from responsestore import (
     ResponseRecord,
     ResponseStatus,
     ResponseStoreError,
+    _wire,
 )
 from responsestore._json import thaw, to_json_text
 from responsestore.testing import FakeClock
@@ -36,6 +37,7 @@ from responsestore.testing.strategies import (
     usage_dicts,
 )
 from tests.conftest import StoreFactory
+from tests.wire_checks import check_item, check_item_page, check_response
 
 MSG_ID = re.compile(r"msg_[0-9a-f]{32}")
 
@@ -449,7 +451,7 @@ def test_normalized_input_is_a_fixed_point(value: Any) -> None:
     limit=st.integers(min_value=1, max_value=5),
     order=st.sampled_from(["asc", "desc"]),
 )
-def test_input_items_pages_validate_with_the_sdk(
+def test_input_items_pages_validate_with_the_sdk_and_the_open_responses_schema(
     make_store: StoreFactory, items: list[dict[str, Any]], limit: int, order: str
 ) -> None:
     store = make_store(clock=FakeClock())
@@ -461,7 +463,9 @@ def test_input_items_pages_validate_with_the_sdk(
     after = None
     while True:
         page = store.input_items(record.id, limit=limit, order=order, after=after)
-        listed = ResponseItemList.model_validate(page.to_openai())
+        body = page.to_openai()
+        assert body == _wire.input_items_page(page), "the store lists items as the server's route does"
+        listed = check_item_page(body)
         ids = [item.id for item in listed.data]
         assert ids == [item["id"] for item in page.data]
         assert listed.first_id == ids[0]
@@ -490,14 +494,18 @@ def test_input_items_pages_validate_with_the_sdk(
     output_item_lists(),
     usage_dicts(),
 )
-def test_records_made_through_the_store_validate_with_the_sdk(
+def test_records_made_through_the_store_validate_with_the_sdk_and_the_open_responses_schema(
     make_store: StoreFactory, fields: dict[str, Any], output: list[dict[str, Any]], usage: dict[str, Any]
 ) -> None:
     store = make_store(clock=FakeClock())
     record = store.create("m", **fields)
-    Response.model_validate(record.to_openai())
+    check_response(record.to_openai())
     done = store.complete(record.id, output, usage=usage)
-    parsed = Response.model_validate(done.to_openai())
+    parsed = check_response(done.to_openai())
+    listed = store.list(limit=100).to_openai()
+    assert listed["data"] == [done.to_openai()]
+    for item in done.input + done.output:
+        check_item(_wire.item_json(item))
     assert parsed.status == "completed"
     assert done.completed_at is not None
     assert parsed.completed_at == int(done.completed_at)

@@ -85,3 +85,14 @@ def test_text_events_validate() -> None:
         _wire.output_item_event("done", 0, item),
     ):
         check_event({**event, "sequence_number": 3})
+
+
+def test_function_call_events_validate() -> None:
+    fields = {"type": "function_call", "id": "fc_1", "call_id": "call_1", "name": "f"}
+    for event in (
+        _wire.output_item_event("added", 2, {**fields, "arguments": "", "status": "in_progress"}),
+        _wire.function_call_arguments_delta_event("fc_1", 2, '{"a"'),
+        _wire.function_call_arguments_done_event("fc_1", 2, '{"a": 1}'),
+        _wire.output_item_event("done", 2, {**fields, "arguments": '{"a": 1}', "status": "completed"}),
+    ):
+        check_event({**event, "sequence_number": 9})

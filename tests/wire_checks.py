@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import inspect
 import sys
+import typing
 from typing import Any
 
 import pydantic
@@ -38,6 +39,11 @@ if sys.version_info >= (3, 11):
     import openresponses_types
 
     OPEN_RESPONSES: Any = openresponses_types
+    # The spec's ItemField (message, function call and its output, reasoning, compaction): what a response's output
+    # lists, and what the store lists as items.
+    _SPEC_ITEM: Any = pydantic.TypeAdapter(
+        typing.get_args(openresponses_types.ResponseResource.model_fields["output"].annotation)[0]
+    )
     _SPEC_EVENTS: dict[str, Any] = {}
     for _name, _cls in inspect.getmembers(openresponses_types, inspect.isclass):
         if _name.endswith("StreamingEvent") and issubclass(_cls, pydantic.BaseModel):
@@ -45,6 +51,7 @@ if sys.version_info >= (3, 11):
             _SPEC_EVENTS[next(iter(_kind)).value] = _cls  # type: ignore[arg-type]
 else:  # pragma: no cover - exercised by CI's Python 3.10 run
     OPEN_RESPONSES = None
+    _SPEC_ITEM = None
     _SPEC_EVENTS = {}
 
 
@@ -78,9 +85,23 @@ def check_event(event: dict[str, Any]) -> Any:
     return parsed
 
 
+def check_item(item: dict[str, Any]) -> Any:
+    """Validate one listed item with the SDK's item union and the Open Responses ``ItemField``; the SDK's parse."""
+    parsed = ResponseItemList.model_validate(
+        {"object": "list", "data": [item], "first_id": "", "last_id": "", "has_more": False}
+    ).data[0]
+    if _SPEC_ITEM is not None:
+        _SPEC_ITEM.validate_python(item)
+    return parsed
+
+
 def check_item_page(data: dict[str, Any]) -> ResponseItemList:
-    """Validate an input_items page with the SDK's ResponseItemList (the spec has no list schema)."""
-    return ResponseItemList.model_validate(data)
+    """Validate an input_items page with the SDK's ResponseItemList (the spec has no list schema) and each of its
+    items with the Open Responses ``ItemField`` schema."""
+    parsed = ResponseItemList.model_validate(data)
+    for item in data["data"]:
+        check_item(item)
+    return parsed
 
 
 def check_compaction(data: dict[str, Any]) -> CompactedResponse:

@@ -7,5 +7,6 @@
 - ``_runs`` and ``_reply``: runs, which own a response from queued to terminal.
 
 Nothing here is public API: :mod:`responsestore.wsgi` re-exports what users need (``make_app``, ``echo``,
-``Usage``, ``Generate``, ``Compact``, ``CountTokens``, ...).
+``Generate``, ``Compact``, ``CountTokens``, and what a model yields: ``Usage``, ``FunctionCall``, ``ArgumentsDelta``,
+``Incomplete``).
 """

@@ -17,7 +17,19 @@ from responsestore.errors import InvalidArgument
 
 from ._errors import ApiError
 
-__all__ = ["Generate", "ModelRegistry", "Usage", "echo", "text_of"]
+__all__ = [
+    "INCOMPLETE_REASONS",
+    "ArgumentsDelta",
+    "Chunk",
+    "FunctionCall",
+    "Generate",
+    "Incomplete",
+    "ModelRegistry",
+    "Usage",
+    "echo",
+    "text_of",
+    "tokens_in",
+]
 
 
 @attrs.frozen
@@ -28,11 +40,106 @@ class Usage:
     output_tokens: int
 
 
+def _text(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value.__class__ is not str:
+        raise TypeError(f"{attribute.name} must be a str, not {type(value).__name__}")
+
+
+def _name(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    _text(instance, attribute, value)
+    if not value:
+        raise ValueError(f"{attribute.name} must not be empty")
+
+
+def _optional_id(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None:
+        _name(instance, attribute, value)
+
+
+@attrs.frozen
+class FunctionCall:
+    """A ``generate`` callable yields this to call a function: one ``function_call`` output item.
+
+    The item gets an ``fc_…`` id and, unless ``call_id`` is given, a ``call_…`` call id; its stream is
+    ``response.output_item.added``, a ``response.function_call_arguments.delta`` for ``arguments`` (when not empty)
+    and one for each :class:`ArgumentsDelta` yielded next, then ``response.function_call_arguments.done`` and
+    ``response.output_item.done`` when the model yields anything else or ends.
+
+    Raises:
+        TypeError, ValueError: ``name`` is not a non-empty ``str``, ``arguments`` not a ``str``, or ``call_id``
+            neither ``None`` nor a non-empty ``str`` (raised in the model, the response then fails).
+    """
+
+    #: The name of the function to call (one of the request's ``tools``).
+    name: str = attrs.field(validator=_name)
+    #: The arguments as JSON text, or their beginning when :class:`ArgumentsDelta` chunks follow.
+    arguments: str = attrs.field(default="", validator=_text)
+    #: The id the function's output will refer to (``function_call_output``'s ``call_id``); ``call_…`` if ``None``.
+    call_id: str | None = attrs.field(default=None, validator=_optional_id)
+
+
+@attrs.frozen
+class ArgumentsDelta:
+    """A ``generate`` callable yields this to stream more of the arguments of the :class:`FunctionCall` it opened.
+
+    Each one is a ``response.function_call_arguments.delta`` event; yielding one when the last chunk was not a
+    :class:`FunctionCall` or an ``ArgumentsDelta`` fails the response.
+    """
+
+    #: The text appended to the arguments.
+    delta: str = attrs.field(validator=_text)
+
+
+#: The reasons a model may end its response incomplete with (those every version of OpenAI's SDKs accepts).
+INCOMPLETE_REASONS = ("max_output_tokens", "content_filter")
+
+
+def _reason(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value not in INCOMPLETE_REASONS:
+        raise ValueError(f"reason must be one of {', '.join(INCOMPLETE_REASONS)}, not {value!r}")
+
+
+@attrs.frozen
+class Incomplete:
+    """A ``generate`` callable yields this to end its response ``incomplete``, with ``reason`` in its details.
+
+    The run takes nothing more from the model (it closes the generator): the output is what was yielded before, the
+    item being written, if any, ends with status ``incomplete``, and the stream ends with ``response.incomplete``.
+
+    Raises:
+        ValueError: ``reason`` is not one of :data:`INCOMPLETE_REASONS` (raised in the model: the response fails).
+    """
+
+    #: Why: ``"content_filter"`` or ``"max_output_tokens"``.
+    reason: str = attrs.field(validator=_reason)
+
+
+#: What a ``generate`` callable may yield.
+Chunk = str | Mapping[str, Any] | FunctionCall | ArgumentsDelta | Usage | Incomplete
+
 #: The model: called with the conversation (every earlier input and output item of the chain, then this
 #: request's input items, as plain dicts) and the request (the checked JSON body: null fields left out, ``model``
-#: the model serving it); yields text deltas (``str``, appended to one assistant message), complete output items
-#: (mappings, such as a ``function_call``) and at most one :class:`Usage`. Raising fails the response.
-Generate = Callable[[Sequence[dict[str, Any]], Mapping[str, Any]], Iterable["str | Mapping[str, Any] | Usage"]]
+#: the model serving it); yields text deltas
+#: (``str``, appended to one assistant message), function calls (:class:`FunctionCall`, its arguments streamed
+#: by the :class:`ArgumentsDelta` chunks that follow it), complete output items (mappings, such as a
+#: ``function_call``), at most one :class:`Usage`, and :class:`Incomplete` to end the response incomplete.
+#: Raising fails the response.
+Generate = Callable[[Sequence[dict[str, Any]], Mapping[str, Any]], Iterable[Chunk]]
+
+
+def tokens_in(chunk: object) -> int:
+    """The output tokens ``chunk`` counts for against ``max_output_tokens``: one per delta it streams.
+
+    A text ``str`` and an :class:`ArgumentsDelta` are one delta each; a :class:`FunctionCall` or a
+    ``function_call`` mapping is one if it carries arguments (they stream as one delta); anything else is none.
+    """
+    if chunk.__class__ is str or chunk.__class__ is ArgumentsDelta:
+        return 1
+    if isinstance(chunk, FunctionCall):
+        return 1 if chunk.arguments else 0
+    if isinstance(chunk, Mapping) and chunk.get("type") == "function_call":
+        return 1 if chunk.get("arguments") else 0
+    return 0
 
 
 def echo(conversation: Sequence[dict[str, Any]], request: Mapping[str, Any]) -> Iterator[str | Usage]:

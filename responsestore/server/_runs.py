@@ -3,10 +3,12 @@
 A :class:`Runner` (one per app) runs responses: each :class:`Run` calls the model in a thread of the runner's pools,
 turns what it yields into events (:class:`~responsestore.server._reply.Reply`), logs them in batches, renews the
 response's lease, and always ends the response: ``completed`` when the model is done; ``incomplete`` when the
-event log's bounds are reached; ``failed`` when the model raises, yields something that is not a chunk, stays
-silent past ``model_timeout``, when the client of a streamed response goes away, or when the server stops;
-``cancelled`` when someone cancels it (the run then stops). Transports (:mod:`responsestore.wsgi`) only move
-bytes: they hand a request's response to the runner and read back what the run publishes.
+model goes on past the request's ``max_output_tokens`` (each delta it yields counts as one token, see
+:func:`~responsestore.server._models.tokens_in`), when it yields :class:`~responsestore.server._models.Incomplete`,
+or when the event log's bounds are reached; ``failed`` when the model raises, yields something that is not a
+chunk, stays silent past ``model_timeout``, when the client of a streamed response goes away, or when the server
+stops; ``cancelled`` when someone cancels it (the run then stops). Transports (:mod:`responsestore.wsgi`) only
+move bytes: they hand a request's response to the runner and read back what the run publishes.
 
 **Writes.** A stored run writes few times: a non-streamed response is created, then finished with all its events
 in one write (two writes in all; a third, a lease renewal, only when the model takes longer than a third of the
@@ -61,7 +63,7 @@ from responsestore.errors import (
     StoreFull,
 )
 
-from ._models import Generate
+from ._models import ArgumentsDelta, Generate, Incomplete, tokens_in
 from ._reply import Batch, Reply, event_size
 
 __all__ = ["DEFAULT_SETTINGS", "Run", "RunSettings", "Runner"]
@@ -156,6 +158,8 @@ class Run:
         self._room_events = self._room_bytes = -1  # the budget of _no_room_for: measure at the first chunk
         self._lease_due = now + runner.settings.lease_seconds / 3
         self._started = False
+        self._max_output_tokens = max_output_tokens(request)
+        self._tokens = 0  # output tokens the model yielded so far, counted only under a max_output_tokens
 
     # ------------------------------------------------------------------ what the transports read
 
@@ -223,6 +227,7 @@ class Run:
     def _consume(self, chunks: Iterator[Any]) -> None:
         """Feed the model's chunks to the reply until the model ends or the response does (the hot loop)."""
         runner, lock, add = self.runner, self.lock, self.reply.add
+        limit = self._max_output_tokens
         while True:
             if runner._closed_at is not None and runner.closed_for(0.0):
                 with lock:
@@ -237,8 +242,16 @@ class Run:
                 if chunk is _END:
                     self._end_completed()
                     return
+                if chunk.__class__ is Incomplete:
+                    self._end_incomplete(chunk.reason)
+                    return
+                if limit is not None:
+                    self._tokens += 1 if chunk.__class__ is str else tokens_in(chunk)
+                    if self._tokens > limit:  # the model goes on past max_output_tokens: the output ends here
+                        self._end_incomplete("max_output_tokens")
+                        return
                 if self.stored and self._no_room_for(chunk):
-                    self._end_incomplete()
+                    self._end_incomplete("max_output_tokens")
                     return
                 add(chunk)
                 if self._flushing:
@@ -284,9 +297,11 @@ class Run:
         character for its JSON, four more copies in the closing events); only when the budget runs out is the log
         measured exactly and the budget set again. Anything else is measured exactly.
         """
-        if chunk.__class__ is str:
+        cls = chunk.__class__
+        if cls is str or cls is ArgumentsDelta:
+            text: str = chunk if cls is str else chunk.delta  # type: ignore[assignment,attr-defined]
             self._room_events -= 3
-            self._room_bytes -= 30 * len(chunk) + _WORST_DELTA
+            self._room_bytes -= 30 * len(text) + _WORST_DELTA
             if self._room_events >= 0 and self._room_bytes >= 0:
                 return False
         limits = self.runner.store.event_limits
@@ -384,7 +399,7 @@ class Run:
         except (EventLogFull, StoreFull):
             _log.warning("response %s: its event log is full; it ends incomplete", record.id)
             self.reply.rollback()
-            self._end_incomplete()
+            self._end_incomplete("max_output_tokens")
             return
         if renew:
             self._lease_due = now + self.runner.settings.lease_seconds / 3
@@ -399,13 +414,13 @@ class Run:
         usage = self.reply.usage_json()
         self._end(ResponseStatus.COMPLETED, output=list(self.reply.output), usage=usage)
 
-    def _end_incomplete(self) -> None:
-        self.reply.close()
+    def _end_incomplete(self, reason: str) -> None:
+        self.reply.close("incomplete")
         self._end(
             ResponseStatus.INCOMPLETE,
             output=list(self.reply.output),
             usage=self.reply.usage_json(),
-            incomplete_details={"reason": "max_output_tokens"},
+            incomplete_details={"reason": reason},
         )
 
     def _end_failed(self, message: str, *, keep_pending: bool = False) -> None:
@@ -552,6 +567,15 @@ class Run:
 
 _END: Any = object()
 _FOLLOWED: Any = object()
+
+
+def max_output_tokens(request: Mapping[str, Any]) -> int | None:
+    """The request's ``max_output_tokens`` (``None``: no limit, also when it is absent, ``null`` or not an int)."""
+    value = request.get("max_output_tokens")
+    if value.__class__ is not int or value < 0:
+        return None
+    limit: int = value
+    return limit
 
 
 def _status_events(record: ResponseRecord, number: int) -> list[dict[str, Any]]:

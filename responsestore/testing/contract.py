@@ -8,9 +8,9 @@
         def make_store(self, **options):
             return MyStore(**options)
 
-pytest then collects every contract test (lifecycle, versions, owner scoping, paging, chains, retention, capacity
-in bytes, events and event batches, leases, recency, close, concurrency stress, bad input, the asyncio API and the
-hypothesis state machines) as methods of ``TestMyStore``. Importing this module needs pytest and hypothesis (the
+pytest then collects every contract test (lifecycle, versions, owner scoping, paging, chains, item lookup, retention,
+capacity in bytes, events and event batches, leases, recency, close, concurrency stress, bad input, the asyncio API
+and the hypothesis state machines) as methods of ``TestMyStore``. Importing this module needs pytest and hypothesis (the
 ``testing`` extra).
 """
 
@@ -27,6 +27,7 @@ from ._suite.conversations import ConversationTests
 from ._suite.create_get_delete import CreateGetDeleteTests
 from ._suite.event_batches import EventBatchTests
 from ._suite.events import EventTests
+from ._suite.items import ItemLookupTests
 from ._suite.leases import LeaseTests
 from ._suite.lifecycle import LifecycleTests
 from ._suite.ordering import OrderingTests
@@ -48,6 +49,7 @@ class StoreContract(
     PagingTests,
     OrderingTests,
     ChainTests,
+    ItemLookupTests,
     RetentionTests,
     EventTests,
     EventBatchTests,

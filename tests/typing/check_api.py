@@ -81,3 +81,21 @@ def responses_api() -> None:
         cors_origins=["https://app.example.com"],
     )
     named.close()
+
+
+def tool_calling_model() -> None:
+    from collections.abc import Iterator, Mapping, Sequence  # noqa: PLC0415
+
+    from responsestore.wsgi import ArgumentsDelta, FunctionCall, Incomplete, Usage, make_app  # noqa: PLC0415
+
+    def model(
+        conversation: Sequence[dict[str, Any]], request: Mapping[str, Any]
+    ) -> Iterator[str | FunctionCall | ArgumentsDelta | Usage | Incomplete]:
+        yield "Looking it up."
+        yield FunctionCall("lookup", call_id="call_1")
+        yield ArgumentsDelta('{"q": "x"}')
+        yield Usage(input_tokens=1, output_tokens=2)
+        if request.get("max_output_tokens") == 0:
+            yield Incomplete("content_filter")
+
+    make_app(ResponseStore(), generate=model).close()

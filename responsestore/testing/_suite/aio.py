@@ -49,6 +49,7 @@ class AsyncTests(ContractBase):
             assert (await a.fail(fourth.id, "boom")).status is ResponseStatus.FAILED
             assert [r.id for r in (await a.list(order="asc")).data] == [first.id, second.id, third.id, fourth.id]
             assert len((await a.input_items(first.id)).data) == 1
+            assert await a.find_item(first.input[0]["id"]) == first.input[0]
             assert (await a.stats()).records == 4
             assert await a.sweep() == 0
             assert (await a.delete(fourth.id)).id == fourth.id

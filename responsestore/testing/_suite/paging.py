@@ -102,7 +102,7 @@ class PagingTests(ContractBase):
         assert page.first_id is None
         assert page.last_id is None
         assert page.has_more is False
-        assert page.to_openai() == {"object": "list", "data": [], "first_id": None, "last_id": None, "has_more": False}
+        assert page.to_openai() == {"object": "list", "data": [], "first_id": "", "last_id": "", "has_more": False}
         assert_page(store.list(order="asc", limit=1), [], has_more=False)
 
     def test_timestamp_ties_keep_creation_order(self, store: BaseStore) -> None:
@@ -301,6 +301,7 @@ class PagingTests(ContractBase):
                     "type": "message",
                     "role": "user",
                     "content": [{"type": "input_text", "text": "message 0"}],
+                    "status": "completed",  # listed as OpenAI lists it; the stored item has none
                 }
             ],
             "first_id": "i0",

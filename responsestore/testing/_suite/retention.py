@@ -555,6 +555,7 @@ class RetentionTests(ContractBase):
         assert [record.id for record in store.chain(child.id)] == [doomed.id, child.id]
         assert len(store.conversation(child.id)) == 4
         assert [item["id"] for item in store.input_items(doomed.id).data] == [doomed.input[0]["id"]]
+        assert store.find_item(doomed.input[0]["id"]) == doomed.input[0]
         assert store.stats().records == 5
 
         # At exactly created_at + ttl: gone from everything, in the same instant.
@@ -571,6 +572,9 @@ class RetentionTests(ContractBase):
                 store.chain(id)
             with pytest.raises(ResponseNotFound):
                 store.conversation(id)
+        assert store.find_item(doomed.input[0]["id"]) is None
+        assert store.find_item(active.input[0]["id"]) is None
+        assert store.find_item(child.input[0]["id"]) == child.input[0]
         assert len(store) == 3
         assert listed_ids(store) == [older.id, child.id, newer.id]
         assert pages_desc() == [([newer.id], True), ([child.id], True), ([older.id], False)]
