@@ -14,6 +14,7 @@ import pytest
 
 import responsestore
 from responsestore.wsgi import Usage, echo, echo_compact, estimate_tokens, make_app
+from tests import node_client
 from tests.live_app import Live, call, error_of
 from tests.models import shout
 from tests.wire_checks import (
@@ -299,3 +300,26 @@ def test_estimate_tokens_counts_words() -> None:
     assert estimate_tokens(conversation, {"instructions": "d e"}) == 5
     assert estimate_tokens([], {}) == 0
     assert estimate_tokens([{"type": "compaction", "encrypted_content": "x y z"}], {}) == 0  # opaque: not counted
+
+
+# --------------------------------------------------------------------------------------------- the Node client
+
+
+def test_the_node_openai_client_drives_every_response_route(serve: Any) -> None:
+    live: Live = serve(models={"echo": echo, "shout": shout})
+    seen = node_client.run("responses.mjs", live.url)
+    assert seen["models"] == ["echo", "shout"]
+    check_model(seen["model"])
+    assert seen["first"] == {"status": "completed", "text": "hello from node", "metadata": {"k": "v"}}
+    assert seen["retrieved"] == "and again"
+    assert seen["replayed"][0] == "response.created"
+    assert seen["replayed"][-1] == "response.completed"
+    assert seen["inputItems"] == ["message"]
+    assert seen["compacted"]["object"] == "response.compaction"
+    assert "compaction" in seen["compacted"]["kinds"]
+    assert seen["afterCompaction"] == "completed"
+    check_input_tokens(seen["tokens"])
+    assert seen["tokens"]["input_tokens"] == 3
+    assert seen["background"] == "queued"
+    assert seen["gone"] == 404
+    assert seen["unknownModel"] == [404, "model_not_found", "model"]
