@@ -392,12 +392,12 @@ _SQL_INSERT = (
     f"INSERT INTO responses ({_INSERTED}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (owner, id) DO NOTHING"
 )
-#: Insert when the id is free, the record fits within max_records (?12) and max_bytes (?13), and no expired record
-#: awaits a sweep at ?14; otherwise insert nothing (the caller then does each step on its own).
+#: Insert when the id is free, the record fits within max_records (:p12) and max_bytes (:p13), and no expired record
+#: awaits a sweep at :p14; otherwise insert nothing (the caller then does each step on its own).
 _SQL_INSERT_IF_ROOM = (
-    f"INSERT INTO responses ({_INSERTED}) SELECT last_seq + 1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11 "
-    f"FROM counters WHERE (?12 IS NULL OR {_ACTIVE_SUM} + {_FINISHED_SUM} < ?12) "
-    "AND (?13 IS NULL OR bytes + ?10 <= ?13) AND NOT EXISTS (SELECT 1 FROM responses WHERE expires_at <= ?14) "
+    f"INSERT INTO responses ({_INSERTED}) SELECT last_seq + 1, :p1, :p2, :p3, :p4, :p5, :p6, :p7, :p8, :p9, :p10, :p11 "
+    f"FROM counters WHERE (:p12 IS NULL OR {_ACTIVE_SUM} + {_FINISHED_SUM} < :p12) "
+    "AND (:p13 IS NULL OR bytes + :p10 <= :p13) AND NOT EXISTS (SELECT 1 FROM responses WHERE expires_at <= :p14) "
     "ON CONFLICT (owner, id) DO NOTHING RETURNING seq"
 )
 _SQL_ROW = (
@@ -408,19 +408,20 @@ _VISIBLE = "(expires_at IS NULL OR expires_at > ?)"
 _NEXT_USE = "(SELECT coalesce(max(last_used), 0) + 1 FROM responses WHERE terminal = 1)"
 _DUE = "(SELECT min(expires_at) FROM responses WHERE expires_at IS NOT NULL)"
 _SWAP_SET = (
-    "UPDATE responses SET status = ?1, terminal = ?2, version = ?3, record = ?4, size = ?5, lease_expires_at = ?6, "
-    f"last_used = CASE WHEN ?2 THEN {_NEXT_USE} END"
+    "UPDATE responses SET status = :p1, terminal = :p2, version = :p3, record = :p4, size = :p5, "
+    "lease_expires_at = :p6, "
+    f"last_used = CASE WHEN :p2 THEN {_NEXT_USE} END"
 )
-_SWAP_WHERE = " WHERE seq = ?7 AND version = ?8 AND event_count = ?9 AND (expires_at IS NULL OR expires_at > ?10)"
+_SWAP_WHERE = " WHERE seq = :p7 AND version = :p8 AND event_count = :p9 AND (expires_at IS NULL OR expires_at > :p10)"
 #: ``_swap``'s statement by what it does to the log: nothing, append a chunk, or replace the log by one.
 _SQL_SWAP = {
     None: _SWAP_SET + _SWAP_WHERE + f" RETURNING size + log_bytes, {_DUE}",
     False: _SWAP_SET
-    + ", event_count = ?11, event_bytes = ?12, log_bytes = log_bytes + ?13"
+    + ", event_count = :p11, event_bytes = :p12, log_bytes = log_bytes + :p13"
     + _SWAP_WHERE
     + f" RETURNING size + log_bytes, {_DUE}",
     True: _SWAP_SET
-    + ", event_count = ?11, event_bytes = ?12, log_bytes = ?13"
+    + ", event_count = :p11, event_bytes = :p12, log_bytes = :p13"
     + _SWAP_WHERE
     + f" RETURNING size + log_bytes, {_DUE}",
 }
@@ -430,8 +431,8 @@ _SQL_APPEND = (
 )
 _SQL_CHUNK = "INSERT INTO chunks (response, first, count, text) VALUES (?, ?, ?, ?)"
 _SQL_CHUNKS = (
-    "SELECT first, count, text FROM chunks WHERE response = ?1 "
-    "AND first >= coalesce((SELECT max(first) FROM chunks WHERE response = ?1 AND first <= ?2), 0) ORDER BY first"
+    "SELECT first, count, text FROM chunks WHERE response = :p1 "
+    "AND first >= coalesce((SELECT max(first) FROM chunks WHERE response = :p1 AND first <= :p2), 0) ORDER BY first"
 )
 _SQL_LRU = "SELECT seq, owner, id, size + log_bytes FROM responses WHERE terminal = 1 ORDER BY last_used, seq LIMIT ?"
 _SQL_TOUCH = f"UPDATE responses SET last_used = {_NEXT_USE} WHERE owner = ? AND id = ? AND terminal = 1"
@@ -500,11 +501,19 @@ _SQL_CONVERSATION_SWAP = (
 )
 _SQL_ITEM_DELETE = "DELETE FROM conversation_items WHERE conversation = ? AND item_id = ?"
 _SQL_CONVERSATION_DELETE = f"DELETE FROM conversations WHERE owner = ? AND id = ? AND version = ? AND {_VISIBLE}"
-#: Delete up to ?2 (-1: every) conversation expired at ?1, soonest expired first; the trigger deletes their items.
+#: Delete up to :p2 (-1: every) conversation expired at :p1, soonest expired first; the trigger deletes their items.
 _SQL_CONVERSATIONS_SWEEP = (
     "DELETE FROM conversations WHERE seq IN "
-    "(SELECT seq FROM conversations WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2)"
+    "(SELECT seq FROM conversations WHERE expires_at <= :p1 ORDER BY expires_at LIMIT :p2)"
 )
+
+
+def _numbered(*values: Any) -> dict[str, Any]:
+    """The parameters of a statement that uses a value more than once (``:p1``, ``:p2``, ...), by name.
+
+    (``?1``-style numbered placeholders with a sequence are deprecated since Python 3.12 and refused from 3.14.)
+    """
+    return {f"p{number}": value for number, value in enumerate(values, 1)}
 
 
 class _State(NamedTuple):
@@ -1298,7 +1307,7 @@ class SQLiteStore(BaseStore):
                 spared = refreshed
             # The common case in one statement: the id is free, nothing expired awaits a sweep, and it fits.
             row = conn.execute(
-                _SQL_INSERT_IF_ROOM, (*values, retention.max_records, retention.max_bytes, now)
+                _SQL_INSERT_IF_ROOM, _numbered(*values, retention.max_records, retention.max_bytes, now)
             ).fetchone()
             seq = (
                 row[0] if row else self._insert_otherwise(conn, record, key=key, values=values, spared=spared, now=now)
@@ -1472,7 +1481,9 @@ class SQLiteStore(BaseStore):
         def swap(conn: sqlite3.Connection) -> bool:
             now = self._now()
             before = None if max_bytes is None else self._entry_bytes(conn, seq)
-            row = conn.execute(sql, (*params, now) if log is None else (*params, now, *params_log)).fetchone()
+            row = conn.execute(
+                sql, _numbered(*params, now) if log is None else _numbered(*params, now, *params_log)
+            ).fetchone()
             if row is None:
                 return False
             if in_conversation is not None and not in_conversation(conn, now):
@@ -1755,7 +1766,7 @@ class SQLiteStore(BaseStore):
     @staticmethod
     def _sweep_conversation_rows(conn: sqlite3.Connection, now: float, limit: int | None) -> int:
         """Delete up to ``limit`` (``None``: every) conversation expired at ``now``, with their items."""
-        return int(conn.execute(_SQL_CONVERSATIONS_SWEEP, (now, -1 if limit is None else limit)).rowcount)
+        return int(conn.execute(_SQL_CONVERSATIONS_SWEEP, _numbered(now, -1 if limit is None else limit)).rowcount)
 
     def _conversation_count(self, conn: sqlite3.Connection) -> int:
         row = conn.execute("SELECT conversations FROM counters").fetchone()
@@ -1845,7 +1856,7 @@ class SQLiteStore(BaseStore):
             stored = self._stored(row)
             if stored.events - 1 <= after:
                 return stored, ()
-            rows = conn.execute(_SQL_CHUNKS, (stored.incarnation, after + 1)).fetchall()
+            rows = conn.execute(_SQL_CHUNKS, _numbered(stored.incarnation, after + 1)).fetchall()
             return stored, self._chunks(rows, stored, after)
 
         return self._snapshot_read(read)

@@ -666,7 +666,7 @@ def test_the_hot_queries_use_their_indexes(store: SQLiteStore) -> None:
             "lru": sqlite_backend._SQL_LRU,
             "due": "SELECT min(expires_at) FROM responses WHERE expires_at IS NOT NULL",
             "next use": "SELECT coalesce(max(last_used), 0) + 1 FROM responses WHERE terminal = 1",
-            "chunks": sqlite_backend._SQL_CHUNKS.replace("?1", "?").replace("?2", "?"),
+            "chunks": sqlite_backend._SQL_CHUNKS.replace(":p1", "?").replace(":p2", "?"),
             "page": sqlite_backend._SQL_SCAN[True, True],
         }.items()
     }

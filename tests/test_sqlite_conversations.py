@@ -239,7 +239,7 @@ def test_the_conversation_queries_use_their_indexes(db: Path) -> None:
             "swap": sqlite_backend._SQL_CONVERSATION_SWAP,
             "delete": sqlite_backend._SQL_CONVERSATION_DELETE,
             "delete an item": sqlite_backend._SQL_ITEM_DELETE,
-            "sweep": sqlite_backend._SQL_CONVERSATIONS_SWEEP.replace("?1", "?").replace("?2", "?"),
+            "sweep": sqlite_backend._SQL_CONVERSATIONS_SWEEP.replace(":p1", "?").replace(":p2", "?"),
             **{f"items {key}": sql for key, sql in sqlite_backend._SQL_ITEMS.items()},
         }
         plans = {

@@ -759,6 +759,8 @@ def invalid_request_inputs() -> st.SearchStrategy[Any]:
     """The :func:`invalid_inputs` a client can send: JSON-encodable, and still refused once decoded from JSON.
 
     For testing a server over HTTP: put one in a request body's ``input`` and expect a ``400`` and nothing stored.
+    Nor is any that only a ``null`` makes invalid: in a request body ``null`` means "left out" (OpenAI's rule for
+    every optional field), so ``"input": null`` or an item's ``"id": null`` is accepted.
     """
     return invalid_inputs().filter(_refused_over_json)
 
@@ -768,7 +770,16 @@ def _refused_over_json(value: Any) -> bool:
         decoded = json.loads(json.dumps(value, allow_nan=False))
     except (TypeError, ValueError, RecursionError):
         return False
-    return _refused_as_input(decoded)
+    return decoded is not None and _refused_as_input(decoded) and _refused_as_input(_without_nulls(decoded))
+
+
+def _without_nulls(value: Any) -> Any:
+    """``value`` with every ``null`` member of every object left out (what a server reads it as)."""
+    if isinstance(value, dict):
+        return {key: _without_nulls(member) for key, member in value.items() if member is not None}
+    if isinstance(value, list):
+        return [_without_nulls(member) for member in value]
+    return value
 
 
 def _refused_as_input(value: Any) -> bool:
