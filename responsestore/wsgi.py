@@ -32,7 +32,6 @@ import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
-from urllib.parse import parse_qsl
 
 import attrs
 
@@ -41,7 +40,7 @@ from ._contract import BaseStore
 from ._ids import new_response_id
 from ._records import ResponseRecord, ResponseStatus
 from .errors import InvalidArgument, ResponseNotFound, ResponseStoreError, WaitTimeout
-from .server import _conversations, _routes
+from .server import _conversations, _query, _routes
 from .server._compaction import Compact, compaction_json, echo_compact
 from .server._context import chain_history, conversation
 from .server._errors import REASONS, ApiError, store_error
@@ -118,13 +117,13 @@ class ResponsesApp:
         try:
             status, headers, body = self._dispatch(environ)
         except ApiError as exc:
-            status, headers, body = self._error(exc)
+            status, headers, body = self._error(exc, rid)
         except ResponseStoreError as exc:
-            status, headers, body = self._error(store_error(exc))
+            status, headers, body = self._error(store_error(exc), rid)
         except Exception:  # noqa: BLE001 - a bug must still answer in OpenAI's shape, with its request id logged
             _log.exception("request %s failed", rid)
             status, headers, body = self._error(
-                ApiError(500, "The server failed to handle the request.", code="server_error")
+                ApiError(500, "The server failed to handle the request.", code="server_error"), rid
             )
         headers.append(("x-request-id", rid))
         client_id = client_request_id(environ.get("HTTP_X_CLIENT_REQUEST_ID"))
@@ -142,13 +141,13 @@ class ResponsesApp:
         """
         self.runner.close()
 
-    def _error(self, exc: ApiError) -> _Reply:
+    def _error(self, exc: ApiError, rid: str) -> _Reply:
         headers = []
         if exc.status == 405:
             headers.append(("Allow", exc.allow))
         if exc.status == 401:
             headers.append(("WWW-Authenticate", 'Bearer realm="responsestore"'))
-        return self._json(exc.status, exc.body(), headers)
+        return self._json(exc.status, exc.body(rid), headers)
 
     @staticmethod
     def _json(status: int, data: object, headers: list[tuple[str, str]] | None = None) -> _Reply:
@@ -173,7 +172,7 @@ class ResponsesApp:
         operation, args = _routes.match(method, path)
         owner = self._owner(environ)
         if operation in _conversations.OPERATIONS:
-            data = _conversations.run(operation, self.store, owner, args, _query(environ), lambda: self._body(environ))
+            data = _conversations.run(operation, self.store, owner, args, _params(environ), lambda: self._body(environ))
             return self._json(200, data)
         handler: Callable[[ResponsesApp, str | None, tuple[str, ...], Environ], _Reply] = _OPERATIONS[operation]
         return handler(self, owner, args, environ)
@@ -225,25 +224,14 @@ class ResponsesApp:
 
     def _retrieve(self, owner: str | None, args: tuple[str, ...], environ: Environ) -> _Reply:
         (id,) = args
-        query = _query(environ)
+        query = _params(environ)
         stream = query.get("stream", "false").lower()
         if stream not in ("true", "false"):
             raise ApiError(400, "'stream' must be true or false.", param="stream", code="invalid_value")
         record = self.store.get(id, owner=owner)
         if stream == "false":
             return self._json(200, _wire.response_frozen(record))
-        after = None
-        if "starting_after" in query:
-            try:
-                after = int(query["starting_after"])
-            except ValueError:
-                raise ApiError(
-                    400, "'starting_after' must be an integer.", param="starting_after", code="invalid_value"
-                ) from None
-            if after < 0:
-                raise ApiError(
-                    400, "'starting_after' must not be negative.", param="starting_after", code="invalid_value"
-                )
+        after = _query.integer(query, "starting_after", None)
         return self._sse(self._replay(owner, id, after))
 
     def _delete(self, owner: str | None, args: tuple[str, ...], environ: Environ) -> _Reply:
@@ -278,15 +266,8 @@ class ResponsesApp:
 
     def _input_items(self, owner: str | None, args: tuple[str, ...], environ: Environ) -> _Reply:
         (id,) = args
-        query = _query(environ)
-        try:
-            limit = int(query.get("limit", "20"))
-        except ValueError:
-            raise ApiError(
-                400, "'limit' must be an integer from 1 to 100.", param="limit", code="invalid_value"
-            ) from None
-        if not 1 <= limit <= 100:
-            raise ApiError(400, "'limit' must be an integer from 1 to 100.", param="limit", code="invalid_value")
+        query = _params(environ)
+        limit = _query.integer(query, "limit", 20, 1, 100)
         order = query.get("order", "desc")
         if order not in ("asc", "desc"):
             raise ApiError(400, "'order' must be 'asc' or 'desc'.", param="order", code="invalid_value")
@@ -407,8 +388,8 @@ _OPERATIONS: Mapping[str, Callable[[ResponsesApp, str | None, tuple[str, ...], E
 }
 
 
-def _query(environ: Environ) -> dict[str, str]:
-    return dict(parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True))
+def _params(environ: Environ) -> dict[str, str]:
+    return _query.parse(environ.get("QUERY_STRING", ""))
 
 
 _STOPPED = {"code": "server_error", "message": "The server is stopping and runs no new responses."}

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from openai.types.responses.response_create_params import ResponseCreateParamsBase
 
 import responsestore
-from responsestore.server._requests import CREATE_FIELDS
+from responsestore.server._requests import CREATE_FIELDS, MAX_DEPTH
 from responsestore.testing import strategies
 from responsestore.wsgi import ResponsesApp, make_app
 from tests.live_app import Called, Live, call, error_of
@@ -370,26 +370,41 @@ def test_bodies_json_cannot_echo_are_refused(app: ResponsesApp, content: bytes) 
 
 
 @pytest.mark.parametrize(
-    ("field", "value"),
+    ("field", "value", "path"),
     [
-        ("prompt", {"id": "p", "variables": {"v": "NESTED"}}),
-        ("tools", [{"type": "function", "name": "f", "parameters": "NESTED"}]),
-        ("text", {"format": {"type": "json_schema", "name": "f", "schema": "NESTED"}}),
+        ("prompt", {"id": "p", "variables": {"v": "NESTED"}}, "prompt.variables.v"),
+        ("tools", [{"type": "function", "name": "f", "parameters": "NESTED"}], "tools[0].parameters"),
+        ("text", {"format": {"type": "json_schema", "name": "f", "schema": "NESTED"}}, "text.format.schema"),
     ],
 )
-def test_values_nested_deeper_than_the_store_keeps_are_refused_naming_the_field(
-    field: str, value: dict[str, Any] | list[Any]
+def test_bodies_nested_past_64_levels_are_refused_naming_the_path(
+    field: str, value: dict[str, Any] | list[Any], path: str
 ) -> None:
     store = responsestore.open("memory://")
     app = make_app(store, max_body_bytes=10_000)
-    nested: dict[str, Any] = {}
-    for _ in range(70):
-        nested = {"a": nested}
-    body = json.loads(json.dumps({"model": "echo", "input": "x", field: value}).replace('"NESTED"', json.dumps(nested)))
+
+    def body(levels: int) -> dict[str, Any]:
+        nested: dict[str, Any] = {}
+        for _ in range(levels - 1):
+            nested = {"a": nested}
+        text = json.dumps({"model": "echo", "input": "x", field: value}).replace('"NESTED"', json.dumps(nested))
+        return dict(json.loads(text))
+
+    above = path.count(".") + path.count("[") + 1  # the levels around the nested value: the body's and its parents'
     try:
         for store_it in (True, False):
-            reply = call(app, "POST", "/v1/responses", {**body, "store": store_it})
-            assert (error_of(reply, 400)["param"], store.stats().records) == (field, 0)
+            deepest = call(app, "POST", "/v1/responses", {**body(MAX_DEPTH - above), "store": store_it})
+            assert deepest.status_code == 200, deepest.text
+            error = error_of(
+                call(app, "POST", "/v1/responses", {**body(MAX_DEPTH - above + 1), "store": store_it}), 400
+            )
+            expected = path + ".a" * (MAX_DEPTH - above)  # the path to the 65th level
+            assert (error["code"], error["param"], error["message"]) == (
+                "invalid_json",
+                expected,
+                "The request body is nested more than 64 levels deep.",
+            )
+        assert store.stats().records == 1
     finally:
         app.close()
 

@@ -26,6 +26,7 @@ from responsestore._contract import BaseStore
 from responsestore.errors import InvalidArgument, ResponseStoreError
 
 from ._errors import ApiError, store_error
+from ._query import integer
 
 __all__ = ["OPERATIONS", "Operation", "run"]
 
@@ -66,13 +67,6 @@ def _metadata_of(body: Mapping[str, Any]) -> Any:
     return metadata
 
 
-def _limit(query: Mapping[str, str]) -> int:
-    text = query.get("limit", "20")
-    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= 100:
-        raise ApiError(400, "'limit' must be an integer from 1 to 100.", param="limit", code="invalid_value")
-    return int(text)
-
-
 def _list_json(items: Sequence[Mapping[str, Any]], first: str | None, last: str | None, *, more: bool) -> Any:
     return {
         "object": "list",
@@ -109,7 +103,7 @@ def _list_items(store: BaseStore, owner: str | None, args: Args, query: Query, b
     order = query.get("order", "desc")
     if order not in ("asc", "desc"):
         raise ApiError(400, "'order' must be 'asc' or 'desc'.", param="order", code="invalid_value")
-    limit = _limit(query)
+    limit = integer(query, "limit", 20, 1, 100)
     after = query.get("after") or None
     try:
         page = store.conversation_items(args[0], limit=limit, after=after, order=order, owner=owner)

@@ -2,10 +2,15 @@
 
 A transport catches :class:`ApiError` and sends ``status`` with :meth:`ApiError.body`
 (``{"error": {"message", "type", "param", "code"}}``); :func:`store_error` says which refusal a store error is.
+
+Every refusal is small and always encodable, whatever the request held: the message is cut to
+:data:`MAX_MESSAGE` characters and ``param`` to :data:`MAX_PARAM`, and a lone surrogate in either (a key of a
+request body can hold one) becomes U+FFFD, so rendering an error can never fail.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from responsestore.errors import (
@@ -22,7 +27,12 @@ from responsestore.errors import (
     VersionConflict,
 )
 
-__all__ = ["REASONS", "ApiError", "store_error"]
+__all__ = ["MAX_MESSAGE", "MAX_PARAM", "REASONS", "ApiError", "store_error"]
+
+#: The longest error message sent (longer ones are cut, ending with ``…``).
+MAX_MESSAGE = 1_000
+#: The longest ``param`` sent (the path to a value nested 64 levels deep can be longer).
+MAX_PARAM = 256
 
 #: The reason phrase of every status the server sends.
 REASONS = {
@@ -41,21 +51,30 @@ REASONS = {
 
 # OpenAI's error types by status; every other refusal is an ``invalid_request_error``.
 _TYPES = {401: "authentication_error", 500: "server_error", 503: "server_error"}
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _bounded(text: str, limit: int) -> str:
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return _SURROGATE.sub("\ufffd", text)
 
 
 class ApiError(Exception):
     """A request the server refuses: the HTTP ``status`` and OpenAI's ``message``, ``param`` and ``code``.
 
-    ``allow`` is the ``Allow`` header of a ``405`` (the methods the path serves).
+    ``allow`` is the ``Allow`` header of a ``405`` (the methods the path serves). ``message`` and ``param`` are
+    kept bounded and encodable (see the module's docstring).
     """
 
     def __init__(
         self, status: int, message: str, *, param: str | None = None, code: str | None = None, allow: str = ""
     ) -> None:
+        message = _bounded(message, MAX_MESSAGE)
         super().__init__(message)
         self.status = status
         self.message = message
-        self.param = param
+        self.param = None if param is None else _bounded(param, MAX_PARAM)
         self.code = code
         self.allow = allow
 
@@ -64,9 +83,15 @@ class ApiError(Exception):
         """OpenAI's error ``type``: ``authentication_error``, ``server_error`` or ``invalid_request_error``."""
         return _TYPES.get(self.status, "invalid_request_error")
 
-    def body(self) -> dict[str, Any]:
-        """The JSON body: ``{"error": {"message", "type", "param", "code"}}``."""
-        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+    def body(self, request_id: str | None = None) -> dict[str, Any]:
+        """The JSON body: ``{"error": {"message", "type", "param", "code"}}``.
+
+        The message of a ``500`` ends with the ``request_id``, as OpenAI's do: it is what a user reports.
+        """
+        message = self.message
+        if self.status == 500 and request_id is not None:
+            message = f"{message.removesuffix('.')} (request id {request_id})."
+        return {"error": {"message": message, "type": self.type, "param": self.param, "code": self.code}}
 
 
 def store_error(exc: ResponseStoreError, param: str | None = None) -> ApiError:  # noqa: PLR0911 - one per error

@@ -28,6 +28,7 @@ import attrs
 
 from responsestore._checks import describe, has_lone_surrogate
 from responsestore._ids import check_id
+from responsestore._json import MAX_DEPTH as STORE_MAX_DEPTH
 from responsestore._records import check_metadata
 from responsestore.errors import InvalidArgument
 
@@ -39,6 +40,7 @@ __all__ = [
     "ECHOED_FIELDS",
     "INCLUDABLE",
     "INPUT_TOKENS_FIELDS",
+    "MAX_DEPTH",
     "ContextRequest",
     "CreateRequest",
     "decode_body",
@@ -57,42 +59,141 @@ def _fail(param: str, message: str, code: str = "invalid_value") -> NoReturn:
 # ------------------------------------------------------------------------------------------------ the JSON body
 
 
+#: How deeply a request body may nest objects and arrays (the body itself is level 1): the store keeps values
+#: nested at most this deep, and Python's own recursion limits stay far away.
+MAX_DEPTH = STORE_MAX_DEPTH
+
+
+def _invalid_json(message: str, param: str | None = None) -> ApiError:
+    return ApiError(400, message, param=param, code="invalid_json")
+
+
 def _refuse_constant(name: str) -> NoReturn:
-    raise ApiError(400, f"The request body holds {name}, which JSON does not allow.", code="invalid_json")
+    raise _invalid_json(f"The request body holds {name}, which JSON does not allow.")
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if number - number != 0.0:  # 1e999 reads as inf, which no JSON reply could carry back
+        raise _invalid_json(f"The request body holds the number {describe(text)}, too large for a float.")
+    return number
 
 
 def decode_body(raw: bytes) -> object:
     r"""The JSON value of a request body.
 
+    Duplicate keys are not refused: the last one wins, as in most JSON parsers (Python's and JavaScript's among
+    them). A leading UTF-8 byte order mark is skipped.
+
     Raises:
-        ApiError: ``400`` ``invalid_json``: not UTF-8 JSON, nested deeper than Python's recursion limit, or it
-            holds ``NaN``/``Infinity`` or a string with a lone surrogate (``"\ud83d"``), none of which a JSON reply
-            could carry back.
+        ApiError: ``400`` ``invalid_json``: empty, not UTF-8 (UTF-16 and UTF-32 included), not JSON, nested more
+            than :data:`MAX_DEPTH` levels deep (``param`` the path to the level past it, ``input[0].content``), or
+            holding ``NaN``/``Infinity``, a number too large for a float (``1e999``) or a string with a lone
+            surrogate (``"\ud83d"``; ``param`` its path), none of which a JSON reply could carry back.
     """
     try:
-        value = json.loads(raw, parse_constant=_refuse_constant)
-        surrogate = (b"\\ud" in raw or b"\\uD" in raw) and _has_surrogate(value)
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(400, "The request body is not valid JSON.", code="invalid_json") from None
-    except RecursionError:
-        raise ApiError(400, "The request body is nested too deeply.", code="invalid_json") from None
-    if surrogate:
-        raise ApiError(
-            400,
-            "The request body holds a lone surrogate (such as '\\ud83d'), which UTF-8 cannot encode.",
-            code="invalid_json",
-        )
+        text = raw.decode()
+    except UnicodeDecodeError as exc:
+        raise _invalid_json(f"The request body is not UTF-8 (byte {exc.start} is not valid).") from None
+    text = text.removeprefix("\ufeff")
+    if not text.strip():
+        raise _invalid_json("The request body is empty; it must be a JSON object.")
+    too_deep = _too_deep(text)
+    if too_deep is not None:
+        raise _invalid_json(f"The request body is nested more than {MAX_DEPTH} levels deep.", too_deep or None)
+    try:
+        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite)
+    except json.JSONDecodeError as exc:
+        raise _invalid_json(
+            f"The request body is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."
+        ) from None
+    except (ValueError, RecursionError):  # an int of more than 4,300 digits (RecursionError: not past _too_deep)
+        raise _invalid_json("The request body is not valid JSON.") from None
+    if "\\u" in text:  # a lone surrogate can only come from an escape
+        surrogate = _surrogate_path(value, "")
+        if surrogate is not None:
+            raise _invalid_json(
+                "The request body holds a lone surrogate (such as '\\ud83d'), which UTF-8 cannot encode.",
+                surrogate or None,
+            )
     return value
 
 
-def _has_surrogate(value: object) -> bool:
+# A JSON string (skipped whole), or a character that opens, closes or separates the values of an array or object.
+_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{},]')
+
+
+def _too_deep(text: str) -> str | None:
+    """The path to the first value nested past :data:`MAX_DEPTH` (``""``: the body itself), else ``None``.
+
+    It scans the text, so nothing deep is ever built; a text with at most :data:`MAX_DEPTH` brackets cannot nest
+    deeper and is not scanned. Malformed JSON is scanned as well as it can be (``json.loads`` refuses it next).
+    """
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return None
+    # One entry per open array or object: [is it an object, its current key or index, does it expect a key].
+    stack: list[list[Any]] = []
+    for found in _TOKEN.finditer(text):
+        token = found.group()
+        first = token[0]
+        if first in "[{":
+            if len(stack) == MAX_DEPTH:
+                return _path(stack)
+            is_object = first == "{"
+            stack.append([is_object, None if is_object else 0, is_object])
+        elif first in "]}":
+            if stack:
+                stack.pop()
+        elif not stack:
+            continue
+        elif first == ",":
+            top = stack[-1]
+            if top[0]:
+                top[2] = True
+            else:
+                top[1] += 1
+        elif stack[-1][0] and stack[-1][2]:  # the string is a key
+            stack[-1][1] = _key(token)
+            stack[-1][2] = False
+    return None
+
+
+def _key(token: str) -> str:
+    try:
+        key = json.loads(token)
+    except ValueError:
+        return token[1:-1]
+    return str(key)
+
+
+def _path(stack: list[list[Any]]) -> str:
+    parts: list[str] = []
+    for is_object, key, _ in stack:
+        if is_object:
+            parts.append(f".{key}" if parts else str(key))
+        else:
+            parts.append(f"[{key}]")
+    return "".join(parts)
+
+
+def _surrogate_path(value: object, path: str) -> str | None:
+    """The path to the first string or key holding a lone surrogate (``""``: the body itself), else ``None``."""
     if isinstance(value, str):
-        return has_lone_surrogate(value)
+        return path if has_lone_surrogate(value) else None
     if isinstance(value, dict):
-        return any(has_lone_surrogate(key) or _has_surrogate(item) for key, item in value.items())
+        for key, item in value.items():
+            inner = f"{path}.{key}" if path else key
+            if has_lone_surrogate(key):
+                return inner
+            found = _surrogate_path(item, inner)
+            if found is not None:
+                return found
     if isinstance(value, list):
-        return any(_has_surrogate(item) for item in value)
-    return False
+        for index, item in enumerate(value):
+            found = _surrogate_path(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None
 
 
 # ------------------------------------------------------------------------------------------------ value checks
