@@ -40,7 +40,7 @@ from ._contract import BaseStore
 from ._ids import new_response_id
 from ._records import ResponseRecord, ResponseStatus
 from .errors import InvalidArgument, ResponseNotFound, ResponseStoreError, WaitTimeout
-from .server import _conversations, _query, _routes
+from .server import _bodies, _conversations, _query, _routes
 from .server._compaction import Compact, compaction_json, echo_compact
 from .server._context import chain_history, conversation
 from .server._errors import REASONS, ApiError, store_error
@@ -125,6 +125,11 @@ class ResponsesApp:
             status, headers, body = self._error(
                 ApiError(500, "The server failed to handle the request.", code="server_error"), rid
             )
+        if str(environ.get("REQUEST_METHOD", "")).upper() == "HEAD":  # the GET's headers, Content-Length included
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()
+            body = []
         headers.append(("x-request-id", rid))
         client_id = client_request_id(environ.get("HTTP_X_CLIENT_REQUEST_ID"))
         if client_id is not None:
@@ -167,7 +172,8 @@ class ResponsesApp:
     def _dispatch(self, environ: Environ) -> _Reply:
         path = environ.get("PATH_INFO", "") or "/"
         method = environ.get("REQUEST_METHOD", "GET").upper()
-        if method == "OPTIONS" and self.cors is not None:
+        _bodies.check_framing(environ.get("CONTENT_LENGTH") or None, environ.get("HTTP_TRANSFER_ENCODING"))
+        if method == "OPTIONS":
             return self._options(environ, path)
         operation, args = _routes.match(method, path)
         owner = self._owner(environ)
@@ -178,19 +184,23 @@ class ResponsesApp:
         return handler(self, owner, args, environ)
 
     def _options(self, environ: Environ, path: str) -> _Reply:
-        """``OPTIONS`` with CORS on: a preflight from an allowed origin gets ``204``, others ``403``."""
+        """``OPTIONS``: ``200`` with ``Allow`` and no body.
+
+        With CORS on, a preflight from an allowed origin also gets the CORS headers, one from another origin ``403``.
+        ``200`` with ``Content-Length: 0``, not ``204``: waitress closes the connection after every ``204``.
+        """
         found = _routes.find(path)
         if found is None:
             raise _routes.unknown_path("OPTIONS", path)
         route = found[0]
+        headers = [("Allow", route.allow), ("Content-Length", "0")]
         origin = environ.get("HTTP_ORIGIN")
-        assert self.cors is not None  # noqa: S101 - only called with CORS on
-        if origin is None or "HTTP_ACCESS_CONTROL_REQUEST_METHOD" not in environ:
-            return f"204 {REASONS[204]}", [("Allow", f"{route.allow}, OPTIONS")], []
+        if self.cors is None or origin is None or "HTTP_ACCESS_CONTROL_REQUEST_METHOD" not in environ:
+            return f"200 {REASONS[200]}", headers, []
         if not self.cors.allows(origin):
             raise ApiError(403, "This origin may not call the API.", code="cors_origin_not_allowed")
-        headers = self.cors.preflight(list(route.operations), environ.get("HTTP_ACCESS_CONTROL_REQUEST_HEADERS"))
-        return f"204 {REASONS[204]}", headers, []
+        headers += self.cors.preflight(list(route.operations), environ.get("HTTP_ACCESS_CONTROL_REQUEST_HEADERS"))
+        return f"200 {REASONS[200]}", headers, []
 
     def _owner(self, environ: Environ) -> str | None:
         header = environ.get("HTTP_AUTHORIZATION", "")
@@ -206,19 +216,17 @@ class ResponsesApp:
             raise ApiError(401, "Incorrect or missing API key.", code="invalid_api_key") from None
 
     def _body(self, environ: Environ) -> object:
-        length_text = environ.get("CONTENT_LENGTH") or "0"
-        try:
-            length = int(length_text)
-        except ValueError:
-            raise ApiError(400, "Content-Length is not a number.", code="invalid_request") from None
-        if length > self.max_body_bytes:
-            raise ApiError(
-                413,
-                f"The request body is {length} bytes; at most {self.max_body_bytes} are accepted.",
-                code="request_too_large",
-            )
-        raw = environ["wsgi.input"].read(length) if length > 0 else b""
-        return decode_body(raw)
+        """The JSON body, its type and size checked before a byte is read (see ``server._bodies``)."""
+        length = _bodies.body_length(
+            environ.get("CONTENT_LENGTH") or None,
+            environ.get("HTTP_TRANSFER_ENCODING"),
+            terminated=bool(environ.get("wsgi.input_terminated")),
+            limit=self.max_body_bytes,
+        )
+        if length == 0:
+            return decode_body(b"")
+        _bodies.check_content_type(environ.get("CONTENT_TYPE"))
+        return decode_body(_bodies.read_body(environ["wsgi.input"], length, self.max_body_bytes))
 
     # ------------------------------------------------------------------ routes
 

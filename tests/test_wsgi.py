@@ -428,7 +428,7 @@ def test_http_errors_have_openais_shape(serve: Callable[..., Live]) -> None:
     assert _error(live.request("POST", "/responses", content=big), 413)["code"] == "request_too_large"
     wrong = live.request("PUT", "/responses/resp_1")
     assert _error(wrong, 405)["code"] == "method_not_allowed"
-    assert wrong.headers["allow"] == "GET, DELETE"
+    assert wrong.headers["allow"] == "GET, HEAD, DELETE, OPTIONS"
     assert _error(live.request("GET", "/responses"), 405)
     assert _error(live.request("GET", "/nowhere"), 404)["code"] == "not_found"
     assert _error(live.request("GET", "/responses/bad%20id!"), 400)

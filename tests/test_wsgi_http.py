@@ -1,26 +1,30 @@
-"""HTTP at the edge: bodies that cannot be decoded, strict query integers, bounded refusals.
+"""HTTP at the edge: bodies checked before reading (type, framing, size), bodies that cannot be decoded,
+``HEAD``/``OPTIONS`` and keep-alive, strict query integers, bounded refusals.
 
 The requests go over raw sockets to a real ``python -m responsestore serve`` (waitress), or through the ``openai``
-client.
+client; the app's own handling of bodies other servers stream to it (``wsgi.input_terminated``) is tested in
+process.
 """
 
 from __future__ import annotations
 
 import http.client
+import io
 import json
 import socket
 from collections.abc import Iterator
 from typing import Any
+from wsgiref.util import setup_testing_defaults
 
 import openai
 import pytest
 
 import responsestore
 from responsestore.server._errors import MAX_MESSAGE
-from responsestore.wsgi import make_app
+from responsestore.wsgi import ResponsesApp, make_app
 from tests.live_app import Called, call, error_of
 from tests.test_wsgi_serve import TIMEOUT, Child
-from tests.wire_checks import check_item_page, check_response
+from tests.wire_checks import check_item_page, check_model_list, check_response
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +101,85 @@ JSON = {"Content-Type": "application/json"}
 CREATE = json.dumps({"model": "echo", "input": "hello there"}).encode()
 
 
+# --------------------------------------------------------------------------------------------- keep-alive
+
+
+def test_head_options_and_refusals_keep_one_connection_alive(connection: Connection) -> None:
+    created = connection.request("POST", "/v1/responses", CREATE, JSON)
+    response = check_response(created.json())
+    path = f"/v1/responses/{response.id}"
+    got = connection.request("GET", path)
+    steps: list[tuple[str, str, bytes, dict[str, str], int]] = [
+        ("HEAD", path, b"", {}, 200),
+        ("HEAD", "/v1/models", b"", {}, 200),
+        ("HEAD", "/v1/responses/resp_missing", b"", {}, 404),
+        ("HEAD", "/v1/responses", b"", {}, 405),
+        ("OPTIONS", "/v1/responses", b"", {}, 200),
+        ("OPTIONS", path, b"", {}, 200),
+        ("PUT", "/v1/models", b"", {}, 405),
+        ("POST", "/v1/responses", CREATE, {"Content-Type": "text/plain"}, 415),
+        ("POST", "/v1/responses", b'{"input": "x", "model": "echo"', JSON, 400),
+        ("POST", "/v1/responses", b"\xff\xfe{}", JSON, 400),
+        ("GET", path + "/input_items?limit=1_0", b"", {}, 400),
+        ("GET", "/v1/nowhere", b"", {}, 404),
+        ("POST", "/v1/responses", CREATE, {"Content-Type": "application/json; charset=utf-8"}, 200),
+    ]
+    for method, target, body, headers, status in steps:
+        reply = connection.request(method, target, body, headers)
+        assert (method, target, reply.status_code, reply.will_close) == (method, target, status, False), reply.text
+        assert "x-request-id" in reply.headers
+        if method == "HEAD":
+            assert reply.content == b""
+            get = connection.request("GET", target)
+            assert get.status_code == status
+            assert reply.headers["content-length"] == str(len(get.content))
+            assert reply.headers["content-type"] == get.headers["content-type"]
+        elif method == "OPTIONS":
+            assert (reply.content, reply.headers["content-length"]) == (b"", "0")
+            assert reply.headers["allow"] == (
+                "POST, OPTIONS" if target == "/v1/responses" else "GET, HEAD, DELETE, OPTIONS"
+            )
+        elif status != 200:
+            refusal(reply, status)
+    assert got.status_code == 200
+    check_model_list(connection.request("GET", "/v1/models").json())
+    assert connection.request("GET", path).json() == got.json()  # the same connection, still in use
+
+
+def test_head_of_a_stream_answers_its_headers_then_closes(connection: Connection) -> None:
+    response = check_response(connection.request("POST", "/v1/responses", CREATE, JSON).json())
+    reply = connection.request("HEAD", f"/v1/responses/{response.id}?stream=true")
+    assert (reply.status_code, reply.headers["content-type"], reply.content) == (200, "text/event-stream", b"")
+    assert reply.will_close  # a stream has no length, so nothing can follow it on the connection
+
+
 # --------------------------------------------------------------------------------------------- bodies
+
+
+@pytest.mark.parametrize(
+    ("content_type", "status"),
+    [
+        ("application/json", 200),
+        ("application/json; charset=utf-8", 200),
+        ("Application/JSON;charset=UTF-8", 200),
+        ('application/json; charset="utf-8"', 200),
+        (None, 200),
+        ("text/plain", 415),
+        ("application/x-www-form-urlencoded", 415),
+        ("application/json; charset=latin-1", 415),
+        ("application/jsonx", 415),
+        ("multipart/form-data; boundary=x", 415),
+    ],
+)
+def test_a_body_must_be_json(connection: Connection, content_type: str | None, status: int) -> None:
+    headers = {} if content_type is None else {"Content-Type": content_type}
+    reply = connection.request("POST", "/v1/responses", CREATE, headers)
+    if status == 200:
+        check_response(reply.json())
+        return
+    error = refusal(reply, 415)
+    assert (error["code"], error["param"]) == ("unsupported_media_type", None)
+    assert not reply.will_close
 
 
 @pytest.mark.parametrize(
@@ -190,6 +272,95 @@ def test_query_integers_are_ascii_digits_only(child: Child, value: str) -> None:
 
 
 # --------------------------------------------------------------------------------------------- in process
+
+
+class _Stream:
+    """A body of ``size`` bytes of ``{``... handed over as a chunked body is: no length, read until it ends."""
+
+    def __init__(self, size: int) -> None:
+        self.left = size
+        self.read_bytes = 0
+
+    def read(self, size: int) -> bytes:
+        count = self.left if size < 0 else min(size, self.left)
+        self.left -= count
+        self.read_bytes += count
+        return b" " * count
+
+
+@pytest.fixture
+def small_app() -> Iterator[ResponsesApp]:
+    app = make_app(responsestore.open("memory://"), max_body_bytes=1000)
+    yield app
+    app.close()
+
+
+def _environ_call(app: ResponsesApp, environ: dict[str, Any]) -> Called:
+    environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/v1/responses", **environ}
+    setup_testing_defaults(environ)
+    started: list[Any] = []
+    chunks = app(environ, lambda status, headers: started.append((status, headers)))
+    return Called(started[0][0], started[0][1], b"".join(chunks))
+
+
+def test_a_body_of_undeclared_length_is_read_in_pieces_and_refused_once_past_the_limit(
+    small_app: ResponsesApp,
+) -> None:
+    stream = _Stream(10**9)
+    environ = {"wsgi.input": stream, "wsgi.input_terminated": True, "HTTP_TRANSFER_ENCODING": "chunked"}
+    error = refusal(_environ_call(small_app, environ), 413)
+    assert error["message"] == "The request body is more than 1000 bytes; at most 1000 are accepted."
+    assert stream.read_bytes == 1001  # the limit and one byte, never the rest
+
+
+def test_a_body_of_undeclared_length_within_the_limit_is_served(small_app: ResponsesApp) -> None:
+    environ = {"wsgi.input": io.BytesIO(CREATE), "wsgi.input_terminated": True, "HTTP_TRANSFER_ENCODING": "chunked"}
+    check_response(_environ_call(small_app, environ).json())
+
+
+@pytest.mark.parametrize(
+    ("environ", "status", "code"),
+    [
+        ({"CONTENT_LENGTH": "5", "HTTP_TRANSFER_ENCODING": "chunked"}, 400, "invalid_request"),
+        ({"HTTP_TRANSFER_ENCODING": "chunked"}, 411, "length_required"),  # a server that cannot hand it over
+        ({"CONTENT_LENGTH": "1001"}, 413, "request_too_large"),
+        ({"CONTENT_LENGTH": "1_0"}, 400, "invalid_request"),
+        ({"CONTENT_LENGTH": "\u0661\u0660"}, 400, "invalid_request"),
+        ({"CONTENT_LENGTH": "-1"}, 400, "invalid_request"),
+        ({"CONTENT_LENGTH": "50"}, 400, "invalid_request"),  # the body ends before its declared length
+    ],
+)
+def test_the_app_checks_framing_itself_before_reading(
+    small_app: ResponsesApp, environ: dict[str, Any], status: int, code: str
+) -> None:
+    stream = _Stream(10)
+    reply = _environ_call(small_app, {"wsgi.input": stream, **environ})
+    assert refusal(reply, status)["code"] == code
+    assert stream.read_bytes == (10 if environ.get("CONTENT_LENGTH") == "50" else 0)
+
+
+def test_framing_is_checked_on_every_route(small_app: ResponsesApp) -> None:
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/v1/models", "CONTENT_LENGTH": "0"}
+    reply = _environ_call(small_app, {**environ, "HTTP_TRANSFER_ENCODING": "chunked", "wsgi.input": _Stream(0)})
+    assert refusal(reply, 400)["code"] == "invalid_request"
+
+
+def test_only_a_body_is_refused_for_its_type(small_app: ResponsesApp) -> None:
+    plain = {"CONTENT_TYPE": "text/plain", "CONTENT_LENGTH": "0", "wsgi.input": io.BytesIO()}
+    empty = refusal(_environ_call(small_app, plain), 400)
+    assert empty["message"] == "The request body is empty; it must be a JSON object."
+    assert _environ_call(small_app, {**plain, "REQUEST_METHOD": "GET", "PATH_INFO": "/v1/models"}).status_code == 200
+    body = {**plain, "CONTENT_LENGTH": "2", "wsgi.input": io.BytesIO(b"{}"), "PATH_INFO": "/v1/conversations"}
+    assert refusal(_environ_call(small_app, body), 415)["code"] == "unsupported_media_type"
+
+
+def test_head_and_options_in_process(small_app: ResponsesApp) -> None:
+    head = call(small_app, "HEAD", "/v1/models")
+    get = call(small_app, "GET", "/v1/models")
+    assert (head.status_code, head.text, head.headers["content-length"]) == (200, "", str(len(get.text)))
+    options = call(small_app, "OPTIONS", "/v1/conversations/conv_1/items")
+    assert (options.status_code, options.headers["allow"]) == (200, "GET, HEAD, POST, OPTIONS")
+    assert refusal(call(small_app, "OPTIONS", "/v1/nowhere"), 404)["code"] == "not_found"
 
 
 def test_an_unexpected_failure_names_its_request_id_in_the_message() -> None:

@@ -27,7 +27,7 @@ from responsestore.errors import (
     VersionConflict,
 )
 
-__all__ = ["MAX_MESSAGE", "MAX_PARAM", "REASONS", "ApiError", "store_error"]
+__all__ = ["MAX_MESSAGE", "MAX_PARAM", "REASONS", "ApiError", "store_error", "too_large"]
 
 #: The longest error message sent (longer ones are cut, ending with ``…``).
 MAX_MESSAGE = 1_000
@@ -44,8 +44,12 @@ REASONS = {
     404: "Not Found",
     405: "Method Not Allowed",
     409: "Conflict",
+    411: "Length Required",
     413: "Content Too Large",
+    415: "Unsupported Media Type",
+    431: "Request Header Fields Too Large",
     500: "Internal Server Error",
+    501: "Not Implemented",
     503: "Service Unavailable",
 }
 
@@ -92,6 +96,16 @@ class ApiError(Exception):
         if self.status == 500 and request_id is not None:
             message = f"{message.removesuffix('.')} (request id {request_id})."
         return {"error": {"message": message, "type": self.type, "param": self.param, "code": self.code}}
+
+
+def too_large(limit: int, length: int | None = None) -> ApiError:
+    """The ``413`` of a body over ``limit`` bytes.
+
+    ``length`` is its declared size; ``None`` when it was not declared (a chunked body, refused once it passed
+    the limit).
+    """
+    size = f"is {length} bytes" if length is not None else f"is more than {limit} bytes"
+    return ApiError(413, f"The request body {size}; at most {limit} are accepted.", code="request_too_large")
 
 
 def store_error(exc: ResponseStoreError, param: str | None = None) -> ApiError:  # noqa: PLR0911 - one per error

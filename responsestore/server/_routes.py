@@ -3,6 +3,9 @@
 A path no route matches is ``404``. A path a route matches with a method it does not serve is ``405`` with
 ``Allow``, except ``POST /v1/responses/{x}``: that is how a client calls an endpoint this server does not have
 (``/v1/responses/some_new_endpoint``), so it is ``404`` like any unknown path.
+
+``HEAD`` is served wherever ``GET`` is, by the same operation (the transport sends its headers without the body),
+and ``OPTIONS`` everywhere a route matches (the transport answers it: see ``Route.allow``).
 """
 
 from __future__ import annotations
@@ -30,8 +33,11 @@ class Route:
 
     @property
     def allow(self) -> str:
-        """The ``Allow`` header: the methods the path serves."""
-        return ", ".join(self.operations)
+        """The ``Allow`` header: the methods the path serves, ``HEAD`` with ``GET``, and ``OPTIONS``."""
+        methods = [*self.operations]
+        if "GET" in self.operations:
+            methods.insert(methods.index("GET") + 1, "HEAD")
+        return ", ".join([*methods, "OPTIONS"])
 
 
 ROUTES = (
@@ -71,9 +77,12 @@ def find(path: str) -> tuple[Route, tuple[str, ...]] | None:
 def match(method: str, path: str) -> tuple[str, tuple[str, ...]]:
     """The operation serving ``method`` on ``path``, and its arguments (the ids in the path).
 
+    ``HEAD`` is ``GET`` (refusals included, so that its headers are exactly those of the ``GET``).
+
     Raises:
         ApiError: ``404`` ``not_found`` for an unknown path, ``405`` ``method_not_allowed`` (with ``allow``).
     """
+    method = "GET" if method == "HEAD" else method
     found = find(path)
     if found is None:
         raise unknown_path(method, path)
