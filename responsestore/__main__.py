@@ -162,6 +162,7 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     except ImportError:
         print("python -m responsestore serve needs waitress: pip install 'responsestore[server]'", file=sys.stderr)
         return 2
+    from . import _waitress  # noqa: PLC0415
     from . import open as open_store  # noqa: PLC0415 - keeps ``demo`` free of the backends it does not use
     from .wsgi import Unauthorized, make_app  # noqa: PLC0415
 
@@ -192,7 +193,7 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     sockets: dict[int, Any] = {}
     try:
         # waitress 3 sends each chunk the app yields at once, so server-sent events are not held back.
-        server = waitress.server.create_server(app, host=args.host, port=args.port, threads=args.threads, map=sockets)
+        server = _waitress.create_server(app, host=args.host, port=args.port, threads=args.threads, map=sockets)
     except OSError as exc:
         print(f"cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         waitress.wasyncore.close_all(sockets)

@@ -1,9 +1,8 @@
-"""HTTP at the edge: bodies checked before reading (type, framing, size), bodies that cannot be decoded,
-``HEAD``/``OPTIONS`` and keep-alive, strict query integers, bounded refusals.
+"""HTTP at the edge: body limits before reading, framing, content types, ``HEAD``/``OPTIONS`` and keep-alive, strict
+query integers, bounded refusals.
 
-The requests go over raw sockets to a real ``python -m responsestore serve`` (waitress), or through the ``openai``
-client; the app's own handling of bodies other servers stream to it (``wsgi.input_terminated``) is tested in
-process.
+The malformed cases go over raw sockets to a real ``python -m responsestore serve`` (waitress); the app's own
+handling of bodies other servers stream to it (``wsgi.input_terminated``) is tested in process.
 """
 
 from __future__ import annotations
@@ -21,10 +20,12 @@ import pytest
 
 import responsestore
 from responsestore.server._errors import MAX_MESSAGE
-from responsestore.wsgi import ResponsesApp, make_app
+from responsestore.wsgi import DEFAULT_MAX_BODY_BYTES, ResponsesApp, make_app
 from tests.live_app import Called, call, error_of
 from tests.test_wsgi_serve import TIMEOUT, Child
 from tests.wire_checks import check_item_page, check_model_list, check_response
+
+LIMIT = DEFAULT_MAX_BODY_BYTES
 
 
 @pytest.fixture(scope="module")
@@ -99,6 +100,10 @@ def refusal(reply: Reply | Called, status: int) -> dict[str, Any]:
 
 JSON = {"Content-Type": "application/json"}
 CREATE = json.dumps({"model": "echo", "input": "hello there"}).encode()
+CHUNKED = (
+    b"POST /v1/responses HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+)
+MALFORMED = "The request is malformed: Content-Length is invalid."
 
 
 # --------------------------------------------------------------------------------------------- keep-alive
@@ -151,6 +156,137 @@ def test_head_of_a_stream_answers_its_headers_then_closes(connection: Connection
     reply = connection.request("HEAD", f"/v1/responses/{response.id}?stream=true")
     assert (reply.status_code, reply.headers["content-type"], reply.content) == (200, "text/event-stream", b"")
     assert reply.will_close  # a stream has no length, so nothing can follow it on the connection
+
+
+# --------------------------------------------------------------------------------------------- body limits
+
+
+def test_a_declared_length_over_the_limit_is_refused_before_the_body_is_sent(connection: Connection) -> None:
+    head = f"POST /v1/responses HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {LIMIT + 1}"
+    reply = connection.send(f"{head}\r\nX-Request-Id: big-1\r\n\r\n".encode(), "POST")  # not a byte of the body
+    error = refusal(reply, 413)
+    assert (error["code"], error["message"]) == (
+        "request_too_large",
+        f"The request body is {LIMIT + 1} bytes; at most {LIMIT} are accepted.",
+    )
+    assert reply.headers["x-request-id"] == "big-1"
+    assert reply.will_close
+    assert connection.closed_by_server()
+
+
+@pytest.mark.parametrize("length", [8 * 2**30, 10**30])
+def test_a_huge_declared_length_is_refused_at_once(connection: Connection, length: int) -> None:
+    reply = connection.send(f"POST /v1/responses HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n".encode())
+    assert refusal(reply, 413)["code"] == "request_too_large"
+
+
+def test_a_client_expecting_100_continue_gets_the_refusal_instead(connection: Connection) -> None:
+    head = f"POST /v1/responses HTTP/1.1\r\nHost: x\r\nContent-Length: {LIMIT * 4}\r\nExpect: 100-continue\r\n\r\n"
+    reply = connection.send(head.encode(), "POST")
+    assert refusal(reply, 413)["code"] == "request_too_large"
+
+
+def test_a_chunked_body_over_the_limit_is_refused_before_it_ends(connection: Connection) -> None:
+    chunk = b"x" * (LIMIT + 1)
+    head = CHUNKED
+    # One chunk past the limit and no last chunk: the body has not ended when the server answers.
+    reply = connection.send(head + f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n", "POST")
+    error = refusal(reply, 413)
+    assert error["message"] == f"The request body is more than {LIMIT} bytes; at most {LIMIT} are accepted."
+    assert reply.will_close
+
+
+def test_a_chunked_body_under_the_limit_is_served(connection: Connection) -> None:
+    head = CHUNKED
+    chunks = b"".join(f"{len(part):x}\r\n".encode() + part + b"\r\n" for part in (CREATE[:10], CREATE[10:]))
+    reply = connection.send(head + chunks + b"0\r\n\r\n", "POST")
+    assert check_response(reply.json()).output_text == "hello there"
+    assert not reply.will_close
+
+
+# --------------------------------------------------------------------------------------------- framing
+
+
+@pytest.mark.parametrize(
+    ("request_head", "status", "message"),
+    [
+        (
+            "POST /v1/responses HTTP/1.1\r\nContent-Length: 4\r\nTransfer-Encoding: chunked",
+            400,
+            "The request has both Content-Length and Transfer-Encoding; send one of them.",
+        ),
+        (
+            "POST /v1/responses HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 4",
+            400,
+            "The request has both Content-Length and Transfer-Encoding; send one of them.",
+        ),
+        (
+            "POST /v1/responses HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked",
+            400,
+            "HTTP/1.0 has no Transfer-Encoding; send a Content-Length.",
+        ),
+        (
+            "POST /v1/responses HTTP/1.1\r\nTransfer-Encoding: gzip, chunked",
+            501,
+            "This Transfer-Encoding is not supported: send chunked or a Content-Length.",
+        ),
+        (
+            "POST /v1/responses HTTP/1.1\r\nContent-Length: 1_0",
+            400,
+            MALFORMED,
+        ),
+        (
+            "POST /v1/responses HTTP/1.1\r\nContent-Length: +5",
+            400,
+            MALFORMED,
+        ),
+        (
+            "POST /v1/responses HTTP/1.1\r\nContent-Length: -1",
+            400,
+            MALFORMED,
+        ),
+        (
+            "POST /v1/responses HTTP/1.1\r\nContent-Length: \u0661\u0660",
+            400,
+            MALFORMED,
+        ),
+        (
+            "POST /v1/responses HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6",
+            400,
+            MALFORMED,
+        ),
+        ("GET /v1/models HTTP/1.1\r\nBad Header: x", 400, "The request is malformed: Invalid header."),
+        ("GET /v1/models HTTP/1.1\r\nX-Big: " + "x" * 300_000, 431, "The request line and headers are too large."),
+    ],
+    ids=[
+        "cl-then-te",
+        "te-then-cl",
+        "te-in-http-1.0",
+        "unknown-te",
+        "cl-underscore",
+        "cl-plus",
+        "cl-negative",
+        "cl-arabic-indic",
+        "cl-twice",
+        "bad-header",
+        "headers-too-large",
+    ],
+)
+def test_malformed_framing_is_refused_in_openais_shape_and_never_reaches_the_app(
+    connection: Connection, request_head: str, status: int, message: str
+) -> None:
+    # A valid create follows the headers: had the app seen the request, it would have answered 200.
+    body = b"4\r\n" + CREATE[:4] + b"\r\n0\r\n\r\n" if "chunked" in request_head else CREATE[:4]
+    reply = connection.send(
+        request_head.encode("utf-8") + b"\r\nHost: x\r\nX-Request-Id: framing-1\r\n\r\n" + body, "POST"
+    )
+    error = refusal(reply, status)
+    assert (error["message"], error["param"]) == (message, None)
+    # Headers too large or malformed are not read, nor is the id among them: the reply gets a fresh one.
+    sent_id = status != 431 and "Bad Header" not in request_head
+    assert reply.headers["x-request-id"] == "framing-1" if sent_id else reply.headers["x-request-id"].startswith("req_")
+    assert reply.will_close
+    assert connection.closed_by_server()
 
 
 # --------------------------------------------------------------------------------------------- bodies
