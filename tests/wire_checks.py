@@ -109,8 +109,8 @@ def check_compaction(data: dict[str, Any]) -> CompactedResponse:
     assert data["object"] == "response.compaction"
     assert isinstance(data["created_at"], int)
     users = [item for item in data["output"] if item.get("type") == "message" and item.get("role") == "user"]
-    for item in users:
-        assert item["status"] == "completed"
+    for item in users:  # as given, or completed when the request gave none
+        assert item["status"] in ("completed", "in_progress", "incomplete")
         _SDK_INPUT_ITEM.validate_python(item)
     others = [item for item in data["output"] if item not in users]
     parsed = CompactedResponse.model_validate({**data, "output": others})
