@@ -50,10 +50,12 @@ from .server._models import ArgumentsDelta, FunctionCall, Generate, Incomplete, 
 from .server._references import resolve_references
 from .server._requests import CREATE_FIELDS, CreateRequest, decode_body, parse_compact, parse_create, parse_input_tokens
 from .server._runs import DEFAULT_SETTINGS, Run, Runner, RunSettings
+from .server._streams import Slot, StreamSlots
 from .server._tokens import CountTokens, estimate_tokens, input_tokens_json
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_MAX_STREAMS",
     "ArgumentsDelta",
     "Compact",
     "CountTokens",
@@ -73,6 +75,10 @@ _log = logging.getLogger("responsestore.wsgi")
 
 #: The largest request body the app reads (1 MiB); a larger one is refused with ``413``.
 DEFAULT_MAX_BODY_BYTES = 1 << 20
+
+#: The most server-sent event streams open at once (12, for ``serve``'s 16 request threads); one more is refused
+#: with ``503`` until one ends. Keep it below your server's request threads, so that other requests keep some.
+DEFAULT_MAX_STREAMS = 12
 
 Environ = Mapping[str, Any]
 StartResponse = Callable[..., Any]
@@ -97,6 +103,7 @@ class ResponsesApp:
         cors: Cors | None,
         max_body_bytes: int,
         stream_timeout: float | None,
+        max_streams: int | None,
         settings: RunSettings,
     ) -> None:
         self.store = store
@@ -107,6 +114,7 @@ class ResponsesApp:
         self.cors = cors
         self.max_body_bytes = max_body_bytes
         self.stream_timeout = stream_timeout
+        self.streams = StreamSlots(max_streams)
         self.settings = settings
         self.runner = Runner(store, echo, settings)  # each run is given the generate of its model
 
@@ -148,6 +156,8 @@ class ResponsesApp:
             headers.append(("Allow", exc.allow))
         if exc.status == 401:
             headers.append(("WWW-Authenticate", 'Bearer realm="responsestore"'))
+        if exc.retry_after is not None:
+            headers.append(("Retry-After", str(exc.retry_after)))
         return self._json(exc.status, exc.body(), headers)
 
     @staticmethod
@@ -156,14 +166,16 @@ class ResponsesApp:
         all_headers = [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))]
         return f"{status} {REASONS[status]}", all_headers + (headers or []), [payload]
 
-    def _sse(self, events: Iterator[dict[str, Any]]) -> _Reply:
+    def _sse(self, events: Iterator[dict[str, Any]], slot: Slot) -> _Reply:
+        """A stream of ``events``; ``slot`` (its stream slot) is released when the server closes the body."""
+
         def body() -> Iterator[bytes]:
             for event in events:
                 data = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
                 yield f"event: {event['type']}\ndata: {data}\n\n".encode()
 
         headers = [("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache"), ("X-Accel-Buffering", "no")]
-        return "200 OK", headers, _Closing(body(), events)
+        return "200 OK", headers, _Closing(body(), events, slot)
 
     def _dispatch(self, environ: Environ) -> _Reply:
         path = environ.get("PATH_INFO", "") or "/"
@@ -244,7 +256,7 @@ class ResponsesApp:
                 raise ApiError(
                     400, "'starting_after' must not be negative.", param="starting_after", code="invalid_value"
                 )
-        return self._sse(self._replay(owner, id, after))
+        return self._sse(self._replay(owner, id, after), self.streams.acquire())
 
     def _delete(self, owner: str | None, args: tuple[str, ...], environ: Environ) -> _Reply:
         (id,) = args
@@ -328,6 +340,26 @@ class ResponsesApp:
             raise ApiError(400, str(exc), param="input", code="invalid_value") from None
         if self.runner.stopping.is_set():
             raise ApiError(503, "The server is stopping and accepts no new responses.", code="stopping")
+        if not request.stream:
+            return self._start_response(owner, model, generate, request, history, slot=None)
+        slot = self.streams.acquire()  # before anything is stored: a refused stream leaves nothing behind
+        try:
+            return self._start_response(owner, model, generate, request, history, slot=slot)
+        except BaseException:
+            slot.release()
+            raise
+
+    def _start_response(
+        self,
+        owner: str | None,
+        model: str,
+        generate: Generate,
+        request: CreateRequest,
+        history: tuple[dict[str, Any], ...],
+        *,
+        slot: Slot | None,
+    ) -> _Reply:
+        """Create the response ``request`` asks for and run it; a streamed one's reply holds ``slot``."""
         record = self._new_record(owner, model, request)
         context = history + tuple(_wire.item_json(item) for item in record.input)
         live = request.stream and not request.background
@@ -347,12 +379,10 @@ class ResponsesApp:
             if isinstance(exc, RuntimeError):
                 raise ApiError(503, "The server is stopping and accepts no new responses.", code="stopping") from None
             raise
+        if slot is not None:
+            return self._sse(self._replay(owner, record.id, None) if request.background else _Live(run), slot)
         if request.background:
-            if request.stream:
-                return self._sse(self._replay(owner, record.id, None))
             return self._json(200, _wire.response_frozen(record))
-        if request.stream:
-            return self._sse(_Live(run))
         try:
             final = run.result()
         except ResponseNotFound:
@@ -457,18 +487,22 @@ class _Live(Iterator[dict[str, Any]]):
 class _Closing:
     """A WSGI body that forwards ``close()`` to the event source (the server calls it when the client leaves)."""
 
-    def __init__(self, body: Iterator[bytes], source: Iterator[dict[str, Any]]) -> None:
+    def __init__(self, body: Iterator[bytes], source: Iterator[dict[str, Any]], slot: Slot) -> None:
         self.body = body
         self.source = source
+        self.slot = slot
 
     def __iter__(self) -> Iterator[bytes]:
         return self.body
 
     def close(self) -> None:
-        """End the stream (WSGI calls this once the response is over, finished or not)."""
-        close = getattr(self.source, "close", None)
-        if close is not None:
-            close()
+        """End the stream and free its slot (WSGI calls this once the response is over, finished or not)."""
+        try:
+            close = getattr(self.source, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self.slot.release()
 
 
 def make_app(
@@ -483,6 +517,7 @@ def make_app(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     background_workers: int = DEFAULT_SETTINGS.background_workers,
     stream_timeout: float | None = 300.0,
+    max_streams: int | None = DEFAULT_MAX_STREAMS,
     lease_seconds: float = DEFAULT_SETTINGS.lease_seconds,
     sweep_interval: float = DEFAULT_SETTINGS.sweep_interval,
     flush_interval: float = DEFAULT_SETTINGS.flush_interval,
@@ -506,6 +541,9 @@ def make_app(
     turns CORS on for these origins (``["*"]``: any), preflights included; it is off by default. A body over
     ``max_body_bytes`` is refused with ``413``. Background responses run in a pool of ``background_workers``
     threads. A replayed stream ends when no event arrives for ``stream_timeout`` seconds (``None``: never).
+    At most ``max_streams`` streams (live or replayed; default :data:`DEFAULT_MAX_STREAMS`, ``None``: no bound)
+    are open at once, each holding one of the server's request threads: one more is refused with ``503``
+    ``too_many_streams`` and ``Retry-After``. Keep it below the server's thread count.
 
     How responses run (see the serving docs): each holds a lease of ``lease_seconds`` (default 30), renewed while
     it runs; the app's sweeper ends, every ``sweep_interval`` seconds (default 5), the responses whose lease ran
@@ -536,6 +574,7 @@ def make_app(
         ("max_body_bytes", max_body_bytes),
         ("background_workers", background_workers),
         ("flush_events", flush_events),
+        ("max_streams", 1 if max_streams is None else max_streams),
     ):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise InvalidArgument(f"{name} must be an int >= 1, not {value!r}")
@@ -570,5 +609,6 @@ def make_app(
         cors=cors,
         max_body_bytes=max_body_bytes,
         stream_timeout=stream_timeout,
+        max_streams=max_streams,
         settings=settings,
     )

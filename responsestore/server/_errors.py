@@ -46,11 +46,19 @@ _TYPES = {401: "authentication_error", 500: "server_error", 503: "server_error"}
 class ApiError(Exception):
     """A request the server refuses: the HTTP ``status`` and OpenAI's ``message``, ``param`` and ``code``.
 
-    ``allow`` is the ``Allow`` header of a ``405`` (the methods the path serves).
+    ``allow`` is the ``Allow`` header of a ``405`` (the methods the path serves); ``retry_after`` the
+    ``Retry-After`` header (seconds) of a refusal that may succeed later.
     """
 
     def __init__(
-        self, status: int, message: str, *, param: str | None = None, code: str | None = None, allow: str = ""
+        self,
+        status: int,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        allow: str = "",
+        retry_after: int | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -58,6 +66,7 @@ class ApiError(Exception):
         self.param = param
         self.code = code
         self.allow = allow
+        self.retry_after = retry_after
 
     @property
     def type(self) -> str:
