@@ -173,6 +173,10 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return keys[key]
 
     options = _app_options(args, parser)
+    problem = _raise_file_limit(args.connection_limit + args.threads + 64)
+    if problem is not None:
+        print(f"--connection-limit {args.connection_limit}: {problem}", file=sys.stderr)
+        return 2
     try:
         store = open_store(args.store)
     except ResponseStoreError as exc:
@@ -181,6 +185,7 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     app = make_app(
         store,
         authenticate=authenticate if keys else None,
+        max_streams=args.max_streams,
         background_workers=args.workers,
         lease_seconds=args.lease_seconds,
         sweep_interval=args.sweep_interval,
@@ -192,7 +197,18 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     sockets: dict[int, Any] = {}
     try:
         # waitress 3 sends each chunk the app yields at once, so server-sent events are not held back.
-        server = waitress.server.create_server(app, host=args.host, port=args.port, threads=args.threads, map=sockets)
+        server = waitress.server.create_server(
+            app,
+            host=args.host,
+            port=args.port,
+            threads=args.threads,
+            connection_limit=args.connection_limit,
+            channel_timeout=args.channel_timeout,
+            # Idle connections are looked for this often: a few times within the channel timeout.
+            cleanup_interval=max(1, min(30, args.channel_timeout // 4)),
+            asyncore_use_poll=True,  # select() cannot watch more than 1024 sockets
+            map=sockets,
+        )
     except OSError as exc:
         print(f"cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         waitress.wasyncore.close_all(sockets)
@@ -218,6 +234,25 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         app.close()
         _close_store(store)
     return 0
+
+
+def _raise_file_limit(needed: int) -> str | None:
+    """Let the process open ``needed`` files (sockets), raising its soft limit if it must; else say why not."""
+    try:
+        import resource  # noqa: PLC0415 - Unix only
+    except ImportError:  # pragma: no cover - Windows has no such limit to raise
+        return None
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return None
+    target = needed if hard == resource.RLIM_INFINITY else min(hard, needed)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ValueError, OSError) as exc:  # pragma: no cover - the hard limit allows it, by the check above
+        return f"cannot raise the open file limit to {target}: {exc}"
+    if target < needed:
+        return f"needs {needed} open files and the hard limit is {hard} (ulimit -Hn): lower it or raise that"
+    return None
 
 
 def _app_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[str, Any]:
@@ -304,7 +339,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="KEY=OWNER",
         help="accept bearer KEY as OWNER (repeatable); without any, every key is accepted as owner None",
     )
-    serve.add_argument("--threads", type=int, default=16, help="request threads (default 16)")
+    serve.add_argument(
+        "--threads",
+        type=int,
+        default=16,
+        help="request threads (default 16): each request, and each open stream, holds one while it is served",
+    )
+    serve.add_argument(
+        "--max-streams",
+        type=int,
+        metavar="N",
+        help="the most streams open at once, below --threads so that other requests always find a thread; one "
+        "more is 503 too_many_streams (default: --threads less a quarter of them, 12 for 16)",
+    )
+    serve.add_argument(
+        "--connection-limit",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="the most open connections, idle ones included; beyond it new connections wait until some close "
+        "(default 1000)",
+    )
+    serve.add_argument(
+        "--channel-timeout",
+        type=int,
+        default=120,
+        metavar="SECONDS",
+        help="close a connection idle for this long (no request, no reply being sent; default 120); open streams "
+        "and slow clients still receiving are never closed",
+    )
     serve.add_argument("--workers", type=int, default=4, help="background worker threads (default 4)")
     serve.add_argument(
         "--generate",
@@ -349,8 +412,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.command == "serve":
-        if args.threads < 1 or args.workers < 1 or not 0 <= args.port <= 65535:
-            parser.error("--threads and --workers must be at least 1, --port within 0..65535")
+        if args.threads < 2 or args.workers < 1 or not 0 <= args.port <= 65535:
+            parser.error("--threads must be at least 2, --workers at least 1, --port within 0..65535")
+        if args.max_streams is None:
+            args.max_streams = args.threads - max(1, args.threads // 4)
+        if not 1 <= args.max_streams < args.threads:
+            parser.error("--max-streams must be at least 1 and below --threads (other requests need a thread)")
+        if args.connection_limit < args.threads:
+            parser.error("--connection-limit must be at least --threads")
+        if args.channel_timeout < 1:
+            parser.error("--channel-timeout must be at least 1 second")
         for flag in ("lease_seconds", "sweep_interval", "flush_interval"):
             if not 0 < getattr(args, flag) < 1e9:
                 parser.error(f"--{flag.replace('_', '-')} must be a positive number of seconds")

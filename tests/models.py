@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from responsestore.server._models import Usage, text_of
@@ -32,3 +33,13 @@ def shout(conversation: Sequence[dict[str, Any]], request: Mapping[str, Any]) ->
     """Echo the last user message in capitals, in one delta (tells a second model apart from ``echo``)."""
     last = next((text_of(item) for item in reversed(conversation) if item.get("role") == "user"), "")
     yield last.upper()
+
+
+def held(conversation: Sequence[dict[str, Any]], request: Mapping[str, Any]) -> Iterator[str]:
+    """Yield one word, then wait until the file ``metadata.release`` exists (an event another process sets)."""
+    release = Path((request.get("metadata") or {})["release"])
+    yield "held"
+    deadline = time.monotonic() + 60
+    while not release.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)  # waiting for the test to set the event
+    yield " released"

@@ -106,9 +106,9 @@ def test_streams_beyond_max_streams_get_503_with_retry_after_and_others_still_an
     finally:
         gate.gate.set()
         kinds = []
-        for reply in held:
-            with reply:
-                kinds.append(reply.read().decode().rstrip().rsplit("event: ", 1)[1].split("\n")[0])
+        for stream in held:
+            with stream:
+                kinds.append(stream.read().decode().rstrip().rsplit("event: ", 1)[1].split("\n")[0])
     assert kinds == ["response.completed", "response.completed"]
     assert _wait_for(lambda: live.app.streams.open == 0)
     events = live.events("POST", "/responses", json={"model": "echo", "input": "free again", "stream": True})
