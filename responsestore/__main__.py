@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import queue
 import signal
@@ -164,6 +165,9 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return 2
     from . import open as open_store  # noqa: PLC0415 - keeps ``demo`` free of the backends it does not use
     from .wsgi import Unauthorized, make_app  # noqa: PLC0415
+
+    # Failures (the store's, the model's, the server's) go to stderr, each naming its logger and request id.
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 
     keys = _api_keys(args.api_key, parser)
 

@@ -25,9 +25,7 @@ Routes (all under ``/v1``)::
 
 from __future__ import annotations
 
-import contextlib
 import json
-import logging
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -46,6 +44,7 @@ from .server._compaction import Compact, compaction_json, echo_compact
 from .server._context import chain_history, conversation
 from .server._errors import REASONS, ApiError, store_error
 from .server._http import Cors, client_request_id, request_id
+from .server._logs import REQUEST_ID, RequestLogger, serving
 from .server._models import ArgumentsDelta, FunctionCall, Generate, Incomplete, ModelRegistry, Usage, echo
 from .server._references import resolve_references
 from .server._requests import CREATE_FIELDS, CreateRequest, decode_body, parse_compact, parse_create, parse_input_tokens
@@ -71,7 +70,7 @@ __all__ = [
     "make_app",
 ]
 
-_log = logging.getLogger("responsestore.wsgi")
+_log = RequestLogger("responsestore.wsgi")
 
 #: The largest request body the app reads (1 MiB); a larger one is refused with ``413``.
 DEFAULT_MAX_BODY_BYTES = 1 << 20
@@ -123,17 +122,18 @@ class ResponsesApp:
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         """Serve one request (the WSGI protocol)."""
         rid = request_id(environ.get("HTTP_X_REQUEST_ID"))
-        try:
-            status, headers, body = self._dispatch(environ)
-        except ApiError as exc:
-            status, headers, body = self._error(exc)
-        except ResponseStoreError as exc:
-            status, headers, body = self._error(store_error(exc))
-        except Exception:  # noqa: BLE001 - a bug must still answer in OpenAI's shape, with its request id logged
-            _log.exception("request %s failed", rid)
-            status, headers, body = self._error(
-                ApiError(500, "The server failed to handle the request.", code="server_error")
-            )
+        with serving(rid):  # what is logged while the request is served names it
+            try:
+                status, headers, body = self._dispatch(environ)
+            except ApiError as exc:
+                status, headers, body = self._error(exc)
+            except ResponseStoreError as exc:
+                status, headers, body = self._error(store_error(exc))
+            except Exception:  # noqa: BLE001 - a bug must still answer in OpenAI's shape, with its request id logged
+                _log.exception("the request failed")
+                status, headers, body = self._error(
+                    ApiError(500, "The server failed to handle the request.", code="server_error")
+                )
         headers.append(("x-request-id", rid))
         client_id = client_request_id(environ.get("HTTP_X_CLIENT_REQUEST_ID"))
         if client_id is not None:
@@ -217,6 +217,11 @@ class ResponsesApp:
             return self.authenticate(key or None)
         except Unauthorized:
             raise ApiError(401, "Incorrect or missing API key.", code="invalid_api_key") from None
+        except Exception as exc:  # noqa: BLE001 - a bug must still answer in OpenAI's shape, and log no key
+            # Its message could hold the key (a KeyError, say): the log gets its type and traceback, not its message.
+            redacted = _Redacted(f"{_name(exc)} (its message is not logged: it may hold the key)")
+            _log.error("the authenticate callable failed", exc_info=(_Redacted, redacted, exc.__traceback__))
+            raise ApiError(500, "The server failed to handle the request.", code="server_error") from None
 
     def _body(self, environ: Environ) -> object:
         length_text = environ.get("CONTENT_LENGTH") or "0"
@@ -256,7 +261,7 @@ class ResponsesApp:
                 raise ApiError(
                     400, "'starting_after' must not be negative.", param="starting_after", code="invalid_value"
                 )
-        return self._sse(self._replay(owner, id, after), self.streams.acquire())
+        return self._sse(self._replay(owner, id, after, _log.bound()), self.streams.acquire())
 
     def _delete(self, owner: str | None, args: tuple[str, ...], environ: Environ) -> _Reply:
         (id,) = args
@@ -267,8 +272,8 @@ class ResponsesApp:
         (id,) = args
         return self._json(200, _wire.response_frozen(self.store.cancel(id, status_event=True, owner=owner)))
 
-    def _replay(self, owner: str | None, id: str, after: int | None) -> Iterator[dict[str, Any]]:
-        """Follow a response's stored events to its final one.
+    def _replay(self, owner: str | None, id: str, after: int | None, log: RequestLogger) -> Iterator[dict[str, Any]]:
+        """Follow a response's stored events to its final one (``log``: bound to the request that asked).
 
         A stream that cannot end with it (deleted meanwhile, no progress for ``stream_timeout``, the store failing)
         ends with an ``error`` event.
@@ -284,7 +289,7 @@ class ResponsesApp:
         except WaitTimeout:
             message = f"The response made no progress for {self.stream_timeout:g} seconds; the stream ends here."
         except ResponseStoreError:
-            _log.warning("following response %s failed", id, exc_info=True)
+            log.warning("following response %s failed", id, exc_info=True)
             message = "The store failed while the response was streamed."
         yield _wire.error_event(message, number + 1)
 
@@ -371,16 +376,20 @@ class ResponsesApp:
                 stored=request.store,
                 live=live,
                 generate=generate,
+                request_id=REQUEST_ID.get(),
             )
         except (RuntimeError, ResponseStoreError) as exc:  # stopping, or the store failed: it must not stay active
             if request.store:
-                with contextlib.suppress(ResponseStoreError):
+                try:
                     self.store.fail(record.id, _STOPPED if isinstance(exc, RuntimeError) else _FAILED, owner=owner)
+                except ResponseStoreError:
+                    _log.exception("response %s could not be marked failed; its lease will end it", record.id)
             if isinstance(exc, RuntimeError):
                 raise ApiError(503, "The server is stopping and accepts no new responses.", code="stopping") from None
             raise
         if slot is not None:
-            return self._sse(self._replay(owner, record.id, None) if request.background else _Live(run), slot)
+            events = self._replay(owner, record.id, None, _log.bound()) if request.background else _Live(run)
+            return self._sse(events, slot)
         if request.background:
             return self._json(200, _wire.response_frozen(record))
         try:
@@ -435,6 +444,15 @@ _OPERATIONS: Mapping[str, Callable[[ResponsesApp, str | None, tuple[str, ...], E
     "list_models": ResponsesApp._list_models,
     "retrieve_model": ResponsesApp._retrieve_model,
 }
+
+
+class _Redacted(Exception):
+    """Stands in, in the log, for an exception whose message must not be logged."""
+
+
+def _name(exc: BaseException) -> str:
+    cls = type(exc)
+    return cls.__name__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
 
 
 def _query(environ: Environ) -> dict[str, str]:

@@ -43,3 +43,9 @@ def held(conversation: Sequence[dict[str, Any]], request: Mapping[str, Any]) -> 
     while not release.exists() and time.monotonic() < deadline:
         time.sleep(0.01)  # waiting for the test to set the event
     yield " released"
+
+
+def fails(conversation: Sequence[dict[str, Any]], request: Mapping[str, Any]) -> Iterator[str]:
+    """Yield one word, then raise (a broken model)."""
+    yield "partial"
+    raise RuntimeError("the model broke")

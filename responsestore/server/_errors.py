@@ -22,7 +22,11 @@ from responsestore.errors import (
     VersionConflict,
 )
 
+from ._logs import RequestLogger
+
 __all__ = ["REASONS", "ApiError", "store_error"]
+
+_log = RequestLogger("responsestore.server")
 
 #: The reason phrase of every status the server sends.
 REASONS = {
@@ -81,7 +85,8 @@ class ApiError(Exception):
 def store_error(exc: ResponseStoreError, param: str | None = None) -> ApiError:  # noqa: PLR0911 - one per error
     """The refusal a store error means (``param`` names the request field it concerns, if any).
 
-    Errors that say nothing the client can act on (a failing backend) become a ``500`` with a generic message.
+    Errors that say nothing the client can act on (a failing backend) become a ``500`` with a generic message;
+    those and a full store are logged (to ``responsestore.server``, with the request id).
     """
     if isinstance(exc, (ConversationNotFound, ItemNotFound, ConversationFull)):
         return _conversation_error(exc, param)
@@ -92,9 +97,11 @@ def store_error(exc: ResponseStoreError, param: str | None = None) -> ApiError: 
     if isinstance(exc, ChainError):
         return ApiError(400, str(exc), param="previous_response_id", code="invalid_previous_response")
     if isinstance(exc, StoreFull):
+        _log.warning("the store is full: %s", exc)
         return ApiError(503, str(exc), code="store_full")
     if isinstance(exc, InvalidArgument):
         return ApiError(400, str(exc), param=param, code="invalid_value")
+    _log.error("the store failed: %s", type(exc).__name__, exc_info=exc)
     return ApiError(500, "The store failed to handle the request.", code="server_error")
 
 
@@ -104,5 +111,6 @@ def _conversation_error(exc: ConversationNotFound | ItemNotFound | ConversationF
     if isinstance(exc, ItemNotFound):
         return ApiError(404, f"Item with id {exc.item_id!r} not found.", code="not_found")
     if exc.bound == "max_records":
+        _log.warning("the store is full: %s", exc)
         return ApiError(503, str(exc), code="store_full")
     return ApiError(400, str(exc), param="items", code="conversation_full")

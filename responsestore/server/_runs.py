@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import logging
 import os
 import socket
 import threading
@@ -63,12 +62,14 @@ from responsestore.errors import (
     StoreFull,
 )
 
+from ._logs import RequestLogger
 from ._models import ArgumentsDelta, Generate, Incomplete, tokens_in
 from ._reply import Batch, Reply, event_size
 
 __all__ = ["DEFAULT_SETTINGS", "Run", "RunSettings", "Runner"]
 
-_log = logging.getLogger("responsestore.runs")
+#: The runner's logger (runs log through their own, bound to the request that started them).
+_log = RequestLogger("responsestore.runs")
 
 #: The errors that mean "the store does not hold what this run thinks it holds": read it back and follow it.
 _LOST = (LeaseLost, InvalidTransition, EventLogClosed, SequenceConflict, ResponseNotFound)
@@ -129,8 +130,10 @@ class Run:
         logged: int = 0,
         logged_bytes: int = 0,
         generate: Generate | None = None,
+        request_id: str | None = None,
     ) -> None:
         self.runner = runner
+        self.log = RequestLogger(_log.logger, request_id)  # every record names the request that started it
         self.generate = runner.generate if generate is None else generate  # the model of this response
         self.record = record
         self.conversation = conversation
@@ -212,8 +215,8 @@ class Run:
             self._consume(chunks)
         except _Stopped:
             return
-        except Exception:  # noqa: BLE001 - whatever the model does, the response ends, failed
-            _log.exception("the model failed while generating response %s", self.record.id)
+        except Exception:
+            self.log.exception("the model failed while generating response %s", self.record.id)
             with self.lock:
                 if not self.done:
                     self._end_failed("The model failed while generating the response.", keep_pending=True)
@@ -339,7 +342,7 @@ class Run:
                 self._seen_chunks = self._chunks
                 self._last_progress = now
             if timeout is not None and self._started and now - self._last_progress >= timeout:
-                _log.warning("response %s: the model yielded nothing for %s seconds", self.record.id, timeout)
+                self.log.warning("response %s: the model yielded nothing for %s seconds", self.record.id, timeout)
                 self.reply.rollback()
                 self._end_failed(f"The model produced nothing for {timeout:g} seconds.")
                 return None
@@ -366,7 +369,7 @@ class Run:
             )
             self._lease_due = now + self.runner.settings.lease_seconds / 3
         except StorageError:
-            _log.warning("response %s: renewing its lease failed; retrying", record.id, exc_info=True)
+            self.log.warning("response %s: renewing its lease failed; retrying", record.id, exc_info=True)
             self._lease_due = now + 1.0
         except _LOST:
             if not self._follow_store():
@@ -397,7 +400,7 @@ class Run:
                 )
             )
         except (EventLogFull, StoreFull):
-            _log.warning("response %s: its event log is full; it ends incomplete", record.id)
+            self.log.warning("response %s: its event log is full; it ends incomplete", record.id)
             self.reply.rollback()
             self._end_incomplete("max_output_tokens")
             return
@@ -523,10 +526,12 @@ class Run:
                 return call()
             except StorageError:  # noqa: PERF203 - a retry loop: the exception is the point
                 if self.runner.closed_for(pause):
-                    _log.error("response %s: the store kept failing after the server stopped", self.record.id)
+                    self.log.error("response %s: the store kept failing after the server stopped", self.record.id)
                     self.error = StorageError("the store failed while the response was running", id=self.record.id)
                     raise _Stopped from None
-                _log.warning("response %s: the store failed; retrying in %.2g s", self.record.id, pause, exc_info=True)
+                self.log.warning(
+                    "response %s: the store failed; retrying in %.2g s", self.record.id, pause, exc_info=True
+                )
                 time.sleep(pause)  # backing off a failing store (not a synchronisation)
                 pause = min(pause * 2, 2.0)
             except _LOST:
@@ -630,10 +635,12 @@ class Runner:
         stored: bool,
         live: bool,
         generate: Generate | None = None,
+        request_id: str | None = None,
     ) -> Run:
         """Start running ``record`` (created by the caller: stored with a lease, or unstored); return its run.
 
-        ``generate`` is the model of this response (the runner's own by default).
+        ``generate`` is the model of this response (the runner's own by default); ``request_id`` the request that
+        started it, named in every record the run logs.
 
         Raises:
             RuntimeError: the runner is closed.
@@ -656,6 +663,7 @@ class Runner:
             logged=logged,
             logged_bytes=logged_bytes,
             generate=generate,
+            request_id=request_id,
         )
         with self._mutex:
             if self.stopping.is_set():
@@ -702,8 +710,8 @@ class Runner:
             for run in runs:
                 try:
                     due = run.tick(now)
-                except Exception:  # noqa: BLE001 - the supervisor must outlive any one run's trouble
-                    _log.exception("the supervisor failed on response %s", run.record.id)
+                except Exception:
+                    run.log.exception("the supervisor failed on response %s", run.record.id)
                     continue
                 if due is not None and (earliest is None or due < earliest):
                     earliest = due
