@@ -10,7 +10,8 @@ import queue
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Any
 
@@ -155,8 +156,43 @@ def _api_keys(pairs: Sequence[str], parser: argparse.ArgumentParser) -> dict[str
     return keys
 
 
+class _StopSignals:
+    """SIGINT (Ctrl-C) and SIGTERM ask the server to stop, from the start: no signal ever prints a traceback.
+
+    A signal only sets :attr:`requested` and wakes the server's loop (:attr:`wake`), which then stops. A SIGINT
+    the process was started ignoring (a background job of a shell) stays ignored.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.wake: Callable[[], None] | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopSignals:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            if signum == signal.SIGINT and signal.getsignal(signum) == signal.SIG_IGN:
+                continue
+            self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.requested = True
+        if self.wake is not None:
+            self.wake()
+
+
 def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Serve the Responses API on waitress until SIGTERM or Ctrl-C; return the exit code."""
+    with _StopSignals() as signals:
+        return _serve_until(args, parser, signals)
+
+
+def _serve_until(args: argparse.Namespace, parser: argparse.ArgumentParser, signals: _StopSignals) -> int:
+    """Serve until ``signals`` asks to stop, then stop cleanly (see :func:`_stop`); return the exit code."""
     try:
         import waitress.server  # noqa: PLC0415 - the server extra is optional; only ``serve`` needs it
         import waitress.wasyncore  # noqa: PLC0415
@@ -195,6 +231,7 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         sweep_interval=args.sweep_interval,
         flush_interval=args.flush_interval,
         model_timeout=args.model_timeout or None,
+        stop_grace=args.stop_grace,
         **options,
     )
     # Every socket of the server (listener, wake-up pipe, connections) is in this map, so all close at the end.
@@ -219,25 +256,58 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         app.close()
         _close_store(store)
         return 2
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        raise SystemExit(0)
-
-    previous = signal.signal(signal.SIGTERM, stop)
+    listeners = [each for each in sockets.values() if isinstance(each, waitress.server.BaseWSGIServer)]
+    signals.wake = listeners[0].pull_trigger
     host = getattr(server, "effective_host", args.host)
     port = getattr(server, "effective_port", args.port)
     print(f"responsestore serving on http://{host}:{port}/v1", flush=True)
     try:
-        server.run()
-    except (KeyboardInterrupt, SystemExit):
-        pass
+        while not signals.requested:
+            waitress.wasyncore.loop(timeout=1.0, map=sockets, use_poll=True, count=1)
+        _stop(app, server.task_dispatcher, listeners, sockets, args.stop_grace)
     finally:
-        signal.signal(signal.SIGTERM, previous)
-        server.task_dispatcher.shutdown()
+        signals.wake = None
+        _close_app(app)  # done already, unless the loop failed
+        server.task_dispatcher.shutdown(timeout=0.5)
         waitress.wasyncore.close_all(sockets)
-        app.close()
         _close_store(store)
     return 0
+
+
+#: Seconds a stopping server gives the requests still being served to end, once its responses have ended.
+_DRAIN_SECONDS = 5.0
+
+
+def _stop(app: Any, tasks: Any, listeners: list[Any], sockets: dict[int, Any], grace: float) -> None:
+    """Stop serving: accept no connection, end every response (within ``grace``), send what is left to send.
+
+    The listening sockets close at once (new connections are refused); ``app.close()`` lets running responses
+    finish for ``grace`` seconds and ends the rest ``failed``, while the loop goes on sending their last events to
+    the clients still connected. Then requests still being served get :data:`_DRAIN_SECONDS` more.
+    """
+    import waitress.wasyncore  # noqa: PLC0415 - imported by the caller already
+
+    for listener in listeners:
+        waitress.wasyncore.dispatcher.close(listener)  # the listening socket only: its wake-up pipe stays
+    closer = threading.Thread(target=_close_app, args=(app,), name="responsestore-stop")
+    closer.start()
+    while closer.is_alive():
+        waitress.wasyncore.loop(timeout=0.05, map=sockets, use_poll=True, count=1)
+    deadline = time.monotonic() + _DRAIN_SECONDS
+    while time.monotonic() < deadline and (tasks.active_count > 0 or tasks.queue or _sending(sockets)):
+        waitress.wasyncore.loop(timeout=0.05, map=sockets, use_poll=True, count=1)
+
+
+def _sending(sockets: dict[int, Any]) -> bool:
+    """Whether a connection still has bytes to send."""
+    return any(getattr(each, "total_outbufs_len", 0) for each in list(sockets.values()))
+
+
+def _close_app(app: Any) -> None:
+    try:
+        app.close()
+    except Exception:  # the server stops all the same
+        logging.getLogger("responsestore.wsgi").exception("closing the app failed")
 
 
 def _raise_file_limit(needed: int) -> str | None:
@@ -409,6 +479,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="a streamed response logs its events at most this often, in seconds (default 0.05)",
     )
     serve.add_argument(
+        "--stop-grace",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="on SIGTERM or Ctrl-C, running responses may finish for this long, then end failed ('the server is "
+        "shutting down'); the process exits within this plus 5 seconds (default 10)",
+    )
+    serve.add_argument(
         "--model-timeout",
         type=float,
         default=300.0,
@@ -426,7 +504,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error("--connection-limit must be at least --threads")
         if args.channel_timeout < 1:
             parser.error("--channel-timeout must be at least 1 second")
-        for flag in ("lease_seconds", "sweep_interval", "flush_interval"):
+        for flag in ("lease_seconds", "sweep_interval", "flush_interval", "stop_grace"):
             if not 0 < getattr(args, flag) < 1e9:
                 parser.error(f"--{flag.replace('_', '-')} must be a positive number of seconds")
         if not 0 <= args.model_timeout < 1e9:

@@ -48,7 +48,7 @@ from .server._logs import REQUEST_ID, RequestLogger, serving
 from .server._models import ArgumentsDelta, FunctionCall, Generate, Incomplete, ModelRegistry, Usage, echo
 from .server._references import resolve_references
 from .server._requests import CREATE_FIELDS, CreateRequest, decode_body, parse_compact, parse_create, parse_input_tokens
-from .server._runs import DEFAULT_SETTINGS, Run, Runner, RunSettings
+from .server._runs import DEFAULT_SETTINGS, SHUTTING_DOWN_QUEUED, Run, Runner, RunSettings
 from .server._streams import Slot, StreamSlots
 from .server._tokens import CountTokens, estimate_tokens, input_tokens_json
 
@@ -344,7 +344,7 @@ class ResponsesApp:
         except InvalidArgument as exc:
             raise ApiError(400, str(exc), param="input", code="invalid_value") from None
         if self.runner.stopping.is_set():
-            raise ApiError(503, "The server is stopping and accepts no new responses.", code="stopping")
+            raise _shutting_down()
         if not request.stream:
             return self._start_response(owner, model, generate, request, history, slot=None)
         slot = self.streams.acquire()  # before anything is stored: a refused stream leaves nothing behind
@@ -385,7 +385,7 @@ class ResponsesApp:
                 except ResponseStoreError:
                     _log.exception("response %s could not be marked failed; its lease will end it", record.id)
             if isinstance(exc, RuntimeError):
-                raise ApiError(503, "The server is stopping and accepts no new responses.", code="stopping") from None
+                raise _shutting_down() from None
             raise
         if slot is not None:
             events = self._replay(owner, record.id, None, _log.bound()) if request.background else _Live(run)
@@ -459,7 +459,13 @@ def _query(environ: Environ) -> dict[str, str]:
     return dict(parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True))
 
 
-_STOPPED = {"code": "server_error", "message": "The server is stopping and runs no new responses."}
+_STOPPED = {"code": "server_error", "message": SHUTTING_DOWN_QUEUED}
+
+
+def _shutting_down() -> ApiError:
+    return ApiError(503, "The server is shutting down and accepts no new responses.", code="stopping")
+
+
 _FAILED = {"code": "server_error", "message": "The server could not start the response."}
 
 

@@ -6,6 +6,7 @@ is), and ``hold`` seconds to wait after the first word (a model stuck in a long 
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -49,3 +50,14 @@ def fails(conversation: Sequence[dict[str, Any]], request: Mapping[str, Any]) ->
     """Yield one word, then raise (a broken model)."""
     yield "partial"
     raise RuntimeError("the model broke")
+
+
+def sigint(conversation: Sequence[dict[str, Any]], request: Mapping[str, Any]) -> Iterator[str]:
+    """Say how this process handles SIGINT: ``ignored``, ``default`` (KeyboardInterrupt) or ``handled``."""
+    handler = signal.getsignal(signal.SIGINT)
+    if handler == signal.SIG_IGN:
+        yield "ignored"
+    elif handler in (signal.SIG_DFL, signal.default_int_handler):
+        yield "default"
+    else:
+        yield "handled"

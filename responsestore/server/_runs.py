@@ -33,7 +33,6 @@ ends ``failed`` within ``lease_seconds + sweep_interval`` on any process still s
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import os
 import socket
@@ -64,12 +63,18 @@ from responsestore.errors import (
 
 from ._logs import RequestLogger
 from ._models import ArgumentsDelta, Generate, Incomplete, tokens_in
+from ._pool import Job, WorkerPool
 from ._reply import Batch, Reply, event_size
 
-__all__ = ["DEFAULT_SETTINGS", "Run", "RunSettings", "Runner"]
+__all__ = ["DEFAULT_SETTINGS", "SHUTTING_DOWN", "SHUTTING_DOWN_QUEUED", "Run", "RunSettings", "Runner"]
 
 #: The runner's logger (runs log through their own, bound to the request that started them).
 _log = RequestLogger("responsestore.runs")
+
+#: The error message of a response the server stopped while it ran (after the grace period, or at its next chunk).
+SHUTTING_DOWN = "The server is shutting down: the response was stopped before it finished."
+#: ... and of one still queued when the server stopped.
+SHUTTING_DOWN_QUEUED = "The server is shutting down: the response was never run."
 
 #: The errors that mean "the store does not hold what this run thinks it holds": read it back and follow it.
 _LOST = (LeaseLost, InvalidTransition, EventLogClosed, SequenceConflict, ResponseNotFound)
@@ -235,7 +240,7 @@ class Run:
             if runner._closed_at is not None and runner.closed_for(0.0):
                 with lock:
                     if not self.done:
-                        self._end_failed("The server stopped before the response finished.")
+                        self._end_failed(SHUTTING_DOWN)
                 return
             chunk = next(chunks, _END)
             with lock:
@@ -610,13 +615,10 @@ class Runner:
         self._wakeup = threading.Condition(self._mutex)
         self._runs: dict[int, Run] = {}
         self._earliest: float | None = None
-        self._foreground = concurrent.futures.ThreadPoolExecutor(
-            max_workers=settings.foreground_workers, thread_name_prefix="responsestore-run"
-        )
-        self._background = concurrent.futures.ThreadPoolExecutor(
-            max_workers=settings.background_workers, thread_name_prefix="responsestore-background"
-        )
-        self._queued: dict[int, tuple[Run, concurrent.futures.Future[None]]] = {}
+        # Daemon threads: a model stuck past close() cannot keep the process alive (its response is ended by then).
+        self._foreground = WorkerPool(settings.foreground_workers, "responsestore-run")
+        self._background = WorkerPool(settings.background_workers, "responsestore-background")
+        self._queued: dict[int, tuple[Run, Job]] = {}
         self._supervisor = threading.Thread(target=self._supervise, name="responsestore-supervisor", daemon=True)
         self._supervisor.start()
         self._sweeper = threading.Thread(target=self._sweep, name="responsestore-lease-sweeper", daemon=True)
@@ -669,11 +671,10 @@ class Runner:
             if self.stopping.is_set():
                 raise RuntimeError("the runner is closed")
             self._runs[id(run)] = run
-            pool = self._background if record.background else self._foreground
-            future = pool.submit(run.drive)
             if record.background:
-                self._queued[id(run)] = (run, future)
-                future.add_done_callback(lambda _: self._unqueue(run))
+                self._queued[id(run)] = (run, self._background.submit(run.drive, lambda: self._unqueue(run)))
+            else:
+                self._foreground.submit(run.drive)
             self._wakeup.notify()
         return run
 
@@ -745,15 +746,15 @@ class Runner:
             self._closed_at = time.monotonic()
             queued = list(self._queued.values())
             self._wakeup.notify_all()
-        for run, future in queued:
-            if future.cancel():
+        for run, job in queued:
+            if self._background.cancel(job):
                 with run.lock:
                     if not run.done:
-                        run._end_failed("The server stopped before the response ran.")
+                        run._end_failed(SHUTTING_DOWN_QUEUED)
                 self._forget(run)
         deadline = time.monotonic() + self.settings.stop_grace
         for pool in (self._background, self._foreground):
-            pool.shutdown(wait=False)
+            pool.shutdown()
         with self._mutex:  # running responses may finish within the grace period; _forget wakes this
             while self._runs and time.monotonic() < deadline:
                 self._wakeup.wait(deadline - time.monotonic())
@@ -763,6 +764,6 @@ class Runner:
         for run in stuck:  # past the grace: end what is left from here (a model that never returns, say)
             with run.lock:
                 if not run.done:
-                    run._end_failed("The server stopped before the response finished.")
+                    run._end_failed(SHUTTING_DOWN)
         self._sweeper.join(5.0)
         self._supervisor.join(5.0)
