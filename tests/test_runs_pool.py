@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -116,3 +117,37 @@ store.close()
     assert result.returncode == 0, result.stderr
     assert result.stdout == "failed The server is shutting down: the response was stopped before it finished.\n"
     assert time.monotonic() - began < TIMEOUT / 2  # not the hour the model would take
+
+
+def test_a_second_close_waits_for_the_first() -> None:
+    import responsestore  # noqa: PLC0415
+    from responsestore.wsgi import make_app  # noqa: PLC0415
+    from tests.live_app import call  # noqa: PLC0415
+
+    gate = threading.Event()
+
+    def held(conversation: object, request: object) -> Iterator[str]:
+        yield "first"
+        gate.wait(TIMEOUT)
+        yield " second"
+
+    store = responsestore.open("memory://")
+    app = make_app(store, generate=held, stop_grace=TIMEOUT)
+    created = call(app, "POST", "/v1/responses", {"model": "m", "input": "x", "background": True}).json()
+    first = threading.Thread(target=app.close)
+    first.start()
+    assert app.runner.stopping.wait(TIMEOUT)
+    second_done = threading.Event()
+
+    def close_again() -> None:
+        app.close()
+        second_done.set()
+
+    second = threading.Thread(target=close_again)
+    second.start()
+    assert not second_done.wait(0.2)  # the first close is still waiting for the running response
+    gate.set()
+    first.join(TIMEOUT)
+    second.join(TIMEOUT)
+    assert second_done.is_set()
+    assert store.get(created["id"]).status.value == "completed"

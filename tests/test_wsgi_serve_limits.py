@@ -29,7 +29,8 @@ def _stream(child: Child, method: str, path: str, body: Any = None) -> http.clie
     url = urllib.parse.urlsplit(child.url)
     connection = http.client.HTTPConnection(url.hostname or "", url.port, timeout=TIMEOUT)
     payload = None if body is None else json.dumps(body).encode()
-    connection.request(method, url.path + path, body=payload, headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json", "Connection": "close"}  # the reply owns the socket
+    connection.request(method, url.path + path, body=payload, headers=headers)
     reply = connection.getresponse()
     assert reply.status == 200, reply.read()
     assert reply.headers["content-type"] == "text/event-stream"

@@ -91,7 +91,7 @@ def servers() -> Iterator[list[Server]]:
 
 def _open_stream(server: Server, body: dict[str, Any]) -> http.client.HTTPResponse:
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=TIMEOUT)
-    headers = {"Content-Type": "application/json", "Authorization": "Bearer any"}
+    headers = {"Content-Type": "application/json", "Authorization": "Bearer any", "Connection": "close"}
     connection.request("POST", "/v1/responses", body=json.dumps(body).encode(), headers=headers)
     reply = connection.getresponse()
     assert reply.status == 200

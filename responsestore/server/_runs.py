@@ -619,6 +619,7 @@ class Runner:
         self._foreground = WorkerPool(settings.foreground_workers, "responsestore-run")
         self._background = WorkerPool(settings.background_workers, "responsestore-background")
         self._queued: dict[int, tuple[Run, Job]] = {}
+        self._closed = threading.Event()  # set when close() is done
         self._supervisor = threading.Thread(target=self._supervise, name="responsestore-supervisor", daemon=True)
         self._supervisor.start()
         self._sweeper = threading.Thread(target=self._sweep, name="responsestore-lease-sweeper", daemon=True)
@@ -737,15 +738,27 @@ class Runner:
     def close(self) -> None:
         """Stop: queued responses end ``failed`` at once, running ones at their next chunk (or after the grace).
 
-        Waits for the runs to end, at most about ``stop_grace`` seconds; then ends those still going itself.
+        Waits for the runs to end, at most about ``stop_grace`` seconds; then ends those still going itself. A
+        second call (from another thread, say) waits for the first to be done.
         """
         with self._mutex:
             if self.stopping.is_set():
-                return
-            self.stopping.set()
-            self._closed_at = time.monotonic()
-            queued = list(self._queued.values())
-            self._wakeup.notify_all()
+                closing = True
+            else:
+                closing = False
+                self.stopping.set()
+                self._closed_at = time.monotonic()
+                queued = list(self._queued.values())
+                self._wakeup.notify_all()
+        if closing:
+            self._closed.wait()
+            return
+        try:
+            self._close(queued)
+        finally:
+            self._closed.set()
+
+    def _close(self, queued: list[tuple[Run, Job]]) -> None:
         for run, job in queued:
             if self._background.cancel(job):
                 with run.lock:
