@@ -144,15 +144,42 @@ def _turns(store: ResponseStore, last: str | None) -> int:
     return 0 if last is None else len(store.chain(last))
 
 
-def _api_keys(pairs: Sequence[str], parser: argparse.ArgumentParser) -> dict[str, str]:
+#: The environment variable that may hold API keys: ``KEY=OWNER`` entries, separated by commas or newlines.
+_API_KEYS_VARIABLE = "RESPONSESTORE_API_KEYS"
+
+
+def _api_keys(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[str, str]:
+    """The accepted API keys (key -> owner), from ``--api-key``, ``--api-keys-file`` and the environment.
+
+    No error message shows an entry: it may hold a key.
+    """
     keys: dict[str, str] = {}
-    for pair in pairs:
-        key, separator, owner = pair.partition("=")
+
+    def add(entry: str, where: str) -> None:
+        key, separator, owner = (part.strip() for part in entry.partition("="))
         if not separator or not key or not owner:
-            parser.error(f"--api-key takes KEY=OWNER, not {pair!r}")
+            parser.error(f"{where}: not KEY=OWNER (the entry is not shown: it may hold a key)")
         if key in keys:
-            parser.error(f"--api-key {key!r} is given twice")
+            parser.error(f"{where}: the key is given twice")
         keys[key] = owner
+
+    for number, pair in enumerate(args.api_key, 1):
+        add(pair, f"--api-key (number {number})")
+    if args.api_keys_file is not None:
+        try:
+            with open(args.api_keys_file, encoding="utf-8") as file:
+                lines = file.read().splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            parser.error(f"--api-keys-file {args.api_keys_file!r} cannot be read: {type(exc).__name__}")
+        before = len(keys)
+        for number, line in enumerate(lines, 1):
+            if line.strip() and not line.lstrip().startswith("#"):
+                add(line, f"--api-keys-file {args.api_keys_file!r} line {number}")
+        if len(keys) == before:
+            parser.error(f"--api-keys-file {args.api_keys_file!r} holds no KEY=OWNER line")
+    entries = [entry for entry in os.environ.get(_API_KEYS_VARIABLE, "").replace("\n", ",").split(",") if entry.strip()]
+    for number, entry in enumerate(entries, 1):
+        add(entry, f"{_API_KEYS_VARIABLE} entry {number}")
     return keys
 
 
@@ -205,7 +232,7 @@ def _serve_until(args: argparse.Namespace, parser: argparse.ArgumentParser, sign
     # Failures (the store's, the model's, the server's) go to stderr, each naming its logger and request id.
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 
-    keys = _api_keys(args.api_key, parser)
+    keys = _api_keys(args, parser)
 
     def authenticate(key: str | None) -> str | None:
         if key is None or key not in keys:
@@ -407,11 +434,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
     serve.add_argument(
+        "--api-keys-file",
+        metavar="PATH",
+        help="accept the bearer keys of this file, one KEY=OWNER a line (blank lines and # comments ignored); "
+        f"the environment variable {_API_KEYS_VARIABLE} may hold more, as KEY=OWNER entries separated by commas. "
+        "Without any key, every key is accepted as owner None",
+    )
+    serve.add_argument(
         "--api-key",
         action="append",
         default=[],
         metavar="KEY=OWNER",
-        help="accept bearer KEY as OWNER (repeatable); without any, every key is accepted as owner None",
+        help="accept bearer KEY as OWNER (repeatable); the key shows in the process list: prefer --api-keys-file "
+        f"or {_API_KEYS_VARIABLE}",
     )
     serve.add_argument(
         "--threads",
