@@ -7,6 +7,7 @@ import importlib
 import logging
 import os
 import queue
+import re
 import signal
 import sys
 import threading
@@ -144,6 +145,9 @@ def _turns(store: ResponseStore, last: str | None) -> int:
     return 0 if last is None else len(store.chain(last))
 
 
+#: The environment variable that may hold the store URL (``--store`` wins over it).
+_STORE_VARIABLE = "RESPONSESTORE_URL"
+
 #: The environment variable that may hold API keys: ``KEY=OWNER`` entries, separated by commas or newlines.
 _API_KEYS_VARIABLE = "RESPONSESTORE_API_KEYS"
 
@@ -247,7 +251,7 @@ def _serve_until(args: argparse.Namespace, parser: argparse.ArgumentParser, sign
     try:
         store = open_store(args.store)
     except ResponseStoreError as exc:
-        print(f"cannot open the store {args.store!r}: {exc}", file=sys.stderr)
+        print(f"cannot open the store {_without_password(args.store)!r}: {exc}", file=sys.stderr)
         return 2
     app = make_app(
         store,
@@ -335,6 +339,11 @@ def _close_app(app: Any) -> None:
         app.close()
     except Exception:  # the server stops all the same
         logging.getLogger("responsestore.wsgi").exception("closing the app failed")
+
+
+def _without_password(url: str) -> str:
+    """``url`` with its password (``scheme://user:PASSWORD@host``), if any, replaced by ``***``."""
+    return re.sub(r"^([a-z][a-z0-9+.-]*://[^/@:]*:)[^/]*@", r"\1***@", url, flags=re.IGNORECASE)
 
 
 def _raise_file_limit(needed: int) -> str | None:
@@ -428,8 +437,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="serve the Responses API over HTTP (needs the server extra)")
     serve.add_argument(
         "--store",
-        default="memory://",
-        help="store URL (default memory://; or sqlite:///PATH, redis://HOST:PORT/DB)",
+        default=os.environ.get(_STORE_VARIABLE, "memory://"),
+        metavar="URL",
+        help="the store: memory:// (this process only; the default), "
+        "sqlite:///PATH (a file; sqlite:////abs/path for an absolute path) with optional "
+        "?max_bytes=N&max_records=N&ttl=SECONDS&synchronous=FULL|NORMAL&busy_timeout=SECONDS, "
+        "redis://[[USER]:PASSWORD@]HOST:PORT/DB or rediss:// (TLS) with optional ?prefix=NAME&max_bytes=N "
+        "(needs the redis extra). "
+        f"The environment variable {_STORE_VARIABLE} sets the default: a URL with a password is better there "
+        "than in the process list",
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")

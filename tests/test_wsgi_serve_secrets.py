@@ -1,4 +1,4 @@
-"""``serve``'s API keys from a file or the environment, so that no key has to be in the process list."""
+"""``serve``'s secrets (API keys, a store URL's password) from a file or the environment, not the process list."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 import openai
 import pytest
 
+import responsestore
 from responsestore.__main__ import main
 from tests.test_wsgi_serve import Child, children
 
@@ -107,3 +108,18 @@ def test_an_empty_environment_variable_adds_no_key(children: list[Child], monkey
     children.append(child)
     assert child.client("anything").responses.create(model="echo", input="open").status == "completed"
     child.stop()
+
+
+def test_the_store_url_may_come_from_the_environment(
+    children: list[Child], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite:///{tmp_path / 'from-env.db'}"
+    monkeypatch.setenv("RESPONSESTORE_URL", url)
+    child = Child()
+    children.append(child)
+    created = child.client().responses.create(model="echo", input="stored where the environment says")
+    if sys.platform == "linux":
+        assert "from-env.db" not in _command_line(child)
+    child.stop()
+    with responsestore.open(url) as store:
+        assert store.get(created.id).status.value == "completed"
