@@ -97,6 +97,29 @@ def test_open_streams_never_take_the_threads_other_requests_need(
     child.stop()
 
 
+def test_a_client_leaving_its_stream_frees_the_slot(children: list[Child]) -> None:
+    child = Child("--generate", "tests.models:paced", "--threads", "2", "--max-streams", "1")
+    children.append(child)
+    words = " ".join(["word"] * 2000)  # a reply of 2000 words, one every 10 ms: 20 seconds
+    body = {"model": "m", "input": words, "stream": True, "metadata": {"delay": "0.01"}}
+    stream = _stream(child, "POST", "/responses", body)
+    assert stream.readline().startswith(b"event: response.created")
+    client = child.client()
+    with pytest.raises(openai.InternalServerError):
+        client.responses.create(model="m", input="x", stream=True)
+    stream.close()  # the client leaves; waitress notices at one of the next events and closes the body
+    deadline = time.monotonic() + TIMEOUT / 2  # well before the reply would have ended
+    while True:
+        try:
+            with client.responses.stream(model="m", input="again", metadata={"delay": "0"}) as again:
+                assert again.get_final_response().output_text == "again"
+            break
+        except openai.InternalServerError:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)  # the slot is freed once waitress sees the closed connection
+    child.stop()
+
+
 def test_a_hundred_and_twenty_idle_connections_lock_nobody_out(children: list[Child]) -> None:
     child = Child()  # the default --connection-limit is 1000 (waitress's own is 100)
     children.append(child)

@@ -220,7 +220,7 @@ class Run:
             self._consume(chunks)
         except _Stopped:
             return
-        except Exception:
+        except Exception:  # whatever the model does, the response ends, failed
             self.log.exception("the model failed while generating response %s", self.record.id)
             with self.lock:
                 if not self.done:
@@ -712,7 +712,7 @@ class Runner:
             for run in runs:
                 try:
                     due = run.tick(now)
-                except Exception:
+                except Exception:  # the supervisor must outlive any one run's trouble
                     run.log.exception("the supervisor failed on response %s", run.record.id)
                     continue
                 if due is not None and (earliest is None or due < earliest):
