@@ -79,6 +79,11 @@ SHUTTING_DOWN_QUEUED = "The server is shutting down: the response was never run.
 #: The errors that mean "the store does not hold what this run thinks it holds": read it back and follow it.
 _LOST = (LeaseLost, InvalidTransition, EventLogClosed, SequenceConflict, ResponseNotFound)
 
+#: The longest a transport's thread waits for a run without waking up. A request served in the main thread (a
+#: gunicorn sync worker) must wake: Python runs signal handlers (gunicorn's SIGTERM) only in the main thread, between
+#: bytecodes, and a lock wait without a timeout never returns to them when the signal lands in another thread.
+_SIGNAL_CHECK = 0.5
+
 #: Events the run keeps room for in the log, for the closing events of an ending response.
 _RESERVE_EVENTS = 16
 
@@ -176,7 +181,7 @@ class Run:
         while True:
             with self.changed:
                 while not self._outbox and not self.done:
-                    self.changed.wait()
+                    self.changed.wait(_SIGNAL_CHECK)
                 batch = list(self._outbox)
                 self._outbox.clear()
                 finished = self.done
@@ -192,7 +197,7 @@ class Run:
         """
         with self.changed:
             while not self.done:
-                self.changed.wait()
+                self.changed.wait(_SIGNAL_CHECK)
             if self.error is not None:
                 raise self.error
             return self.record
