@@ -27,7 +27,9 @@ import pytest
 import responsestore
 from responsestore.server._runs import SHUTTING_DOWN
 
-pytest.importorskip("gunicorn")
+gunicorn_config = pytest.importorskip("gunicorn.config")
+#: Recent gunicorn opens a control socket in ~/.gunicorn unless told not to: the tests leave nothing there.
+NO_CONTROL_SOCKET = ["--no-control-socket"] if "control_socket_disable" in gunicorn_config.Config().settings else []
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="gunicorn runs on POSIX only")
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,7 +57,7 @@ class Gunicorn:
             "-c", "python:responsestore.gunicorn",
             "--worker-class", worker_class, "--workers", "2", *threads,
             "--bind", "127.0.0.1:0", "--graceful-timeout", "20",
-            "--pythonpath", f"{directory},{ROOT}",
+            "--pythonpath", f"{directory},{ROOT}", *NO_CONTROL_SOCKET,
             "rs_gunicorn_app:application",
         ]  # fmt: skip
         self.process = subprocess.Popen(
