@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import queue
+import re
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Any
 
@@ -142,20 +145,85 @@ def _turns(store: ResponseStore, last: str | None) -> int:
     return 0 if last is None else len(store.chain(last))
 
 
-def _api_keys(pairs: Sequence[str], parser: argparse.ArgumentParser) -> dict[str, str]:
+#: The environment variable that may hold the store URL (``--store`` wins over it).
+_STORE_VARIABLE = "RESPONSESTORE_URL"
+
+#: The environment variable that may hold API keys: ``KEY=OWNER`` entries, separated by commas or newlines.
+_API_KEYS_VARIABLE = "RESPONSESTORE_API_KEYS"
+
+
+def _api_keys(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[str, str]:
+    """The accepted API keys (key -> owner), from ``--api-key``, ``--api-keys-file`` and the environment.
+
+    No error message shows an entry: it may hold a key.
+    """
     keys: dict[str, str] = {}
-    for pair in pairs:
-        key, separator, owner = pair.partition("=")
+
+    def add(entry: str, where: str) -> None:
+        key, separator, owner = (part.strip() for part in entry.partition("="))
         if not separator or not key or not owner:
-            parser.error(f"--api-key takes KEY=OWNER, not {pair!r}")
+            parser.error(f"{where}: not KEY=OWNER (the entry is not shown: it may hold a key)")
         if key in keys:
-            parser.error(f"--api-key {key!r} is given twice")
+            parser.error(f"{where}: the key is given twice")
         keys[key] = owner
+
+    for number, pair in enumerate(args.api_key, 1):
+        add(pair, f"--api-key (number {number})")
+    if args.api_keys_file is not None:
+        try:
+            with open(args.api_keys_file, encoding="utf-8") as file:
+                lines = file.read().splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            parser.error(f"--api-keys-file {args.api_keys_file!r} cannot be read: {type(exc).__name__}")
+        before = len(keys)
+        for number, line in enumerate(lines, 1):
+            if line.strip() and not line.lstrip().startswith("#"):
+                add(line, f"--api-keys-file {args.api_keys_file!r} line {number}")
+        if len(keys) == before:
+            parser.error(f"--api-keys-file {args.api_keys_file!r} holds no KEY=OWNER line")
+    entries = [entry for entry in os.environ.get(_API_KEYS_VARIABLE, "").replace("\n", ",").split(",") if entry.strip()]
+    for number, entry in enumerate(entries, 1):
+        add(entry, f"{_API_KEYS_VARIABLE} entry {number}")
     return keys
+
+
+class _StopSignals:
+    """SIGINT (Ctrl-C) and SIGTERM ask the server to stop, from the start: no signal ever prints a traceback.
+
+    A signal only sets :attr:`requested` and wakes the server's loop (:attr:`wake`), which then stops. A SIGINT
+    the process was started ignoring (a background job of a shell) stays ignored.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.wake: Callable[[], None] | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopSignals:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            if signum == signal.SIGINT and signal.getsignal(signum) == signal.SIG_IGN:
+                continue
+            self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.requested = True
+        if self.wake is not None:
+            self.wake()
 
 
 def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Serve the Responses API on waitress until SIGTERM or Ctrl-C; return the exit code."""
+    with _StopSignals() as signals:
+        return _serve_until(args, parser, signals)
+
+
+def _serve_until(args: argparse.Namespace, parser: argparse.ArgumentParser, signals: _StopSignals) -> int:
+    """Serve until ``signals`` asks to stop, then stop cleanly (see :func:`_stop`); return the exit code."""
     try:
         import waitress.server  # noqa: PLC0415 - the server extra is optional; only ``serve`` needs it
         import waitress.wasyncore  # noqa: PLC0415
@@ -166,7 +234,10 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from . import open as open_store  # noqa: PLC0415 - keeps ``demo`` free of the backends it does not use
     from .wsgi import Unauthorized, make_app  # noqa: PLC0415
 
-    keys = _api_keys(args.api_key, parser)
+    # Failures (the store's, the model's, the server's) go to stderr, each naming its logger and request id.
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+    keys = _api_keys(args, parser)
 
     def authenticate(key: str | None) -> str | None:
         if key is None or key not in keys:
@@ -174,51 +245,125 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return keys[key]
 
     options = _app_options(args, parser)
+    problem = _raise_file_limit(args.connection_limit + args.threads + 64)
+    if problem is not None:
+        print(f"--connection-limit {args.connection_limit}: {problem}", file=sys.stderr)
+        return 2
     try:
         store = open_store(args.store)
     except ResponseStoreError as exc:
-        print(f"cannot open the store {args.store!r}: {exc}", file=sys.stderr)
+        print(f"cannot open the store {_without_password(args.store)!r}: {exc}", file=sys.stderr)
         return 2
     app = make_app(
         store,
         authenticate=authenticate if keys else None,
+        max_streams=args.max_streams,
         background_workers=args.workers,
         lease_seconds=args.lease_seconds,
         sweep_interval=args.sweep_interval,
         flush_interval=args.flush_interval,
         model_timeout=args.model_timeout or None,
+        stop_grace=args.stop_grace,
         **options,
     )
     # Every socket of the server (listener, wake-up pipe, connections) is in this map, so all close at the end.
     sockets: dict[int, Any] = {}
     try:
         # waitress 3 sends each chunk the app yields at once, so server-sent events are not held back.
-        server = _waitress.create_server(app, host=args.host, port=args.port, threads=args.threads, map=sockets)
+        server = _waitress.create_server(
+            app,
+            host=args.host,
+            port=args.port,
+            threads=args.threads,
+            connection_limit=args.connection_limit,
+            channel_timeout=args.channel_timeout,
+            # Idle connections are looked for this often: a few times within the channel timeout.
+            cleanup_interval=max(1, min(30, args.channel_timeout // 4)),
+            asyncore_use_poll=True,  # select() cannot watch more than 1024 sockets
+            map=sockets,
+        )
     except OSError as exc:
         print(f"cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         waitress.wasyncore.close_all(sockets)
         app.close()
         _close_store(store)
         return 2
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        raise SystemExit(0)
-
-    previous = signal.signal(signal.SIGTERM, stop)
+    listeners = [each for each in sockets.values() if isinstance(each, waitress.server.BaseWSGIServer)]
+    signals.wake = listeners[0].pull_trigger
     host = getattr(server, "effective_host", args.host)
     port = getattr(server, "effective_port", args.port)
     print(f"responsestore serving on http://{host}:{port}/v1", flush=True)
     try:
-        server.run()
-    except (KeyboardInterrupt, SystemExit):
-        pass
+        while not signals.requested:
+            waitress.wasyncore.loop(timeout=1.0, map=sockets, use_poll=True, count=1)
+        _stop(app, server.task_dispatcher, listeners, sockets, args.stop_grace)
     finally:
-        signal.signal(signal.SIGTERM, previous)
-        server.task_dispatcher.shutdown()
+        signals.wake = None
+        _close_app(app)  # done already, unless the loop failed
+        server.task_dispatcher.shutdown(timeout=0.5)
         waitress.wasyncore.close_all(sockets)
-        app.close()
         _close_store(store)
     return 0
+
+
+#: Seconds a stopping server gives the requests still being served to end, once its responses have ended.
+_DRAIN_SECONDS = 5.0
+
+
+def _stop(app: Any, tasks: Any, listeners: list[Any], sockets: dict[int, Any], grace: float) -> None:
+    """Stop serving: accept no connection, end every response (within ``grace``), send what is left to send.
+
+    The listening sockets close at once (new connections are refused); ``app.close()`` lets running responses
+    finish for ``grace`` seconds and ends the rest ``failed``, while the loop goes on sending their last events to
+    the clients still connected. Then requests still being served get :data:`_DRAIN_SECONDS` more.
+    """
+    import waitress.wasyncore  # noqa: PLC0415 - imported by the caller already
+
+    for listener in listeners:
+        waitress.wasyncore.dispatcher.close(listener)  # the listening socket only: its wake-up pipe stays
+    closer = threading.Thread(target=_close_app, args=(app,), name="responsestore-stop")
+    closer.start()
+    while closer.is_alive():
+        waitress.wasyncore.loop(timeout=0.05, map=sockets, use_poll=True, count=1)
+    deadline = time.monotonic() + _DRAIN_SECONDS
+    while time.monotonic() < deadline and (tasks.active_count > 0 or tasks.queue or _sending(sockets)):
+        waitress.wasyncore.loop(timeout=0.05, map=sockets, use_poll=True, count=1)
+
+
+def _sending(sockets: dict[int, Any]) -> bool:
+    """Whether a connection still has bytes to send."""
+    return any(getattr(each, "total_outbufs_len", 0) for each in list(sockets.values()))
+
+
+def _close_app(app: Any) -> None:
+    try:
+        app.close()
+    except Exception:  # the server stops all the same
+        logging.getLogger("responsestore.wsgi").exception("closing the app failed")
+
+
+def _without_password(url: str) -> str:
+    """``url`` with its password (``scheme://user:PASSWORD@host``), if any, replaced by ``***``."""
+    return re.sub(r"^([a-z][a-z0-9+.-]*://[^/@:]*:)[^/]*@", r"\1***@", url, flags=re.IGNORECASE)
+
+
+def _raise_file_limit(needed: int) -> str | None:
+    """Let the process open ``needed`` files (sockets), raising its soft limit if it must; else say why not."""
+    try:
+        import resource  # noqa: PLC0415 - Unix only
+    except ImportError:  # pragma: no cover - Windows has no such limit to raise
+        return None
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return None
+    target = needed if hard == resource.RLIM_INFINITY else min(hard, needed)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ValueError, OSError) as exc:  # pragma: no cover - the hard limit allows it, by the check above
+        return f"cannot raise the open file limit to {target}: {exc}"
+    if target < needed:
+        return f"needs {needed} open files and the hard limit is {hard} (ulimit -Hn): lower it or raise that"
+    return None
 
 
 def _app_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[str, Any]:
@@ -293,19 +438,62 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="serve the Responses API over HTTP (needs the server extra)")
     serve.add_argument(
         "--store",
-        default="memory://",
-        help="store URL (default memory://; or sqlite:///PATH, redis://HOST:PORT/DB)",
+        default=os.environ.get(_STORE_VARIABLE, "memory://"),
+        metavar="URL",
+        help="the store: memory:// (this process only; the default), "
+        "sqlite:///PATH (a file; sqlite:////abs/path for an absolute path) with optional "
+        "?max_bytes=N&max_records=N&ttl=SECONDS&synchronous=FULL|NORMAL&busy_timeout=SECONDS, "
+        "redis://[[USER]:PASSWORD@]HOST:PORT/DB or rediss:// (TLS) with optional ?prefix=NAME&max_bytes=N "
+        "(needs the redis extra). "
+        f"The environment variable {_STORE_VARIABLE} sets the default: a URL with a password is better there "
+        "than in the process list",
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    serve.add_argument(
+        "--api-keys-file",
+        metavar="PATH",
+        help="accept the bearer keys of this file, one KEY=OWNER a line (blank lines and # comments ignored); "
+        f"the environment variable {_API_KEYS_VARIABLE} may hold more, as KEY=OWNER entries separated by commas. "
+        "Without any key, every key is accepted as owner None",
+    )
     serve.add_argument(
         "--api-key",
         action="append",
         default=[],
         metavar="KEY=OWNER",
-        help="accept bearer KEY as OWNER (repeatable); without any, every key is accepted as owner None",
+        help="accept bearer KEY as OWNER (repeatable); the key shows in the process list: prefer --api-keys-file "
+        f"or {_API_KEYS_VARIABLE}",
     )
-    serve.add_argument("--threads", type=int, default=16, help="request threads (default 16)")
+    serve.add_argument(
+        "--threads",
+        type=int,
+        default=16,
+        help="request threads (default 16): each request, and each open stream, holds one while it is served",
+    )
+    serve.add_argument(
+        "--max-streams",
+        type=int,
+        metavar="N",
+        help="the most streams open at once, below --threads so that other requests always find a thread; one "
+        "more is 503 too_many_streams (default: --threads less a quarter of them, 12 for 16)",
+    )
+    serve.add_argument(
+        "--connection-limit",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="the most open connections, idle ones included; beyond it new connections wait until some close "
+        "(default 1000)",
+    )
+    serve.add_argument(
+        "--channel-timeout",
+        type=int,
+        default=120,
+        metavar="SECONDS",
+        help="close a connection idle for this long (no request, no reply being sent; default 120); open streams "
+        "and slow clients still receiving are never closed",
+    )
     serve.add_argument("--workers", type=int, default=4, help="background worker threads (default 4)")
     serve.add_argument(
         "--generate",
@@ -343,6 +531,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="a streamed response logs its events at most this often, in seconds (default 0.05)",
     )
     serve.add_argument(
+        "--stop-grace",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="on SIGTERM or Ctrl-C, running responses may finish for this long, then end failed ('the server is "
+        "shutting down'); the process exits within this plus 5 seconds (default 10)",
+    )
+    serve.add_argument(
         "--model-timeout",
         type=float,
         default=300.0,
@@ -350,9 +546,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.command == "serve":
-        if args.threads < 1 or args.workers < 1 or not 0 <= args.port <= 65535:
-            parser.error("--threads and --workers must be at least 1, --port within 0..65535")
-        for flag in ("lease_seconds", "sweep_interval", "flush_interval"):
+        if args.threads < 2 or args.workers < 1 or not 0 <= args.port <= 65535:
+            parser.error("--threads must be at least 2, --workers at least 1, --port within 0..65535")
+        if args.max_streams is None:
+            args.max_streams = args.threads - max(1, args.threads // 4)
+        if not 1 <= args.max_streams < args.threads:
+            parser.error("--max-streams must be at least 1 and below --threads (other requests need a thread)")
+        if args.connection_limit < args.threads:
+            parser.error("--connection-limit must be at least --threads")
+        if args.channel_timeout < 1:
+            parser.error("--channel-timeout must be at least 1 second")
+        for flag in ("lease_seconds", "sweep_interval", "flush_interval", "stop_grace"):
             if not 0 < getattr(args, flag) < 1e9:
                 parser.error(f"--{flag.replace('_', '-')} must be a positive number of seconds")
         if not 0 <= args.model_timeout < 1e9:

@@ -83,10 +83,15 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import redis
-import redis.exceptions
-from redis.backoff import NoBackoff
-from redis.retry import Retry
+try:
+    import redis
+    import redis.exceptions
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+except ImportError as exc:  # the redis extra is optional: say how to install it
+    raise ImportError(
+        f"RedisStore needs redis-py 5 or newer ({exc}): pip install 'responsestore[redis]'", name=exc.name
+    ) from exc
 
 from ._checks import check_int, check_text, describe
 from ._contract import DEFAULT_MAX_CHAIN_DEPTH, TOUCH_LOG, BaseStore, Clock, LogWrite, Stored, cursor_memory

@@ -25,9 +25,7 @@ Routes (all under ``/v1``)::
 
 from __future__ import annotations
 
-import contextlib
 import json
-import logging
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -45,14 +43,17 @@ from .server._compaction import Compact, compaction_json, echo_compact
 from .server._context import chain_history, conversation
 from .server._errors import REASONS, ApiError, store_error
 from .server._http import Cors, client_request_id, request_id
+from .server._logs import REQUEST_ID, RequestLogger, serving
 from .server._models import ArgumentsDelta, FunctionCall, Generate, Incomplete, ModelRegistry, Usage, echo
 from .server._references import resolve_references
 from .server._requests import CREATE_FIELDS, CreateRequest, decode_body, parse_compact, parse_create, parse_input_tokens
-from .server._runs import DEFAULT_SETTINGS, Run, Runner, RunSettings
+from .server._runs import DEFAULT_SETTINGS, SHUTTING_DOWN_QUEUED, Run, Runner, RunSettings
+from .server._streams import Slot, StreamSlots
 from .server._tokens import CountTokens, estimate_tokens, input_tokens_json
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_MAX_STREAMS",
     "ArgumentsDelta",
     "Compact",
     "CountTokens",
@@ -68,10 +69,14 @@ __all__ = [
     "make_app",
 ]
 
-_log = logging.getLogger("responsestore.wsgi")
+_log = RequestLogger("responsestore.wsgi")
 
 #: The largest request body the app reads (1 MiB); a larger one is refused with ``413``.
 DEFAULT_MAX_BODY_BYTES = 1 << 20
+
+#: The most server-sent event streams open at once (12, for ``serve``'s 16 request threads); one more is refused
+#: with ``503`` until one ends. Keep it below your server's request threads, so that other requests keep some.
+DEFAULT_MAX_STREAMS = 12
 
 Environ = Mapping[str, Any]
 StartResponse = Callable[..., Any]
@@ -96,6 +101,7 @@ class ResponsesApp:
         cors: Cors | None,
         max_body_bytes: int,
         stream_timeout: float | None,
+        max_streams: int | None,
         settings: RunSettings,
     ) -> None:
         self.store = store
@@ -106,6 +112,7 @@ class ResponsesApp:
         self.cors = cors
         self.max_body_bytes = max_body_bytes
         self.stream_timeout = stream_timeout
+        self.streams = StreamSlots(max_streams)
         self.settings = settings
         self.runner = Runner(store, echo, settings)  # each run is given the generate of its model
 
@@ -114,17 +121,18 @@ class ResponsesApp:
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         """Serve one request (the WSGI protocol)."""
         rid = request_id(environ.get("HTTP_X_REQUEST_ID"))
-        try:
-            status, headers, body = self._dispatch(environ)
-        except ApiError as exc:
-            status, headers, body = self._error(exc, rid)
-        except ResponseStoreError as exc:
-            status, headers, body = self._error(store_error(exc), rid)
-        except Exception:  # noqa: BLE001 - a bug must still answer in OpenAI's shape, with its request id logged
-            _log.exception("request %s failed", rid)
-            status, headers, body = self._error(
-                ApiError(500, "The server failed to handle the request.", code="server_error"), rid
-            )
+        with serving(rid):  # what is logged while the request is served names it
+            try:
+                status, headers, body = self._dispatch(environ)
+            except ApiError as exc:
+                status, headers, body = self._error(exc, rid)
+            except ResponseStoreError as exc:
+                status, headers, body = self._error(store_error(exc), rid)
+            except Exception:  # noqa: BLE001 - a bug must still answer in OpenAI's shape, with its request id logged
+                _log.exception("the request failed")
+                status, headers, body = self._error(
+                    ApiError(500, "The server failed to handle the request.", code="server_error"), rid
+                )
         if str(environ.get("REQUEST_METHOD", "")).upper() == "HEAD":  # the GET's headers, Content-Length included
             close = getattr(body, "close", None)
             if close is not None:
@@ -152,6 +160,8 @@ class ResponsesApp:
             headers.append(("Allow", exc.allow))
         if exc.status == 401:
             headers.append(("WWW-Authenticate", 'Bearer realm="responsestore"'))
+        if exc.retry_after is not None:
+            headers.append(("Retry-After", str(exc.retry_after)))
         return self._json(exc.status, exc.body(rid), headers)
 
     @staticmethod
@@ -160,14 +170,16 @@ class ResponsesApp:
         all_headers = [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))]
         return f"{status} {REASONS[status]}", all_headers + (headers or []), [payload]
 
-    def _sse(self, events: Iterator[dict[str, Any]]) -> _Reply:
+    def _sse(self, events: Iterator[dict[str, Any]], slot: Slot) -> _Reply:
+        """A stream of ``events``; ``slot`` (its stream slot) is released when the server closes the body."""
+
         def body() -> Iterator[bytes]:
             for event in events:
                 data = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
                 yield f"event: {event['type']}\ndata: {data}\n\n".encode()
 
         headers = [("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache"), ("X-Accel-Buffering", "no")]
-        return "200 OK", headers, _Closing(body(), events)
+        return "200 OK", headers, _Closing(body(), events, slot)
 
     def _dispatch(self, environ: Environ) -> _Reply:
         path = environ.get("PATH_INFO", "") or "/"
@@ -214,6 +226,11 @@ class ResponsesApp:
             return self.authenticate(key or None)
         except Unauthorized:
             raise ApiError(401, "Incorrect or missing API key.", code="invalid_api_key") from None
+        except Exception as exc:  # noqa: BLE001 - a bug must still answer in OpenAI's shape, and log no key
+            # Its message could hold the key (a KeyError, say): the log gets its type and traceback, not its message.
+            redacted = _Redacted(f"{_name(exc)} (its message is not logged: it may hold the key)")
+            _log.error("the authenticate callable failed", exc_info=(_Redacted, redacted, exc.__traceback__))
+            raise ApiError(500, "The server failed to handle the request.", code="server_error") from None
 
     def _body(self, environ: Environ) -> object:
         """The JSON body, its type and size checked before a byte is read (see ``server._bodies``)."""
@@ -240,7 +257,7 @@ class ResponsesApp:
         if stream == "false":
             return self._json(200, _wire.response_frozen(record))
         after = _query.integer(query, "starting_after", None)
-        return self._sse(self._replay(owner, id, after))
+        return self._sse(self._replay(owner, id, after, _log.bound()), self.streams.acquire())
 
     def _delete(self, owner: str | None, args: tuple[str, ...], environ: Environ) -> _Reply:
         (id,) = args
@@ -251,8 +268,8 @@ class ResponsesApp:
         (id,) = args
         return self._json(200, _wire.response_frozen(self.store.cancel(id, status_event=True, owner=owner)))
 
-    def _replay(self, owner: str | None, id: str, after: int | None) -> Iterator[dict[str, Any]]:
-        """Follow a response's stored events to its final one.
+    def _replay(self, owner: str | None, id: str, after: int | None, log: RequestLogger) -> Iterator[dict[str, Any]]:
+        """Follow a response's stored events to its final one (``log``: bound to the request that asked).
 
         A stream that cannot end with it (deleted meanwhile, no progress for ``stream_timeout``, the store failing)
         ends with an ``error`` event.
@@ -268,7 +285,7 @@ class ResponsesApp:
         except WaitTimeout:
             message = f"The response made no progress for {self.stream_timeout:g} seconds; the stream ends here."
         except ResponseStoreError:
-            _log.warning("following response %s failed", id, exc_info=True)
+            log.warning("following response %s failed", id, exc_info=True)
             message = "The store failed while the response was streamed."
         yield _wire.error_event(message, number + 1)
 
@@ -316,7 +333,27 @@ class ResponsesApp:
         except InvalidArgument as exc:
             raise ApiError(400, str(exc), param="input", code="invalid_value") from None
         if self.runner.stopping.is_set():
-            raise ApiError(503, "The server is stopping and accepts no new responses.", code="stopping")
+            raise _shutting_down()
+        if not request.stream:
+            return self._start_response(owner, model, generate, request, history, slot=None)
+        slot = self.streams.acquire()  # before anything is stored: a refused stream leaves nothing behind
+        try:
+            return self._start_response(owner, model, generate, request, history, slot=slot)
+        except BaseException:
+            slot.release()
+            raise
+
+    def _start_response(
+        self,
+        owner: str | None,
+        model: str,
+        generate: Generate,
+        request: CreateRequest,
+        history: tuple[dict[str, Any], ...],
+        *,
+        slot: Slot | None,
+    ) -> _Reply:
+        """Create the response ``request`` asks for and run it; a streamed one's reply holds ``slot``."""
         record = self._new_record(owner, model, request)
         context = history + tuple(_wire.item_json(item) for item in record.input)
         live = request.stream and not request.background
@@ -328,20 +365,22 @@ class ResponsesApp:
                 stored=request.store,
                 live=live,
                 generate=generate,
+                request_id=REQUEST_ID.get(),
             )
         except (RuntimeError, ResponseStoreError) as exc:  # stopping, or the store failed: it must not stay active
             if request.store:
-                with contextlib.suppress(ResponseStoreError):
+                try:
                     self.store.fail(record.id, _STOPPED if isinstance(exc, RuntimeError) else _FAILED, owner=owner)
+                except ResponseStoreError:
+                    _log.exception("response %s could not be marked failed; its lease will end it", record.id)
             if isinstance(exc, RuntimeError):
-                raise ApiError(503, "The server is stopping and accepts no new responses.", code="stopping") from None
+                raise _shutting_down() from None
             raise
+        if slot is not None:
+            events = self._replay(owner, record.id, None, _log.bound()) if request.background else _Live(run)
+            return self._sse(events, slot)
         if request.background:
-            if request.stream:
-                return self._sse(self._replay(owner, record.id, None))
             return self._json(200, _wire.response_frozen(record))
-        if request.stream:
-            return self._sse(_Live(run))
         try:
             final = run.result()
         except ResponseNotFound:
@@ -396,11 +435,26 @@ _OPERATIONS: Mapping[str, Callable[[ResponsesApp, str | None, tuple[str, ...], E
 }
 
 
+class _Redacted(Exception):
+    """Stands in, in the log, for an exception whose message must not be logged."""
+
+
+def _name(exc: BaseException) -> str:
+    cls = type(exc)
+    return cls.__name__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+
+
 def _params(environ: Environ) -> dict[str, str]:
     return _query.parse(environ.get("QUERY_STRING", ""))
 
 
-_STOPPED = {"code": "server_error", "message": "The server is stopping and runs no new responses."}
+_STOPPED = {"code": "server_error", "message": SHUTTING_DOWN_QUEUED}
+
+
+def _shutting_down() -> ApiError:
+    return ApiError(503, "The server is shutting down and accepts no new responses.", code="stopping")
+
+
 _FAILED = {"code": "server_error", "message": "The server could not start the response."}
 
 
@@ -446,18 +500,22 @@ class _Live(Iterator[dict[str, Any]]):
 class _Closing:
     """A WSGI body that forwards ``close()`` to the event source (the server calls it when the client leaves)."""
 
-    def __init__(self, body: Iterator[bytes], source: Iterator[dict[str, Any]]) -> None:
+    def __init__(self, body: Iterator[bytes], source: Iterator[dict[str, Any]], slot: Slot) -> None:
         self.body = body
         self.source = source
+        self.slot = slot
 
     def __iter__(self) -> Iterator[bytes]:
         return self.body
 
     def close(self) -> None:
-        """End the stream (WSGI calls this once the response is over, finished or not)."""
-        close = getattr(self.source, "close", None)
-        if close is not None:
-            close()
+        """End the stream and free its slot (WSGI calls this once the response is over, finished or not)."""
+        try:
+            close = getattr(self.source, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self.slot.release()
 
 
 def make_app(
@@ -472,6 +530,7 @@ def make_app(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     background_workers: int = DEFAULT_SETTINGS.background_workers,
     stream_timeout: float | None = 300.0,
+    max_streams: int | None = DEFAULT_MAX_STREAMS,
     lease_seconds: float = DEFAULT_SETTINGS.lease_seconds,
     sweep_interval: float = DEFAULT_SETTINGS.sweep_interval,
     flush_interval: float = DEFAULT_SETTINGS.flush_interval,
@@ -495,6 +554,9 @@ def make_app(
     turns CORS on for these origins (``["*"]``: any), preflights included; it is off by default. A body over
     ``max_body_bytes`` is refused with ``413``. Background responses run in a pool of ``background_workers``
     threads. A replayed stream ends when no event arrives for ``stream_timeout`` seconds (``None``: never).
+    At most ``max_streams`` streams (live or replayed; default :data:`DEFAULT_MAX_STREAMS`, ``None``: no bound)
+    are open at once, each holding one of the server's request threads: one more is refused with ``503``
+    ``too_many_streams`` and ``Retry-After``. Keep it below the server's thread count.
 
     How responses run (see the serving docs): each holds a lease of ``lease_seconds`` (default 30), renewed while
     it runs; the app's sweeper ends, every ``sweep_interval`` seconds (default 5), the responses whose lease ran
@@ -525,6 +587,7 @@ def make_app(
         ("max_body_bytes", max_body_bytes),
         ("background_workers", background_workers),
         ("flush_events", flush_events),
+        ("max_streams", 1 if max_streams is None else max_streams),
     ):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise InvalidArgument(f"{name} must be an int >= 1, not {value!r}")
@@ -559,5 +622,6 @@ def make_app(
         cors=cors,
         max_body_bytes=max_body_bytes,
         stream_timeout=stream_timeout,
+        max_streams=max_streams,
         settings=settings,
     )

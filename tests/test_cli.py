@@ -167,3 +167,84 @@ def test_demo_reports_a_failure_of_the_first_conversations_first_turn(
     assert "[error] InvalidArgument: injected failure" in lines
     assert lines[-1].startswith("summary: ")
     assert "FAILED: no worker errors" in lines[-1]
+
+
+# ----------------------------------------------------------------------------------------- serve: help and extras
+
+
+def test_serve_help_lists_every_store_url_scheme(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.main(["serve", "--help"])
+    assert info.value.code == 0
+    text = "".join(capsys.readouterr().out.split())  # argparse wraps the help text anywhere, even within a URL
+    for shown in (
+        "memory://",
+        "sqlite:///PATH",
+        "sqlite:////abs/path",
+        "max_bytes=N",
+        "max_records=N",
+        "ttl=SECONDS",
+        "synchronous=FULL|NORMAL",
+        "busy_timeout=SECONDS",
+        "redis://[[USER]:PASSWORD@]HOST:PORT/DB",
+        "rediss://",
+        "prefix=NAME",
+        "RESPONSESTORE_URL",
+        "--api-keys-file",
+        "RESPONSESTORE_API_KEYS",
+        "--stop-grace",
+        "--max-streams",
+        "--connection-limit",
+        "--channel-timeout",
+    ):
+        assert shown in text, shown
+
+
+def _without(module: str, code: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter where ``module`` cannot be imported (an extra not installed)."""
+    return subprocess.run(
+        [sys.executable, "-c", f"import sys; sys.modules[{module!r}] = None\n{code}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        check=False,
+    )
+
+
+def test_serve_without_waitress_names_the_install_command(tmp_path: Path) -> None:
+    code = "from responsestore.__main__ import main; sys.exit(main(['serve', '--port', '0']))"
+    result = _without("waitress", code, tmp_path)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert "needs waitress: pip install 'responsestore[server]'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_redis_urls_without_redis_py_name_the_install_command(tmp_path: Path) -> None:
+    code = """
+import responsestore
+try:
+    responsestore.open("redis://localhost:6379/0")
+except responsestore.InvalidArgument as exc:
+    print("open:", exc)
+try:
+    from responsestore import RedisStore
+except ImportError as exc:
+    print("import:", exc)
+"""
+    result = _without("redis", code, tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith("open: the backend of redis:// ")
+    assert lines[1].startswith("import: RedisStore needs redis-py")
+    for line in lines:
+        assert line.endswith("pip install 'responsestore[redis]'")
+    # serve says so too, without the store URL's password.
+    serve = "from responsestore.__main__ import main; sys.exit(main(['serve', '--store', 'redis://:s3cret@h:6379/0']))"
+    result = _without("redis", serve, tmp_path)
+    assert result.returncode == 2
+    assert "cannot open the store 'redis://:***@h:6379/0'" in result.stderr
+    assert "pip install 'responsestore[redis]'" in result.stderr
+    assert "s3cret" not in result.stderr

@@ -159,7 +159,7 @@ def test_two_servers_share_one_sqlite_file_and_a_restart_keeps_everything(
         (["--api-key", "nokey"], "KEY=OWNER"),
         (["--api-key", "a=x", "--api-key", "a=y"], "twice"),
         (["--store", "nosuch://"], "cannot open the store"),
-        (["--threads", "0"], "at least 1"),
+        (["--threads", "1"], "--threads must be at least 2"),
     ],
 )
 def test_serve_refuses_bad_arguments(args: list[str], message: str) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -25,11 +24,12 @@ from responsestore._records import check_usage
 from responsestore.errors import InvalidArgument
 
 from ._errors import ApiError
+from ._logs import RequestLogger
 from ._models import Usage, text_of
 
 __all__ = ["Compact", "compaction_json", "echo_compact"]
 
-_log = logging.getLogger("responsestore.compaction")
+_log = RequestLogger("responsestore.compaction")
 
 #: Compaction: called with the conversation (the items of the ``previous_response_id`` chain, then the request's
 #: input items, as dicts) and the request (the checked JSON body); returns or yields the compacted items

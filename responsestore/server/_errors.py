@@ -27,12 +27,16 @@ from responsestore.errors import (
     VersionConflict,
 )
 
+from ._logs import RequestLogger
+
 __all__ = ["MAX_MESSAGE", "MAX_PARAM", "REASONS", "ApiError", "store_error", "too_large"]
 
 #: The longest error message sent (longer ones are cut, ending with ``…``).
 MAX_MESSAGE = 1_000
 #: The longest ``param`` sent (the path to a value nested 64 levels deep can be longer).
 MAX_PARAM = 256
+
+_log = RequestLogger("responsestore.server")
 
 #: The reason phrase of every status the server sends.
 REASONS = {
@@ -67,12 +71,20 @@ def _bounded(text: str, limit: int) -> str:
 class ApiError(Exception):
     """A request the server refuses: the HTTP ``status`` and OpenAI's ``message``, ``param`` and ``code``.
 
-    ``allow`` is the ``Allow`` header of a ``405`` (the methods the path serves). ``message`` and ``param`` are
-    kept bounded and encodable (see the module's docstring).
+    ``allow`` is the ``Allow`` header of a ``405`` (the methods the path serves); ``retry_after`` the
+    ``Retry-After`` header (seconds) of a refusal that may succeed later. ``message`` and ``param`` are kept
+    bounded and encodable (see the module's docstring).
     """
 
     def __init__(
-        self, status: int, message: str, *, param: str | None = None, code: str | None = None, allow: str = ""
+        self,
+        status: int,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        allow: str = "",
+        retry_after: int | None = None,
     ) -> None:
         message = _bounded(message, MAX_MESSAGE)
         super().__init__(message)
@@ -81,6 +93,7 @@ class ApiError(Exception):
         self.param = None if param is None else _bounded(param, MAX_PARAM)
         self.code = code
         self.allow = allow
+        self.retry_after = retry_after
 
     @property
     def type(self) -> str:
@@ -111,7 +124,8 @@ def too_large(limit: int, length: int | None = None) -> ApiError:
 def store_error(exc: ResponseStoreError, param: str | None = None) -> ApiError:  # noqa: PLR0911 - one per error
     """The refusal a store error means (``param`` names the request field it concerns, if any).
 
-    Errors that say nothing the client can act on (a failing backend) become a ``500`` with a generic message.
+    Errors that say nothing the client can act on (a failing backend) become a ``500`` with a generic message;
+    those and a full store are logged (to ``responsestore.server``, with the request id).
     """
     if isinstance(exc, (ConversationNotFound, ItemNotFound, ConversationFull)):
         return _conversation_error(exc, param)
@@ -122,9 +136,11 @@ def store_error(exc: ResponseStoreError, param: str | None = None) -> ApiError: 
     if isinstance(exc, ChainError):
         return ApiError(400, str(exc), param="previous_response_id", code="invalid_previous_response")
     if isinstance(exc, StoreFull):
+        _log.warning("the store is full: %s", exc)
         return ApiError(503, str(exc), code="store_full")
     if isinstance(exc, InvalidArgument):
         return ApiError(400, str(exc), param=param, code="invalid_value")
+    _log.error("the store failed: %s", type(exc).__name__, exc_info=exc)
     return ApiError(500, "The store failed to handle the request.", code="server_error")
 
 
@@ -134,5 +150,6 @@ def _conversation_error(exc: ConversationNotFound | ItemNotFound | ConversationF
     if isinstance(exc, ItemNotFound):
         return ApiError(404, f"Item with id {exc.item_id!r} not found.", code="not_found")
     if exc.bound == "max_records":
+        _log.warning("the store is full: %s", exc)
         return ApiError(503, str(exc), code="store_full")
     return ApiError(400, str(exc), param="items", code="conversation_full")

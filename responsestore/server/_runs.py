@@ -33,9 +33,7 @@ ends ``failed`` within ``lease_seconds + sweep_interval`` on any process still s
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
-import logging
 import os
 import socket
 import threading
@@ -63,15 +61,28 @@ from responsestore.errors import (
     StoreFull,
 )
 
+from ._logs import RequestLogger
 from ._models import ArgumentsDelta, Generate, Incomplete, tokens_in
+from ._pool import Job, WorkerPool
 from ._reply import Batch, Reply, event_size
 
-__all__ = ["DEFAULT_SETTINGS", "Run", "RunSettings", "Runner"]
+__all__ = ["DEFAULT_SETTINGS", "SHUTTING_DOWN", "SHUTTING_DOWN_QUEUED", "Run", "RunSettings", "Runner"]
 
-_log = logging.getLogger("responsestore.runs")
+#: The runner's logger (runs log through their own, bound to the request that started them).
+_log = RequestLogger("responsestore.runs")
+
+#: The error message of a response the server stopped while it ran (after the grace period, or at its next chunk).
+SHUTTING_DOWN = "The server is shutting down: the response was stopped before it finished."
+#: ... and of one still queued when the server stopped.
+SHUTTING_DOWN_QUEUED = "The server is shutting down: the response was never run."
 
 #: The errors that mean "the store does not hold what this run thinks it holds": read it back and follow it.
 _LOST = (LeaseLost, InvalidTransition, EventLogClosed, SequenceConflict, ResponseNotFound)
+
+#: The longest a transport's thread waits for a run without waking up. A request served in the main thread (a
+#: gunicorn sync worker) must wake: Python runs signal handlers (gunicorn's SIGTERM) only in the main thread, between
+#: bytecodes, and a lock wait without a timeout never returns to them when the signal lands in another thread.
+_SIGNAL_CHECK = 0.5
 
 #: Events the run keeps room for in the log, for the closing events of an ending response.
 _RESERVE_EVENTS = 16
@@ -129,8 +140,10 @@ class Run:
         logged: int = 0,
         logged_bytes: int = 0,
         generate: Generate | None = None,
+        request_id: str | None = None,
     ) -> None:
         self.runner = runner
+        self.log = RequestLogger(_log.logger, request_id)  # every record names the request that started it
         self.generate = runner.generate if generate is None else generate  # the model of this response
         self.record = record
         self.conversation = conversation
@@ -168,7 +181,7 @@ class Run:
         while True:
             with self.changed:
                 while not self._outbox and not self.done:
-                    self.changed.wait()
+                    self.changed.wait(_SIGNAL_CHECK)
                 batch = list(self._outbox)
                 self._outbox.clear()
                 finished = self.done
@@ -184,7 +197,7 @@ class Run:
         """
         with self.changed:
             while not self.done:
-                self.changed.wait()
+                self.changed.wait(_SIGNAL_CHECK)
             if self.error is not None:
                 raise self.error
             return self.record
@@ -212,8 +225,8 @@ class Run:
             self._consume(chunks)
         except _Stopped:
             return
-        except Exception:  # noqa: BLE001 - whatever the model does, the response ends, failed
-            _log.exception("the model failed while generating response %s", self.record.id)
+        except Exception:  # whatever the model does, the response ends, failed
+            self.log.exception("the model failed while generating response %s", self.record.id)
             with self.lock:
                 if not self.done:
                     self._end_failed("The model failed while generating the response.", keep_pending=True)
@@ -232,7 +245,7 @@ class Run:
             if runner._closed_at is not None and runner.closed_for(0.0):
                 with lock:
                     if not self.done:
-                        self._end_failed("The server stopped before the response finished.")
+                        self._end_failed(SHUTTING_DOWN)
                 return
             chunk = next(chunks, _END)
             with lock:
@@ -339,7 +352,7 @@ class Run:
                 self._seen_chunks = self._chunks
                 self._last_progress = now
             if timeout is not None and self._started and now - self._last_progress >= timeout:
-                _log.warning("response %s: the model yielded nothing for %s seconds", self.record.id, timeout)
+                self.log.warning("response %s: the model yielded nothing for %s seconds", self.record.id, timeout)
                 self.reply.rollback()
                 self._end_failed(f"The model produced nothing for {timeout:g} seconds.")
                 return None
@@ -366,7 +379,7 @@ class Run:
             )
             self._lease_due = now + self.runner.settings.lease_seconds / 3
         except StorageError:
-            _log.warning("response %s: renewing its lease failed; retrying", record.id, exc_info=True)
+            self.log.warning("response %s: renewing its lease failed; retrying", record.id, exc_info=True)
             self._lease_due = now + 1.0
         except _LOST:
             if not self._follow_store():
@@ -397,7 +410,7 @@ class Run:
                 )
             )
         except (EventLogFull, StoreFull):
-            _log.warning("response %s: its event log is full; it ends incomplete", record.id)
+            self.log.warning("response %s: its event log is full; it ends incomplete", record.id)
             self.reply.rollback()
             self._end_incomplete("max_output_tokens")
             return
@@ -523,10 +536,12 @@ class Run:
                 return call()
             except StorageError:  # noqa: PERF203 - a retry loop: the exception is the point
                 if self.runner.closed_for(pause):
-                    _log.error("response %s: the store kept failing after the server stopped", self.record.id)
+                    self.log.error("response %s: the store kept failing after the server stopped", self.record.id)
                     self.error = StorageError("the store failed while the response was running", id=self.record.id)
                     raise _Stopped from None
-                _log.warning("response %s: the store failed; retrying in %.2g s", self.record.id, pause, exc_info=True)
+                self.log.warning(
+                    "response %s: the store failed; retrying in %.2g s", self.record.id, pause, exc_info=True
+                )
                 time.sleep(pause)  # backing off a failing store (not a synchronisation)
                 pause = min(pause * 2, 2.0)
             except _LOST:
@@ -605,13 +620,11 @@ class Runner:
         self._wakeup = threading.Condition(self._mutex)
         self._runs: dict[int, Run] = {}
         self._earliest: float | None = None
-        self._foreground = concurrent.futures.ThreadPoolExecutor(
-            max_workers=settings.foreground_workers, thread_name_prefix="responsestore-run"
-        )
-        self._background = concurrent.futures.ThreadPoolExecutor(
-            max_workers=settings.background_workers, thread_name_prefix="responsestore-background"
-        )
-        self._queued: dict[int, tuple[Run, concurrent.futures.Future[None]]] = {}
+        # Daemon threads: a model stuck past close() cannot keep the process alive (its response is ended by then).
+        self._foreground = WorkerPool(settings.foreground_workers, "responsestore-run")
+        self._background = WorkerPool(settings.background_workers, "responsestore-background")
+        self._queued: dict[int, tuple[Run, Job]] = {}
+        self._closed = threading.Event()  # set when close() is done
         self._supervisor = threading.Thread(target=self._supervise, name="responsestore-supervisor", daemon=True)
         self._supervisor.start()
         self._sweeper = threading.Thread(target=self._sweep, name="responsestore-lease-sweeper", daemon=True)
@@ -630,10 +643,12 @@ class Runner:
         stored: bool,
         live: bool,
         generate: Generate | None = None,
+        request_id: str | None = None,
     ) -> Run:
         """Start running ``record`` (created by the caller: stored with a lease, or unstored); return its run.
 
-        ``generate`` is the model of this response (the runner's own by default).
+        ``generate`` is the model of this response (the runner's own by default); ``request_id`` the request that
+        started it, named in every record the run logs.
 
         Raises:
             RuntimeError: the runner is closed.
@@ -656,16 +671,16 @@ class Runner:
             logged=logged,
             logged_bytes=logged_bytes,
             generate=generate,
+            request_id=request_id,
         )
         with self._mutex:
             if self.stopping.is_set():
                 raise RuntimeError("the runner is closed")
             self._runs[id(run)] = run
-            pool = self._background if record.background else self._foreground
-            future = pool.submit(run.drive)
             if record.background:
-                self._queued[id(run)] = (run, future)
-                future.add_done_callback(lambda _: self._unqueue(run))
+                self._queued[id(run)] = (run, self._background.submit(run.drive, lambda: self._unqueue(run)))
+            else:
+                self._foreground.submit(run.drive)
             self._wakeup.notify()
         return run
 
@@ -702,8 +717,8 @@ class Runner:
             for run in runs:
                 try:
                     due = run.tick(now)
-                except Exception:  # noqa: BLE001 - the supervisor must outlive any one run's trouble
-                    _log.exception("the supervisor failed on response %s", run.record.id)
+                except Exception:  # the supervisor must outlive any one run's trouble
+                    run.log.exception("the supervisor failed on response %s", run.record.id)
                     continue
                 if due is not None and (earliest is None or due < earliest):
                     earliest = due
@@ -728,24 +743,36 @@ class Runner:
     def close(self) -> None:
         """Stop: queued responses end ``failed`` at once, running ones at their next chunk (or after the grace).
 
-        Waits for the runs to end, at most about ``stop_grace`` seconds; then ends those still going itself.
+        Waits for the runs to end, at most about ``stop_grace`` seconds; then ends those still going itself. A
+        second call (from another thread, say) waits for the first to be done.
         """
         with self._mutex:
             if self.stopping.is_set():
-                return
-            self.stopping.set()
-            self._closed_at = time.monotonic()
-            queued = list(self._queued.values())
-            self._wakeup.notify_all()
-        for run, future in queued:
-            if future.cancel():
+                closing = True
+            else:
+                closing = False
+                self.stopping.set()
+                self._closed_at = time.monotonic()
+                queued = list(self._queued.values())
+                self._wakeup.notify_all()
+        if closing:
+            self._closed.wait()
+            return
+        try:
+            self._close(queued)
+        finally:
+            self._closed.set()
+
+    def _close(self, queued: list[tuple[Run, Job]]) -> None:
+        for run, job in queued:
+            if self._background.cancel(job):
                 with run.lock:
                     if not run.done:
-                        run._end_failed("The server stopped before the response ran.")
+                        run._end_failed(SHUTTING_DOWN_QUEUED)
                 self._forget(run)
         deadline = time.monotonic() + self.settings.stop_grace
         for pool in (self._background, self._foreground):
-            pool.shutdown(wait=False)
+            pool.shutdown()
         with self._mutex:  # running responses may finish within the grace period; _forget wakes this
             while self._runs and time.monotonic() < deadline:
                 self._wakeup.wait(deadline - time.monotonic())
@@ -755,6 +782,6 @@ class Runner:
         for run in stuck:  # past the grace: end what is left from here (a model that never returns, say)
             with run.lock:
                 if not run.done:
-                    run._end_failed("The server stopped before the response finished.")
+                    run._end_failed(SHUTTING_DOWN)
         self._sweeper.join(5.0)
         self._supervisor.join(5.0)

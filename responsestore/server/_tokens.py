@@ -5,16 +5,16 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ._errors import ApiError
+from ._logs import RequestLogger
 from ._models import text_of
 
 __all__ = ["CountTokens", "estimate_tokens", "input_tokens_json"]
 
-_log = logging.getLogger("responsestore.tokens")
+_log = RequestLogger("responsestore.tokens")
 
 #: A token counter: called with the conversation (the items of the ``previous_response_id`` chain, then the
 #: request's input items, as dicts) and the request (the checked JSON body, with its ``instructions`` and

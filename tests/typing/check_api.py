@@ -42,6 +42,7 @@ def responses_api() -> None:
     from collections.abc import Iterator, Mapping, Sequence  # noqa: PLC0415
 
     from responsestore.wsgi import (  # noqa: PLC0415
+        DEFAULT_MAX_STREAMS,
         Compact,
         CountTokens,
         ResponsesApp,
@@ -79,8 +80,11 @@ def responses_api() -> None:
         compact=compactions[0],
         count_tokens=counters[0],
         cors_origins=["https://app.example.com"],
+        max_streams=DEFAULT_MAX_STREAMS - 4,
+        stop_grace=2.5,
     )
     named.close()
+    make_app(ResponseStore(), max_streams=None).close()
 
 
 def tool_calling_model() -> None:
