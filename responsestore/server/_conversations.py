@@ -90,7 +90,9 @@ def _retrieve(store: BaseStore, owner: str | None, args: Args, query: Query, bod
 def _update(store: BaseStore, owner: str | None, args: Args, query: Query, body: Body) -> Any:
     request = _object(body(), _UPDATE_FIELDS)
     if "metadata" not in request:
-        raise ApiError(400, "Missing required parameter: 'metadata'.", param="metadata", code="missing")
+        raise ApiError(
+            400, "Missing required parameter: 'metadata'.", param="metadata", code="missing_required_parameter"
+        )
     return store.update_conversation(args[0], metadata=_metadata_of(request), owner=owner).to_openai()
 
 
