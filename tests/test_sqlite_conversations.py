@@ -326,7 +326,7 @@ def test_a_version_2_file_gets_the_conversation_tables_and_keeps_everything_else
     before = _rows(path)
     with SQLiteStore(path) as store:
         assert _schema(path) == _schema(fresh), "a migrated file differs from a new one"
-        assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == sqlite_backend.SCHEMA_VERSION
+        assert _count(path, "PRAGMA user_version") == sqlite_backend.SCHEMA_VERSION
         after = _rows(path)
         assert {table: after[table] for table in ("responses", "chunks", "removed")} == {
             table: before[table] for table in ("responses", "chunks", "removed")
@@ -355,7 +355,7 @@ def test_opening_a_version_2_file_that_cannot_be_written_is_refused_and_leaves_i
         holder.execute("ROLLBACK")
     finally:
         holder.close()
-    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 2
+    assert _count(path, "PRAGMA user_version") == 2
     with SQLiteStore(path) as store:
         assert store.get("kept").id == "kept"
         store._check()
