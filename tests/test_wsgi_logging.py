@@ -1,8 +1,8 @@
 """What the server logs: store and model failures, each record naming its request, and never an API key.
 
-The loggers: ``responsestore.server`` (a store failure while serving a request), ``responsestore.runs`` (a run: the
-model failing or going silent, the store failing while a response runs), ``responsestore.wsgi`` (an unexpected
-failure of the app), ``responsestore.compaction`` and ``responsestore.tokens`` (their callables failing).
+The loggers: ``responsestore.server`` (a store failure while serving a request, an unexpected failure of the app),
+``responsestore.runs`` (a run: the model failing or going silent, the store failing while a response runs),
+``responsestore.compaction`` and ``responsestore.tokens`` (their callables failing).
 """
 
 from __future__ import annotations
@@ -131,7 +131,7 @@ def test_an_authenticate_failure_never_logs_the_key(
     reply = live.request("GET", "/responses/resp_x", headers=headers)
     error = _error(reply, 500)
     assert SECRET not in error["message"]
-    (record,) = _records(caplog, "responsestore.wsgi")
+    (record,) = _records(caplog, "responsestore.server")
     assert record.request_id == "a1"  # type: ignore[attr-defined]
     assert record.getMessage() == "request a1: the authenticate callable failed"
     assert "KeyError (its message is not logged: it may hold the key)" in _text(caplog)

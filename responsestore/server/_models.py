@@ -6,8 +6,9 @@ What a ``generate`` callable is and may yield; the registry says which model nam
 
 from __future__ import annotations
 
+import inspect
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterable, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -123,8 +124,17 @@ Chunk = str | Mapping[str, Any] | FunctionCall | ArgumentsDelta | Usage | Incomp
 #: (``str``, appended to one assistant message), function calls (:class:`FunctionCall`, its arguments streamed
 #: by the :class:`ArgumentsDelta` chunks that follow it), complete output items (mappings, such as a
 #: ``function_call``), at most one :class:`Usage`, and :class:`Incomplete` to end the response incomplete.
-#: Raising fails the response.
-Generate = Callable[[Sequence[dict[str, Any]], Mapping[str, Any]], Iterable[Chunk]]
+#: Raising fails the response. It may be an ``async`` generator function (``async def`` with ``yield``): the ASGI
+#: app awaits it on its event loop, so a streamed response holds no thread (see :func:`is_async`).
+Generate = Callable[[Sequence[dict[str, Any]], Mapping[str, Any]], Iterable[Chunk] | AsyncIterable[Chunk]]
+
+
+def is_async(generate: object) -> bool:
+    """Whether ``generate`` is an ``async`` model: an async generator function, or an object whose ``__call__`` is.
+
+    Such a model is awaited on an event loop; any other is called in a thread and iterated there.
+    """
+    return inspect.isasyncgenfunction(generate) or inspect.isasyncgenfunction(vars(type(generate)).get("__call__"))
 
 
 def tokens_in(chunk: object) -> int:

@@ -33,14 +33,17 @@ ends ``failed`` within ``lease_seconds + sweep_interval`` on any process still s
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
+import functools
 import os
 import socket
 import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -62,7 +65,7 @@ from responsestore.errors import (
 )
 
 from ._logs import RequestLogger
-from ._models import ArgumentsDelta, Generate, Incomplete, tokens_in
+from ._models import ArgumentsDelta, Generate, Incomplete, is_async, tokens_in
 from ._pool import Job, WorkerPool
 from ._reply import Batch, Reply, event_size
 
@@ -153,6 +156,8 @@ class Run:
         self.reply = Reply()
         self.lock = threading.Lock()
         self.changed = threading.Condition(self.lock)
+        self._listeners: list[Callable[[], None]] = []  # see listen()
+        self.task: concurrent.futures.Future[None] | None = None  # an async model's run on a transport's loop
         self.done = False
         self.error: ResponseStoreError | None = None  # set when the run ended without a record to show
         self.logged = logged  # events in the store's log (or, unstored, events produced)
@@ -182,12 +187,38 @@ class Run:
             with self.changed:
                 while not self._outbox and not self.done:
                     self.changed.wait(_SIGNAL_CHECK)
-                batch = list(self._outbox)
-                self._outbox.clear()
-                finished = self.done
+            batch, finished = self.take_published()
             yield from batch
             if finished:
                 return
+
+    def take_published(self) -> tuple[list[dict[str, Any]], bool]:
+        """The events published since the last take (without waiting), and whether the run has ended.
+
+        For transports that wait their own way (an event loop: see :meth:`listen`).
+        """
+        with self.lock:
+            batch = list(self._outbox)
+            self._outbox.clear()
+            return batch, self.done
+
+    def listen(self, wake: Callable[[], None]) -> None:
+        """Call ``wake`` (from any thread) whenever events are published or the run ends.
+
+        ``wake`` is called with the run's lock held: it must be quick, must not raise and must not call the run (an
+        event loop's ``call_soon_threadsafe`` will do). It is called at once if the run has already ended.
+        :meth:`unlisten` stops it.
+        """
+        with self.lock:
+            self._listeners.append(wake)
+            ended = self.done
+        if ended:
+            wake()
+
+    def unlisten(self, wake: Callable[[], None]) -> None:
+        """Stop calling ``wake`` (nothing happens if it was not listening)."""
+        with self.lock, contextlib.suppress(ValueError):
+            self._listeners.remove(wake)
 
     def result(self) -> ResponseRecord:
         """Wait for the run to end and return the response as it ended.
@@ -214,22 +245,27 @@ class Run:
     # ------------------------------------------------------------------ the model's thread
 
     def drive(self) -> None:
-        """Run the model to the end of the response (the body of the run's thread)."""
+        """Run the model to the end of the response (the body of the run's thread).
+
+        An ``async`` model (``generate`` returns an async iterator) is driven on an event loop of its own here; a
+        transport with a loop of its own runs :meth:`drive_async` on it instead.
+        """
         chunks: Any = None
         try:
             with self.lock:
                 if self.done:
                     return
                 self._begin()
-            chunks = iter(self.generate(self.conversation, self.request))
+            chunks = self.generate(self.conversation, self.request)
+            if hasattr(chunks, "__aiter__"):
+                asyncio.run(self._consume_async(chunks))
+                return
+            chunks = iter(chunks)
             self._consume(chunks)
         except _Stopped:
             return
-        except Exception:  # whatever the model does, the response ends, failed
-            self.log.exception("the model failed while generating response %s", self.record.id)
-            with self.lock:
-                if not self.done:
-                    self._end_failed("The model failed while generating the response.", keep_pending=True)
+        except Exception:  # noqa: BLE001 - whatever the model does, the response ends, failed (and it is logged)
+            self._model_failed()
         finally:
             close = getattr(chunks, "close", None)
             if close is not None:
@@ -237,10 +273,45 @@ class Run:
                     close()
             self.runner._forget(self)
 
+    async def drive_async(self) -> None:
+        """Run an ``async`` model to the end of the response on the running event loop, without holding a thread.
+
+        Its chunks are awaited on the loop; the store writes that open and end the response run in the loop's
+        default executor and the supervisor thread makes the timed flushes, so the loop never waits for the store.
+        """
+        try:
+            opened = await asyncio.to_thread(self._open)
+            if not opened:
+                return
+            await self._consume_async(self.generate(self.conversation, self.request))  # type: ignore[arg-type]
+        except _Stopped:
+            return
+        except asyncio.CancelledError:  # the loop is stopping under the run: end it here, the store call and all
+            with self.lock:
+                if not self.done:
+                    self._end_failed(SHUTTING_DOWN, keep_pending=True)
+            raise
+        except Exception:  # noqa: BLE001 - whatever the model does, the response ends, failed (and it is logged)
+            await asyncio.to_thread(self._model_failed)
+        finally:
+            self.runner._forget(self)
+
+    def _open(self) -> bool:
+        with self.lock:
+            if self.done:
+                return False
+            self._begin()
+            return True
+
+    def _model_failed(self) -> None:
+        self.log.exception("the model failed while generating response %s", self.record.id)
+        with self.lock:
+            if not self.done:
+                self._end_failed("The model failed while generating the response.", keep_pending=True)
+
     def _consume(self, chunks: Iterator[Any]) -> None:
         """Feed the model's chunks to the reply until the model ends or the response does (the hot loop)."""
-        runner, lock, add = self.runner, self.lock, self.reply.add
-        limit = self._max_output_tokens
+        runner, lock, accept = self.runner, self.lock, self._accept
         while True:
             if runner._closed_at is not None and runner.closed_for(0.0):
                 with lock:
@@ -249,29 +320,70 @@ class Run:
                 return
             chunk = next(chunks, _END)
             with lock:
-                if self._ended():  # by the supervisor, a cancel or a departing client while the model ran
+                ending = accept(chunk, flush_here=True)
+                if ending is not None:
+                    if ending is not _STOP:
+                        ending()
                     return
-                self._chunks += 1  # progress, for the model's deadline
-                if chunk is _END:
-                    self._end_completed()
-                    return
-                if chunk.__class__ is Incomplete:
-                    self._end_incomplete(chunk.reason)
-                    return
-                if limit is not None:
-                    self._tokens += 1 if chunk.__class__ is str else tokens_in(chunk)
-                    if self._tokens > limit:  # the model goes on past max_output_tokens: the output ends here
-                        self._end_incomplete("max_output_tokens")
-                        return
-                if self.stored and self._no_room_for(chunk):
-                    self._end_incomplete("max_output_tokens")
-                    return
-                add(chunk)
-                if self._flushing:
-                    self._after_chunk()
 
-    def _ended(self) -> bool:
-        return self.done
+    async def _consume_async(self, chunks: AsyncIterator[Any]) -> None:
+        """:meth:`_consume` for an async model: chunks are awaited, endings written from a thread."""
+        runner, lock, accept = self.runner, self.lock, self._accept
+        try:
+            while True:
+                if runner._closed_at is not None and runner.closed_for(0.0):
+                    ending: Any = functools.partial(self._end_failed, SHUTTING_DOWN)
+                else:
+                    try:
+                        chunk = await chunks.__anext__()
+                    except StopAsyncIteration:
+                        chunk = _END
+                    with lock:
+                        ending = accept(chunk, flush_here=False)
+                    if ending is None:
+                        continue
+                if ending is not _STOP:
+                    await asyncio.to_thread(self._end_locked, ending)
+                return
+        finally:
+            close = getattr(chunks, "aclose", None)
+            if close is not None:
+                with contextlib.suppress(Exception):
+                    await close()
+
+    def _end_locked(self, ending: Callable[[], None]) -> None:
+        with self.lock:
+            if not self.done:
+                ending()
+
+    def _accept(self, chunk: Any, *, flush_here: bool) -> Callable[[], None] | None:
+        """Take one chunk (under the lock); return how the run ends with it (``_STOP``: it has ended), or ``None``.
+
+        ``flush_here``: flush a due batch now (a model's own thread); else leave it to the supervisor thread (an
+        event loop must not wait for the store).
+        """
+        if self.done:  # ended by the supervisor, a cancel or a departing client while the model ran
+            return _STOP
+        self._chunks += 1  # progress, for the model's deadline
+        if chunk is _END:
+            return self._end_completed
+        if chunk.__class__ is Incomplete:
+            reason: str = chunk.reason
+            return functools.partial(self._end_incomplete, reason)
+        limit = self._max_output_tokens
+        if limit is not None:
+            self._tokens += 1 if chunk.__class__ is str else tokens_in(chunk)
+            if self._tokens > limit:  # the model goes on past max_output_tokens: the output ends here
+                return functools.partial(self._end_incomplete, "max_output_tokens")
+        if self.stored and self._no_room_for(chunk):
+            return functools.partial(self._end_incomplete, "max_output_tokens")
+        self.reply.add(chunk)
+        if self._flushing:
+            if flush_here:
+                self._after_chunk()
+            else:
+                self._flush_soon()
+        return None
 
     def _begin(self) -> None:
         """Log the opening events: ``response.created`` (unless logged at create) and ``response.in_progress``."""
@@ -336,6 +448,12 @@ class Run:
             self._flush(now)
         else:
             self.runner._wake_at(due)
+
+    def _flush_soon(self) -> None:
+        """Have the supervisor flush when due (at once, when due now)."""
+        now = time.monotonic()
+        due = self._last_flush + self.runner.settings.flush_interval
+        self.runner._wake_at(now if self.reply.pending >= self.runner.settings.flush_events else max(now, due))
 
     # ------------------------------------------------------------------ the supervisor's thread
 
@@ -514,11 +632,17 @@ class Run:
     def _finish(self) -> None:
         self.done = True
         self.changed.notify_all()
+        self._wake_listeners()
 
     def _publish(self, events: list[dict[str, Any]]) -> None:
         if self._live and events:
             self._outbox.extend(events)
             self.changed.notify_all()
+            self._wake_listeners()
+
+    def _wake_listeners(self) -> None:
+        for wake in self._listeners:  # called under the lock: each is quick and never takes it
+            wake()
 
     def _write(self, call: Callable[[], Any]) -> Any:
         """Make one store write, retrying while the store fails; follow the store when it no longer agrees.
@@ -584,6 +708,10 @@ _END: Any = object()
 _FOLLOWED: Any = object()
 
 
+def _STOP() -> None:  # noqa: N802 - a marker: _accept's "the run has already ended"
+    """Never called: :meth:`Run._accept` returns it for a run that has already ended."""
+
+
 def max_output_tokens(request: Mapping[str, Any]) -> int | None:
     """The request's ``max_output_tokens`` (``None``: no limit, also when it is absent, ``null`` or not an int)."""
     value = request.get("max_output_tokens")
@@ -644,11 +772,14 @@ class Runner:
         live: bool,
         generate: Generate | None = None,
         request_id: str | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
     ) -> Run:
         """Start running ``record`` (created by the caller: stored with a lease, or unstored); return its run.
 
         ``generate`` is the model of this response (the runner's own by default); ``request_id`` the request that
-        started it, named in every record the run logs.
+        started it, named in every record the run logs. A blocking model runs in a thread of the runner's pools;
+        an ``async`` one (see :func:`~responsestore.server._models.is_async`) runs on ``loop`` when given (an
+        ASGI server's: a streamed response then holds no thread), else on a loop of its own in a pool thread.
 
         Raises:
             RuntimeError: the runner is closed.
@@ -679,6 +810,8 @@ class Runner:
             self._runs[id(run)] = run
             if record.background:
                 self._queued[id(run)] = (run, self._background.submit(run.drive, lambda: self._unqueue(run)))
+            elif loop is not None and is_async(run.generate):
+                run.task = asyncio.run_coroutine_threadsafe(run.drive_async(), loop)
             else:
                 self._foreground.submit(run.drive)
             self._wakeup.notify()
