@@ -217,31 +217,24 @@ class _StopSignals:
 
 
 def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    """Serve the Responses API on waitress until SIGTERM or Ctrl-C; return the exit code."""
+    """Serve the Responses API on waitress (or uvicorn, ``--asgi``) until SIGTERM or Ctrl-C; return the exit code."""
     with _StopSignals() as signals:
+        if args.asgi:
+            return _serve_asgi(args, parser, signals)
         return _serve_until(args, parser, signals)
 
 
-def _serve_until(args: argparse.Namespace, parser: argparse.ArgumentParser, signals: _StopSignals) -> int:
-    """Serve until ``signals`` asks to stop, then stop cleanly (see :func:`_stop`); return the exit code."""
-    try:
-        import waitress.server  # noqa: PLC0415 - the server extra is optional; only ``serve`` needs it
-        import waitress.wasyncore  # noqa: PLC0415
-    except ImportError:
-        print("python -m responsestore serve needs waitress: pip install 'responsestore[server]'", file=sys.stderr)
-        return 2
-    from . import _waitress  # noqa: PLC0415
-    from . import open as open_store  # noqa: PLC0415 - keeps ``demo`` free of the backends it does not use
-    from .wsgi import Unauthorized, make_app  # noqa: PLC0415
-
+def _made_app(args: argparse.Namespace, parser: argparse.ArgumentParser, make_app: Any, unauthorized: Any) -> Any:
+    """The app ``serve``'s options describe, over the store it names, or an exit code (the reason printed)."""
     # Failures (the store's, the model's, the server's) go to stderr, each naming its logger and request id.
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    from . import open as open_store  # noqa: PLC0415 - keeps ``demo`` free of the backends it does not use
 
     keys = _api_keys(args, parser)
 
     def authenticate(key: str | None) -> str | None:
         if key is None or key not in keys:
-            raise Unauthorized
+            raise unauthorized
         return keys[key]
 
     options = _app_options(args, parser)
@@ -254,7 +247,7 @@ def _serve_until(args: argparse.Namespace, parser: argparse.ArgumentParser, sign
     except ResponseStoreError as exc:
         print(f"cannot open the store {_without_password(args.store)!r}: {exc}", file=sys.stderr)
         return 2
-    app = make_app(
+    return make_app(
         store,
         authenticate=authenticate if keys else None,
         max_streams=args.max_streams,
@@ -266,6 +259,78 @@ def _serve_until(args: argparse.Namespace, parser: argparse.ArgumentParser, sign
         stop_grace=args.stop_grace,
         **options,
     )
+
+
+def _serve_asgi(args: argparse.Namespace, parser: argparse.ArgumentParser, signals: _StopSignals) -> int:
+    """``serve --asgi``: the ASGI app on uvicorn (see :mod:`responsestore._uvicorn`); return the exit code."""
+    try:
+        import uvicorn  # noqa: F401, PLC0415 - the asgi extra is optional; only ``serve --asgi`` needs it
+        import websockets  # noqa: F401, PLC0415
+    except ImportError:
+        print("python -m responsestore serve --asgi needs uvicorn: pip install 'responsestore[asgi]'", file=sys.stderr)
+        return 2
+    from . import _uvicorn  # noqa: PLC0415
+    from .asgi import Unauthorized, make_app  # noqa: PLC0415
+
+    app = _made_app(args, parser, make_app, Unauthorized)
+    if isinstance(app, int):
+        return app
+    try:
+        sock = _uvicorn.listen(args.host, args.port)
+    except OSError as exc:
+        print(f"cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        _close_app(app)
+        _close_store(app.store)
+        return 2
+    stop = threading.Event()
+    signals.wake = stop.set
+    host, port = sock.getsockname()[:2]
+
+    def ready() -> None:
+        print(f"responsestore serving on http://{host}:{port}/v1", flush=True)
+
+    def wait_for_stop() -> None:
+        while not signals.requested:
+            stop.wait(_SIGNAL_CHECK)
+
+    try:
+        _uvicorn.run(
+            app,
+            sock,
+            connection_limit=args.connection_limit,
+            keep_alive=args.channel_timeout,
+            max_message_bytes=4 * app.max_body_bytes,
+            stop_grace=args.stop_grace,
+            wait_for_stop=wait_for_stop,
+            ready=ready,
+        )
+    finally:
+        signals.wake = None
+        sock.close()
+        _close_app(app)  # done already, unless uvicorn failed
+        _close_store(app.store)
+    return 0
+
+
+#: Seconds between two looks at whether a signal asked to stop (a signal also wakes the wait at once).
+_SIGNAL_CHECK = 1.0
+
+
+def _serve_until(args: argparse.Namespace, parser: argparse.ArgumentParser, signals: _StopSignals) -> int:
+    """Serve until ``signals`` asks to stop, then stop cleanly (see :func:`_stop`); return the exit code."""
+    try:
+        import waitress.server  # noqa: PLC0415 - the server extra is optional; only ``serve`` needs it
+        import waitress.wasyncore  # noqa: PLC0415
+    except ImportError:
+        print("python -m responsestore serve needs waitress: pip install 'responsestore[server]'", file=sys.stderr)
+        return 2
+    from . import _waitress  # noqa: PLC0415
+    from .wsgi import Unauthorized, make_app  # noqa: PLC0415
+
+    app = _made_app(args, parser, make_app, Unauthorized)
+    if isinstance(app, int):
+        return app
+    store = app.store
     # Every socket of the server (listener, wake-up pipe, connections) is in this map, so all close at the end.
     sockets: dict[int, Any] = {}
     try:
@@ -339,7 +404,7 @@ def _close_app(app: Any) -> None:
     try:
         app.close()
     except Exception:  # the server stops all the same
-        logging.getLogger("responsestore.wsgi").exception("closing the app failed")
+        logging.getLogger("responsestore.server").exception("closing the app failed")
 
 
 def _without_password(url: str) -> str:
@@ -448,6 +513,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"The environment variable {_STORE_VARIABLE} sets the default: a URL with a password is better there "
         "than in the process list",
     )
+    serve.add_argument(
+        "--asgi",
+        action="store_true",
+        help="serve the ASGI app on uvicorn (needs the asgi extra): streams hold no thread, and the WebSocket mode "
+        "is served at /v1/responses. Default: the WSGI app on waitress (needs the server extra)",
+    )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
     serve.add_argument(
@@ -469,14 +540,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--threads",
         type=int,
         default=16,
-        help="request threads (default 16): each request, and each open stream, holds one while it is served",
+        help="request threads (default 16): each request, and each open stream, holds one while it is served "
+        "(with --asgi: ignored; streams hold no thread, and store calls run in a pool of 32)",
     )
     serve.add_argument(
         "--max-streams",
         type=int,
         metavar="N",
         help="the most streams open at once, below --threads so that other requests always find a thread; one "
-        "more is 503 too_many_streams (default: --threads less a quarter of them, 12 for 16)",
+        "more is 503 too_many_streams (default: --threads less a quarter of them, 12 for 16; with --asgi, 4096 "
+        "and no bound from --threads)",
     )
     serve.add_argument(
         "--connection-limit",
@@ -484,7 +557,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=1000,
         metavar="N",
         help="the most open connections, idle ones included; beyond it new connections wait until some close "
-        "(default 1000)",
+        "(default 1000; with --asgi, connections and requests at once, beyond which uvicorn answers 503)",
     )
     serve.add_argument(
         "--channel-timeout",
@@ -548,9 +621,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         if args.threads < 2 or args.workers < 1 or not 0 <= args.port <= 65535:
             parser.error("--threads must be at least 2, --workers at least 1, --port within 0..65535")
-        if args.max_streams is None:
+        if args.asgi:
+            args.max_streams = args.max_streams or "auto"
+            if args.max_streams != "auto" and args.max_streams < 1:
+                parser.error("--max-streams must be at least 1")
+        elif args.max_streams is None:
             args.max_streams = args.threads - max(1, args.threads // 4)
-        if not 1 <= args.max_streams < args.threads:
+        if not args.asgi and not 1 <= args.max_streams < args.threads:
             parser.error("--max-streams must be at least 1 and below --threads (other requests need a thread)")
         if args.connection_limit < args.threads:
             parser.error("--connection-limit must be at least --threads")
