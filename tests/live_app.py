@@ -4,23 +4,38 @@ process (:func:`call`, for many quick requests). Every error body is checked for
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import io
 import json
+import socket
 import socketserver
 import threading
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from wsgiref.util import setup_testing_defaults
 
 import openai
+import uvicorn
 
+import responsestore.asgi
+import responsestore.wsgi
+from responsestore._uvicorn import listen
+from responsestore.asgi import AsgiApp
 from responsestore.wsgi import ResponsesApp
 from tests.wire_checks import check_event
 
 TIMEOUT = 30.0
+
+#: The transports the HTTP tests run against: the WSGI app (on a threaded wsgiref server) and the ASGI app (uvicorn).
+TRANSPORTS = ("wsgi", "asgi")
+
+
+def make_app_for(transport: str) -> Callable[..., ResponsesApp | AsgiApp]:
+    """The ``make_app`` of ``transport`` (``"wsgi"`` or ``"asgi"``)."""
+    return responsestore.asgi.make_app if transport == "asgi" else responsestore.wsgi.make_app
 
 
 class _Server(socketserver.ThreadingMixIn, WSGIServer):
@@ -46,18 +61,29 @@ class Reply:
 
 
 class Live:
-    """An app served on a free loopback port until :meth:`stop` (an explicit shutdown)."""
+    """An app served on a free loopback port until :meth:`stop` (an explicit shutdown).
 
-    def __init__(self, app: ResponsesApp) -> None:
+    A WSGI app is served by a threaded ``wsgiref`` server, an ASGI app by uvicorn (in a thread of this process).
+    """
+
+    def __init__(self, app: ResponsesApp | AsgiApp) -> None:
         self.app = app
-        self.server = make_server("127.0.0.1", 0, app, server_class=_Server, handler_class=_Quiet)
-        self.port = self.server.server_port
+        if isinstance(app, AsgiApp):
+            self.server: Any = _Uvicorn(app)
+            self.port = self.server.port
+        else:
+            self.server = make_server("127.0.0.1", 0, app, server_class=_Server, handler_class=_Quiet)
+            self.port = self.server.server_port
+            self.thread = threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True)
+            self.thread.start()
         self.url = f"http://127.0.0.1:{self.port}/v1"
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True)
-        self.thread.start()
+        self.clients: list[openai.OpenAI] = []
 
     def client(self, key: str = "key-a") -> openai.OpenAI:
-        return openai.OpenAI(base_url=self.url, api_key=key, max_retries=0, timeout=TIMEOUT)
+        """An ``openai`` client of this server (closed by :meth:`stop`: its kept-alive connections with it)."""
+        client = openai.OpenAI(base_url=self.url, api_key=key, max_retries=0, timeout=TIMEOUT)
+        self.clients.append(client)
+        return client
 
     def _send(
         self,
@@ -73,7 +99,8 @@ class Live:
         target = "/v1" + path + ("?" + urllib.parse.urlencode(params) if params else "")
         if json is not None:
             content = _json_module.dumps(json).encode()
-        sent = {"Authorization": "Bearer key-a", "Content-Type": "application/json"}
+        # One connection a request, closed with its reply (a kept-alive one would be left open).
+        sent = {"Authorization": "Bearer key-a", "Content-Type": "application/json", "Connection": "close"}
         sent.update(headers or {})
         connection.request(method, target, body=content, headers={k: v for k, v in sent.items() if v})
         return connection.getresponse()
@@ -107,10 +134,42 @@ class Live:
         return events
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(TIMEOUT)
+        for client in self.clients:
+            client.close()
+        if isinstance(self.server, _Uvicorn):
+            self.server.stop()
+        else:
+            self.server.shutdown()
+            self.server.server_close()
+            self.thread.join(TIMEOUT)
         self.app.close()
+
+
+class _Uvicorn:
+    """uvicorn serving an ASGI app on a free loopback port, in a thread, until :meth:`stop`."""
+
+    def __init__(self, app: AsgiApp) -> None:
+        started = threading.Event()
+
+        class Server(uvicorn.Server):
+            async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+                await super().startup(sockets)
+                started.set()
+
+        config = uvicorn.Config(
+            app, lifespan="off", log_level="warning", ws="websockets-sansio", timeout_graceful_shutdown=5
+        )
+        self.server = Server(config)
+        self.socket = listen("127.0.0.1", 0)
+        self.port = self.socket.getsockname()[1]
+        self.thread = threading.Thread(target=lambda: asyncio.run(self.server.serve([self.socket])), daemon=True)
+        self.thread.start()
+        assert started.wait(TIMEOUT), "uvicorn did not start"
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(TIMEOUT)
+        self.socket.close()
 
 
 _json_module = json

@@ -17,7 +17,7 @@ import pytest
 
 import responsestore
 from responsestore.wsgi import Unauthorized, Usage, echo, make_app
-from tests.live_app import TIMEOUT, Live
+from tests.live_app import TIMEOUT, TRANSPORTS, Live, make_app_for
 from tests.live_app import error_of as _error
 from tests.wire_checks import check_item_page, check_response
 
@@ -29,13 +29,14 @@ def _owners(key: str | None) -> str | None:
     return owners[key]
 
 
-@pytest.fixture
-def serve() -> Iterator[Callable[..., Live]]:
+@pytest.fixture(params=TRANSPORTS)
+def serve(request: pytest.FixtureRequest) -> Iterator[Callable[..., Live]]:
     started: list[Live] = []
+    make = make_app_for(request.param)
 
     def start(store: responsestore.BaseStore | None = None, **kwargs: Any) -> Live:
         kwargs.setdefault("authenticate", _owners)
-        live = Live(make_app(store if store is not None else responsestore.open("memory://"), **kwargs))
+        live = Live(make(store if store is not None else responsestore.open("memory://"), **kwargs))
         started.append(live)
         return live
 

@@ -15,7 +15,7 @@ import pytest
 import responsestore
 from responsestore.wsgi import Usage, echo, echo_compact, estimate_tokens, make_app
 from tests import node_client
-from tests.live_app import Live, call, error_of
+from tests.live_app import TRANSPORTS, Live, call, error_of, make_app_for
 from tests.models import shout
 from tests.wire_checks import (
     check_compaction,
@@ -27,12 +27,13 @@ from tests.wire_checks import (
 )
 
 
-@pytest.fixture
-def serve() -> Iterator[Any]:
+@pytest.fixture(params=TRANSPORTS)
+def serve(request: pytest.FixtureRequest) -> Iterator[Any]:
     started: list[Live] = []
+    make = make_app_for(request.param)
 
     def start(store: responsestore.BaseStore | None = None, **kwargs: Any) -> Live:
-        live = Live(make_app(store if store is not None else responsestore.open("memory://"), **kwargs))
+        live = Live(make(store if store is not None else responsestore.open("memory://"), **kwargs))
         started.append(live)
         return live
 

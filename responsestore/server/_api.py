@@ -332,18 +332,25 @@ class Api:
         return self.create(owner, parse_create(self._body(request)))
 
     def create(
-        self, owner: str | None, request: CreateRequest, history: tuple[dict[str, Any], ...] | None = None
+        self,
+        owner: str | None,
+        request: CreateRequest,
+        history: tuple[dict[str, Any], ...] | None = None,
+        generate: Generate | None = None,
     ) -> Reply:
         """Create and start the response ``request`` asks for: a JSON reply, a stream, or a pending run.
 
         ``history``: the items it continues, when the caller has them already (a WebSocket connection's own
         unstored responses); else they are read from the store (``previous_response_id``, ``conversation``).
+        ``generate``: the model to run instead of the one the request names (whose name is still checked); a
+        WebSocket warmup (``generate: false``) runs one that says nothing.
 
         Raises:
             ApiError: the request cannot be served (unknown model or chain, too many streams, stopping, ...).
             ResponseStoreError: the store failed.
         """
-        model, generate = self.models.resolve(request.model)
+        model, named = self.models.resolve(request.model)
+        generate = named if generate is None else generate
         if history is None:
             history = chain_history(self.store, owner, request.previous_response_id, request.conversation)
         try:  # item_reference input items become the stored items they name

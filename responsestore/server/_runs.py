@@ -291,8 +291,8 @@ class Run:
                 if not self.done:
                     self._end_failed(SHUTTING_DOWN, keep_pending=True)
             raise
-        except Exception:  # noqa: BLE001 - whatever the model does, the response ends, failed (and it is logged)
-            await asyncio.to_thread(self._model_failed)
+        except Exception as exc:  # noqa: BLE001 - whatever the model does, the response ends, failed (and it is logged)
+            await asyncio.to_thread(self._model_failed, exc)
         finally:
             self.runner._forget(self)
 
@@ -303,8 +303,9 @@ class Run:
             self._begin()
             return True
 
-    def _model_failed(self) -> None:
-        self.log.exception("the model failed while generating response %s", self.record.id)
+    def _model_failed(self, exc: BaseException | None = None) -> None:
+        """Log the model's failure (``exc``, else the one being handled) and end the response ``failed``."""
+        self.log.error("the model failed while generating response %s", self.record.id, exc_info=exc or True)
         with self.lock:
             if not self.done:
                 self._end_failed("The model failed while generating the response.", keep_pending=True)
