@@ -17,6 +17,7 @@ import responsestore
 from responsestore import ResponseStatus, ResponseStore
 from responsestore.server._reply import Reply
 from responsestore.wsgi import ArgumentsDelta, FunctionCall, Incomplete, ResponsesApp, Usage, make_app
+from tests.live_app import error_of
 from tests.test_runs import Call, sse
 from tests.test_wsgi import Live, _owners
 from tests.wire_checks import check_event, check_item_page, check_response
@@ -205,6 +206,17 @@ def test_a_function_call_output_answers_it_in_the_next_turn(serve: Callable[...,
     )
     assert told.output_text == "It is sunny."
     check_response(live.json("GET", f"/responses/{told.id}"))
+    before = len(live.app.store)
+    stale = {"type": "function_call_output", "call_id": "call_never_made", "output": "x"}
+    body = {"model": "m", "input": [stale], "previous_response_id": asked.id}
+    error = error_of(live.request("POST", "/responses", json=body), 400)
+    assert error["param"] == "input"
+    assert "call_never_made" in error["message"]
+    assert len(live.app.store) == before  # refused before anything is stored
+    answered_in_input = [{"type": "function_call", "call_id": "call_x", "name": "f", "arguments": "{}"}, stale]
+    answered_in_input[1] = {**stale, "call_id": "call_x"}
+    body = {"model": "m", "input": answered_in_input, "previous_response_id": asked.id}
+    assert live.request("POST", "/responses", json=body).status_code == 200  # the call is in the input itself
 
 
 def test_function_call_mappings_get_ids_and_stream_their_arguments_whole(apps: Any) -> None:

@@ -37,7 +37,7 @@ from ._http import Cors, client_request_id, request_id
 from ._logs import REQUEST_ID, RequestLogger, serving
 from ._models import Generate, ModelRegistry, echo
 from ._outbound import LiveEvents, Reply, StoredEvents, json_bytes
-from ._references import resolve_references
+from ._references import check_call_outputs, resolve_references
 from ._requests import CREATE_FIELDS, CreateRequest, decode_body, parse_compact, parse_create, parse_input_tokens
 from ._runs import DEFAULT_SETTINGS, SHUTTING_DOWN_QUEUED, Runner, RunSettings
 from ._streams import Slot, StreamSlots
@@ -357,6 +357,7 @@ class Api:
             request = attrs.evolve(request, input=resolve_references(self.store, request.input, history, owner=owner))
         except InvalidArgument as exc:
             raise ApiError(400, str(exc), param="input", code="invalid_value") from None
+        check_call_outputs(request.input, history)
         if self.runner.stopping.is_set():
             raise _shutting_down()
         if not request.stream:

@@ -18,7 +18,9 @@ from responsestore._contract import BaseStore
 from responsestore._ids import check_id
 from responsestore.errors import InvalidArgument
 
-__all__ = ["MAX_LOOKUPS", "is_reference", "resolve_references"]
+from ._errors import ApiError
+
+__all__ = ["MAX_LOOKUPS", "check_call_outputs", "is_reference", "resolve_references"]
 
 #: How many distinct items outside the continued chain one request may refer to: each costs the store a look
 #: through the owner's responses (a whole walk for an id that no response holds).
@@ -75,3 +77,31 @@ def resolve_references(
             found[item_id] = target
         resolved.append(target)
     return resolved
+
+
+def check_call_outputs(input: str | list[Any], history: Sequence[Mapping[str, Any]]) -> None:
+    """Refuse a ``function_call_output`` answering no ``function_call`` of ``history`` or of ``input`` before it.
+
+    For a request that continues a chain or a conversation (``history`` not empty), as OpenAI does: the output of
+    a call the model never made is a client's mistake (a stale or mistyped ``call_id``). A context holding a
+    ``compaction`` item is not checked (its calls are folded into it).
+
+    Raises:
+        ApiError: ``400`` ``invalid_value`` (``param`` ``input``) naming the ``call_id``.
+    """
+    if isinstance(input, str) or not history or any(item.get("type") == "compaction" for item in history):
+        return
+    calls = {item.get("call_id") for item in history if item.get("type") == "function_call"}
+    for index, item in enumerate(input):
+        if not isinstance(item, Mapping):
+            continue
+        if item.get("type") == "function_call":
+            calls.add(item.get("call_id"))
+        elif item.get("type") == "function_call_output" and item.get("call_id") not in calls:
+            raise ApiError(
+                400,
+                f"No tool call found for function call output with call_id {describe(item.get('call_id'))} "
+                f"(input[{index}]).",
+                param="input",
+                code="invalid_value",
+            )
