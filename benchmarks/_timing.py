@@ -49,6 +49,12 @@ class Settings:
     http_repeats: int = 7  # HTTP throughput samples per server
     http_long_repeats: int = 15  # timed long replies per server
     http_long_words: int = 1_000  # the words of the long reply (the target is set at 1,000)
+    asgi_streams: int = 1_000  # server-sent event streams open at once on serve --asgi (the target's number)
+    asgi_websockets: int = 200  # WebSocket responses open at once beside them (the target's number)
+    asgi_words: int = 50  # words of each streamed reply, at 10 a second: long enough for all to be open at once
+    asgi_idle_probes: int = 100  # retrieves timed before the streams open (the figure under load is beside it)
+    asgi_seconds: float = 5.0  # the duration of one ASGI-vs-WSGI throughput sample
+    asgi_repeats: int = 7  # throughput samples per server
 
     def to_json(self) -> dict[str, Any]:
         return {key: list(value) if isinstance(value, tuple) else value for key, value in self.__dict__.items()}
@@ -71,6 +77,12 @@ SMOKE = Settings(
     http_repeats=2,
     http_long_repeats=2,
     http_long_words=50,
+    asgi_streams=4,
+    asgi_websockets=2,
+    asgi_words=5,
+    asgi_idle_probes=5,
+    asgi_seconds=0.1,
+    asgi_repeats=2,
 )
 QUICK = Settings(
     mode="quick",
@@ -88,6 +100,12 @@ QUICK = Settings(
     http_seconds=1.0,
     http_repeats=3,
     http_long_repeats=3,
+    asgi_streams=100,
+    asgi_websockets=20,
+    asgi_words=20,
+    asgi_idle_probes=30,
+    asgi_seconds=0.5,
+    asgi_repeats=3,
 )
 FULL = Settings(
     mode="full",

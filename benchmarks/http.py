@@ -46,7 +46,7 @@ from typing import IO, Any
 
 from . import redis as redis_workload
 from ._timing import Progress, Settings, summarize
-from .http_load import INPUT, KINDS, Client
+from .http_load import INPUT, KINDS, SEQUENCE, Client
 
 NAME = "http"
 TITLE = "HTTP server: create + retrieve + input_items, and a 1,000-word reply"
@@ -209,15 +209,15 @@ def _shown(argv: list[str], directory: Path) -> str:
     return " ".join(["python", *argv[1:]]).replace(str(directory), "TMP")
 
 
-def load_sample(url: str, seconds: float, watched: dict[str, int]) -> dict[str, Any]:
-    """One throughput sample: a load-generator process against ``url`` for ``seconds``.
+def load_sample(url: str, seconds: float, watched: dict[str, int], mix: str = SEQUENCE) -> dict[str, Any]:
+    """One throughput sample: a load-generator process against ``url`` for ``seconds``, repeating ``mix``.
 
     Returns its figures, with the CPU seconds each process of ``watched`` (pids by role) used meanwhile.
 
     Raises:
         RuntimeError: the load generator failed (a request failed or a reply was wrong) or hung.
     """
-    argv = [sys.executable, "-c", _RUN_LOAD, str(LOAD_SCRIPT), url, str(CLIENT_THREADS), str(seconds)]
+    argv = [sys.executable, "-c", _RUN_LOAD, str(LOAD_SCRIPT), url, str(CLIENT_THREADS), str(seconds), mix]
     with tempfile.TemporaryFile() as errors:
         client = subprocess.Popen(
             argv,

@@ -1,10 +1,11 @@
 """The HTTP benchmark's client: :class:`Client`, and the load generator process that runs several of them.
 
 ``benchmarks/http.py`` runs this file (through ``runpy``, see ``LOAD_SCRIPT`` there) with the arguments
-``URL THREADS SECONDS``, once per throughput sample: a process of its own, so that the client's CPU is accounted
-the same way whichever server it loads. Each of ``THREADS`` threads holds one persistent
+``URL THREADS SECONDS [MIX]``, once per throughput sample: a process of its own, so that the client's CPU is
+accounted the same way whichever server it loads. Each of ``THREADS`` threads holds one persistent
 ``http.client.HTTPConnection`` and repeats a *sequence*: create a response (non-streamed, an input of
-:data:`INPUT`'s 8 words), retrieve it, list its input items; every reply is checked. The process does one
+:data:`INPUT`'s 8 words), retrieve it, list its input items; every reply is checked. With ``MIX`` ``create``
+(:data:`CREATES_ONLY`; the ASGI workload's), a sequence is the create alone. The process does one
 untimed sequence per connection, prints ``ready``, waits for a line on stdin, runs for ``SECONDS`` and prints one
 line of JSON: the sequences completed, the wall time from the start to the end of the last one, its own CPU
 time, and latency percentiles per request kind. It imports only the standard library.
@@ -21,12 +22,16 @@ import urllib.parse
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["INPUT", "KINDS", "Client", "main", "percentile"]
+__all__ = ["CREATES_ONLY", "INPUT", "KINDS", "MIXES", "SEQUENCE", "Client", "main", "percentile"]
 
 MODEL = "echo"
 #: The input of every create of a throughput sample: 8 words, which the ``echo`` model repeats.
 INPUT = "please repeat these eight words back to me"
 KINDS = ("create", "retrieve", "input_items")
+#: The mixes a sample may repeat: the whole sequence (the default), or the create alone.
+SEQUENCE = "sequence"
+CREATES_ONLY = "create"
+MIXES = (SEQUENCE, CREATES_ONLY)
 TIMEOUT = 60.0  # seconds any one request may take before the sample fails
 WAIT = 120.0  # seconds the threads may take to start and to finish after the deadline
 
@@ -86,8 +91,9 @@ def percentile(ordered: Sequence[int], percent: float) -> int:
 class _Worker:
     """One thread's sequences, after the start barrier, until the deadline."""
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Client, *, creates_only: bool) -> None:
         self.client = client
+        self.creates_only = creates_only
         self.latencies: dict[str, list[int]] = {kind: [] for kind in KINDS}
         self.sequences = 0
         self.ended = 0.0
@@ -107,26 +113,33 @@ class _Worker:
                 start = clock()
                 id = self.client.create(INPUT)
                 created = clock()
-                self.client.retrieve(id)
-                retrieved = clock()
-                self.client.input_items(id)
-                listed = clock()
                 create.append(created - start)
-                retrieve.append(retrieved - created)
-                input_items.append(listed - retrieved)
+                if not self.creates_only:
+                    self.client.retrieve(id)
+                    retrieved = clock()
+                    self.client.input_items(id)
+                    listed = clock()
+                    retrieve.append(retrieved - created)
+                    input_items.append(listed - retrieved)
                 self.sequences += 1
             self.ended = time.perf_counter()
         except BaseException as exc:  # noqa: BLE001 - reported by the main thread
             self.failure = exc
 
 
-def run_sample(url: str, threads: int, seconds: float) -> dict[str, Any]:
-    """Connect ``threads`` clients, warm them up, say ``ready``, wait for stdin, then run; return the figures."""
+def run_sample(url: str, threads: int, seconds: float, mix: str = SEQUENCE) -> dict[str, Any]:
+    """Connect ``threads`` clients, warm them up, say ``ready``, wait for stdin, then run; return the figures.
+
+    ``mix`` is :data:`SEQUENCE` (create, retrieve, input_items) or :data:`CREATES_ONLY`; the latency figures cover
+    the kinds of request it makes.
+    """
+    if mix not in MIXES:
+        raise ValueError(f"mix must be one of {', '.join(MIXES)}, not {mix!r}")
     clients = [Client(url) for _ in range(threads)]
     try:
         for client in clients:  # connects, and warms up the server's code paths
             client.input_items(client.create(INPUT))
-        workers = [_Worker(client) for client in clients]
+        workers = [_Worker(client, creates_only=mix == CREATES_ONLY) for client in clients]
         barrier = threading.Barrier(threads + 1)
         deadline = [0.0]
         pool = [threading.Thread(target=worker.run, args=(barrier, deadline), daemon=True) for worker in workers]
@@ -155,7 +168,8 @@ def run_sample(url: str, threads: int, seconds: float) -> dict[str, Any]:
         raise RuntimeError("no sequence completed: the sample is too short for this server")
     wall = max(worker.ended for worker in workers) - start
     latency = {}
-    for kind in KINDS:
+    measured = ("create",) if mix == CREATES_ONLY else KINDS
+    for kind in measured:
         ordered = sorted(x for worker in workers for x in worker.latencies[kind])
         latency[kind] = {f"p{p}": percentile(ordered, p) / 1e3 for p in (50, 90, 99)} | {"max": ordered[-1] / 1e3}
     return {
@@ -168,13 +182,13 @@ def run_sample(url: str, threads: int, seconds: float) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one sample (``URL THREADS SECONDS``) and print its figures as one line of JSON."""
+    """Run one sample (``URL THREADS SECONDS [MIX]``) and print its figures as one line of JSON."""
     args = sys.argv[1:] if argv is None else list(argv)
-    if len(args) != 3:
-        print("usage: http_load.py URL THREADS SECONDS", file=sys.stderr)
+    if len(args) not in (3, 4) or (len(args) == 4 and args[3] not in MIXES):
+        print(f"usage: http_load.py URL THREADS SECONDS [{'|'.join(MIXES)}]", file=sys.stderr)
         return 2
     url, threads, seconds = args[0], int(args[1]), float(args[2])
-    result = run_sample(url, threads, seconds)
+    result = run_sample(url, threads, seconds, *args[3:])
     sys.stdout.write(json.dumps(result) + "\n")
     sys.stdout.flush()
     return 0

@@ -48,6 +48,7 @@ WITH_EXAMPLES = {
     "README.md",
     "quickstart.md",
     "serving.md",
+    "asgi.md",
     "concurrency.md",
     "lifecycle.md",
     "retention.md",
@@ -86,6 +87,10 @@ def test_the_reference_documents_every_public_name() -> None:
     public |= {f"responsestore.aio.{name}" for name in aio.__all__}
     wsgi = importlib.import_module("responsestore.wsgi")
     public |= {f"responsestore.wsgi.{name}" for name in wsgi.__all__}
+    asgi = importlib.import_module("responsestore.asgi")  # its names shared with wsgi are documented there
+    public |= {
+        f"responsestore.asgi.{name}" for name in asgi.__all__ if getattr(asgi, name) is not getattr(wsgi, name, 0)
+    }
     assert documented == public, f"missing: {sorted(public - documented)}, unknown: {sorted(documented - public)}"
 
 
