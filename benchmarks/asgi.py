@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import json
+import os
 import queue
 import statistics
 import subprocess
@@ -38,6 +39,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from . import http
+from ._slow_model import SECONDS_PER_WORD
 from ._timing import Progress, Settings
 from .http_load import CREATES_ONLY, INPUT, Client, percentile
 
@@ -84,13 +86,16 @@ def commands() -> dict[str, list[str]]:
 
 
 def memory_of(pid: int) -> dict[str, int]:
-    """``VmRSS`` and ``VmHWM`` (the peak) of the process ``pid``, in bytes, from ``/proc/PID/status``."""
+    """``VmRSS`` and ``VmHWM`` (its peak) of the process ``pid`` in bytes, from ``/proc/PID/status`` (Linux only)."""
     found = {}
-    with open(f"/proc/{pid}/status", encoding="ascii") as status:
-        for line in status:
-            name, _, value = line.partition(":")
-            if name in ("VmRSS", "VmHWM"):
-                found[name] = int(value.split()[0]) * 1024  # kB
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            for line in status:
+                name, _, value = line.partition(":")
+                if name in ("VmRSS", "VmHWM"):
+                    found[name] = int(value.split()[0]) * 1024  # in kB there
+    except OSError:
+        return {}
     return found
 
 
@@ -131,12 +136,12 @@ def hold(server: http.ServerProcess, settings: Settings, progress: Progress) -> 
             client.retrieve(id)
             idle.append(time.perf_counter_ns() - start)
             time.sleep(PROBE_GAP)
-        before = memory_of(server.pid)["VmRSS"]
+        before = memory_of(server.pid).get("VmRSS")
         cpu_before = http.cpu_seconds(server.pid)
         argv = [
             sys.executable,
             "-c",
-            http._RUN_LOAD,  # noqa: SLF001 - the same runner as the HTTP load generator's
+            http._RUN_LOAD,  # the HTTP load generator's runner: this directory stays off sys.path
             str(STREAM_SCRIPT),
             server.url,
             str(settings.asgi_streams),
@@ -145,6 +150,7 @@ def hold(server: http.ServerProcess, settings: Settings, progress: Progress) -> 
         ]
         under_load: list[int] = []
         peak_rss = before
+        rss_samples = 0
         with tempfile.TemporaryFile() as errors:
             streams = subprocess.Popen(
                 argv,
@@ -153,7 +159,7 @@ def hold(server: http.ServerProcess, settings: Settings, progress: Progress) -> 
                 stderr=errors,
                 text=True,
                 cwd=http.ROOT,
-                env=http._environment(),  # noqa: SLF001 - the same environment as every child of the suite
+                env=http._environment(),
             )
             try:
                 assert streams.stdout is not None
@@ -167,19 +173,20 @@ def hold(server: http.ServerProcess, settings: Settings, progress: Progress) -> 
                         start = time.perf_counter_ns()
                         client.retrieve(id)
                         under_load.append(time.perf_counter_ns() - start)
-                        peak_rss = max(peak_rss, memory_of(server.pid)["VmRSS"])
+                        rss = memory_of(server.pid).get("VmRSS")
+                        if rss is not None and peak_rss is not None:
+                            peak_rss = max(peak_rss, rss)
+                            rss_samples += 1
                         time.sleep(PROBE_GAP)
                     first = _next_line(lines, WAIT)
                 if first != "released":
                     streams.wait(WAIT)
-                    raise RuntimeError(f"the stream client said {first!r}: {http._tail(errors)}")  # noqa: SLF001
+                    raise RuntimeError(f"the stream client said {first!r}: {http._tail(errors)}")
                 figures = _next_line(lines, settings.asgi_words / 10 + WAIT)
                 streams.wait(WAIT)
                 reader.join(WAIT)
                 if streams.returncode != 0 or not figures:
-                    raise RuntimeError(
-                        f"the stream client failed with {streams.returncode}: {http._tail(errors)}"  # noqa: SLF001
-                    )
+                    raise RuntimeError(f"the stream client failed with {streams.returncode}: {http._tail(errors)}")
             finally:
                 if streams.poll() is None:
                     streams.kill()
@@ -189,21 +196,24 @@ def hold(server: http.ServerProcess, settings: Settings, progress: Progress) -> 
         cpu_after = http.cpu_seconds(server.pid)
         client.retrieve(id)  # the server still answers once every stream has ended
         server.check_running()
-        peak_memory = memory_of(server.pid)["VmHWM"]
+        peak_memory = memory_of(server.pid).get("VmHWM")
     finally:
         client.close()
     result: dict[str, Any] = json.loads(figures)
-    open_at_peak = result["peak_open"]
+    per_stream = None
+    if rss_samples and before is not None and peak_rss is not None:
+        # Over the streams open when the RSS was read: all of them (the probes run only while all are open).
+        per_stream = (peak_rss - before) / result["peak_open"]
     result.update(
         {
-            "seconds_per_word": 0.1,
+            "seconds_per_word": SECONDS_PER_WORD,
             "retrieve_idle": _times(idle),
             "retrieve_under_load": _times(under_load),
             "rss_before_bytes": before,
-            "rss_peak_bytes": peak_rss if under_load else None,
+            "rss_peak_bytes": peak_rss if rss_samples else None,
             "hwm_bytes": peak_memory,
-            "bytes_per_open_stream": (peak_rss - before) / open_at_peak if under_load and open_at_peak else None,
-            "server_cpu_seconds": http._difference(cpu_before, cpu_after),  # noqa: SLF001
+            "bytes_per_open_stream": per_stream,
+            "server_cpu_seconds": None if cpu_before is None or cpu_after is None else cpu_after - cpu_before,
         }
     )
     return result
@@ -288,7 +298,7 @@ def run(settings: Settings, progress: Progress) -> dict[str, Any]:
         "client_threads": http.CLIENT_THREADS,
         "sample_seconds": settings.asgi_seconds,
         "input_words": len(INPUT.split()),
-        "cores": http.os.cpu_count(),
+        "cores": os.cpu_count(),
         "commands": {name: " ".join(["python", *argv[1:]]) for name, argv in argvs.items()},
         "throughput": rows,
         "notes": notes,

@@ -375,6 +375,133 @@ def http_lines(section: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _ms(found: dict[str, Any] | None, key: str) -> str:
+    return NONE if found is None else f"{found[key]:,.1f} ms"
+
+
+def _megabytes(value: float | None) -> str:
+    return NONE if value is None else f"{value / 1e6:,.1f} MB"
+
+
+def asgi_lines(section: dict[str, Any]) -> list[str]:
+    if "hold" not in section:
+        return [f"Not measured: {section.get('skipped') or section.get('error')}", ""]
+    hold, baseline = section["hold"], section["baseline"]
+    total = hold["streams"] + hold["websockets"]
+    lines = [
+        f"One `serve --asgi` process (`asgi-streams` below) on `memory://`, its model `async` and slow (one word "
+        f"every {hold['seconds_per_word']:g} s, awaited on the event loop). One client process opens, all at once, "
+        f"{hold['streams']:,} streamed creates (server-sent events, one connection each) and {hold['websockets']:,} "
+        f"WebSocket connections (one `response.create` each), each a reply of {hold['words']} words, and reads every "
+        "one to its terminal event. A stream is open from its first event to its terminal one.",
+        "",
+    ]
+    if hold["held"]:
+        lines.append(
+            f"All {total:,} were open at once {hold['ramp_seconds']:.1f} s after the first was begun, and stayed so "
+            f"for {hold['held_seconds']:.1f} s (until the first ended); all had ended after "
+            f"{hold['wall_seconds']:.1f} s."
+        )
+    else:
+        lines.append(f"They were never all open at once: at most {hold['peak_open']:,} of {total:,}.")
+    lines.append("")
+    rows = []
+    for label, key, wanted in (("SSE", "sse", hold["streams"]), ("WebSocket", "websocket", hold["websockets"])):
+        found = hold["kinds"][key]
+        others = ", ".join(f"{how}: {n:,}" for how, n in found["ended"].items() if how != "response.completed")
+        first = found["first_event_ms"]
+        rows.append(
+            [
+                label,
+                f"{wanted:,}",
+                f"{found['completed']:,}",
+                others or NONE,
+                NONE if first is None else f"{first['p50'] / 1e3:,.2f} / {first['p99'] / 1e3:,.2f} s",
+            ]
+        )
+    lines.extend(
+        _table(
+            ["Streams", "opened at once", "ended with response.completed", "other endings", "first event p50 / p99"],
+            rows,
+            ["---", "--:", "--:", "---", "--:"],
+        )
+    )
+    failures = [text for found in hold["kinds"].values() for text in found["failures"]]
+    lines.extend(f"- failure: `{text}`" for text in failures)
+    if failures:
+        lines.append("")
+    lines.append(
+        "Retrieve of a completed response (`GET /v1/responses/{id}`, one persistent connection from the suite's "
+        "process, one request at a time), on the idle server and then while every stream was open:"
+    )
+    lines.append("")
+    lines.extend(
+        _table(
+            ["When", "retrieves", "median", "p95", "max"],
+            [
+                [
+                    label,
+                    NONE if found is None else f"{found['samples']:,}",
+                    _ms(found, "median_ms"),
+                    _ms(found, "p95_ms"),
+                    _ms(found, "max_ms"),
+                ]
+                for label, found in (
+                    ("idle", hold["retrieve_idle"]),
+                    (f"{total:,} streams open", hold["retrieve_under_load"]),
+                )
+            ],
+        )
+    )
+    per_stream = hold["bytes_per_open_stream"]
+    cpu = hold["server_cpu_seconds"]
+    lines.append(
+        f"Server memory (RSS): {_megabytes(hold['rss_before_bytes'])} before the streams, "
+        f"{_megabytes(hold['rss_peak_bytes'])} at the peak while all were open "
+        f"({NONE if per_stream is None else f'{per_stream / 1e3:,.1f} kB'} per open stream); its high-water mark "
+        f"{_megabytes(hold['hwm_bytes'])}. Server CPU while the streams ran: "
+        + (NONE if cpu is None else f"{cpu:,.1f} s over {hold['wall_seconds']:.1f} s")
+        + f"; the client's: {hold['client_cpu_seconds']:,.1f} s."
+    )
+    lines.append("")
+    lines.append(
+        f"Throughput: `serve --asgi` (uvicorn) and the WSGI `serve` (waitress), each at its defaults on `memory://`; "
+        f"a load-generator process of {section['client_threads']} threads (one persistent connection each) repeats "
+        f"a non-streamed create ({section['input_words']} words in, the same words out, the `echo` model) for "
+        f"{section['sample_seconds']:g} s per sample; the servers take their samples in turn; medians over "
+        f"samples. Server and client share the machine's {section['cores']} cores."
+    )
+    lines.append("")
+    by_name = {row["variant"]: row for row in section["throughput"]}
+    base = by_name.get(baseline)
+    lines.extend(
+        _table(
+            [
+                "Server",
+                "creates/s (min" + DASH + "max)",
+                f"{TIMES} {baseline}",
+                "create p50 / p99",
+                "server CPU per create",
+                "client CPU per create",
+            ],
+            [
+                [
+                    f"`{name}`",
+                    f"{row['requests_median']:,.0f} ({row['requests_min']:,.0f}{DASH}{row['requests_max']:,.0f})",
+                    _ratio(None if base is None else row["requests_median"] / base["requests_median"]),
+                    f"{row['create_p50_ms']:,.1f} / {row['create_p99_ms']:,.1f} ms",
+                    _cpu_ms(row["server_cpu_ms_per_request"]),
+                    _cpu_ms(row["client_cpu_ms_per_request"]),
+                ]
+                for name, row in by_name.items()
+            ],
+        )
+    )
+    lines.extend(f"- `{name}`: `{command}`" for name, command in section["commands"].items())
+    lines.extend(f"- {note}" for note in section.get("notes", []))
+    return [*lines, ""]
+
+
 SECTIONS = [
     ("ops", "Single-operation cost", ops_lines),
     ("locks", "Uncontended lock acquire + release", locks_lines),
@@ -383,6 +510,7 @@ SECTIONS = [
     ("sqlite", "SQLite backend", sqlite_lines),
     ("redis", "Redis backend", redis_lines),
     ("http", "HTTP server end to end", http_lines),
+    ("asgi", "ASGI server: open streams and throughput", asgi_lines),
 ]
 
 

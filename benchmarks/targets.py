@@ -18,6 +18,9 @@ LIST_SIZE = 1_000_000  # the size the list targets are defined at
 MIXED_THREADS = 8
 CAP_CYCLES = 100_000  # the cycles the memory-at-cap target is defined at
 HTTP_LONG_WORDS = 1_000  # the reply length the HTTP long-reply targets are defined at
+ASGI_STREAMS = 1_000  # the server-sent event streams the ASGI targets are defined at
+ASGI_WEBSOCKETS = 200  # ... and the WebSocket responses open beside them
+ASGI_RETRIEVE_MS = 100.0  # the most a retrieve's median may take while they are open
 
 
 #: Why a target can be missed: what responsestore does there that the baseline does not (shown when missed).
@@ -328,6 +331,83 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
 
         return compute
 
+    def asgi_hold() -> tuple[dict[str, Any], str]:
+        """The ASGI workload's streams figures, and a note when they were fewer than the targets' numbers."""
+        section: dict[str, Any] = results.get("asgi", {})
+        if "skipped" in section:
+            raise _Missing(section["skipped"])
+        if "hold" not in section:
+            raise _Missing("no asgi results")
+        hold: dict[str, Any] = section["hold"]
+        note = ""
+        if (hold["streams"], hold["websockets"]) != (ASGI_STREAMS, ASGI_WEBSOCKETS):
+            note = (
+                f" (measured at {hold['streams']:,} + {hold['websockets']:,}; the target is set at "
+                f"{ASGI_STREAMS:,} SSE + {ASGI_WEBSOCKETS:,} WebSocket)"
+            )
+        return hold, note
+
+    def asgi_held() -> tuple[float, str, str | None]:
+        hold, note = asgi_hold()
+        total = hold["streams"] + hold["websockets"]
+        sse, ws = hold["kinds"]["sse"], hold["kinds"]["websocket"]
+        if hold["held"]:
+            detail = (
+                f"all {total:,} open at once ({hold['streams']:,} SSE + {hold['websockets']:,} WebSocket, "
+                f"{hold['words']} words at 10/s), after a {hold['ramp_seconds']:.1f} s ramp, for "
+                f"{hold['held_seconds']:.1f} s"
+            )
+        else:
+            detail = f"at most {hold['peak_open']:,} of {total:,} open at once"
+        detail += (
+            f"; ended with response.completed: SSE {sse['completed']:,}/{hold['streams']:,}, WebSocket "
+            f"{ws['completed']:,}/{hold['websockets']:,}"
+        )
+        others = {
+            f"{kind} {how}": n
+            for kind, found in (("SSE", sse), ("WebSocket", ws))
+            for how, n in found["ended"].items()
+            if how != "response.completed"
+        }
+        if others:
+            detail += " (" + ", ".join(f"{how}: {n:,}" for how, n in others.items()) + ")"
+        if hold.get("bytes_per_open_stream") is not None:
+            detail += f"; server memory {hold['bytes_per_open_stream'] / 1e3:,.0f} kB per open stream (RSS)"
+        completed = sse["completed"] + ws["completed"]
+        return min(hold["peak_open"], completed) / total, detail + note, f"{total:,}"
+
+    def asgi_retrieve() -> tuple[float, str, str | None]:
+        hold, note = asgi_hold()
+        total = hold["streams"] + hold["websockets"]
+        found = hold["retrieve_under_load"]
+        if found is None:
+            raise _Missing(f"the streams were never all open at once (at most {hold['peak_open']:,} of {total:,})")
+        idle = hold["retrieve_idle"]
+        detail = (
+            f"median {found['median_ms']:,.1f} ms (p95 {found['p95_ms']:,.1f} ms) over {found['samples']:,} "
+            f"retrieves while {total:,} streams were open; idle: {idle['median_ms']:,.2f} ms"
+        )
+        return found["median_ms"] / ASGI_RETRIEVE_MS, detail + note, f"{total:,}"
+
+    def asgi_throughput() -> tuple[float, str, str | None]:
+        section: dict[str, Any] = results.get("asgi", {})
+        if "skipped" in section:
+            raise _Missing(section["skipped"])
+        rows = {row["variant"]: row for row in section.get("throughput", [])}
+        if "asgi" not in rows or section.get("baseline") not in rows:
+            raise _Missing("no asgi throughput results")
+        ours, base = rows["asgi"], rows[section["baseline"]]
+        detail = (
+            f"{ours['requests_median']:,.0f} / {base['requests_median']:,.0f} non-streamed creates/s "
+            f"({section['client_threads']} client threads)"
+        )
+        if ours["server_cpu_ms_per_request"] is not None and base["server_cpu_ms_per_request"] is not None:
+            detail += (
+                f"; server CPU {ours['server_cpu_ms_per_request']:,.2f} / "
+                f"{base['server_cpu_ms_per_request']:,.2f} ms per create"
+            )
+        return ours["requests_median"] / base["requests_median"], detail, None
+
     return [
         _target(
             "list-vs-seed-port",
@@ -484,5 +564,27 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
             "<=",
             4,
             http_long("responsestore-redis"),
+        ),
+        _target(
+            "asgi-streams-held",
+            "serve --asgi holds 1,000 SSE streams and 200 WebSocket responses at once, each ending with "
+            "response.completed (share of them)",
+            ">=",
+            1.0,
+            asgi_held,
+        ),
+        _target(
+            "asgi-retrieve-under-load",
+            "serve --asgi: retrieve median while those 1,200 streams are open ≤ 100 ms (share of 100 ms)",
+            "<=",
+            1.0,
+            asgi_retrieve,
+        ),
+        _target(
+            "asgi-vs-wsgi-throughput",
+            "serve --asgi non-streamed create throughput ≥ 0.8x the WSGI serve's (memory://)",
+            ">=",
+            0.8,
+            asgi_throughput,
         ),
     ]

@@ -69,7 +69,7 @@ class Live:
     def __init__(self, app: ResponsesApp | AsgiApp) -> None:
         self.app = app
         if isinstance(app, AsgiApp):
-            self.server: Any = _Uvicorn(app)
+            self.server: Any = Uvicorn(app)
             self.port = self.server.port
         else:
             self.server = make_server("127.0.0.1", 0, app, server_class=_Server, handler_class=_Quiet)
@@ -136,7 +136,7 @@ class Live:
     def stop(self) -> None:
         for client in self.clients:
             client.close()
-        if isinstance(self.server, _Uvicorn):
+        if isinstance(self.server, Uvicorn):
             self.server.stop()
         else:
             self.server.shutdown()
@@ -145,10 +145,10 @@ class Live:
         self.app.close()
 
 
-class _Uvicorn:
+class Uvicorn:
     """uvicorn serving an ASGI app on a free loopback port, in a thread, until :meth:`stop`."""
 
-    def __init__(self, app: AsgiApp) -> None:
+    def __init__(self, app: Any, lifespan: str = "off") -> None:
         started = threading.Event()
 
         class Server(uvicorn.Server):
@@ -157,7 +157,7 @@ class _Uvicorn:
                 started.set()
 
         config = uvicorn.Config(
-            app, lifespan="off", log_level="warning", ws="websockets-sansio", timeout_graceful_shutdown=5
+            app, lifespan=lifespan, log_level="warning", ws="websockets-sansio", timeout_graceful_shutdown=5
         )
         self.server = Server(config)
         self.socket = listen("127.0.0.1", 0)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
-import socket
 import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, MutableMapping, Sequence
@@ -15,7 +14,6 @@ from typing import Any
 
 import openai
 import pytest
-import uvicorn
 from openai.types.responses import ResponseSteerFailedEvent
 from websockets.exceptions import ConnectionClosedOK, InvalidStatus
 from websockets.sync.client import ClientConnection
@@ -24,7 +22,8 @@ from websockets.sync.connection import Connection
 
 import responsestore
 from responsestore import _websocket
-from responsestore.asgi import AsgiApp, Unauthorized, make_app
+from responsestore.asgi import Unauthorized, make_app
+from tests.live_app import Live
 from tests.wire_checks import check_event, check_response
 
 if sys.version_info >= (3, 11):
@@ -44,34 +43,8 @@ def _owners(key: str | None) -> str:
 # ------------------------------------------------------------------------------------------------ the server
 
 
-class Served:
-    """An ASGI app served by uvicorn (``websockets-sansio``) in a thread, on a free loopback port, until stop()."""
-
-    def __init__(self, app: AsgiApp) -> None:
-        self.app = app
-        started = threading.Event()
-
-        class Server(uvicorn.Server):
-            async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-                await super().startup(sockets)
-                started.set()
-
-        config = uvicorn.Config(
-            app, lifespan="off", log_level="warning", ws="websockets-sansio", timeout_graceful_shutdown=5
-        )
-        self.server = Server(config)
-        self.socket = socket.create_server(("127.0.0.1", 0))
-        self.port = self.socket.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}/v1"
-        self.thread = threading.Thread(target=lambda: asyncio.run(self.server.serve([self.socket])), daemon=True)
-        self.thread.start()
-        assert started.wait(TIMEOUT), "uvicorn did not start"
-        self.clients: list[openai.OpenAI] = []
-
-    def client(self, key: str = "key-a") -> openai.OpenAI:
-        client = openai.OpenAI(base_url=self.url, api_key=key, max_retries=0, timeout=TIMEOUT)
-        self.clients.append(client)
-        return client
+class Served(Live):
+    """The app on uvicorn (see ``tests.live_app``), with a plain WebSocket client and a raw ``GET``."""
 
     def socket_of(self, key: str | None = "key-a", path: str = "/v1/responses") -> ClientConnection:
         """A plain WebSocket client connection (close it, or use it in a ``with``)."""
@@ -88,14 +61,6 @@ class Served:
             return reply.status, reply.read()
         finally:
             connection.close()
-
-    def stop(self) -> None:
-        for client in self.clients:
-            client.close()
-        self.server.should_exit = True
-        self.thread.join(TIMEOUT)
-        self.socket.close()
-        self.app.close()
 
 
 @pytest.fixture

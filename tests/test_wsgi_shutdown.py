@@ -121,16 +121,18 @@ def _wait_for(condition: Any) -> None:
         time.sleep(0.02)  # polling another process
 
 
+@pytest.mark.parametrize("transport", [[], ["--asgi"]], ids=["waitress", "uvicorn"])
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_stops_accepting_lets_responses_end_and_exits_0(
-    servers: list[Server], tmp_path: Path, signum: signal.Signals
+    servers: list[Server], tmp_path: Path, signum: signal.Signals, transport: list[str]
 ) -> None:
     finish, never = tmp_path / "finish", tmp_path / "never"
     url = f"sqlite:///{tmp_path / 'r.db'}"
     models = ["--model", "echo", "--model", "held=tests.models:held", "--model", "sigint=tests.models:sigint"]
     # One background worker, a 3-second grace, a lease far longer than the test: only the stop can end them.
     settings = ["--workers", "1", "--stop-grace", "3", "--lease-seconds", "600"]
-    server = Server("--store", url, *models, *settings, sigint="terminal" if signum == signal.SIGINT else None)
+    sigint = "terminal" if signum == signal.SIGINT else None
+    server = Server("--store", url, *models, *settings, *transport, sigint=sigint)
     servers.append(server)
     client = server.client()
     if signum == signal.SIGINT:
@@ -177,9 +179,12 @@ def test_a_signal_stops_accepting_lets_responses_end_and_exits_0(
     store.close()
 
 
+@pytest.mark.parametrize("transport", [[], ["--asgi"]], ids=["waitress", "uvicorn"])
 @pytest.mark.parametrize("requests", [0, 1])
-def test_ctrl_c_just_after_the_ready_line_exits_0_without_a_traceback(servers: list[Server], requests: int) -> None:
-    server = Server("--model", "sigint=tests.models:sigint", sigint="terminal")
+def test_ctrl_c_just_after_the_ready_line_exits_0_without_a_traceback(
+    servers: list[Server], requests: int, transport: list[str]
+) -> None:
+    server = Server("--model", "sigint=tests.models:sigint", *transport, sigint="terminal")
     servers.append(server)
     if requests:
         assert server.client().responses.create(model="sigint", input="x").output_text == "handled"
