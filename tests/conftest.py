@@ -15,10 +15,12 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, settings
 
+import responsestore
 from responsestore import BaseStore
 from responsestore.testing import FakeClock
 
 from .backends import BACKENDS, open_backend
+from .live_app import TRANSPORTS, Live, make_app_for
 
 # The toolkit's pytest plugin (users get it from its pytest11 entry point, which pyproject's addopts turns off here:
 # entry points load before pytest-cov starts, so the package's own import would go unmeasured).
@@ -38,6 +40,26 @@ settings.register_profile("compat", max_examples=15, deadline=None, suppress_hea
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
 StoreFactory = Callable[..., BaseStore]
+
+
+@pytest.fixture(params=TRANSPORTS)
+def serve_on_both(request: pytest.FixtureRequest) -> Iterator[Callable[..., Live]]:
+    """Start apps on a real server, once for each transport: ``start(store=None, **make_app_options)``.
+
+    The WSGI app on a threaded server, the ASGI app on uvicorn; each with a memory store unless given one, stopped
+    (and closed) at the end of the test. A test file's ``serve`` fixture is this one, with its own defaults.
+    """
+    make = make_app_for(request.param)
+    started: list[Live] = []
+
+    def start(store: BaseStore | None = None, **kwargs: Any) -> Live:
+        live = Live(make(store if store is not None else responsestore.open("memory://"), **kwargs))
+        started.append(live)
+        return live
+
+    yield start
+    for live in started:
+        live.stop()
 
 
 @pytest.fixture(params=BACKENDS)

@@ -7,6 +7,7 @@ the SDK's models and the Open Responses schemas (``tests/wire_checks.py``).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -42,18 +43,9 @@ _ITEM_EVENTS = frozenset(
 
 
 @pytest.fixture
-def serve() -> Iterator[Callable[..., Live]]:
-    started: list[Live] = []
-
-    def start(store: responsestore.BaseStore | None = None, **kwargs: Any) -> Live:
-        kwargs.setdefault("authenticate", _owners)
-        live = Live(make_app(store if store is not None else responsestore.open("memory://"), **kwargs))
-        started.append(live)
-        return live
-
-    yield start
-    for live in started:
-        live.stop()
+def serve(serve_on_both: Callable[..., Live]) -> Callable[..., Live]:
+    """Both transports, with keys mapped to owners unless a test says otherwise."""
+    return functools.partial(serve_on_both, authenticate=_owners)
 
 
 @pytest.fixture

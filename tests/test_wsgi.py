@@ -7,6 +7,7 @@ Every body and event is validated with the openai SDK's models and the Open Resp
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -17,7 +18,7 @@ import pytest
 
 import responsestore
 from responsestore.wsgi import Unauthorized, Usage, echo, make_app
-from tests.live_app import TIMEOUT, TRANSPORTS, Live, make_app_for
+from tests.live_app import TIMEOUT, Live
 from tests.live_app import error_of as _error
 from tests.wire_checks import check_item_page, check_response
 
@@ -29,20 +30,10 @@ def _owners(key: str | None) -> str | None:
     return owners[key]
 
 
-@pytest.fixture(params=TRANSPORTS)
-def serve(request: pytest.FixtureRequest) -> Iterator[Callable[..., Live]]:
-    started: list[Live] = []
-    make = make_app_for(request.param)
-
-    def start(store: responsestore.BaseStore | None = None, **kwargs: Any) -> Live:
-        kwargs.setdefault("authenticate", _owners)
-        live = Live(make(store if store is not None else responsestore.open("memory://"), **kwargs))
-        started.append(live)
-        return live
-
-    yield start
-    for live in started:
-        live.stop()
+@pytest.fixture
+def serve(serve_on_both: Callable[..., Live]) -> Callable[..., Live]:
+    """Both transports, with keys mapped to owners unless a test says otherwise."""
+    return functools.partial(serve_on_both, authenticate=_owners)
 
 
 @pytest.fixture

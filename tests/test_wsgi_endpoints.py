@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import openai
@@ -15,7 +15,7 @@ import pytest
 import responsestore
 from responsestore.wsgi import Usage, echo, echo_compact, estimate_tokens, make_app
 from tests import node_client
-from tests.live_app import TRANSPORTS, Live, call, error_of, make_app_for
+from tests.live_app import Live, call, error_of
 from tests.models import shout
 from tests.wire_checks import (
     check_compaction,
@@ -27,19 +27,10 @@ from tests.wire_checks import (
 )
 
 
-@pytest.fixture(params=TRANSPORTS)
-def serve(request: pytest.FixtureRequest) -> Iterator[Any]:
-    started: list[Live] = []
-    make = make_app_for(request.param)
-
-    def start(store: responsestore.BaseStore | None = None, **kwargs: Any) -> Live:
-        live = Live(make(store if store is not None else responsestore.open("memory://"), **kwargs))
-        started.append(live)
-        return live
-
-    yield start
-    for live in started:
-        live.stop()
+@pytest.fixture
+def serve(serve_on_both: Callable[..., Live]) -> Callable[..., Live]:
+    """Both transports."""
+    return serve_on_both
 
 
 # --------------------------------------------------------------------------------------------- models

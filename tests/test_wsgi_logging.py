@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 import responsestore
-from responsestore.wsgi import Unauthorized, make_app
+from responsestore.wsgi import Unauthorized
 from tests.live_app import TIMEOUT, Live
 from tests.live_app import error_of as _error
 from tests.test_wsgi_serve import Child, children
@@ -32,17 +32,9 @@ def _broken(conversation: Sequence[dict[str, Any]], request: Mapping[str, Any]) 
 
 
 @pytest.fixture
-def serve() -> Iterator[Callable[..., Live]]:
-    started: list[Live] = []
-
-    def start(store: responsestore.BaseStore | None = None, **kwargs: Any) -> Live:
-        live = Live(make_app(store if store is not None else responsestore.open("memory://"), **kwargs))
-        started.append(live)
-        return live
-
-    yield start
-    for live in started:
-        live.stop()
+def serve(serve_on_both: Callable[..., Live]) -> Callable[..., Live]:
+    """Both transports."""
+    return serve_on_both
 
 
 def _records(caplog: pytest.LogCaptureFixture, name: str) -> list[logging.LogRecord]:

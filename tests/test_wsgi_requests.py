@@ -6,7 +6,7 @@ with the ``openai`` client; every 200 body is validated by ``tests/wire_checks.p
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import openai
@@ -159,17 +159,9 @@ def test_the_openai_client_sends_openai_only_fields(serve: Any) -> None:
 
 
 @pytest.fixture
-def serve() -> Iterator[Any]:
-    started: list[Live] = []
-
-    def start(**kwargs: Any) -> Live:
-        live = Live(make_app(responsestore.open("memory://"), **kwargs))
-        started.append(live)
-        return live
-
-    yield start
-    for live in started:
-        live.stop()
+def serve(serve_on_both: Callable[..., Live]) -> Callable[..., Live]:
+    """Both transports."""
+    return serve_on_both
 
 
 # --------------------------------------------------------------------------------------------- null
