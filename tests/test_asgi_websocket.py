@@ -267,10 +267,10 @@ def test_an_unstored_response_belongs_to_its_connection(serve: Callable[..., Ser
         unstored = completed(turn(first))["id"]
     with served.socket_of() as second:
         create(second, input="The code word?", store=False, previous_response_id=unstored)
-        error = error_of(turn(second), 404, "previous_response_not_found")
+        error = error_of(turn(second), 400, "previous_response_not_found")
         assert error["param"] == "previous_response_id"
         create(second, input="missing", store=False, previous_response_id="resp_openresponses_missing_1")
-        error_of(turn(second), 404, "previous_response_not_found")
+        error_of(turn(second), 400, "previous_response_not_found")
         # The connection goes on.
         create(second, input=[{"type": "message", "role": "user", "content": "fresh"}], store=False)
         assert text_of(completed(turn(second))) == "fresh"
@@ -285,7 +285,7 @@ def test_a_failed_continuation_forgets_its_parent_in_its_lane(serve: Callable[..
         create(ws, input="bad", store=False, previous_response_id=parent, temperature="hot")
         assert error_of(turn(ws), 400, "invalid_type")["param"] == "temperature"
         create(ws, input="again", store=False, previous_response_id=parent)
-        error_of(turn(ws), 404, "previous_response_not_found")
+        error_of(turn(ws), 400, "previous_response_not_found")
         # In lane "a": a failed continuation from lane "b" keeps it; one from its own lane forgets it.
         create(ws, input="laned", store=False, stream_id="a")
         frames = turn(ws)
@@ -301,7 +301,7 @@ def test_a_failed_continuation_forgets_its_parent_in_its_lane(serve: Callable[..
         create(ws, input="y", previous_response_id=unstored)
         assert error_of(turn(ws), 400, "invalid_previous_response")["param"] == "previous_response_id"
         create(ws, input="z", store=False, previous_response_id=unstored)
-        error_of(turn(ws), 404, "previous_response_not_found")
+        error_of(turn(ws), 400, "previous_response_not_found")
 
 
 def test_owners_are_isolated(serve: Callable[..., Served]) -> None:
@@ -311,7 +311,7 @@ def test_owners_are_isolated(serve: Callable[..., Served]) -> None:
         stored = completed(turn(ws))["id"]
     with served.socket_of("key-b") as ws:
         create(ws, input="tell me", previous_response_id=stored)
-        error_of(turn(ws), 404, "previous_response_not_found")
+        error_of(turn(ws), 400, "previous_response_not_found")
     with served.socket_of("key-a") as ws:
         create(ws, input="again", previous_response_id=stored)
         assert text_of(completed(turn(ws))) == "secret | secret | again"
@@ -421,7 +421,7 @@ def test_a_model_error_fails_one_turn_only(serve: Callable[..., Served]) -> None
         create(ws, model="boom", input="y", store=False, previous_response_id=parent["id"])
         assert turn(ws)[-1]["type"] == "response.failed"
         create(ws, model="recall", input="z", store=False, previous_response_id=parent["id"])
-        error_of(turn(ws), 404, "previous_response_not_found")
+        error_of(turn(ws), 400, "previous_response_not_found")
 
 
 def test_warmup_and_steering(serve: Callable[..., Served]) -> None:

@@ -297,7 +297,7 @@ def test_a_three_turn_chain_carries_the_conversation(live: Live) -> None:
     assert seen == []
     error = _error(
         live.request("POST", "/responses", json={"model": "echo", "input": "x", "previous_response_id": "resp_nope"}),
-        404,
+        400,
     )
     assert error["param"] == "previous_response_id"
 

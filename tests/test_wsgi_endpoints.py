@@ -140,7 +140,7 @@ def test_compaction_of_a_chain(serve: Any) -> None:
     folded = json.loads(base64.b64decode(raw["output"][-1]["encrypted_content"]))
     assert [item["role"] for item in folded] == ["assistant"]
     assert folded[0]["content"][0]["text"] == "first question"
-    with pytest.raises(openai.NotFoundError) as missing:
+    with pytest.raises(openai.BadRequestError) as missing:
         client.responses.compact(model="echo", previous_response_id="resp_nope")
     assert missing.value.code == "previous_response_not_found"
 
@@ -274,7 +274,7 @@ def test_a_failing_token_counter_is_a_500(count_tokens: Any, status: int) -> Non
         ({"personality": "x" * 65}, 400, "personality", "invalid_value"),
         ({"stream": True}, 400, "stream", "unknown_parameter"),
         ({"model": "beta"}, 404, "model", "model_not_found"),
-        ({"previous_response_id": "resp_none"}, 404, "previous_response_id", "previous_response_not_found"),
+        ({"previous_response_id": "resp_none"}, 400, "previous_response_id", "previous_response_not_found"),
     ],
 )
 def test_input_token_refusals(body: dict[str, Any], status: int, param: str, code: str) -> None:

@@ -138,7 +138,7 @@ def test_a_stream_refused_before_it_starts_holds_no_slot(serve: Callable[..., Li
     missing = live.request("GET", "/responses/resp_missing", params={"stream": "true"})
     assert _error(missing, 404)["code"] == "not_found"
     chained = {"model": "gated", "input": "x", "stream": True, "previous_response_id": "resp_missing"}
-    assert _error(live.request("POST", "/responses", json=chained), 404)["code"] == "previous_response_not_found"
+    assert _error(live.request("POST", "/responses", json=chained), 400)["code"] == "previous_response_not_found"
     assert live.app.streams.open == 0
     # The store refuses the response after the stream took its slot: the slot is given back.
     live.client().responses.create(model="gated", input="x", background=True)

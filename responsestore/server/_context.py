@@ -20,7 +20,7 @@ def chain_history(
     """The items of the chain or the conversation a request continues (none if it names neither), as stored.
 
     Raises:
-        ApiError: ``404`` ``previous_response_not_found`` (missing, or another owner's); ``400``
+        ApiError: ``400`` ``previous_response_not_found`` (missing, or another owner's: as OpenAI answers); ``400``
             ``invalid_previous_response``: it has not finished yet; ``404`` ``not_found`` (``param``
             ``conversation``): no such conversation for this owner.
         ResponseStoreError: the store failed.
@@ -37,7 +37,7 @@ def chain_history(
         history = store.conversation(previous.id, owner=owner)
     except ResponseNotFound:
         raise ApiError(
-            404,
+            400,
             f"Previous response with id {previous_response_id!r} not found.",
             param="previous_response_id",
             code="previous_response_not_found",
