@@ -102,9 +102,9 @@ QUICK = Settings(
     http_long_repeats=3,
     asgi_streams=100,
     asgi_websockets=20,
-    asgi_words=20,
+    asgi_words=15,
     asgi_idle_probes=30,
-    asgi_seconds=0.5,
+    asgi_seconds=0.4,
     asgi_repeats=3,
 )
 FULL = Settings(

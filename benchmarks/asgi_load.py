@@ -11,8 +11,9 @@ second, and reads to its terminal event.
 A stream counts as *open* from its first event until its terminal one. The process prints ``held`` the moment all
 are open at once, ``released`` when the first one ends (whether or not they were all open), and at the end one line
 of JSON: per kind, the streams started, opened and ended by terminal event type (``response.completed`` is the one
-wanted), the first failures, the time to the first event; and the peak of open streams, the time it took to open
-them all (the ramp) and how long they stayed all open. It imports only the standard library and ``websockets``.
+wanted), the first failures, the events received, the time to the first event and from the first event to the
+terminal one (``WORDS`` tenths of a second at the model's pace); and the peak of open streams, the time it took to
+open them all (the ramp) and how long they stayed all open. It imports only the standard library and ``websockets``.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ class Tracker:
         self.ended: dict[str, dict[str, int]] = {kind: {} for kind in KINDS}
         self.failures: dict[str, list[str]] = {kind: [] for kind in KINDS}
         self.first_event_ms: dict[str, list[float]] = {kind: [] for kind in KINDS}
+        self.open_seconds: dict[str, list[float]] = {kind: [] for kind in KINDS}
+        self.events = dict.fromkeys(KINDS, 0)
 
     def opening(self, kind: str, began: float) -> None:
         """The first event of a stream of ``kind`` (begun at ``began``) has arrived."""
@@ -63,19 +66,28 @@ class Tracker:
             self.held_at = time.perf_counter()
             _say("held")
 
-    def ending(self, kind: str, how: str, *, was_open: bool) -> None:
-        """A stream of ``kind`` ended: with the terminal event type ``how``, or a failure's description."""
+    def ending(self, kind: str, how: str, opened_at: float | None) -> None:
+        """A stream of ``kind`` ended with the terminal event type ``how``.
+
+        ``opened_at``: when its first event arrived (``perf_counter``), ``None`` if none did.
+        """
+        self._end(kind, how, opened_at)
+        if opened_at is not None:
+            self.open_seconds[kind].append(time.perf_counter() - opened_at)
+
+    def failing(self, kind: str, description: str, opened_at: float | None) -> None:
+        """A stream of ``kind`` failed (``description``) before its terminal event."""
+        if len(self.failures[kind]) < FAILURES_KEPT:
+            self.failures[kind].append(description)
+        self._end(kind, "failed: " + description.split(":", 1)[0], opened_at)
+
+    def _end(self, kind: str, how: str, opened_at: float | None) -> None:
         self.ended[kind][how] = self.ended[kind].get(how, 0) + 1
-        if was_open:
+        if opened_at is not None:
             self.open -= 1
         if self.released_at is None:
             self.released_at = time.perf_counter()
             _say("released")
-
-    def failing(self, kind: str, description: str, *, was_open: bool) -> None:
-        if len(self.failures[kind]) < FAILURES_KEPT:
-            self.failures[kind].append(description)
-        self.ending(kind, "failed: " + description.split(":", 1)[0], was_open=was_open)
 
 
 def _say(line: str) -> None:
@@ -104,7 +116,8 @@ async def sse_stream(url: urllib.parse.SplitResult, body: bytes, tracker: Tracke
     """One streamed create over its own connection, read to its terminal event."""
     began = time.perf_counter()
     tracker.started["sse"] += 1
-    was_open = False
+    opened_at: float | None = None
+    events = 0
     writer = None
     try:
         assert url.hostname is not None
@@ -131,15 +144,17 @@ async def sse_stream(url: urllib.parse.SplitResult, body: bytes, tracker: Tracke
                 if not block.startswith(b"event: "):
                     continue
                 last = block[7 : block.index(b"\n")].decode()
-                if not was_open:
-                    was_open = True
+                events += 1
+                if opened_at is None:
+                    opened_at = time.perf_counter()
                     tracker.opening("sse", began)
         if last not in TERMINAL:
             raise RuntimeError(f"the stream ended after {last or 'no event'!r}")
-        tracker.ending("sse", last, was_open=was_open)
+        tracker.ending("sse", last, opened_at)
     except Exception as exc:  # noqa: BLE001 - counted and reported: the point is how many streams end well
-        tracker.failing("sse", f"{type(exc).__name__}: {exc}"[:300], was_open=was_open)
+        tracker.failing("sse", f"{type(exc).__name__}: {exc}"[:300], opened_at)
     finally:
+        tracker.events["sse"] += events
         if writer is not None:
             writer.close()
 
@@ -150,21 +165,25 @@ async def websocket_stream(url: str, body: str, tracker: Tracker) -> None:
 
     began = time.perf_counter()
     tracker.started["websocket"] += 1
-    was_open = False
+    opened_at: float | None = None
+    events = 0
     try:
         async with connect(url, proxy=None, open_timeout=SLACK, ping_interval=None, max_size=None) as connection:
             await connection.send(body)
             async for frame in connection:
                 kind = json.loads(frame)["type"]
-                if not was_open:
-                    was_open = True
+                events += 1
+                if opened_at is None:
+                    opened_at = time.perf_counter()
                     tracker.opening("websocket", began)
                 if kind in TERMINAL:
-                    tracker.ending("websocket", kind, was_open=was_open)
+                    tracker.ending("websocket", kind, opened_at)
                     return
         raise RuntimeError("the connection closed before a terminal event")
     except Exception as exc:  # noqa: BLE001 - counted and reported, as above
-        tracker.failing("websocket", f"{type(exc).__name__}: {exc}"[:300], was_open=was_open)
+        tracker.failing("websocket", f"{type(exc).__name__}: {exc}"[:300], opened_at)
+    finally:
+        tracker.events["websocket"] += events
 
 
 def _percentiles(values: list[float]) -> dict[str, float] | None:
@@ -208,7 +227,9 @@ async def run(url: str, streams: int, websockets: int, words: int) -> dict[str, 
                 "ended": tracker.ended[kind],
                 "completed": tracker.ended[kind].get(WANTED, 0),
                 "failures": tracker.failures[kind],
+                "events": tracker.events[kind],
                 "first_event_ms": _percentiles(tracker.first_event_ms[kind]),
+                "open_seconds": _percentiles(tracker.open_seconds[kind]),
             }
             for kind in KINDS
         },

@@ -404,26 +404,44 @@ def asgi_lines(section: dict[str, Any]) -> list[str]:
         )
     else:
         lines.append(f"They were never all open at once: at most {hold['peak_open']:,} of {total:,}.")
+    events = sum(found["events"] for found in hold["kinds"].values())
+    pace = hold["words"] * hold["seconds_per_word"]
+    lines.append(
+        f"At the model's pace a stream stays open {pace:.1f} s; the client received {events:,} events in "
+        f"{hold['wall_seconds']:.1f} s ({events / hold['wall_seconds']:,.0f} a second)."
+    )
     lines.append("")
     rows = []
-    for label, key, wanted in (("SSE", "sse", hold["streams"]), ("WebSocket", "websocket", hold["websockets"])):
+    for label, key in (("SSE", "sse"), ("WebSocket", "websocket")):
         found = hold["kinds"][key]
         others = ", ".join(f"{how}: {n:,}" for how, n in found["ended"].items() if how != "response.completed")
-        first = found["first_event_ms"]
+        first, lasted = found["first_event_ms"], found["open_seconds"]
         rows.append(
             [
                 label,
-                f"{wanted:,}",
+                f"{found['started']:,}",
+                f"{found['opened']:,}",
                 f"{found['completed']:,}",
                 others or NONE,
                 NONE if first is None else f"{first['p50'] / 1e3:,.2f} / {first['p99'] / 1e3:,.2f} s",
+                NONE if lasted is None else f"{lasted['p50']:,.1f} / {lasted['max']:,.1f} s",
+                f"{found['events']:,}",
             ]
         )
     lines.extend(
         _table(
-            ["Streams", "opened at once", "ended with response.completed", "other endings", "first event p50 / p99"],
+            [
+                "Streams",
+                "started",
+                "opened",
+                "ended with response.completed",
+                "other endings",
+                "first event p50 / p99",
+                "open for p50 / max",
+                "events received",
+            ],
             rows,
-            ["---", "--:", "--:", "---", "--:"],
+            ["---", "--:", "--:", "--:", "---", "--:", "--:", "--:"],
         )
     )
     failures = [text for found in hold["kinds"].values() for text in found["failures"]]

@@ -71,6 +71,11 @@ WHY_MISSED: dict[str, str] = {
     "http-long-reply-redis": "the reply's 1,000 deltas pass through the run layer (about 1.5 µs each) and become "
     "one compact log, and the record's JSON (its 1,000-word input and output) goes to Redis twice, in 3 round "
     "trips; the plain-dict server joins the words once",
+    "asgi-retrieve-under-load": "every open stream logs its events to the store before it sends them (the "
+    "runner keeps that near 1,280 writes a second past 64 streams), and every event is serialized and sent on the "
+    "one event loop: the server process is CPU-bound (see its CPU time in the section), and a retrieve waits "
+    "behind that work in the handler pool and on the loop. A longer --flush-interval (fewer, larger writes) "
+    "shortens the wait",
 }
 
 
@@ -371,6 +376,12 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
         }
         if others:
             detail += " (" + ", ".join(f"{how}: {n:,}" for how, n in others.items()) + ")"
+        lasted = [found["open_seconds"]["p50"] for found in (sse, ws) if found["open_seconds"]]
+        if lasted:
+            detail += (
+                f"; open for a median {max(lasted):.1f} s (the model's pace: "
+                f"{hold['words'] * hold['seconds_per_word']:.1f} s)"
+            )
         if hold.get("bytes_per_open_stream") is not None:
             detail += f"; server memory {hold['bytes_per_open_stream'] / 1e3:,.0f} kB per open stream (RSS)"
         completed = sse["completed"] + ws["completed"]

@@ -25,8 +25,8 @@ the other, without a new HTTP request each time. The protocol is OpenAI's (``cli
 - **Refusals.** A frame that cannot start a response gets exactly one ``error`` event and nothing else:
   ``{"type": "error", "status": 400, "error": {"type", "code", "message", "param"}}`` (with ``stream_id`` if the
   frame gave a valid one). Its status, code and message are those the same body gets over HTTP (so a missing
-  ``previous_response_id`` is ``400`` ``previous_response_not_found``, as OpenAI answers), plus: ``invalid_json`` (not JSON, or not a
-  JSON object), ``unknown_event_type`` (``param`` ``type``), ``invalid_frame`` (a binary frame),
+  ``previous_response_id`` is ``400`` ``previous_response_not_found``, as OpenAI answers), plus: ``invalid_json``
+  (not JSON, or not a JSON object), ``unknown_event_type`` (``param`` ``type``), ``invalid_frame`` (a binary frame),
   ``request_too_large`` (``413``: a frame over the app's ``max_body_bytes``), ``unsupported_parameter``
   (``background``), ``invalid_stream_id``, ``invalid_type`` (``generate``). A response that fails once created
   ends with ``response.failed`` instead. The connection stays open after either.

@@ -23,11 +23,19 @@ if str(ROOT) not in sys.path:  # `pytest` run without `python -m` from elsewhere
 
 import benchmarks  # noqa: E402
 import responsestore  # noqa: E402
-from benchmarks import baselines, http, memory, report, targets  # noqa: E402
+from benchmarks import asgi, baselines, http, memory, report, targets  # noqa: E402
 from benchmarks._timing import SMOKE, Progress  # noqa: E402
 from benchmarks.http_baseline import PlainDictApp  # noqa: E402
 
-WORKLOADS = ["ops", "locks", "mixed", "sqlite", "redis", "http"]  # memory spawns interpreters: tested in-process below
+WORKLOADS = [
+    "ops",
+    "locks",
+    "mixed",
+    "sqlite",
+    "redis",
+    "http",
+    "asgi",
+]  # memory spawns interpreters: tested in-process below
 TARGET_NAMES = [
     "list-vs-seed-port",
     "list-flat",
@@ -53,6 +61,9 @@ TARGET_NAMES = [
     "http-redis-vs-plain-dict",
     "http-long-reply-sqlite",
     "http-long-reply-redis",
+    "asgi-streams-held",
+    "asgi-retrieve-under-load",
+    "asgi-vs-wsgi-throughput",
 ]
 
 
@@ -189,6 +200,76 @@ def test_http_rows(results: dict[str, Any]) -> None:
         assert row["samples"] == SMOKE.http_long_repeats
 
 
+def test_asgi_rows(results: dict[str, Any]) -> None:
+    section = results["workloads"]["asgi"]
+    if "skipped" in section:  # no uvicorn, websockets or waitress here
+        assert section == {"skipped": asgi.available()}
+        return
+    assert list(section["commands"]) == ["asgi-streams", "wsgi", "asgi"]
+    assert not section["notes"]  # every server stopped on SIGTERM
+    hold = section["hold"]
+    assert (hold["streams"], hold["websockets"], hold["words"]) == (
+        SMOKE.asgi_streams,
+        SMOKE.asgi_websockets,
+        SMOKE.asgi_words,
+    )
+    for kind, wanted in (("sse", SMOKE.asgi_streams), ("websocket", SMOKE.asgi_websockets)):
+        found = hold["kinds"][kind]
+        # Every stream started, opened and ended with response.completed; nothing else ended.
+        assert found["started"] == found["opened"] == found["completed"] == wanted, found
+        assert found["ended"] == {"response.completed": wanted}
+        assert found["failures"] == []
+        assert found["events"] >= wanted * (SMOKE.asgi_words + 3)  # created, a delta per word, ..., completed
+        assert 0 < found["first_event_ms"]["p50"] <= found["first_event_ms"]["max"]
+        # Open at least as long as the model takes to say its words.
+        assert SMOKE.asgi_words * hold["seconds_per_word"] * 0.9 < found["open_seconds"]["p50"]
+    total = SMOKE.asgi_streams + SMOKE.asgi_websockets
+    assert hold["held"]
+    assert hold["peak_open"] == total
+    assert 0 <= hold["ramp_seconds"] < hold["wall_seconds"]
+    assert 0 < hold["held_seconds"] < hold["wall_seconds"]
+    assert hold["retrieve_idle"]["samples"] == SMOKE.asgi_idle_probes
+    for key in ("retrieve_idle", "retrieve_under_load"):
+        found = hold[key]
+        assert found["samples"] >= 1
+        assert 0 < found["median_ms"] <= found["max_ms"]
+        assert found["p95_ms"] <= found["max_ms"]
+    if sys.platform == "linux":
+        assert 0 < hold["rss_before_bytes"] <= hold["rss_peak_bytes"] <= hold["hwm_bytes"]
+        assert hold["bytes_per_open_stream"] == (hold["rss_peak_bytes"] - hold["rss_before_bytes"]) / total
+        assert hold["server_cpu_seconds"] > 0
+    assert [row["variant"] for row in section["throughput"]] == ["wsgi", "asgi"]
+    for row in section["throughput"]:
+        assert row["samples"] == SMOKE.asgi_repeats
+        assert 0 < row["requests_min"] <= row["requests_median"] <= row["requests_max"]
+        assert row["requests"] >= SMOKE.asgi_repeats
+        assert 0 < row["create_p50_ms"] <= row["create_p99_ms"]
+        assert row["client_cpu_ms_per_request"] > 0
+
+
+def test_every_process_stops_when_the_asgi_workload_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    reason = asgi.available()
+    if reason is not None:
+        pytest.skip(reason)
+    started: list[http.ServerProcess] = []
+    real = http.ServerProcess
+
+    def recording(name: str, argv: list[str]) -> http.ServerProcess:
+        server = real(name, argv)
+        started.append(server)
+        return server
+
+    def failing(server: http.ServerProcess, settings: Any, progress: Any) -> dict[str, Any]:
+        raise RuntimeError("the stream client broke")
+
+    monkeypatch.setattr(http, "ServerProcess", recording)
+    monkeypatch.setattr(asgi, "hold", failing)
+    with pytest.raises(RuntimeError, match="the stream client broke"):
+        asgi.run(SMOKE, Progress(quiet=True))
+    assert [server.name for server in started] == ["asgi-streams", "wsgi", "asgi"]
+    assert all(server.process.returncode == 0 for server in started)  # each stopped (and reaped) on SIGTERM
+
+
 def _call(app: Any, method: str, path: str, body: object = None) -> Any:
     """One request to a WSGI ``app`` in-process; returns the status and the decoded JSON body."""
     data = b"" if body is None else json.dumps(body).encode()
@@ -317,6 +398,11 @@ def test_targets(results: dict[str, Any]) -> None:
         assert by_name["http-memory-vs-plain-dict"]["met"] is not None
         assert by_name["http-long-reply-sqlite"]["met"] is not None
         assert "the target is set at 1,000" in by_name["http-long-reply-sqlite"]["detail"]  # smoke: fewer words
+    if "hold" in results["workloads"]["asgi"]:
+        for name in ("asgi-streams-held", "asgi-retrieve-under-load", "asgi-vs-wsgi-throughput"):
+            assert by_name[name]["met"] is not None
+        assert by_name["asgi-streams-held"]["value"] == 1.0  # every stream open at once and completed
+        assert "the target is set at 1,000 SSE + 200 WebSocket" in by_name["asgi-retrieve-under-load"]["detail"]
 
 
 def test_targets_of_an_empty_run_are_not_assessed() -> None:
@@ -330,7 +416,14 @@ def test_reports_render(results: dict[str, Any], tmp_path: Path) -> None:
     assert json.loads(json_path.read_text(encoding="utf-8")) == json.loads(json.dumps(results))
     text = md_path.read_text(encoding="utf-8")
     assert text.startswith("# Benchmark results\n")
-    for heading in ("## Targets", "## Single-operation cost", "## Uncontended lock", "## Mixed workload", "## HTTP"):
+    for heading in (
+        "## Targets",
+        "## Single-operation cost",
+        "## Uncontended lock",
+        "## Mixed workload",
+        "## HTTP",
+        "## ASGI",
+    ):
         assert heading in text
     assert text.count("| `get` |") == len(SMOKE.sizes)
     page = report.write_docs_page(results, tmp_path / "benchmarks.md", {})

@@ -12,8 +12,9 @@ move bytes: they hand a request's response to the runner and read back what the 
 
 **Writes.** A stored run writes few times: a non-streamed response is created, then finished with all its events
 in one write (two writes in all; a third, a lease renewal, only when the model takes longer than a third of the
-lease). A streamed or background one flushes its events at most every ``flush_interval`` seconds or every
-``flush_events`` events, whichever comes first, and the first batch at once, so followers on any process see
+lease). A streamed or background one flushes its events at most every ``flush_interval`` seconds (stretched when
+more than :data:`FLUSH_FANOUT` runs flush at once, see :meth:`Runner.flush_interval`) or every ``flush_events``
+events, whichever comes first, and the first batch at once, so followers on any process see
 events within ``flush_interval`` (plus their backend's poll interval). Every write names the run's lease holder
 and the number of events the run has logged, so a write whose reply was lost is never applied twice and a run
 that lost its response (cancelled, ended by another process's sweeper, deleted) learns it at its next write.
@@ -69,7 +70,7 @@ from ._models import ArgumentsDelta, Generate, Incomplete, is_async, tokens_in
 from ._pool import Job, WorkerPool
 from ._reply import Batch, Reply, event_size
 
-__all__ = ["DEFAULT_SETTINGS", "SHUTTING_DOWN", "SHUTTING_DOWN_QUEUED", "Run", "RunSettings", "Runner"]
+__all__ = ["DEFAULT_SETTINGS", "FLUSH_FANOUT", "SHUTTING_DOWN", "SHUTTING_DOWN_QUEUED", "Run", "RunSettings", "Runner"]
 
 #: The runner's logger (runs log through their own, bound to the request that started them).
 _log = RequestLogger("responsestore.runs")
@@ -86,6 +87,9 @@ _LOST = (LeaseLost, InvalidTransition, EventLogClosed, SequenceConflict, Respons
 #: gunicorn sync worker) must wake: Python runs signal handlers (gunicorn's SIGTERM) only in the main thread, between
 #: bytecodes, and a lock wait without a timeout never returns to them when the signal lands in another thread.
 _SIGNAL_CHECK = 0.5
+
+#: Runs that may each flush every ``flush_interval``; past this many, each flushes proportionally less often.
+FLUSH_FANOUT = 64
 
 #: Events the run keeps room for in the log, for the closing events of an ending response.
 _RESERVE_EVENTS = 16
@@ -444,7 +448,7 @@ class Run:
     def _after_chunk(self) -> None:
         """Flush when due."""
         now = time.monotonic()
-        due = self._last_flush + self.runner.settings.flush_interval
+        due = self._last_flush + self.runner.flush_interval()
         if self.reply.pending >= self.runner.settings.flush_events or now >= due:
             self._flush(now)
         else:
@@ -453,7 +457,7 @@ class Run:
     def _flush_soon(self) -> None:
         """Have the supervisor flush when due (at once, when due now)."""
         now = time.monotonic()
-        due = self._last_flush + self.runner.settings.flush_interval
+        due = self._last_flush + self.runner.flush_interval()
         self.runner._wake_at(now if self.reply.pending >= self.runner.settings.flush_events else max(now, due))
 
     # ------------------------------------------------------------------ the supervisor's thread
@@ -461,7 +465,7 @@ class Run:
     def tick(self, now: float) -> float | None:
         """Do what is due (a timed flush, a lease renewal, the model's deadline); return when to look again."""
         if not self.lock.acquire(blocking=False):
-            return now + self.runner.settings.flush_interval  # the model's thread is at work: it flushes itself
+            return now + self.runner.flush_interval()  # the model's thread is at work: it flushes itself
         try:
             if self.done:
                 return None
@@ -475,13 +479,14 @@ class Run:
                 self.reply.rollback()
                 self._end_failed(f"The model produced nothing for {timeout:g} seconds.")
                 return None
-            if self._flushing and self.reply.pending and now >= self._last_flush + settings.flush_interval:
+            interval = self.runner.flush_interval()
+            if self._flushing and self.reply.pending and now >= self._last_flush + interval:
                 self._flush(now)
             elif self.stored and now >= self._lease_due:
                 self._renew(now)
             due = [self._lease_due] if self.stored else []
             if self._flushing and self.reply.pending:
-                due.append(self._last_flush + settings.flush_interval)
+                due.append(self._last_flush + interval)
             if timeout is not None and self._started:
                 due.append(self._last_progress + timeout)
             return min(due) if due else None
@@ -758,6 +763,16 @@ class Runner:
         self._supervisor.start()
         self._sweeper = threading.Thread(target=self._sweep, name="responsestore-lease-sweeper", daemon=True)
         self._sweeper.start()
+
+    def flush_interval(self) -> float:
+        """How often each run flushes now: ``flush_interval``, stretched when more than :data:`FLUSH_FANOUT` run.
+
+        So the runner's flushes stay near ``FLUSH_FANOUT / flush_interval`` store writes a second (1,280 by
+        default) however many responses stream at once: with 1,280 of them each flushes once a second, in larger
+        batches, and the store, the followers and every other request keep their share of the process.
+        """
+        runs, interval = len(self._runs), self.settings.flush_interval
+        return interval if runs <= FLUSH_FANOUT else interval * runs / FLUSH_FANOUT
 
     def holder(self) -> str:
         """A fresh lease holder name for a new run: this host, this process, and a random part."""
