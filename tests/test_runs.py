@@ -18,6 +18,7 @@ import pytest
 
 import responsestore
 from responsestore import BaseStore, ResponseStatus, ResponseStore
+from responsestore.server._runs import FLUSH_FANOUT
 from responsestore.wsgi import ResponsesApp, Usage, make_app
 from tests.wire_checks import check_event, check_response
 
@@ -128,6 +129,31 @@ def test_a_streamed_create_flushes_in_batches(apps: Any) -> None:
     assert store.writes["swap"] == 1
     assert 5 <= store.writes["append"] <= 7
     assert events[-1]["type"] == "response.completed"
+
+
+def test_past_flush_fanout_runs_each_flushes_proportionally_less_often(apps: Any) -> None:
+    gate = threading.Event()
+
+    def held(conversation: Sequence[dict[str, Any]], request: Mapping[str, Any]) -> Iterator[str]:
+        yield "first"
+        gate.wait(TIMEOUT)
+        yield " last"
+
+    app = apps(generate=held, background_workers=FLUSH_FANOUT + 6, flush_interval=0.05)
+    runner = app.runner
+    assert runner.flush_interval() == 0.05
+    created = [
+        Call(app, "POST", "/responses", {"model": "m", "input": "x", "background": True}).json()
+        for _ in range(FLUSH_FANOUT + 6)
+    ]
+    try:
+        assert runner.flush_interval() == pytest.approx(0.05 * (FLUSH_FANOUT + 6) / FLUSH_FANOUT)
+    finally:
+        gate.set()
+    for body in created:
+        assert app.store.wait(body["id"], timeout=TIMEOUT).status is ResponseStatus.COMPLETED
+    app.close()  # waits for the runs to leave the runner
+    assert runner.flush_interval() == 0.05
 
 
 def test_a_background_response_logs_created_and_queued_before_it_runs(apps: Any) -> None:
