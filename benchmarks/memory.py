@@ -222,8 +222,14 @@ def _probe_long(count: int) -> dict[str, float]:
         setup_testing_defaults(environ)
         environ.update({"wsgi.input": io.BytesIO(data), "CONTENT_LENGTH": str(len(data))})
         first = b""
-        for chunk in app(environ, lambda status, headers: None):
-            first = first or chunk
+        body = app(environ, lambda status, headers: None)
+        try:
+            for chunk in body:
+                first = first or chunk
+        finally:
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()  # as a WSGI server does: it frees the stream's slot
         return str(json.loads(first.split(b"data: ", 1)[1])["response"]["id"])
 
     for _ in range(20):

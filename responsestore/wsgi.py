@@ -110,6 +110,7 @@ class _Body:
     def __iter__(self) -> Iterator[bytes]:
         for event in self.stream.events():
             yield sse(event)
+        self.stream.close()  # every event sent: the slot is free at once (close() comes too, and does nothing more)
 
     def close(self) -> None:
         """End the stream: free its slot, and abandon its run if the client left before the end."""

@@ -6,11 +6,12 @@ run layer's threads run for real; faults that need other processes or servers ar
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any
 from wsgiref.util import setup_testing_defaults
 
@@ -129,6 +130,27 @@ def test_a_streamed_create_flushes_in_batches(apps: Any) -> None:
     assert store.writes["swap"] == 1
     assert 5 <= store.writes["append"] <= 7
     assert events[-1]["type"] == "response.completed"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_async_model_runs_under_the_wsgi_app_on_a_loop_of_its_own(apps: Any, stream: bool) -> None:
+    async def spoken(conversation: Sequence[dict[str, Any]], request: Mapping[str, Any]) -> AsyncIterator[Any]:
+        for word in ("said", " asynchronously"):
+            await asyncio.sleep(0)
+            yield word
+        yield Usage(input_tokens=1, output_tokens=2)
+
+    async def broken(conversation: Sequence[dict[str, Any]], request: Mapping[str, Any]) -> AsyncIterator[str]:
+        yield "half"
+        raise RuntimeError("the async model broke")
+
+    app = apps(models={"spoken": spoken, "broken": broken})
+    for model, status, text in (("spoken", "completed", "said asynchronously"), ("broken", "failed", None)):
+        call = Call(app, "POST", "/responses", {"model": model, "input": "x", "stream": stream})
+        final = sse(call.body())[-1]["response"] if stream else call.json()
+        assert check_response(final).status == status
+        if text is not None:
+            assert check_response(final).output_text == text
 
 
 def test_past_flush_fanout_runs_each_flushes_proportionally_less_often(apps: Any) -> None:

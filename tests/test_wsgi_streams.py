@@ -7,6 +7,7 @@ with ``503`` ``too_many_streams`` and ``Retry-After`` before anything is stored,
 
 from __future__ import annotations
 
+import io
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -169,3 +170,24 @@ def test_max_streams_none_is_unbounded_and_bad_values_are_refused() -> None:
     for bad in (0, -1, True, 1.5, "3"):
         with pytest.raises(responsestore.InvalidArgument, match="max_streams"):
             make_app(store, max_streams=bad)  # type: ignore[arg-type]
+
+
+def test_a_stream_read_to_its_end_frees_its_slot_before_the_body_is_closed() -> None:
+    app = make_app(responsestore.open("memory://"), max_streams=1)
+    started: list[str] = []
+    try:
+        for _ in range(3):  # one slot: each stream must give it back once its last event is out
+            environ = {
+                "REQUEST_METHOD": "POST",
+                "PATH_INFO": "/v1/responses",
+                "CONTENT_LENGTH": "46",
+                "wsgi.input": io.BytesIO(b'{"model": "m", "input": "x y", "stream": true}'),
+            }
+            started.clear()
+            body = app(environ, lambda status, headers: started.append(status))
+            text = b"".join(body)  # read to the end, not closed (yet): a server may close it later
+            assert started == ["200 OK"]
+            assert b"event: response.completed" in text
+            assert app.streams.open == 0
+    finally:
+        app.close()
