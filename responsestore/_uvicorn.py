@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["run"]
+__all__ = ["listen", "run", "start"]
 
 #: Seconds a stopping server gives the connections still open to finish, once its responses have ended.
 DRAIN_SECONDS = 5.0
@@ -61,13 +61,6 @@ def run(
     """
     import uvicorn  # noqa: PLC0415 - the asgi extra is optional; only serve --asgi needs it
 
-    started = threading.Event()
-
-    class _Server(uvicorn.Server):
-        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-            await super().startup(sockets)
-            started.set()
-
     config = uvicorn.Config(
         app,
         lifespan="off",  # the app is closed here, after uvicorn has stopped accepting
@@ -79,10 +72,7 @@ def run(
         ws="websockets-sansio",
         timeout_graceful_shutdown=int(stop_grace + DRAIN_SECONDS) + 1,
     )
-    server = _Server(config)
-    thread = threading.Thread(target=_serve, args=(server, sock, started), name="responsestore-uvicorn")
-    thread.start()
-    started.wait()
+    server, thread = start(config, sock)
     if not server.started:  # uvicorn failed before serving: it logged why
         thread.join()
         return
@@ -97,8 +87,29 @@ def run(
             thread.join(stop_grace + 2 * DRAIN_SECONDS)
 
 
-def _serve(server: Any, sock: socket.socket, started: threading.Event) -> None:
-    try:
-        asyncio.run(server.serve(sockets=[sock]))
-    finally:
-        started.set()  # wakes run() if uvicorn failed to start
+def start(config: Any, sock: socket.socket) -> tuple[Any, threading.Thread]:
+    """Start uvicorn (its ``uvicorn.Config``) serving on ``sock`` in a thread; return the server and the thread.
+
+    Returns once uvicorn accepts connections, or has failed to start (then ``server.started`` is false: uvicorn has
+    logged why, and the thread has ended). ``server.should_exit = True`` stops it.
+    """
+    import uvicorn  # noqa: PLC0415 - the asgi extra is optional
+
+    started = threading.Event()
+
+    class _Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            started.set()
+
+    def serve() -> None:
+        try:
+            asyncio.run(server.serve(sockets=[sock]))
+        finally:
+            started.set()  # wakes the starter if uvicorn failed to start
+
+    server = _Server(config)
+    thread = threading.Thread(target=serve, name="responsestore-uvicorn", daemon=True)
+    thread.start()
+    started.wait()
+    return server, thread

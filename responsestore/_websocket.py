@@ -322,10 +322,7 @@ class _Connection:
 
     async def _close_stream(self, stream: LiveEvents) -> None:
         """Free the stream's slot; a run whose events were not all sent is abandoned (it ends ``failed``)."""
-        try:
-            await self.app.in_thread(stream.close)
-        except RuntimeError:  # the app's threads have stopped (it is closing): close it here
-            stream.close()
+        await self.app.in_thread(stream.close)
 
     # ------------------------------------------------------------------ one frame (in a handler thread)
 

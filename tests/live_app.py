@@ -4,11 +4,9 @@ process (:func:`call`, for many quick requests). Every error body is checked for
 
 from __future__ import annotations
 
-import asyncio
 import http.client
 import io
 import json
-import socket
 import socketserver
 import threading
 import urllib.parse
@@ -22,7 +20,7 @@ import uvicorn
 
 import responsestore.asgi
 import responsestore.wsgi
-from responsestore._uvicorn import listen
+from responsestore._uvicorn import listen, start
 from responsestore.asgi import AsgiApp
 from responsestore.wsgi import ResponsesApp
 from tests.wire_checks import check_event
@@ -149,22 +147,13 @@ class Uvicorn:
     """uvicorn serving an ASGI app on a free loopback port, in a thread, until :meth:`stop`."""
 
     def __init__(self, app: Any, lifespan: str = "off") -> None:
-        started = threading.Event()
-
-        class Server(uvicorn.Server):
-            async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-                await super().startup(sockets)
-                started.set()
-
         config = uvicorn.Config(
             app, lifespan=lifespan, log_level="warning", ws="websockets-sansio", timeout_graceful_shutdown=5
         )
-        self.server = Server(config)
         self.socket = listen("127.0.0.1", 0)
         self.port = self.socket.getsockname()[1]
-        self.thread = threading.Thread(target=lambda: asyncio.run(self.server.serve([self.socket])), daemon=True)
-        self.thread.start()
-        assert started.wait(TIMEOUT), "uvicorn did not start"
+        self.server, self.thread = start(config, self.socket)
+        assert self.server.started, "uvicorn did not start"
 
     def stop(self) -> None:
         self.server.should_exit = True
