@@ -18,7 +18,7 @@ from ._json import FrozenDict
 from ._memory import ResponseStore
 from ._paging import Page
 from ._records import ResponseRecord, ResponseStatus
-from ._registry import open, register_backend  # noqa: A004 - responsestore.open(url), as in dbm.open
+from ._registry import backend_schemes, open, register_backend  # noqa: A004 - responsestore.open(url), as in dbm.open
 from ._retention import StoreStats, Sweeper, SweeperStats
 from ._rwlock import RWLock
 from ._sqlite import SQLiteStore
@@ -98,6 +98,7 @@ __all__ = [
     "VersionConflict",
     "WaitTimeout",
     "__version__",
+    "backend_schemes",
     "open",
     "register_backend",
 ]

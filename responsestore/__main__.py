@@ -509,7 +509,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "sqlite:///PATH (a file; sqlite:////abs/path for an absolute path) with optional "
         "?max_bytes=N&max_records=N&ttl=SECONDS&synchronous=FULL|NORMAL&busy_timeout=SECONDS, "
         "redis://[[USER]:PASSWORD@]HOST:PORT/DB or rediss:// (TLS) with optional ?prefix=NAME&max_bytes=N "
-        "(needs the redis extra). "
+        "(needs the redis extra), "
+        "postgresql://USER:PASSWORD@HOST:PORT/DB (or postgresql+psycopg://) with optional ?schema=NAME "
+        "(needs the postgres extra), or a scheme an installed package registers. "
         f"The environment variable {_STORE_VARIABLE} sets the default: a URL with a password is better there "
         "than in the process list",
     )

@@ -1043,7 +1043,7 @@ def test_open_sqlite_relative_and_absolute(tmp_path: Path, monkeypatch: pytest.M
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("postgres://localhost/db", "unknown store scheme 'postgres'"),
+        ("mongodb://localhost/db", "unknown store scheme 'mongodb'"),
         ("mysql://localhost", "unknown store scheme 'mysql'"),
         ("memory://anything", "exactly 'memory://'"),
         ("sqlite://host/file.db", "three slashes"),
