@@ -85,13 +85,13 @@ __all__ = [
 
 # The names below are the private modules' own objects, bound again here so that each carries its documentation.
 
-#: One stored chunk of an event log: ``(number of its first event, how many events it holds, its text)``.
+#: One stored chunk of an event log, ``(number of its first event, how many events it holds, its text)``.
 Chunk = _events.Chunk
 
-#: A store's clock: returns the current time in seconds (``time.time`` by default).
+#: A store's clock, which returns the current time in seconds (``time.time`` by default).
 Clock = _contract.Clock
 
-#: An item of a conversation as a backend stores it: ``(position, item id, item)``; positions start at 0 and only
+#: An item of a conversation as a backend stores it, ``(position, item id, item)``. Positions start at 0 and only
 #: grow.
 Positioned = _conversations.Positioned
 
@@ -113,7 +113,7 @@ TOUCH_LOG: Final = _contract.TOUCH_LOG
 #: The most records one page holds (the ``limit`` a :class:`PageQuery` allows).
 MAX_LIMIT: Final = _paging.MAX_LIMIT
 
-#: The constructor's default ``ttl``: 30 days, as OpenAI keeps responses.
+#: The constructor's default ``ttl``, 30 days, as OpenAI keeps responses.
 DEFAULT_TTL: Final = _retention.DEFAULT_TTL
 
 #: The constructor's default ``max_records``.

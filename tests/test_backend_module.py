@@ -6,6 +6,7 @@ import inspect
 import re
 import types
 import typing
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -102,3 +103,20 @@ def test_every_exported_name_is_documented() -> None:
             assert value.__doc__, name
         else:  # a constant or a type alias: documented by a "#:" comment (Sphinx's) right above its assignment
             assert re.search(rf"^#: .*\n(?:#: .*\n)*{name}\b", source, re.MULTILINE), name
+
+
+def test_the_api_reference_documents_the_module() -> None:
+    api = (Path(__file__).resolve().parent.parent / "docs" / "api.md").read_text(encoding="utf-8")
+    block = re.search(
+        r"\.\. automodule:: responsestore\.backend\n   :members:\n   :exclude-members: ([^\n]+(?:\n      [^\n]+)*)", api
+    )
+    assert block is not None
+    excluded = {name.strip() for name in block[1].split(",")}
+    protocols = {protocol.__name__ for protocol in PROTOCOLS}
+    # Left out: the names documented as responsestore.X, and the protocols, each documented with its operations.
+    documented_at_the_top = {
+        name for name in backend.__all__ if getattr(responsestore, name, None) is getattr(backend, name)
+    }
+    assert excluded == (documented_at_the_top - {"MAX_CONVERSATION_ITEMS"}) | protocols
+    for name in protocols:
+        assert f".. autoclass:: responsestore.backend.{name}\n   :members:\n   :private-members:\n" in api
