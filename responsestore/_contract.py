@@ -131,10 +131,10 @@ class Stored(NamedTuple):
     events: int
     #: Their total size as counted against ``max_event_bytes`` (bytes of the events' JSON as given).
     event_bytes: int
-    #: Which creation of ``(owner, id)`` this is: a number the backend gives each record it inserts and never gives
+    #: Which creation of ``(owner, id)`` this is, a number the backend gives each record it inserts and never gives
     #: again (a creation sequence), so a conditional write never lands on the record of a later creation of the id.
     incarnation: int
-    #: The record's size as :func:`~responsestore._retention.record_size` counts it (stored with it by ``_put_new``
+    #: The record's size as :func:`~responsestore.backend.record_size` counts it (stored with it by ``_put_new``
     #: and ``_swap``).
     size: int
 
@@ -142,8 +142,8 @@ class Stored(NamedTuple):
 class LogWrite(NamedTuple):
     """What a write does to a record's event log: append one chunk, or replace the whole log by one chunk.
 
-    The chunk is text :mod:`responsestore._events` encoded; a backend stores it as it is, with ``first`` and
-    ``count``, and hands it back from :meth:`BaseStore._events`.
+    The chunk is text :class:`BaseStore` encoded (compact JSON); a backend stores it as it is, with ``first`` and
+    ``events``, and hands it back from ``_events``.
     """
 
     #: The chunk's encoded text.

@@ -91,6 +91,9 @@ def test_the_reference_documents_every_public_name() -> None:
     public |= {
         f"responsestore.asgi.{name}" for name in asgi.__all__ if getattr(asgi, name) is not getattr(wsgi, name, 0)
     }
+    backend = importlib.import_module("responsestore.backend")  # its automodule documents all but its protocols
+    protocols = [name for name in backend.__all__ if getattr(getattr(backend, name), "_is_protocol", False)]
+    public |= {f"responsestore.backend.{name}" for name in protocols}
     assert documented == public, f"missing: {sorted(public - documented)}, unknown: {sorted(documented - public)}"
 
 
