@@ -13,6 +13,8 @@ module gathers what those operations take, return and promise, so a backend neve
 - retention: :class:`StoreStats`, :func:`record_size`, :func:`cursor_memory` and the constants every backend
   applies (:data:`MAX_ATTEMPTS`, :data:`CURSOR_MEMORY`, :data:`SWEEP_BATCH`, :data:`TOUCH_LOG`, the
   ``DEFAULT_*`` limits of the constructor);
+- registration: :data:`ENTRY_POINT_GROUP`, the entry-point group of plug-in backends (and
+  :func:`responsestore.register_backend` for one process);
 - conversations: :class:`ConversationState`, :class:`ConversationWrite`, :data:`Positioned`,
   :class:`~responsestore.ConversationRecord`, :data:`MAX_CONVERSATION_ITEMS`;
 - records and JSON, for backends that serialize: :class:`~responsestore.ResponseRecord` (``to_dict`` /
@@ -35,7 +37,7 @@ import builtins
 from collections.abc import Callable, Sequence
 from typing import Final, Protocol
 
-from . import _contract, _conversations, _events, _paging, _retention
+from . import _contract, _conversations, _events, _paging, _registry, _retention
 from ._contract import BaseStore, LogWrite, Stored, cursor_memory
 from ._conversations import ConversationRecord, ConversationState, ConversationWrite
 from ._json import FrozenDict, freeze_object, to_json_text
@@ -51,6 +53,7 @@ __all__ = [
     "DEFAULT_MAX_EVENT_BYTES",
     "DEFAULT_MAX_RECORDS",
     "DEFAULT_TTL",
+    "ENTRY_POINT_GROUP",
     "MAX_ATTEMPTS",
     "MAX_CONVERSATION_ITEMS",
     "MAX_LIMIT",
@@ -109,6 +112,10 @@ SWEEP_BATCH: Final = _retention.SWEEP_BATCH
 
 #: How many recency marks of lock-free reads a backend may queue until its next write applies them.
 TOUCH_LOG: Final = _contract.TOUCH_LOG
+
+#: The entry-point group through which an installed package registers its URL schemes for
+#: :func:`responsestore.open` (name: the scheme; value: ``"package.module:Class"``).
+ENTRY_POINT_GROUP: Final = _registry.ENTRY_POINT_GROUP
 
 #: The most records one page holds (the ``limit`` a :class:`PageQuery` allows).
 MAX_LIMIT: Final = _paging.MAX_LIMIT
