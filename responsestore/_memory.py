@@ -41,7 +41,7 @@ from ._contract import DEFAULT_MAX_CHAIN_DEPTH, TOUCH_LOG, BaseStore, Clock, Log
 from ._conversations import ConversationState, ConversationWrite, Positioned
 from ._events import DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_EVENTS, Chunk
 from ._json import FrozenDict
-from ._paging import Page, PageQuery, paginate_records, unknown_cursor
+from ._paging import Page, PageQuery, first_sequence_page, known_first_page, paginate_records, unknown_cursor
 from ._records import ResponseRecord, ResponseStatus
 from ._retention import DEFAULT_MAX_BYTES, DEFAULT_MAX_RECORDS, DEFAULT_TTL, SWEEP_BATCH, StoreStats, record_size
 from ._rwlock import RWLock
@@ -57,6 +57,7 @@ _OrderKey = tuple[float, int, str]  # (created_at, seq, id)
 _HeapItem = tuple[float, int, str | None, str]  # (expiry time or recency tick, seq, owner, id)
 
 _time = time.time
+_INF = float("inf")
 
 _COMPACT_SLACK = 1024
 
@@ -77,19 +78,27 @@ class _Conversation:
             self.ids[positioned[1]] = positioned[0]
 
 
-class _Entry:
+class _Read:
+    """The fields of an entry that a lock-free read touches.
+
+    A base class's slots come first in an instance (a class's own slots are laid out in sorted order), so these
+    share a cache line with the entry's reference count, which every read touches too: a read of a large store
+    misses the cache on the entry once, not twice.
+    """
+
+    __slots__ = ("expires_at", "live", "record")
+
+
+class _Entry(_Read):
     """One stored record and its bookkeeping (mutable; only the store touches it, under its write lock)."""
 
     __slots__ = (
         "chunks",
         "event_bytes",
         "events",
-        "expires_at",
         "heap_expiry",
-        "live",
         "log_bytes",
         "order",
-        "record",
         "size",
         "tick",
         "ttl",
@@ -168,6 +177,10 @@ class ResponseStore(BaseStore):
         self._mark_used = self._touched.append
         self._expiry_heap: list[_HeapItem] = []
         self._lru_heap: list[_HeapItem] = []  # finished records only
+        # No live entry expires before the horizon (at most the expiry heap's top; see get). Lowered before an
+        # entry that expires earlier is published, raised only after the entries it covered were unlinked.
+        # With a custom clock get never uses it: it stays -inf.
+        self._horizon = _INF if self._default_clock else -_INF
         # A page walk may hold a cursor whose record another thread removed meanwhile; remembering where the
         # last removed records stood lets such a walk go on instead of failing (see cursor_memory).
         self._removed: OrderedDict[_Key, _OrderKey] = OrderedDict()
@@ -209,11 +222,47 @@ class ResponseStore(BaseStore):
             entry = self._none[id] if owner is None else self._maps[owner][id]
         except (KeyError, TypeError):  # missing, or an unhashable id or owner
             return super().get(id, owner=owner)
+        # The horizon spares reading the entry's expiry (a cache miss in a large store): the clock is read before
+        # the horizon, the horizon before `live`; if the entry is still live after both, it was live when the
+        # horizon was read, so its expiry was at or after the horizon, which is after the clock's reading.
+        if _time() < self._horizon and entry.live:
+            self._mark_used(entry)
+            return entry.record
         expires_at = entry.expires_at
         if expires_at is not None and (not self._default_clock or expires_at <= _time()):
             return super().get(id, owner=owner)
         self._mark_used(entry)
         return entry.record
+
+    def input_items(
+        self,
+        id: str,
+        *,
+        limit: int = 20,
+        after: str | None = None,
+        before: str | None = None,
+        order: str = "desc",
+        owner: str | None = None,
+    ) -> Page[FrozenDict]:
+        """One page of the input items of response ``id``, last item first by default.
+
+        The items are the stored ones, read-only (:class:`~responsestore.FrozenDict`, lists as tuples): changing
+        one raises ``TypeError``; ``item.thaw()`` returns a mutable copy.
+
+        Raises:
+            ResponseNotFound: no such response for this owner.
+            InvalidArgument: bad paging arguments, or a cursor that is not an item of this response.
+        """
+        # A first page with arguments checked before, of a stored response: a stored id is a valid one, so only
+        # the types are checked here. Anything else (a cursor, new or wrong arguments, a missing record) takes
+        # BaseStore's path, which checks everything and raises the right error.
+        if after is None and before is None and id.__class__ is str and (owner is None or owner.__class__ is str):
+            query = known_first_page(limit, order)
+            if query is not None:
+                record = self._get(owner, id)
+                if record is not None:
+                    return first_sequence_page(record.input, query)
+        return super().input_items(id, limit=limit, after=after, before=before, order=order, owner=owner)
 
     def close(self) -> None:
         """Drop every record; later calls raise :class:`~responsestore.StorageError`. Idempotent.
@@ -231,6 +280,7 @@ class ResponseStore(BaseStore):
             self._touched.clear()
             self._expiry_heap = []
             self._lru_heap = []
+            self._raise_horizon()
             self._removed.clear()
             self._leases = {}
             self._conversations = {}
@@ -272,6 +322,11 @@ class ResponseStore(BaseStore):
         return None if entries is None else entries.get(id)
 
     def _get(self, owner: str | None, id: str) -> ResponseRecord | None:
+        entries = self._none if owner is None else self._maps.get(owner)
+        entry = None if entries is None else entries.get(id)
+        if entry is not None and _time() < self._horizon and entry.live:  # as in get
+            self._mark_used(entry)
+            return entry.record
         entry = self._entry(owner, id)
         if entry is None:
             return None
@@ -679,12 +734,15 @@ class ResponseStore(BaseStore):
     def _refresh(self, entry: _Entry, now: float) -> None:
         """Restart the expiry of ``entry`` from ``now`` and mark it as used."""
         if entry.ttl is not None:
-            entry.expires_at = expires_at = now + entry.ttl
+            expires_at = now + entry.ttl
             if entry.heap_expiry is None or expires_at < entry.heap_expiry:
-                # The clock stepped back: the heap must learn the earlier time now (the old item goes stale).
+                # The clock stepped back: the heap must learn the earlier time now (the old item goes stale), and
+                # the horizon before the entry's expiry moves.
                 entry.heap_expiry = expires_at
                 heapq.heappush(self._expiry_heap, (expires_at, entry.order[1], entry.record.owner, entry.order[2]))
+                self._lower_horizon(expires_at)
             # Otherwise the heap keeps the earlier time, and the sweep re-pushes the entry when it gets there.
+            entry.expires_at = expires_at
         entry.tick = next(self._ticks)
 
     def _insert(self, record: ResponseRecord, ttl: float | None, size: int) -> None:
@@ -699,6 +757,7 @@ class ResponseStore(BaseStore):
         self._account(entry, 1)
         if entry.expires_at is not None:
             heapq.heappush(self._expiry_heap, (entry.expires_at, seq, owner, id))
+            self._lower_horizon(entry.expires_at)  # before the entry is published below
         if self._removed:
             self._removed.pop((owner, id), None)
         entries = self._maps.get(owner)
@@ -744,6 +803,16 @@ class ResponseStore(BaseStore):
         heapq.heapify(self._expiry_heap)
         self._lru_heap = [(e.tick, e.order[1], e.record.owner, e.order[2]) for e in entries if e.record.is_terminal]
         heapq.heapify(self._lru_heap)
+        self._raise_horizon()
+
+    def _lower_horizon(self, expires_at: float) -> None:
+        self._horizon = min(self._horizon, expires_at)
+
+    def _raise_horizon(self) -> None:
+        """Set the horizon to the expiry heap's top, a lower bound of every live entry's expiry (write lock only)."""
+        if self._default_clock:
+            heap = self._expiry_heap
+            self._horizon = heap[0][0] if heap else _INF
 
     def _heap_entry(self, seq: int, owner: str | None, id: str) -> _Entry | None:
         """The live entry a heap item names, or ``None`` if it was removed (the id may name a newer entry)."""
@@ -765,6 +834,7 @@ class ResponseStore(BaseStore):
             self._unlink(entry)
             self._expired += 1
             swept += 1
+        self._raise_horizon()  # after the unlinks: a get that then sees an entry live sees the new horizon
         return swept
 
     def _evict_one(self, protected: set[int]) -> bool:
@@ -912,6 +982,9 @@ class ResponseStore(BaseStore):
                 assert id(entry) in in_expiry_heap, f"{id_!r} not in the expiry heap"
             if record.is_terminal:
                 assert in_lru_heap.get(id(entry), float("inf")) <= entry.tick, f"{id_!r} not in recency heap"
+        live_expiries = [entry.expires_at for entry in records.values() if entry.expires_at is not None]
+        horizon = min(live_expiries, default=_INF) if self._default_clock else -_INF
+        assert self._horizon <= horizon, "an entry expires before the horizon (or a custom clock has one)"
         assert by_status == self._by_status, "status counters disagree with the records"
         assert (total_bytes, active_bytes) == (self._bytes, self._active_bytes), "byte counters disagree"
         assert len(self._leases) == sum(
