@@ -2,9 +2,9 @@
 
 Storage is one dict per owner from id to an entry (the record, its ordering key, its expiry, its recency tick and
 its event log), so a lookup builds no key tuple (owner ``None``, the common case, has its own map, kept even when
-empty), plus one sorted index of ordering keys ``(created_at, seq, id)`` per owner, so a first page or a cursor
-step costs O(log n) and never sorts. ``seq`` is a store-wide counter that breaks ``created_at`` ties in creation
-order.
+empty, and beside it a map from id to the record alone, which ``get`` reads), plus one sorted index of ordering
+keys ``(created_at, seq, id)`` per owner, so a first page or a cursor step costs O(log n) and never sorts. ``seq``
+is a store-wide counter that breaks ``created_at`` ties in creation order.
 
 Retention uses two lazy min-heaps: one of expiry times, one of recency ticks of finished records. A heap item
 may be stale (the entry was refreshed, used again, or removed since); stale items are recognised when they reach
@@ -13,10 +13,15 @@ entry by ``(seq, owner, id)``, not by reference, so a removed record is released
 leave the heaps.
 
 Recency without a race: ticks are drawn only under the write lock. A read that uses a record (``get``,
-``input_items``, ``chain``) takes no lock; it appends the entry to the *touch log*, a bounded deque (an append is
-atomic), and the next write drains the log in order, giving each entry its tick before it decides anything. So
+``input_items``, ``chain``) takes no lock; it appends the record to the *touch log*, a bounded deque (an append is
+atomic), and the next write drains the log in order, giving each record's entry its tick before it decides
+anything. So
 the eviction order is exactly least-recently-used, as if every read had ticked at once. The log keeps the last
 :data:`TOUCH_LOG` reads: a store that is only read for longer than that forgets the oldest of those reads.
+
+Expiry without reading every record's: the store keeps a *horizon*, a time before which no live record expires
+(the expiry heap's top). While the clock reads before it, a lock-free read need not look at the record's own
+expiry (see ``get``).
 
 Locking: every atomic storage operation that writes runs under the write side of an
 :class:`~responsestore.RWLock`; ``list`` pages, event reads, chains, ``len`` and ``stats`` under the read side.
@@ -50,7 +55,6 @@ from .errors import ConversationFull, InvalidArgument, ResponseExists, StorageEr
 __all__ = ["ResponseStore"]
 
 _NO_ENTRIES: dict[str, Any] = {}  # what get looks an id up in for an owner with no records (never written)
-_NOBODY = object()  # an owner no record has
 
 _Key = tuple[str | None, str]  # (owner, id)
 _OrderKey = tuple[float, int, str]  # (created_at, seq, id)
@@ -166,6 +170,7 @@ class ResponseStore(BaseStore):
         self._lock = RWLock()
         self._closed = False
         self._none: dict[str, _Entry] = {}  # owner None's map, always present (the fast path of get)
+        self._none_records: dict[str, ResponseRecord] = {}  # ... and the records of its entries (get reads these)
         self._maps: dict[str | None, dict[str, _Entry]] = {None: self._none}  # owner -> id -> entry
         self._size = 0
         # The default clock is read without the checks a custom one needs (time.time returns a finite float).
@@ -173,7 +178,7 @@ class ResponseStore(BaseStore):
         self._index: dict[str | None, Any] = {}  # owner -> SortedList[_OrderKey]
         self._seq = itertools.count()
         self._ticks = itertools.count()
-        self._touched: deque[_Entry] = deque(maxlen=TOUCH_LOG)
+        self._touched: deque[ResponseRecord] = deque(maxlen=TOUCH_LOG)
         self._mark_used = self._touched.append
         self._expiry_heap: list[_HeapItem] = []
         self._lru_heap: list[_HeapItem] = []  # finished records only
@@ -215,24 +220,35 @@ class ResponseStore(BaseStore):
             ResponseNotFound: no such response for this owner.
             InvalidArgument: ``id`` or ``owner`` has the wrong type, or the clock is broken.
         """
-        # BaseStore.get with _get inlined: a `get` is most of a server's traffic. Anything unusual (a missing or
-        # expired record, an argument of the wrong type, a custom clock) takes BaseStore.get, which checks
-        # everything and raises the right error.
+        # BaseStore.get with _get inlined: a `get` is most of a server's traffic. Anything unusual (a missing,
+        # expired or expiring record, an argument of the wrong type, a custom clock) takes BaseStore.get, which
+        # checks everything and raises the right error.
+        #
+        # The horizon spares reading the record's expiry: the clock is read before the horizon, the horizon before
+        # the record is found stored again. A record object is stored once, from when it is published to when it
+        # is replaced or removed, so if it is still there, it was stored when the horizon was read: its expiry was
+        # then at or after the horizon (which only a record that expires sooner lowers, before it is published),
+        # so after the clock's reading. Owner None's records are looked up in a map of records, not of entries:
+        # in a large store that spares a cache miss on the entry.
+        if owner is None:
+            records = self._none_records
+            try:
+                record = records[id]
+            except (KeyError, TypeError):  # missing, or an unhashable id
+                return super().get(id)
+            if _time() < self._horizon and records.get(id) is record:
+                self._mark_used(record)
+                return record
+            return super().get(id)
         try:
-            entry = self._none[id] if owner is None else self._maps[owner][id]
+            entry = self._maps[owner][id]
         except (KeyError, TypeError):  # missing, or an unhashable id or owner
             return super().get(id, owner=owner)
-        # The horizon spares reading the entry's expiry (a cache miss in a large store): the clock is read before
-        # the horizon, the horizon before `live`; if the entry is still live after both, it was live when the
-        # horizon was read, so its expiry was at or after the horizon, which is after the clock's reading.
-        if _time() < self._horizon and entry.live:
-            self._mark_used(entry)
-            return entry.record
-        expires_at = entry.expires_at
-        if expires_at is not None and (not self._default_clock or expires_at <= _time()):
-            return super().get(id, owner=owner)
-        self._mark_used(entry)
-        return entry.record
+        if _time() < self._horizon and entry.live:  # as above: an entry is live once, then never again
+            record = entry.record
+            self._mark_used(record)
+            return record
+        return super().get(id, owner=owner)
 
     def input_items(
         self,
@@ -274,6 +290,7 @@ class ResponseStore(BaseStore):
                 return
             self._closed = True
             self._none = {}
+            self._none_records = {}
             self._maps = {None: self._none}
             self._size = 0
             self._index = {}
@@ -322,16 +339,18 @@ class ResponseStore(BaseStore):
         return None if entries is None else entries.get(id)
 
     def _get(self, owner: str | None, id: str) -> ResponseRecord | None:
-        entries = self._none if owner is None else self._maps.get(owner)
-        entry = None if entries is None else entries.get(id)
-        if entry is not None and _time() < self._horizon and entry.live:  # as in get
-            self._mark_used(entry)
-            return entry.record
+        if owner is None:  # as in get
+            records = self._none_records
+            record = records.get(id)
+            if record is not None and _time() < self._horizon and records.get(id) is record:
+                self._mark_used(record)
+                return record
         entry = self._entry(owner, id)
         if entry is None:
             return None
-        self._touched.append(entry)
-        return entry.record
+        record = entry.record
+        self._mark_used(record)
+        return record
 
     def _peek(self, owner: str | None, id: str) -> ResponseRecord | None:
         entry = self._entry(owner, id)
@@ -371,16 +390,7 @@ class ResponseStore(BaseStore):
             return chain
 
     def _touch(self, records: Sequence[ResponseRecord]) -> None:
-        maps, mark = self._maps, self._mark_used
-        owner: object = _NOBODY
-        entries: dict[str, _Entry] | None = None
-        for record in records:
-            if record.owner != owner:  # a chain's records share one owner: look its map up once
-                owner = record.owner
-                entries = maps.get(record.owner)
-            entry = None if entries is None else entries.get(record.id)
-            if entry is not None:
-                mark(entry)
+        self._touched.extend(records)  # one C call: no other thread runs in between (the next write finds them)
 
     def _put_new(self, record: ResponseRecord, ttl: float | None, keep: Sequence[ResponseRecord], size: int) -> bool:
         with self._lock.write():
@@ -445,6 +455,8 @@ class ResponseStore(BaseStore):
                 self._write_log(entry, log)
             entry.size = size
             entry.record = new
+            if new.owner is None:
+                self._none_records[new.id] = new  # after the log: a reader that sees the new record sees it too
             self._account(entry, 1)
             entry.tick = tick = next(self._ticks)
             if in_conversation is not None and conversation is not None:
@@ -720,15 +732,25 @@ class ResponseStore(BaseStore):
                     self._leases.pop(entry.order[1], None)
 
     def _drain_touches(self) -> None:
-        """Give every entry read since the last write its recency tick, in the order of the reads."""
+        """Give every entry read since the last write its recency tick, in the order of the reads.
+
+        The log holds the records read. Each goes to the entry stored under its owner and id, if that entry was
+        created with it (the same ``created_at``): a record read is still stored, or a newer version of it, since
+        every write drains the log first; the one exception, an expired record replaced by a new one of the same
+        id in one write, is told apart by its creation time.
+        """
         touched = self._touched
         ticks = self._ticks
+        none, maps = self._none, self._maps
         while touched:
             try:
-                entry = touched.popleft()
+                record = touched.popleft()
             except IndexError:  # another writer cannot drain concurrently, but stay safe
                 break
-            if entry.live:
+            owner = record.owner
+            entries = none if owner is None else maps.get(owner)
+            entry = None if entries is None else entries.get(record.id)
+            if entry is not None and entry.order[0] == record.created_at:
                 entry.tick = next(ticks)
 
     def _refresh(self, entry: _Entry, now: float) -> None:
@@ -764,6 +786,8 @@ class ResponseStore(BaseStore):
         if entries is None:
             entries = self._maps[owner] = {}
         entries[id] = entry
+        if owner is None:
+            self._none_records[id] = record  # published last: get looks here first
         self._size += 1
         self._by_status[record.status] += 1
         self._created += 1
@@ -773,6 +797,8 @@ class ResponseStore(BaseStore):
         owner = record.owner
         key = (owner, record.id)
         entries = self._maps[owner]
+        if owner is None:
+            del self._none_records[record.id]
         del entries[record.id]
         if not entries and owner is not None:
             del self._maps[owner]
@@ -928,6 +954,8 @@ class ResponseStore(BaseStore):
             assert self._maps == {None: {}}, "a closed store keeps records"
             return
         assert self._maps[None] is self._none, "owner None lost its own map"
+        assert self._none_records.keys() == self._none.keys(), "owner None's records and entries disagree"
+        assert all(self._none_records[id_] is entry.record for id_, entry in self._none.items()), "a stale record"
         assert all(owned for owner, owned in self._maps.items() if owner is not None), "an empty map kept"
         records = {(owner, id_): entry for owner, owned in self._maps.items() for id_, entry in owned.items()}
         assert len(records) == self._size, "the size counter disagrees with the maps"
