@@ -186,6 +186,7 @@ class ResponseStore(BaseStore):
         # entry that expires earlier is published, raised only after the entries it covered were unlinked.
         # With a custom clock get never uses it: it stays -inf.
         self._horizon = _INF if self._default_clock else -_INF
+        self._raises = 0  # counts the raises of the horizon (each counted before the new horizon is set)
         # A page walk may hold a cursor whose record another thread removed meanwhile; remembering where the
         # last removed records stood lets such a walk go on instead of failing (see cursor_memory).
         self._removed: OrderedDict[_Key, _OrderKey] = OrderedDict()
@@ -224,19 +225,19 @@ class ResponseStore(BaseStore):
         # expired or expiring record, an argument of the wrong type, a custom clock) takes BaseStore.get, which
         # checks everything and raises the right error.
         #
-        # The horizon spares reading the record's expiry: the clock is read before the horizon, the horizon before
-        # the record is found stored again. A record object is stored once, from when it is published to when it
-        # is replaced or removed, so if it is still there, it was stored when the horizon was read: its expiry was
-        # then at or after the horizon (which only a record that expires sooner lowers, before it is published),
-        # so after the clock's reading. Owner None's records are looked up in a map of records, not of entries:
-        # in a large store that spares a cache miss on the entry.
+        # The horizon spares reading the record's expiry. No live record expires before it: a record that expires
+        # sooner lowers it before it is published, and it is raised only after the records it covered are gone.
+        # The raises are counted first; counted the same before the lookup and after the horizon is read, none
+        # happened in between, so the horizon read was at or before the expiry of the record found (live when it
+        # was found), and the clock, read in between, before both. Owner None's records are looked up in a map
+        # of records, not of entries: in a large store that spares a cache miss on the entry.
         if owner is None:
-            records = self._none_records
+            raises = self._raises
             try:
-                record = records[id]
+                record = self._none_records[id]
             except (KeyError, TypeError):  # missing, or an unhashable id
                 return super().get(id)
-            if _time() < self._horizon and records.get(id) is record:
+            if _time() < self._horizon and self._raises is raises:
                 self._mark_used(record)
                 return record
             return super().get(id)
@@ -340,9 +341,9 @@ class ResponseStore(BaseStore):
 
     def _get(self, owner: str | None, id: str) -> ResponseRecord | None:
         if owner is None:  # as in get
-            records = self._none_records
-            record = records.get(id)
-            if record is not None and _time() < self._horizon and records.get(id) is record:
+            raises = self._raises
+            record = self._none_records.get(id)
+            if record is not None and _time() < self._horizon and self._raises is raises:
                 self._mark_used(record)
                 return record
         entry = self._entry(owner, id)
@@ -838,6 +839,7 @@ class ResponseStore(BaseStore):
         """Set the horizon to the expiry heap's top, a lower bound of every live entry's expiry (write lock only)."""
         if self._default_clock:
             heap = self._expiry_heap
+            self._raises += 1
             self._horizon = heap[0][0] if heap else _INF
 
     def _heap_entry(self, seq: int, owner: str | None, id: str) -> _Entry | None:
