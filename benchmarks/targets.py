@@ -27,11 +27,10 @@ ASGI_RETRIEVE_MS = 100.0  # the most a retrieve's median may take while they are
 WHY_MISSED: dict[str, str] = {
     "get-vs-bare-dict": "at the defaults every get reads the clock for the TTL (time.time, a large share of the "
     "whole call) and queues a recency mark for exact LRU eviction; the bare dict does neither",
-    "get-vs-seed-port": "at the defaults every get reads the clock for the TTL (compared with the store's horizon, "
-    "not the record's expiry) and queues a recency mark for exact LRU eviction; seed-port has no TTL and no "
-    "eviction, and its lock costs a little less than one clock reading; in a large store each get of either "
-    "misses the CPU caches on the record, and responsestore's touch log, once full (65,536 reads with no write "
-    "between), releases an old record on every get",
+    "get-vs-seed-port": "at the defaults every get reads the clock for the TTL (against the store's horizon, not "
+    "the record's own expiry) and queues a recency mark for exact LRU eviction, together about what seed-port's "
+    "`with lock:` costs; in a large store both miss the CPU caches on the record, and once responsestore's touch "
+    "log is full (65,536 reads with no write between) each get also releases an old record from it",
     "conversation-vs-seed-port": "the walk takes the read lock (a Python RWLock), checks every record's expiry and "
     "for loops, and marks all 100 records as used; seed-port follows links under a C lock",
     "input-items-vs-seed-port": "validates the owner, the id and the paging arguments, checks expiry, marks the "
