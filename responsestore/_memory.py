@@ -15,13 +15,12 @@ leave the heaps.
 Recency without a race: ticks are drawn only under the write lock. A read that uses a record (``get``,
 ``input_items``, ``chain``) takes no lock; it appends the record to the *touch log*, a bounded deque (an append is
 atomic), and the next write drains the log in order, giving each record's entry its tick before it decides
-anything. So
-the eviction order is exactly least-recently-used, as if every read had ticked at once. The log keeps the last
-:data:`TOUCH_LOG` reads: a store that is only read for longer than that forgets the oldest of those reads.
+anything. So the eviction order is exactly least-recently-used, as if every read had ticked at once. The log keeps
+the last :data:`TOUCH_LOG` reads: a store that is only read for longer than that forgets the oldest of those reads.
 
-Expiry without reading every record's: the store keeps a *horizon*, a time before which no live record expires
-(the expiry heap's top). While the clock reads before it, a lock-free read need not look at the record's own
-expiry (see ``get``).
+Expiry without reading each record's: the store keeps a *horizon*, a time before which no live record expires
+(the expiry heap's top), and counts its raises. While the clock reads before it and no raise happens meanwhile, a
+lock-free read of owner ``None``'s records need not look at the record's own expiry (see ``get``).
 
 Locking: every atomic storage operation that writes runs under the write side of an
 :class:`~responsestore.RWLock`; ``list`` pages, event reads, chains, ``len`` and ``stats`` under the read side.
@@ -90,7 +89,7 @@ class _Read:
     misses the cache on the entry once, not twice.
     """
 
-    __slots__ = ("expires_at", "live", "record")
+    __slots__ = ("expires_at", "record")
 
 
 class _Entry(_Read):
@@ -115,7 +114,6 @@ class _Entry(_Read):
         self.expires_at = None if ttl is None else record.created_at + ttl
         self.heap_expiry = self.expires_at  # the time of this entry's one current item in the expiry heap
         self.tick = tick
-        self.live = True
         self.size = size  # the record's size (record_size)
         self.chunks: list[Chunk] | None = None  # the event log, created by the first write of events
         self.events = 0  # how many events the log holds
@@ -183,8 +181,8 @@ class ResponseStore(BaseStore):
         self._expiry_heap: list[_HeapItem] = []
         self._lru_heap: list[_HeapItem] = []  # finished records only
         # No live entry expires before the horizon (at most the expiry heap's top; see get). Lowered before an
-        # entry that expires earlier is published, raised only after the entries it covered were unlinked.
-        # With a custom clock get never uses it: it stays -inf.
+        # entry that expires earlier is published, raised (and counted) only after the entries it covered were
+        # unlinked. With a custom clock get never uses it: it stays -inf.
         self._horizon = _INF if self._default_clock else -_INF
         self._raises = 0  # counts the raises of the horizon (each counted before the new horizon is set)
         # A page walk may hold a cursor whose record another thread removed meanwhile; remembering where the
@@ -221,9 +219,9 @@ class ResponseStore(BaseStore):
             ResponseNotFound: no such response for this owner.
             InvalidArgument: ``id`` or ``owner`` has the wrong type, or the clock is broken.
         """
-        # BaseStore.get with _get inlined: a `get` is most of a server's traffic. Anything unusual (a missing,
-        # expired or expiring record, an argument of the wrong type, a custom clock) takes BaseStore.get, which
-        # checks everything and raises the right error.
+        # BaseStore.get with _get inlined: a `get` is most of a server's traffic. Anything unusual (a missing or
+        # expired record, an argument of the wrong type, a custom clock) takes BaseStore.get, which checks
+        # everything and raises the right error.
         #
         # The horizon spares reading the record's expiry. No live record expires before it: a record that expires
         # sooner lowers it before it is published, and it is raised only after the records it covered are gone.
@@ -240,16 +238,18 @@ class ResponseStore(BaseStore):
             if _time() < self._horizon and self._raises is raises:
                 self._mark_used(record)
                 return record
-            return super().get(id)
+        # Past the horizon (a record has expired and no write has swept it yet) or a custom clock: the entry's own
+        # expiry decides, as it is read after the entry is found.
         try:
-            entry = self._maps[owner][id]
+            entry = self._none[id] if owner is None else self._maps[owner][id]
         except (KeyError, TypeError):  # missing, or an unhashable id or owner
             return super().get(id, owner=owner)
-        if _time() < self._horizon and entry.live:  # as above: an entry is live once, then never again
-            record = entry.record
-            self._mark_used(record)
-            return record
-        return super().get(id, owner=owner)
+        expires_at = entry.expires_at
+        if expires_at is not None and (not self._default_clock or expires_at <= _time()):
+            return super().get(id, owner=owner)
+        record = entry.record
+        self._mark_used(record)
+        return record
 
     def input_items(
         self,
@@ -804,7 +804,6 @@ class ResponseStore(BaseStore):
         if not entries and owner is not None:
             del self._maps[owner]
         self._size -= 1
-        entry.live = False
         index = self._index[record.owner]
         index.remove(entry.order)
         if not index:
@@ -862,7 +861,7 @@ class ResponseStore(BaseStore):
             self._unlink(entry)
             self._expired += 1
             swept += 1
-        self._raise_horizon()  # after the unlinks: a get that then sees an entry live sees the new horizon
+        self._raise_horizon()  # after the unlinks: a get that found an unlinked record counts this raise
         return swept
 
     def _evict_one(self, protected: set[int]) -> bool:
@@ -977,7 +976,6 @@ class ResponseStore(BaseStore):
         in_expiry_heap, in_lru_heap = self._heap_positions()
         for (owner, id_), entry in records.items():
             record = entry.record
-            assert entry.live
             assert record.owner == owner
             assert record.id == id_ == entry.order[2]
             assert record.version >= 1

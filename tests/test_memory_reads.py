@@ -70,6 +70,22 @@ def test_a_store_without_ttl_and_a_custom_clock() -> None:
     with pytest.raises(ResponseNotFound):
         clocked.input_items(record.id)
     clocked._check()
+    readings: list[float] = []
+
+    def counted() -> float:
+        readings.append(now[0])
+        return now[0]
+
+    kept = ResponseStore(ttl=None, clock=counted)
+    record = kept.create("m", "hi")
+    readings.clear()
+    assert kept.get(record.id) is record
+    assert readings == []  # a record that never expires is returned without reading a custom clock, as before
+    bobs = kept.create("m", "an owner's record", owner="bob")
+    readings.clear()
+    assert kept.get(bobs.id, owner="bob") is bobs
+    assert readings == []
+    kept._check()
 
 
 def returns(read: Callable[[str], object], id: str) -> bool:
