@@ -168,3 +168,24 @@ def test_input_items_refuses_what_it_refused_before() -> None:
         store.input_items(["unhashable"])  # type: ignore[arg-type]
     with pytest.raises(InvalidArgument):
         store.input_items(record.id, owner=["unhashable"])  # type: ignore[arg-type]
+
+
+def test_a_logged_read_ticks_only_the_entry_of_the_record_read() -> None:
+    store = ResponseStore()
+    first = store.create("m", "first", id="resp_same")
+    store.delete(first.id)
+    second = store.complete(store.create("m", "second", id="resp_same").id)
+    entry = store._none[second.id]
+    tick = entry.tick
+    store._touched.append(first)  # a read of the deleted record, logged after the write that deleted it
+    store.create("m", "a write drains the log")
+    assert entry.tick == tick  # the new record of the same id was not the one read
+    store._touched.append(second)
+    store.create("m", "another write")
+    assert entry.tick > tick
+    bobs = store.create("m", "bob's only record", owner="bob")
+    store.delete(bobs.id, owner="bob")  # bob's map goes with it
+    store._touched.append(bobs)
+    store.create("m", "a third write")
+    assert "bob" not in store._maps
+    store._check()
