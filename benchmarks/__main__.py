@@ -7,6 +7,7 @@ an earlier run (``--output``'s ``results.json``) without measuring anything.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from . import MODES, ROOT, WORKLOADS, run_suite, targets
 from ._timing import Progress
+from .ops import OPS
 from .report import NONE, TIMES, plots, write_docs_page, write_results
 
 DEFAULT_OUTPUT = ROOT / "benchmarks" / "results"
@@ -46,6 +48,12 @@ def _parser() -> argparse.ArgumentParser:
         "--only",
         default=None,
         help=f"comma-separated workloads to run (default: all of {','.join(WORKLOADS)})",
+    )
+    parser.add_argument(
+        "--ops",
+        default=None,
+        help=f"comma-separated operations the ops family times (default: all of {','.join(OPS)}); "
+        "the targets of the others are then not assessed",
     )
     parser.add_argument(
         "--write-docs",
@@ -82,6 +90,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"wrote {page} and {len(images)} plots into {args.plots or DOCS_PLOTS}")
         return 0
     settings = MODES["quick" if args.quick else "smoke" if args.smoke else "full"]
+    if args.ops is not None:
+        chosen_ops = tuple(op.strip() for op in args.ops.split(",") if op.strip())
+        if not chosen_ops or any(op not in OPS for op in chosen_ops):
+            print(f"unknown operation in --ops {args.ops!r}; choose from {', '.join(OPS)}", file=sys.stderr)
+            return 2
+        settings = dataclasses.replace(settings, ops=chosen_ops)
     names = None if args.only is None else [name.strip() for name in args.only.split(",") if name.strip()]
     if names is not None and any(name not in WORKLOADS for name in names):
         print(f"unknown workload in --only {args.only!r}; choose from {', '.join(WORKLOADS)}", file=sys.stderr)

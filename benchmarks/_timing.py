@@ -55,6 +55,7 @@ class Settings:
     asgi_idle_probes: int = 100  # retrieves timed before the streams open (the figure under load is beside it)
     asgi_seconds: float = 5.0  # the duration of one ASGI-vs-WSGI throughput sample
     asgi_repeats: int = 7  # throughput samples per server
+    ops: tuple[str, ...] | None = None  # the single operations the ops family times (None: all of them)
 
     def to_json(self) -> dict[str, Any]:
         return {key: list(value) if isinstance(value, tuple) else value for key, value in self.__dict__.items()}

@@ -286,7 +286,18 @@ def _check_results(fixtures: list[Fixture]) -> None:
         assert len(list(store.input_items(fixture.many_items, limit=PAGE))) == PAGE, fixture.name
 
 
+def chosen_ops(settings: Settings) -> dict[str, str]:
+    """The operations to time, in table order: ``settings.ops`` (``--ops``), or every one of :data:`OPS`."""
+    if settings.ops is None:
+        return dict(OPS)
+    unknown = sorted(set(settings.ops) - set(OPS))
+    if unknown:
+        raise ValueError(f"unknown operations {unknown}; choose from {list(OPS)}")
+    return {op: description for op, description in OPS.items() if op in settings.ops}
+
+
 def run(settings: Settings, progress: Progress) -> dict[str, Any]:
+    timed_ops = chosen_ops(settings)
     fixtures = _variants(settings, progress)
     results: list[dict[str, Any]] = []
     build_seconds: dict[str, dict[int, float]] = {fixture.name: {} for fixture in fixtures}
@@ -314,7 +325,7 @@ def run(settings: Settings, progress: Progress) -> dict[str, Any]:
                 assert len(fixture.store) == size, (fixture.name, len(fixture.store), size)
             _check_results(fixtures)
             keys_at = rng.sample(range(size), size)  # every record, in one random order for every variant
-            for op in OPS:
+            for op in timed_ops:
                 chosen = {fixture.name: _cases(fixture, op, size, keys_at) for fixture in fixtures}
                 cases = {name: case for name, case in chosen.items() if case is not None}
                 summaries = measure_round_robin(cases, settings)
@@ -333,7 +344,7 @@ def run(settings: Settings, progress: Progress) -> dict[str, Any]:
         gc.collect()
     return {
         "sizes": list(settings.sizes),
-        "ops": OPS,
+        "ops": timed_ops,
         "variants": list(build_seconds),
         "results": results,
         "build_seconds": {name: {str(size): s for size, s in sizes.items()} for name, sizes in build_seconds.items()},

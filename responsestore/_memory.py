@@ -2,9 +2,9 @@
 
 Storage is one dict per owner from id to an entry (the record, its ordering key, its expiry, its recency tick and
 its event log), so a lookup builds no key tuple (owner ``None``, the common case, has its own map, kept even when
-empty), plus one sorted index of ordering keys ``(created_at, seq, id)`` per owner, so a first page or a cursor
-step costs O(log n) and never sorts. ``seq`` is a store-wide counter that breaks ``created_at`` ties in creation
-order.
+empty, and beside it a map from id to the record alone, which ``get`` reads), plus one sorted index of ordering
+keys ``(created_at, seq, id)`` per owner, so a first page or a cursor step costs O(log n) and never sorts. ``seq``
+is a store-wide counter that breaks ``created_at`` ties in creation order.
 
 Retention uses two lazy min-heaps: one of expiry times, one of recency ticks of finished records. A heap item
 may be stale (the entry was refreshed, used again, or removed since); stale items are recognised when they reach
@@ -13,10 +13,14 @@ entry by ``(seq, owner, id)``, not by reference, so a removed record is released
 leave the heaps.
 
 Recency without a race: ticks are drawn only under the write lock. A read that uses a record (``get``,
-``input_items``, ``chain``) takes no lock; it appends the entry to the *touch log*, a bounded deque (an append is
-atomic), and the next write drains the log in order, giving each entry its tick before it decides anything. So
-the eviction order is exactly least-recently-used, as if every read had ticked at once. The log keeps the last
-:data:`TOUCH_LOG` reads: a store that is only read for longer than that forgets the oldest of those reads.
+``input_items``, ``chain``) takes no lock; it appends the record to the *touch log*, a bounded deque (an append is
+atomic), and the next write drains the log in order, giving each record's entry its tick before it decides
+anything. So the eviction order is exactly least-recently-used, as if every read had ticked at once. The log keeps
+the last :data:`TOUCH_LOG` reads: a store that is only read for longer than that forgets the oldest of those reads.
+
+Expiry without reading each record's: the store keeps a *horizon*, a time before which no live record expires
+(the expiry heap's top), and counts its raises. While the clock reads before it and no raise happens meanwhile, a
+lock-free read of owner ``None``'s records need not look at the record's own expiry (see ``get``).
 
 Locking: every atomic storage operation that writes runs under the write side of an
 :class:`~responsestore.RWLock`; ``list`` pages, event reads, chains, ``len`` and ``stats`` under the read side.
@@ -41,7 +45,7 @@ from ._contract import DEFAULT_MAX_CHAIN_DEPTH, TOUCH_LOG, BaseStore, Clock, Log
 from ._conversations import ConversationState, ConversationWrite, Positioned
 from ._events import DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_EVENTS, Chunk
 from ._json import FrozenDict
-from ._paging import Page, PageQuery, paginate_records, unknown_cursor
+from ._paging import Page, PageQuery, first_sequence_page, known_first_page, paginate_records, unknown_cursor
 from ._records import ResponseRecord, ResponseStatus
 from ._retention import DEFAULT_MAX_BYTES, DEFAULT_MAX_RECORDS, DEFAULT_TTL, SWEEP_BATCH, StoreStats, record_size
 from ._rwlock import RWLock
@@ -50,13 +54,13 @@ from .errors import ConversationFull, InvalidArgument, ResponseExists, StorageEr
 __all__ = ["ResponseStore"]
 
 _NO_ENTRIES: dict[str, Any] = {}  # what get looks an id up in for an owner with no records (never written)
-_NOBODY = object()  # an owner no record has
 
 _Key = tuple[str | None, str]  # (owner, id)
 _OrderKey = tuple[float, int, str]  # (created_at, seq, id)
 _HeapItem = tuple[float, int, str | None, str]  # (expiry time or recency tick, seq, owner, id)
 
 _time = time.time
+_INF = float("inf")
 
 _COMPACT_SLACK = 1024
 
@@ -77,19 +81,27 @@ class _Conversation:
             self.ids[positioned[1]] = positioned[0]
 
 
-class _Entry:
+class _Read:
+    """The fields of an entry that a lock-free read touches.
+
+    A base class's slots come first in an instance (a class's own slots are laid out in sorted order), so these
+    share a cache line with the entry's reference count, which every read touches too: a read of a large store
+    misses the cache on the entry once, not twice.
+    """
+
+    __slots__ = ("expires_at", "record")
+
+
+class _Entry(_Read):
     """One stored record and its bookkeeping (mutable; only the store touches it, under its write lock)."""
 
     __slots__ = (
         "chunks",
         "event_bytes",
         "events",
-        "expires_at",
         "heap_expiry",
-        "live",
         "log_bytes",
         "order",
-        "record",
         "size",
         "tick",
         "ttl",
@@ -102,7 +114,6 @@ class _Entry:
         self.expires_at = None if ttl is None else record.created_at + ttl
         self.heap_expiry = self.expires_at  # the time of this entry's one current item in the expiry heap
         self.tick = tick
-        self.live = True
         self.size = size  # the record's size (record_size)
         self.chunks: list[Chunk] | None = None  # the event log, created by the first write of events
         self.events = 0  # how many events the log holds
@@ -157,6 +168,7 @@ class ResponseStore(BaseStore):
         self._lock = RWLock()
         self._closed = False
         self._none: dict[str, _Entry] = {}  # owner None's map, always present (the fast path of get)
+        self._none_records: dict[str, ResponseRecord] = {}  # ... and the records of its entries (get reads these)
         self._maps: dict[str | None, dict[str, _Entry]] = {None: self._none}  # owner -> id -> entry
         self._size = 0
         # The default clock is read without the checks a custom one needs (time.time returns a finite float).
@@ -164,10 +176,15 @@ class ResponseStore(BaseStore):
         self._index: dict[str | None, Any] = {}  # owner -> SortedList[_OrderKey]
         self._seq = itertools.count()
         self._ticks = itertools.count()
-        self._touched: deque[_Entry] = deque(maxlen=TOUCH_LOG)
+        self._touched: deque[ResponseRecord] = deque(maxlen=TOUCH_LOG)
         self._mark_used = self._touched.append
         self._expiry_heap: list[_HeapItem] = []
         self._lru_heap: list[_HeapItem] = []  # finished records only
+        # No live entry expires before the horizon (at most the expiry heap's top; see get). Lowered before an
+        # entry that expires earlier is published, raised (and counted) only after the entries it covered were
+        # unlinked. With a custom clock get never uses it: it stays -inf.
+        self._horizon = _INF if self._default_clock else -_INF
+        self._raises = 0  # counts the raises of the horizon (each counted before the new horizon is set)
         # A page walk may hold a cursor whose record another thread removed meanwhile; remembering where the
         # last removed records stood lets such a walk go on instead of failing (see cursor_memory).
         self._removed: OrderedDict[_Key, _OrderKey] = OrderedDict()
@@ -205,6 +222,24 @@ class ResponseStore(BaseStore):
         # BaseStore.get with _get inlined: a `get` is most of a server's traffic. Anything unusual (a missing or
         # expired record, an argument of the wrong type, a custom clock) takes BaseStore.get, which checks
         # everything and raises the right error.
+        #
+        # The horizon spares reading the record's expiry. No live record expires before it: a record that expires
+        # sooner lowers it before it is published, and it is raised only after the records it covered are gone.
+        # The raises are counted first; counted the same before the lookup and after the horizon is read, none
+        # happened in between, so the horizon read was at or before the expiry of the record found (live when it
+        # was found), and the clock, read in between, before both. Owner None's records are looked up in a map
+        # of records, not of entries: in a large store that spares a cache miss on the entry.
+        if owner is None:
+            raises = self._raises
+            try:
+                record = self._none_records[id]
+            except (KeyError, TypeError):  # missing, or an unhashable id
+                return super().get(id)
+            if _time() < self._horizon and self._raises is raises:
+                self._mark_used(record)
+                return record
+        # Past the horizon (a record has expired and no write has swept it yet) or a custom clock: the entry's own
+        # expiry decides, as it is read after the entry is found.
         try:
             entry = self._none[id] if owner is None else self._maps[owner][id]
         except (KeyError, TypeError):  # missing, or an unhashable id or owner
@@ -212,8 +247,39 @@ class ResponseStore(BaseStore):
         expires_at = entry.expires_at
         if expires_at is not None and (not self._default_clock or expires_at <= _time()):
             return super().get(id, owner=owner)
-        self._mark_used(entry)
-        return entry.record
+        record = entry.record
+        self._mark_used(record)
+        return record
+
+    def input_items(
+        self,
+        id: str,
+        *,
+        limit: int = 20,
+        after: str | None = None,
+        before: str | None = None,
+        order: str = "desc",
+        owner: str | None = None,
+    ) -> Page[FrozenDict]:
+        """One page of the input items of response ``id``, last item first by default.
+
+        The items are the stored ones, read-only (:class:`~responsestore.FrozenDict`, lists as tuples): changing
+        one raises ``TypeError``; ``item.thaw()`` returns a mutable copy.
+
+        Raises:
+            ResponseNotFound: no such response for this owner.
+            InvalidArgument: bad paging arguments, or a cursor that is not an item of this response.
+        """
+        # A first page with arguments checked before, of a stored response: a stored id is a valid one, so only
+        # the types are checked here. Anything else (a cursor, new or wrong arguments, a missing record) takes
+        # BaseStore's path, which checks everything and raises the right error.
+        if after is None and before is None and id.__class__ is str and (owner is None or owner.__class__ is str):
+            query = known_first_page(limit, order)
+            if query is not None:
+                record = self._get(owner, id)
+                if record is not None:
+                    return first_sequence_page(record.input, query)
+        return super().input_items(id, limit=limit, after=after, before=before, order=order, owner=owner)
 
     def close(self) -> None:
         """Drop every record; later calls raise :class:`~responsestore.StorageError`. Idempotent.
@@ -225,12 +291,14 @@ class ResponseStore(BaseStore):
                 return
             self._closed = True
             self._none = {}
+            self._none_records = {}
             self._maps = {None: self._none}
             self._size = 0
             self._index = {}
             self._touched.clear()
             self._expiry_heap = []
             self._lru_heap = []
+            self._raise_horizon()
             self._removed.clear()
             self._leases = {}
             self._conversations = {}
@@ -272,11 +340,18 @@ class ResponseStore(BaseStore):
         return None if entries is None else entries.get(id)
 
     def _get(self, owner: str | None, id: str) -> ResponseRecord | None:
+        if owner is None:  # as in get
+            raises = self._raises
+            record = self._none_records.get(id)
+            if record is not None and _time() < self._horizon and self._raises is raises:
+                self._mark_used(record)
+                return record
         entry = self._entry(owner, id)
         if entry is None:
             return None
-        self._touched.append(entry)
-        return entry.record
+        record = entry.record
+        self._mark_used(record)
+        return record
 
     def _peek(self, owner: str | None, id: str) -> ResponseRecord | None:
         entry = self._entry(owner, id)
@@ -316,16 +391,7 @@ class ResponseStore(BaseStore):
             return chain
 
     def _touch(self, records: Sequence[ResponseRecord]) -> None:
-        maps, mark = self._maps, self._mark_used
-        owner: object = _NOBODY
-        entries: dict[str, _Entry] | None = None
-        for record in records:
-            if record.owner != owner:  # a chain's records share one owner: look its map up once
-                owner = record.owner
-                entries = maps.get(record.owner)
-            entry = None if entries is None else entries.get(record.id)
-            if entry is not None:
-                mark(entry)
+        self._touched.extend(records)  # one C call: no other thread runs in between (the next write finds them)
 
     def _put_new(self, record: ResponseRecord, ttl: float | None, keep: Sequence[ResponseRecord], size: int) -> bool:
         with self._lock.write():
@@ -390,6 +456,8 @@ class ResponseStore(BaseStore):
                 self._write_log(entry, log)
             entry.size = size
             entry.record = new
+            if new.owner is None:
+                self._none_records[new.id] = new  # after the log: a reader that sees the new record sees it too
             self._account(entry, 1)
             entry.tick = tick = next(self._ticks)
             if in_conversation is not None and conversation is not None:
@@ -665,26 +733,39 @@ class ResponseStore(BaseStore):
                     self._leases.pop(entry.order[1], None)
 
     def _drain_touches(self) -> None:
-        """Give every entry read since the last write its recency tick, in the order of the reads."""
+        """Give every entry read since the last write its recency tick, in the order of the reads.
+
+        The log holds the records read. Each goes to the entry stored under its owner and id, if that entry was
+        created with it (the same ``created_at``): a record read is still stored, or a newer version of it, since
+        every write drains the log first; the one exception, an expired record replaced by a new one of the same
+        id in one write, is told apart by its creation time.
+        """
         touched = self._touched
         ticks = self._ticks
+        none, maps = self._none, self._maps
         while touched:
             try:
-                entry = touched.popleft()
+                record = touched.popleft()
             except IndexError:  # another writer cannot drain concurrently, but stay safe
                 break
-            if entry.live:
+            owner = record.owner
+            entries = none if owner is None else maps.get(owner)
+            entry = None if entries is None else entries.get(record.id)
+            if entry is not None and entry.order[0] == record.created_at:
                 entry.tick = next(ticks)
 
     def _refresh(self, entry: _Entry, now: float) -> None:
         """Restart the expiry of ``entry`` from ``now`` and mark it as used."""
         if entry.ttl is not None:
-            entry.expires_at = expires_at = now + entry.ttl
+            expires_at = now + entry.ttl
             if entry.heap_expiry is None or expires_at < entry.heap_expiry:
-                # The clock stepped back: the heap must learn the earlier time now (the old item goes stale).
+                # The clock stepped back: the heap must learn the earlier time now (the old item goes stale), and
+                # the horizon before the entry's expiry moves.
                 entry.heap_expiry = expires_at
                 heapq.heappush(self._expiry_heap, (expires_at, entry.order[1], entry.record.owner, entry.order[2]))
+                self._lower_horizon(expires_at)
             # Otherwise the heap keeps the earlier time, and the sweep re-pushes the entry when it gets there.
+            entry.expires_at = expires_at
         entry.tick = next(self._ticks)
 
     def _insert(self, record: ResponseRecord, ttl: float | None, size: int) -> None:
@@ -699,12 +780,15 @@ class ResponseStore(BaseStore):
         self._account(entry, 1)
         if entry.expires_at is not None:
             heapq.heappush(self._expiry_heap, (entry.expires_at, seq, owner, id))
+            self._lower_horizon(entry.expires_at)  # before the entry is published below
         if self._removed:
             self._removed.pop((owner, id), None)
         entries = self._maps.get(owner)
         if entries is None:
             entries = self._maps[owner] = {}
         entries[id] = entry
+        if owner is None:
+            self._none_records[id] = record  # published last: get looks here first
         self._size += 1
         self._by_status[record.status] += 1
         self._created += 1
@@ -714,11 +798,12 @@ class ResponseStore(BaseStore):
         owner = record.owner
         key = (owner, record.id)
         entries = self._maps[owner]
+        if owner is None:
+            del self._none_records[record.id]
         del entries[record.id]
         if not entries and owner is not None:
             del self._maps[owner]
         self._size -= 1
-        entry.live = False
         index = self._index[record.owner]
         index.remove(entry.order)
         if not index:
@@ -744,6 +829,17 @@ class ResponseStore(BaseStore):
         heapq.heapify(self._expiry_heap)
         self._lru_heap = [(e.tick, e.order[1], e.record.owner, e.order[2]) for e in entries if e.record.is_terminal]
         heapq.heapify(self._lru_heap)
+        self._raise_horizon()
+
+    def _lower_horizon(self, expires_at: float) -> None:
+        self._horizon = min(self._horizon, expires_at)
+
+    def _raise_horizon(self) -> None:
+        """Set the horizon to the expiry heap's top, a lower bound of every live entry's expiry (write lock only)."""
+        if self._default_clock:
+            heap = self._expiry_heap
+            self._raises += 1
+            self._horizon = heap[0][0] if heap else _INF
 
     def _heap_entry(self, seq: int, owner: str | None, id: str) -> _Entry | None:
         """The live entry a heap item names, or ``None`` if it was removed (the id may name a newer entry)."""
@@ -765,6 +861,7 @@ class ResponseStore(BaseStore):
             self._unlink(entry)
             self._expired += 1
             swept += 1
+        self._raise_horizon()  # after the unlinks: a get that found an unlinked record counts this raise
         return swept
 
     def _evict_one(self, protected: set[int]) -> bool:
@@ -858,6 +955,8 @@ class ResponseStore(BaseStore):
             assert self._maps == {None: {}}, "a closed store keeps records"
             return
         assert self._maps[None] is self._none, "owner None lost its own map"
+        assert self._none_records.keys() == self._none.keys(), "owner None's records and entries disagree"
+        assert all(self._none_records[id_] is entry.record for id_, entry in self._none.items()), "a stale record"
         assert all(owned for owner, owned in self._maps.items() if owner is not None), "an empty map kept"
         records = {(owner, id_): entry for owner, owned in self._maps.items() for id_, entry in owned.items()}
         assert len(records) == self._size, "the size counter disagrees with the maps"
@@ -877,7 +976,6 @@ class ResponseStore(BaseStore):
         in_expiry_heap, in_lru_heap = self._heap_positions()
         for (owner, id_), entry in records.items():
             record = entry.record
-            assert entry.live
             assert record.owner == owner
             assert record.id == id_ == entry.order[2]
             assert record.version >= 1
@@ -912,6 +1010,9 @@ class ResponseStore(BaseStore):
                 assert id(entry) in in_expiry_heap, f"{id_!r} not in the expiry heap"
             if record.is_terminal:
                 assert in_lru_heap.get(id(entry), float("inf")) <= entry.tick, f"{id_!r} not in recency heap"
+        live_expiries = [entry.expires_at for entry in records.values() if entry.expires_at is not None]
+        horizon = min(live_expiries, default=_INF) if self._default_clock else -_INF
+        assert self._horizon <= horizon, "an entry expires before the horizon (or a custom clock has one)"
         assert by_status == self._by_status, "status counters disagree with the records"
         assert (total_bytes, active_bytes) == (self._bytes, self._active_bytes), "byte counters disagree"
         assert len(self._leases) == sum(

@@ -119,6 +119,35 @@ class PageQuery:
 _FIRST_PAGES: dict[tuple[int, str], PageQuery] = {}  # checked first-page queries by (limit, order)
 
 
+def known_first_page(limit: object, order: object) -> PageQuery | None:
+    """The checked query of a first page (no cursor) of ``limit`` and ``order``, if one was checked before.
+
+    ``None`` means "not known": check the arguments with :meth:`PageQuery.check` (which remembers them).
+    """
+    if limit.__class__ is int and order.__class__ is str:
+        return _FIRST_PAGES.get((limit, order))
+    return None
+
+
+_new = object.__new__
+_set_data, _set_first, _set_last, _set_more = (
+    Page.__dict__[name].__set__ for name in ("data", "first_id", "last_id", "has_more")
+)
+
+
+def _page(data: tuple[T, ...], first_id: str | None, last_id: str | None, has_more: bool) -> Page[T]:
+    """``Page(data, first_id, last_id, has_more)`` without the generated ``__init__`` (the same result, faster)."""
+    page: Page[T] = _new(Page)
+    _set_data(page, data)
+    _set_first(page, first_id)
+    _set_last(page, last_id)
+    _set_more(page, has_more)
+    return page
+
+
+_EMPTY_PAGE: Page[Any] = Page(data=(), first_id=None, last_id=None, has_more=False)
+
+
 def paginate(
     scan: Callable[[str | None, bool], Iterable[T]],
     query: PageQuery,
@@ -140,13 +169,8 @@ def paginate(
     if backwards:
         items.reverse()
     if not items:
-        return Page(data=(), first_id=None, last_id=None, has_more=False)
-    return Page(
-        data=tuple(items),
-        first_id=item_id(items[0]),
-        last_id=item_id(items[-1]),
-        has_more=has_more,
-    )
+        return _EMPTY_PAGE
+    return _page(tuple(items), item_id(items[0]), item_id(items[-1]), has_more)
 
 
 def unknown_cursor(cursor: str) -> InvalidArgument:
@@ -162,12 +186,14 @@ def paginate_sequence(items: Sequence[M], query: PageQuery, item_id: Callable[[M
     """
     backwards = query.before is not None
     cursor = query.before if backwards else query.after
+    if cursor is None:
+        return first_sequence_page(items, query)
     descending = query.descending != backwards
     start = _start(items, cursor, descending)
     available = start + 1 if descending else len(items) - start  # items from ``start`` in the scan's direction
     take = min(query.limit, available)
     if take <= 0:
-        return Page(data=(), first_id=None, last_id=None, has_more=False)
+        return _EMPTY_PAGE
     if descending:
         stop = start - take
         chosen = tuple(items[start : None if stop < 0 else stop : -1])
@@ -175,7 +201,19 @@ def paginate_sequence(items: Sequence[M], query: PageQuery, item_id: Callable[[M
         chosen = tuple(items[start : start + take])
     if backwards:
         chosen = chosen[::-1]
-    return Page(data=chosen, first_id=item_id(chosen[0]), last_id=item_id(chosen[-1]), has_more=available > take)
+    return _page(chosen, item_id(chosen[0]), item_id(chosen[-1]), available > take)
+
+
+def first_sequence_page(items: Sequence[M], query: PageQuery) -> Page[M]:
+    """The first page (``query`` has no cursor) of an in-order sequence of items with ``"id"`` keys.
+
+    What :func:`paginate_sequence` returns for such a query, by one slice.
+    """
+    limit = query.limit
+    chosen = tuple(items[: -limit - 1 : -1] if query.descending else items[:limit])
+    if not chosen:
+        return _EMPTY_PAGE
+    return _page(chosen, chosen[0]["id"], chosen[-1]["id"], len(items) > limit)
 
 
 def _start(items: Sequence[M], cursor: str | None, descending: bool) -> int:
