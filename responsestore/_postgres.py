@@ -196,7 +196,8 @@ def _schema() -> list[str]:
             "INSERT INTO removed (owner, id, created_at, seq) VALUES (OLD.owner, OLD.id, OLD.created_at, OLD.seq); "
             "RETURN NULL;",
         ),
-        "CREATE TRIGGER responses_inserted AFTER INSERT ON responses FOR EACH ROW EXECUTE FUNCTION responses_inserted()",
+        "CREATE TRIGGER responses_inserted AFTER INSERT ON responses "
+        "FOR EACH ROW EXECUTE FUNCTION responses_inserted()",
         "CREATE TRIGGER responses_changed AFTER UPDATE OF status, terminal, size, log_bytes ON responses "
         "FOR EACH ROW EXECUTE FUNCTION responses_changed()",
         "CREATE TRIGGER responses_deleted AFTER DELETE ON responses FOR EACH ROW EXECUTE FUNCTION responses_deleted()",
@@ -286,7 +287,7 @@ _SQL_SWEEP = (
     "DELETE FROM responses WHERE seq IN (SELECT seq FROM responses WHERE expires_at <= %s "
     "ORDER BY expires_at, seq LIMIT %s) RETURNING seq, owner, id"
 )
-_SCAN_SELECT = "SELECT created_at, seq, version, record FROM responses WHERE owner = %s "
+_SCAN_SELECT = "SELECT created_at, seq, version, record, id FROM responses WHERE owner = %s "
 _SCAN_VISIBLE = f"AND {_VISIBLE} "
 _SQL_HOLDING = {
     after: _SCAN_SELECT
@@ -298,21 +299,24 @@ _SQL_HOLDING = {
 _SQL_SCAN = {
     (False, False): _SCAN_SELECT + _SCAN_VISIBLE + "ORDER BY created_at, seq LIMIT %s",
     (True, False): _SCAN_SELECT + _SCAN_VISIBLE + "ORDER BY created_at DESC, seq DESC LIMIT %s",
-    (False, True): _SCAN_SELECT + "AND (created_at, seq) > (%s, %s) " + _SCAN_VISIBLE + "ORDER BY created_at, seq LIMIT %s",
+    (False, True): _SCAN_SELECT
+    + "AND (created_at, seq) > (%s, %s) "
+    + _SCAN_VISIBLE
+    + "ORDER BY created_at, seq LIMIT %s",
     (True, True): _SCAN_SELECT
     + "AND (created_at, seq) < (%s, %s) "
     + _SCAN_VISIBLE
     + "ORDER BY created_at DESC, seq DESC LIMIT %s",
 }
 _SQL_CHAIN = (
-    "WITH RECURSIVE chain(n, seq, version, record, previous) AS ("
-    " SELECT 1, seq, version, record, previous FROM responses"
+    "WITH RECURSIVE chain(n, seq, version, record, id, previous) AS ("
+    " SELECT 1, seq, version, record, id, previous FROM responses"
     " WHERE owner = %(key)s AND id = %(id)s AND (expires_at IS NULL OR expires_at > %(now)s)"
     " UNION ALL"
-    " SELECT chain.n + 1, r.seq, r.version, r.record, r.previous"
+    " SELECT chain.n + 1, r.seq, r.version, r.record, r.id, r.previous"
     " FROM chain JOIN responses r ON r.owner = %(key)s AND r.id = chain.previous"
     " WHERE chain.n < %(limit)s AND (r.expires_at IS NULL OR r.expires_at > %(now)s)"
-    ") SELECT seq, version, record FROM chain ORDER BY n"
+    ") SELECT seq, version, record, id FROM chain ORDER BY n"
 )
 
 _SQL_CONVERSATION = (
@@ -458,7 +462,9 @@ def _url_integer(name: str, text: str) -> int | None:
     if text.lower() == "none":
         return None
     if not (text.isascii() and text.isdigit()) or len(text) > 20:
-        raise InvalidArgument(f"the PostgreSQL URL parameter {name} must be a whole number or 'none', not {text[:40]!r}")
+        raise InvalidArgument(
+            f"the PostgreSQL URL parameter {name} must be a whole number or 'none', not {text[:40]!r}"
+        )
     return int(text)
 
 
@@ -548,8 +554,8 @@ class PostgresStore(BaseStore):
         ttl, max_records, clock, max_chain_depth, max_events, max_event_bytes, max_bytes: As for ``SQLiteStore``.
             Retention settings belong to each store object: give every process the same ones.
         poll_interval: Seconds between re-checks while waiting for writes made by other processes (default 0.05).
-        timeout: Seconds a statement may run, and a write wait for other writers, before it fails with
-            :class:`StorageError` and changes nothing (default 30).
+        timeout: Seconds a write may wait for other writers (and a statement may run twice as long) before it
+            fails with :class:`StorageError` and changes nothing (default 30).
         connect_timeout: Seconds a connection attempt may take (default 10).
     """
 
@@ -615,9 +621,9 @@ class PostgresStore(BaseStore):
 
     def _connect(self) -> psycopg.Connection[Any]:
         options = (
-            f"-c search_path={self.schema} -c statement_timeout={int(self.timeout * 1000)} "
-            f"-c lock_timeout={int(self.timeout * 1000)} -c idle_in_transaction_session_timeout="
-            f"{int(self.timeout * 2000)}"
+            f"-c search_path={self.schema} -c lock_timeout={int(self.timeout * 1000)} "
+            f"-c statement_timeout={int(self.timeout * 2000)} "
+            f"-c idle_in_transaction_session_timeout={int(self.timeout * 4000)}"
         )
         try:
             return psycopg.connect(
@@ -712,8 +718,7 @@ class PostgresStore(BaseStore):
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> PostgresStore:
-        """``postgresql://[USER[:PASSWORD]@]HOST[:PORT]/DB[?NAME=VALUE&...]`` (also ``postgres://`` and
-        ``postgresql+psycopg://``).
+        """``postgresql://[USER[:PASSWORD]@]HOST[:PORT]/DB[?NAME=VALUE&...]``, ``postgres://`` or ``postgresql+psycopg://``.
 
         The query parameters ``schema``, ``max_records`` and ``max_bytes`` (a whole number, or ``none``), ``ttl``
         (seconds, or ``none``), ``poll_interval`` and ``timeout`` (seconds) set constructor arguments, checked as
@@ -731,7 +736,7 @@ class PostgresStore(BaseStore):
         if scheme is None:
             raise InvalidArgument(f"a PostgreSQL URL starts with postgresql:// or postgres://, not {url[:200]!r}")
         rest = url[len(scheme) :]
-        base, question, query = rest.partition("?")
+        base, _, query = rest.partition("?")
         options: dict[str, Any] = {}
         passed: list[tuple[str, str]] = []
         try:
@@ -769,7 +774,7 @@ class PostgresStore(BaseStore):
                 conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", ("responsestore:" + self.schema,))
                 conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
                 if self._schema_version(conn) == 0:
-                    conn.execute(";\n".join(_schema()))  # type: ignore[call-overload]  # one round trip
+                    conn.execute(";\n".join(_schema()))  # one round trip
                 conn.execute("COMMIT")
             except BaseException:
                 _rollback(conn)
@@ -811,7 +816,7 @@ class PostgresStore(BaseStore):
                 f"{self.name} stayed locked by other writers for more than timeout={self.timeout} seconds; "
                 "nothing was changed"
             )
-        return StorageError(f"PostgreSQL error on {self.name}: {str(exc).strip()}; nothing was changed"[:500])
+        return StorageError(f"{self.name} failed: {str(exc).strip()}; nothing was changed"[:500])
 
     def _damaged(self, what: str, exc: BaseException) -> StorageError:
         return StorageError(f"{self.name} is damaged: {what} cannot be read ({type(exc).__name__}: {exc})"[:500])
@@ -838,7 +843,7 @@ class PostgresStore(BaseStore):
             try:
                 if begin is None:
                     return action(conn)
-                conn.execute(begin)  # type: ignore[call-overload]
+                conn.execute(begin)
                 try:
                     return action(conn)
                 finally:
@@ -914,19 +919,19 @@ class PostgresStore(BaseStore):
 
     # ------------------------------------------------------------------ the parse cache
 
-    def _record(self, seq: int, version: int, text: str) -> ResponseRecord:
+    def _record(self, seq: int, version: int, text: str, id: str) -> ResponseRecord:
         hit = self._cache.get(seq)
         if hit is not None and hit[0] == version:
             return hit[1]
         try:
             record = _load(text)
         except (ValueError, TypeError, KeyError, RecursionError, ResponseStoreError) as exc:
-            raise self._damaged(f"the record in row {seq}", exc) from exc
+            raise self._damaged(f"the record {id!r}", exc) from exc
         self._remember(seq, version, record, len(text))
         return record
 
     def _checked_record(self, seq: int, version: int, text: str, owner: str | None, id: str) -> ResponseRecord:
-        record = self._record(seq, version, text)
+        record = self._record(seq, version, text, id)
         if record.id != id or record.owner != owner or record.version != version:
             raise self._damaged(f"the record {id!r}", ValueError("its JSON disagrees with its columns"))
         return record
@@ -1002,8 +1007,8 @@ class PostgresStore(BaseStore):
         rows = self._query(lambda conn: conn.execute(_SQL_CHAIN, params).fetchall())
         chain: list[ResponseRecord] = []
         seen: set[str] = set()
-        for seq, version, text in rows:
-            record = self._record(seq, version, text)
+        for seq, version, text, record_id in rows:
+            record = self._record(seq, version, text, record_id)
             if record.id in seen:
                 break
             seen.add(record.id)
@@ -1018,12 +1023,12 @@ class PostgresStore(BaseStore):
     def _leased(self, now: float, limit: int) -> list[ResponseRecord]:
         rows = self._query(
             lambda conn: conn.execute(
-                "SELECT seq, version, record FROM responses WHERE lease_expires_at <= %s AND NOT terminal "
+                "SELECT seq, version, record, id FROM responses WHERE lease_expires_at <= %s AND NOT terminal "
                 f"AND {_VISIBLE} ORDER BY lease_expires_at, seq LIMIT %s",
                 (now, now, limit),
             ).fetchall()
         )
-        return [self._record(seq, version, text) for seq, version, text in rows]
+        return [self._record(seq, version, text, id) for seq, version, text, id in rows]
 
     def _page(
         self, owner: str | None, query: PageQuery, matches: Callable[[ResponseRecord], bool] | None
@@ -1064,8 +1069,8 @@ class PostgresStore(BaseStore):
                 rows = conn.execute(_SQL_SCAN[descending, False], (key, now, batch)).fetchall()
             else:
                 rows = conn.execute(_SQL_SCAN[descending, True], (key, start[0], start[1], now, batch)).fetchall()
-            for _, seq, version, text in rows:
-                yield self._record(seq, version, text)
+            for _, seq, version, text, id in rows:
+                yield self._record(seq, version, text, id)
             if len(rows) < batch:
                 return
             start = (rows[-1][0], rows[-1][1])
@@ -1082,7 +1087,7 @@ class PostgresStore(BaseStore):
         def read(conn: psycopg.Connection[Any]) -> ResponseRecord | None:
             row = conn.execute(_SQL_HOLDING[False], (key, now, text)).fetchone()
             while row is not None:
-                record = self._record(row[1], row[2], row[3])
+                record = self._record(row[1], row[2], row[3], row[4])
                 if matches(record):
                     return record
                 row = conn.execute(_SQL_HOLDING[True], (key, row[0], row[1], now, text)).fetchone()
@@ -1133,7 +1138,7 @@ class PostgresStore(BaseStore):
 
     def _chunks(self, rows: list[Any], stored: Stored, after: int) -> tuple[Chunk, ...]:
         expected = None
-        for first, count, text in rows:
+        for first, count, _ in rows:
             if count < 1 or (expected is not None and first != expected):
                 raise self._damaged(
                     f"the event log of {stored.record.id!r}", ValueError(f"a malformed chunk at event {first!r}")
@@ -1320,7 +1325,15 @@ class PostgresStore(BaseStore):
         text = _record_text(new)
         terminal = new.is_terminal
         seq = old.incarnation
-        head = (new.status.value, terminal, new.version, text, size, None if terminal else new.lease_expires_at, terminal)
+        head = (
+            new.status.value,
+            terminal,
+            new.version,
+            text,
+            size,
+            None if terminal else new.lease_expires_at,
+            terminal,
+        )
         tail = (seq, old.record.version, old.events)
         sql = _SQL_SWAP[None if log is None else log.replace]
         middle = () if log is None else (log.first + log.events, log.event_bytes, log.stored)
@@ -1339,7 +1352,9 @@ class PostgresStore(BaseStore):
             if log is not None:
                 self._write_log(conn, seq, log)
             if before is not None:
-                self._room_for_growth(conn, seq, grows=int(row[0]) - before, entry=int(row[0]), finished=terminal, id=new.id)
+                self._room_for_growth(
+                    conn, seq, grows=int(row[0]) - before, entry=int(row[0]), finished=terminal, id=new.id
+                )
             self._state().cached.append((seq, new.version, new, len(text)))
             return True
 
@@ -1357,7 +1372,9 @@ class PostgresStore(BaseStore):
                 return False
             self._write_log(conn, seq, log)
             if max_bytes is not None:
-                self._room_for_growth(conn, seq, grows=log.stored, entry=int(row[0]), finished=finished, id=old.record.id)
+                self._room_for_growth(
+                    conn, seq, grows=log.stored, entry=int(row[0]), finished=finished, id=old.record.id
+                )
             return True
 
         return self._write(append)
@@ -1569,9 +1586,7 @@ class PostgresStore(BaseStore):
     def _conversation_remove(self, old: ConversationState) -> bool:
         record = old.record
         params = (_owner_key(record.owner), record.id, record.version)
-        return self._write(
-            lambda conn, _: conn.execute(_SQL_CONVERSATION_DELETE, (*params, self._now())).rowcount == 1
-        )
+        return self._write(lambda conn, _: conn.execute(_SQL_CONVERSATION_DELETE, (*params, self._now())).rowcount == 1)
 
     def _sweep_conversations(self) -> int:
         now = self._now()
@@ -1591,8 +1606,10 @@ class PostgresStore(BaseStore):
     # ------------------------------------------------------------------ invariants
 
     def _check(self) -> None:
-        """Check every invariant, raising ``AssertionError``: rows agree with their JSON, sizes, chunks and the
-        cache; the counters, the indexes and the tombstones agree with the rows; conversations with their items.
+        """Check every invariant, raising ``AssertionError``.
+
+        Rows agree with their JSON, sizes, chunks and the cache; the counters, the recency order and the tombstones
+        agree with the rows; conversations with their items.
         """
         if self._closed:  # the schema must still be whole: check it through a connection of its own
             conn = self._connect()

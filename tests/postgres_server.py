@@ -50,7 +50,9 @@ def binaries() -> Path:
     pg_config = shutil.which("pg_config")
     if pg_config is not None:
         with contextlib.suppress(OSError, subprocess.SubprocessError):
-            candidates.append(subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=True).stdout)
+            candidates.append(
+                subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=True).stdout
+            )
     candidates += sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)
     for candidate in candidates:
         path = Path(candidate.strip())
@@ -83,10 +85,16 @@ def _free_port() -> int:
 
 
 class PostgresServer:
-    """One PostgreSQL server in a temporary directory, listening on a loopback port (its socket in that directory)."""
+    """One PostgreSQL server in a temporary directory, listening on a loopback port (its socket in that directory).
 
-    def __init__(self) -> None:
+    ``fsync`` is off (the tests never crash the machine); with ``synchronous_commit`` (the default) a commit has
+    reached the kernel before it is acknowledged, so it survives a ``kill -9`` of the server. The shared server of
+    the contract tests runs without it.
+    """
+
+    def __init__(self, *, synchronous_commit: bool = True) -> None:
         self.bin = binaries()
+        self.synchronous_commit = synchronous_commit
         self.user = _run_as()
         self.directory = Path(tempfile.mkdtemp(prefix="rs-postgres-"))
         self.data = self.directory / "data"
@@ -97,8 +105,18 @@ class PostgresServer:
             os.chown(self.directory, entry.pw_uid, entry.pw_gid)
         try:
             subprocess.run(
-                [str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
-                 "--no-sync", "--locale=C"],
+                [
+                    str(self.bin / "initdb"),
+                    "-D",
+                    str(self.data),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                    "--no-sync",
+                    "--locale=C",
+                ],
                 user=self.user,
                 check=True,
                 capture_output=True,
@@ -123,7 +141,7 @@ class PostgresServer:
             "-k", str(self.directory),
             "-c", "listen_addresses=127.0.0.1",
             "-c", "fsync=off",
-            "-c", "synchronous_commit=off",
+            "-c", f"synchronous_commit={'on' if self.synchronous_commit else 'off'}",
             "-c", "full_page_writes=off",
             "-c", "max_connections=400",
             "-c", "shared_buffers=64MB",
@@ -157,10 +175,23 @@ class PostgresServer:
             return False
         return True
 
+    def children(self) -> list[int]:
+        """The pids of the postmaster's child processes (its backends and workers)."""
+        assert self.process is not None
+        path = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        try:
+            return [int(pid) for pid in path.read_text().split()]
+        except OSError:
+            return []
+
     def kill(self) -> None:
-        """``kill -9`` the server's postmaster and reap it (its backends exit when they notice)."""
+        """``kill -9`` the postmaster and every process it started (a crash of the server); reap it."""
         if self.process is not None and self.process.poll() is None:
+            children = self.children()
             os.kill(self.process.pid, signal.SIGKILL)
+            for pid in children:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
             self.process.wait(30)
 
     def signal(self, number: int) -> None:
@@ -186,7 +217,7 @@ def shared() -> PostgresServer:
     global _shared  # noqa: PLW0603 - one server per test session
     with _lock:
         if _shared is None or _shared.process is None or _shared.process.poll() is not None:
-            _shared = PostgresServer()
+            _shared = PostgresServer(synchronous_commit=False)
             atexit.register(_shared.stop)
         return _shared
 
