@@ -45,7 +45,7 @@ import urllib.parse
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, ClassVar, NamedTuple, TypeVar
 
 import psycopg
 import psycopg.conninfo
@@ -498,9 +498,55 @@ _INHERITED: list[psycopg.Connection[Any]] = []  # connections inherited through 
 _forks = 0
 
 
+#: Idle connections of closed stores and of ended threads, by server and settings (``_Pool.key``): a store of this
+#: process takes one instead of connecting anew (PostgreSQL starts a process for every connection).
+_IDLE_LIMIT = 16
+
+
+class _Pool:
+    """The idle connections of this process; a forked child starts with none (its parent's are left alone)."""
+
+    mutex = threading.Lock()
+    idle: ClassVar[dict[tuple[str, int, int], list[psycopg.Connection[Any]]]] = {}
+
+    @classmethod
+    def park(cls, key: tuple[str, int, int], conn: psycopg.Connection[Any]) -> None:
+        """Keep ``conn`` for a later store if it is idle and whole; else close it."""
+        with contextlib.suppress(Exception):
+            if not (conn.closed or conn.broken) and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+                with cls.mutex:
+                    kept = cls.idle.setdefault(key, [])
+                    if len(kept) < _IDLE_LIMIT:
+                        kept.append(conn)
+                        return
+        with contextlib.suppress(Exception):
+            conn.close()
+
+    @classmethod
+    def take(cls, key: tuple[str, int, int], schema: str) -> psycopg.Connection[Any] | None:
+        """An idle connection switched to ``schema``, or ``None``."""
+        while True:
+            with cls.mutex:
+                kept = cls.idle.get(key)
+                if not kept:
+                    return None
+                conn = kept.pop()
+            try:
+                conn.execute(f'SET search_path TO "{schema}"')  # also proves the connection still works
+            except psycopg.Error:
+                with contextlib.suppress(Exception):
+                    conn.close()
+                continue
+            return conn
+
+
 def _count_fork() -> None:
     global _forks  # noqa: PLW0603 - one process-wide count, changed only in a freshly forked child
     _forks += 1
+    _Pool.mutex = threading.Lock()
+    for kept in _Pool.idle.values():
+        _INHERITED.extend(kept)
+    _Pool.idle = {}
 
 
 if hasattr(os, "register_at_fork"):
@@ -520,12 +566,17 @@ class _ThreadState:
         self.cached: list[tuple[int, int, ResponseRecord | None, int]] = []
 
 
-def _release(connections: dict[Any, Any], mutex: threading.Lock, state_id: int, conn: psycopg.Connection[Any]) -> None:
-    """Close the connection of a thread that has ended."""
+def _release(
+    connections: dict[Any, Any],
+    mutex: threading.Lock,
+    state_id: int,
+    conn: psycopg.Connection[Any],
+    key: tuple[str, int, int],
+) -> None:
+    """Give back the connection of a thread that has ended."""
     with mutex:
         connections.pop(state_id, None)
-    with contextlib.suppress(Exception):
-        conn.close()
+    _Pool.park(key, conn)
 
 
 def _rollback(conn: psycopg.Connection[Any]) -> None:
@@ -595,6 +646,7 @@ class PostgresStore(BaseStore):
         except psycopg.Error as exc:
             raise InvalidArgument(f"not a PostgreSQL connection string: {exc}"[:300]) from None
         self._conninfo = conninfo
+        self._key = (conninfo, round(self.timeout * 1000), round(self.connect_timeout))
         host = params.get("host") or params.get("hostaddr") or "localhost"
         self.name = f"PostgreSQL {host}:{params.get('port') or 5432}/{params.get('dbname') or ''} schema {self.schema}"
         self._closed = False
@@ -620,6 +672,10 @@ class PostgresStore(BaseStore):
     # ------------------------------------------------------------------ connections
 
     def _connect(self) -> psycopg.Connection[Any]:
+        """An idle connection of an earlier store (same server and settings), or a new one."""
+        reused = _Pool.take(self._key, self.schema)
+        if reused is not None:
+            return reused
         options = (
             f"-c search_path={self.schema} -c lock_timeout={int(self.timeout * 1000)} "
             f"-c statement_timeout={int(self.timeout * 2000)} "
@@ -635,7 +691,9 @@ class PostgresStore(BaseStore):
     def _adopt(self, conn: psycopg.Connection[Any]) -> _ThreadState:
         state = _ThreadState(conn)
         with self._connections_mutex:
-            finalizer = weakref.finalize(state, _release, self._connections, self._connections_mutex, id(state), conn)
+            finalizer = weakref.finalize(
+                state, _release, self._connections, self._connections_mutex, id(state), conn, self._key
+            )
             self._connections[id(state)] = (finalizer, weakref.ref(state), conn)
         self._local.state = state
         return state
@@ -696,8 +754,7 @@ class PostgresStore(BaseStore):
                     continue
                 with state.mutex:
                     state.dead = True
-                    with contextlib.suppress(Exception):
-                        conn.close()
+                    _Pool.park(self._key, conn)
         self._waiters.wake_all()
 
     @property
@@ -1616,7 +1673,7 @@ class PostgresStore(BaseStore):
             try:
                 self._check_contents(conn)
             finally:
-                conn.close()
+                _Pool.park(self._key, conn)
             return
         _invariant(len(self._touches) <= TOUCH_LOG, "the touch log is unbounded")
         _invariant(len(self._cache) <= _CACHE_RECORDS, "the record cache is unbounded")
