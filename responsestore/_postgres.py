@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import hashlib
 import json
 import math
 import os
@@ -86,6 +87,7 @@ DEFAULT_POLL_INTERVAL = 0.05
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_CONNECT_TIMEOUT = 10.0
 
+_MAX_KEY = 256
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _STATUS_COLUMNS = {status: f"n_{status.value}" for status in ResponseStatus}
 _STATUS_LIST = ", ".join(_STATUS_COLUMNS.values())
@@ -275,7 +277,9 @@ _SQL_CHUNKS = (
     "SELECT first, count, text FROM chunks WHERE response = %(seq)s AND first >= coalesce("
     "(SELECT max(first) FROM chunks WHERE response = %(seq)s AND first <= %(after)s), 0) ORDER BY first"
 )
-_SQL_LRU = "SELECT seq, owner, id, size + log_bytes FROM responses WHERE terminal ORDER BY last_used, seq LIMIT %s"
+#: A removed row's owner in a form :func:`_owner_of` reads (a long owner's key is a digest: its JSON then).
+_WAKE = "CASE WHEN left(owner, 1) = '#' THEN '~' || (record::json -> 'owner')::text ELSE owner END"
+_SQL_LRU = f"SELECT seq, {_WAKE}, id, size + log_bytes FROM responses WHERE terminal ORDER BY last_used, seq LIMIT %s"
 _SQL_TOUCH = "UPDATE responses SET last_used = nextval('recency') WHERE owner = %s AND id = %s AND terminal"
 _SQL_REFRESH = (
     "UPDATE responses SET expires_at = CASE WHEN ttl IS NULL THEN NULL ELSE %s + ttl END, "
@@ -285,7 +289,7 @@ _SQL_REFRESH = (
 _SQL_TRIM = "DELETE FROM removed WHERE n <= (SELECT max(n) FROM removed) - %s"
 _SQL_SWEEP = (
     "DELETE FROM responses WHERE seq IN (SELECT seq FROM responses WHERE expires_at <= %s "
-    "ORDER BY expires_at, seq LIMIT %s) RETURNING seq, owner, id"
+    f"ORDER BY expires_at, seq LIMIT %s) RETURNING seq, {_WAKE}, id"
 )
 _SCAN_SELECT = "SELECT created_at, seq, version, record, id FROM responses WHERE owner = %s "
 _SCAN_VISIBLE = f"AND {_VISIBLE} "
@@ -391,10 +395,16 @@ def _usable(text: str) -> bool:
 
 
 def _owner_key(owner: str | None) -> str:
-    """The stored form of an owner (as the other backends store it; owners holding NUL are escaped too)."""
+    """The stored form of an owner: as the other backends store it, but NUL escaped and a long one a digest.
+
+    (A b-tree index entry holds at most about 2.7 kB: a key longer than :data:`_MAX_KEY` becomes ``#`` and its
+    SHA-256; the record's JSON keeps the owner.)
+    """
     key = _plain_owner_key(owner)
     if "\0" in key:
-        return "~" + json.dumps(owner)
+        key = "~" + json.dumps(owner)
+    if len(key) > _MAX_KEY:
+        key = "#" + hashlib.sha256(key.encode()).hexdigest()
     return key
 
 
@@ -1291,12 +1301,14 @@ class PostgresStore(BaseStore):
         return _State(*row)
 
     def _clear_id(self, conn: psycopg.Connection[Any], key: str, id: str, now: float) -> None:
-        row = conn.execute("SELECT seq, expires_at FROM responses WHERE owner = %s AND id = %s", (key, id)).fetchone()
+        row = conn.execute(
+            f"SELECT seq, expires_at, {_WAKE} FROM responses WHERE owner = %s AND id = %s", (key, id)
+        ).fetchone()
         if row is None:
             return
         if row[1] is None or row[1] > now:
             raise ResponseExists(id)
-        self._unlink(conn, [(row[0], key, id)], "expired")
+        self._unlink(conn, [(row[0], row[2], id)], "expired")
 
     def _refresh(
         self, conn: psycopg.Connection[Any], keep: Sequence[ResponseRecord], start: float, now: float
@@ -1475,7 +1487,7 @@ class PostgresStore(BaseStore):
             now = self._now()
             self._sweep_rows(conn, now, SWEEP_BATCH)
             row = conn.execute(
-                f"DELETE FROM responses WHERE seq = %s AND version = %s AND {_VISIBLE} RETURNING owner, id",
+                f"DELETE FROM responses WHERE seq = %s AND version = %s AND {_VISIBLE} RETURNING {_WAKE}, id",
                 (old.incarnation, record.version, now),
             ).fetchone()
             if row is None:
@@ -1785,9 +1797,8 @@ class PostgresStore(BaseStore):
         _invariant(counted == len(rows), "the conversation count disagrees with the rows")
         for seq, key, id, version, items, next_position, expires_at, text in rows:
             try:
-                state = self._conversation_state(
-                    _owner_of(key), id, (seq, version, items, next_position, expires_at, text)
-                )
+                owner = json.loads(text).get("owner") if key.startswith("#") else _owner_of(key)
+                state = self._conversation_state(owner, id, (seq, version, items, next_position, expires_at, text))
             except StorageError as exc:
                 raise AssertionError(str(exc)) from None
             _invariant(_json_text(state.record.to_dict()) == text, f"the JSON of conversation {id!r}")

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from responsestore import InvalidArgument, ResponseNotFound, StorageError
+from responsestore import InvalidArgument, ResponseNotFound, StorageError, WaitTimeout
 
 from . import postgres_server
 from .test_sqlite import Child, walk
@@ -262,17 +262,22 @@ def test_a_write_waiting_for_the_lock_fails_after_timeout_and_changes_nothing() 
 
 def test_owners_holding_nul_and_odd_ids_are_kept_apart() -> None:
     with PostgresStore.from_url(shared_url()) as store:
-        owners = [None, "", "a\0b", "a\ud800", "a"]
+        owners = [None, "", "a\0b", "a\ud800", "a", "long" * 5000, "\0" * 300]
         for owner in owners:
-            store.create("m", id="x", owner=owner, metadata={"o": repr(owner)})
+            store.create("m", id="x", owner=owner, metadata={"o": repr(owner)[:500]})
         for owner in owners:
-            assert store.get("x", owner=owner).metadata["o"] == repr(owner)
+            assert store.get("x", owner=owner).metadata["o"] == repr(owner)[:500]
             assert [r.id for r in store.list(owner=owner).data] == ["x"]
         for odd in ("a\0", "\ud800", "x" * 300):
             with pytest.raises((ResponseNotFound, InvalidArgument)):
                 store.get(odd)
         with pytest.raises(InvalidArgument):
             store.list(after="\0")
+        long = "long" * 5000
+        conversation = store.create_conversation(owner=long)
+        assert store.get_conversation(conversation.id, owner=long) == conversation
+        store.delete("x", owner=long)
+        assert [r.id for r in store.list(owner=long).data] == []
         store._check()
 
 
@@ -573,3 +578,30 @@ def test_a_forked_child_opens_its_own_connections() -> None:
 def test_ci_never_skips_the_postgres_tests() -> None:
     if os.environ.get("CI"):
         assert postgres_server.binaries()
+
+
+def test_records_of_a_long_owner_are_swept_evicted_and_their_waiters_woken() -> None:
+    from responsestore.testing import FakeClock  # noqa: PLC0415
+
+    clock = FakeClock()
+    long = "o" * 3000
+    with PostgresStore.from_url(shared_url(), clock=clock, max_records=2, ttl=None) as store:
+        store.create("m", id="a", owner=long, ttl=5)
+        store.create("m", id="b", owner=long)
+        store.complete("b", owner=long)
+        clock.advance(10)
+        with store.subscribe("a", lambda: None, owner=long):
+            assert store.sweep() == 1
+        store.create("m", id="c", owner=long)
+        store.create("m", id="d", owner=long)  # evicts b
+        store.complete("c", owner=long)
+        store.complete("d", owner=long)
+        store.create("m", id="e", owner=long, ttl=1)  # evicts c
+        clock.advance(2)
+        with pytest.raises((WaitTimeout, ResponseNotFound)):
+            store.wait("e", owner=long, timeout=0)
+        store.create("m", id="e", owner=long)  # the expired e is cleared first
+        stats = store.stats()
+        assert (stats.expired, stats.evicted) == (2, 2)
+        assert [r.id for r in store.list(owner=long, after="c", order="asc").data] == ["d", "e"]
+        store._check()
