@@ -239,10 +239,16 @@ def _schema() -> list[str]:
 
 
 # Statements built from constant names (never from caller input).
-#: A write's first round trip: begin, and lock the counters row (waiting for the writer holding it), reading it.
-#: In READ COMMITTED each later statement takes a new snapshot, so it sees every write committed before the lock.
-_SQL_BEGIN = f"BEGIN; SELECT last_seq, {_ACTIVE_SUM}, {_FINISHED_SUM}, bytes, active_bytes FROM counters FOR UPDATE"
-_SQL_STATE_AGAIN = f"SELECT last_seq, {_ACTIVE_SUM}, {_FINISHED_SUM}, bytes, active_bytes FROM counters"
+#: A write's first round trip: begin, and lock the counters row (waiting for the writer holding it), reading it and
+#: when the next record expires. In READ COMMITTED each later statement takes a new snapshot, so it sees every write
+#: committed before the lock. (The expiry is read in the snapshot taken before the wait: it may miss what the writer
+#: waited for inserted, which is only ever a record expiring at once; the next write sweeps it. Reads never show an
+#: expired record, and stats count it as expired.)
+_SQL_BEGIN = (
+    f"BEGIN; SELECT last_seq, {_ACTIVE_SUM}, {_FINISHED_SUM}, bytes, active_bytes, "
+    "(SELECT min(expires_at) FROM responses WHERE expires_at IS NOT NULL) FROM counters FOR UPDATE"
+)
+_SQL_STATE_AGAIN = f"SELECT last_seq, {_ACTIVE_SUM}, {_FINISHED_SUM}, bytes, active_bytes, NULL FROM counters"
 _SQL_COUNTERS = f"SELECT created, deleted, evicted, expired, bytes, {_STATUS_LIST} FROM counters"
 _SQL_UNLINKED = {why: f"UPDATE counters SET {why} = {why} + %s" for why in ("deleted", "evicted", "expired")}
 _INSERTED = (
@@ -365,6 +371,7 @@ class _State(NamedTuple):
     finished: int
     bytes: int
     active_bytes: int
+    due: float | None  # the soonest expiry of a record (None: none expires)
 
     @property
     def records(self) -> int:
@@ -832,14 +839,19 @@ class PostgresStore(BaseStore):
     # ------------------------------------------------------------------ opening a schema
 
     def _prepare(self, conn: psycopg.Connection[Any]) -> None:
-        """Create the schema and its tables when missing (once, under an advisory lock); check them otherwise."""
+        """Create the schema and its tables when missing (once, under an advisory lock); check them otherwise.
+
+        The checks are queries (each sees what was committed before it), not ``IF NOT EXISTS``, whose catalog
+        lookup may miss a schema another connection has just created.
+        """
         try:
             if self._schema_version(conn) == SCHEMA_VERSION:
                 return
             conn.execute("BEGIN")
             try:
                 conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", ("responsestore:" + self.schema,))
-                conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+                if conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (self.schema,)).fetchone() is None:
+                    conn.execute(f'CREATE SCHEMA "{self.schema}"')
                 if self._schema_version(conn) == 0:
                     conn.execute(";\n".join(_schema()))  # one round trip
                 conn.execute("COMMIT")
@@ -1272,7 +1284,7 @@ class PostgresStore(BaseStore):
 
         def put(conn: psycopg.Connection[Any], state: _State) -> bool:
             now = self._now()
-            if self._sweep_rows(conn, now, SWEEP_BATCH):
+            if state.due is not None and state.due <= now and self._sweep_rows(conn, now, SWEEP_BATCH):
                 state = self._read_state(conn)
             spared: list[tuple[int, bool, int]] = []
             if keep:
@@ -1411,7 +1423,8 @@ class PostgresStore(BaseStore):
 
         def swap(conn: psycopg.Connection[Any], state: _State) -> bool:
             now = self._now()
-            self._sweep_rows(conn, now, SWEEP_BATCH)
+            if state.due is not None and state.due <= now:
+                self._sweep_rows(conn, now, SWEEP_BATCH)
             before = None if max_bytes is None else self._entry_bytes(conn, seq)
             row = conn.execute(sql, (*head, *middle, *tail, now)).fetchone()
             if row is None:
@@ -1485,7 +1498,8 @@ class PostgresStore(BaseStore):
 
         def remove(conn: psycopg.Connection[Any], state: _State) -> bool:
             now = self._now()
-            self._sweep_rows(conn, now, SWEEP_BATCH)
+            if state.due is not None and state.due <= now:
+                self._sweep_rows(conn, now, SWEEP_BATCH)
             row = conn.execute(
                 f"DELETE FROM responses WHERE seq = %s AND version = %s AND {_VISIBLE} RETURNING {_WAKE}, id",
                 (old.incarnation, record.version, now),
