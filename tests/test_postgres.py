@@ -605,3 +605,48 @@ def test_records_of_a_long_owner_are_swept_evicted_and_their_waiters_woken() -> 
         assert (stats.expired, stats.evicted) == (2, 2)
         assert [r.id for r in store.list(owner=long, after="c", order="asc").data] == ["d", "e"]
         store._check()
+
+
+def test_ids_postgresql_cannot_hold_are_missing_to_every_storage_operation() -> None:
+    with PostgresStore.from_url(shared_url()) as store:
+        store.create("m", id="x")
+        for odd in ("a\0b", "\ud800"):
+            assert store._get(None, odd) is None
+            assert store._chain(None, odd, 5) == []
+            assert store._events(None, odd, -1) is None
+            assert store._conversation(None, odd) is None
+            assert store._conversation_items(None, odd, None, 5, descending=False) is None
+            assert store._conversation_item(None, odd, "item") is None
+            assert store._conversation_held(None, odd, ["item"]) == set()
+            assert store._find_newest(None, odd, lambda record, odd=odd: odd in record.id) is None  # matched in Python
+        assert store._find_newest(None, '"id":"x"', lambda record: record.id == "x") is not None
+
+
+def test_a_schema_postgresql_refuses_to_create_is_a_storage_error() -> None:
+    with pytest.raises(StorageError, match=r"cannot use PostgreSQL .* schema pg_nope as a responsestore store"):
+        PostgresStore.from_url(f"{postgres_server.shared().url}?schema=pg_nope")
+
+
+def test_an_idle_connection_the_server_dropped_is_not_reused() -> None:
+    url = shared_url(application_name="parked", timeout=13)
+    PostgresStore.from_url(url).close()  # its connection waits in the idle pool
+    with psycopg.connect(postgres_server.shared().url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'parked'")
+    with PostgresStore.from_url(url) as store:  # connects anew
+        assert store.create("m").version == 1
+
+
+def test_damaged_columns_of_conversations_and_statuses_are_storage_errors() -> None:
+    url = shared_url()
+    with PostgresStore.from_url(url) as store, raw(url) as conn:
+        conversation = store.create_conversation([{"type": "message", "role": "user", "content": "hi"}])
+        conn.execute("UPDATE conversation_items SET item_id = 'other'")
+        with pytest.raises(StorageError, match=f"an item of conversation '{conversation.id}'.*disagree"):
+            store.conversation_items(conversation.id)
+        conn.execute("UPDATE conversations SET version = 5")
+        with pytest.raises(StorageError, match=f"the conversation '{conversation.id}'.*disagree"):
+            store.get_conversation(conversation.id)
+        store.create("m", id="odd", ttl=1)
+        conn.execute("UPDATE responses SET status = 'bogus', expires_at = 0")
+        with pytest.raises(StorageError, match="damaged: a record's status"):
+            store.stats()
