@@ -650,3 +650,20 @@ def test_damaged_columns_of_conversations_and_statuses_are_storage_errors() -> N
         conn.execute("UPDATE responses SET status = 'bogus', expires_at = 0")
         with pytest.raises(StorageError, match="damaged: a record's status"):
             store.stats()
+
+
+def test_a_connection_reused_by_another_store_reads_and_writes_that_stores_schema() -> None:
+    first = PostgresStore.from_url(shared_url(application_name="reused"))
+    first.create("m", id="x", metadata={"schema": "first"})
+    for _ in range(10):  # past psycopg's threshold: its statements are prepared on the server
+        assert first.get("x").metadata["schema"] == "first"
+    pid = first._state().conn.info.backend_pid
+    first.close()
+    with PostgresStore.from_url(shared_url(application_name="reused")) as second:
+        assert second._state().conn.info.backend_pid == pid  # the same connection, now in another schema
+        assert "x" not in second
+        second.create("m", id="x", metadata={"schema": "second"})
+        for _ in range(10):
+            assert second.get("x").metadata["schema"] == "second"
+        assert len(second) == 1
+        second._check()
