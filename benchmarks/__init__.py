@@ -18,14 +18,14 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from . import asgi, http, locks, memory, mixed, ops, redis, sqlite, targets
+from . import asgi, http, locks, memory, mixed, ops, postgres, redis, sqlite, targets
 from ._timing import MODES, Progress, Settings
 
 __all__ = ["MODES", "WORKLOADS", "machine_info", "run_suite"]
 
 #: Every workload family, in the order the suite runs them.
 WORKLOADS: dict[str, ModuleType] = {
-    module.NAME: module for module in (ops, locks, mixed, memory, sqlite, redis, http, asgi)
+    module.NAME: module for module in (ops, locks, mixed, memory, sqlite, redis, postgres, http, asgi)
 }
 
 SCHEMA = 1

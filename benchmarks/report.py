@@ -292,6 +292,18 @@ def redis_lines(section: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def postgres_lines(section: dict[str, Any]) -> list[str]:
+    if "results" not in section:
+        return [f"Not measured: {section.get('skipped') or section.get('error')}", ""]
+    lines = _table(["Variant", "create + complete"], [[row["variant"], _spread(row)] for row in section["results"]])
+    rate = section["throughput"]
+    lines.append(
+        f"Throughput on one schema: {rate['one']:,.0f} create+complete/s in 1 process, {rate['many']:,.0f}/s in "
+        f"{rate['processes']} processes ({rate['ops_per_process']:,} each)."
+    )
+    return [*lines, ""]
+
+
 def _cpu_ms(value: float | None) -> str:
     return NONE if value is None else f"{value:,.2f} ms"
 
@@ -527,6 +539,7 @@ SECTIONS = [
     ("memory", "Memory per stored record", memory_lines),
     ("sqlite", "SQLite backend", sqlite_lines),
     ("redis", "Redis backend", redis_lines),
+    ("postgres", "PostgreSQL backend", postgres_lines),
     ("http", "HTTP server end to end", http_lines),
     ("asgi", "ASGI server: open streams and throughput", asgi_lines),
 ]

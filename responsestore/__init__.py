@@ -45,15 +45,20 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
+    from ._postgres import PostgresStore
     from ._redis import RedisStore
 
 
 def __getattr__(name: str) -> Any:
-    """``RedisStore``, imported on first use: ``import responsestore`` never imports redis-py."""
+    """``RedisStore`` and ``PostgresStore``, imported on first use: ``import responsestore`` imports no driver."""
     if name == "RedisStore":
         from ._redis import RedisStore  # noqa: PLC0415 - lazy: redis-py is an optional extra
 
         return RedisStore
+    if name == "PostgresStore":
+        from ._postgres import PostgresStore  # noqa: PLC0415 - lazy: psycopg is an optional extra
+
+        return PostgresStore
     raise AttributeError(f"module 'responsestore' has no attribute {name!r}")
 
 
@@ -79,6 +84,7 @@ __all__ = [
     "LeaseLost",
     "LockError",
     "Page",
+    "PostgresStore",
     "RWLock",
     "RedisStore",
     "ResponseExists",

@@ -53,6 +53,13 @@ def _redis(path: Path, **kwargs: Any) -> BaseStore:
     return store
 
 
+def _postgres(path: Path, **kwargs: Any) -> BaseStore:
+    from . import postgres_server  # noqa: PLC0415 - skips (fails under CI) when PostgreSQL is missing
+
+    store: BaseStore = postgres_server.open_store(**kwargs)
+    return store
+
+
 #: Every backend the contract suite runs against, by name.
 DESCRIPTORS: dict[str, Backend] = {
     backend.name: backend
@@ -60,6 +67,7 @@ DESCRIPTORS: dict[str, Backend] = {
         Backend("memory", lambda path, **kwargs: ResponseStore(**kwargs)),
         Backend("sqlite", _sqlite, fast={"synchronous": "NORMAL"}, weight=4),
         Backend("redis", _redis, weight=12),
+        Backend("postgres", _postgres, weight=12),
     )
 }
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 import shutil
 import sys
 import textwrap
@@ -33,6 +34,7 @@ WORKLOADS = [
     "mixed",
     "sqlite",
     "redis",
+    "postgres",
     "http",
     "asgi",
 ]  # memory spawns interpreters: tested in-process below
@@ -162,6 +164,18 @@ def test_redis_rows(results: dict[str, Any]) -> None:
     for row in section["results"]:
         check_stats(row)
     assert section["round_trips"]["get"] == 1
+    assert section["throughput"]["one"] > 0
+    assert section["throughput"]["many"] > 0
+
+
+def test_postgres_rows(results: dict[str, Any]) -> None:
+    section = results["workloads"]["postgres"]
+    if "skipped" in section:  # no PostgreSQL here (the PostgreSQL tests themselves fail under CI without it)
+        assert not os.environ.get("CI"), section["skipped"]
+        return
+    assert [row["variant"] for row in section["results"]] == ["responsestore-postgres", "raw-psycopg"]
+    for row in section["results"]:
+        check_stats(row)
     assert section["throughput"]["one"] > 0
     assert section["throughput"]["many"] > 0
 
