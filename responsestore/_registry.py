@@ -163,7 +163,7 @@ def open(url: str, **kwargs: Any) -> BaseStore:
       :class:`~responsestore.RedisStore` (needs the ``redis`` extra); see :meth:`RedisStore.from_url
       <responsestore.RedisStore.from_url>`.
     - ``postgresql://USER:PASSWORD@HOST:PORT/DB?schema=NAME`` (also ``postgresql+psycopg://`` and
-      ``postgres://``): a ``PostgresStore`` (needs the ``postgres`` extra).
+      ``postgres://``): a :class:`~responsestore.PostgresStore` (needs the ``postgres`` extra).
     - any scheme registered with :func:`register_backend` or declared by an installed package in the entry-point
       group :data:`ENTRY_POINT_GROUP`.
 
