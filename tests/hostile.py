@@ -1,8 +1,9 @@
-"""The hostile calls shared by ``test_hostile.py`` and ``test_hostile_backends.py``.
+"""The hostile calls of ``test_hostile.py``.
 
 Each *call* puts one hostile value into one argument of one public store method, every other argument valid.
-:func:`run_everywhere` makes that call on a memory and an SQLite store holding the same records and checks the
-outcome: only documented errors, bounded messages, a refused call changes nothing, and both backends agree.
+:func:`run_everywhere` makes that call on one store of every backend (memory, SQLite, Redis, PostgreSQL), all
+holding the same records, and checks the outcome: only documented errors, bounded messages, a refused call changes
+nothing, and every backend agrees with the memory store.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from responsestore import BaseStore, ResponseStore, ResponseStoreError, SQLiteStore
+from responsestore import BaseStore, ResponseStoreError
 from responsestore.testing import FakeClock
 from responsestore.testing.strategies import junk
+
+from .backends import BACKENDS, open_backend
 
 #: The longest an error message may be.
 MAX_MESSAGE = 2_000
@@ -232,7 +235,9 @@ def snapshot(store: BaseStore) -> Any:
 
 
 class Stores:
-    """A memory and an SQLite store holding the same records; rebuilt after a call that changed them."""
+    """One store of every backend (tests/backends.py), holding the same records; rebuilt after a call that changed
+    them. The memory store is the reference the others are compared with.
+    """
 
     def __init__(self, directory: Path) -> None:
         self._directory = directory
@@ -246,15 +251,13 @@ class Stores:
         self._made += 1
         path = self._directory / f"hostile{self._made}"
         path.mkdir(parents=True)
-        self.stores = {
-            "memory": ResponseStore(clock=FakeClock()),
-            "sqlite": SQLiteStore(path / "responses.db", clock=FakeClock()),
-        }
+        self.stores = {name: open_backend(name, path / name, clock=FakeClock()) for name in BACKENDS}
         for store in self.stores.values():
             populate(store)
-        snapshots = [snapshot(store) for store in self.stores.values()]
-        assert snapshots[0] == snapshots[1]
-        self.snapshot = snapshots[0]
+        snapshots = {name: snapshot(store) for name, store in self.stores.items()}
+        for name, taken in snapshots.items():
+            assert taken == snapshots["memory"], f"the {name} store holds other records than the memory store"
+        self.snapshot = snapshots["memory"]
 
     def close(self) -> None:
         for store in self.stores.values():
@@ -297,16 +300,20 @@ def _run_everywhere(stores: Stores, name: str, value: Any) -> None:
             message = str(result)
             assert len(message) <= MAX_MESSAGE, f"{name} on {backend}: a {len(message)}-character message"
             assert snapshot(store) == stores.snapshot, f"{name} on {backend}: a refused call changed the store"
-    (memory_kind, memory), (sqlite_kind, sqlite) = results["memory"], results["sqlite"]
-    if memory_kind == "error" or sqlite_kind == "error":
-        assert (memory_kind, type(memory)) == (sqlite_kind, type(sqlite)), (
-            f"{name}: memory gave {memory_kind} {type(memory).__name__}, sqlite {sqlite_kind} {type(sqlite).__name__}"
-        )
-    else:
-        assert memory == sqlite, f"{name}: the backends returned different results"
-        after = [snapshot(store) for store in stores.stores.values()]
-        assert after[0] == after[1], f"{name}: the backends changed differently"
-        if after[0] != stores.snapshot:
+    memory_kind, memory = results["memory"]
+    for backend, (kind, result) in results.items():
+        if memory_kind == "error" or kind == "error":
+            assert (memory_kind, type(memory)) == (kind, type(result)), (
+                f"{name}: memory gave {memory_kind} {type(memory).__name__}, "
+                f"{backend} {kind} {type(result).__name__}"
+            )
+        else:
+            assert result == memory, f"{name}: {backend} returned other results than memory"
+    if memory_kind == "ok":
+        after = {backend: snapshot(store) for backend, store in stores.stores.items()}
+        for backend, taken in after.items():
+            assert taken == after["memory"], f"{name}: {backend} changed otherwise than memory"
+        if after["memory"] != stores.snapshot:
             stores.reset()
 
 

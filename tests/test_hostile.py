@@ -1,5 +1,5 @@
-"""Hostile input on every public method and both backends: only documented errors, bounded messages, nothing
-changed by a refused call, and the same outcome on memory and SQLite (see ``tests/hostile.py``).
+"""Hostile input on every public method and every backend: only documented errors, bounded messages, nothing
+changed by a refused call, and the same outcome on every backend as on memory (see ``tests/hostile.py``).
 """
 
 from __future__ import annotations
