@@ -304,8 +304,7 @@ def _run_everywhere(stores: Stores, name: str, value: Any) -> None:
     for backend, (kind, result) in results.items():
         if memory_kind == "error" or kind == "error":
             assert (memory_kind, type(memory)) == (kind, type(result)), (
-                f"{name}: memory gave {memory_kind} {type(memory).__name__}, "
-                f"{backend} {kind} {type(result).__name__}"
+                f"{name}: memory gave {memory_kind} {type(memory).__name__}, {backend} {kind} {type(result).__name__}"
             )
         else:
             assert result == memory, f"{name}: {backend} returned other results than memory"
