@@ -8,10 +8,10 @@
         def make_store(self, **options):
             return MyStore(**options)
 
-pytest then collects every contract test (lifecycle, versions, owner scoping, paging, chains, item lookup, retention,
-capacity in bytes, events and event batches, leases, recency, close, concurrency stress, bad input, the asyncio API
-and the hypothesis state machines) as methods of ``TestMyStore``. Importing this module needs pytest and hypothesis (the
-``testing`` extra).
+pytest then collects every contract test (lifecycle, versions, owner scoping, paging, cursors of removed responses,
+chains, item lookup, retention, capacity in bytes, events and event batches, leases, recency, close, concurrency
+stress, bad input, the asyncio API and the hypothesis state machines) as methods of ``TestMyStore``. Importing this
+module needs pytest and hypothesis (the ``testing`` extra).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from ._suite.close import CloseTests
 from ._suite.concurrency import ConcurrencyTests
 from ._suite.conversations import ConversationTests
 from ._suite.create_get_delete import CreateGetDeleteTests
+from ._suite.cursors import CursorMemoryTests
 from ._suite.event_batches import EventBatchTests
 from ._suite.events import EventTests
 from ._suite.items import ItemLookupTests
@@ -47,6 +48,7 @@ class StoreContract(
     LifecycleTests,
     OwnerTests,
     PagingTests,
+    CursorMemoryTests,
     OrderingTests,
     ChainTests,
     ItemLookupTests,
