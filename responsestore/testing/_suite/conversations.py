@@ -9,7 +9,6 @@ from typing import Any
 
 import hypothesis.strategies as st
 import pytest
-from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
 from responsestore import (
@@ -322,15 +321,10 @@ class ConversationTests(ContractBase):
 
     def test_conversations_agree_with_a_plain_model(self) -> None:
         """Random programs of adds, deletes, metadata changes and responses ending in conversations."""
-        profile: int = settings().max_examples
+        profile = self.profile_examples()
+        examples = max(15, profile // 4) if self.weight == 1 else max(6, profile // 12)
         run_state_machine_as_test(
-            make_conversation_machine(self),
-            settings=settings(
-                max_examples=max(15, profile // 4) if self.weight == 1 else max(6, profile // 12),
-                stateful_step_count=25,
-                deadline=None,
-                suppress_health_check=[HealthCheck.too_slow],
-            ),
+            make_conversation_machine(self), settings=self.hypothesis(examples, stateful_step_count=25)
         )
 
 
