@@ -15,11 +15,11 @@ from responsestore.aio import AsyncResponseStore
 from .base import ContractBase
 
 StoreFactory = Callable[..., BaseStore]
-BOUND = 60.0
 
 
-def run(coroutine: Any) -> Any:
-    return asyncio.run(asyncio.wait_for(coroutine, BOUND))
+def run(coroutine: Any, bound: float) -> Any:
+    """Run ``coroutine`` to its end within ``bound`` seconds (the contract's ``time_limit``)."""
+    return asyncio.run(asyncio.wait_for(coroutine, bound))
 
 
 class AsyncTests(ContractBase):
@@ -56,14 +56,14 @@ class AsyncTests(ContractBase):
             with pytest.raises(ResponseNotFound):
                 await a.get(fourth.id)
 
-        run(scenario())
+        run(scenario(), self.time_limit)
 
     def test_wait_does_not_block_the_event_loop(self, store: BaseStore) -> None:
         record = store.create("m", background=True)
 
         async def scenario() -> None:
             a = AsyncResponseStore(store)
-            waiting = asyncio.create_task(a.wait(record.id, timeout=BOUND))
+            waiting = asyncio.create_task(a.wait(record.id, timeout=self.time_limit))
             ticks = 0
             # The loop keeps running other tasks while the wait is pending: 20 ticks happen before any write.
             while ticks < 20:
@@ -73,11 +73,11 @@ class AsyncTests(ContractBase):
             finisher = threading.Thread(target=store.cancel, args=(record.id,))
             finisher.start()
             result = await waiting
-            finisher.join(BOUND)
+            finisher.join(self.time_limit)
             assert result.status is ResponseStatus.CANCELLED
             assert len(store._waiters) == 0
 
-        run(scenario())
+        run(scenario(), self.time_limit)
 
     def test_async_streams_resume_anywhere_and_end(self, store: BaseStore) -> None:
         record = store.create("m", background=True)
@@ -91,7 +91,8 @@ class AsyncTests(ContractBase):
         async def consume(starting_after: int | None) -> list[int]:
             a = AsyncResponseStore(store)
             return [
-                e["sequence_number"] async for e in a.stream(record.id, starting_after=starting_after, timeout=BOUND)
+                e["sequence_number"]
+                async for e in a.stream(record.id, starting_after=starting_after, timeout=self.time_limit)
             ]
 
         async def scenario() -> None:
@@ -101,13 +102,13 @@ class AsyncTests(ContractBase):
             producer = threading.Thread(target=produce)
             producer.start()
             results = await asyncio.gather(*consumers)
-            producer.join(BOUND)
+            producer.join(self.time_limit)
             for start, got in zip(starts, results, strict=True):
                 first = 0 if start is None else start + 1
                 assert got == list(range(first, total)), start
             assert len(store._waiters) == 0
 
-        run(scenario())
+        run(scenario(), self.time_limit)
 
     def test_cancelled_waiters_and_streams_leak_nothing(self, store: BaseStore) -> None:
         record = store.create("m", background=True)
@@ -128,12 +129,12 @@ class AsyncTests(ContractBase):
             assert all(isinstance(result, asyncio.CancelledError) for result in results)
             assert len(store._waiters) == 0
             # The store still works and later waiters are woken normally.
-            later = asyncio.create_task(a.wait(record.id, timeout=BOUND))
+            later = asyncio.create_task(a.wait(record.id, timeout=self.time_limit))
             await asyncio.sleep(0)
             await asyncio.to_thread(store.cancel, record.id)
             assert (await later).status is ResponseStatus.CANCELLED
 
-        run(scenario())
+        run(scenario(), self.time_limit)
 
     def test_async_timeouts_and_errors(self, store: BaseStore) -> None:
         record = store.create("m")
@@ -158,18 +159,18 @@ class AsyncTests(ContractBase):
                 await a.wait(record.id, owner="someone-else", timeout=0)
             assert len(store._waiters) == 0
 
-        run(scenario())
+        run(scenario(), self.time_limit)
 
     def test_a_deleted_response_ends_async_waits_with_not_found(self, store: BaseStore) -> None:
         record = store.create("m")
 
         async def scenario() -> None:
             a = AsyncResponseStore(store)
-            waiting = asyncio.create_task(a.wait(record.id, timeout=BOUND))
+            waiting = asyncio.create_task(a.wait(record.id, timeout=self.time_limit))
             while len(store._waiters) < 1:
                 await asyncio.sleep(0.001)
             await a.delete(record.id)
             with pytest.raises(ResponseNotFound):
                 await waiting
 
-        run(scenario())
+        run(scenario(), self.time_limit)

@@ -7,7 +7,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
@@ -37,7 +37,7 @@ class Budget:
         """Seconds left (at least a millisecond, so a timeout of 0 never means "do not wait" by accident)."""
         return max(0.001, self._end - time.monotonic())
 
-    def join(self, threads: Iterator[threading.Thread] | list[threading.Thread], what: str) -> None:
+    def join(self, threads: Iterable[threading.Thread], what: str) -> None:
         """Join ``threads`` within the budget; fail naming ``what`` they were doing if one is still running."""
         threads = list(threads)
         for thread in threads:
@@ -122,6 +122,11 @@ class ContractBase:
     def budget(self) -> Budget:
         """A fresh :class:`Budget` of :attr:`time_limit` seconds, for the waits of one test or one stress run."""
         return Budget(self.time_limit)
+
+    def stress_budget(self) -> Budget:
+        """The :class:`Budget` of one stress run, whose threads do real work while the test waits for them: four
+        times :attr:`time_limit`."""
+        return Budget(4 * self.time_limit)
 
     @contextmanager
     def example_store(self, **options: Any) -> Iterator[BaseStore]:

@@ -25,8 +25,6 @@ from responsestore.testing._clock import FakeClock
 
 from .base import ContractBase, StoreFactory
 
-JOIN = 60.0
-
 
 def said(text: str, role: str = "user") -> dict[str, Any]:
     return {"role": role, "content": text}
@@ -302,8 +300,7 @@ class ConversationTests(ContractBase):
             workers = [threading.Thread(target=work, args=(n,)) for n in range(threads)]
             for worker in workers:
                 worker.start()
-            for worker in workers:
-                worker.join(JOIN)
+            self.stress_budget().join(workers, "threads adding to conversations")
         finally:
             sys.setswitchinterval(interval)
         assert not errors, errors[0]
