@@ -50,7 +50,13 @@ class Budget:
 
 
 class ContractBase:
-    """What every part of the conformance suite relies on: ``make_store`` and the knobs saying how heavy it is."""
+    """What every part of the conformance suite relies on: ``make_store`` and the knobs saying how heavy it is.
+
+    A backend's test class sets the class attributes below to tune the run: :attr:`fast_options` and
+    :attr:`weight` (how heavy the backend is), :attr:`max_examples`, :attr:`deadline` and
+    :attr:`hypothesis_settings` (the hypothesis settings of the property tests and state machines, see
+    :meth:`hypothesis`) and :attr:`time_limit` (the bound on one test's waiting).
+    """
 
     #: Options that make a store faster for property and stress tests without changing what it promises (for
     #: example ``{"synchronous": "NORMAL"}`` for SQLite); the test's own options win over these.
@@ -119,11 +125,11 @@ class ContractBase:
         chosen.update(self.hypothesis_settings)
         return hypothesis.settings(**chosen)
 
-    def budget(self) -> Budget:
+    def _budget(self) -> Budget:
         """A fresh :class:`Budget` of :attr:`time_limit` seconds, for the waits of one test or one stress run."""
         return Budget(self.time_limit)
 
-    def stress_budget(self) -> Budget:
+    def _stress_budget(self) -> Budget:
         """The :class:`Budget` of one stress run, whose threads do real work while the test waits for them: four
         times :attr:`time_limit`."""
         return Budget(4 * self.time_limit)

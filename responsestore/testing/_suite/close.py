@@ -103,4 +103,4 @@ class CloseTests(ContractBase):
         rng = random.Random(20261201)
         rounds = self.examples(600, minimum=600)
         for _ in range(rounds):  # each round's waits have a time limit of their own
-            _close_under_load(new_store(max_records=None), rng, self.budget())
+            _close_under_load(new_store(max_records=None), rng, self._budget())

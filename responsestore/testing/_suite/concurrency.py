@@ -40,6 +40,12 @@ StoreFactory = Callable[..., BaseStore]
 MAX_RETRIES = 10_000
 
 
+#: What a conditional write must not do, named in the failures of the stale-write tests.
+STALE = (
+    "accepted a write decided on a stale read (the record changed since): it must return False and change nothing, "
+    "or an update is lost"
+)
+
 TERMINAL_KINDS = frozenset({"complete", "fail", "cancel", "incomplete"})
 
 
@@ -181,12 +187,12 @@ class ConcurrencyTests(ContractBase):
         batch = prepare_events([{"type": "response.output_text.delta", "delta": "x"}])
         encoded = encode_batch(batch, stale.events)
         log = LogWrite(encoded.text, stale.events, 1, stale.event_bytes + batch.size, encoded.stored, replace=False)
-        assert store._swap(stale, late, stale.size, None) is False, "_swap committed a write decided on a stale read"
-        assert store._swap(stale, late, stale.size, log) is False, "_swap committed a write decided on a stale read"
-        assert store._append(stale, log) is False, "_append committed an event decided on a stale read"
+        assert store._swap(stale, late, stale.size, None) is False, f"_swap {STALE}"
+        assert store._swap(stale, late, stale.size, log) is False, f"_swap {STALE}"
+        assert store._append(stale, log) is False, f"_append {STALE}"
         if overtaken_by != "append_event":  # a new event leaves the version, so removing is still allowed then
             assert store._remove(stale) is False, "_remove deleted a record at a version it no longer has"
-        assert state() == after
+        assert state() == after, f"a write {STALE}"
         store._check()
 
     def test_a_lease_holder_never_writes_to_a_later_creation_of_its_id(self, store: BaseStore) -> None:
@@ -325,7 +331,7 @@ class ConcurrencyTests(ContractBase):
         run_threads(
             [partial(updater, s) for s in range(n_updaters)]
             + [partial(finisher, 100 + s, order) for s in range(n_finishers)],
-            self.stress_budget(),
+            self._stress_budget(),
         )
 
         changes = [change for log in logs for change in log]
@@ -438,7 +444,7 @@ class ConcurrencyTests(ContractBase):
             [partial(writer, s) for s in range(n_writers)]
             + [partial(walker, 100 + s) for s in range(n_walkers)]
             + [partial(getter, 200)],
-            self.stress_budget(),
+            self._stress_budget(),
         )
 
         assert len(walks) >= n_walkers * min_walks
@@ -471,7 +477,7 @@ class ConcurrencyTests(ContractBase):
         creates_each = self.scaled(500, 100)
         total = n_producers * creates_each
         handed: queue.Queue[ResponseRecord] = queue.Queue()
-        budget = self.stress_budget()
+        budget = self._stress_budget()
         taken = [0]
         take_lock = threading.Lock()
         completed: list[str] = []
@@ -529,7 +535,7 @@ class ConcurrencyTests(ContractBase):
                     assert [r.id for r in store.chain(previous.id, owner=owner)] == [r.id for r in chain]
             built[index] = chain
 
-        run_threads([partial(converse, i) for i in range(n_conversations)], self.stress_budget())
+        run_threads([partial(converse, i) for i in range(n_conversations)], self._stress_budget())
 
         assert sorted(built) == list(range(n_conversations))
         for index, chain in built.items():

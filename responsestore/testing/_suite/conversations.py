@@ -300,7 +300,7 @@ class ConversationTests(ContractBase):
             workers = [threading.Thread(target=work, args=(n,)) for n in range(threads)]
             for worker in workers:
                 worker.start()
-            self.stress_budget().join(workers, "threads adding to conversations")
+            self._stress_budget().join(workers, "threads adding to conversations")
         finally:
             sys.setswitchinterval(interval)
         assert not errors, errors[0]

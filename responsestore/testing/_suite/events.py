@@ -59,9 +59,9 @@ class EventTests(ContractBase):
     def test_append_assigns_consecutive_sequence_numbers_and_replays(self, store: BaseStore) -> None:
         record = store.create("m", background=True)
         numbers = [store.append_event(record.id, delta(i)) for i in range(5)]
-        assert numbers == [0, 1, 2, 3, 4]
+        assert numbers == [0, 1, 2, 3, 4], f"appended events are numbered one after the other: {LOST_EVENTS}"
         events = store.events(record.id)
-        assert [e["sequence_number"] for e in events] == [0, 1, 2, 3, 4]
+        assert [e["sequence_number"] for e in events] == [0, 1, 2, 3, 4], LOST_EVENTS
         assert [e["delta"] for e in events] == [f"token {i}" for i in range(5)]
         assert [e["sequence_number"] for e in store.events(record.id, starting_after=2)] == [3, 4]
         assert store.events(record.id, starting_after=4) == ()
@@ -270,7 +270,7 @@ class EventTests(ContractBase):
         rng = random.Random(7)
         results: dict[int, list[int]] = {}
         errors: list[Exception] = []
-        budget = self.budget()
+        budget = self._budget()
         started = threading.Barrier(9, timeout=budget.seconds)
         progress = threading.Semaphore(0)
 
@@ -320,7 +320,7 @@ class EventTests(ContractBase):
         record = store.create("m", background=True)
         store.append_event(record.id, delta(0))
         assert sequence_numbers(store, record.id) == [0], LOST_EVENTS
-        budget = self.budget()
+        budget = self._budget()
         ready = threading.Barrier(7, timeout=budget.seconds)
         outcomes: queue.Queue[tuple[str, Any]] = queue.Queue()
 
@@ -361,7 +361,7 @@ class EventTests(ContractBase):
     def test_deleting_a_response_wakes_its_waiters_with_not_found(self, store: BaseStore) -> None:
         record = store.create("m")
         outcome: list[BaseException] = []
-        budget = self.budget()
+        budget = self._budget()
 
         def waiter() -> None:
             try:
@@ -409,7 +409,7 @@ class EventTests(ContractBase):
 
         run_threads(
             [threading.Thread(target=reader) for _ in range(3)] + [threading.Thread(target=writer)],
-            self.budget(),
+            self._budget(),
             "readers of responses finishing",
         )
         assert violations == []

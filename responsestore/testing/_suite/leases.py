@@ -173,7 +173,7 @@ class LeaseTests(ContractBase):
             threads = [threading.Thread(target=renew), threading.Thread(target=sweep)]
             for thread in threads:
                 thread.start()
-            self.budget().join(threads, "a renewal racing the lease sweeper")
+            self._budget().join(threads, "a renewal racing the lease sweeper")
             final = store.get(record.id)
             if final.status is ResponseStatus.FAILED:  # the sweeper got there first: the renewal was refused
                 assert isinstance(results["renew"], (LeaseLost, InvalidTransition))

@@ -67,7 +67,7 @@ class RecencyTests(ContractBase):
                 for event in spinning:
                     event.set()
 
-        budget = self.budget()
+        budget = self._budget()
         reader = threading.Thread(target=read)
         reader.start()
         try:
@@ -93,7 +93,7 @@ class RecencyTests(ContractBase):
         hot = [store.complete(store.create("m", id=f"hot{n}").id) for n in range(8)]
         stop = threading.Event()
         errors: list[BaseException] = []
-        budget = self.budget()
+        budget = self._budget()
         reading = threading.Barrier(len(hot) + 1, timeout=budget.seconds)
 
         def read(id: str) -> None:

@@ -221,7 +221,7 @@ class RetentionConcurrencyTests(ContractBase):
             last_expired = last.id not in store
         finally:
             stop.set()  # also stops the creators early if the main thread failed
-            self.budget().join(creators + others, "threads told to stop")
+            self._budget().join(creators + others, "threads told to stop")
         assert last_expired, "the clock thread never moved past the last response's expiry"
         assert failures.items == []
         store._check()
