@@ -280,7 +280,7 @@ class ConversationTests(ContractBase):
         conversation = store.create_conversation()
         threads, rounds = 4, self.scaled(40, 8)
         errors: list[BaseException] = []
-        barrier = threading.Barrier(threads)
+        barrier = threading.Barrier(threads, timeout=self.time_limit)
 
         def work(n: int) -> None:
             try:

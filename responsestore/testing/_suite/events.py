@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import random
 import threading
@@ -260,8 +261,8 @@ class EventTests(ContractBase):
             store.append_event(record.id, delta(i))
         store.complete(record.id, event={"type": "response.completed"})
         assert [e["sequence_number"] for e in store.stream(record.id, timeout=0)] == [0, 1, 2, 3, 4]
-        assert [e["sequence_number"] for e in store.stream(record.id, starting_after=3)] == [4]
-        assert list(store.stream(record.id, starting_after=4)) == []
+        assert [e["sequence_number"] for e in store.stream(record.id, starting_after=3, timeout=0)] == [4]
+        assert list(store.stream(record.id, starting_after=4, timeout=0)) == []
 
     def test_consumers_resuming_anywhere_see_exactly_the_suffix(self, store: BaseStore) -> None:
         """One producer, many consumers resuming at random points before and during production."""
@@ -300,6 +301,10 @@ class EventTests(ContractBase):
                 store.complete(record.id, event={"type": "response.completed"})
             except Exception as exc:  # noqa: BLE001 - collected and asserted empty below
                 errors.append(exc)
+                for _ in range(8):  # the consumers must not wait out the time limit for a producer that gave up
+                    progress.release()
+                with contextlib.suppress(ResponseStoreError):
+                    store.cancel(record.id)  # a finished response ends every stream
 
         starts = {n: (None if n == 0 else rng.randrange(-1, total + 5)) for n in range(8)}
         starts = {n: (None if s is None or s < 0 else s) for n, s in starts.items()}
@@ -418,7 +423,8 @@ class EventTests(ContractBase):
     def test_abandoned_streams_unregister(self, store: BaseStore) -> None:
         record = store.create("m")
         store.append_event(record.id, delta(0))
-        stream = store.stream(record.id)
+        assert sequence_numbers(store, record.id) == [0], LOST_EVENTS
+        stream = store.stream(record.id, timeout=self.time_limit)
         assert next(stream)["sequence_number"] == 0
         assert len(store._waiters) == 1
         stream.close()  # type: ignore[attr-defined]
