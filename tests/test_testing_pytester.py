@@ -108,6 +108,15 @@ class DroppedWriteStore(ResponseStore):
         return True
 
 
+class LostFinishStore(ResponseStore):
+    """Reports a response's finish as written and keeps the record as it was: the finishing write is lost."""
+
+    def _swap(self, old, new, size, log, conversation=None):
+        if new.is_terminal and not old.record.is_terminal:
+            return self._current(old, self._now()) is not None
+        return super()._swap(old, new, size, log, conversation)
+
+
 class ListLeakStore(ResponseStore):
     """Lists the responses of owner None to every owner."""
 
@@ -141,6 +150,7 @@ class LostChunkStore(ResponseStore):
 STORES = {
     "TestLostUpdate": "LostUpdateStore",
     "TestDroppedWrite": "DroppedWriteStore",
+    "TestLostFinish": "LostFinishStore",
     "TestWrongTieOrder": "WrongTieOrderStore",
     "TestOwnerLeak": "OwnerLeakStore",
     "TestListLeak": "ListLeakStore",
@@ -172,6 +182,7 @@ def _failed(output: str) -> set[str]:
 STALE_WRITE = "accepted a write decided on a stale read"
 OWNER_LEAK = "a response is its owner's only"
 LOST_EVENTS = "the store lost appended events"
+LOST_WRITE = "the store lost a write"
 NO_TOMBSTONES = "a cursor naming a removed response (deleted, expired, evicted) must page from the place it had"
 
 #: How long one broken backend's run may take: it must fail fast, never wait out a time limit or hang.
@@ -183,6 +194,17 @@ FAIL_WITHIN = 60.0
     [
         ("TestLostUpdate", "stale", {"test_a_write_decided_on_a_stale_read_changes_nothing"}, STALE_WRITE),
         ("TestDroppedWrite", "stale", {"test_a_write_decided_on_a_stale_read_changes_nothing"}, STALE_WRITE),
+        (
+            "TestLostFinish",
+            "cancel_wakes or consumers_resuming or async_streams_resume or racing_a_finish",
+            {
+                "test_cancel_wakes_every_waiter_and_stream",
+                "test_consumers_resuming_anywhere_see_exactly_the_suffix",
+                "test_async_streams_resume_anywhere_and_end",
+                "test_reads_racing_a_finish_keep_the_recency_bookkeeping_whole",
+            },
+            LOST_WRITE,
+        ),
         (
             "TestWrongTieOrder",
             "timestamp_ties or paging_walks",

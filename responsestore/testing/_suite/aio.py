@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from responsestore import BaseStore, InvalidArgument, ResponseNotFound, ResponseStatus, WaitTimeout
+from responsestore import BaseStore, InvalidArgument, ResponseNotFound, ResponseRecord, ResponseStatus, WaitTimeout
 from responsestore.aio import AsyncResponseStore
 
-from .base import ContractBase
+from .base import LOST_WRITE, ContractBase
 
 StoreFactory = Callable[..., BaseStore]
 
@@ -70,10 +70,21 @@ class AsyncTests(ContractBase):
                 await asyncio.sleep(0)
                 ticks += 1
                 assert not waiting.done()
-            finisher = threading.Thread(target=store.cancel, args=(record.id,))
+            lost: list[str] = []
+
+            def cancel() -> None:
+                store.cancel(record.id)
+                if store.get(record.id).status is not ResponseStatus.CANCELLED:
+                    lost.append(f"cancel(): {LOST_WRITE}")
+                    store.close()  # wakes the wait: it ends now, not at the time limit
+
+            finisher = threading.Thread(target=cancel)
             finisher.start()
-            result = await waiting
+            (outcome,) = await asyncio.gather(waiting, return_exceptions=True)
             finisher.join(self.time_limit)
+            assert not lost, lost[0]
+            assert isinstance(outcome, ResponseRecord), outcome
+            result = outcome
             assert result.status is ResponseStatus.CANCELLED
             assert len(store._waiters) == 0
 
@@ -83,10 +94,17 @@ class AsyncTests(ContractBase):
         record = store.create("m", background=True)
         total = 120
 
+        problems: list[BaseException] = []
+
         def produce() -> None:
-            for i in range(total - 1):
-                store.append_event(record.id, {"type": "delta", "i": i})
-            store.complete(record.id, event={"type": "response.completed"})
+            try:
+                for i in range(total - 1):
+                    store.append_event(record.id, {"type": "delta", "i": i})
+                store.complete(record.id, event={"type": "response.completed"})
+                assert store.get(record.id).is_terminal, f"complete(): {LOST_WRITE}"
+            except BaseException as exc:  # noqa: BLE001 - reported by the test below
+                problems.append(exc)
+                store.close()  # wakes every stream: the consumers end now, not at the time limit
 
         async def consume(starting_after: int | None) -> list[int]:
             a = AsyncResponseStore(store)
@@ -101,8 +119,10 @@ class AsyncTests(ContractBase):
             await asyncio.sleep(0)
             producer = threading.Thread(target=produce)
             producer.start()
-            results = await asyncio.gather(*consumers)
+            results = await asyncio.gather(*consumers, return_exceptions=True)
             producer.join(self.time_limit)
+            if problems:
+                raise problems[0]
             for start, got in zip(starts, results, strict=True):
                 first = 0 if start is None else start + 1
                 assert got == list(range(first, total)), start

@@ -21,6 +21,9 @@ from responsestore.testing._clock import FakeClock
 
 StoreFactory = Callable[..., BaseStore]
 
+#: The failure message of a store that reported a change it did not make (checked before a test waits on it).
+LOST_WRITE = "the call returned, so its change must be visible at once: the store lost a write"
+
 
 class Budget:
     """What is left of one test's time for waiting: every join, wait and stream of the test takes its timeout here.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import queue
 import random
 import threading
@@ -23,7 +22,7 @@ from responsestore import (
     WaitTimeout,
 )
 
-from .base import Budget, ContractBase
+from .base import LOST_WRITE, Budget, ContractBase
 
 StoreFactory = Callable[..., BaseStore]
 
@@ -299,12 +298,12 @@ class EventTests(ContractBase):
                         for _ in range(8):
                             progress.release()
                 store.complete(record.id, event={"type": "response.completed"})
+                assert store.get(record.id).is_terminal, f"complete(): {LOST_WRITE}"
             except Exception as exc:  # noqa: BLE001 - collected and asserted empty below
                 errors.append(exc)
                 for _ in range(8):  # the consumers must not wait out the time limit for a producer that gave up
                     progress.release()
-                with contextlib.suppress(ResponseStoreError):
-                    store.cancel(record.id)  # a finished response ends every stream
+                store.close()  # wakes every stream: the consumers end now
 
         starts = {n: (None if n == 0 else rng.randrange(-1, total + 5)) for n in range(8)}
         starts = {n: (None if s is None or s < 0 else s) for n, s in starts.items()}
@@ -353,7 +352,11 @@ class EventTests(ContractBase):
         try:
             ready.wait(budget.left())
             store.cancel(record.id, event={"type": "response.cancelled"})
-        finally:  # never leave a thread behind: each ends by the time limit at the latest
+            assert store.get(record.id).status is ResponseStatus.CANCELLED, f"cancel(): {LOST_WRITE}"
+        except BaseException:
+            store.close()  # wakes every waiter and stream: the threads end now, not at the time limit
+            raise
+        finally:  # never leave a thread behind
             budget.join(threads, "waiters and streams of a cancelled response")
         got = [outcomes.get_nowait() for _ in range(6)]
         assert [value for kind, value in got if kind == "error"] == []

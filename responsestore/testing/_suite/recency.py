@@ -16,7 +16,7 @@ import pytest
 
 from responsestore import BaseStore, ResponseNotFound
 
-from .base import ContractBase
+from .base import LOST_WRITE, ContractBase
 
 StoreFactory = Callable[..., BaseStore]
 
@@ -74,7 +74,7 @@ class RecencyTests(ContractBase):
             for n, id in enumerate(ids):
                 assert spinning[n].wait(budget.left())
                 store.complete(id)
-                assert store.get(id).is_terminal, "complete() returned, so the response is finished: a lost write"
+                assert store.get(id).is_terminal, f"complete(): {LOST_WRITE}"
         finally:
             stop.set()  # the reader spins until its record is finished: never leave it spinning
             budget.join([reader], "a reader spinning until its response is finished")
