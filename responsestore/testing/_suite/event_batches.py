@@ -19,7 +19,7 @@ from responsestore import (
 )
 from responsestore import _wire as wire
 
-from .base import ContractBase, StoreFactory
+from .base import LOST_WRITE, ContractBase, StoreFactory
 
 ITEM = "msg_0123456789abcdef"
 
@@ -105,6 +105,7 @@ class EventBatchTests(ContractBase):
         )
         assert [event["delta"] for event in (next(follower), next(follower))] == ["a", "b"]
         store.complete(record.id, events=[{"type": "response.completed"}])
+        assert store.get(record.id).is_terminal, f"complete(): {LOST_WRITE}"
         assert [event["type"] for event in follower] == ["response.completed"]
 
     @pytest.mark.parametrize(
