@@ -152,6 +152,9 @@ class AsyncTests(ContractBase):
             later = asyncio.create_task(a.wait(record.id, timeout=self.time_limit))
             await asyncio.sleep(0)
             await asyncio.to_thread(store.cancel, record.id)
+            if store.get(record.id).status is not ResponseStatus.CANCELLED:
+                later.cancel()  # the wait would last the time limit
+                pytest.fail(f"cancel(): {LOST_WRITE}")
             assert (await later).status is ResponseStatus.CANCELLED
 
         run(scenario(), self.time_limit)
