@@ -37,7 +37,7 @@ class Budget:
         self._end = time.monotonic() + seconds
 
     def left(self) -> float:
-        """Seconds left (at least a millisecond, so a timeout of 0 never means "do not wait" by accident)."""
+        """Seconds left, at least a millisecond (a timeout for ``wait``, ``stream`` or ``join``, never negative)."""
         return max(0.001, self._end - time.monotonic())
 
     def join(self, threads: Iterable[threading.Thread], what: str) -> None:
