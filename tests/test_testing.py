@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import subprocess
 import sys
 import threading
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
-from hypothesis import given
+from hypothesis import Phase, given
 from hypothesis import strategies as st
 
 from responsestore import (
@@ -25,7 +27,7 @@ from responsestore import (
 )
 from responsestore.testing import FakeClock, assert_legal_path, assert_valid_response, assert_walked_once
 from responsestore.testing import strategies as rs
-from responsestore.testing.contract import ContractBase
+from responsestore.testing.contract import ContractBase, StoreContract
 from responsestore.testing.plugin import StoreFactory
 
 from .wire_checks import check_event
@@ -250,6 +252,59 @@ def test_the_strategies_draw_what_a_store_takes(data: st.DataObject) -> None:
 def test_the_contract_base_refuses_to_run_without_make_store() -> None:
     with pytest.raises(NotImplementedError, match="ContractBase must define make_store"):
         ContractBase().make_store()
+
+
+class _Counted(StoreContract):
+    """A contract class overriding the suite's hypothesis settings, counting the stores its examples open."""
+
+    max_examples = 3
+    hypothesis_settings: ClassVar[Mapping[str, Any]] = {"database": None, "phases": [Phase.generate]}
+
+    def __init__(self) -> None:
+        self.opened: list[BaseStore] = []
+
+    def make_store(self, **options: Any) -> BaseStore:
+        store = ResponseStore(**options)
+        self.opened.append(store)
+        return store
+
+
+@pytest.mark.parametrize(
+    "run",
+    [
+        lambda contract: contract.test_paging_walks_agree_with_the_model(),
+        lambda contract: contract.test_store_agrees_with_the_model(),
+        lambda contract: contract.test_retention_agrees_with_the_model(),
+        lambda contract: contract.test_bad_input_raises_only_store_errors_and_changes_nothing("get"),
+        lambda contract: contract.test_malformed_items_raise_only_store_errors_and_change_nothing("create input"),
+    ],
+    ids=["given", "state machine", "retention machine", "bad input", "malformed items"],
+)
+def test_a_contract_class_sets_the_examples_and_each_example_closes_its_store(run: Callable[[Any], None]) -> None:
+    contract = _Counted()
+    run(contract)
+    assert len(contract.opened) == 3  # max_examples, not the profile's count (50 or 200)
+    assert all(store.closed for store in contract.opened), "a store outlived its example"
+
+
+def test_the_suites_hypothesis_settings_and_their_overrides() -> None:
+    suite = _Counted().hypothesis(40, stateful_step_count=7)
+    assert (suite.max_examples, suite.stateful_step_count, suite.deadline) == (3, 7, None)
+    assert suite.report_multiple_bugs is False
+    assert suite.database is None
+    assert list(suite.phases) == [Phase.generate]
+
+    class Strict(_Counted):
+        max_examples = None
+        deadline = 500  # milliseconds, as hypothesis counts them
+        hypothesis_settings: ClassVar[Mapping[str, Any]] = {"report_multiple_bugs": True, "stateful_step_count": 9}
+
+    strict = Strict().hypothesis(40, stateful_step_count=7)
+    assert (strict.max_examples, strict.stateful_step_count) == (40, 9)
+    assert strict.deadline == datetime.timedelta(milliseconds=500)
+    assert strict.report_multiple_bugs is True
+    assert ContractBase.deadline is None  # the default, whatever the profile says
+    assert ContractBase().hypothesis(5).deadline is None
 
 
 # ---------------------------------------------------------------------------------------------- optional hypothesis

@@ -8,6 +8,7 @@ fixtures and strategies, with no conftest, must work out of the box (the plugin 
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -81,25 +82,95 @@ class OwnerLeakStore(ResponseStore):
         return self._leaking(super()._read, owner, id)
 
 
-class TestLostUpdate(StoreContract):
-    def make_store(self, **options):
-        return LostUpdateStore(**options)
+class NoTombstonesStore(ResponseStore):
+    """Remembers the places of deleted responses only: an expired or evicted one's cursor is unknown at once."""
+
+    deleting = False
+
+    def _remove(self, old):
+        self.deleting = True
+        try:
+            return super()._remove(old)
+        finally:
+            self.deleting = False
+
+    def _unlink(self, entry):
+        super()._unlink(entry)
+        if not self.deleting:
+            self._removed.pop((entry.record.owner, entry.record.id), None)
 
 
-class TestWrongTieOrder(StoreContract):
-    def make_store(self, **options):
-        return WrongTieOrderStore(**options)
+class DroppedWriteStore(ResponseStore):
+    """A conditional write that lost its race reports success and changes nothing: the other write is lost."""
+
+    def _swap(self, old, new, size, log, conversation=None):
+        super()._swap(old, new, size, log, conversation)
+        return True
 
 
-class TestOwnerLeak(StoreContract):
-    def make_store(self, **options):
-        return OwnerLeakStore(**options)
+class LostFinishStore(ResponseStore):
+    """Reports a response's finish as written and keeps the record as it was: the finishing write is lost."""
+
+    def _swap(self, old, new, size, log, conversation=None):
+        if new.is_terminal and not old.record.is_terminal:
+            return self._current(old, self._now()) is not None
+        return super()._swap(old, new, size, log, conversation)
 
 
-class TestHealthy(StoreContract):
-    def make_store(self, **options):
-        return ResponseStore(**options)
+class ListLeakStore(ResponseStore):
+    """Lists the responses of owner None to every owner."""
+
+    def _page(self, owner, query, matches):
+        return super()._page(None, query, matches)
+
+
+class SilentAppendStore(ResponseStore):
+    """Accepts appended events and stores none of them."""
+
+    def _append(self, old, log):
+        return self._current(old, self._now()) is not None
+
+
+class LostChunkStore(ResponseStore):
+    """Loses every third chunk of appended events."""
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        self.appends = 0
+
+    def _append(self, old, log):
+        self.appends += 1
+        if self.appends % 3 == 0:
+            return self._current(old, self._now()) is not None
+        return super()._append(old, log)
 '''
+
+
+#: The broken store each contract class runs, and ``TestHealthy``'s healthy one.
+STORES = {
+    "TestLostUpdate": "LostUpdateStore",
+    "TestDroppedWrite": "DroppedWriteStore",
+    "TestLostFinish": "LostFinishStore",
+    "TestWrongTieOrder": "WrongTieOrderStore",
+    "TestOwnerLeak": "OwnerLeakStore",
+    "TestListLeak": "ListLeakStore",
+    "TestNoTombstones": "NoTombstonesStore",
+    "TestSilentAppend": "SilentAppendStore",
+    "TestLostChunk": "LostChunkStore",
+    "TestHealthy": "ResponseStore",
+}
+
+
+def _contracts(*names: str) -> str:
+    """The test module: every broken store, and a contract class for each of ``names`` (only those are collected:
+    collecting the whole suite once per class is most of a run's time)."""
+    classes = [
+        f"class {name}(StoreContract):\n"
+        f"    def make_store(self, **options):\n"
+        f"        return {STORES[name]}(**options)\n"
+        for name in names
+    ]
+    return BROKEN_BACKENDS + "\n\n" + "\n\n".join(classes)
 
 
 def _failed(output: str) -> set[str]:
@@ -107,18 +178,38 @@ def _failed(output: str) -> set[str]:
     return set(re.findall(r"^FAILED (\S+)", output, flags=re.MULTILINE))
 
 
+#: What the failures of each broken backend must say: the rule it breaks, in the suite's words.
+STALE_WRITE = "accepted a write decided on a stale read"
+OWNER_LEAK = "a response is its owner's only"
+LOST_EVENTS = "the store lost appended events"
+LOST_WRITE = "the store lost a write"
+NO_TOMBSTONES = "a cursor naming a removed response (deleted, expired, evicted) must page from the place it had"
+
+#: How long one broken backend's run may take: it must fail fast, never wait out a time limit or hang.
+FAIL_WITHIN = 60.0
+
+
 @pytest.mark.parametrize(
-    ("broken", "selection", "caught"),
+    ("broken", "selection", "caught", "rule"),
     [
+        ("TestLostUpdate", "stale", {"test_a_write_decided_on_a_stale_read_changes_nothing"}, STALE_WRITE),
+        ("TestDroppedWrite", "stale", {"test_a_write_decided_on_a_stale_read_changes_nothing"}, STALE_WRITE),
         (
-            "TestLostUpdate",
-            "stale",
-            {"test_a_write_decided_on_a_stale_read_changes_nothing"},
+            "TestLostFinish",
+            "cancel_wakes or consumers_resuming or async_streams_resume or racing_a_finish",
+            {
+                "test_cancel_wakes_every_waiter_and_stream",
+                "test_consumers_resuming_anywhere_see_exactly_the_suffix",
+                "test_async_streams_resume_anywhere_and_end",
+                "test_reads_racing_a_finish_keep_the_recency_bookkeeping_whole",
+            },
+            LOST_WRITE,
         ),
         (
             "TestWrongTieOrder",
             "timestamp_ties or paging_walks",
             {"test_timestamp_ties_keep_creation_order", "test_paging_walks_agree_with_the_model"},
+            "listed in creation order",
         ),
         (
             "TestOwnerLeak",
@@ -127,17 +218,67 @@ def _failed(output: str) -> set[str]:
                 "test_another_owners_response_behaves_exactly_as_a_missing_one",
                 "test_a_response_of_owner_none_is_invisible_to_named_owners",
             },
+            OWNER_LEAK,
+        ),
+        (
+            "TestListLeak",
+            "lists_show_only or owner_none_is_invisible",
+            {
+                "test_lists_show_only_the_owners_records",
+                "test_a_response_of_owner_none_is_invisible_to_named_owners",
+            },
+            OWNER_LEAK,
+        ),
+        (
+            "TestNoTombstones",
+            "removed_response_keeps_its_place or last_removals",
+            {
+                "test_the_cursor_of_a_removed_response_keeps_its_place",
+                "test_the_store_remembers_the_places_of_its_last_removals_only",
+            },
+            NO_TOMBSTONES,
+        ),
+        (
+            "TestSilentAppend",
+            "append_assigns or cancel_wakes or abandoned_streams or a_batch_wakes or expired_leases_end",
+            {
+                "test_append_assigns_consecutive_sequence_numbers_and_replays",
+                "test_cancel_wakes_every_waiter_and_stream",
+                "test_abandoned_streams_unregister",
+                "test_a_batch_wakes_a_follower_once_with_everything",
+                "test_expired_leases_end_their_responses_failed",
+            },
+            LOST_EVENTS,
+        ),
+        (
+            "TestLostChunk",
+            "append_assigns or consumers_resuming",
+            {
+                "test_append_assigns_consecutive_sequence_numbers_and_replays",
+                "test_consumers_resuming_anywhere_see_exactly_the_suffix",
+            },
+            LOST_EVENTS,
         ),
     ],
 )
 def test_the_contract_catches_a_broken_backend(
-    pytester: pytest.Pytester, broken: str, selection: str, caught: set[str]
+    pytester: pytest.Pytester, broken: str, selection: str, caught: set[str], rule: str
 ) -> None:
     pytester.makeconftest(LIGHT_PROFILE)
-    pytester.makepyfile(test_backends=BROKEN_BACKENDS)
+    pytester.makepyfile(test_backends=_contracts(broken, "TestHealthy"))
+    started = time.monotonic()
     result = pytester.runpytest_subprocess(
-        "-p", "no:cacheprovider", "-q", "-rf", "-W", "error", "-k", f"({broken} or TestHealthy) and ({selection})"
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        "-rf",
+        "-W",
+        "error",
+        "-k",
+        selection,
+        timeout=4 * FAIL_WITHIN,  # a hang of the run itself fails here, not at the CI job's limit
     )
+    elapsed = time.monotonic() - started
     output = result.stdout.str()
     failed = _failed(output)
     outcomes = result.parseoutcomes()
@@ -146,6 +287,8 @@ def test_the_contract_catches_a_broken_backend(
     assert all(f"::{broken}::" in test_id for test_id in failed), failed  # only the broken store fails
     names = {test_id.split("::")[-1].split("[")[0] for test_id in failed}
     assert caught <= names, (caught - names, output)
+    assert rule in output, output  # the failure names the rule the backend breaks
+    assert elapsed < FAIL_WITHIN, f"{broken} took {elapsed:.1f} s to fail"
 
 
 USER_TESTS = """

@@ -9,17 +9,17 @@ from typing import Any
 
 import pytest
 
-from responsestore import BaseStore, InvalidArgument, ResponseNotFound, ResponseStatus, WaitTimeout
+from responsestore import BaseStore, InvalidArgument, ResponseNotFound, ResponseRecord, ResponseStatus, WaitTimeout
 from responsestore.aio import AsyncResponseStore
 
-from .base import ContractBase
+from .base import LOST_WRITE, ContractBase
 
 StoreFactory = Callable[..., BaseStore]
-BOUND = 60.0
 
 
-def run(coroutine: Any) -> Any:
-    return asyncio.run(asyncio.wait_for(coroutine, BOUND))
+def run(coroutine: Any, bound: float) -> Any:
+    """Run ``coroutine`` to its end within ``bound`` seconds (the contract's ``time_limit``)."""
+    return asyncio.run(asyncio.wait_for(coroutine, bound))
 
 
 class AsyncTests(ContractBase):
@@ -56,42 +56,61 @@ class AsyncTests(ContractBase):
             with pytest.raises(ResponseNotFound):
                 await a.get(fourth.id)
 
-        run(scenario())
+        run(scenario(), self.time_limit)
 
     def test_wait_does_not_block_the_event_loop(self, store: BaseStore) -> None:
         record = store.create("m", background=True)
 
         async def scenario() -> None:
             a = AsyncResponseStore(store)
-            waiting = asyncio.create_task(a.wait(record.id, timeout=BOUND))
+            waiting = asyncio.create_task(a.wait(record.id, timeout=self.time_limit))
             ticks = 0
             # The loop keeps running other tasks while the wait is pending: 20 ticks happen before any write.
             while ticks < 20:
                 await asyncio.sleep(0)
                 ticks += 1
                 assert not waiting.done()
-            finisher = threading.Thread(target=store.cancel, args=(record.id,))
+            lost: list[str] = []
+
+            def cancel() -> None:
+                store.cancel(record.id)
+                if store.get(record.id).status is not ResponseStatus.CANCELLED:
+                    lost.append(f"cancel(): {LOST_WRITE}")
+                    store.close()  # wakes the wait: it ends now, not at the time limit
+
+            finisher = threading.Thread(target=cancel)
             finisher.start()
-            result = await waiting
-            finisher.join(BOUND)
+            (outcome,) = await asyncio.gather(waiting, return_exceptions=True)
+            finisher.join(self.time_limit)
+            assert not lost, lost[0]
+            assert isinstance(outcome, ResponseRecord), outcome
+            result = outcome
             assert result.status is ResponseStatus.CANCELLED
             assert len(store._waiters) == 0
 
-        run(scenario())
+        run(scenario(), self.time_limit)
 
     def test_async_streams_resume_anywhere_and_end(self, store: BaseStore) -> None:
         record = store.create("m", background=True)
         total = 120
 
+        problems: list[BaseException] = []
+
         def produce() -> None:
-            for i in range(total - 1):
-                store.append_event(record.id, {"type": "delta", "i": i})
-            store.complete(record.id, event={"type": "response.completed"})
+            try:
+                for i in range(total - 1):
+                    store.append_event(record.id, {"type": "delta", "i": i})
+                store.complete(record.id, event={"type": "response.completed"})
+                assert store.get(record.id).is_terminal, f"complete(): {LOST_WRITE}"
+            except BaseException as exc:  # noqa: BLE001 - reported by the test below
+                problems.append(exc)
+                store.close()  # wakes every stream: the consumers end now, not at the time limit
 
         async def consume(starting_after: int | None) -> list[int]:
             a = AsyncResponseStore(store)
             return [
-                e["sequence_number"] async for e in a.stream(record.id, starting_after=starting_after, timeout=BOUND)
+                e["sequence_number"]
+                async for e in a.stream(record.id, starting_after=starting_after, timeout=self.time_limit)
             ]
 
         async def scenario() -> None:
@@ -100,14 +119,16 @@ class AsyncTests(ContractBase):
             await asyncio.sleep(0)
             producer = threading.Thread(target=produce)
             producer.start()
-            results = await asyncio.gather(*consumers)
-            producer.join(BOUND)
+            results = await asyncio.gather(*consumers, return_exceptions=True)
+            producer.join(self.time_limit)
+            if problems:
+                raise problems[0]
             for start, got in zip(starts, results, strict=True):
                 first = 0 if start is None else start + 1
                 assert got == list(range(first, total)), start
             assert len(store._waiters) == 0
 
-        run(scenario())
+        run(scenario(), self.time_limit)
 
     def test_cancelled_waiters_and_streams_leak_nothing(self, store: BaseStore) -> None:
         record = store.create("m", background=True)
@@ -128,12 +149,15 @@ class AsyncTests(ContractBase):
             assert all(isinstance(result, asyncio.CancelledError) for result in results)
             assert len(store._waiters) == 0
             # The store still works and later waiters are woken normally.
-            later = asyncio.create_task(a.wait(record.id, timeout=BOUND))
+            later = asyncio.create_task(a.wait(record.id, timeout=self.time_limit))
             await asyncio.sleep(0)
             await asyncio.to_thread(store.cancel, record.id)
+            if store.get(record.id).status is not ResponseStatus.CANCELLED:
+                later.cancel()  # the wait would last the time limit
+                pytest.fail(f"cancel(): {LOST_WRITE}")
             assert (await later).status is ResponseStatus.CANCELLED
 
-        run(scenario())
+        run(scenario(), self.time_limit)
 
     def test_async_timeouts_and_errors(self, store: BaseStore) -> None:
         record = store.create("m")
@@ -158,18 +182,18 @@ class AsyncTests(ContractBase):
                 await a.wait(record.id, owner="someone-else", timeout=0)
             assert len(store._waiters) == 0
 
-        run(scenario())
+        run(scenario(), self.time_limit)
 
     def test_a_deleted_response_ends_async_waits_with_not_found(self, store: BaseStore) -> None:
         record = store.create("m")
 
         async def scenario() -> None:
             a = AsyncResponseStore(store)
-            waiting = asyncio.create_task(a.wait(record.id, timeout=BOUND))
+            waiting = asyncio.create_task(a.wait(record.id, timeout=self.time_limit))
             while len(store._waiters) < 1:
                 await asyncio.sleep(0.001)
             await a.delete(record.id)
             with pytest.raises(ResponseNotFound):
                 await waiting
 
-        run(scenario())
+        run(scenario(), self.time_limit)

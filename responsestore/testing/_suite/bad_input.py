@@ -20,7 +20,7 @@ import inspect
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from responsestore import BaseStore, ResponseStoreError
@@ -81,9 +81,29 @@ METHODS = [
     "events",
 ]
 
-# Each example opens its own store from the function-scoped ``new_store`` factory (which only collects stores
-# to check and close at teardown), so sharing the factory between examples is safe.
-fuzz_settings = settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+
+def _call_with_bad_input(store: BaseStore, name: str, data: st.DataObject) -> None:
+    """Call the method ``name`` with drawn arguments: a refusal is a ResponseStoreError that changes nothing."""
+    method = getattr(store, name)
+    args, kwargs = data.draw(call_arguments(method), label="arguments")
+    fits = fits_signature(method, args, kwargs)
+    before = snapshot(store)
+    try:
+        result = method(*args, **kwargs)
+    except ResponseStoreError:
+        refused = True
+    except TypeError:
+        if fits:
+            raise
+        refused = True
+    else:
+        refused = False
+        assert fits, "arguments that do not fit the signature were accepted"
+    store._check()
+    if refused or name in ("get", "list", "input_items", "chain", "conversation", "contains", "events"):
+        assert snapshot(store) == before
+    if not refused and name == "contains":
+        assert result is (isinstance(args[0], str) and (kwargs.get("owner"), args[0]) in set(KNOWN))
 
 
 def populate(store: BaseStore, clock: FakeClock) -> None:
@@ -285,53 +305,39 @@ class BadInputTests(ContractBase):
     """Fuzzing every public method with bad input: only ResponseStoreErrors escape, and a refusal changes nothing."""
 
     @pytest.mark.parametrize("name", METHODS)
-    # Each example builds and populates a fresh store (a file, for SQLite), for each of ~20 methods and each backend:
-    # a quarter of the profile's examples keeps the file within a few minutes in CI.
-    @settings(fuzz_settings, max_examples=max(10, settings().max_examples // 4))
-    @given(data=st.data())
-    def test_bad_input_raises_only_store_errors_and_changes_nothing(
-        self, new_store: StoreFactory, name: str, data: st.DataObject
-    ) -> None:
-        clock = FakeClock()
-        store = new_store(clock=clock)
-        populate(store, clock)
-        store._check()
-        method = getattr(store, name)
-        args, kwargs = data.draw(call_arguments(method), label="arguments")
-        fits = fits_signature(method, args, kwargs)
-        before = snapshot(store)
-        try:
-            result = method(*args, **kwargs)
-        except ResponseStoreError:
-            refused = True
-        except TypeError:
-            if fits:
-                raise
-            refused = True
-        else:
-            refused = False
-            assert fits, "arguments that do not fit the signature were accepted"
-        store._check()
-        if refused or name in ("get", "list", "input_items", "chain", "conversation", "contains", "events"):
-            assert snapshot(store) == before
-        if not refused and name == "contains":
-            assert result is (isinstance(args[0], str) and (kwargs.get("owner"), args[0]) in set(KNOWN))
+    def test_bad_input_raises_only_store_errors_and_changes_nothing(self, name: str) -> None:
+        """Each example opens, populates, checks and closes its own store."""
+
+        # Each example builds and populates a fresh store (a file, for SQLite), for each of ~20 methods and each
+        # backend: a quarter of the profile's examples keeps the file within a few minutes in CI.
+        @self.hypothesis(max(10, self.profile_examples() // 4))
+        @given(data=st.data())
+        def fuzz(data: st.DataObject) -> None:
+            clock = FakeClock()
+            with self.example_store(clock=clock) as store:
+                populate(store, clock)
+                store._check()
+                _call_with_bad_input(store, name, data)
+
+        fuzz()
 
     @pytest.mark.parametrize("entry", ITEM_ENTRY_POINTS)
-    @settings(fuzz_settings, max_examples=settings().max_examples)
-    @given(items=junk_items(plausible))
-    def test_malformed_items_raise_only_store_errors_and_change_nothing(
-        self, new_store: StoreFactory, entry: str, items: Any
-    ) -> None:
-        # Everything but the items is valid, so every example exercises item normalization.
-        store = new_store(clock=FakeClock())
-        store.create("m", "x", id="resp_running")
-        before = snapshot(store)
-        try:
-            ITEM_ENTRY_POINTS[entry](store, items)
-        except ResponseStoreError:
-            assert snapshot(store) == before
-        store._check()
+    def test_malformed_items_raise_only_store_errors_and_change_nothing(self, entry: str) -> None:
+        """Everything but the items is valid, so every example exercises item normalization."""
+
+        @self.hypothesis(self.profile_examples())
+        @given(items=junk_items(plausible))
+        def fuzz(items: Any) -> None:
+            with self.example_store(clock=FakeClock()) as store:
+                store.create("m", "x", id="resp_running")
+                before = snapshot(store)
+                try:
+                    ITEM_ENTRY_POINTS[entry](store, items)
+                except ResponseStoreError:
+                    assert snapshot(store) == before
+                store._check()
+
+        fuzz()
 
     def test_populated_store_is_as_described(self, new_store: StoreFactory) -> None:
         clock = FakeClock()

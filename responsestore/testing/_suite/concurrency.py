@@ -12,7 +12,6 @@ import queue
 import random
 import sys
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
@@ -33,22 +32,29 @@ from responsestore._contract import LogWrite
 from responsestore._events import encode_batch, prepare_events
 from responsestore.testing._clock import FakeClock
 
-from .base import ContractBase
+from .base import Budget, ContractBase
 
 StoreFactory = Callable[..., BaseStore]
 
-#: Generous bound on every wait: a deadlock becomes a failure instead of a hung run.
-WAIT = 60.0
 #: How often one logical operation may be retried after a VersionConflict before we call it a livelock.
 MAX_RETRIES = 10_000
 
 
+#: What a conditional write must not do, named in the failures of the stale-write tests.
+STALE = (
+    "accepted a write decided on a stale read (the record changed since): it must return False and change nothing, "
+    "or an update is lost"
+)
+
 TERMINAL_KINDS = frozenset({"complete", "fail", "cancel", "incomplete"})
 
 
-def run_threads(targets: Sequence[Callable[[], None]]) -> None:
-    """Start ``targets`` together (behind a barrier), join them with a bound, and fail on any thread's error."""
-    barrier = threading.Barrier(len(targets), timeout=WAIT)
+def run_threads(targets: Sequence[Callable[[], None]], budget: Budget) -> None:
+    """Start ``targets`` together (behind a barrier), join them within ``budget``, and fail on any thread's error.
+
+    A stress run does real work while it waits: its budget is four times the contract's ``time_limit``.
+    """
+    barrier = threading.Barrier(len(targets), timeout=budget.left())
     errors: list[tuple[str, BaseException]] = []
 
     def wrap(name: str, target: Callable[[], None]) -> Callable[[], None]:
@@ -67,11 +73,7 @@ def run_threads(targets: Sequence[Callable[[], None]]) -> None:
     ]
     for thread in threads:
         thread.start()
-    deadline = time.monotonic() + 4 * WAIT
-    for thread in threads:
-        thread.join(timeout=max(0.0, deadline - time.monotonic()))
-    alive = [thread.name for thread in threads if thread.is_alive()]
-    assert not alive, f"threads still running (deadlock?): {alive}"
+    budget.join(threads, "a stress run's threads")
     if errors:
         _, first = errors[0]
         summary = ", ".join(f"{n}: {e!r}" for n, e in errors[:5])
@@ -185,12 +187,12 @@ class ConcurrencyTests(ContractBase):
         batch = prepare_events([{"type": "response.output_text.delta", "delta": "x"}])
         encoded = encode_batch(batch, stale.events)
         log = LogWrite(encoded.text, stale.events, 1, stale.event_bytes + batch.size, encoded.stored, replace=False)
-        assert store._swap(stale, late, stale.size, None) is False, "_swap committed a write decided on a stale read"
-        assert store._swap(stale, late, stale.size, log) is False, "_swap committed a write decided on a stale read"
-        assert store._append(stale, log) is False, "_append committed an event decided on a stale read"
+        assert store._swap(stale, late, stale.size, None) is False, f"_swap {STALE}"
+        assert store._swap(stale, late, stale.size, log) is False, f"_swap {STALE}"
+        assert store._append(stale, log) is False, f"_append {STALE}"
         if overtaken_by != "append_event":  # a new event leaves the version, so removing is still allowed then
             assert store._remove(stale) is False, "_remove deleted a record at a version it no longer has"
-        assert state() == after
+        assert state() == after, f"a write {STALE}"
         store._check()
 
     def test_a_lease_holder_never_writes_to_a_later_creation_of_its_id(self, store: BaseStore) -> None:
@@ -328,7 +330,8 @@ class ConcurrencyTests(ContractBase):
         random.Random(0).shuffle(order)
         run_threads(
             [partial(updater, s) for s in range(n_updaters)]
-            + [partial(finisher, 100 + s, order) for s in range(n_finishers)]
+            + [partial(finisher, 100 + s, order) for s in range(n_finishers)],
+            self._stress_budget(),
         )
 
         changes = [change for log in logs for change in log]
@@ -440,7 +443,8 @@ class ConcurrencyTests(ContractBase):
         run_threads(
             [partial(writer, s) for s in range(n_writers)]
             + [partial(walker, 100 + s) for s in range(n_walkers)]
-            + [partial(getter, 200)]
+            + [partial(getter, 200)],
+            self._stress_budget(),
         )
 
         assert len(walks) >= n_walkers * min_walks
@@ -473,6 +477,7 @@ class ConcurrencyTests(ContractBase):
         creates_each = self.scaled(500, 100)
         total = n_producers * creates_each
         handed: queue.Queue[ResponseRecord] = queue.Queue()
+        budget = self._stress_budget()
         taken = [0]
         take_lock = threading.Lock()
         completed: list[str] = []
@@ -488,7 +493,7 @@ class ConcurrencyTests(ContractBase):
                     if taken[0] == total:
                         return
                     taken[0] += 1
-                record = handed.get(timeout=WAIT)
+                record = handed.get(timeout=budget.left())
                 assert store.get(record.id) == record
                 assert record.id in store
                 assert store.contains(record.id)
@@ -496,7 +501,7 @@ class ConcurrencyTests(ContractBase):
                 assert done.version == record.version + 1
                 completed.append(record.id)
 
-        run_threads([partial(producer, s) for s in range(n_producers)] + [consumer] * n_consumers)
+        run_threads([partial(producer, s) for s in range(n_producers)] + [consumer] * n_consumers, budget)
         assert handed.empty()
         assert len(completed) == total
         assert len(set(completed)) == total
@@ -530,7 +535,7 @@ class ConcurrencyTests(ContractBase):
                     assert [r.id for r in store.chain(previous.id, owner=owner)] == [r.id for r in chain]
             built[index] = chain
 
-        run_threads([partial(converse, i) for i in range(n_conversations)])
+        run_threads([partial(converse, i) for i in range(n_conversations)], self._stress_budget())
 
         assert sorted(built) == list(range(n_conversations))
         for index, chain in built.items():

@@ -9,7 +9,6 @@ from typing import Any
 
 import hypothesis.strategies as st
 import pytest
-from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
 from responsestore import (
@@ -25,8 +24,6 @@ from responsestore import (
 from responsestore.testing._clock import FakeClock
 
 from .base import ContractBase, StoreFactory
-
-JOIN = 60.0
 
 
 def said(text: str, role: str = "user") -> dict[str, Any]:
@@ -283,7 +280,7 @@ class ConversationTests(ContractBase):
         conversation = store.create_conversation()
         threads, rounds = 4, self.scaled(40, 8)
         errors: list[BaseException] = []
-        barrier = threading.Barrier(threads)
+        barrier = threading.Barrier(threads, timeout=self.time_limit)
 
         def work(n: int) -> None:
             try:
@@ -303,8 +300,7 @@ class ConversationTests(ContractBase):
             workers = [threading.Thread(target=work, args=(n,)) for n in range(threads)]
             for worker in workers:
                 worker.start()
-            for worker in workers:
-                worker.join(JOIN)
+            self._stress_budget().join(workers, "threads adding to conversations")
         finally:
             sys.setswitchinterval(interval)
         assert not errors, errors[0]
@@ -322,15 +318,10 @@ class ConversationTests(ContractBase):
 
     def test_conversations_agree_with_a_plain_model(self) -> None:
         """Random programs of adds, deletes, metadata changes and responses ending in conversations."""
-        profile: int = settings().max_examples
+        profile = self.profile_examples()
+        examples = max(15, profile // 4) if self.weight == 1 else max(6, profile // 12)
         run_state_machine_as_test(
-            make_conversation_machine(self),
-            settings=settings(
-                max_examples=max(15, profile // 4) if self.weight == 1 else max(6, profile // 12),
-                stateful_step_count=25,
-                deadline=None,
-                suppress_health_check=[HealthCheck.too_slow],
-            ),
+            make_conversation_machine(self), settings=self.hypothesis(examples, stateful_step_count=25)
         )
 
 

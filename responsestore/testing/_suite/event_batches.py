@@ -19,7 +19,7 @@ from responsestore import (
 )
 from responsestore import _wire as wire
 
-from .base import ContractBase, StoreFactory
+from .base import LOST_WRITE, ContractBase, StoreFactory
 
 ITEM = "msg_0123456789abcdef"
 
@@ -98,10 +98,14 @@ class EventBatchTests(ContractBase):
 
     def test_a_batch_wakes_a_follower_once_with_everything(self, store: BaseStore) -> None:
         record = store.create("m", background=True)
-        follower = store.stream(record.id, timeout=30)
+        follower = store.stream(record.id, timeout=self.time_limit)
         store.append_events(record.id, [DeltaRun(text_delta(""), ["a", "b"])])
+        assert [event.get("delta") for event in store.events(record.id)] == ["a", "b"], (
+            "append_events returned, so its events must be in the log at once: the store lost appended events"
+        )
         assert [event["delta"] for event in (next(follower), next(follower))] == ["a", "b"]
         store.complete(record.id, events=[{"type": "response.completed"}])
+        assert store.get(record.id).is_terminal, f"complete(): {LOST_WRITE}"
         assert [event["type"] for event in follower] == ["response.completed"]
 
     @pytest.mark.parametrize(

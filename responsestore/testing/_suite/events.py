@@ -5,7 +5,6 @@ from __future__ import annotations
 import queue
 import random
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -23,23 +22,29 @@ from responsestore import (
     WaitTimeout,
 )
 
-from .base import ContractBase
+from .base import LOST_WRITE, Budget, ContractBase
 
 StoreFactory = Callable[..., BaseStore]
-
-JOIN = 60.0  # generous bound that turns a deadlock into a failure
 
 
 def delta(i: int) -> dict[str, Any]:
     return {"type": "response.output_text.delta", "delta": f"token {i}"}
 
 
-def run_threads(threads: list[threading.Thread]) -> None:
+def run_threads(threads: list[threading.Thread], budget: Budget, what: str) -> None:
     for thread in threads:
         thread.start()
-    for thread in threads:
-        thread.join(JOIN)
-    assert not any(thread.is_alive() for thread in threads), "a thread did not finish: deadlock?"
+    budget.join(threads, what)
+
+
+def sequence_numbers(store: BaseStore, id: str) -> list[int]:
+    """The numbers of the events stored for ``id``: checked before a test waits for them, so that a store that
+    loses appended events fails at once instead of after the time limit."""
+    return [event["sequence_number"] for event in store.events(id)]
+
+
+#: The failure message of a store whose log lacks events it accepted.
+LOST_EVENTS = "append_event returned, so its event must be in the log at once: the store lost appended events"
 
 
 # ------------------------------------------------------------------ appending and replaying
@@ -54,9 +59,9 @@ class EventTests(ContractBase):
     def test_append_assigns_consecutive_sequence_numbers_and_replays(self, store: BaseStore) -> None:
         record = store.create("m", background=True)
         numbers = [store.append_event(record.id, delta(i)) for i in range(5)]
-        assert numbers == [0, 1, 2, 3, 4]
+        assert numbers == [0, 1, 2, 3, 4], f"appended events are numbered one after the other: {LOST_EVENTS}"
         events = store.events(record.id)
-        assert [e["sequence_number"] for e in events] == [0, 1, 2, 3, 4]
+        assert [e["sequence_number"] for e in events] == [0, 1, 2, 3, 4], LOST_EVENTS
         assert [e["delta"] for e in events] == [f"token {i}" for i in range(5)]
         assert [e["sequence_number"] for e in store.events(record.id, starting_after=2)] == [3, 4]
         assert store.events(record.id, starting_after=4) == ()
@@ -255,8 +260,8 @@ class EventTests(ContractBase):
             store.append_event(record.id, delta(i))
         store.complete(record.id, event={"type": "response.completed"})
         assert [e["sequence_number"] for e in store.stream(record.id, timeout=0)] == [0, 1, 2, 3, 4]
-        assert [e["sequence_number"] for e in store.stream(record.id, starting_after=3)] == [4]
-        assert list(store.stream(record.id, starting_after=4)) == []
+        assert [e["sequence_number"] for e in store.stream(record.id, starting_after=3, timeout=0)] == [4]
+        assert list(store.stream(record.id, starting_after=4, timeout=0)) == []
 
     def test_consumers_resuming_anywhere_see_exactly_the_suffix(self, store: BaseStore) -> None:
         """One producer, many consumers resuming at random points before and during production."""
@@ -265,38 +270,48 @@ class EventTests(ContractBase):
         rng = random.Random(7)
         results: dict[int, list[int]] = {}
         errors: list[Exception] = []
-        started = threading.Barrier(9)
+        budget = self._budget()
+        started = threading.Barrier(9, timeout=budget.seconds)
         progress = threading.Semaphore(0)
 
         def consume(n: int, starting_after: int | None) -> None:
             try:
-                started.wait(JOIN)
+                started.wait(budget.left())
                 if n % 2:  # half the consumers join mid-stream
-                    progress.acquire(timeout=JOIN)
+                    progress.acquire(timeout=budget.left())
                 results[n] = [
-                    e["sequence_number"] for e in store.stream(record.id, starting_after=starting_after, timeout=JOIN)
+                    e["sequence_number"]
+                    for e in store.stream(record.id, starting_after=starting_after, timeout=budget.left())
                 ]
             except Exception as exc:  # noqa: BLE001 - collected and asserted empty below
                 errors.append(exc)
 
         def produce() -> None:
             try:
-                started.wait(JOIN)
+                started.wait(budget.left())
                 store.start(record.id, event={"type": "response.in_progress"})
                 for i in range(total - 2):
-                    store.append_event(record.id, delta(i))
+                    number = store.append_event(record.id, delta(i))
+                    if i < 3:  # the log holds what was appended, or the consumers would wait for nothing
+                        assert sequence_numbers(store, record.id) == list(range(number + 1)), LOST_EVENTS
                     if i % 50 == 0:
                         for _ in range(8):
                             progress.release()
                 store.complete(record.id, event={"type": "response.completed"})
+                assert store.get(record.id).is_terminal, f"complete(): {LOST_WRITE}"
             except Exception as exc:  # noqa: BLE001 - collected and asserted empty below
                 errors.append(exc)
+                for _ in range(8):  # the consumers must not wait out the time limit for a producer that gave up
+                    progress.release()
+                store.close()  # wakes every stream: the consumers end now
 
         starts = {n: (None if n == 0 else rng.randrange(-1, total + 5)) for n in range(8)}
         starts = {n: (None if s is None or s < 0 else s) for n, s in starts.items()}
         run_threads(
             [threading.Thread(target=produce)]
-            + [threading.Thread(target=consume, args=(n, s)) for n, s in starts.items()]
+            + [threading.Thread(target=consume, args=(n, s)) for n, s in starts.items()],
+            budget,
+            "a producer and consumers streaming its events",
         )
         assert errors == []
         for n, start in starts.items():
@@ -308,30 +323,43 @@ class EventTests(ContractBase):
     def test_cancel_wakes_every_waiter_and_stream(self, store: BaseStore) -> None:
         record = store.create("m", background=True)
         store.append_event(record.id, delta(0))
-        ready = threading.Barrier(7)
+        assert sequence_numbers(store, record.id) == [0], LOST_EVENTS
+        budget = self._budget()
+        ready = threading.Barrier(7, timeout=budget.seconds)
         outcomes: queue.Queue[tuple[str, Any]] = queue.Queue()
 
         def waiter() -> None:
-            ready.wait(JOIN)
-            outcomes.put(("wait", store.wait(record.id, timeout=JOIN).status))
+            try:
+                ready.wait(budget.left())
+                outcomes.put(("wait", store.wait(record.id, timeout=budget.left()).status))
+            except Exception as exc:  # noqa: BLE001 - reported by the test thread below
+                outcomes.put(("error", exc))
 
         def streamer() -> None:
-            events = store.stream(record.id, timeout=JOIN)
-            first = next(events)  # registered and consuming before the cancel
-            ready.wait(JOIN)
-            outcomes.put(("stream", [first["sequence_number"]] + [e["sequence_number"] for e in events]))
+            try:
+                events = store.stream(record.id, timeout=budget.left())
+                first = next(events)  # registered and consuming before the cancel
+                ready.wait(budget.left())
+                outcomes.put(("stream", [first["sequence_number"]] + [e["sequence_number"] for e in events]))
+            except Exception as exc:  # noqa: BLE001 - reported by the test thread below
+                outcomes.put(("error", exc))
 
         threads = [threading.Thread(target=waiter) for _ in range(3)] + [
             threading.Thread(target=streamer) for _ in range(3)
         ]
         for thread in threads:
             thread.start()
-        ready.wait(JOIN)
-        store.cancel(record.id, event={"type": "response.cancelled"})
-        for thread in threads:
-            thread.join(JOIN)
-        assert not any(thread.is_alive() for thread in threads)
+        try:
+            ready.wait(budget.left())
+            store.cancel(record.id, event={"type": "response.cancelled"})
+            assert store.get(record.id).status is ResponseStatus.CANCELLED, f"cancel(): {LOST_WRITE}"
+        except BaseException:
+            store.close()  # wakes every waiter and stream: the threads end now, not at the time limit
+            raise
+        finally:  # never leave a thread behind
+            budget.join(threads, "waiters and streams of a cancelled response")
         got = [outcomes.get_nowait() for _ in range(6)]
+        assert [value for kind, value in got if kind == "error"] == []
         assert sorted(kind for kind, _ in got) == ["stream"] * 3 + ["wait"] * 3
         for kind, value in got:
             assert value == (ResponseStatus.CANCELLED if kind == "wait" else [0, 1])
@@ -341,23 +369,24 @@ class EventTests(ContractBase):
     def test_deleting_a_response_wakes_its_waiters_with_not_found(self, store: BaseStore) -> None:
         record = store.create("m")
         outcome: list[BaseException] = []
+        budget = self._budget()
 
         def waiter() -> None:
             try:
-                store.wait(record.id, timeout=JOIN)
+                store.wait(record.id, timeout=budget.left())
             except ResponseStoreError as exc:
                 outcome.append(exc)
 
         thread = threading.Thread(target=waiter)
         thread.start()
-        deadline = time.monotonic() + JOIN
-        while len(store._waiters) < 1:  # the waiter has registered; bounded, so a bug fails instead of hanging
-            assert time.monotonic() < deadline
-            assert thread.is_alive()
-            thread.join(0.001)
-        store.delete(record.id)
-        thread.join(JOIN)
-        assert not thread.is_alive()
+        try:
+            while len(store._waiters) < 1:  # the waiter has registered; bounded, so a bug fails instead of hanging
+                assert budget.left() > 0.001, "the waiter never registered"
+                assert thread.is_alive()
+                thread.join(0.001)
+            store.delete(record.id)
+        finally:
+            budget.join([thread], "a waiter of a deleted response")
         assert len(outcome) == 1
         assert isinstance(outcome[0], ResponseNotFound)
         assert len(store._waiters) == 0
@@ -386,14 +415,19 @@ class EventTests(ContractBase):
             finally:
                 done.set()
 
-        run_threads([threading.Thread(target=reader) for _ in range(3)] + [threading.Thread(target=writer)])
+        run_threads(
+            [threading.Thread(target=reader) for _ in range(3)] + [threading.Thread(target=writer)],
+            self._budget(),
+            "readers of responses finishing",
+        )
         assert violations == []
         assert all(len(store.events(record_id)) == 6 for record_id in ids)
 
     def test_abandoned_streams_unregister(self, store: BaseStore) -> None:
         record = store.create("m")
         store.append_event(record.id, delta(0))
-        stream = store.stream(record.id)
+        assert sequence_numbers(store, record.id) == [0], LOST_EVENTS
+        stream = store.stream(record.id, timeout=self.time_limit)
         assert next(stream)["sequence_number"] == 0
         assert len(store._waiters) == 1
         stream.close()  # type: ignore[attr-defined]

@@ -20,8 +20,6 @@ from responsestore.testing._clock import FakeClock
 
 from .base import ContractBase, StoreFactory
 
-JOIN = 60.0
-
 
 class LeaseTests(ContractBase):
     """``create(lease=, holder=)``, ``renew``, writes that name a holder, and ``expire_leases``."""
@@ -122,7 +120,10 @@ class LeaseTests(ContractBase):
         clock.advance(8)
         store.renew(renewed.id, lease=10, holder="c")
         assert store.expire_leases() == 0
-        follower = store.stream(running.id, timeout=30)
+        assert [e["type"] for e in store.events(running.id)] == ["response.created", "x"], (
+            "append_events returned, so its events must be in the log at once: the store lost appended events"
+        )
+        follower = store.stream(running.id, timeout=self.time_limit)
         assert [e["type"] for e in (next(follower), next(follower))] == ["response.created", "x"]
         clock.advance(2)
         assert store.expire_leases() == 2
@@ -172,8 +173,7 @@ class LeaseTests(ContractBase):
             threads = [threading.Thread(target=renew), threading.Thread(target=sweep)]
             for thread in threads:
                 thread.start()
-            for thread in threads:
-                thread.join(JOIN)
+            self._budget().join(threads, "a renewal racing the lease sweeper")
             final = store.get(record.id)
             if final.status is ResponseStatus.FAILED:  # the sweeper got there first: the renewal was refused
                 assert isinstance(results["renew"], (LeaseLost, InvalidTransition))

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from hypothesis import event, given, settings
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 from responsestore import BaseStore, InvalidArgument, Page, ResponseNotFound, ResponseStoreError, _paging
@@ -252,7 +252,7 @@ class OrderingTests(ContractBase):
         every operation while a store is built and reads every record.
         """
 
-        @settings(max_examples=self.examples(settings().max_examples))
+        @self.hypothesis(self.examples(self.profile_examples()))
         @given(ops=operations, limit=limits, order=orders, filters=list_filters, owner=walk_owners)
         def walks(ops: list[Any], limit: int, order: str, filters: dict[str, Any], owner: str | None) -> None:
             with built(self, ops) as b:

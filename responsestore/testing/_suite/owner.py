@@ -45,6 +45,10 @@ def outcome(call: Callable[[], Any]) -> tuple[str, Any]:
         return ("raised", exc)
 
 
+#: The rule the owner tests check, named in their failures.
+OWNER_RULE = "a response is its owner's only: to another owner it must behave exactly as a missing one (an owner leak)"
+
+
 class OwnerTests(ContractBase):
     """Owner scoping: another owner's response is indistinguishable from a missing one, in every method."""
 
@@ -69,13 +73,13 @@ class OwnerTests(ContractBase):
         kind_other, other = outcome(lambda: operation(populated, OTHER_ID, viewer))
         kind_missing, missing = outcome(lambda: operation(populated, MISSING_ID, viewer))
 
-        assert kind_other == kind_missing
+        assert kind_other == kind_missing, f"{OWNER_RULE}: {name} as {viewer!r} {kind_other}, not {kind_missing}"
         if kind_other == "returned":
             assert name == "contains"
             assert other is False
             assert missing is False
         else:
-            assert type(other) is type(missing)
+            assert type(other) is type(missing), f"{OWNER_RULE}: {name} as {viewer!r} raised {other!r}"
             assert str(other).replace(OTHER_ID, "<id>") == str(missing).replace(MISSING_ID, "<id>")
             assert OTHER_ID in str(other)
             assert other.id in (OTHER_ID, "resp_continuation")
@@ -116,13 +120,13 @@ class OwnerTests(ContractBase):
         record = store.create("m", "hi", id="resp_public", background=True)
         assert "resp_public" in store
         for owner in ("a", "None", ""):
+            assert not store.contains(record.id, owner=owner), f"{OWNER_RULE}: owner {owner!r} sees it"
             with pytest.raises(ResponseNotFound) as info:
                 store.get(record.id, owner=owner)
             assert str(info.value) == "no response with id 'resp_public'"
-            assert not store.contains(record.id, owner=owner)
             with pytest.raises(ResponseNotFound):
                 store.cancel(record.id, owner=owner)
-            assert store.list(owner=owner).data == ()
+            assert store.list(owner=owner).data == (), f"{OWNER_RULE}: owner {owner!r} lists it"
         assert store.get("resp_public") == record
 
     def test_lists_show_only_the_owners_records(self, store: BaseStore) -> None:
@@ -131,10 +135,10 @@ class OwnerTests(ContractBase):
             store.create("m", id=f"b{i}", owner="b")
             store.create("m", id=f"n{i}")
         assert len(store) == 9
-        assert [r.id for r in store.list(owner="a", order="asc")] == ["a0", "a1", "a2"]
-        assert [r.id for r in store.list(owner="b", order="asc")] == ["b0", "b1", "b2"]
-        assert [r.id for r in store.list(order="asc")] == ["n0", "n1", "n2"]
-        assert store.list(owner="c").data == ()
+        assert [r.id for r in store.list(owner="a", order="asc")] == ["a0", "a1", "a2"], f"{OWNER_RULE}: lists"
+        assert [r.id for r in store.list(owner="b", order="asc")] == ["b0", "b1", "b2"], f"{OWNER_RULE}: lists"
+        assert [r.id for r in store.list(order="asc")] == ["n0", "n1", "n2"], f"{OWNER_RULE}: lists"
+        assert store.list(owner="c").data == (), f"{OWNER_RULE}: lists"
         page = store.list(owner="a", limit=1, after="a1", order="asc")
         assert [r.id for r in page] == ["a2"]
         assert page.has_more is False

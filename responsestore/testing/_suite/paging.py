@@ -109,6 +109,9 @@ class PagingTests(ContractBase):
         # The fake clock does not move: every record has the same created_at.
         for i in range(6):
             store.create("m", id=f"t{i}")
+        tie_rule = "responses created at the same moment are listed in creation order (ties by creation sequence)"
+        assert ids(store.list(order="asc")) == [f"t{i}" for i in range(6)], tie_rule
+        assert ids(store.list()) == [f"t{i}" for i in reversed(range(6))], tie_rule
         assert_page(store.list(order="asc"), [f"t{i}" for i in range(6)], has_more=False)
         assert_page(store.list(), [f"t{i}" for i in reversed(range(6))], has_more=False)
         assert_page(store.list(limit=2, after="t3"), ["t2", "t1"], has_more=True)

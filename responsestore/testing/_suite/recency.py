@@ -16,11 +16,9 @@ import pytest
 
 from responsestore import BaseStore, ResponseNotFound
 
-from .base import ContractBase
+from .base import LOST_WRITE, ContractBase
 
 StoreFactory = Callable[..., BaseStore]
-
-JOIN = 60.0
 
 
 class _Broken(Exception):
@@ -55,26 +53,31 @@ class RecencyTests(ContractBase):
         rounds = self.examples(3000, minimum=200)
         ids = [store.create("m").id for _ in range(rounds)]
         spinning = [threading.Event() for _ in ids]
+        stop = threading.Event()
         errors: list[BaseException] = []
 
         def read() -> None:
             try:
                 for n, id in enumerate(ids):
                     spinning[n].set()
-                    while not store.get(id).is_terminal:
+                    while not store.get(id).is_terminal and not stop.is_set():
                         pass
             except BaseException as exc:  # noqa: BLE001 - reported below
                 errors.append(exc)
                 for event in spinning:
                     event.set()
 
+        budget = self._budget()
         reader = threading.Thread(target=read)
         reader.start()
-        for n, id in enumerate(ids):
-            assert spinning[n].wait(JOIN)
-            store.complete(id)
-        reader.join(JOIN)
-        assert not reader.is_alive()
+        try:
+            for n, id in enumerate(ids):
+                assert spinning[n].wait(budget.left())
+                store.complete(id)
+                assert store.get(id).is_terminal, f"complete(): {LOST_WRITE}"
+        finally:
+            stop.set()  # the reader spins until its record is finished: never leave it spinning
+            budget.join([reader], "a reader spinning until its response is finished")
         assert errors == []
         store.create("m", ttl=None)  # a write after the reads: it applies whatever they marked
         store._check()
@@ -90,7 +93,8 @@ class RecencyTests(ContractBase):
         hot = [store.complete(store.create("m", id=f"hot{n}").id) for n in range(8)]
         stop = threading.Event()
         errors: list[BaseException] = []
-        reading = threading.Barrier(len(hot) + 1, timeout=JOIN)
+        budget = self._budget()
+        reading = threading.Barrier(len(hot) + 1, timeout=budget.seconds)
 
         def read(id: str) -> None:
             try:
@@ -110,8 +114,7 @@ class RecencyTests(ContractBase):
                 store.complete(store.create("m", id=f"new{n}").id)
         finally:
             stop.set()
-            for thread in threads:
-                thread.join(JOIN)
+            budget.join(threads, "readers of hot records")
         assert errors == []
         assert not any(record.id in store for record in cold)
         assert all(record.id in store for record in hot)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from hypothesis import event, settings
+from hypothesis import event
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -464,9 +464,9 @@ class RetentionTests(ContractBase):
 
         Durable backends pay for a transaction per step: :meth:`~ContractBase.examples` of the profile's count.
         """
-        examples = self.examples(settings().max_examples)
+        examples = self.examples(self.profile_examples())
         run_state_machine_as_test(
-            make_retention_machine(self), settings=settings(stateful_step_count=50, max_examples=examples)
+            make_retention_machine(self), settings=self.hypothesis(examples, stateful_step_count=50)
         )
 
     def test_defaults_are_bounded(self, new_store: StoreFactory) -> None:

@@ -24,7 +24,7 @@ from responsestore import (
 )
 from responsestore.testing._clock import FakeClock
 
-from .base import ContractBase
+from .base import Budget, ContractBase
 
 StoreFactory = Callable[..., BaseStore]
 
@@ -35,7 +35,6 @@ CREATORS = 3
 MEMORY_ROUNDS = 150  # per creator; a backend heavier than memory (weight > 1) runs DURABLE_ROUNDS
 DURABLE_ROUNDS = 50
 KEEP_ACTIVE = 3  # per creator: 3 creators x 3 > 8, so the store does fill up with active records
-JOIN_TIMEOUT = 60.0
 CREATORS_BOUND = 900.0  # the creators' whole run; a bound that turns a deadlock into a failure, not a timing
 #: Seconds the background threads pause between rounds, so a backend with one writer at a time is not starved
 #: (pacing only: nothing waits for anything else this way).
@@ -79,7 +78,7 @@ class RetentionConcurrencyTests(ContractBase):
         created_lock = threading.Lock()
 
         def wait_start() -> None:
-            start.wait(timeout=JOIN_TIMEOUT)
+            start.wait(timeout=self.time_limit)
 
         def advance_clock() -> None:
             wait_start()
@@ -209,11 +208,9 @@ class RetentionConcurrencyTests(ContractBase):
             failures.run("sampler", sampler),
         ]
         try:
-            for thread in creators:
-                # Generous: on a loaded machine a durable backend's creators can take minutes. Going on while one
-                # still runs would stop it half-way (leaving its responses active) and fail below for the wrong reason.
-                thread.join(CREATORS_BOUND)
-            assert [thread.name for thread in creators if thread.is_alive()] == [], "creators did not finish"
+            # Generous: on a loaded machine a durable backend's creators can take minutes. Going on while one still
+            # runs would stop it half-way (leaving its responses active) and fail below for the wrong reason.
+            Budget(CREATORS_BOUND).join(creators, "creators of responses")
             # One more short-lived response, while the clock and the sweeper still run: it must expire.
             last = store.create("m", "last")
             pause = threading.Event()  # never set: wait() on it is a bounded pause between polls
@@ -224,9 +221,7 @@ class RetentionConcurrencyTests(ContractBase):
             last_expired = last.id not in store
         finally:
             stop.set()  # also stops the creators early if the main thread failed
-            for thread in creators + others:
-                thread.join(JOIN_TIMEOUT)
-        assert [thread.name for thread in creators + others if thread.is_alive()] == [], "stuck threads"
+            self._budget().join(creators + others, "threads told to stop")
         assert last_expired, "the clock thread never moved past the last response's expiry"
         assert failures.items == []
         store._check()

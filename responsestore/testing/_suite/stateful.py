@@ -13,7 +13,7 @@ from functools import partial
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, event, settings
+from hypothesis import event
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
@@ -181,7 +181,7 @@ def examples_for(contract: ContractBase) -> int:
     memory store (at least 20) and a tenth for durable ones (at least 10) keep this file well under a minute with
     the CI profile (about 20 s of CPU).
     """
-    profile: int = settings().max_examples
+    profile = contract.profile_examples()
     return max(20, profile // 4) if contract.weight == 1 else max(10, profile // 10)
 
 
@@ -510,13 +510,7 @@ class StatefulTests(ContractBase):
     def test_store_agrees_with_the_model(self) -> None:
         """Random call sequences (50 steps each) leave the store and the model in the same state at every step."""
         run_state_machine_as_test(
-            make_machine(self),
-            settings=settings(
-                max_examples=examples_for(self),
-                stateful_step_count=50,
-                deadline=None,
-                suppress_health_check=[HealthCheck.too_slow],
-            ),
+            make_machine(self), settings=self.hypothesis(examples_for(self), stateful_step_count=50)
         )
 
     def test_recreated_id_closing_a_loop_is_a_chain_error(self) -> None:

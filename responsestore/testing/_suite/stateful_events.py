@@ -13,7 +13,6 @@ import json
 from typing import Any
 
 import hypothesis.strategies as st
-from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
 from responsestore import (
@@ -259,13 +258,6 @@ class StatefulEventTests(ContractBase):
 
     def test_event_logs_and_leases_agree_with_the_model(self) -> None:
         """Random programs of 30 steps leave every log, status and lease as the model says, at every step."""
-        profile: int = settings().max_examples
-        run_state_machine_as_test(
-            make_event_machine(self),
-            settings=settings(
-                max_examples=max(15, profile // 4) if self.weight == 1 else max(6, profile // 12),
-                stateful_step_count=30,
-                deadline=None,
-                suppress_health_check=[HealthCheck.too_slow],
-            ),
-        )
+        profile = self.profile_examples()
+        examples = max(15, profile // 4) if self.weight == 1 else max(6, profile // 12)
+        run_state_machine_as_test(make_event_machine(self), settings=self.hypothesis(examples, stateful_step_count=30))
