@@ -148,21 +148,30 @@ class PostgresServer:
             "-c", "log_min_messages=fatal",
             "-c", "logging_collector=off",
         ]  # fmt: skip
-        log = open(self.directory / "server.log", "ab")  # noqa: SIM115 - the server's, closed below
-        try:
-            self.process = subprocess.Popen(
-                args, user=self.user, stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=self.directory
-            )
-        finally:
-            log.close()
         deadline = time.monotonic() + _START_TIMEOUT
+        self.process = self._launch(args)
         while not self.ready():
             if self.process.poll() is not None:
                 text = (self.directory / "server.log").read_text(errors="replace")[-2000:]
+                # After kill(), the killed server's last processes may hold the port for a moment (they are not
+                # ours to wait for), or another process may have just probed it: try the same port again.
+                if "could not create any TCP/IP sockets" in text and time.monotonic() < deadline:
+                    time.sleep(0.1)  # polling for a port another process holds: nothing to wait on
+                    self.process = self._launch(args)
+                    continue
                 raise RuntimeError(f"postgres exited with {self.process.returncode}: {text}")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"postgres on port {self.port} did not accept connections")
             time.sleep(0.05)  # polling a starting process: nothing to wait on
+
+    def _launch(self, args: list[str]) -> subprocess.Popen[bytes]:
+        log = open(self.directory / "server.log", "ab")  # noqa: SIM115 - the server's, closed below
+        try:
+            return subprocess.Popen(
+                args, user=self.user, stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=self.directory
+            )
+        finally:
+            log.close()
 
     def ready(self) -> bool:
         """Whether the server accepts a connection and answers a query."""
