@@ -46,7 +46,7 @@ import urllib.parse
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, ClassVar, NamedTuple, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import psycopg
 import psycopg.conninfo
@@ -65,13 +65,21 @@ from ._contract import (
 )
 from ._conversations import ConversationRecord, ConversationState, ConversationWrite, Positioned
 from ._events import DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_EVENTS, Chunk
-from ._json import FrozenDict, freeze_object, to_json_text
+from ._json import FrozenDict, freeze_object
 from ._owners import encodable as _encodable
 from ._owners import owner_key as _plain_owner_key
 from ._owners import owner_of as _owner_of
 from ._paging import Page, PageQuery, paginate_records, unknown_cursor
 from ._records import ResponseRecord, ResponseStatus
 from ._retention import DEFAULT_MAX_RECORDS, DEFAULT_TTL, SWEEP_BATCH, StoreStats, record_size
+from ._sql import CACHE_RECORDS, RecordCache, refuse_twice_given, url_integer, url_seconds
+from ._sql import Abort as _Abort
+from ._sql import Damaged as _Damaged
+from ._sql import State as _State
+from ._sql import invariant as _invariant
+from ._sql import json_text as _json_text
+from ._sql import load as _load
+from ._sql import record_text as _record_text
 from .errors import ConversationFull, InvalidArgument, ResponseExists, ResponseStoreError, StorageError, StoreFull
 
 __all__ = ["DEFAULT_SCHEMA", "SCHEMA_VERSION", "PostgresStore"]
@@ -95,8 +103,6 @@ _ACTIVE_SUM = " + ".join(column for status, column in _STATUS_COLUMNS.items() if
 _FINISHED_SUM = " + ".join(column for status, column in _STATUS_COLUMNS.items() if status.is_terminal)
 _SCAN_BATCH = 64
 _EVICT_BATCH = 8
-_CACHE_RECORDS = 4096
-_CACHE_BYTES = 32 * 1024 * 1024
 
 
 # ---------------------------------------------------------------------------------------------- the schema
@@ -363,36 +369,6 @@ _SQL_CONVERSATIONS_SWEEP = (
 )
 
 
-class _State(NamedTuple):
-    """What a write reads of the counters row as it locks it (and when the next record expires)."""
-
-    last_seq: int
-    active: int
-    finished: int
-    bytes: int
-    active_bytes: int
-    due: float | None  # the soonest expiry of a record (None: none expires)
-
-    @property
-    def records(self) -> int:
-        return self.active + self.finished
-
-
-class _Damaged(Exception):
-    """A stored value no valid schema holds (turned into a :class:`StorageError` naming the store)."""
-
-    def __init__(self, what: str, cause: BaseException) -> None:
-        super().__init__(f"{what} cannot be read ({type(cause).__name__}: {cause})")
-
-
-class _Abort(Exception):
-    """Raised inside a write to roll it back and return ``result``."""
-
-    def __init__(self, result: Any) -> None:
-        super().__init__(result)
-        self.result = result
-
-
 # ---------------------------------------------------------------------------------------------- encodings
 
 
@@ -413,46 +389,6 @@ def _owner_key(owner: str | None) -> str:
     if len(key) > _MAX_KEY:
         key = "#" + hashlib.sha256(key.encode()).hexdigest()
     return key
-
-
-def _json_text(value: Any) -> str:
-    text = to_json_text(value)
-    if text.isascii() or _encodable(text):
-        return text
-    return json.dumps(value, separators=(",", ":"), allow_nan=False)
-
-
-def _record_text(record: ResponseRecord) -> str:
-    """The JSON text of :meth:`ResponseRecord.to_dict` (the same keys, order and values)."""
-    data: dict[str, Any] = {
-        **record.extra,
-        "id": record.id,
-        "object": "response",
-        "created_at": record.created_at,
-        "model": record.model,
-        "status": record.status._value_,
-        "output": record.output,
-        "previous_response_id": record.previous_response_id,
-        "instructions": record.instructions,
-        "tools": record.tools,
-        "metadata": record.metadata,
-        "usage": record.usage,
-        "error": record.error,
-        "incomplete_details": record.incomplete_details,
-        "background": record.background,
-        "completed_at": record.completed_at,
-        "input": record.input,
-        "owner": record.owner,
-        "version": record.version,
-    }
-    if record.lease_expires_at is not None or record.lease_holder is not None:
-        data["lease_holder"] = record.lease_holder
-        data["lease_expires_at"] = record.lease_expires_at
-    return _json_text(data)
-
-
-def _load(text: str) -> ResponseRecord:
-    return ResponseRecord.from_dict(json.loads(text))
 
 
 def _check_schema(value: object) -> str:
@@ -476,25 +412,11 @@ def _check_seconds(value: object, name: str, *, minimum: float = 0.0) -> float:
 
 
 def _url_integer(name: str, text: str) -> int | None:
-    if text.lower() == "none":
-        return None
-    if not (text.isascii() and text.isdigit()) or len(text) > 20:
-        raise InvalidArgument(
-            f"the PostgreSQL URL parameter {name} must be a whole number or 'none', not {text[:40]!r}"
-        )
-    return int(text)
+    return url_integer("PostgreSQL", name, text)
 
 
 def _url_seconds(name: str, text: str) -> float | None:
-    if text.lower() == "none" and name == "ttl":
-        return None
-    try:
-        seconds = float(text) if text.isascii() and len(text) <= 40 else math.nan
-    except ValueError:
-        seconds = math.nan
-    if not math.isfinite(seconds):
-        raise InvalidArgument(f"the PostgreSQL URL parameter {name} must be a number of seconds, not {text[:40]!r}")
-    return seconds
+    return url_seconds("PostgreSQL", name, text, none=name == "ttl", said="a number of seconds")
 
 
 #: The query parameters of a URL that set constructor arguments; every other one goes to libpq.
@@ -667,9 +589,7 @@ class PostgresStore(BaseStore):
         host = params.get("host") or params.get("hostaddr") or "localhost"
         self.name = f"PostgreSQL {host}:{params.get('port') or 5432}/{params.get('dbname') or ''} schema {self.schema}"
         self._closed = False
-        self._cache: dict[int, tuple[int, ResponseRecord, int]] = {}
-        self._cache_bytes = 0
-        self._cache_mutex = threading.Lock()
+        self._cache = RecordCache()
         self._setup_process()
         conn = self._connect()
         try:
@@ -826,9 +746,7 @@ class PostgresStore(BaseStore):
                 options[name] = _URL_PARAMETERS[name](name, value)
             else:
                 passed.append((name, value))
-        both = sorted(options.keys() & kwargs.keys())
-        if both:
-            raise InvalidArgument(f"{', '.join(both)} given both in the URL and as a keyword argument: give it once")
+        refuse_twice_given(options, kwargs)
         conninfo = "postgresql://" + base + ("?" + urllib.parse.urlencode(passed) if passed else "")
         try:
             psycopg.conninfo.conninfo_to_dict(conninfo)
@@ -974,7 +892,9 @@ class PostgresStore(BaseStore):
                 if error is exc:
                     raise
                 raise error from exc
-        self._commit_cache(state)
+        if state.cached:
+            cached, state.cached = state.cached, []
+            self._cache.commit(cached)
         wakes = state.wakes
         if wakes:
             state.wakes = []
@@ -1006,7 +926,7 @@ class PostgresStore(BaseStore):
             record = _load(text)
         except (ValueError, TypeError, KeyError, RecursionError, ResponseStoreError) as exc:
             raise self._damaged(f"the record {id!r}", exc) from exc
-        self._remember(seq, version, record, len(text))
+        self._cache.remember(seq, version, record, len(text))
         return record
 
     def _checked_record(self, seq: int, version: int, text: str, owner: str | None, id: str) -> ResponseRecord:
@@ -1014,36 +934,6 @@ class PostgresStore(BaseStore):
         if record.id != id or record.owner != owner or record.version != version:
             raise self._damaged(f"the record {id!r}", ValueError("its JSON disagrees with its columns"))
         return record
-
-    def _remember(self, seq: int, version: int, record: ResponseRecord, size: int) -> None:
-        if size > _CACHE_BYTES // 64:
-            return
-        with self._cache_mutex:
-            cache = self._cache
-            old = cache.pop(seq, None)
-            if old is not None:
-                if old[0] > version:
-                    cache[seq] = old
-                    return
-                self._cache_bytes -= old[2]
-            cache[seq] = (version, record, size)
-            self._cache_bytes += size
-            while len(cache) > _CACHE_RECORDS or self._cache_bytes > _CACHE_BYTES:
-                self._cache_bytes -= cache.pop(next(iter(cache)))[2]
-
-    def _commit_cache(self, state: _ThreadState) -> None:
-        cached = state.cached
-        if not cached:
-            return
-        state.cached = []
-        for seq, version, record, size in cached:
-            if record is None:
-                with self._cache_mutex:
-                    old = self._cache.pop(seq, None)
-                    if old is not None:
-                        self._cache_bytes -= old[2]
-            else:
-                self._remember(seq, version, record, size)
 
     # ------------------------------------------------------------------ reads
 
@@ -1702,7 +1592,7 @@ class PostgresStore(BaseStore):
                 _Pool.park(self._key, conn)
             return
         _invariant(len(self._touches) <= TOUCH_LOG, "the touch log is unbounded")
-        _invariant(len(self._cache) <= _CACHE_RECORDS, "the record cache is unbounded")
+        _invariant(len(self._cache) <= CACHE_RECORDS, "the record cache is unbounded")
         state = self._state()
         _invariant(not state.wakes, "wake-ups were left pending")
         _invariant(not state.cached, "cache updates were left pending")
@@ -1832,8 +1722,3 @@ class PostgresStore(BaseStore):
             "SELECT count(*) FROM conversation_items WHERE conversation NOT IN (SELECT seq FROM conversations)"
         ).fetchone()
         _invariant(orphans == (0,), "items outlived their conversation")
-
-
-def _invariant(condition: bool, message: str) -> None:
-    if not condition:
-        raise AssertionError(message)

@@ -75,7 +75,7 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
 from . import _events
 from ._checks import describe
@@ -91,13 +91,21 @@ from ._contract import (
 )
 from ._conversations import ConversationRecord, ConversationState, ConversationWrite, Positioned
 from ._events import DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_EVENTS, Chunk
-from ._json import FrozenDict, freeze_object, to_json_text
+from ._json import FrozenDict, freeze_object
 from ._owners import encodable as _encodable
 from ._owners import owner_key as _owner_key
 from ._owners import owner_of as _owner_of
 from ._paging import Page, PageQuery, paginate_records, unknown_cursor
 from ._records import ResponseRecord, ResponseStatus
 from ._retention import DEFAULT_MAX_RECORDS, DEFAULT_TTL, SWEEP_BATCH, StoreStats, record_size
+from ._sql import CACHE_RECORDS, RecordCache, refuse_twice_given, url_integer, url_seconds
+from ._sql import Abort as _Abort
+from ._sql import Damaged as _Damaged
+from ._sql import State as _State
+from ._sql import invariant as _invariant
+from ._sql import json_text as _json_text
+from ._sql import load as _load
+from ._sql import record_text as _record_text
 from .errors import ConversationFull, InvalidArgument, ResponseExists, ResponseStoreError, StorageError, StoreFull
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
@@ -131,8 +139,6 @@ _EVICT_BATCH = 8
 
 #: Parsed records kept per store, one per row (the newest version seen; a record's JSON never changes without its
 #: version): at most this many, and about this many bytes of JSON.
-_CACHE_RECORDS = 4096
-_CACHE_BYTES = 32 * 1024 * 1024
 _BUSY_CODES = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED (the sqlite3 module names them only from Python 3.11)
 
 
@@ -516,81 +522,7 @@ def _numbered(*values: Any) -> dict[str, Any]:
     return {f"p{number}": value for number, value in enumerate(values, 1)}
 
 
-class _State(NamedTuple):
-    """What a write reads of the counters row first (and whether an expired record awaits a sweep)."""
-
-    last_seq: int
-    active: int
-    finished: int
-    bytes: int
-    active_bytes: int
-    due: float | None
-
-    @property
-    def records(self) -> int:
-        return self.active + self.finished
-
-
-class _Damaged(Exception):
-    """A row no valid file holds (turned into a :class:`StorageError` naming the file)."""
-
-    def __init__(self, what: str, cause: BaseException) -> None:
-        super().__init__(f"{what} cannot be read ({type(cause).__name__}: {cause})")
-
-
-class _Abort(Exception):
-    """Raised inside a write to roll the whole transaction back and return ``result`` from ``_write``."""
-
-    def __init__(self, result: Any) -> None:
-        super().__init__(result)
-        self.result = result
-
-
 # ---------------------------------------------------------------------------------------------- encodings
-
-
-def _json_text(value: Any) -> str:
-    """Compact JSON text SQLite can store (strings with lone surrogates fall back to ASCII escapes)."""
-    text = to_json_text(value)
-    if text.isascii() or _encodable(text):
-        return text
-    return json.dumps(value, separators=(",", ":"), allow_nan=False)
-
-
-def _record_text(record: ResponseRecord) -> str:
-    """The JSON text of :meth:`ResponseRecord.to_dict`, serialized from the frozen fields without copying them.
-
-    The same keys in the same order with the same values as ``to_dict()`` (a test holds the two together).
-    """
-    data: dict[str, Any] = {
-        **record.extra,
-        "id": record.id,
-        "object": "response",
-        "created_at": record.created_at,
-        "model": record.model,
-        "status": record.status._value_,
-        "output": record.output,
-        "previous_response_id": record.previous_response_id,
-        "instructions": record.instructions,
-        "tools": record.tools,
-        "metadata": record.metadata,
-        "usage": record.usage,
-        "error": record.error,
-        "incomplete_details": record.incomplete_details,
-        "background": record.background,
-        "completed_at": record.completed_at,
-        "input": record.input,
-        "owner": record.owner,
-        "version": record.version,
-    }
-    if record.lease_expires_at is not None or record.lease_holder is not None:
-        data["lease_holder"] = record.lease_holder
-        data["lease_expires_at"] = record.lease_expires_at
-    return _json_text(data)
-
-
-def _load(text: str) -> ResponseRecord:
-    return ResponseRecord.from_dict(json.loads(text))
 
 
 def _is_busy(exc: sqlite3.Error) -> bool:
@@ -620,25 +552,11 @@ def _check_busy_timeout(value: object) -> float:
 
 
 def _url_integer(name: str, text: str) -> int | None:
-    if text.lower() == "none":
-        return None
-    if not (text.isascii() and text.isdigit()) or len(text) > 20:
-        raise InvalidArgument(f"the SQLite URL parameter {name} must be a whole number or 'none', not {text[:40]!r}")
-    return int(text)
+    return url_integer("SQLite", name, text)
 
 
 def _url_seconds(name: str, text: str) -> float | None:
-    if text.lower() == "none":
-        return None
-    try:
-        seconds = float(text) if text.isascii() and len(text) <= 40 else math.nan
-    except ValueError:
-        seconds = math.nan
-    if not math.isfinite(seconds):
-        raise InvalidArgument(
-            f"the SQLite URL parameter {name} must be a number of seconds or 'none', not {text[:40]!r}"
-        )
-    return seconds
+    return url_seconds("SQLite", name, text, none=True, said="a number of seconds or 'none'")
 
 
 def _url_text(name: str, text: str) -> str:
@@ -785,9 +703,7 @@ class SQLiteStore(BaseStore):
         self.busy_timeout = _check_busy_timeout(busy_timeout)
         self.path = _check_path(path)
         self._closed = False
-        self._cache: dict[int, tuple[int, ResponseRecord, int]] = {}  # seq -> (version, record, size)
-        self._cache_bytes = 0
-        self._cache_mutex = threading.Lock()
+        self._cache = RecordCache()
         self._setup_process()
         conn = self._connect()
         try:
@@ -934,9 +850,7 @@ class SQLiteStore(BaseStore):
         if not path:
             raise InvalidArgument(f"{url[:200]!r} names no file: use 'sqlite:///PATH'")
         options = _url_options(url, query) if question else {}
-        both = sorted(options.keys() & kwargs.keys())
-        if both:
-            raise InvalidArgument(f"{', '.join(both)} given both in the URL and as a keyword argument: give it once")
+        refuse_twice_given(options, kwargs)
         return cls(path, **options, **kwargs)
 
     # ------------------------------------------------------------------ opening a file
@@ -1102,7 +1016,9 @@ class SQLiteStore(BaseStore):
                     raise error from exc
         finally:
             mutex.release()
-        self._commit_cache(state)
+        if state.cached:
+            cached, state.cached = state.cached, []
+            self._cache.commit(cached)
         wakes = state.wakes
         if wakes:
             state.wakes = []
@@ -1169,39 +1085,8 @@ class SQLiteStore(BaseStore):
             record = _load(text)
         except (ValueError, TypeError, KeyError, ResponseStoreError) as exc:
             raise self._damaged(f"the record in row {seq}", exc) from exc
-        self._remember(seq, version, record, len(text))
+        self._cache.remember(seq, version, record, len(text))
         return record
-
-    def _remember(self, seq: int, version: int, record: ResponseRecord, size: int) -> None:
-        if size > _CACHE_BYTES // 64:
-            return
-        with self._cache_mutex:
-            cache = self._cache
-            old = cache.pop(seq, None)
-            if old is not None:
-                if old[0] > version:  # another thread cached a newer version meanwhile
-                    cache[seq] = old
-                    return
-                self._cache_bytes -= old[2]
-            cache[seq] = (version, record, size)
-            self._cache_bytes += size
-            while len(cache) > _CACHE_RECORDS or self._cache_bytes > _CACHE_BYTES:
-                self._cache_bytes -= cache.pop(next(iter(cache)))[2]
-
-    def _commit_cache(self, state: _ThreadState) -> None:
-        """After a commit: cache the records it wrote, forget the rows it removed."""
-        cached = state.cached
-        if not cached:
-            return
-        state.cached = []
-        for seq, version, record, size in cached:
-            if record is None:
-                with self._cache_mutex:
-                    old = self._cache.pop(seq, None)
-                    if old is not None:
-                        self._cache_bytes -= old[2]
-            else:
-                self._remember(seq, version, record, size)
 
     # ------------------------------------------------------------------ atomic storage operations
 
@@ -1937,7 +1822,7 @@ class SQLiteStore(BaseStore):
         _invariant(not state.wakes, "wake-ups were left pending")
         _invariant(not state.cached, "cache updates were left pending")
         _invariant(len(self._touches) <= TOUCH_LOG, "the touch log is unbounded")
-        _invariant(len(self._cache) <= _CACHE_RECORDS, "the record cache is unbounded")
+        _invariant(len(self._cache) <= CACHE_RECORDS, "the record cache is unbounded")
         with state.mutex:
             self._check_file_contents(state.conn)
 
@@ -2108,11 +1993,6 @@ class SQLiteStore(BaseStore):
             "SELECT count(*) FROM conversation_items WHERE conversation NOT IN (SELECT seq FROM conversations)"
         ).fetchone()[0]
         _invariant(orphans == 0, "items outlived their conversation")
-
-
-def _invariant(condition: bool, message: str) -> None:
-    if not condition:
-        raise AssertionError(message)
 
 
 def _begin_read(conn: sqlite3.Connection) -> None:
