@@ -110,7 +110,16 @@ def _attrs_defaults(  # noqa: PLR0917 - the signature of Sphinx's event
     return _ATTRS_DEFAULT.sub(lambda m: repr(fields[m.group(1)].default), signature), return_annotation
 
 
+def _public_bases(app: Any, name: str, obj: Any, options: Any, bases: list[Any]) -> None:
+    """Show a store built on a private helper class (``responsestore._sql.SQLStore``) as what it is: a BaseStore."""
+    bases[:] = [
+        responsestore.BaseStore if getattr(base, "__origin__", base).__module__ == "responsestore._sql" else base
+        for base in bases
+    ]
+
+
 def setup(app: Any) -> None:
     # Before napoleon (priority 500) turns the Google sections into reST.
     app.connect("autodoc-process-docstring", _split_raises_lists, priority=400)
     app.connect("autodoc-process-signature", _attrs_defaults)
+    app.connect("autodoc-process-bases", _public_bases)

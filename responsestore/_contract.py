@@ -22,7 +22,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from . import _events, _lifecycle, _wire
 from ._checks import check_bool, check_callable, check_int, check_owner, check_text, describe
@@ -109,6 +109,7 @@ CURSOR_MEMORY = 10_000
 TOUCH_LOG = 65_536
 
 Clock = Callable[[], float]
+_Store = TypeVar("_Store", bound="BaseStore")
 
 
 def cursor_memory(max_records: int | None) -> int:
@@ -422,7 +423,7 @@ class BaseStore(ConversationStore, abc.ABC):
     def _check(self) -> None:
         """Assert every internal invariant (for tests; call it while no other thread uses the store)."""
 
-    def __enter__(self) -> BaseStore:
+    def __enter__(self: _Store) -> _Store:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

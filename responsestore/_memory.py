@@ -310,9 +310,6 @@ class ResponseStore(BaseStore):
         """Whether :meth:`close` has been called."""
         return self._closed
 
-    def __enter__(self) -> ResponseStore:
-        return self
-
     def __repr__(self) -> str:
         return f"<ResponseStore {'closed' if self._closed else 'open'} at {id(self):#x}>"
 

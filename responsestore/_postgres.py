@@ -46,18 +46,17 @@ import urllib.parse
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, ClassVar, NamedTuple, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import psycopg
 import psycopg.conninfo
 
-from . import _events
+from . import _sql
 from ._checks import describe
 from ._contract import (
     CURSOR_MEMORY,
     DEFAULT_MAX_CHAIN_DEPTH,
     TOUCH_LOG,
-    BaseStore,
     Clock,
     LogWrite,
     Stored,
@@ -65,14 +64,14 @@ from ._contract import (
 )
 from ._conversations import ConversationRecord, ConversationState, ConversationWrite, Positioned
 from ._events import DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_EVENTS, Chunk
-from ._json import FrozenDict, freeze_object, to_json_text
+from ._json import freeze_object
 from ._owners import encodable as _encodable
 from ._owners import owner_key as _plain_owner_key
 from ._owners import owner_of as _owner_of
-from ._paging import Page, PageQuery, paginate_records, unknown_cursor
+from ._paging import unknown_cursor
 from ._records import ResponseRecord, ResponseStatus
-from ._retention import DEFAULT_MAX_RECORDS, DEFAULT_TTL, SWEEP_BATCH, StoreStats, record_size
-from .errors import ConversationFull, InvalidArgument, ResponseExists, ResponseStoreError, StorageError, StoreFull
+from ._retention import DEFAULT_MAX_RECORDS, DEFAULT_TTL, SWEEP_BATCH, record_size
+from .errors import ConversationFull, InvalidArgument, ResponseExists, ResponseStoreError, StorageError
 
 __all__ = ["DEFAULT_SCHEMA", "SCHEMA_VERSION", "PostgresStore"]
 
@@ -89,43 +88,9 @@ DEFAULT_CONNECT_TIMEOUT = 10.0
 
 _MAX_KEY = 256
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
-_STATUS_COLUMNS = {status: f"n_{status.value}" for status in ResponseStatus}
-_STATUS_LIST = ", ".join(_STATUS_COLUMNS.values())
-_ACTIVE_SUM = " + ".join(column for status, column in _STATUS_COLUMNS.items() if not status.is_terminal)
-_FINISHED_SUM = " + ".join(column for status, column in _STATUS_COLUMNS.items() if status.is_terminal)
-_SCAN_BATCH = 64
-_EVICT_BATCH = 8
-_CACHE_RECORDS = 4096
-_CACHE_BYTES = 32 * 1024 * 1024
 
 
 # ---------------------------------------------------------------------------------------------- the schema
-
-
-def _counted(row: str, sign: str) -> str:
-    size = f"{row}.size + {row}.log_bytes"
-    parts = [
-        f"bytes = bytes {sign} ({size})",
-        f"active_bytes = active_bytes {sign} (1 - {row}.terminal::int) * ({size})",
-    ]
-    parts += [
-        f"{column} = {column} {sign} ({row}.status = '{status.value}')::int"
-        for status, column in _STATUS_COLUMNS.items()
-    ]
-    return ", ".join(parts)
-
-
-def _moved() -> str:
-    new, old = "NEW.size + NEW.log_bytes", "OLD.size + OLD.log_bytes"
-    parts = [
-        f"bytes = bytes + ({new}) - ({old})",
-        f"active_bytes = active_bytes + (1 - NEW.terminal::int) * ({new}) - (1 - OLD.terminal::int) * ({old})",
-    ]
-    parts += [
-        f"{column} = {column} + (NEW.status = '{status.value}')::int - (OLD.status = '{status.value}')::int"
-        for status, column in _STATUS_COLUMNS.items()
-    ]
-    return ", ".join(parts)
 
 
 def _function(name: str, body: str) -> str:
@@ -182,18 +147,19 @@ def _schema() -> list[str]:
         "CREATE TABLE counters (only_row int PRIMARY KEY CHECK (only_row = 0), last_seq bigint NOT NULL, "
         "created bigint NOT NULL, deleted bigint NOT NULL, evicted bigint NOT NULL, expired bigint NOT NULL, "
         "bytes bigint NOT NULL, active_bytes bigint NOT NULL, conversations bigint NOT NULL, "
-        + ", ".join(f"{column} bigint NOT NULL" for column in _STATUS_COLUMNS.values())
+        + ", ".join(f"{column} bigint NOT NULL" for column in _sql.STATUS_COLUMNS.values())
         + ")",
-        "INSERT INTO counters VALUES (0" + ", 0" * (8 + len(_STATUS_COLUMNS)) + ")",
+        "INSERT INTO counters VALUES (0" + ", 0" * (8 + len(_sql.STATUS_COLUMNS)) + ")",
         _function(
             "responses_inserted",
             f"UPDATE counters SET last_seq = greatest(last_seq, NEW.seq), created = created + 1, "
-            f"{_counted('NEW', '+')}; DELETE FROM removed WHERE owner = NEW.owner AND id = NEW.id; RETURN NULL;",
+            f"{_sql.counted('NEW', '+', '::int')}; "
+            "DELETE FROM removed WHERE owner = NEW.owner AND id = NEW.id; RETURN NULL;",
         ),
-        _function("responses_changed", f"UPDATE counters SET {_moved()}; RETURN NULL;"),
+        _function("responses_changed", f"UPDATE counters SET {_sql.moved('::int')}; RETURN NULL;"),
         _function(
             "responses_deleted",
-            f"UPDATE counters SET {_counted('OLD', '-')}; DELETE FROM chunks WHERE response = OLD.seq; "
+            f"UPDATE counters SET {_sql.counted('OLD', '-', '::int')}; DELETE FROM chunks WHERE response = OLD.seq; "
             "DELETE FROM removed WHERE owner = OLD.owner AND id = OLD.id; "
             "INSERT INTO removed (owner, id, created_at, seq) VALUES (OLD.owner, OLD.id, OLD.created_at, OLD.seq); "
             "RETURN NULL;",
@@ -245,11 +211,11 @@ def _schema() -> list[str]:
 #: waited for inserted, which is only ever a record expiring at once; the next write sweeps it. Reads never show an
 #: expired record, and stats count it as expired.)
 _SQL_BEGIN = (
-    f"BEGIN; SELECT last_seq, {_ACTIVE_SUM}, {_FINISHED_SUM}, bytes, active_bytes, "
+    f"BEGIN; SELECT last_seq, {_sql.ACTIVE_SUM}, {_sql.FINISHED_SUM}, bytes, active_bytes, "
     "(SELECT min(expires_at) FROM responses WHERE expires_at IS NOT NULL) FROM counters FOR UPDATE"
 )
-_SQL_STATE_AGAIN = f"SELECT last_seq, {_ACTIVE_SUM}, {_FINISHED_SUM}, bytes, active_bytes, NULL FROM counters"
-_SQL_COUNTERS = f"SELECT created, deleted, evicted, expired, bytes, {_STATUS_LIST} FROM counters"
+_SQL_STATE_AGAIN = f"SELECT last_seq, {_sql.ACTIVE_SUM}, {_sql.FINISHED_SUM}, bytes, active_bytes, NULL FROM counters"
+_SQL_COUNTERS = f"SELECT created, deleted, evicted, expired, bytes, {_sql.STATUS_LIST} FROM counters"
 _SQL_UNLINKED = {why: f"UPDATE counters SET {why} = {why} + %s" for why in ("deleted", "evicted", "expired")}
 _INSERTED = (
     "seq, owner, id, created_at, status, terminal, version, previous, ttl, expires_at, lease_expires_at, size, "
@@ -363,36 +329,6 @@ _SQL_CONVERSATIONS_SWEEP = (
 )
 
 
-class _State(NamedTuple):
-    """What a write reads of the counters row as it locks it (and when the next record expires)."""
-
-    last_seq: int
-    active: int
-    finished: int
-    bytes: int
-    active_bytes: int
-    due: float | None  # the soonest expiry of a record (None: none expires)
-
-    @property
-    def records(self) -> int:
-        return self.active + self.finished
-
-
-class _Damaged(Exception):
-    """A stored value no valid schema holds (turned into a :class:`StorageError` naming the store)."""
-
-    def __init__(self, what: str, cause: BaseException) -> None:
-        super().__init__(f"{what} cannot be read ({type(cause).__name__}: {cause})")
-
-
-class _Abort(Exception):
-    """Raised inside a write to roll it back and return ``result``."""
-
-    def __init__(self, result: Any) -> None:
-        super().__init__(result)
-        self.result = result
-
-
 # ---------------------------------------------------------------------------------------------- encodings
 
 
@@ -413,46 +349,6 @@ def _owner_key(owner: str | None) -> str:
     if len(key) > _MAX_KEY:
         key = "#" + hashlib.sha256(key.encode()).hexdigest()
     return key
-
-
-def _json_text(value: Any) -> str:
-    text = to_json_text(value)
-    if text.isascii() or _encodable(text):
-        return text
-    return json.dumps(value, separators=(",", ":"), allow_nan=False)
-
-
-def _record_text(record: ResponseRecord) -> str:
-    """The JSON text of :meth:`ResponseRecord.to_dict` (the same keys, order and values)."""
-    data: dict[str, Any] = {
-        **record.extra,
-        "id": record.id,
-        "object": "response",
-        "created_at": record.created_at,
-        "model": record.model,
-        "status": record.status._value_,
-        "output": record.output,
-        "previous_response_id": record.previous_response_id,
-        "instructions": record.instructions,
-        "tools": record.tools,
-        "metadata": record.metadata,
-        "usage": record.usage,
-        "error": record.error,
-        "incomplete_details": record.incomplete_details,
-        "background": record.background,
-        "completed_at": record.completed_at,
-        "input": record.input,
-        "owner": record.owner,
-        "version": record.version,
-    }
-    if record.lease_expires_at is not None or record.lease_holder is not None:
-        data["lease_holder"] = record.lease_holder
-        data["lease_expires_at"] = record.lease_expires_at
-    return _json_text(data)
-
-
-def _load(text: str) -> ResponseRecord:
-    return ResponseRecord.from_dict(json.loads(text))
 
 
 def _check_schema(value: object) -> str:
@@ -476,25 +372,11 @@ def _check_seconds(value: object, name: str, *, minimum: float = 0.0) -> float:
 
 
 def _url_integer(name: str, text: str) -> int | None:
-    if text.lower() == "none":
-        return None
-    if not (text.isascii() and text.isdigit()) or len(text) > 20:
-        raise InvalidArgument(
-            f"the PostgreSQL URL parameter {name} must be a whole number or 'none', not {text[:40]!r}"
-        )
-    return int(text)
+    return _sql.url_integer("PostgreSQL", name, text)
 
 
 def _url_seconds(name: str, text: str) -> float | None:
-    if text.lower() == "none" and name == "ttl":
-        return None
-    try:
-        seconds = float(text) if text.isascii() and len(text) <= 40 else math.nan
-    except ValueError:
-        seconds = math.nan
-    if not math.isfinite(seconds):
-        raise InvalidArgument(f"the PostgreSQL URL parameter {name} must be a number of seconds, not {text[:40]!r}")
-    return seconds
+    return _sql.url_seconds("PostgreSQL", name, text, none=name == "ttl", said="a number of seconds")
 
 
 #: The query parameters of a URL that set constructor arguments; every other one goes to libpq.
@@ -512,7 +394,6 @@ _SCHEMES = ("postgresql+psycopg://", "postgresql://", "postgres://")
 # ---------------------------------------------------------------------------------------------- threads
 
 _INHERITED: list[psycopg.Connection[Any]] = []  # connections inherited through fork: never used, never closed
-_forks = 0
 
 
 #: Idle connections of closed stores and of ended threads, by server and settings (``_Pool.key``): a store of this
@@ -557,9 +438,8 @@ class _Pool:
             return conn
 
 
-def _count_fork() -> None:
-    global _forks  # noqa: PLW0603 - one process-wide count, changed only in a freshly forked child
-    _forks += 1
+def _forget_pool() -> None:
+    """In a forked child: start with no idle connections (the parent's stay its own)."""
     _Pool.mutex = threading.Lock()
     for kept in _Pool.idle.values():
         _INHERITED.extend(kept)
@@ -567,20 +447,11 @@ def _count_fork() -> None:
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_count_fork)
+    os.register_at_fork(after_in_child=_forget_pool)
 
 
-class _ThreadState:
-    """One thread's connection, the mutex that guards its use, and what its current write leaves to do."""
-
-    __slots__ = ("__weakref__", "cached", "conn", "dead", "mutex", "wakes")
-
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
-        self.conn = conn
-        self.mutex = threading.Lock()
-        self.dead = False
-        self.wakes: list[tuple[str | None, str]] = []
-        self.cached: list[tuple[int, int, ResponseRecord | None, int]] = []
+class _ThreadState(_sql.ThreadState[psycopg.Connection[Any]]):
+    __slots__ = ()
 
 
 def _release(
@@ -605,7 +476,7 @@ def _rollback(conn: psycopg.Connection[Any]) -> None:
 # ---------------------------------------------------------------------------------------------- the store
 
 
-class PostgresStore(BaseStore):
+class PostgresStore(_sql.SQLStore[psycopg.Connection[Any]]):
     """A durable store of OpenAI Responses API objects in a PostgreSQL schema, with the API of ``ResponseStore``.
 
     Several threads, processes and hosts may share one schema: every mutation is one transaction (the writes to a
@@ -626,6 +497,8 @@ class PostgresStore(BaseStore):
             fails with :class:`StorageError` and changes nothing (default 30).
         connect_timeout: Seconds a connection attempt may take (default 10).
     """
+
+    _owner_key = staticmethod(_owner_key)
 
     def __init__(
         self,
@@ -666,21 +539,10 @@ class PostgresStore(BaseStore):
         self._key = (conninfo, round(self.timeout * 1000), round(self.connect_timeout))
         host = params.get("host") or params.get("hostaddr") or "localhost"
         self.name = f"PostgreSQL {host}:{params.get('port') or 5432}/{params.get('dbname') or ''} schema {self.schema}"
-        self._closed = False
-        self._cache: dict[int, tuple[int, ResponseRecord, int]] = {}
-        self._cache_bytes = 0
-        self._cache_mutex = threading.Lock()
-        self._setup_process()
-        conn = self._connect()
-        try:
-            self._prepare(conn)
-        except BaseException:
-            conn.close()
-            raise
-        self._adopt(conn)
+        self._open()
 
     def _setup_process(self) -> None:
-        self._generation = _forks
+        self._generation = _sql.forks()
         self._local = threading.local()
         self._connections_mutex = threading.Lock()
         self._connections: dict[int, tuple[Any, weakref.ref[_ThreadState], psycopg.Connection[Any]]] = {}
@@ -717,11 +579,7 @@ class PostgresStore(BaseStore):
 
     def _state(self) -> _ThreadState:
         """The calling thread's connection state (opening its connection on first use)."""
-        if self._closed:
-            raise self._closed_error()
-        if self._generation != _forks:
-            self._after_fork()
-        state: _ThreadState | None = getattr(self._local, "state", None)
+        state: _ThreadState | None = self._thread_state()
         if state is not None:
             if not state.conn.closed:
                 return state
@@ -757,11 +615,11 @@ class PostgresStore(BaseStore):
         """
         if self._closed:
             return
-        if self._generation == _forks and self._touches:
+        if self._generation == _sql.forks() and self._touches:
             with contextlib.suppress(StorageError):
                 self._write(lambda conn, state: None)
         self._closed = True
-        if self._generation == _forks:
+        if self._generation == _sql.forks():
             with self._connections_mutex:
                 connections = list(self._connections.values())
                 self._connections.clear()
@@ -775,17 +633,9 @@ class PostgresStore(BaseStore):
         self._waiters.wake_all()
 
     @property
-    def closed(self) -> bool:
-        """Whether :meth:`close` has been called."""
-        return self._closed
-
-    @property
     def poll_interval(self) -> float:
         """Seconds between re-checks while waiting: writes made by other processes wake nobody here."""
         return self._poll_interval
-
-    def __enter__(self) -> PostgresStore:
-        return self
 
     def __repr__(self) -> str:
         return f"<PostgresStore {self.name} {'closed' if self._closed else 'open'}>"
@@ -826,9 +676,7 @@ class PostgresStore(BaseStore):
                 options[name] = _URL_PARAMETERS[name](name, value)
             else:
                 passed.append((name, value))
-        both = sorted(options.keys() & kwargs.keys())
-        if both:
-            raise InvalidArgument(f"{', '.join(both)} given both in the URL and as a keyword argument: give it once")
+        _sql.refuse_twice_given(options, kwargs)
         conninfo = "postgresql://" + base + ("?" + urllib.parse.urlencode(passed) if passed else "")
         try:
             psycopg.conninfo.conninfo_to_dict(conninfo)
@@ -907,7 +755,7 @@ class PostgresStore(BaseStore):
                 with contextlib.suppress(Exception):
                     state.conn.close()
             return self._storage_error(exc)
-        if isinstance(exc, _Damaged):
+        if isinstance(exc, _sql.Damaged):
             return StorageError(f"{self.name} is damaged: {exc}"[:500])
         if isinstance(exc, (ValueError, KeyError, IndexError)) and not isinstance(exc, ResponseStoreError):
             return self._damaged("a stored row", exc)
@@ -941,10 +789,10 @@ class PostgresStore(BaseStore):
         """Run ``action`` in one read-only snapshot."""
         return self._run(action, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
 
-    def _write(self, action: Callable[[psycopg.Connection[Any], _State], _T]) -> _T:
+    def _write(self, action: Callable[[psycopg.Connection[Any], _sql.State], _T]) -> _T:
         """Run ``action`` in one write transaction holding the counters row's lock, queued recency marks first.
 
-        The whole of ``action`` commits or nothing does: it raises :class:`_Abort` to roll back and return a value.
+        The whole of ``action`` commits or nothing does: it raises :class:`_sql.Abort` to roll back and return a value.
         Waiters of records removed by it are woken after the commit.
         """
         state = self._state()
@@ -958,14 +806,14 @@ class PostgresStore(BaseStore):
                 cursor.nextset()
                 row = cursor.fetchone()
                 if row is None:
-                    raise _Damaged("its counters row", LookupError("missing"))
+                    raise _sql.Damaged("its counters row", LookupError("missing"))
                 while self._touches:
                     touches.append(self._touches.popleft())
                 if touches:
                     self._apply_touches(conn, touches)
-                result = action(conn, _State(*row))
+                result = action(conn, _sql.State(*row))
                 conn.execute("COMMIT")
-            except _Abort as abort:
+            except _sql.Abort as abort:
                 self._undo(state, touches)
                 return abort.result  # type: ignore[no-any-return]
             except BaseException as exc:
@@ -974,12 +822,7 @@ class PostgresStore(BaseStore):
                 if error is exc:
                     raise
                 raise error from exc
-        self._commit_cache(state)
-        wakes = state.wakes
-        if wakes:
-            state.wakes = []
-            for owner, id in wakes:
-                self._notify(owner, id)
+        self._finish_write(state)
         return result
 
     def _undo(self, state: _ThreadState, touches: list[tuple[str, str]]) -> None:
@@ -1003,10 +846,10 @@ class PostgresStore(BaseStore):
         if hit is not None and hit[0] == version:
             return hit[1]
         try:
-            record = _load(text)
+            record = _sql.load(text)
         except (ValueError, TypeError, KeyError, RecursionError, ResponseStoreError) as exc:
             raise self._damaged(f"the record {id!r}", exc) from exc
-        self._remember(seq, version, record, len(text))
+        self._cache.remember(seq, version, record, len(text))
         return record
 
     def _checked_record(self, seq: int, version: int, text: str, owner: str | None, id: str) -> ResponseRecord:
@@ -1014,36 +857,6 @@ class PostgresStore(BaseStore):
         if record.id != id or record.owner != owner or record.version != version:
             raise self._damaged(f"the record {id!r}", ValueError("its JSON disagrees with its columns"))
         return record
-
-    def _remember(self, seq: int, version: int, record: ResponseRecord, size: int) -> None:
-        if size > _CACHE_BYTES // 64:
-            return
-        with self._cache_mutex:
-            cache = self._cache
-            old = cache.pop(seq, None)
-            if old is not None:
-                if old[0] > version:
-                    cache[seq] = old
-                    return
-                self._cache_bytes -= old[2]
-            cache[seq] = (version, record, size)
-            self._cache_bytes += size
-            while len(cache) > _CACHE_RECORDS or self._cache_bytes > _CACHE_BYTES:
-                self._cache_bytes -= cache.pop(next(iter(cache)))[2]
-
-    def _commit_cache(self, state: _ThreadState) -> None:
-        cached = state.cached
-        if not cached:
-            return
-        state.cached = []
-        for seq, version, record, size in cached:
-            if record is None:
-                with self._cache_mutex:
-                    old = self._cache.pop(seq, None)
-                    if old is not None:
-                        self._cache_bytes -= old[2]
-            else:
-                self._remember(seq, version, record, size)
 
     # ------------------------------------------------------------------ reads
 
@@ -1094,11 +907,6 @@ class PostgresStore(BaseStore):
             chain.append(record)
         return chain
 
-    def _touch(self, records: Sequence[ResponseRecord]) -> None:
-        for record in records:
-            if record.is_terminal:
-                self._touches.append((_owner_key(record.owner), record.id))
-
     def _leased(self, now: float, limit: int) -> list[ResponseRecord]:
         rows = self._query(
             lambda conn: conn.execute(
@@ -1108,17 +916,6 @@ class PostgresStore(BaseStore):
             ).fetchall()
         )
         return [self._record(seq, version, text, id) for seq, version, text, id in rows]
-
-    def _page(
-        self, owner: str | None, query: PageQuery, matches: Callable[[ResponseRecord], bool] | None
-    ) -> Page[ResponseRecord]:
-        key = _owner_key(owner)
-        now = self._now()
-        return self._snapshot_read(
-            lambda conn: paginate_records(
-                lambda cursor, descending: self._scan(conn, key, cursor, descending, now), query, matches
-            )
-        )
 
     def _scan(
         self, conn: psycopg.Connection[Any], key: str, cursor: str | None, descending: bool, now: float
@@ -1153,7 +950,7 @@ class PostgresStore(BaseStore):
             if len(rows) < batch:
                 return
             start = (rows[-1][0], rows[-1][1])
-            batch = min(batch * 4, _SCAN_BATCH * 4)
+            batch = min(batch * 4, _sql.SCAN_BATCH * 4)
 
     def _find_newest(
         self, owner: str | None, text: str, matches: Callable[[ResponseRecord], bool]
@@ -1227,44 +1024,24 @@ class PostgresStore(BaseStore):
             raise self._damaged(f"the event log of {stored.record.id!r}", ValueError("its chunks do not add up"))
         return tuple((int(first), int(count), text) for first, count, text in rows)
 
-    def _count(self) -> int:
-        return self._stats().records
-
-    def _stats(self) -> StoreStats:
-        now = self._now()
-        return self._snapshot_read(lambda conn: self._stats_of(conn, now))
-
-    def _stats_of(self, conn: psycopg.Connection[Any], now: float) -> StoreStats:
+    def _stats_rows(self, conn: psycopg.Connection[Any], now: float) -> tuple[Sequence[Any], list[Any]]:
         row = conn.execute(_SQL_COUNTERS).fetchone()
         if row is None:
-            raise _Damaged("its counters row", LookupError("missing"))
-        created, deleted, evicted, expired, total = row[:5]
-        by_status = {status.value: count for status, count in zip(_STATUS_COLUMNS, row[5:], strict=True)}
+            raise _sql.Damaged("its counters row", LookupError("missing"))
         pending = conn.execute(
             "SELECT status, count(*), sum(size + log_bytes) FROM responses WHERE expires_at <= %s GROUP BY status",
             (now,),
         ).fetchall()
-        for status, count, size in pending:
-            if status not in by_status:
-                raise _Damaged("a record's status", ValueError(str(status)[:40]))
-            by_status[status] -= count
-            expired += count
-            total -= int(size)
-        return StoreStats(
-            records=sum(by_status.values()),
-            by_status=FrozenDict(by_status),
-            created=created,
-            deleted=deleted,
-            evicted=evicted,
-            expired=expired,
-            bytes=total,
-        )
+        return row, pending
+
+    def _bad_status(self, status: object) -> Exception:
+        return _sql.Damaged("a record's status", ValueError(str(status)[:40]))
 
     # ------------------------------------------------------------------ writes
 
     def _put_new(self, record: ResponseRecord, ttl: float | None, keep: Sequence[ResponseRecord], size: int) -> bool:
         key = _owner_key(record.owner)
-        text = _record_text(record)
+        text = _sql.record_text(record)
         values = (
             key,
             record.id,
@@ -1282,7 +1059,7 @@ class PostgresStore(BaseStore):
         )
         retention = self.retention
 
-        def put(conn: psycopg.Connection[Any], state: _State) -> bool:
+        def put(conn: psycopg.Connection[Any], state: _sql.State) -> bool:
             now = self._now()
             if state.due is not None and state.due <= now and self._sweep_rows(conn, now, SWEEP_BATCH):
                 state = self._read_state(conn)
@@ -1291,7 +1068,7 @@ class PostgresStore(BaseStore):
                 refreshed = self._refresh(conn, keep, record.created_at, now)
                 if refreshed is None:
                     self._clear_id(conn, key, record.id, now)  # a visible record of this id wins: ResponseExists
-                    raise _Abort(result=False)
+                    raise _sql.Abort(result=False)
                 spared = refreshed
             if retention.over(state.records + 1, state.bytes + size) is not None:
                 self._room_for_new(conn, record, state=state, key=key, size=size, spared=spared, now=now)
@@ -1300,17 +1077,17 @@ class PostgresStore(BaseStore):
                 self._clear_id(conn, key, record.id, now)  # raises ResponseExists, or removes an expired record
                 row = conn.execute(_SQL_INSERT, values).fetchone()
                 if row is None:
-                    raise _Damaged(f"the record {record.id!r}", LookupError("its id stayed taken"))
+                    raise _sql.Damaged(f"the record {record.id!r}", LookupError("its id stayed taken"))
             self._state().cached.append((row[0], record.version, record, len(text)))
             return True
 
         return self._write(put)
 
-    def _read_state(self, conn: psycopg.Connection[Any]) -> _State:
+    def _read_state(self, conn: psycopg.Connection[Any]) -> _sql.State:
         row = conn.execute(_SQL_STATE_AGAIN).fetchone()
         if row is None:
-            raise _Damaged("its counters row", LookupError("missing"))
-        return _State(*row)
+            raise _sql.Damaged("its counters row", LookupError("missing"))
+        return _sql.State(*row)
 
     def _clear_id(self, conn: psycopg.Connection[Any], key: str, id: str, now: float) -> None:
         row = conn.execute(
@@ -1334,66 +1111,11 @@ class PostgresStore(BaseStore):
             refreshed.append((row[0], row[1], int(row[2])))
         return refreshed
 
-    def _room_for_new(
-        self,
-        conn: psycopg.Connection[Any],
-        record: ResponseRecord,
-        *,
-        state: _State,
-        key: str,
-        size: int,
-        spared: list[tuple[int, bool, int]],
-        now: float,
-    ) -> None:
-        retention = self.retention
-        if self._sweep_rows(conn, now, None):
-            state = self._read_state(conn)
-        kept = [bytes_ for _, terminal, bytes_ in spared if terminal]
-        evictable = state.finished - len(kept)
-        evictable_bytes = state.bytes - state.active_bytes - sum(kept)
-        bound = retention.over(state.records + 1 - evictable, state.bytes - evictable_bytes + size)
-        if bound is not None:
-            self._clear_id(conn, key, record.id, now)
-            raise StoreFull(record.id, retention.max_records, max_bytes=retention.max_bytes, bound=bound)
-        self._evict(
-            conn,
-            records=state.records,
-            total=state.bytes,
-            over=lambda records, total: retention.over(records + 1, total + size) is not None,
-            protected={seq for seq, _, _ in spared},
-            id=record.id,
-        )
+    def _lru(self, conn: psycopg.Connection[Any], limit: int) -> list[Any]:
+        return conn.execute(_SQL_LRU, (limit,)).fetchall()
 
-    def _evict(
-        self,
-        conn: psycopg.Connection[Any],
-        *,
-        records: int,
-        total: int,
-        over: Callable[[int, int], bool],
-        protected: set[int],
-        id: str,
-    ) -> None:
-        evicted: list[tuple[int, str, str]] = []
-        while over(records, total):
-            victims = [
-                row
-                for row in conn.execute(_SQL_LRU, (len(protected) + _EVICT_BATCH,)).fetchall()
-                if row[0] not in protected
-            ]
-            if not victims:
-                limits = self.retention
-                bound = "max_bytes" if limits.max_bytes is not None and total > limits.max_bytes else "max_records"
-                raise StoreFull(id, limits.max_records, max_bytes=limits.max_bytes, bound=bound)
-            for seq, key, victim, bytes_ in victims:
-                if not over(records, total):
-                    break
-                conn.execute("DELETE FROM responses WHERE seq = %s", (seq,))
-                evicted.append((seq, key, victim))
-                records -= 1
-                total -= int(bytes_)
-        if evicted:
-            self._unlinked(conn, evicted, "evicted")
+    def _delete_row(self, conn: psycopg.Connection[Any], seq: int) -> None:
+        conn.execute("DELETE FROM responses WHERE seq = %s", (seq,))
 
     def _swap(
         self,
@@ -1403,7 +1125,7 @@ class PostgresStore(BaseStore):
         log: LogWrite | None,
         conversation: ConversationWrite | None = None,
     ) -> bool:
-        text = _record_text(new)
+        text = _sql.record_text(new)
         terminal = new.is_terminal
         seq = old.incarnation
         head = (
@@ -1421,7 +1143,7 @@ class PostgresStore(BaseStore):
         max_bytes = self.retention.max_bytes
         in_conversation = None if conversation is None else self._conversation_write(conversation)
 
-        def swap(conn: psycopg.Connection[Any], state: _State) -> bool:
+        def swap(conn: psycopg.Connection[Any], state: _sql.State) -> bool:
             now = self._now()
             if state.due is not None and state.due <= now:
                 self._sweep_rows(conn, now, SWEEP_BATCH)
@@ -1430,7 +1152,7 @@ class PostgresStore(BaseStore):
             if row is None:
                 return False
             if in_conversation is not None and not in_conversation(conn, now):
-                raise _Abort(result=False)
+                raise _sql.Abort(result=False)
             if log is not None:
                 self._write_log(conn, seq, log)
             if before is not None:
@@ -1448,7 +1170,7 @@ class PostgresStore(BaseStore):
         max_bytes = self.retention.max_bytes
         finished = old.record.is_terminal
 
-        def append(conn: psycopg.Connection[Any], state: _State) -> bool:
+        def append(conn: psycopg.Connection[Any], state: _sql.State) -> bool:
             row = conn.execute(_SQL_APPEND, (*params, self._now())).fetchone()
             if row is None:
                 return False
@@ -1472,31 +1194,16 @@ class PostgresStore(BaseStore):
             conn.execute("DELETE FROM chunks WHERE response = %s", (seq,))
         conn.execute(_SQL_CHUNK, (seq, log.first, log.events, log.text))
 
-    def _room_for_growth(
-        self, conn: psycopg.Connection[Any], seq: int, *, grows: int, entry: int, finished: bool, id: str
-    ) -> None:
-        max_bytes = self.retention.max_bytes
-        if max_bytes is None or grows <= 0:
-            return
+    def _byte_counters(self, conn: psycopg.Connection[Any]) -> tuple[int, int]:
         row = conn.execute("SELECT bytes, active_bytes FROM counters").fetchone()
         if row is None:
-            raise _Damaged("its counters row", LookupError("missing"))
-        total, active = int(row[0]), int(row[1])
-        if total <= max_bytes:
-            return
-        others = total - active - (entry if finished else 0)
-        if total - others > max_bytes:
-            if finished:
-                return
-            raise StoreFull(id, self.retention.max_records, max_bytes=max_bytes, bound="max_bytes")
-        self._evict(
-            conn, records=0, total=total, over=lambda _, now_total: now_total > max_bytes, protected={seq}, id=id
-        )
+            raise _sql.Damaged("its counters row", LookupError("missing"))
+        return int(row[0]), int(row[1])
 
     def _remove(self, old: Stored) -> bool:
         record = old.record
 
-        def remove(conn: psycopg.Connection[Any], state: _State) -> bool:
+        def remove(conn: psycopg.Connection[Any], state: _sql.State) -> bool:
             now = self._now()
             if state.due is not None and state.due <= now:
                 self._sweep_rows(conn, now, SWEEP_BATCH)
@@ -1599,19 +1306,11 @@ class PostgresStore(BaseStore):
 
     def _conversation_put(self, state: ConversationState, items: Sequence[Positioned]) -> None:
         record = state.record
-        values = (
-            _owner_key(record.owner),
-            record.id,
-            record.version,
-            state.items,
-            state.next_position,
-            state.expires_at,
-            _json_text(record.to_dict()),
-        )
-        rows = [(position, item_id, _json_text(item)) for position, item_id, item in items]
+        values = (_owner_key(record.owner), *_sql.conversation_values(state))
+        rows = _sql.item_rows(items)
         limit = self.retention.max_records
 
-        def put(conn: psycopg.Connection[Any], _: _State) -> None:
+        def put(conn: psycopg.Connection[Any], _: _sql.State) -> None:
             now = self._now()
             self._sweep_conversation_rows(conn, now, SWEEP_BATCH)
             if limit is not None and self._conversation_count(conn) >= limit:
@@ -1620,7 +1319,7 @@ class PostgresStore(BaseStore):
                     raise ConversationFull(record.id, "max_records", limit)
             inserted = conn.execute(_SQL_CONVERSATION_INSERT, values).fetchone()
             if inserted is None:  # pragma: no cover - RETURNING always returns the row
-                raise _Damaged(f"the conversation {record.id!r}", LookupError("not inserted"))
+                raise _sql.Damaged(f"the conversation {record.id!r}", LookupError("not inserted"))
             if rows:
                 with conn.cursor() as cursor:
                     cursor.executemany(_SQL_ITEM_INSERT, [(inserted[0], *row) for row in rows])
@@ -1628,18 +1327,9 @@ class PostgresStore(BaseStore):
         self._write(put)
 
     def _conversation_write(self, write: ConversationWrite) -> Callable[[psycopg.Connection[Any], float], bool]:
-        old, new = write.old.record, write.new
-        params = (
-            new.record.version,
-            new.items,
-            new.next_position,
-            new.expires_at,
-            _json_text(new.record.to_dict()),
-            _owner_key(old.owner),
-            old.id,
-            old.version,
-        )
-        rows = [(position, item_id, _json_text(item)) for position, item_id, item in write.append]
+        old = write.old.record
+        params = (*_sql.swap_values(write), _owner_key(old.owner), old.id, old.version)
+        rows = _sql.item_rows(write.append)
         remove = write.remove
 
         def apply(conn: psycopg.Connection[Any], now: float) -> bool:
@@ -1648,7 +1338,7 @@ class PostgresStore(BaseStore):
                 return False
             seq = row[0]
             if remove is not None and conn.execute(_SQL_ITEM_DELETE, (seq, remove)).rowcount != 1:
-                raise _Damaged(f"the items of conversation {old.id!r}", LookupError(f"{remove!r} is missing"))
+                raise _sql.Damaged(f"the items of conversation {old.id!r}", LookupError(f"{remove!r} is missing"))
             if rows:
                 with conn.cursor() as cursor:
                     cursor.executemany(_SQL_ITEM_INSERT, [(seq, *item) for item in rows])
@@ -1659,9 +1349,9 @@ class PostgresStore(BaseStore):
     def _conversation_swap(self, write: ConversationWrite) -> bool:
         apply = self._conversation_write(write)
 
-        def swap(conn: psycopg.Connection[Any], _: _State) -> bool:
+        def swap(conn: psycopg.Connection[Any], _: _sql.State) -> bool:
             if not apply(conn, self._now()):
-                raise _Abort(result=False)
+                raise _sql.Abort(result=False)
             return True
 
         return self._write(swap)
@@ -1683,7 +1373,7 @@ class PostgresStore(BaseStore):
     def _conversation_count(conn: psycopg.Connection[Any]) -> int:
         row = conn.execute("SELECT conversations FROM counters").fetchone()
         if row is None:
-            raise _Damaged("its counters row", LookupError("missing"))
+            raise _sql.Damaged("its counters row", LookupError("missing"))
         return int(row[0])
 
     # ------------------------------------------------------------------ invariants
@@ -1701,11 +1391,11 @@ class PostgresStore(BaseStore):
             finally:
                 _Pool.park(self._key, conn)
             return
-        _invariant(len(self._touches) <= TOUCH_LOG, "the touch log is unbounded")
-        _invariant(len(self._cache) <= _CACHE_RECORDS, "the record cache is unbounded")
+        _sql.invariant(len(self._touches) <= TOUCH_LOG, "the touch log is unbounded")
+        _sql.invariant(len(self._cache) <= _sql.CACHE_RECORDS, "the record cache is unbounded")
         state = self._state()
-        _invariant(not state.wakes, "wake-ups were left pending")
-        _invariant(not state.cached, "cache updates were left pending")
+        _sql.invariant(not state.wakes, "wake-ups were left pending")
+        _sql.invariant(not state.cached, "cache updates were left pending")
         with state.mutex:
             self._check_contents(state.conn)
 
@@ -1716,19 +1406,16 @@ class PostgresStore(BaseStore):
             stats = self._stats_of(conn, self._now())
         finally:
             _rollback(conn)
-        _invariant(stats.records == sum(stats.by_status.values()), "stats.by_status does not add up")
-        _invariant(
+        _sql.invariant(stats.records == sum(stats.by_status.values()), "stats.by_status does not add up")
+        _sql.invariant(
             stats.records == stats.created - stats.deleted - stats.evicted - stats.expired, "stats do not add up"
         )
 
     def _check_rows(self, conn: psycopg.Connection[Any]) -> None:
-        counters = conn.execute(
-            "SELECT last_seq, created, deleted, evicted, expired, bytes, active_bytes, conversations, "
-            f"{_STATUS_LIST} FROM counters"
-        ).fetchall()
-        _invariant(len(counters) == 1, "the counters row is missing or doubled")
+        counters = conn.execute(_sql.CHECK_COUNTERS).fetchall()
+        _sql.invariant(len(counters) == 1, "the counters row is missing or doubled")
         last_seq, created, deleted, evicted, expired, total, active, conversations = counters[0][:8]
-        status_counts = dict(zip(_STATUS_COLUMNS, counters[0][8:], strict=True))
+        status_counts = dict(zip(_sql.STATUS_COLUMNS, counters[0][8:], strict=True))
         rows = conn.execute(
             "SELECT seq, owner, id, created_at, status, terminal, version, ttl, expires_at, last_used, "
             "lease_expires_at, size, event_count, event_bytes, log_bytes, record, previous FROM responses"
@@ -1746,94 +1433,59 @@ class PostgresStore(BaseStore):
             sizes[0] += entry
             if not record.is_terminal:
                 sizes[1] += entry
-        _invariant(by_status == status_counts, "status counters disagree with the records")
-        _invariant(sizes == [total, active], "byte counters disagree with the records")
-        _invariant(created - deleted - evicted - expired == len(rows), "lifetime counters do not add up")
-        _invariant(all(0 < seq <= last_seq for seq in seqs), "a record's seq is not below the counter")
+        _sql.invariant(by_status == status_counts, "status counters disagree with the records")
+        _sql.invariant(sizes == [total, active], "byte counters disagree with the records")
+        _sql.invariant(created - deleted - evicted - expired == len(rows), "lifetime counters do not add up")
+        _sql.invariant(all(0 < seq <= last_seq for seq in seqs), "a record's seq is not below the counter")
         used = [row[9] for row in rows if row[5]]
-        _invariant(len(set(used)) == len(used), "two finished records share a recency")
+        _sql.invariant(len(set(used)) == len(used), "two finished records share a recency")
         orphans = conn.execute("SELECT count(*) FROM chunks WHERE response NOT IN (SELECT seq FROM responses)")
-        _invariant(orphans.fetchone() == (0,), "chunks outlived their response")
+        _sql.invariant(orphans.fetchone() == (0,), "chunks outlived their response")
         removed = conn.execute("SELECT owner, id, seq FROM removed").fetchall()
-        _invariant(len(removed) <= CURSOR_MEMORY, "tombstones unbounded")
-        _invariant(not ({(key, id) for key, id, _ in removed} & live), "a live record is also removed")
-        _invariant(not ({seq for _, _, seq in removed} & seqs), "a tombstone shares a live record's seq")
-        _invariant(all(seq <= last_seq for _, _, seq in removed), "a tombstone's seq is above the counter")
+        _sql.invariant(len(removed) <= CURSOR_MEMORY, "tombstones unbounded")
+        _sql.invariant(not ({(key, id) for key, id, _ in removed} & live), "a live record is also removed")
+        _sql.invariant(not ({seq for _, _, seq in removed} & seqs), "a tombstone shares a live record's seq")
+        _sql.invariant(all(seq <= last_seq for _, _, seq in removed), "a tombstone's seq is above the counter")
         self._check_conversations(conn, conversations)
 
     def _check_row(self, conn: psycopg.Connection[Any], row: Sequence[Any]) -> ResponseRecord:
         (seq, key, id, created_at, status, terminal, version, ttl, expires_at, used, lease, size, count, event_bytes,
          log_bytes, text, previous) = row  # fmt: skip
-        record = _load(text)
-        cached = self._cache.get(seq)
-        _invariant(cached is None or cached[0] != version or cached[1] == record, f"the cache's copy of {id!r}")
-        _invariant(cached is None or cached[0] <= version, f"the cache holds a future version of {id!r}")
-        _invariant((_owner_key(record.owner), record.id) == (key, id), f"row {seq} holds another record")
-        _invariant(
+        record = self._check_loaded(seq, key, id, version, text)
+        _sql.invariant(
             (record.created_at, record.status.value, record.is_terminal, record.version, record.previous_response_id)
             == (created_at, status, terminal, version, previous),
             f"the columns of {id!r} disagree with its JSON",
         )
-        _invariant(_record_text(record) == text, f"the JSON of {id!r} is not what to_dict() writes")
-        _invariant(size == record_size(record), f"the stored size of {id!r} is not its record_size")
-        if record.is_terminal:
-            _invariant(record.lease_holder is None and record.lease_expires_at is None, f"{id!r} holds a lease")
-            _invariant(lease is None, f"the finished {id!r} is in the lease index")
-            _invariant(used is not None, f"the finished {id!r} has no recency")
-        else:
-            _invariant(lease == record.lease_expires_at, f"the lease column of {id!r} disagrees with its JSON")
-            _invariant(used is None, f"the active {id!r} has a recency")
-        _invariant((ttl is None) == (expires_at is None), f"{id!r} has a ttl without an expiry or the reverse")
+        _sql.invariant(_sql.record_text(record) == text, f"the JSON of {id!r} is not what to_dict() writes")
+        _sql.invariant(size == record_size(record), f"the stored size of {id!r} is not its record_size")
+        self._check_lease_columns(record, lease, used, ttl, expires_at)
         chunks = conn.execute(
             "SELECT first, count, text FROM chunks WHERE response = %s ORDER BY first", (seq,)
         ).fetchall()
-        starts = [first for first, _, _ in chunks]
-        ends = [first + n for first, n, _ in chunks]
-        _invariant(
-            starts == [0, *ends[:-1]] if chunks else count == 0, f"the chunks of {id!r} do not follow each other"
-        )
-        _invariant((ends[-1] if chunks else 0) == count, f"the chunks of {id!r} do not add up to its event count")
-        _invariant(sum(len(text.encode()) for _, _, text in chunks) == log_bytes, f"the log bytes of {id!r}")
-        _invariant(0 <= event_bytes <= self.event_limits.max_bytes, f"event log of {id!r} over max_event_bytes")
-        _invariant(count <= self.event_limits.max_events, f"event log of {id!r} over max_events")
-        if chunks:
-            try:
-                events = _events.read_events([tuple(chunk) for chunk in chunks], record, -1)
-            except _events.DamagedLog as exc:
-                raise AssertionError(f"the event log of {id!r} cannot be read: {exc}") from None
-            _invariant(len(events) == count, f"the chunks of {id!r} hold {len(events)} events, not {count}")
+        self._check_log(record, chunks, count, event_bytes, log_bytes)
         return record
 
     def _check_conversations(self, conn: psycopg.Connection[Any], counted: int) -> None:
-        rows = conn.execute(
-            "SELECT seq, owner, id, version, items, next_position, expires_at, record FROM conversations"
-        ).fetchall()
-        _invariant(counted == len(rows), "the conversation count disagrees with the rows")
+        rows = conn.execute(_sql.CHECK_CONVERSATIONS).fetchall()
+        _sql.invariant(counted == len(rows), "the conversation count disagrees with the rows")
         for seq, key, id, version, items, next_position, expires_at, text in rows:
             try:
                 owner = json.loads(text).get("owner") if key.startswith("#") else _owner_of(key)
                 state = self._conversation_state(owner, id, (seq, version, items, next_position, expires_at, text))
             except StorageError as exc:
                 raise AssertionError(str(exc)) from None
-            _invariant(_json_text(state.record.to_dict()) == text, f"the JSON of conversation {id!r}")
+            _sql.invariant(_sql.json_text(state.record.to_dict()) == text, f"the JSON of conversation {id!r}")
             held = conn.execute(
                 "SELECT position, item_id, item FROM conversation_items WHERE conversation = %s ORDER BY position",
                 (seq,),
             ).fetchall()
-            _invariant(len(held) == items, f"the item count of conversation {id!r} disagrees with its items")
-            _invariant(all(0 <= row[0] < next_position for row in held), f"an item of {id!r} is beyond its positions")
-            for row in held:
-                try:
-                    _, _, item = self._positioned(id, row)
-                except StorageError as exc:
-                    raise AssertionError(str(exc)) from None
-                _invariant(_json_text(item) == row[2], f"the JSON of item {row[1]!r} of {id!r}")
+            _sql.invariant(len(held) == items, f"the item count of conversation {id!r} disagrees with its items")
+            _sql.invariant(
+                all(0 <= row[0] < next_position for row in held), f"an item of {id!r} is beyond its positions"
+            )
+            self._check_items(id, held)
         orphans = conn.execute(
             "SELECT count(*) FROM conversation_items WHERE conversation NOT IN (SELECT seq FROM conversations)"
         ).fetchone()
-        _invariant(orphans == (0,), "items outlived their conversation")
-
-
-def _invariant(condition: bool, message: str) -> None:
-    if not condition:
-        raise AssertionError(message)
+        _sql.invariant(orphans == (0,), "items outlived their conversation")

@@ -1325,9 +1325,6 @@ class RedisStore(BaseStore):
         except Exception:  # noqa: BLE001 - a cluster client, or another client shape: name what we can
             return type(self.client).__name__
 
-    def __enter__(self) -> RedisStore:
-        return self
-
     @property
     def poll_interval(self) -> float:
         """Seconds between re-checks while waiting: a pub/sub notification may be lost."""

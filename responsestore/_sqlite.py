@@ -75,15 +75,14 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
-from . import _events
+from . import _events, _sql
 from ._checks import describe
 from ._contract import (
     CURSOR_MEMORY,
     DEFAULT_MAX_CHAIN_DEPTH,
     TOUCH_LOG,
-    BaseStore,
     Clock,
     LogWrite,
     Stored,
@@ -91,14 +90,14 @@ from ._contract import (
 )
 from ._conversations import ConversationRecord, ConversationState, ConversationWrite, Positioned
 from ._events import DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_EVENTS, Chunk
-from ._json import FrozenDict, freeze_object, to_json_text
+from ._json import freeze_object
 from ._owners import encodable as _encodable
 from ._owners import owner_key as _owner_key
 from ._owners import owner_of as _owner_of
-from ._paging import Page, PageQuery, paginate_records, unknown_cursor
+from ._paging import unknown_cursor
 from ._records import ResponseRecord, ResponseStatus
-from ._retention import DEFAULT_MAX_RECORDS, DEFAULT_TTL, SWEEP_BATCH, StoreStats, record_size
-from .errors import ConversationFull, InvalidArgument, ResponseExists, ResponseStoreError, StorageError, StoreFull
+from ._retention import DEFAULT_MAX_RECORDS, DEFAULT_TTL, SWEEP_BATCH, record_size
+from .errors import ConversationFull, InvalidArgument, ResponseExists, ResponseStoreError, StorageError
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
@@ -122,48 +121,11 @@ DEFAULT_BUSY_TIMEOUT = 30.0
 WAL_AUTOCHECKPOINT = 4000
 
 _SYNCHRONOUS = ("FULL", "NORMAL")
-_STATUS_COLUMNS = {status: f"n_{status.value}" for status in ResponseStatus}
-_STATUS_LIST = ", ".join(_STATUS_COLUMNS.values())
-_ACTIVE_SUM = " + ".join(column for status, column in _STATUS_COLUMNS.items() if not status.is_terminal)
-_FINISHED_SUM = " + ".join(column for status, column in _STATUS_COLUMNS.items() if status.is_terminal)
-_SCAN_BATCH = 64
-_EVICT_BATCH = 8
 
-#: Parsed records kept per store, one per row (the newest version seen; a record's JSON never changes without its
-#: version): at most this many, and about this many bytes of JSON.
-_CACHE_RECORDS = 4096
-_CACHE_BYTES = 32 * 1024 * 1024
 _BUSY_CODES = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED (the sqlite3 module names them only from Python 3.11)
 
 
 # ---------------------------------------------------------------------------------------------- the schema
-
-
-def _counted(row: str, sign: str) -> str:
-    """The ``counters`` assignments that add (``sign`` ``+``) or take away (``-``) the record ``row`` (NEW/OLD)."""
-    size = f"{row}.size + {row}.log_bytes"
-    parts = [
-        f"bytes = bytes {sign} ({size})",
-        f"active_bytes = active_bytes {sign} (1 - {row}.terminal) * ({size})",
-    ]
-    parts += [
-        f"{column} = {column} {sign} ({row}.status = '{status.value}')" for status, column in _STATUS_COLUMNS.items()
-    ]
-    return ", ".join(parts)
-
-
-def _moved() -> str:
-    """The ``counters`` assignments of a row that changed from OLD to NEW (its status, size or log)."""
-    new, old = "NEW.size + NEW.log_bytes", "OLD.size + OLD.log_bytes"
-    parts = [
-        f"bytes = bytes + ({new}) - ({old})",
-        f"active_bytes = active_bytes + (1 - NEW.terminal) * ({new}) - (1 - OLD.terminal) * ({old})",
-    ]
-    parts += [
-        f"{column} = {column} + (NEW.status = '{status.value}') - (OLD.status = '{status.value}')"
-        for status, column in _STATUS_COLUMNS.items()
-    ]
-    return ", ".join(parts)
 
 
 def _schema_2() -> list[str]:
@@ -210,19 +172,19 @@ def _schema_2() -> list[str]:
         "CREATE TABLE counters (only INTEGER PRIMARY KEY CHECK (only = 0), last_seq INTEGER NOT NULL, "
         "created INTEGER NOT NULL, deleted INTEGER NOT NULL, evicted INTEGER NOT NULL, expired INTEGER NOT NULL, "
         "bytes INTEGER NOT NULL, active_bytes INTEGER NOT NULL, "
-        + ", ".join(f"{column} INTEGER NOT NULL" for column in _STATUS_COLUMNS.values())
+        + ", ".join(f"{column} INTEGER NOT NULL" for column in _sql.STATUS_COLUMNS.values())
         + ")",
         "INSERT INTO counters (only, last_seq, created, deleted, evicted, expired, bytes, active_bytes, "
-        f"{_STATUS_LIST}) VALUES (0, 0, 0, 0, 0, 0, 0, 0" + ", 0" * len(_STATUS_COLUMNS) + ")",
+        f"{_sql.STATUS_LIST}) VALUES (0, 0, 0, 0, 0, 0, 0, 0" + ", 0" * len(_sql.STATUS_COLUMNS) + ")",
         f"""CREATE TRIGGER responses_inserted AFTER INSERT ON responses BEGIN
-            UPDATE counters SET last_seq = max(last_seq, NEW.seq), created = created + 1, {_counted("NEW", "+")};
+            UPDATE counters SET last_seq = max(last_seq, NEW.seq), created = created + 1, {_sql.counted("NEW", "+")};
             DELETE FROM removed WHERE owner = NEW.owner AND id = NEW.id;
         END""",
         f"""CREATE TRIGGER responses_changed AFTER UPDATE OF status, terminal, size, log_bytes ON responses BEGIN
-            UPDATE counters SET {_moved()};
+            UPDATE counters SET {_sql.moved()};
         END""",
         f"""CREATE TRIGGER responses_deleted AFTER DELETE ON responses BEGIN
-            UPDATE counters SET {_counted("OLD", "-")};
+            UPDATE counters SET {_sql.counted("OLD", "-")};
             DELETE FROM chunks WHERE response = OLD.seq;
             INSERT OR REPLACE INTO removed (owner, id, created_at, seq)
                 VALUES (OLD.owner, OLD.id, OLD.created_at, OLD.seq);
@@ -279,7 +241,7 @@ def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
     rebuilt from the rows.
 
     Raises:
-        _Damaged: a row of the version-1 file cannot be read.
+        _sql.Damaged: a row of the version-1 file cannot be read.
     """
     for index in ("responses_order", "responses_expiry", "responses_recency"):
         conn.execute(f"DROP INDEX IF EXISTS {index}")
@@ -299,9 +261,9 @@ def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
     for row in rows.fetchall():
         seq, key, id, created_at, status, terminal, version, ttl, expires_at, last_used, count, event_bytes, text = row
         try:
-            record = _load(text)
+            record = _sql.load(text)
         except (ValueError, TypeError, KeyError, ResponseStoreError) as exc:
-            raise _Damaged(f"the record in row {seq}", exc) from exc
+            raise _sql.Damaged(f"the record in row {seq}", exc) from exc
         log = _v1_log(conn, seq, record, count)
         conn.execute(
             insert,
@@ -351,11 +313,11 @@ def _v1_log(conn: sqlite3.Connection, seq: int, record: ResponseRecord, count: i
     """The events of version-1 row ``seq`` as one version-2 chunk (``None`` when it has none).
 
     Raises:
-        _Damaged: the events are not ``count`` consecutive JSON objects numbered from 0.
+        _sql.Damaged: the events are not ``count`` consecutive JSON objects numbered from 0.
     """
     texts = conn.execute("SELECT number, event FROM v1_events WHERE response = ? ORDER BY number", (seq,)).fetchall()
     if [number for number, _ in texts] != list(range(count)):
-        raise _Damaged(f"the events of row {seq}", ValueError(f"not numbered 0 to {count - 1}"))
+        raise _sql.Damaged(f"the events of row {seq}", ValueError(f"not numbered 0 to {count - 1}"))
     if not count:
         return None
     try:
@@ -363,7 +325,7 @@ def _v1_log(conn: sqlite3.Connection, seq: int, record: ResponseRecord, count: i
         _events.check_batch(prepared, record.id, 0)
         return _events.encode_batch(prepared, 0, record if record.is_terminal else None)
     except (ValueError, TypeError, ResponseStoreError) as exc:
-        raise _Damaged(f"the events of row {seq}", exc) from exc
+        raise _sql.Damaged(f"the events of row {seq}", exc) from exc
 
 
 def _migrate_2_to_3(conn: sqlite3.Connection) -> None:
@@ -381,9 +343,9 @@ _MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_1_to
 
 
 # Statements built from the constant column names above (never from caller input).
-_SQL_COUNTERS = f"SELECT created, deleted, evicted, expired, bytes, {_STATUS_LIST} FROM counters"
+_SQL_COUNTERS = f"SELECT created, deleted, evicted, expired, bytes, {_sql.STATUS_LIST} FROM counters"
 _SQL_STATE = (
-    f"SELECT last_seq, {_ACTIVE_SUM}, {_FINISHED_SUM}, bytes, active_bytes, "
+    f"SELECT last_seq, {_sql.ACTIVE_SUM}, {_sql.FINISHED_SUM}, bytes, active_bytes, "
     "(SELECT min(expires_at) FROM responses WHERE expires_at IS NOT NULL) FROM counters"
 )
 _SQL_UNLINKED = {why: f"UPDATE counters SET {why} = {why} + ?" for why in ("deleted", "evicted", "expired")}
@@ -396,7 +358,7 @@ _SQL_INSERT = (
 #: awaits a sweep at :p14; otherwise insert nothing (the caller then does each step on its own).
 _SQL_INSERT_IF_ROOM = (
     f"INSERT INTO responses ({_INSERTED}) SELECT last_seq + 1, :p1, :p2, :p3, :p4, :p5, :p6, :p7, :p8, :p9, :p10, :p11 "
-    f"FROM counters WHERE (:p12 IS NULL OR {_ACTIVE_SUM} + {_FINISHED_SUM} < :p12) "
+    f"FROM counters WHERE (:p12 IS NULL OR {_sql.ACTIVE_SUM} + {_sql.FINISHED_SUM} < :p12) "
     "AND (:p13 IS NULL OR bytes + :p10 <= :p13) AND NOT EXISTS (SELECT 1 FROM responses WHERE expires_at <= :p14) "
     "ON CONFLICT (owner, id) DO NOTHING RETURNING seq"
 )
@@ -516,81 +478,7 @@ def _numbered(*values: Any) -> dict[str, Any]:
     return {f"p{number}": value for number, value in enumerate(values, 1)}
 
 
-class _State(NamedTuple):
-    """What a write reads of the counters row first (and whether an expired record awaits a sweep)."""
-
-    last_seq: int
-    active: int
-    finished: int
-    bytes: int
-    active_bytes: int
-    due: float | None
-
-    @property
-    def records(self) -> int:
-        return self.active + self.finished
-
-
-class _Damaged(Exception):
-    """A row no valid file holds (turned into a :class:`StorageError` naming the file)."""
-
-    def __init__(self, what: str, cause: BaseException) -> None:
-        super().__init__(f"{what} cannot be read ({type(cause).__name__}: {cause})")
-
-
-class _Abort(Exception):
-    """Raised inside a write to roll the whole transaction back and return ``result`` from ``_write``."""
-
-    def __init__(self, result: Any) -> None:
-        super().__init__(result)
-        self.result = result
-
-
 # ---------------------------------------------------------------------------------------------- encodings
-
-
-def _json_text(value: Any) -> str:
-    """Compact JSON text SQLite can store (strings with lone surrogates fall back to ASCII escapes)."""
-    text = to_json_text(value)
-    if text.isascii() or _encodable(text):
-        return text
-    return json.dumps(value, separators=(",", ":"), allow_nan=False)
-
-
-def _record_text(record: ResponseRecord) -> str:
-    """The JSON text of :meth:`ResponseRecord.to_dict`, serialized from the frozen fields without copying them.
-
-    The same keys in the same order with the same values as ``to_dict()`` (a test holds the two together).
-    """
-    data: dict[str, Any] = {
-        **record.extra,
-        "id": record.id,
-        "object": "response",
-        "created_at": record.created_at,
-        "model": record.model,
-        "status": record.status._value_,
-        "output": record.output,
-        "previous_response_id": record.previous_response_id,
-        "instructions": record.instructions,
-        "tools": record.tools,
-        "metadata": record.metadata,
-        "usage": record.usage,
-        "error": record.error,
-        "incomplete_details": record.incomplete_details,
-        "background": record.background,
-        "completed_at": record.completed_at,
-        "input": record.input,
-        "owner": record.owner,
-        "version": record.version,
-    }
-    if record.lease_expires_at is not None or record.lease_holder is not None:
-        data["lease_holder"] = record.lease_holder
-        data["lease_expires_at"] = record.lease_expires_at
-    return _json_text(data)
-
-
-def _load(text: str) -> ResponseRecord:
-    return ResponseRecord.from_dict(json.loads(text))
 
 
 def _is_busy(exc: sqlite3.Error) -> bool:
@@ -620,25 +508,11 @@ def _check_busy_timeout(value: object) -> float:
 
 
 def _url_integer(name: str, text: str) -> int | None:
-    if text.lower() == "none":
-        return None
-    if not (text.isascii() and text.isdigit()) or len(text) > 20:
-        raise InvalidArgument(f"the SQLite URL parameter {name} must be a whole number or 'none', not {text[:40]!r}")
-    return int(text)
+    return _sql.url_integer("SQLite", name, text)
 
 
 def _url_seconds(name: str, text: str) -> float | None:
-    if text.lower() == "none":
-        return None
-    try:
-        seconds = float(text) if text.isascii() and len(text) <= 40 else math.nan
-    except ValueError:
-        seconds = math.nan
-    if not math.isfinite(seconds):
-        raise InvalidArgument(
-            f"the SQLite URL parameter {name} must be a number of seconds or 'none', not {text[:40]!r}"
-        )
-    return seconds
+    return _sql.url_seconds("SQLite", name, text, none=True, said="a number of seconds or 'none'")
 
 
 def _url_text(name: str, text: str) -> str:
@@ -688,32 +562,9 @@ def _url_options(url: str, query: str) -> dict[str, Any]:
 #: disturb the parent's locks and WAL), just kept referenced.
 _INHERITED: list[sqlite3.Connection] = []
 
-#: How many forks led to this process (a child counts one more than its parent): a store notices it was forked
-#: into a new process when this differs from the count it was set up with, without asking the kernel its pid.
-_forks = 0
 
-
-def _count_fork() -> None:
-    global _forks  # noqa: PLW0603 - one process-wide count, changed only in a freshly forked child
-    _forks += 1
-
-
-if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
-    os.register_at_fork(after_in_child=_count_fork)
-
-
-class _ThreadState:
-    """One thread's connection, the mutex that guards its use, and what its current write leaves to do."""
-
-    __slots__ = ("__weakref__", "cached", "conn", "dead", "mutex", "wakes")
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-        self.mutex = threading.Lock()  # held while the connection is in use; close() takes it to close it
-        self.dead = False  # closed by close()
-        self.wakes: list[tuple[str | None, str]] = []  # removed records' waiters, woken after the commit
-        # (seq, version, record or None: gone, bytes of its JSON): cached once the write commits
-        self.cached: list[tuple[int, int, ResponseRecord | None, int]] = []
+class _ThreadState(_sql.ThreadState[sqlite3.Connection]):
+    __slots__ = ()
 
 
 def _release(connections: dict[sqlite3.Connection, Any], mutex: threading.Lock, conn: sqlite3.Connection) -> None:
@@ -727,7 +578,7 @@ def _release(connections: dict[sqlite3.Connection, Any], mutex: threading.Lock, 
 # ---------------------------------------------------------------------------------------------- the store
 
 
-class SQLiteStore(BaseStore):
+class SQLiteStore(_sql.SQLStore[sqlite3.Connection]):
     """A durable store of OpenAI Responses API objects in one SQLite file, with the API of :class:`ResponseStore`.
 
     Several threads, and several processes (each with its own ``SQLiteStore`` on the same file), may use one
@@ -758,6 +609,8 @@ class SQLiteStore(BaseStore):
             :class:`StorageError` and changes nothing (default 30).
     """
 
+    _owner_key = staticmethod(_owner_key)
+
     def __init__(
         self,
         path: str | os.PathLike[str],
@@ -784,21 +637,10 @@ class SQLiteStore(BaseStore):
         self.synchronous = _check_synchronous(synchronous)
         self.busy_timeout = _check_busy_timeout(busy_timeout)
         self.path = _check_path(path)
-        self._closed = False
-        self._cache: dict[int, tuple[int, ResponseRecord, int]] = {}  # seq -> (version, record, size)
-        self._cache_bytes = 0
-        self._cache_mutex = threading.Lock()
-        self._setup_process()
-        conn = self._connect()
-        try:
-            self._prepare(conn)
-        except BaseException:
-            conn.close()
-            raise
-        self._adopt(conn)
+        self._open()
 
     def _setup_process(self) -> None:
-        self._generation = _forks
+        self._generation = _sql.forks()
         self._local = threading.local()
         self._write_mutex = threading.Lock()  # queues this process's writers
         self._connections_mutex = threading.Lock()
@@ -835,11 +677,7 @@ class SQLiteStore(BaseStore):
 
     def _state(self) -> _ThreadState:
         """The calling thread's connection state (opening its connection on first use)."""
-        if self._closed:
-            raise self._closed_error()
-        if self._generation != _forks:
-            self._after_fork()
-        state: _ThreadState | None = getattr(self._local, "state", None)
+        state: _ThreadState | None = self._thread_state()
         if state is not None:
             return state
         conn = self._connect()
@@ -870,11 +708,11 @@ class SQLiteStore(BaseStore):
         """
         if self._closed:
             return
-        if self._generation == _forks and self._touches:
+        if self._generation == _sql.forks() and self._touches:
             with contextlib.suppress(StorageError):
                 self._write(lambda conn: None)  # writes the queued recency marks
         self._closed = True
-        if self._generation == _forks:
+        if self._generation == _sql.forks():
             with self._connections_mutex:
                 connections = list(self._connections.items())
                 self._connections.clear()
@@ -891,17 +729,9 @@ class SQLiteStore(BaseStore):
         self._waiters.wake_all()
 
     @property
-    def closed(self) -> bool:
-        """Whether :meth:`close` has been called."""
-        return self._closed
-
-    @property
     def poll_interval(self) -> float:
         """Seconds between re-checks while waiting: writes made by other processes wake nobody here."""
         return POLL_INTERVAL
-
-    def __enter__(self) -> SQLiteStore:
-        return self
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
@@ -934,9 +764,7 @@ class SQLiteStore(BaseStore):
         if not path:
             raise InvalidArgument(f"{url[:200]!r} names no file: use 'sqlite:///PATH'")
         options = _url_options(url, query) if question else {}
-        both = sorted(options.keys() & kwargs.keys())
-        if both:
-            raise InvalidArgument(f"{', '.join(both)} given both in the URL and as a keyword argument: give it once")
+        _sql.refuse_twice_given(options, kwargs)
         return cls(path, **options, **kwargs)
 
     # ------------------------------------------------------------------ opening a file
@@ -970,7 +798,7 @@ class SQLiteStore(BaseStore):
             raise StorageError(f"cannot use {self.path!r} as a responsestore database: {exc}") from exc
         except (ValueError, TypeError, IndexError) as exc:  # what SQLite read back is not what any valid file holds
             raise self._damaged("its header", exc) from exc
-        except _Damaged as exc:
+        except _sql.Damaged as exc:
             raise StorageError(
                 f"cannot migrate {self.path!r} to schema version {SCHEMA_VERSION}: {exc} (the file was left unchanged)"[
                     :500
@@ -1067,7 +895,7 @@ class SQLiteStore(BaseStore):
     def _write(self, action: Callable[[sqlite3.Connection], _T]) -> _T:
         """Run ``action`` in one write transaction (``BEGIN IMMEDIATE``), first writing queued recency marks.
 
-        The whole of ``action`` commits or nothing does: it raises :class:`_Abort` to roll back and return a value.
+        The whole of ``action`` commits or nothing does: it raises :class:`_sql.Abort` to roll back and return a value.
         Waiters of records removed by it are woken after the commit.
         """
         state = self._state()
@@ -1091,7 +919,7 @@ class SQLiteStore(BaseStore):
                         self._apply_touches(conn, touches)
                     result = action(conn)
                     conn.execute("COMMIT")
-                except _Abort as abort:
+                except _sql.Abort as abort:
                     self._undo(state, touches)
                     return abort.result  # type: ignore[no-any-return]
                 except BaseException as exc:
@@ -1102,12 +930,7 @@ class SQLiteStore(BaseStore):
                     raise error from exc
         finally:
             mutex.release()
-        self._commit_cache(state)
-        wakes = state.wakes
-        if wakes:
-            state.wakes = []
-            for owner, id in wakes:
-                self._notify(owner, id)
+        self._finish_write(state)
         return result
 
     def _begin(self, conn: sqlite3.Connection) -> None:
@@ -1135,7 +958,7 @@ class SQLiteStore(BaseStore):
             return self._storage_error(exc)
         if isinstance(exc, (ValueError, TypeError, KeyError, IndexError)) and not isinstance(exc, ResponseStoreError):
             return self._damaged("a stored row", exc)
-        if isinstance(exc, _Damaged):
+        if isinstance(exc, _sql.Damaged):
             return StorageError(f"{self.path!r} is damaged: {exc}"[:500])
         return exc
 
@@ -1166,42 +989,11 @@ class SQLiteStore(BaseStore):
         if hit is not None and hit[0] == version:
             return hit[1]
         try:
-            record = _load(text)
+            record = _sql.load(text)
         except (ValueError, TypeError, KeyError, ResponseStoreError) as exc:
             raise self._damaged(f"the record in row {seq}", exc) from exc
-        self._remember(seq, version, record, len(text))
+        self._cache.remember(seq, version, record, len(text))
         return record
-
-    def _remember(self, seq: int, version: int, record: ResponseRecord, size: int) -> None:
-        if size > _CACHE_BYTES // 64:
-            return
-        with self._cache_mutex:
-            cache = self._cache
-            old = cache.pop(seq, None)
-            if old is not None:
-                if old[0] > version:  # another thread cached a newer version meanwhile
-                    cache[seq] = old
-                    return
-                self._cache_bytes -= old[2]
-            cache[seq] = (version, record, size)
-            self._cache_bytes += size
-            while len(cache) > _CACHE_RECORDS or self._cache_bytes > _CACHE_BYTES:
-                self._cache_bytes -= cache.pop(next(iter(cache)))[2]
-
-    def _commit_cache(self, state: _ThreadState) -> None:
-        """After a commit: cache the records it wrote, forget the rows it removed."""
-        cached = state.cached
-        if not cached:
-            return
-        state.cached = []
-        for seq, version, record, size in cached:
-            if record is None:
-                with self._cache_mutex:
-                    old = self._cache.pop(seq, None)
-                    if old is not None:
-                        self._cache_bytes -= old[2]
-            else:
-                self._remember(seq, version, record, size)
 
     # ------------------------------------------------------------------ atomic storage operations
 
@@ -1271,16 +1063,11 @@ class SQLiteStore(BaseStore):
             chain.append(record)
         return chain
 
-    def _touch(self, records: Sequence[ResponseRecord]) -> None:
-        for record in records:
-            if record.is_terminal:
-                self._touches.append((_owner_key(record.owner), record.id))
-
     # ------------------------------------------------------------------ writes
 
     def _put_new(self, record: ResponseRecord, ttl: float | None, keep: Sequence[ResponseRecord], size: int) -> bool:
         key = _owner_key(record.owner)
-        text = _record_text(record)
+        text = _sql.record_text(record)
         values = (
             key,
             record.id,
@@ -1303,7 +1090,7 @@ class SQLiteStore(BaseStore):
                 refreshed = self._refresh(conn, keep, record.created_at, now)
                 if refreshed is None:
                     self._clear_id(conn, key, record.id, now)  # a visible record of this id wins: ResponseExists
-                    raise _Abort(result=False)
+                    raise _sql.Abort(result=False)
                 spared = refreshed
             # The common case in one statement: the id is free, nothing expired awaits a sweep, and it fits.
             row = conn.execute(
@@ -1346,11 +1133,11 @@ class SQLiteStore(BaseStore):
             conn.execute(_SQL_INSERT, (seq, *values))
         return seq
 
-    def _read_state(self, conn: sqlite3.Connection) -> _State:
+    def _read_state(self, conn: sqlite3.Connection) -> _sql.State:
         row = conn.execute(_SQL_STATE).fetchone()
         if row is None:
             raise StorageError(f"{self.path!r} is damaged: its counters row is missing")
-        return _State(*row)
+        return _sql.State(*row)
 
     def _clear_id(self, conn: sqlite3.Connection, key: str, id: str, now: float) -> None:
         """Make way for a new record ``(key, id)``: remove an expired one, refuse a visible one.
@@ -1381,74 +1168,11 @@ class SQLiteStore(BaseStore):
             refreshed.append(row)
         return refreshed
 
-    def _room_for_new(
-        self,
-        conn: sqlite3.Connection,
-        record: ResponseRecord,
-        *,
-        state: _State,
-        key: str,
-        size: int,
-        spared: list[tuple[int, int, int]],
-        now: float,
-    ) -> None:
-        """Evict least recently used finished records (not ``spared``) until ``record`` fits.
+    def _lru(self, conn: sqlite3.Connection, limit: int) -> list[Any]:
+        return conn.execute(_SQL_LRU, (limit,)).fetchall()
 
-        Raises:
-            ResponseExists: a visible record already has the id (checked first, as the contract orders).
-            StoreFull: evicting every finished record not spared would not make room.
-        """
-        retention = self.retention
-        state = self._read_state(conn) if self._sweep_rows(conn, now, None) else state
-        kept = [(seq, bytes_) for seq, terminal, bytes_ in spared if terminal]
-        evictable = state.finished - len(kept)
-        evictable_bytes = state.bytes - state.active_bytes - sum(bytes_ for _, bytes_ in kept)
-        bound = retention.over(state.records + 1 - evictable, state.bytes - evictable_bytes + size)
-        if bound is not None:
-            self._clear_id(conn, key, record.id, now)
-            raise StoreFull(record.id, retention.max_records, max_bytes=retention.max_bytes, bound=bound)
-        self._evict(
-            conn,
-            records=state.records,
-            total=state.bytes,
-            over=lambda records, total: retention.over(records + 1, total + size) is not None,
-            protected={seq for seq, _, _ in spared},
-            id=record.id,
-        )
-
-    def _evict(
-        self,
-        conn: sqlite3.Connection,
-        *,
-        records: int,
-        total: int,
-        over: Callable[[int, int], bool],
-        protected: set[int],
-        id: str,
-    ) -> None:
-        """Evict least recently used finished records not in ``protected`` (seqs) while ``over(records, bytes)``.
-
-        Raises:
-            StoreFull: there is nothing left to evict (the callers check first that evicting makes room).
-        """
-        evicted: list[tuple[int, str, str]] = []
-        while over(records, total):
-            victims = [
-                row for row in conn.execute(_SQL_LRU, (len(protected) + _EVICT_BATCH,)) if row[0] not in protected
-            ]
-            if not victims:
-                limits = self.retention
-                bound = "max_bytes" if limits.max_bytes is not None and total > limits.max_bytes else "max_records"
-                raise StoreFull(id, limits.max_records, max_bytes=limits.max_bytes, bound=bound)
-            for seq, key, victim, bytes_ in victims:
-                if not over(records, total):
-                    break
-                conn.execute("DELETE FROM responses WHERE seq = ?", (seq,))
-                evicted.append((seq, key, victim))
-                records -= 1
-                total -= bytes_
-        if evicted:
-            self._unlinked(conn, evicted, "evicted")
+    def _delete_row(self, conn: sqlite3.Connection, seq: int) -> None:
+        conn.execute("DELETE FROM responses WHERE seq = ?", (seq,))
 
     def _swap(
         self,
@@ -1458,7 +1182,7 @@ class SQLiteStore(BaseStore):
         log: LogWrite | None,
         conversation: ConversationWrite | None = None,
     ) -> bool:
-        text = _record_text(new)
+        text = _sql.record_text(new)
         terminal = new.is_terminal
         seq = old.incarnation
         params: tuple[Any, ...] = (
@@ -1487,7 +1211,7 @@ class SQLiteStore(BaseStore):
             if row is None:
                 return False
             if in_conversation is not None and not in_conversation(conn, now):
-                raise _Abort(result=False)  # the conversation changed: the response's update is undone too
+                raise _sql.Abort(result=False)  # the conversation changed: the response's update is undone too
             after, due = row
             if log is not None:
                 self._write_log(conn, seq, log)
@@ -1528,29 +1252,9 @@ class SQLiteStore(BaseStore):
             conn.execute("DELETE FROM chunks WHERE response = ?", (seq,))
         conn.execute(_SQL_CHUNK, (seq, log.first, log.events, log.text))
 
-    def _room_for_growth(
-        self, conn: sqlite3.Connection, seq: int, *, grows: int, entry: int, finished: bool, id: str
-    ) -> None:
-        """After row ``seq`` grew by ``grows`` bytes (to ``entry``): evict finished others to get within max_bytes.
-
-        Raises:
-            StoreFull: evicting every other finished record would not make room, and the record is not finished
-                (a finished one stays, over the bound: a response must always be able to end).
-        """
-        max_bytes = self.retention.max_bytes
-        if max_bytes is None or grows <= 0:
-            return
+    def _byte_counters(self, conn: sqlite3.Connection) -> tuple[int, int]:
         total, active = conn.execute("SELECT bytes, active_bytes FROM counters").fetchone()
-        if total <= max_bytes:
-            return
-        others = total - active - (entry if finished else 0)
-        if total - others > max_bytes:
-            if finished:
-                return
-            raise StoreFull(id, self.retention.max_records, max_bytes=max_bytes, bound="max_bytes")
-        self._evict(
-            conn, records=0, total=total, over=lambda _, now_total: now_total > max_bytes, protected={seq}, id=id
-        )
+        return total, active
 
     def _remove(self, old: Stored) -> bool:
         record = old.record
@@ -1693,16 +1397,8 @@ class SQLiteStore(BaseStore):
 
     def _conversation_put(self, state: ConversationState, items: Sequence[Positioned]) -> None:
         record = state.record
-        values = (
-            _owner_key(record.owner),
-            record.id,
-            record.version,
-            state.items,
-            state.next_position,
-            state.expires_at,
-            _json_text(record.to_dict()),
-        )
-        rows = [(position, item_id, _json_text(item)) for position, item_id, item in items]
+        values = (_owner_key(record.owner), *_sql.conversation_values(state))
+        rows = _sql.item_rows(items)
         limit = self.retention.max_records
 
         def put(conn: sqlite3.Connection) -> None:
@@ -1723,18 +1419,9 @@ class SQLiteStore(BaseStore):
         It returns ``False``, having changed nothing, if the conversation is no longer visible at ``write.old``'s
         version. Everything is encoded here, before the transaction begins.
         """
-        old, new = write.old.record, write.new
-        params = (
-            new.record.version,
-            new.items,
-            new.next_position,
-            new.expires_at,
-            _json_text(new.record.to_dict()),
-            _owner_key(old.owner),
-            old.id,
-            old.version,
-        )
-        rows = [(position, item_id, _json_text(item)) for position, item_id, item in write.append]
+        old = write.old.record
+        params = (*_sql.swap_values(write), _owner_key(old.owner), old.id, old.version)
+        rows = _sql.item_rows(write.append)
         remove = write.remove
 
         def apply(conn: sqlite3.Connection, now: float) -> bool:
@@ -1743,7 +1430,7 @@ class SQLiteStore(BaseStore):
                 return False
             seq = row[0]
             if remove is not None and conn.execute(_SQL_ITEM_DELETE, (seq, remove)).rowcount != 1:
-                raise _Damaged(f"the items of conversation {old.id!r}", LookupError(f"{remove!r} is missing"))
+                raise _sql.Damaged(f"the items of conversation {old.id!r}", LookupError(f"{remove!r} is missing"))
             if rows:
                 conn.executemany(_SQL_ITEM_INSERT, [(seq, *item) for item in rows])
             return True
@@ -1775,17 +1462,6 @@ class SQLiteStore(BaseStore):
         return int(row[0])
 
     # ------------------------------------------------------------------ reads
-
-    def _page(
-        self, owner: str | None, query: PageQuery, matches: Callable[[ResponseRecord], bool] | None
-    ) -> Page[ResponseRecord]:
-        key = _owner_key(owner)
-        now = self._now()
-        return self._snapshot_read(
-            lambda conn: paginate_records(
-                lambda cursor, descending: self._scan(conn, key, cursor, descending, now), query, matches
-            )
-        )
 
     def _scan(
         self, conn: sqlite3.Connection, key: str, cursor: str | None, descending: bool, now: float
@@ -1820,7 +1496,7 @@ class SQLiteStore(BaseStore):
             if len(rows) < batch:
                 return
             start = (rows[-1][0], rows[-1][1])
-            batch = min(batch * 4, _SCAN_BATCH * 4)
+            batch = min(batch * 4, _sql.SCAN_BATCH * 4)
 
     def _find_newest(
         self, owner: str | None, text: str, matches: Callable[[ResponseRecord], bool]
@@ -1884,38 +1560,18 @@ class SQLiteStore(BaseStore):
             raise self._damaged(f"the event log of {stored.record.id!r}", ValueError("its chunks do not add up"))
         return tuple(rows)
 
-    def _count(self) -> int:
-        return self._stats().records
-
-    def _stats(self) -> StoreStats:
-        now = self._now()
-        return self._snapshot_read(lambda conn: self._stats_of(conn, now))
-
-    def _stats_of(self, conn: sqlite3.Connection, now: float) -> StoreStats:
+    def _stats_rows(self, conn: sqlite3.Connection, now: float) -> tuple[Sequence[Any], list[Any]]:
         row = conn.execute(_SQL_COUNTERS).fetchone()
         if row is None:
             raise StorageError(f"{self.path!r} is damaged: its counters row is missing")
-        created, deleted, evicted, expired, total = row[:5]
-        by_status = {status.value: count for status, count in zip(_STATUS_COLUMNS, row[5:], strict=True)}
         pending = conn.execute(
             "SELECT status, count(*), sum(size + log_bytes) FROM responses WHERE expires_at <= ? GROUP BY status",
             (now,),
         ).fetchall()
-        for status, count, size in pending:
-            if status not in by_status:
-                raise StorageError(f"{self.path!r} is damaged: a record has the status {str(status)[:40]!r}")
-            by_status[status] -= count
-            expired += count
-            total -= size
-        return StoreStats(
-            records=sum(by_status.values()),
-            by_status=FrozenDict(by_status),
-            created=created,
-            deleted=deleted,
-            evicted=evicted,
-            expired=expired,
-            bytes=total,
-        )
+        return row, pending
+
+    def _bad_status(self, status: object) -> Exception:
+        return StorageError(f"{self.path!r} is damaged: a record has the status {str(status)[:40]!r}")
 
     # ------------------------------------------------------------------ invariants
 
@@ -1934,26 +1590,23 @@ class SQLiteStore(BaseStore):
                 conn.close()
             return
         state = self._state()
-        _invariant(not state.wakes, "wake-ups were left pending")
-        _invariant(not state.cached, "cache updates were left pending")
-        _invariant(len(self._touches) <= TOUCH_LOG, "the touch log is unbounded")
-        _invariant(len(self._cache) <= _CACHE_RECORDS, "the record cache is unbounded")
+        _sql.invariant(not state.wakes, "wake-ups were left pending")
+        _sql.invariant(not state.cached, "cache updates were left pending")
+        _sql.invariant(len(self._touches) <= TOUCH_LOG, "the touch log is unbounded")
+        _sql.invariant(len(self._cache) <= _sql.CACHE_RECORDS, "the record cache is unbounded")
         with state.mutex:
             self._check_file_contents(state.conn)
 
     def _check_file_contents(self, conn: sqlite3.Connection) -> None:
-        _invariant(conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)], "integrity_check failed")
-        _invariant(conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal", "not in WAL mode")
-        _invariant(conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION, "wrong schema version")
+        _sql.invariant(conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)], "integrity_check failed")
+        _sql.invariant(conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal", "not in WAL mode")
+        _sql.invariant(conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION, "wrong schema version")
         _begin_read(conn)
         try:
-            counters = conn.execute(
-                "SELECT last_seq, created, deleted, evicted, expired, bytes, active_bytes, conversations, "
-                f"{_STATUS_LIST} FROM counters"
-            ).fetchall()
-            _invariant(len(counters) == 1, "the counters row is missing or doubled")
+            counters = conn.execute(_sql.CHECK_COUNTERS).fetchall()
+            _sql.invariant(len(counters) == 1, "the counters row is missing or doubled")
             last_seq, created, deleted, evicted, expired, total, active, conversations = counters[0][:8]
-            status_counts = dict(zip(_STATUS_COLUMNS, counters[0][8:], strict=True))
+            status_counts = dict(zip(_sql.STATUS_COLUMNS, counters[0][8:], strict=True))
             rows = conn.execute(
                 "SELECT seq, owner, id, created_at, status, terminal, version, ttl, expires_at, last_used, "
                 "lease_expires_at, size, event_count, event_bytes, log_bytes, record FROM responses"
@@ -1974,41 +1627,41 @@ class SQLiteStore(BaseStore):
                     sizes[1] += entry
                     if record.lease_expires_at is not None:
                         leased.add(row[0])
-            _invariant(by_status == status_counts, "status counters disagree with the records")
-            _invariant(sizes == [total, active], "byte counters disagree with the records")
-            _invariant(created - deleted - evicted - expired == len(rows), "lifetime counters do not add up")
-            _invariant(all(0 < seq <= last_seq for seq in seqs), "a record's seq is not below the counter")
+            _sql.invariant(by_status == status_counts, "status counters disagree with the records")
+            _sql.invariant(sizes == [total, active], "byte counters disagree with the records")
+            _sql.invariant(created - deleted - evicted - expired == len(rows), "lifetime counters do not add up")
+            _sql.invariant(all(0 < seq <= last_seq for seq in seqs), "a record's seq is not below the counter")
             indexed = {
                 seq
                 for (seq,) in conn.execute(
                     "SELECT seq FROM responses INDEXED BY responses_lease WHERE lease_expires_at IS NOT NULL"
                 )
             }
-            _invariant(indexed == leased, "the lease index disagrees with the records' leases")
+            _sql.invariant(indexed == leased, "the lease index disagrees with the records' leases")
             finished = {
                 seq
                 for (seq,) in conn.execute("SELECT seq FROM responses INDEXED BY responses_recency WHERE terminal = 1")
             }
-            _invariant(
+            _sql.invariant(
                 finished == {row[0] for row in rows if row[5]}, "the recency index disagrees with the finished records"
             )
             orphans = conn.execute(
                 "SELECT count(*) FROM chunks WHERE response NOT IN (SELECT seq FROM responses)"
             ).fetchone()[0]
-            _invariant(orphans == 0, "chunks outlived their response")
+            _sql.invariant(orphans == 0, "chunks outlived their response")
             removed = conn.execute("SELECT owner, id, seq FROM removed").fetchall()
             # The bound of this store's settings holds after its first removal; CURSOR_MEMORY always (stores of other
             # settings may share the file).
-            _invariant(len(removed) <= CURSOR_MEMORY, "tombstones unbounded")
-            _invariant(not ({(key, id) for key, id, _ in removed} & live), "a live record is also removed")
-            _invariant(not ({seq for _, _, seq in removed} & seqs), "a tombstone shares a live record's seq")
-            _invariant(all(seq <= last_seq for _, _, seq in removed), "a tombstone's seq is above the counter")
+            _sql.invariant(len(removed) <= CURSOR_MEMORY, "tombstones unbounded")
+            _sql.invariant(not ({(key, id) for key, id, _ in removed} & live), "a live record is also removed")
+            _sql.invariant(not ({seq for _, _, seq in removed} & seqs), "a tombstone shares a live record's seq")
+            _sql.invariant(all(seq <= last_seq for _, _, seq in removed), "a tombstone's seq is above the counter")
             self._check_conversations(conn, conversations)
         finally:
             _rollback(conn)
         stats = self._stats_of(conn, self._now())
-        _invariant(stats.records == sum(stats.by_status.values()), "stats.by_status does not add up")
-        _invariant(
+        _sql.invariant(stats.records == sum(stats.by_status.values()), "stats.by_status does not add up")
+        _sql.invariant(
             stats.records == stats.created - stats.deleted - stats.evicted - stats.expired,
             "stats do not add up",
         )
@@ -2032,57 +1685,30 @@ class SQLiteStore(BaseStore):
             log_bytes,
             text,
         ) = row
-        record = _load(text)
-        cached = self._cache.get(seq)
-        _invariant(cached is None or cached[0] != version or cached[1] == record, f"the cache's copy of {id!r}")
-        _invariant(cached is None or cached[0] <= version, f"the cache holds a future version of {id!r}")
-        _invariant((_owner_key(record.owner), record.id) == (key, id), f"row {seq} holds another record")
-        _invariant(
+        record = self._check_loaded(seq, key, id, version, text)
+        _sql.invariant(
             (record.created_at, record.status.value, int(record.is_terminal), record.version)
             == (created_at, status, terminal, version),
             f"the columns of {id!r} disagree with its JSON",
         )
-        _invariant(_record_text(record) == text, f"the JSON of {id!r} is not what to_dict() writes")
-        _invariant(record.version >= 1, f"{id!r} has version {record.version}")
-        _invariant(
+        _sql.invariant(_sql.record_text(record) == text, f"the JSON of {id!r} is not what to_dict() writes")
+        _sql.invariant(record.version >= 1, f"{id!r} has version {record.version}")
+        _sql.invariant(
             (record.completed_at is not None) == (record.status is ResponseStatus.COMPLETED),
             f"completed_at does not follow the status of {id!r}",
         )
-        _invariant(size == record_size(record), f"the stored size of {id!r} is not its record_size")
-        if record.is_terminal:
-            _invariant(record.lease_holder is None and record.lease_expires_at is None, f"{id!r} holds a lease")
-            _invariant(lease is None, f"the finished {id!r} is in the lease index")
-            _invariant(used is not None, f"the finished {id!r} has no recency")
-        else:
-            _invariant(lease == record.lease_expires_at, f"the lease column of {id!r} disagrees with its JSON")
-            _invariant(used is None, f"the active {id!r} has a recency")
-        _invariant((ttl is None) == (expires_at is None), f"{id!r} has a ttl without an expiry or the reverse")
+        _sql.invariant(size == record_size(record), f"the stored size of {id!r} is not its record_size")
+        self._check_lease_columns(record, lease, used, ttl, expires_at)
         chunks = conn.execute(
             "SELECT first, count, text FROM chunks WHERE response = ? ORDER BY first", (seq,)
         ).fetchall()
-        starts = [first for first, _, _ in chunks]
-        ends = [first + n for first, n, _ in chunks]
-        _invariant(
-            starts == [0, *ends[:-1]] if chunks else count == 0, f"the chunks of {id!r} do not follow each other"
-        )
-        _invariant((ends[-1] if chunks else 0) == count, f"the chunks of {id!r} do not add up to its event count")
-        _invariant(sum(len(text.encode()) for _, _, text in chunks) == log_bytes, f"the log bytes of {id!r}")
-        _invariant(0 <= event_bytes <= self.event_limits.max_bytes, f"event log of {id!r} over max_event_bytes")
-        _invariant(count <= self.event_limits.max_events, f"event log of {id!r} over max_events")
-        if chunks:
-            try:
-                events = _events.read_events(chunks, record, -1)
-            except _events.DamagedLog as exc:
-                raise AssertionError(f"the event log of {id!r} cannot be read: {exc}") from None
-            _invariant(len(events) == count, f"the chunks of {id!r} hold {len(events)} events, not {count}")
+        self._check_log(record, chunks, count, event_bytes, log_bytes)
         return record
 
     def _check_conversations(self, conn: sqlite3.Connection, counted: int) -> None:
         """The conversations agree with their JSON, their count and their items; no item outlives its conversation."""
-        rows = conn.execute(
-            "SELECT seq, owner, id, version, items, next_position, expires_at, record FROM conversations"
-        ).fetchall()
-        _invariant(counted == len(rows), "the conversation count disagrees with the rows")
+        rows = conn.execute(_sql.CHECK_CONVERSATIONS).fetchall()
+        _sql.invariant(counted == len(rows), "the conversation count disagrees with the rows")
         for seq, key, id, version, items, next_position, expires_at, text in rows:
             try:
                 state = self._conversation_state(
@@ -2090,29 +1716,21 @@ class SQLiteStore(BaseStore):
                 )
             except StorageError as exc:
                 raise AssertionError(str(exc)) from None
-            _invariant(_json_text(state.record.to_dict()) == text, f"the JSON of conversation {id!r}")
+            _sql.invariant(_sql.json_text(state.record.to_dict()) == text, f"the JSON of conversation {id!r}")
             held = conn.execute(
                 "SELECT position, item_id, item FROM conversation_items WHERE conversation = ? ORDER BY position",
                 (seq,),
             ).fetchall()
-            _invariant(len(held) == items, f"the item count of conversation {id!r} disagrees with its items")
-            _invariant(all(0 <= row[0] < next_position for row in held), f"an item of {id!r} is beyond its positions")
-            _invariant(len({row[1] for row in held}) == len(held), f"the item ids of {id!r} repeat")
-            for row in held:
-                try:
-                    _, _, item = self._positioned(id, row)
-                except StorageError as exc:
-                    raise AssertionError(str(exc)) from None
-                _invariant(_json_text(item) == row[2], f"the JSON of item {row[1]!r} of {id!r}")
+            _sql.invariant(len(held) == items, f"the item count of conversation {id!r} disagrees with its items")
+            _sql.invariant(
+                all(0 <= row[0] < next_position for row in held), f"an item of {id!r} is beyond its positions"
+            )
+            _sql.invariant(len({row[1] for row in held}) == len(held), f"the item ids of {id!r} repeat")
+            self._check_items(id, held)
         orphans = conn.execute(
             "SELECT count(*) FROM conversation_items WHERE conversation NOT IN (SELECT seq FROM conversations)"
         ).fetchone()[0]
-        _invariant(orphans == 0, "items outlived their conversation")
-
-
-def _invariant(condition: bool, message: str) -> None:
-    if not condition:
-        raise AssertionError(message)
+        _sql.invariant(orphans == 0, "items outlived their conversation")
 
 
 def _begin_read(conn: sqlite3.Connection) -> None:

@@ -39,6 +39,7 @@ from responsestore import (
     StorageError,
     VersionConflict,
 )
+from responsestore import _sql as sql_backend
 from responsestore import _sqlite as sqlite_backend
 from responsestore._retention import DEFAULT_MAX_RECORDS
 from responsestore.testing import FakeClock
@@ -931,7 +932,7 @@ def test_only_the_last_cursor_memory_removed_records_keep_their_place(
 
 
 def test_the_record_cache_stays_bounded_and_correct(store: SQLiteStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sqlite_backend, "_CACHE_RECORDS", 3)
+    monkeypatch.setattr(sql_backend, "CACHE_RECORDS", 3)
     records = [store.create("m", f"text {n}") for n in range(6)]
     assert [store.get(record.id) for record in records] == records
     assert len(store._cache) == 3

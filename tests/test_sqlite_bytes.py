@@ -26,8 +26,8 @@ from responsestore import (
     ResponseStoreError,
     SQLiteStore,
     StoreFull,
+    _sql,
 )
-from responsestore import _sqlite as sqlite_backend
 from responsestore.testing import FakeClock, strategies
 
 # ---------------------------------------------------------------------------------------------- the record's JSON
@@ -41,12 +41,12 @@ from responsestore.testing import FakeClock, strategies
 def test_the_stored_json_is_what_to_dict_writes(record: ResponseRecord, lease: tuple[str | None, float] | None) -> None:
     if lease is not None and not record.is_terminal:
         record = attrs.evolve(record, lease_holder=lease[0], lease_expires_at=lease[1])
-    assert sqlite_backend._record_text(record) == sqlite_backend._json_text(record.to_dict())
-    assert ResponseRecord.from_dict(json.loads(sqlite_backend._record_text(record))) == record
+    assert _sql.record_text(record) == _sql.json_text(record.to_dict())
+    assert ResponseRecord.from_dict(json.loads(_sql.record_text(record))) == record
 
 
 def test_the_stored_json_covers_every_field_of_a_record() -> None:
-    """A field added to ResponseRecord must be added to ``_record_text`` too (this names the one that is not)."""
+    """A field added to ResponseRecord must be added to ``_sql.record_text`` too (this names the one that is not)."""
     covered = {
         "id", "created_at", "model", "status", "input", "output", "previous_response_id", "instructions", "tools",
         "metadata", "usage", "error", "incomplete_details", "background", "completed_at", "owner", "version",
