@@ -23,6 +23,7 @@ import tempfile
 import threading
 import time
 import uuid
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -236,9 +237,38 @@ def fresh_schema() -> str:
     return "t" + uuid.uuid4().hex[:16]
 
 
+#: The stores :func:`open_store` made, each with its schema: a closed (or collected) one's schema is dropped, a few
+#: at a time, so that thousands of tests do not leave thousands of schemas (each a dozen tables, indexes and
+#: triggers) slowing the server's catalog down.
+_opened: list[tuple[weakref.ref[Any], str]] = []
+_DROP_BATCH = 20
+_KEEP_NEWEST = 16
+
+
+def _drop_closed_schemas(server: PostgresServer) -> None:
+    import psycopg  # noqa: PLC0415
+
+    with _lock:
+        # The newest stores keep their schema even when closed: a test may still check a store it closed.
+        older = _opened[:-_KEEP_NEWEST]
+        done = [(ref, schema) for ref, schema in older if (store := ref()) is None or store.closed]
+        if len(done) < _DROP_BATCH:
+            return
+        for pair in done:
+            _opened.remove(pair)
+    names = ", ".join(schema for _, schema in done)  # fresh_schema()'s names: letters and digits
+    with psycopg.connect(server.url, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {names} CASCADE")
+
+
 def open_store(**kwargs: Any) -> Any:
-    """A fresh, empty PostgresStore on the shared server (a new schema)."""
+    """A fresh, empty PostgresStore on the shared server (a new schema, dropped some time after the store closes)."""
     from responsestore._postgres import PostgresStore  # noqa: PLC0415 - psycopg is an optional extra
 
     server = shared()
-    return PostgresStore.from_url(f"{server.url}?schema={fresh_schema()}", **kwargs)
+    _drop_closed_schemas(server)
+    schema = fresh_schema()
+    store = PostgresStore.from_url(f"{server.url}?schema={schema}", **kwargs)
+    with _lock:
+        _opened.append((weakref.ref(store), schema))
+    return store
