@@ -28,6 +28,10 @@ tutorial = _load()
 
 
 class TestTutorialStore(StoreContract):
+    #: The tutorial is documentation, not a backend we ship: its property tests run four times lighter than the
+    #: memory store's, which keeps the CI run's time for the backends we ship.
+    weight = 4
+
     def make_store(self, **options: Any) -> BaseStore:
         store: BaseStore = tutorial.TutorialStore(**options)
         return store

@@ -283,7 +283,7 @@ class _Counted(StoreContract):
 def test_a_contract_class_sets_the_examples_and_each_example_closes_its_store(run: Callable[[Any], None]) -> None:
     contract = _Counted()
     run(contract)
-    assert len(contract.opened) == 3  # max_examples, not the profile's count (50 or 200)
+    assert len(contract.opened) == 3  # max_examples, not the profile's count (50 or 120)
     assert all(store.closed for store in contract.opened), "a store outlived its example"
 
 
