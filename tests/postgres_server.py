@@ -237,21 +237,19 @@ def fresh_schema() -> str:
     return "t" + uuid.uuid4().hex[:16]
 
 
-#: The stores :func:`open_store` made, each with its schema: a closed (or collected) one's schema is dropped, a few
-#: at a time, so that thousands of tests do not leave thousands of schemas (each a dozen tables, indexes and
-#: triggers) slowing the server's catalog down.
+#: The stores :func:`open_store` made, each with its schema. Once a store is garbage (the test that made it has
+#: ended), its schema is dropped, a few at a time, so that thousands of tests do not leave thousands of schemas
+#: (each a dozen tables, indexes and triggers) slowing the server's catalog down.
 _opened: list[tuple[weakref.ref[Any], str]] = []
 _DROP_BATCH = 20
-_KEEP_NEWEST = 16
 
 
 def _drop_closed_schemas(server: PostgresServer) -> None:
     import psycopg  # noqa: PLC0415
 
     with _lock:
-        # The newest stores keep their schema even when closed: a test may still check a store it closed.
-        older = _opened[:-_KEEP_NEWEST]
-        done = [(ref, schema) for ref, schema in older if (store := ref()) is None or store.closed]
+        # Only a store nobody holds any more: a test may still check a store it closed (and _check reconnects).
+        done = [(ref, schema) for ref, schema in _opened if ref() is None]
         if len(done) < _DROP_BATCH:
             return
         for pair in done:
@@ -262,7 +260,7 @@ def _drop_closed_schemas(server: PostgresServer) -> None:
 
 
 def open_store(**kwargs: Any) -> Any:
-    """A fresh, empty PostgresStore on the shared server (a new schema, dropped some time after the store closes)."""
+    """A fresh, empty PostgresStore on the shared server (a new schema, dropped after the store is garbage)."""
     from responsestore._postgres import PostgresStore  # noqa: PLC0415 - psycopg is an optional extra
 
     server = shared()
