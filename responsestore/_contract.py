@@ -22,7 +22,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, ClassVar, NamedTuple, TypeVar
 
 from . import _events, _lifecycle, _wire
 from ._checks import check_bool, check_callable, check_int, check_owner, check_text, describe
@@ -43,7 +43,15 @@ from ._events import (
 from ._ids import check_id, new_response_id
 from ._items import normalize_input, normalize_items
 from ._json import FrozenDict, thaw
-from ._paging import MAX_LIMIT, Page, PageQuery, make_record_filter, paginate_sequence
+from ._paging import (
+    MAX_LIMIT,
+    Page,
+    PageQuery,
+    first_sequence_page,
+    known_first_page,
+    make_record_filter,
+    paginate_sequence,
+)
 from ._records import (
     ResponseRecord,
     ResponseStatus,
@@ -173,6 +181,10 @@ class BaseStore(ConversationStore, abc.ABC):
 
     Every store is a context manager; leaving the ``with`` block calls :meth:`close`.
     """
+
+    #: Whether ``_get`` takes any string id and owner safely (a dict lookup does; an engine that refuses some
+    #: characters does not). When true, a first page of ``input_items`` skips the argument checks.
+    _reads_any_string: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -1177,6 +1189,22 @@ class BaseStore(ConversationStore, abc.ABC):
             ResponseNotFound: no such response for this owner.
             InvalidArgument: bad paging arguments, or a cursor that is not an item of this response.
         """
+        # The hot case first, for a backend whose reads take any string (`_reads_any_string`): a first page with
+        # arguments checked before, of a stored response. A stored id is a valid one, so only the types are
+        # checked here; anything else (a cursor, new or wrong arguments, a missing record) takes the full path
+        # below, which checks everything and raises the right error.
+        if (
+            self._reads_any_string
+            and after is None
+            and before is None
+            and id.__class__ is str
+            and (owner is None or owner.__class__ is str)
+        ):
+            first = known_first_page(limit, order)
+            if first is not None:
+                found = self._get(owner, id)
+                if found is not None:
+                    return first_sequence_page(found.input, first)
         check_owner(owner)
         check_id(id)
         query = PageQuery.check(limit, after, before, order)

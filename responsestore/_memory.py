@@ -45,7 +45,7 @@ from ._contract import DEFAULT_MAX_CHAIN_DEPTH, TOUCH_LOG, BaseStore, Clock, Log
 from ._conversations import ConversationState, ConversationWrite, Positioned
 from ._events import DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_EVENTS, Chunk
 from ._json import FrozenDict
-from ._paging import Page, PageQuery, first_sequence_page, known_first_page, paginate_records, unknown_cursor
+from ._paging import Page, PageQuery, paginate_records, unknown_cursor
 from ._records import ResponseRecord, ResponseStatus
 from ._retention import DEFAULT_MAX_BYTES, DEFAULT_MAX_RECORDS, DEFAULT_TTL, SWEEP_BATCH, StoreStats, record_size
 from ._rwlock import RWLock
@@ -144,6 +144,8 @@ class ResponseStore(BaseStore):
         max_bytes: The most bytes the records and their event logs take, as stored (default 1 GiB; ``None``:
             no bound); at the bound, creating evicts least recently used finished records.
     """
+
+    _reads_any_string = True  # a dict lookup
 
     def __init__(
         self,
@@ -250,36 +252,6 @@ class ResponseStore(BaseStore):
         record = entry.record
         self._mark_used(record)
         return record
-
-    def input_items(
-        self,
-        id: str,
-        *,
-        limit: int = 20,
-        after: str | None = None,
-        before: str | None = None,
-        order: str = "desc",
-        owner: str | None = None,
-    ) -> Page[FrozenDict]:
-        """One page of the input items of response ``id``, last item first by default.
-
-        The items are the stored ones, read-only (:class:`~responsestore.FrozenDict`, lists as tuples): changing
-        one raises ``TypeError``; ``item.thaw()`` returns a mutable copy.
-
-        Raises:
-            ResponseNotFound: no such response for this owner.
-            InvalidArgument: bad paging arguments, or a cursor that is not an item of this response.
-        """
-        # A first page with arguments checked before, of a stored response: a stored id is a valid one, so only
-        # the types are checked here. Anything else (a cursor, new or wrong arguments, a missing record) takes
-        # BaseStore's path, which checks everything and raises the right error.
-        if after is None and before is None and id.__class__ is str and (owner is None or owner.__class__ is str):
-            query = known_first_page(limit, order)
-            if query is not None:
-                record = self._get(owner, id)
-                if record is not None:
-                    return first_sequence_page(record.input, query)
-        return super().input_items(id, limit=limit, after=after, before=before, order=order, owner=owner)
 
     def close(self) -> None:
         """Drop every record; later calls raise :class:`~responsestore.StorageError`. Idempotent.
