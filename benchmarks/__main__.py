@@ -1,7 +1,9 @@
 """Command line of the benchmark suite: ``python -m benchmarks [--quick] [--output DIR] [--plots DIR]``.
 
-``python -m benchmarks --write-docs`` regenerates ``docs/benchmarks.md`` and its plots from the results file of
-an earlier run (``--output``'s ``results.json``) without measuring anything.
+A full run of every workload (``python -m benchmarks``, no ``--only``, ``--ops``, ``--plots`` or ``--no-plots``)
+also rewrites the documentation: ``docs/benchmarks.md`` and its plots in ``docs/_static/benchmarks/``, all from
+the run's own results. ``python -m benchmarks --write-docs`` regenerates them from the results file of an earlier
+run (``--output``'s ``results.json``) without measuring anything.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 from . import MODES, ROOT, WORKLOADS, run_suite, targets
 from ._timing import Progress
 from .ops import OPS
-from .report import NONE, TIMES, plots, write_docs_page, write_results
+from .report import NONE, TIMES, plots, write_docs, write_results
 
 DEFAULT_OUTPUT = ROOT / "benchmarks" / "results"
 DOCS_PLOTS = ROOT / "docs" / "_static" / "benchmarks"
@@ -41,9 +43,12 @@ def _parser() -> argparse.ArgumentParser:
         "--plots",
         type=Path,
         default=None,
-        help="draw PNG plots into this directory (full mode draws them into docs/_static/benchmarks/)",
+        help="draw PNG plots into this directory (a full run of every workload draws them into "
+        "docs/_static/benchmarks/ and rewrites docs/benchmarks.md)",
     )
-    parser.add_argument("--no-plots", action="store_true", help="draw no plots, even in full mode")
+    parser.add_argument(
+        "--no-plots", action="store_true", help="draw no plots and leave docs/benchmarks.md alone, even in full mode"
+    )
     parser.add_argument(
         "--only",
         default=None,
@@ -78,16 +83,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     output: Path = args.output
     if args.write_docs:
+        # The last run's results, else the copy the documentation was last written from.
         source = output / "results.json"
         if not source.exists():
-            print(f"no results at {source}: run `python -m benchmarks` first", file=sys.stderr)
+            source = (args.plots or DOCS_PLOTS) / "results.json"
+        if not source.exists():
+            print(f"no results at {output / 'results.json'}: run `python -m benchmarks` first", file=sys.stderr)
             return 2
         results = json.loads(source.read_text(encoding="utf-8"))
         # The targets are a pure function of the measurements: judging them again picks up edited explanations.
         results["targets"] = targets.evaluate(results["workloads"])
-        images = plots(results, args.plots or DOCS_PLOTS)
-        page = write_docs_page(results, DOCS_PAGE, images)
-        print(f"wrote {page} and {len(images)} plots into {args.plots or DOCS_PLOTS}")
+        page, images = write_docs(results, DOCS_PAGE, args.plots or DOCS_PLOTS)
+        print(f"wrote {page} from {source}, and {len(images)} plots and results.json into {args.plots or DOCS_PLOTS}")
         return 0
     settings = MODES["quick" if args.quick else "smoke" if args.smoke else "full"]
     if args.ops is not None:
@@ -104,10 +111,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = run_suite(settings, names, progress)
     json_path, md_path = write_results(results, output)
     progress(f"wrote {json_path} and {md_path}")
-    plot_dir = args.plots if args.plots is not None else (DOCS_PLOTS if settings.mode == "full" else None)
+    # A full run of every workload is what the documentation shows: it rewrites the page and its plots.
+    documents = settings.mode == "full" and names is None and args.ops is None and args.plots is None
+    plot_dir = args.plots if args.plots is not None else (DOCS_PLOTS if documents else None)
     if plot_dir is not None and not args.no_plots:
-        written = plots(results, plot_dir)
-        progress(f"drew {len(written)} plots into {plot_dir}")
+        if documents:
+            page, written = write_docs(results, DOCS_PAGE, plot_dir)
+            progress(f"wrote {page}, and {len(written)} plots and results.json into {plot_dir}")
+        else:
+            written = plots(results, plot_dir)
+            progress(f"drew {len(written)} plots into {plot_dir}")
     _print_targets(results)
     failed = [name for name, section in results["workloads"].items() if "error" in section]
     if failed:

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DASH", "NONE", "TIMES", "markdown", "plots", "sections", "write_docs_page", "write_results"]
+__all__ = [
+    "DASH",
+    "NONE",
+    "TIMES",
+    "Question",
+    "markdown",
+    "plots",
+    "questions",
+    "sections",
+    "write_docs",
+    "write_docs_page",
+    "write_results",
+]
 
 VARIANT_ORDER = [
     "responsestore",
@@ -569,245 +582,844 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+# ------------------------------------------------------------------------------------------------ the questions
+
+#: The variants' names in plain words, for the page and its plots.
+PLAIN = {
+    "responsestore": "responsestore",
+    "bare-dict": "dict, no lock",
+    "server-dict": "dict + lock",
+    "seed-port": "simple locked store",
+    "rwlock-fair-dict": "dict + readerwriterlock",
+    "fasteners-dict": "dict + fasteners lock",
+    "vllm-like": "openai SDK objects",
+    "plain-json-dict": "plain JSON dict",
+    "plain-dict": "plain-dict server",
+    "responsestore-memory": "responsestore, memory://",
+    "responsestore-sqlite": "responsestore, SQLite",
+    "responsestore-redis": "responsestore, Redis",
+}
+#: The single operations in plain words.
+OPS_PLAIN = {
+    "get": "get one response",
+    "create": "create",
+    "complete": "complete",
+    "list_first_page": "list the newest 20",
+    "list_page_at_depth": "list 20, half-way down",
+    "input_items_page": "20 of its 50 input items",
+    "conversation_10": "conversation, 10 turns",
+    "conversation_100": "conversation, 100 turns",
+}
+#: The operations the single-operation plot shows (the table shows them all).
+PLOTTED_OPS = ("get", "create", "complete", "list_first_page", "input_items_page", "conversation_100")
+#: One colour per series, the same on every plot: responsestore blue, the baselines in muted tones.
+COLORS = {
+    "responsestore": "#1f5fa8",
+    "dict + lock": "#e08a2c",
+    "dict, no lock": "#9a9a9a",
+    "dict + readerwriterlock": "#5c9e4a",
+    "plain JSON dict": "#e08a2c",
+    "openai SDK objects": "#b5473f",
+    "raw client library": "#e08a2c",
+    "1 process": "#9fbfe3",
+    "plain-dict server": "#e08a2c",
+}
+#: The raw client library each backend's baseline uses.
+RAW_CLIENTS = {"sqlite": "sqlite3", "redis": "redis-py", "postgres": "psycopg"}
+BACKEND_NAMES = {"memory": "memory", "sqlite": "SQLite", "redis": "Redis", "postgres": "PostgreSQL"}
+#: The page's plots, one per question, by question key.
+PLOT_FILES = {
+    "ops": "ops.png",
+    "growth": "growth.png",
+    "memory": "memory.png",
+    "threads": "threads.png",
+    "backends": "backends.png",
+    "processes": "processes.png",
+    "http": "http.png",
+}
+PLOT_WIDTH_INCHES = 7.0  # with PLOT_DPI: 1050 px, shown at the page's width (about 700 px) with 11-point text
+PLOT_DPI = 150
+PLOT_FILL = 0.8  # the share of a bar plot's axis its longest bar takes (its label goes after it)
+
+
+@dataclasses.dataclass(frozen=True)
+class Bars:
+    """Horizontal bars: one group per category, top to bottom, and one bar per series within each group."""
+
+    categories: list[str]
+    series: list[tuple[str, list[float | None]]]
+    xlabel: str
+    label: Callable[[float], str]
+    log: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Lines:
+    """One line per series over ``x``."""
+
+    x: list[float]
+    series: list[tuple[str, list[float | None]]]
+    xlabel: str
+    ylabel: str
+    log_x: int | None = 10  # the base of a logarithmic x axis, or None for a linear one
+    log_y: bool = False  # a linear y axis starts at 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Question:
+    """A question a user has, answered in one sentence, one plot (its ``title`` and data) and one small table."""
+
+    key: str
+    heading: str
+    answer: str
+    table: list[str] = dataclasses.field(default_factory=list)
+    notes: list[str] = dataclasses.field(default_factory=list)
+    title: str = ""
+    plot: Bars | Lines | None = None
+
+
+def _median(rows: Iterable[dict[str, Any]], variant: str) -> float | None:
+    return next((row["median_ns"] for row in rows if row["variant"] == variant), None)
+
+
+def _times(value: float | None, base: float | None) -> str:
+    """``value / base`` as a ratio ("2.30" and the multiplication sign), or the dash when either is missing."""
+    return NONE if value is None or not base else _ratio(value / base)
+
+
+def _per_second(value: float | None) -> str:
+    return NONE if value is None else f"{value:,.0f}/s"
+
+
+def _count(value: float | None) -> str:
+    return NONE if value is None else f"{value:,.0f}"
+
+
+def _bytes(value: float) -> str:
+    return f"{value:,.0f} B" if value < 10_000 else f"{value / 1e3:,.1f} kB"
+
+
+def _unmeasured(key: str, heading: str, section: dict[str, Any] | None) -> Question:
+    section = section or {}
+    why = section.get("skipped") or section.get("error") or "the workload was not run"
+    return Question(key, heading, f"Not measured in this run: {why}.")
+
+
+def _clauses(parts: Iterable[str | None]) -> str:
+    """Join the present ``parts`` as "a, b and c"."""
+    found = [part for part in parts if part]
+    if len(found) < 2:
+        return "".join(found)
+    return ", ".join(found[:-1]) + " and " + found[-1]
+
+
+def ops_question(results: dict[str, Any]) -> Question:
+    heading = "How fast is one call, next to a plain dict?"
+    section = results["workloads"].get("ops", {})
+    if not section.get("results"):
+        return _unmeasured("ops", heading, section)
+    size = 100_000 if 100_000 in section["sizes"] else max(section["sizes"])
+    rows = [row for row in section["results"] if row["size"] == size]
+    median = {(row["op"], row["variant"]): row["median_ns"] for row in rows}
+    variants = [v for v in ("responsestore", "server-dict", "bare-dict") if any(key[1] == v for key in median)]
+
+    def at(op: str, variant: str) -> float | None:
+        return median.get((op, variant))
+
+    clauses = []
+    if at("get", "responsestore") is not None:
+        clauses.append(
+            f"a `get` takes {_time(at('get', 'responsestore'))} "
+            f"({_times(at('get', 'responsestore'), at('get', 'bare-dict'))} a plain dict lookup, "
+            f"{_times(at('get', 'responsestore'), at('get', 'server-dict'))} a dict under a lock)"
+        )
+    if at("list_first_page", "responsestore") is not None:
+        clauses.append(
+            f"listing the newest 20 takes {_time(at('list_first_page', 'responsestore'))} "
+            f"(a locked dict sorts every record: {_time(at('list_first_page', 'server-dict'))})"
+        )
+    if at("create", "responsestore") is not None:
+        clauses.append(
+            f"a `create` takes {_time(at('create', 'responsestore'))}, "
+            f"{_times(at('create', 'responsestore'), at('create', 'server-dict'))} a locked dict's insert"
+        )
+    answer = (
+        f"With {size:,} responses stored, {_clauses(clauses)}: responsestore checks and freezes what it stores, "
+        "keeps it in order and expires it, where the dicts keep whatever they are given."
+    )
+    ops = [op for op in section["ops"] if any((op, v) in median for v in variants)]
+    table = _table(
+        ["Operation", *(PLAIN[v] for v in variants)],
+        [[OPS_PLAIN.get(op, op), *(_time(at(op, v)) for v in variants)] for op in ops],
+    )
+    plotted = [op for op in PLOTTED_OPS if op in ops]
+    plot = Bars(
+        categories=[OPS_PLAIN[op] for op in plotted],
+        series=[
+            (PLAIN[v], [None if at(op, v) is None else at(op, v) / 1e3 for op in plotted])  # type: ignore[operator]
+            for v in variants
+        ],
+        xlabel="µs per call (median, log scale)",
+        label=lambda us: _time(us * 1e3),
+        log=True,
+    )
+    notes = [f"Median time per call with {size:,} responses stored; the tables under *Details* give every size."]
+    return Question("ops", heading, answer, table, notes, f"One call, {size:,} responses stored", plot)
+
+
+def growth_question(results: dict[str, Any]) -> Question:
+    heading = "Does it slow down as the store grows?"
+    section = results["workloads"].get("ops", {})
+    rows = [row for row in section.get("results", []) if row["op"] in ("list_first_page", "get")]
+    if not rows:
+        return _unmeasured("growth", heading, section)
+    sizes = sorted({row["size"] for row in rows})
+    median = {(row["op"], row["variant"], row["size"]): row["median_ns"] for row in rows}
+
+    def at(op: str, variant: str, size: int) -> float | None:
+        return median.get((op, variant, size))
+
+    small, large = sizes[0], sizes[-1]
+    ours_small, ours_large = (
+        at("list_first_page", "responsestore", small),
+        at("list_first_page", "responsestore", large),
+    )
+    theirs_large = at("list_first_page", "server-dict", large)
+    if ours_large is None:
+        answer = f"`get` takes {_time(at('get', 'responsestore', large))} with {large:,} responses stored."
+    elif len(sizes) == 1:
+        answer = (
+            f"Listing the newest 20 of {large:,} responses takes {_time(ours_large)}; a dict under a lock, which "
+            f"sorts every record on each call, takes {_time(theirs_large)}."
+        )
+    else:
+        answer = (
+            f"No: listing the newest 20 responses takes {_time(ours_small)} with {small:,} stored and "
+            f"{_time(ours_large)} with {large:,}, since responsestore keeps them in order; a dict under a lock "
+            f"sorts every record on each call, {_time(theirs_large)} at {large:,} "
+            f"({_times(theirs_large, ours_large)} slower)."
+        )
+    table = _table(
+        ["Responses stored", "list: responsestore", "list: dict + lock", "get: responsestore", "get: dict + lock"],
+        [
+            [
+                f"{size:,}",
+                _time(at("list_first_page", "responsestore", size)),
+                _time(at("list_first_page", "server-dict", size)),
+                _time(at("get", "responsestore", size)),
+                _time(at("get", "server-dict", size)),
+            ]
+            for size in sizes
+        ],
+    )
+    series = [
+        (
+            PLAIN[variant],
+            [
+                None if at("list_first_page", variant, s) is None else at("list_first_page", variant, s) / 1e3
+                for s in sizes
+            ],  # type: ignore[operator]
+        )
+        for variant in ("responsestore", "server-dict")
+        if any(at("list_first_page", variant, s) is not None for s in sizes)
+    ]
+    plot = (
+        Lines(sizes, series, "responses stored (log scale)", "µs per list of 20 (log scale)", log_y=True)
+        if series
+        else None
+    )
+    return Question("growth", heading, answer, table, [], "Listing the newest 20, as the store grows", plot)
+
+
+def memory_question(results: dict[str, Any]) -> Question:
+    heading = "How much memory does a stored response take?"
+    section = results["workloads"].get("memory", {})
+    if not section.get("results"):
+        return _unmeasured("memory", heading, section)
+    found = {row["representation"]: row for row in section["results"]}
+    names = [name for name in ("responsestore", "plain-json-dict", "vllm-like") if name in found]
+
+    def traced(name: str) -> float | None:
+        return found[name]["tracemalloc_bytes_per_record"] if name in found else None
+
+    ours = traced("responsestore")
+    others = [
+        f"{_times(ours, traced(name))} {what} ({_bytes(traced(name))})"  # type: ignore[arg-type]
+        for name, what in (("plain-json-dict", "its plain JSON dict"), ("vllm-like", "the openai SDK's objects"))
+        if name in found
+    ]
+    answer = (
+        f"A small completed response (a 100-character question and reply) takes {_bytes(ours or 0)} in "
+        f"responsestore, its index and bookkeeping included: {_clauses(others)}."
+    )
+    table = _table(
+        ["Stored as", "bytes per response (tracemalloc)", "bytes per response (RSS)"],
+        [
+            [
+                PLAIN.get(name, name),
+                _bytes(found[name]["tracemalloc_bytes_per_record"]),
+                _bytes(found[name]["rss_bytes_per_record"]),
+            ]
+            for name in names
+        ],
+    )
+    notes = []
+    long = section.get("long_response")
+    if long:
+        notes.append(
+            f"A completed {long['words']:,}-word response with its {long['events']:,.0f} stream events takes "
+            f"{_bytes(long['bytes'])}, {_times(long['bytes'], long['json_bytes'])} its JSON."
+        )
+    at_cap = section.get("at_cap")
+    if at_cap:
+        sizes = at_cap["bytes"]
+        notes.append(
+            f"A store capped at `max_records={at_cap['max_records']:,}` holds {sizes['fresh'] / 1e6:,.2f} MB when "
+            f"first full and {sizes['after'] / 1e6:,.2f} MB after {at_cap['cycles']:,} more responses: old ones "
+            "are evicted, memory stays flat."
+        )
+    plot = Bars(
+        categories=[PLAIN.get(name, name) for name in names],
+        series=[("tracemalloc", [traced(name) for name in names])],
+        xlabel="bytes per stored small response (tracemalloc)",
+        label=lambda value: f"{value:,.0f} B",
+    )
+    return Question("memory", heading, answer, table, notes, "Memory per stored response", plot)
+
+
+def threads_question(results: dict[str, Any]) -> Question:
+    heading = "What do many threads do to it?"
+    section = results["workloads"].get("mixed", {})
+    if not section.get("results"):
+        return _unmeasured("threads", heading, section)
+    threads = section["threads"]
+    rate = {(row["variant"], row["threads"]): row["throughput_median"] for row in section["results"]}
+    p99 = {(row["variant"], row["threads"]): row["p99_us"] for row in section["results"]}
+    variants = [v for v in ("responsestore", "server-dict", "rwlock-fair-dict") if (v, threads[0]) in rate]
+    many = 8 if 8 in threads else max(threads)
+    one = min(threads)
+    answer = (
+        f"With {many} threads sharing one store (90 % `get`, 5 % `create`, 5 % `complete`), responsestore runs "
+        f"{_count(rate.get(('responsestore', many)))} operations a second, against "
+        f"{_count(rate.get(('responsestore', one)))} on {one} thread: CPython's threads take turns on one "
+        "interpreter lock, so threads add no speed, but the store's locking does not make it collapse."
+    )
+    table = _table(
+        ["Threads", *(f"{PLAIN[v]}, ops/s" for v in variants), "responsestore p99"],
+        [
+            [
+                str(count),
+                *(_count(rate.get((v, count))) for v in variants),
+                NONE if ("responsestore", count) not in p99 else f"{p99['responsestore', count]:,.0f} µs",
+            ]
+            for count in threads
+        ],
+    )
+    plot = Lines(
+        threads,
+        [(PLAIN[v], [rate.get((v, count)) for count in threads]) for v in variants],
+        "threads",
+        "operations per second (median)",
+        log_x=2,
+    )
+    return Question("threads", heading, answer, table, [], "Operations per second as threads are added", plot)
+
+
+def backends_question(results: dict[str, Any]) -> Question:
+    heading = "What does a write cost on each backend?"
+    workloads = results["workloads"]
+    ours: dict[str, float | None] = {}
+    raw: dict[str, float | None] = {}
+    sqlite = workloads.get("sqlite", {}).get("results")
+    if sqlite:
+        ours["memory"], raw["memory"] = _median(sqlite, "responsestore-memory"), None
+        ours["sqlite"], raw["sqlite"] = _median(sqlite, "responsestore-sqlite"), _median(sqlite, "raw-sqlite3")
+    for key, variant, baseline in (
+        ("redis", "responsestore-redis", "raw-redis-py"),
+        ("postgres", "responsestore-postgres", "raw-psycopg"),
+    ):
+        rows = workloads.get(key, {}).get("results")
+        if rows:
+            ours[key], raw[key] = _median(rows, variant), _median(rows, baseline)
+    if not ours:
+        return _unmeasured("backends", heading, workloads.get("sqlite"))
+    parts = []
+    for key, time in ours.items():
+        text = f"{_time(time)} on {BACKEND_NAMES[key]}"
+        if raw[key] is not None:
+            same = "" if any("raw" in part for part in parts) else " the same writes through"
+            text += f" ({_times(time, raw[key])}{same} raw `{RAW_CLIENTS[key]}`)"
+        parts.append(text)
+    answer = (
+        f"One `create` plus its `complete` takes {_clauses(parts)}. The raw baselines write the same JSON with "
+        "one statement each and keep nothing else; responsestore also checks each transition and keeps the "
+        "indexes, counters and expiry that `list`, `stats` and retention need."
+    )
+    unmeasured = [
+        f"{BACKEND_NAMES[key]}: {workloads[key].get('skipped') or workloads[key].get('error')}"
+        for key in ("redis", "postgres")
+        if key in workloads and key not in ours
+    ]
+    table = _table(
+        ["Backend", "responsestore", "raw client library", "ratio"],
+        [
+            [
+                BACKEND_NAMES[key],
+                _time(ours[key]),
+                NONE if raw[key] is None else f"{_time(raw[key])} (`{RAW_CLIENTS[key]}`)",
+                _times(ours[key], raw[key]),
+            ]
+            for key in ours
+        ],
+    )
+    notes = [
+        "Median time of one create + complete, from one process. SQLite on a local file in WAL mode with "
+        "`synchronous=NORMAL` on both sides; Redis and PostgreSQL on a local server started for the run, "
+        "without persistence or `fsync`, so the disk does not decide.",
+        *(f"Not measured: {text}." for text in unmeasured),
+    ]
+    values = [value for value in [*ours.values(), *raw.values()] if value]
+    plot = Bars(
+        categories=[BACKEND_NAMES[key] for key in ours],
+        series=[
+            ("responsestore", [None if ours[k] is None else ours[k] / 1e3 for k in ours]),  # type: ignore[operator]
+            ("raw client library", [None if raw[k] is None else raw[k] / 1e3 for k in ours]),  # type: ignore[operator]
+        ],
+        xlabel="µs per create + complete (median" + (", log scale)" if _spans_decades(values) else ")"),
+        label=lambda us: _time(us * 1e3),
+        log=_spans_decades(values),
+    )
+    return Question("backends", heading, answer, table, notes, "One create + complete, per backend", plot)
+
+
+def _spans_decades(values: list[float]) -> bool:
+    return bool(values) and max(values) / min(values) > 20
+
+
+def processes_question(results: dict[str, Any]) -> Question:
+    heading = "Do more processes write more?"
+    workloads = results["workloads"]
+    rates = {
+        key: workloads[key]["throughput"] for key in ("redis", "postgres") if workloads.get(key, {}).get("throughput")
+    }
+    if not rates:
+        return _unmeasured("processes", heading, workloads.get("redis") or workloads.get("postgres"))
+    where = {"redis": "one Redis server", "postgres": "one PostgreSQL schema"}
+    why = {
+        "redis": "Redis runs one command at a time",
+        "postgres": "PostgreSQL's writes to one schema take turns on one row lock",
+    }
+    parts = [
+        f"sharing {where[key]}, {rate['processes']} processes complete {_count(rate['many'])} "
+        f"creates + completes a second, {_times(rate['many'], rate['one'])} what one process does "
+        f"({_count(rate['one'])})"
+        for key, rate in rates.items()
+    ]
+    joined = "; ".join(parts)
+    answer = (
+        joined[:1].upper()
+        + joined[1:]
+        + ". The processes' writes meet in the server: "
+        + " and ".join(why[key] for key in rates)
+        + "."
+    )
+    count = max(rate["processes"] for rate in rates.values())
+    table = _table(
+        ["Backend", "1 process", f"{count} processes", "ratio"],
+        [
+            [BACKEND_NAMES[key], _per_second(rate["one"]), _per_second(rate["many"]), _times(rate["many"], rate["one"])]
+            for key, rate in rates.items()
+        ],
+    )
+    notes = [
+        "Each process runs its own store on the same server and does "
+        f"{next(iter(rates.values()))['ops_per_process']:,} create + complete; the rate counts all processes "
+        f"together. The processes and the server share the machine's {results['machine']['cores']} cores. SQLite "
+        "is not measured across processes."
+    ]
+    plot = Bars(
+        categories=[BACKEND_NAMES[key] for key in rates],
+        series=[
+            ("1 process", [rate["one"] for rate in rates.values()]),
+            (f"{count} processes", [rate["many"] for rate in rates.values()]),
+        ],
+        xlabel="create + complete per second, all processes together",
+        label=lambda value: f"{value:,.0f}",
+    )
+    return Question("processes", heading, answer, table, notes, "Writes per second, one server", plot)
+
+
+def http_question(results: dict[str, Any]) -> Question:
+    heading = "What does the HTTP server cost?"
+    section = results["workloads"].get("http", {})
+    if not section.get("throughput"):
+        return _unmeasured("http", heading, section)
+    rows = {row["variant"]: row for row in section["throughput"]}
+    base = rows.get(section["baseline"])
+    base_rate = None if base is None else base["throughput_median"]
+    long_rows = {row["variant"]: row for row in section.get("long_reply", [])}
+    base_long = _median(section.get("long_reply", []), section["baseline"])
+    ours = {
+        where: rows[name]["throughput_median"]
+        for name, where in (
+            ("responsestore-memory", "`memory://`"),
+            ("responsestore-sqlite", "SQLite"),
+            ("responsestore-redis", "Redis"),
+        )
+        if name in rows
+    }
+    answer = (
+        "Served over HTTP by `python -m responsestore serve`, a create → retrieve → list-input-items sequence "
+        + "runs "
+        + _clauses(
+            f"{_count(rate)} times a second on {where}" if index == 0 else f"{_count(rate)} on {where}"
+            for index, (where, rate) in enumerate(ours.items())
+        )
+        + f", where a minimal server keeping plain dicts runs {_count(base_rate)}: "
+        + _clauses(_times(rate, base_rate) for rate in ours.values())
+        + " its rate. The difference is what responsestore does per request (the run layer, its event log, "
+        "checked writes), the more so on a backend that persists."
+    )
+    table = _table(
+        ["Server", "sequences/s", f"{TIMES} plain-dict server", f"one {section['long_words']:,}-word reply"],
+        [
+            [
+                PLAIN.get(name, name),
+                _count(row["throughput_median"]),
+                _times(row["throughput_median"], base_rate),
+                _time(long_rows[name]["median_ns"]) if name in long_rows else NONE,
+            ]
+            for name, row in rows.items()
+        ],
+    )
+    notes = [
+        f"Each server is a process on waitress with {section['server_threads']} threads; a load-generator process "
+        f"of {section['client_threads']} threads repeats create (non-streamed, {section['input_words']} words) → "
+        "retrieve → input items. A reply's time is one non-streamed create of that many words, one at a time "
+        f"(the plain-dict server: {_time(base_long)}). Server and client share the machine's "
+        f"{section['cores']} cores.",
+        *section.get("notes", []),
+    ]
+    plot = Bars(
+        categories=[PLAIN.get(name, name) for name in rows],
+        series=[("sequences", [row["throughput_median"] for row in rows.values()])],
+        xlabel="create + retrieve + input items per second (median)",
+        label=lambda value: f"{value:,.0f}",
+    )
+    return Question("http", heading, answer, table, notes, "HTTP server: sequences per second", plot)
+
+
+def asgi_question(results: dict[str, Any]) -> Question:
+    heading = "How many open streams can one server hold?"
+    section = results["workloads"].get("asgi", {})
+    if "hold" not in section:
+        return _unmeasured("asgi", heading, section)
+    hold = section["hold"]
+    total = hold["streams"] + hold["websockets"]
+    completed = sum(found["completed"] for found in hold["kinds"].values())
+    idle, loaded = hold["retrieve_idle"], hold["retrieve_under_load"]
+    rates = {row["variant"]: row["requests_median"] for row in section.get("throughput", [])}
+    held = f"held {hold['peak_open']:,} of them open at once" if not hold["held"] else "held them all open at once"
+    answer = (
+        f"Asked for {hold['streams']:,} streamed responses (server-sent events) and {hold['websockets']:,} "
+        f"WebSocket responses at once, `python -m responsestore serve --asgi` {held}, and {completed:,} of "
+        f"{total:,} ended with `response.completed`; meanwhile retrieving a stored response took "
+        f"{_ms(loaded, 'median_ms')} at the median ({_ms(idle, 'median_ms')} idle)."
+    )
+    per_stream = hold["bytes_per_open_stream"]
+    table = _table(
+        ["Figure", "value"],
+        [
+            ["streams open at once", f"{hold['peak_open']:,} of {total:,}"],
+            ["ended with `response.completed`", f"{completed:,}"],
+            ["retrieve, median: idle / all streams open", f"{_ms(idle, 'median_ms')} / {_ms(loaded, 'median_ms')}"],
+            ["server memory per open stream", NONE if per_stream is None else f"{per_stream / 1e3:,.1f} kB"],
+            [
+                "non-streamed creates/s: ASGI / WSGI server",
+                f"{_per_second(rates.get('asgi'))} / {_per_second(rates.get('wsgi'))}",
+            ],
+        ],
+        ["---", "--:"],
+    )
+    notes = [
+        f"Each stream is a {hold['words']}-word reply from a slow model (one word every "
+        f"{hold['seconds_per_word']:g} s), so all are open together for a while. The *Details* below give the "
+        "times to first event, how each stream ended and the server's CPU."
+    ]
+    return Question("asgi", heading, answer, table, notes)
+
+
+#: The page's questions, in reading order.
+QUESTIONS: list[Callable[[dict[str, Any]], Question]] = [
+    ops_question,
+    growth_question,
+    memory_question,
+    threads_question,
+    backends_question,
+    processes_question,
+    http_question,
+    asgi_question,
+]
+
+
+def questions(results: dict[str, Any]) -> list[Question]:
+    """Every question of the page, answered from ``results``."""
+    return [ask(results) for ask in QUESTIONS]
+
+
 # ------------------------------------------------------------------------------------------------ plots
 
 
 def plots(results: dict[str, Any], directory: Path) -> dict[str, Path]:
-    """Draw one PNG per workload that has results into ``directory``; return the paths by section."""
+    """Draw one PNG per question that has a plot into ``directory``; return the paths by question key."""
     import matplotlib  # noqa: PLC0415 - a benchmark-only dependency, needed only for plots
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
     directory.mkdir(parents=True, exist_ok=True)
-    workloads = results["workloads"]
     written: dict[str, Path] = {}
-    plt.rcParams.update({"font.size": 8, "axes.titlesize": 9, "figure.dpi": 110})
-    title_suffix = f" — {results['machine']['cpu']}, Python {results['machine']['python'].split()[0]}"
-
-    ops = workloads.get("ops", {})
-    if ops.get("results"):
-        names = list(ops["ops"])
-        columns = 4
-        rows_count = math.ceil(len(names) / columns)
-        fig, axes = plt.subplots(rows_count, columns, figsize=(13, 3.2 * rows_count), squeeze=False)
-        variants = _ordered((row["variant"] for row in ops["results"]), VARIANT_ORDER)
-        for ax, op in zip(axes.flat, names, strict=False):
-            for variant in variants:
-                rows = sorted(
-                    (r for r in ops["results"] if r["op"] == op and r["variant"] == variant), key=lambda r: r["size"]
-                )
-                if not rows:
-                    continue
-                sizes = [r["size"] for r in rows]
-                medians = [r["median_ns"] / 1e3 for r in rows]
-                errors = [
-                    [max(0.0, (r["median_ns"] - r["q1_ns"]) / 1e3) for r in rows],
-                    [max(0.0, (r["q3_ns"] - r["median_ns"]) / 1e3) for r in rows],
-                ]
-                ax.errorbar(sizes, medians, yerr=errors, marker="o", markersize=3, capsize=2, label=variant)
-            ax.set_xscale("log")
-            ax.set_yscale("log")
-            ax.set_title(op)
-            ax.set_xlabel("records in the store")
-            ax.set_ylabel("µs per operation")
-            ax.grid(visible=True, which="major", alpha=0.3)
-        for ax in list(axes.flat)[len(names) :]:
-            ax.axis("off")
-        axes.flat[0].legend(fontsize=7)
-        fig.suptitle("Single-operation cost (median, IQR bars)" + title_suffix)
-        fig.tight_layout()
-        written["ops"] = _save(fig, directory / PLOT_FILES["ops"], plt)
-
-    locks = workloads.get("locks", {})
-    if locks.get("results"):
-        fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), sharex=True)
-        lock_names = _ordered((row["lock"] for row in locks["results"]), LOCK_ORDER)
-        for ax, mode in zip(axes, ("read", "write"), strict=True):
-            by_key = {(r["lock"], r["form"]): r for r in locks["results"] if r["mode"] == mode}
-            height = 0.38
-            for offset, form in ((-height / 2, "methods"), (height / 2, "with")):
-                values = [by_key[lock, form]["median_ns"] if (lock, form) in by_key else 0 for lock in lock_names]
-                ax.barh([i + offset for i in range(len(lock_names))], values, height=height, label=form)
-            ax.set_yticks(range(len(lock_names)), lock_names)
-            ax.invert_yaxis()
-            ax.set_title(f"{mode}: acquire + release, uncontended")
-            ax.set_xlabel("ns (median)")
-            ax.grid(visible=True, axis="x", alpha=0.3)
-        axes[0].legend()
-        fig.suptitle("Lock cost" + title_suffix)
-        fig.tight_layout()
-        written["locks"] = _save(fig, directory / PLOT_FILES["locks"], plt)
-
-    mixed = workloads.get("mixed", {})
-    if mixed.get("results"):
-        fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
-        variants = _ordered((row["variant"] for row in mixed["results"]), VARIANT_ORDER)
-        for variant in variants:
-            rows = sorted((r for r in mixed["results"] if r["variant"] == variant), key=lambda r: r["threads"])
-            threads = [r["threads"] for r in rows]
-            axes[0].plot(threads, [r["throughput_median"] for r in rows], marker="o", markersize=3, label=variant)
-            axes[1].plot(threads, [r["p99_us"] for r in rows], marker="o", markersize=3, label=variant)
-        for ax in axes:
-            ax.set_xscale("log", base=2)
-            ax.set_xticks(mixed["threads"], [str(t) for t in mixed["threads"]])
-            ax.set_xlabel("threads")
-            ax.grid(visible=True, alpha=0.3)
-        axes[0].set_yscale("log")
-        axes[0].set_ylabel("operations per second")
-        axes[0].set_title("throughput (median of runs)")
-        axes[1].set_yscale("log")
-        axes[1].set_ylabel("µs")
-        axes[1].set_title("p99 latency of one operation")
-        axes[0].legend(fontsize=7)
-        fig.suptitle("Mixed workload: 90 % get, 5 % create, 5 % complete" + title_suffix)
-        fig.tight_layout()
-        written["mixed"] = _save(fig, directory / PLOT_FILES["mixed"], plt)
-
-    memory = workloads.get("memory", {})
-    if memory.get("results"):
-        fig, ax = plt.subplots(figsize=(7, 3))
-        rows = memory["results"]
-        labels = [r["representation"] for r in rows]
-        height = 0.38
-        ax.barh(
-            [i - height / 2 for i in range(len(rows))],
-            [r["tracemalloc_bytes_per_record"] for r in rows],
-            height=height,
-            label="tracemalloc",
-        )
-        ax.barh(
-            [i + height / 2 for i in range(len(rows))],
-            [r["rss_bytes_per_record"] for r in rows],
-            height=height,
-            label="RSS",
-        )
-        ax.set_yticks(range(len(rows)), labels)
-        ax.invert_yaxis()
-        for container in ax.containers:
-            ax.bar_label(container, fmt="{:,.0f} B", padding=3, fontsize=7)
-        widest = max(max(r["tracemalloc_bytes_per_record"], r["rss_bytes_per_record"]) for r in rows)
-        ax.set_xlim(0, widest * 1.2)
-        ax.set_xlabel("bytes per stored small response")
-        ax.grid(visible=True, axis="x", alpha=0.3)
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=2)
-        ax.set_title("Memory per stored record")
-        fig.tight_layout()
-        written["memory"] = _save(fig, directory / PLOT_FILES["memory"], plt)
-
-    redis = workloads.get("redis", {})
-    if redis.get("results"):
-        fig, axes = plt.subplots(1, 2, figsize=(11, 3))
-        rows = redis["results"]
-        axes[0].barh(range(len(rows)), [r["median_ns"] / 1e3 for r in rows])
-        axes[0].set_yticks(range(len(rows)), [r["variant"] for r in rows])
-        axes[0].invert_yaxis()
-        axes[0].set_xlabel("µs per create + complete (median)")
-        axes[0].set_title("one process")
-        rate = redis["throughput"]
-        labels = ["1 process", f"{rate['processes']} processes"]
-        axes[1].barh([0, 1], [rate["one"], rate["many"]])
-        axes[1].set_yticks([0, 1], labels)
-        axes[1].invert_yaxis()
-        axes[1].set_xlabel("create + complete per second, all processes")
-        axes[1].set_title("one server")
-        for ax in axes:
-            for container in ax.containers:
-                ax.bar_label(container, fmt="{:,.0f}", padding=3, fontsize=7)
-            ax.set_xlim(0, ax.get_xlim()[1] * 1.15)
-            ax.grid(visible=True, axis="x", alpha=0.3)
-        fig.suptitle("Redis backend" + title_suffix)
-        fig.tight_layout()
-        written["redis"] = _save(fig, directory / PLOT_FILES["redis"], plt)
-
-    http = workloads.get("http", {})
-    if http.get("throughput") and http.get("long_reply"):
-        fig, axes = plt.subplots(1, 2, figsize=(11, 3))
-        rows = http["throughput"]
-        bars = axes[0].barh(range(len(rows)), [r["throughput_median"] for r in rows])
-        axes[0].bar_label(bars, fmt="{:,.0f}", padding=3, fontsize=7)
-        axes[0].set_yticks(range(len(rows)), [r["variant"] for r in rows])
-        axes[0].set_xlabel("create + retrieve + input_items per second (median)")
-        axes[0].set_title(f"{http['client_threads']} client threads, {http['server_threads']} server threads")
-        rows = http["long_reply"]
-        bars = axes[1].barh(range(len(rows)), [r["median_ns"] / 1e6 for r in rows])
-        axes[1].bar_label(bars, fmt="{:,.1f}", padding=3, fontsize=7)
-        axes[1].set_yticks(range(len(rows)), [r["variant"] for r in rows])
-        axes[1].set_xscale("log")
-        axes[1].set_xlabel("ms per reply (median, log scale)")
-        axes[1].set_title(f"one non-streamed {http['long_words']:,}-word reply")
-        for ax in axes:
-            ax.invert_yaxis()
-            ax.grid(visible=True, axis="x", alpha=0.3)
-        axes[0].set_xlim(0, axes[0].get_xlim()[1] * 1.15)
-        axes[1].set_xlim(right=axes[1].get_xlim()[1] * 3)
-        fig.suptitle("HTTP server end to end" + title_suffix)
-        fig.tight_layout()
-        written["http"] = _save(fig, directory / PLOT_FILES["http"], plt)
+    style = {
+        "font.size": 11,
+        "axes.titlesize": 13,
+        "axes.labelsize": 11,
+        "xtick.labelsize": 10.5,
+        "ytick.labelsize": 11,
+        "legend.fontsize": 10.5,
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+    }
+    with plt.rc_context(style):
+        for question in questions(results):
+            if question.plot is None:
+                continue
+            draw = _draw_bars if isinstance(question.plot, Bars) else _draw_lines
+            fig = draw(plt, question.plot)  # type: ignore[arg-type]
+            fig.axes[0].set_title(question.title, loc="left", fontweight="bold")
+            fig.tight_layout()
+            path = directory / PLOT_FILES[question.key]
+            fig.savefig(path, dpi=PLOT_DPI, metadata={"Software": None})
+            plt.close(fig)
+            written[question.key] = path
     return written
 
 
-def _save(fig: Any, path: Path, plt: Any) -> Path:
-    fig.savefig(path, dpi=110, metadata={"Software": None})
-    plt.close(fig)
-    return path
+def _color(name: str, index: int) -> str:
+    if name.endswith(" processes"):  # responsestore in several processes: its own blue, beside one process's light one
+        return COLORS["responsestore"]
+    return COLORS.get(name, ("#1f5fa8", "#e08a2c", "#9a9a9a", "#5c9e4a")[index % 4])
+
+
+def _tick(value: float, _position: object = None) -> str:
+    """An axis tick as a plain number ("0.5", "1", "1,000"), not a power of ten."""
+    return f"{value:,.0f}" if value >= 1 else f"{value:g}"
+
+
+def _draw_bars(plt: Any, bars: Bars) -> Any:
+    count = len(bars.series)
+    height = 0.8 / count
+    fig, ax = plt.subplots(
+        figsize=(PLOT_WIDTH_INCHES, 0.9 + len(bars.categories) * (0.22 * count + 0.15 if count > 1 else 0.5))
+    )
+    present = [value for _, values in bars.series for value in values if value]
+    for index, (name, values) in enumerate(bars.series):
+        positions = [i - 0.4 + height * (index + 0.5) for i in range(len(bars.categories))]
+        drawn = [(p, v, c) for p, v, c in zip(positions, values, bars.categories, strict=True) if v]
+        if not drawn:
+            continue
+        # One series: responsestore's bars blue, the baselines' orange; several: one colour per series.
+        colors = (
+            [_color(name, index)] * len(drawn)
+            if count > 1
+            else [
+                COLORS["responsestore"] if c.startswith("responsestore") else COLORS["dict + lock"] for *_, c in drawn
+            ]
+        )
+        container = ax.barh(
+            [p for p, *_ in drawn], [v for _, v, _ in drawn], height=height * 0.92, color=colors, label=name
+        )
+        ax.bar_label(container, labels=[bars.label(v) for _, v, _ in drawn], padding=4, fontsize=10)
+    ax.set_yticks(range(len(bars.categories)), bars.categories)
+    ax.invert_yaxis()
+    ax.tick_params(axis="y", length=0)
+    # The longest bar ends at PLOT_FILL of the axis, which leaves room for its label.
+    if bars.log:
+        ax.set_xscale("log")
+        left = min(present) / 2
+        ax.set_xlim(left, left * (max(present) / left) ** (1 / PLOT_FILL))
+    else:
+        ax.set_xlim(0, max(present) / PLOT_FILL)
+    ax.xaxis.set_major_formatter(_tick)
+    ax.set_xlabel(bars.xlabel)
+    ax.grid(visible=True, axis="x", which="major", alpha=0.3)
+    ax.set_axisbelow(True)
+    if count > 1:
+        ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=count, frameon=False, borderaxespad=1.6)
+    return fig
+
+
+def _draw_lines(plt: Any, lines: Lines) -> Any:
+    fig, ax = plt.subplots(figsize=(PLOT_WIDTH_INCHES, 3.9))
+    for index, (name, values) in enumerate(lines.series):
+        points = [(x, y) for x, y in zip(lines.x, values, strict=True) if y is not None]
+        ax.plot(
+            [x for x, _ in points],
+            [y for _, y in points],
+            marker="o",
+            markersize=6,
+            linewidth=2.5,
+            color=_color(name, index),
+            label=name,
+        )
+    if lines.log_x is not None:
+        ax.set_xscale("log", base=lines.log_x)
+        ax.set_xticks(lines.x, [f"{x:,.0f}" for x in lines.x])
+        ax.minorticks_off()
+    if lines.log_y:
+        ax.set_yscale("log")
+    else:
+        ax.set_ylim(bottom=0, top=ax.get_ylim()[1] * 1.1)
+    ax.yaxis.set_major_formatter(_tick)
+    ax.set_xlabel(lines.xlabel)
+    ax.set_ylabel(lines.ylabel)
+    ax.grid(visible=True, which="major", alpha=0.3)
+    ax.legend(frameon=False)
+    return fig
 
 
 # ------------------------------------------------------------------------------------------------ docs page
 
-_INTRO = """\
-(benchmarks)=
-# Benchmarks
+_BASELINES = """\
+## What it is compared with
 
-How fast responsestore is, next to the designs it replaces, measured in one run of the benchmark suite on the
-machine named below. Reproduce it from a checkout:
+Every figure is measured beside simpler things a server could use instead, in the same run:
 
-```sh
-python3 -m venv .venv && .venv/bin/pip install -q '.[benchmarks]'
-.venv/bin/python -m benchmarks                 # full mode: minutes; results in benchmarks/results/
-.venv/bin/python -m benchmarks --write-docs    # regenerate this page and its plots from those results
-.venv/bin/python -m benchmarks --quick         # seconds: smaller sizes, fewer samples, no plots
-```
+- **dict, no lock**: a plain Python dict of JSON dicts, with no lock: the floor (not safe to share between threads).
+- **dict + lock**: the same dict under one `threading.Lock`, which is what servers keep today (vLLM, SGLang); to
+  list the newest responses it sorts all of them.
+- **dict + readerwriterlock**: the same dict under the `readerwriterlock` package's fair reader-writer lock.
+- **plain JSON dict** and **openai SDK objects** (memory): each response kept as its JSON dict, or as the `openai`
+  package's `Response` object (as vLLM's server keeps them).
+- **raw client library** (backends): the same writes straight through `sqlite3`, `redis-py` or `psycopg`: the same
+  JSON, one statement per write, nothing else kept.
+- **plain-dict server** (HTTP): a minimal WSGI server with the same three routes and the same model, keeping plain
+  dicts under one lock, served the same way.
 
-responsestore runs at its defaults: the 30-day TTL (every `get` reads the clock) and a capacity bound (the default
-10,000, or twice the largest size when that is more, so that it never evicts the measured data). `get` reads
-every stored record in a random order shared by all variants, not a few hot keys.
-
-The baselines live in `benchmarks/baselines.py` and are measured in the same run:
-
-- **seed-port**: a straight port of a simple Rust store: a dict of small mutable records under one
-  `threading.Lock`, whose `list()` sorts every record on each call.
-- **server-dict**: a server's dict of plain JSON dicts under one lock, no index. Its `list` sorts the values
-  with a C-level key (faster here than a heap selection: the dict holds records in creation order, and timsort
-  sorts ordered input in linear time).
-- **rwlock-fair-dict** and **fasteners-dict**: the same dict guarded by `readerwriterlock`'s `RWLockFair` and by
-  `fasteners.ReaderWriterLock`, each used its cheapest correct way.
-- **bare-dict**: the floor, the same dict with no lock at all (not thread-safe).
-- **vllm-like**: what vLLM's Responses server keeps: the `openai` SDK's pydantic `Response` objects in a dict
-  under an `asyncio.Lock`, read with an awaited `get` (one coroutine per timed loop). It takes part in `get` and
-  in memory per record; its bulk in the timing runs shares one `Response` object.
-
-- **plain-dict** (HTTP only, `benchmarks/http_baseline.py`): a minimal WSGI server with the three routes the
-  HTTP workload calls, the same `echo` model and `Response` JSON, kept in plain dicts under one lock; served by
-  waitress with the same threads as `python -m responsestore serve`.
-
-The baselines validate nothing, copy nothing they return, and never expire or evict; responsestore validates and
-freezes every argument, returns its immutable records and their stored, read-only items (no copies), keeps an
-ordering index and marks recency on every read. Where a target is missed, the targets table says by how much;
-the ratios of the ops tables say where.
-Method: each figure is the median of several timed loops of many calls (`time.perf_counter_ns`), the spread is
-the interquartile range, variants take their samples in turn, and the garbage collector is disabled during timed
-loops only. `benchmarks/README.md` explains each figure.
+None of them checks, copies, expires or evicts anything. responsestore, at its defaults, checks and freezes every
+argument, keeps responses in order, expires them after 30 days and bounds how many it keeps.
 """
 
+_DETAILS = """\
+(benchmarks-details)=
+## Details
 
-def write_docs_page(results: dict[str, Any], page: Path, images: dict[str, Path]) -> Path:
-    """Write the documentation page for ``results`` to ``page``, linking ``images`` relative to it."""
-    relative = {key: path.resolve().relative_to(page.parent.resolve()).as_posix() for key, path in images.items()}
-    lines = [_INTRO, "## The run", ""]
+The rest of this page is the full report of the same run: the machine, the method, the performance targets the
+project set itself (met or missed, and why), and every figure measured.
+
+### How it is measured
+
+Each time is the median of several timed loops of many calls (`time.perf_counter_ns`); the spread is half the
+interquartile range; the variants of one measurement take their samples in turn, so a slow spell of the machine
+hits all of them; the garbage collector is off during timed loops only; a sample during which the process lost
+the CPU is taken again. Servers (HTTP, Redis, PostgreSQL) run as processes of their own on the same machine.
+`benchmarks/README.md` describes every workload.
+
+The baselines in full (`benchmarks/baselines.py`):
+
+- **seed-port** (the "simple locked store" of the targets): a straight port of a simple Rust store: a dict of small
+  mutable records under one `threading.Lock`, whose `list()` sorts every record on each call.
+- **server-dict** (*dict + lock*): a dict of plain JSON dicts under one lock, no index; its `list` sorts the values.
+- **rwlock-fair-dict** and **fasteners-dict**: the same dict guarded by `readerwriterlock`'s `RWLockFair` and by
+  `fasteners.ReaderWriterLock`, each used its cheapest correct way.
+- **bare-dict** (*dict, no lock*): the same dict with no lock at all.
+- **vllm-like**: the `openai` SDK's pydantic `Response` objects in a dict under an `asyncio.Lock`, read with an
+  awaited `get`; it takes part in `get` and in memory per record.
+- **plain-dict** (HTTP, `benchmarks/http_baseline.py`): a minimal WSGI server with the three routes the HTTP
+  workload calls, the same `echo` model and `Response` JSON, kept in plain dicts under one lock; served by waitress
+  with the same threads as `python -m responsestore serve`.
+
+responsestore runs at its defaults: the 30-day TTL (every `get` reads the clock) and a capacity bound (the default
+10,000, or twice the largest size when that is more, so that it never evicts the measured data). `get` reads every
+stored record in a random order shared by all variants, not a few hot keys.
+"""
+
+#: The command that measures everything and rewrites this page with its plots (stated on the page and in the README).
+DOCS_COMMAND = "python -m benchmarks"
+
+
+def _intro(results: dict[str, Any], data: str | None) -> list[str]:
+    machine = results["machine"]
     mode = results["settings"]["mode"]
+    when = machine["date"].split(" ")[0]
+    python = f"{machine['implementation']} {machine['python'].split()[0]}"
+    run = f"{results['duration_seconds'] / 60:.0f} minutes" if results["duration_seconds"] >= 90 else "seconds"
+    lines = [
+        "(benchmarks)=",
+        "# Benchmarks",
+        "",
+        "How fast responsestore is and how much memory it takes, next to the simplest things a server could use "
+        "instead. Each section below answers one question: a sentence, a plot and a small table. All figures come "
+        f"from one run on one machine ({machine['cpu']}, {machine['cores']} cores, {python}, {when}); times are "
+        "medians; [the details](#benchmarks-details) at the end give the method, the machine and every figure"
+        + ("." if data is None else f", and {{download}}`results.json <{data}>` has them all as data."),
+        "",
+    ]
     if mode != "full":
-        lines.extend([f"These figures come from a `{mode}` run (smaller sizes, fewer samples).", ""])
-    lines.extend([*machine_lines(results), *load_note(results), *sections(results, images=relative, level=2)])
+        lines.extend([f"These figures come from a `{mode}` run: smaller sizes, fewer samples.", ""])
+    if load_note(results):
+        lines.extend(
+            [
+                "Other work shared the machine during the run, so the absolute times are inflated; the ratios "
+                "between figures measured side by side (most were sampled in turn) are the ones to read.",
+                "",
+            ]
+        )
+    lines.extend(
+        [
+            f"To measure again and rewrite this page and its plots (`docs/_static/benchmarks/`) from a checkout, "
+            f"one command (this run took {run}):",
+            "",
+            "```sh",
+            "pip install -e '.[benchmarks]'",
+            f"{DOCS_COMMAND}",
+            "```",
+            "",
+            "`python -m benchmarks --write-docs` redraws them from the last run's results (`benchmarks/results/`, "
+            "else the copy beside the plots) without measuring again.",
+            "",
+        ]
+    )
+    return lines
+
+
+def write_docs(results: dict[str, Any], page: Path, directory: Path) -> tuple[Path, dict[str, Path]]:
+    """Draw the plots and copy the results file into ``directory``, then write the page; all from ``results``."""
+    images = plots(results, directory)
+    data = directory / "results.json"
+    data.write_text(json.dumps(results, indent=1, allow_nan=False) + "\n", encoding="utf-8")
+    return write_docs_page(results, page, images, data), images
+
+
+def question_lines(question: Question, image: str | None) -> list[str]:
+    """One question's section: its heading, the answer, the plot (if drawn), the table and its notes."""
+    lines = [f"## {question.heading}", "", question.answer, ""]
+    if image is not None:
+        lines.extend([f"![{question.title}]({image})", ""])
+    lines.extend(question.table)
+    for note in question.notes:
+        lines.extend([note, ""])
+    return lines
+
+
+def write_docs_page(results: dict[str, Any], page: Path, images: dict[str, Path], data: Path | None = None) -> Path:
+    """Write the documentation page for ``results`` to ``page``, linking ``images`` (and the results file ``data``,
+    if given) relative to it."""
+    relative = {key: path.resolve().relative_to(page.parent.resolve()).as_posix() for key, path in images.items()}
+    data_link = None if data is None else data.resolve().relative_to(page.parent.resolve()).as_posix()
+    lines = [*_intro(results, data_link), _BASELINES]
+    for question in questions(results):
+        lines.extend(question_lines(question, relative.get(question.key)))
+    lines.extend([_DETAILS, "### The run", ""])
+    lines.extend([*machine_lines(results), *load_note(results), *sections(results, level=3)])
     page.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
     return page

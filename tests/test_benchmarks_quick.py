@@ -444,6 +444,37 @@ def test_reports_render(results: dict[str, Any], tmp_path: Path) -> None:
     assert page.read_text(encoding="utf-8").startswith("(benchmarks)=\n# Benchmarks\n")
 
 
+def test_docs_page_answers_each_question_with_its_plot(results: dict[str, Any], tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    page, images = report.write_docs(results, tmp_path / "benchmarks.md", tmp_path / "_static")
+    asked = report.questions(results)
+    # One plot per question that has figures to plot, each at the documented width.
+    assert set(images) == {question.key for question in asked if question.plot is not None}
+    served = {"http"} if "throughput" in results["workloads"]["http"] else set()  # waitress may be missing
+    assert {"ops", "growth", "threads", "backends", *served} <= set(images)
+    for path in images.values():
+        header = path.read_bytes()[:24]
+        assert header[:8] == b"\x89PNG\r\n\x1a\n"
+        assert int.from_bytes(header[16:20], "big") == report.PLOT_WIDTH_INCHES * report.PLOT_DPI
+    text = page.read_text(encoding="utf-8")
+    # The page links the results it was written from, copied beside its plots.
+    assert json.loads((tmp_path / "_static" / "results.json").read_text(encoding="utf-8")) == json.loads(
+        json.dumps(results)
+    )
+    assert "{download}`results.json <_static/results.json>`" in text
+    assert text.count("\n## ") == len(asked) + 2  # the questions, then the baselines and the details
+    for question in asked:
+        section = text.split(f"\n## {question.heading}\n", 1)[1].split("\n## ", 1)[0]
+        assert question.answer in section
+        if question.key in images:
+            assert f"](_static/{images[question.key].name})" in section
+    # The user's questions come first, the engineering report after them; what was not run says so.
+    assert text.index("## What it is compared with") < text.index(f"## {asked[0].heading}")
+    assert text.index(f"## {asked[-1].heading}") < text.index("## Details") < text.index("### Targets")
+    assert "Not measured in this run: the workload was not run." in text  # memory: not part of this run
+    assert "python -m benchmarks\n```" in text  # the one command that regenerates the page
+
+
 @pytest.mark.parametrize("kind", list(memory.KINDS))
 def test_memory_probe_counts_what_it_keeps(kind: str) -> None:
     if kind == "vllm-like" and "openai" in baselines.missing_dependencies():
