@@ -217,19 +217,21 @@ def test_serve_help_lists_every_store_url_scheme(capsys: pytest.CaptureFixture[s
 
 def test_serve_help_follows_the_scheme_registry(capsys: pytest.CaptureFixture[str]) -> None:
     # A registered scheme shows with its class; a built-in scheme given another class loses its built-in text.
-    responsestore.register_backend("cli-help-test", "responsestore._memory:ResponseStore")
-    responsestore.register_backend("rediss", "responsestore._memory:ResponseStore")
+    # (Registering imports nothing: the class is imported when a URL of the scheme is opened.)
+    responsestore.register_backend("cli-help-test", "cli_help_test:HelpStore")
+    responsestore.register_backend("rediss", "cli_help_test:HelpStore")
     try:
         text = _serve_help(capsys)
     finally:
         responsestore._registry._registered.pop("cli-help-test")
         responsestore._registry._registered.pop("rediss")
-    memory = "(thebackendresponsestore._memory:ResponseStore)"
+    ours = "(thebackendcli_help_test:HelpStore)"
     # The schemes of one backend are shown together: the built-in ones first, in their usual order.
-    assert f"memory://(thisprocessonly;thedefault)orrediss://...{memory}orcli-help-test://...{memory};" in text
+    assert f"rediss://...{ours}orcli-help-test://...{ours};" in text
     assert "(RedisoverTLS)" not in text
     assert "redis://[[USER]:PASSWORD@]HOST:PORT/DB" in text
     assert "cli-help-test" not in _serve_help(capsys)
+    assert "rediss://(RedisoverTLS)" in _serve_help(capsys)
 
 
 def _without(module: str, code: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:

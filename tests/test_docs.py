@@ -7,6 +7,7 @@ import http.client
 import importlib
 import importlib.util
 import json
+import os
 import pkgutil
 import re
 import signal
@@ -78,6 +79,69 @@ def test_markdown_examples_run(path: Path) -> None:
     assert result.failed == 0, f"{result.failed} of {result.attempted} examples in {path.name} failed (see stdout)"
     if path.name in WITH_EXAMPLES:
         assert result.attempted > 0, f"{path.name} lost its examples"
+
+
+# ---------------------------------------------------------------------------------------------- the README
+
+README = ROOT / "README.md"
+SET_UP = (
+    "python3 -m venv .venv && .venv/bin/pip install -q '.[server]' && .venv/bin/python -m responsestore serve"
+    " --port 8000",
+    "python3 -m venv .venv && .venv/bin/pip install -q '.[tests]' && .venv/bin/python -m pytest",
+)
+
+
+def _shell_blocks(text: str) -> list[str]:
+    return [block.strip() for block in re.findall(r"^```sh\n(.*?)^```", text, re.MULTILINE | re.DOTALL)]
+
+
+def _collected(args: list[str]) -> int:
+    """How many tests ``python -m pytest ARGS`` runs, from a collection in a fresh process of the README's pytest."""
+    env = {name: value for name, value in os.environ.items() if name != "PYTEST_ADDOPTS"}  # CI's -m, --cov, -n
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", *args, "--collect-only", "-n", "0", "-p", "no:cacheprovider"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    summary = re.search(r"\b(\d+)(?:/\d+)? tests? collected", result.stdout)
+    assert summary is not None, result.stdout[-2000:]
+    return int(summary[1])
+
+
+def test_the_readme_keeps_its_set_up_commands() -> None:
+    blocks = _shell_blocks(README.read_text(encoding="utf-8"))
+    assert list(SET_UP) == blocks[:2]
+
+
+def test_the_readme_links_every_docs_page() -> None:
+    text = README.read_text(encoding="utf-8")
+    pages = {path.name for path in DOCS.glob("*.md")} - {"index.md", "changelog.md"}  # changelog.md is CHANGELOG.md
+    assert pages, "no docs pages found"
+    assert sorted(page for page in pages if f"](docs/{page})" not in text) == []
+    assert "](CHANGELOG.md)" in text
+    build = next(block for block in _shell_blocks(text) if "sphinx" in block)
+    assert build.endswith("-m sphinx -W -b html docs docs/_build/html")
+    assert "pip install -q '.[docs]'" in build
+
+
+def test_the_readme_counts_the_tests_it_names() -> None:
+    text = re.sub(r"\s+", " ", README.read_text(encoding="utf-8"))
+    quick = next(block for block in _shell_blocks(README.read_text(encoding="utf-8")) if "-k TestMemory" in block)
+    prefix = ".venv/bin/python -m pytest "
+    assert quick.startswith(prefix)
+    stated_quick = re.search(r"(\d+) tests in under a minute", text)
+    assert stated_quick is not None
+    assert _collected(quick.removeprefix(prefix).split()) == int(stated_quick[1])
+    stated_all = re.search(r"That runs about (\d+),(\d{3}) tests", text)
+    assert stated_all is not None
+    total = _collected(["-q"])
+    # "about": the suite grows; a README figure more than 10% off is out of date.
+    assert abs(total - int(stated_all[1] + stated_all[2])) <= total // 10, total
 
 
 # ---------------------------------------------------------------------------------------------- the WSGI example
