@@ -134,7 +134,7 @@ def _definition_comment(module_name: str, attribute: str, depth: int = 0) -> lis
         return list(comment)
     if depth >= 5:
         return []
-    package = module_name if analyzer.srcname.endswith("__init__.py") else module_name.rpartition(".")[0]
+    package = module_name if str(analyzer.srcname).endswith("__init__.py") else module_name.rpartition(".")[0]
     for node in ast.walk(ast.parse(analyzer.code)):
         if isinstance(node, ast.ImportFrom):
             for alias in node.names:
