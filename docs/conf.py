@@ -5,12 +5,16 @@ Build with ``python -m sphinx -W --keep-going -q -b html docs docs/_build/html``
 
 from __future__ import annotations
 
+import ast
+import importlib.util
+import inspect
 import re
 import sys
 from pathlib import Path
 from typing import Any
 
 import attrs
+from sphinx.pycode import ModuleAnalyzer
 
 # Document the sources of this checkout, whatever copy of the package is installed.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -100,6 +104,46 @@ def _summary(name: str) -> str:
     return summary[:1].lower() + summary[1:]
 
 
+def _reexported_data_docs(  # noqa: PLR0917 - the signature of Sphinx's event
+    app: Any, what: str, name: str, obj: Any, options: Any, lines: list[str]
+) -> None:
+    """Give a constant that a public module re-exports (``DEFAULT_MAX_BODY_BYTES = 1 << 20``) its ``#:`` comment.
+
+    Autodoc reads ``#:`` comments only in the module the directive names; for a name that module imports, it falls
+    back to the value's own docstring, which for an ``int`` or a ``str`` is the documentation of the type. Follow
+    the ``from ... import`` instead, to the comment where the value is defined; drop the type's documentation if
+    there is none.
+    """
+    if what != "data":
+        return
+    own = " ".join(" ".join(lines).split())
+    if own and own != " ".join(inspect.cleandoc(type(obj).__doc__ or "").split()):
+        return  # a docstring of its own (or a comment autodoc found)
+    module_name, _, attribute = name.rpartition(".")
+    lines[:] = _definition_comment(module_name, attribute)
+
+
+def _definition_comment(module_name: str, attribute: str, depth: int = 0) -> list[str]:
+    """The ``#:`` comment of ``attribute`` in ``module_name``, or in the module it imports it from; else ``[]``."""
+    try:
+        analyzer = ModuleAnalyzer.for_module(module_name)
+        comment = analyzer.find_attr_docs().get(("", attribute))
+    except Exception:  # noqa: BLE001 - a module without source: nothing to read
+        return []
+    if comment:
+        return list(comment)
+    if depth >= 5:
+        return []
+    package = module_name if str(analyzer.srcname).endswith("__init__.py") else module_name.rpartition(".")[0]
+    for node in ast.walk(ast.parse(analyzer.code)):
+        if isinstance(node, ast.ImportFrom):
+            for alias in node.names:
+                if (alias.asname or alias.name) == attribute:
+                    source = importlib.util.resolve_name("." * node.level + (node.module or ""), package)
+                    return _definition_comment(source, alias.name, depth + 1)
+    return []
+
+
 def _attrs_defaults(  # noqa: PLR0917 - the signature of Sphinx's event
     app: Any, what: str, name: str, obj: Any, options: Any, signature: str | None, return_annotation: str | None
 ) -> tuple[str | None, str | None] | None:
@@ -121,5 +165,6 @@ def _public_bases(app: Any, name: str, obj: Any, options: Any, bases: list[Any])
 def setup(app: Any) -> None:
     # Before napoleon (priority 500) turns the Google sections into reST.
     app.connect("autodoc-process-docstring", _split_raises_lists, priority=400)
+    app.connect("autodoc-process-docstring", _reexported_data_docs, priority=400)
     app.connect("autodoc-process-signature", _attrs_defaults)
     app.connect("autodoc-process-bases", _public_bases)

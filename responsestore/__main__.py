@@ -19,6 +19,7 @@ from typing import Any
 from . import __version__
 from ._memory import ResponseStore
 from ._records import ResponseStatus
+from ._registry import _BUILT_IN, ENTRY_POINT_GROUP, backend_schemes
 from .errors import ResponseStoreError
 
 __all__ = ["main"]
@@ -147,6 +148,51 @@ def _turns(store: ResponseStore, last: str | None) -> int:
 
 #: The environment variable that may hold the store URL (``--store`` wins over it).
 _STORE_VARIABLE = "RESPONSESTORE_URL"
+
+#: What ``serve --help`` says of the URLs of each built-in scheme. The list of schemes comes from
+#: :func:`~responsestore.backend_schemes` (so a scheme added to the registry shows even before it is described
+#: here); a scheme missing here is shown as ``SCHEME://...`` with its backend class.
+_STORE_URLS = {
+    "memory": "memory:// (this process only; the default)",
+    "sqlite": "sqlite:///PATH (a file; sqlite:////abs/path for an absolute path) with optional "
+    "?max_bytes=N&max_records=N&ttl=SECONDS&synchronous=FULL|NORMAL&busy_timeout=SECONDS",
+    "redis": "redis://[[USER]:PASSWORD@]HOST:PORT/DB with optional ?prefix=NAME&max_bytes=N (needs the redis extra)",
+    "rediss": "rediss:// (Redis over TLS)",
+    "postgresql": "postgresql://USER:PASSWORD@HOST:PORT/DB with optional ?schema=NAME (needs the postgres extra)",
+    "postgresql+psycopg": "postgresql+psycopg://",
+    "postgres": "postgres://",
+}
+
+
+def _store_help() -> str:
+    """The help of ``serve --store``: every scheme :func:`~responsestore.open` knows, a backend's schemes together."""
+    order = list(_STORE_URLS)
+
+    def rank(scheme: str) -> tuple[int, str]:
+        return (order.index(scheme) if scheme in order else len(order), scheme)
+
+    schemes = backend_schemes()
+    by_backend: dict[str, list[str]] = {}
+    for scheme, target in schemes.items():
+        by_backend.setdefault(target, []).append(scheme)
+    groups = sorted((sorted(group, key=rank) for group in by_backend.values()), key=lambda group: rank(group[0]))
+    described = [
+        " or ".join(
+            _STORE_URLS[scheme]
+            if scheme in _STORE_URLS and _BUILT_IN.get(scheme) == schemes[scheme]
+            else f"{scheme}://... (the backend {schemes[scheme]})"
+            for scheme in group
+        )
+        for group in groups
+    ]
+    return (
+        "the store URL: "
+        + "; ".join(described)
+        + f"; installed packages add schemes through the entry-point group {ENTRY_POINT_GROUP}. "
+        f"The environment variable {_STORE_VARIABLE} sets the default: a URL with a password is better there "
+        "than in the process list"
+    )
+
 
 #: The environment variable that may hold API keys: ``KEY=OWNER`` entries, separated by commas or newlines.
 _API_KEYS_VARIABLE = "RESPONSESTORE_API_KEYS"
@@ -505,15 +551,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--store",
         default=os.environ.get(_STORE_VARIABLE, "memory://"),
         metavar="URL",
-        help="the store: memory:// (this process only; the default), "
-        "sqlite:///PATH (a file; sqlite:////abs/path for an absolute path) with optional "
-        "?max_bytes=N&max_records=N&ttl=SECONDS&synchronous=FULL|NORMAL&busy_timeout=SECONDS, "
-        "redis://[[USER]:PASSWORD@]HOST:PORT/DB or rediss:// (TLS) with optional ?prefix=NAME&max_bytes=N "
-        "(needs the redis extra), "
-        "postgresql://USER:PASSWORD@HOST:PORT/DB (or postgresql+psycopg://) with optional ?schema=NAME "
-        "(needs the postgres extra), or a scheme an installed package registers. "
-        f"The environment variable {_STORE_VARIABLE} sets the default: a URL with a password is better there "
-        "than in the process list",
+        help=_store_help(),
     )
     serve.add_argument(
         "--asgi",

@@ -172,12 +172,27 @@ def test_demo_reports_a_failure_of_the_first_conversations_first_turn(
 # ----------------------------------------------------------------------------------------- serve: help and extras
 
 
-def test_serve_help_lists_every_store_url_scheme(capsys: pytest.CaptureFixture[str]) -> None:
+def _serve_help(capsys: pytest.CaptureFixture[str]) -> str:
+    """``serve --help``'s text without its whitespace: argparse wraps the help text anywhere, even within a URL."""
     with pytest.raises(SystemExit) as info:
         cli.main(["serve", "--help"])
     assert info.value.code == 0
-    text = "".join(capsys.readouterr().out.split())  # argparse wraps the help text anywhere, even within a URL
+    return "".join(capsys.readouterr().out.split())
+
+
+def test_serve_help_lists_every_store_url_scheme(capsys: pytest.CaptureFixture[str]) -> None:
+    text = _serve_help(capsys)
+    schemes = responsestore.backend_schemes()
+    assert {"memory", "sqlite", "redis", "rediss", "postgresql", "postgresql+psycopg", "postgres"} <= set(schemes)
+    for scheme in schemes:
+        assert f"{scheme}://" in text, scheme
     for shown in (
+        "memory://(thisprocessonly;thedefault)",
+        "(needstheredisextra)",
+        "postgresql://USER:PASSWORD@HOST:PORT/DB",
+        "schema=NAME",
+        "(needsthepostgresextra)",
+        "responsestore.backends",
         "memory://",
         "sqlite:///PATH",
         "sqlite:////abs/path",
@@ -198,6 +213,25 @@ def test_serve_help_lists_every_store_url_scheme(capsys: pytest.CaptureFixture[s
         "--channel-timeout",
     ):
         assert shown in text, shown
+
+
+def test_serve_help_follows_the_scheme_registry(capsys: pytest.CaptureFixture[str]) -> None:
+    # A registered scheme shows with its class; a built-in scheme given another class loses its built-in text.
+    # (Registering imports nothing: the class is imported when a URL of the scheme is opened.)
+    responsestore.register_backend("cli-help-test", "cli_help_test:HelpStore")
+    responsestore.register_backend("rediss", "cli_help_test:HelpStore")
+    try:
+        text = _serve_help(capsys)
+    finally:
+        responsestore._registry._registered.pop("cli-help-test")
+        responsestore._registry._registered.pop("rediss")
+    ours = "(thebackendcli_help_test:HelpStore)"
+    # The schemes of one backend are shown together: the built-in ones first, in their usual order.
+    assert f"rediss://...{ours}orcli-help-test://...{ours};" in text
+    assert "(RedisoverTLS)" not in text
+    assert "redis://[[USER]:PASSWORD@]HOST:PORT/DB" in text
+    assert "cli-help-test" not in _serve_help(capsys)
+    assert "rediss://(RedisoverTLS)" in _serve_help(capsys)
 
 
 def _without(module: str, code: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:

@@ -7,6 +7,8 @@ import http.client
 import importlib
 import importlib.util
 import json
+import os
+import pkgutil
 import re
 import signal
 import subprocess
@@ -14,6 +16,8 @@ import sys
 import threading
 import urllib.error
 import urllib.request
+import warnings
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -77,24 +81,67 @@ def test_markdown_examples_run(path: Path) -> None:
         assert result.attempted > 0, f"{path.name} lost its examples"
 
 
-def test_the_reference_documents_every_public_name() -> None:
-    # Most of the reference is api.md; a backend's own page may document that backend's names.
-    text = "\n".join(path.read_text(encoding="utf-8") for path in sorted(DOCS.glob("*.md")))
-    targets = re.findall(r"^\.\. auto(?:class|exception|function|data):: ([\w.]+)", text, re.MULTILINE)
-    documented = {target if target.startswith("responsestore.") else f"responsestore.{target}" for target in targets}
-    public = {f"responsestore.{name}" for name in responsestore.__all__ if name != "__version__"}
-    aio = importlib.import_module("responsestore.aio")
-    public |= {f"responsestore.aio.{name}" for name in aio.__all__}
-    wsgi = importlib.import_module("responsestore.wsgi")
-    public |= {f"responsestore.wsgi.{name}" for name in wsgi.__all__}
-    asgi = importlib.import_module("responsestore.asgi")  # its names shared with wsgi are documented there
-    public |= {
-        f"responsestore.asgi.{name}" for name in asgi.__all__ if getattr(asgi, name) is not getattr(wsgi, name, 0)
-    }
-    backend = importlib.import_module("responsestore.backend")  # its automodule documents all but its protocols
-    protocols = [name for name in backend.__all__ if getattr(getattr(backend, name), "_is_protocol", False)]
-    public |= {f"responsestore.backend.{name}" for name in protocols}
-    assert documented == public, f"missing: {sorted(public - documented)}, unknown: {sorted(documented - public)}"
+# ---------------------------------------------------------------------------------------------- the README
+
+README = ROOT / "README.md"
+SET_UP = (
+    "python3 -m venv .venv && .venv/bin/pip install -q '.[server]' && .venv/bin/python -m responsestore serve"
+    " --port 8000",
+    "python3 -m venv .venv && .venv/bin/pip install -q '.[tests]' && .venv/bin/python -m pytest",
+)
+
+
+def _shell_blocks(text: str) -> list[str]:
+    return [block.strip() for block in re.findall(r"^```sh\n(.*?)^```", text, re.MULTILINE | re.DOTALL)]
+
+
+def _collected(args: list[str]) -> int:
+    """How many tests ``python -m pytest ARGS`` runs, from a collection in a fresh process of the README's pytest."""
+    env = {name: value for name, value in os.environ.items() if name != "PYTEST_ADDOPTS"}  # CI's -m, --cov, -n
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", *args, "--collect-only", "-n", "0", "-p", "no:cacheprovider"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    summary = re.search(r"\b(\d+)(?:/\d+)? tests? collected", result.stdout)
+    assert summary is not None, result.stdout[-2000:]
+    return int(summary[1])
+
+
+def test_the_readme_keeps_its_set_up_commands() -> None:
+    blocks = _shell_blocks(README.read_text(encoding="utf-8"))
+    assert list(SET_UP) == blocks[:2]
+
+
+def test_the_readme_links_every_docs_page() -> None:
+    text = README.read_text(encoding="utf-8")
+    pages = {path.name for path in DOCS.glob("*.md")} - {"index.md", "changelog.md"}  # changelog.md is CHANGELOG.md
+    assert pages, "no docs pages found"
+    assert sorted(page for page in pages if f"](docs/{page})" not in text) == []
+    assert "](CHANGELOG.md)" in text
+    build = next(block for block in _shell_blocks(text) if "sphinx" in block)
+    assert build.endswith("-m sphinx -W -b html docs docs/_build/html")
+    assert "pip install -q '.[docs]'" in build
+
+
+def test_the_readme_counts_the_tests_it_names() -> None:
+    text = re.sub(r"\s+", " ", README.read_text(encoding="utf-8"))
+    quick = next(block for block in _shell_blocks(README.read_text(encoding="utf-8")) if "-k TestMemory" in block)
+    prefix = ".venv/bin/python -m pytest "
+    assert quick.startswith(prefix)
+    stated_quick = re.search(r"(\d+) tests in under a minute", text)
+    assert stated_quick is not None
+    assert _collected(quick.removeprefix(prefix).split()) == int(stated_quick[1])
+    stated_all = re.search(r"That runs about (\d+),(\d{3}) tests", text)
+    assert stated_all is not None
+    total = _collected(["-q"])
+    # "about": the suite grows; a README figure more than 10% off is out of date.
+    assert abs(total - int(stated_all[1] + stated_all[2])) <= total // 10, total
 
 
 # ---------------------------------------------------------------------------------------------- the WSGI example
@@ -652,21 +699,106 @@ def test_example_main_serves_until_interrupted() -> None:
 # ---------------------------------------------------------------------------------------------- the Sphinx build
 
 
-@pytest.mark.slow
-# Sphinx's napoleon and myst-parser use deprecated Sphinx APIs (PendingDeprecationWarning subclasses such as
-# RemovedInSphinx11Warning). Those are about the tools, not these docs; every Sphinx warning is still an error.
-@pytest.mark.filterwarnings("ignore::PendingDeprecationWarning", "ignore::DeprecationWarning")
-def test_docs_build_without_warnings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _public_modules() -> list[str]:
+    """Every public module: a name without a ``_``-prefixed part, that declares ``__all__``."""
+    names = ["responsestore"]
+    names += (
+        info.name
+        for info in pkgutil.walk_packages(responsestore.__path__, "responsestore.")
+        if not any(part.startswith("_") for part in info.name.split("."))
+    )
+    return sorted(name for name in names if hasattr(importlib.import_module(name), "__all__"))
+
+
+def _inventory(path: Path) -> dict[str, set[str]]:
+    """The objects of a Sphinx ``objects.inv`` (format 2): name -> its ``domain:role``s."""
+    header, _, body = path.read_bytes().partition(b"zlib.\n")
+    assert header.startswith(b"# Sphinx inventory version 2\n"), header[:60]
+    objects: dict[str, set[str]] = {}
+    for line in zlib.decompress(body).decode("utf-8").splitlines():
+        entry = re.fullmatch(r"(.+?)\s+(\S+:\S+)\s+-?\d+\s+\S+\s+.*", line)
+        assert entry is not None, line
+        objects.setdefault(entry[1], set()).add(entry[2])
+    return objects
+
+
+def _resolve(name: str) -> object:
+    """What a documented name (``responsestore.wsgi.make_app``, ``responsestore.RWLock.acquire``) names, or None."""
+    parts = name.split(".")
+    for split in range(len(parts), 0, -1):
+        try:
+            found: object = importlib.import_module(".".join(parts[:split]))
+        except ImportError:
+            continue
+        for attribute in parts[split:]:
+            found = getattr(found, attribute, None)  # an attribute only instances have is documented too
+        return found
+    return None
+
+
+@pytest.fixture(scope="module")
+def built_docs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The HTML docs, built once for this module with warnings as errors."""
     build_main = pytest.importorskip("sphinx.cmd.build").build_main
     pytest.importorskip("myst_parser")
+    out = tmp_path_factory.mktemp("docs") / "html"
+    with pytest.MonkeyPatch.context() as patch, warnings.catch_warnings():
+        patch.setattr(sys, "path", list(sys.path))  # conf.py puts the checkout first on sys.path
+        # Sphinx's napoleon and myst-parser use deprecated Sphinx APIs (PendingDeprecationWarning subclasses such as
+        # RemovedInSphinx11Warning). Those are about the tools, not these docs; every Sphinx warning is still an error.
+        warnings.simplefilter("ignore", PendingDeprecationWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        status = build_main(
+            ["-W", "--keep-going", "-q", "-b", "html", "-d", str(out.parent / "doctrees"), str(DOCS), str(out)]
+        )
+    assert status == 0
+    return out
 
-    monkeypatch.setattr(sys, "path", list(sys.path))  # conf.py puts the checkout first on sys.path
-    out = tmp_path / "html"
-    assert (
-        build_main(["-W", "--keep-going", "-q", "-b", "html", "-d", str(tmp_path / "doctrees"), str(DOCS), str(out)])
-        == 0
-    )
 
+def test_the_public_modules_are_the_expected_ones() -> None:
+    assert set(_public_modules()) >= {
+        "responsestore",
+        "responsestore.aio",
+        "responsestore.asgi",
+        "responsestore.backend",
+        "responsestore.errors",
+        "responsestore.gunicorn",
+        "responsestore.testing",
+        "responsestore.testing.contract",
+        "responsestore.testing.plugin",
+        "responsestore.testing.strategies",
+        "responsestore.wsgi",
+    }
+
+
+@pytest.mark.slow
+def test_the_reference_documents_every_public_name(built_docs: Path) -> None:
+    inventory = _inventory(built_docs / "objects.inv")
+    documented = [
+        _resolve(name)
+        for name, roles in inventory.items()
+        if name.split(".")[0] == "responsestore" and any(role.startswith("py:") for role in roles)
+    ]
+    missing = []
+    for module_name in _public_modules():
+        if "py:module" not in inventory.get(module_name, set()):
+            missing.append(module_name)
+        module = importlib.import_module(module_name)
+        for name in module.__all__:
+            if f"{module_name}.{name}" in inventory:
+                continue
+            value = getattr(module, name)
+            # A class or function a module re-exports (responsestore.backend.BaseStore) is documented once, under
+            # another of its names; a constant (an int is the same object as any equal int) needs its own entry.
+            shared = not isinstance(value, (int, float, str, bytes, tuple, frozenset)) and value is not None
+            if not (shared and any(value is entry for entry in documented)):
+                missing.append(f"{module_name}.{name}")
+    assert not missing, f"not in the docs' inventory: {missing}"
+
+
+@pytest.mark.slow
+def test_docs_build_without_warnings(built_docs: Path) -> None:
+    out = built_docs
     pages = {
         page: (out / f"{page}.html").read_text(encoding="utf-8")
         for page in ("index", "quickstart", "wsgi", "concurrency", "lifecycle", "retention", "api", "changelog")
@@ -679,3 +811,10 @@ def test_docs_build_without_warnings(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert "def make_app(" in re.sub(r"<[^>]+>", "", pages["wsgi"])  # the literalinclude worked
     assert "Unreleased" in pages["changelog"]
     assert "attr_dict[" not in pages["api"]
+    pages["serving"] = (out / "serving.html").read_text(encoding="utf-8")
+    # A re-exported constant shows the comment where it is defined, not the documentation of int or str.
+    for page in ("api", "serving"):
+        assert "int([x])" not in pages[page]
+        assert "str(object=" not in pages[page]
+    assert "The largest request body the app reads" in pages["serving"]
+    assert 'id="responsestore.testing.plugin.response_store_factory"' in pages["api"]

@@ -19,6 +19,8 @@ from hypothesis import HealthCheck
 from responsestore import BaseStore
 from responsestore.testing._clock import FakeClock
 
+#: The type of the ``new_store`` fixture, which makes a fresh store of the backend under test with
+#: ``make_store(**options)``, then checks and closes it when the test ends.
 StoreFactory = Callable[..., BaseStore]
 
 #: The failure message of a store that reported a change it did not make (checked before a test waits on it).
