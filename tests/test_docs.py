@@ -134,13 +134,14 @@ def test_the_readme_counts_the_tests_it_names() -> None:
     quick = next(block for block in _shell_blocks(README.read_text(encoding="utf-8")) if "-k TestMemory" in block)
     prefix = ".venv/bin/python -m pytest "
     assert quick.startswith(prefix)
-    stated_quick = re.search(r"(\d+) tests in under a minute", text)
+    stated_quick = re.search(r"about (\d+) tests in under a minute", text)
     assert stated_quick is not None
-    assert _collected(quick.removeprefix(prefix).split()) == int(stated_quick[1])
+    quick_count = _collected(quick.removeprefix(prefix).split())
+    # Both figures are "about": the suite grows; one more than 10% off is out of date.
+    assert abs(quick_count - int(stated_quick[1])) <= quick_count // 10, quick_count
     stated_all = re.search(r"That runs about (\d+),(\d{3}) tests", text)
     assert stated_all is not None
     total = _collected(["-q"])
-    # "about": the suite grows; a README figure more than 10% off is out of date.
     assert abs(total - int(stated_all[1] + stated_all[2])) <= total // 10, total
 
 
