@@ -52,6 +52,7 @@ from ._paging import (
     make_record_filter,
     paginate_sequence,
 )
+from ._recency import TOUCH_LOG
 from ._records import (
     ResponseRecord,
     ResponseStatus,
@@ -112,9 +113,6 @@ MAX_ATTEMPTS = 100
 #: How many removed records keep their place for cursors, on every backend (see the paging docs); a store capped
 #: below that remembers as many as its cap (see :func:`cursor_memory`).
 CURSOR_MEMORY = 10_000
-
-#: How many recency marks of lock-free reads a backend may queue until its next write applies them.
-TOUCH_LOG = 65_536
 
 Clock = Callable[[], float]
 _Store = TypeVar("_Store", bound="BaseStore")

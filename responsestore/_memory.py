@@ -35,17 +35,18 @@ import datetime
 import heapq
 import itertools
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from sortedcontainers import SortedDict, SortedList
 
-from ._contract import DEFAULT_MAX_CHAIN_DEPTH, TOUCH_LOG, BaseStore, Clock, LogWrite, Stored, cursor_memory
+from ._contract import DEFAULT_MAX_CHAIN_DEPTH, BaseStore, Clock, LogWrite, Stored, cursor_memory
 from ._conversations import ConversationState, ConversationWrite, Positioned
 from ._events import DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_EVENTS, Chunk
 from ._json import FrozenDict
 from ._paging import Page, PageQuery, paginate_records, unknown_cursor
+from ._recency import TouchLog
 from ._records import ResponseRecord, ResponseStatus
 from ._retention import DEFAULT_MAX_BYTES, DEFAULT_MAX_RECORDS, DEFAULT_TTL, SWEEP_BATCH, StoreStats, record_size
 from ._rwlock import RWLock
@@ -178,8 +179,8 @@ class ResponseStore(BaseStore):
         self._index: dict[str | None, Any] = {}  # owner -> SortedList[_OrderKey]
         self._seq = itertools.count()
         self._ticks = itertools.count()
-        self._touched: deque[ResponseRecord] = deque(maxlen=TOUCH_LOG)
-        self._mark_used = self._touched.append
+        self._touched: TouchLog[ResponseRecord] = TouchLog()  # the records read since the last write
+        self._mark_used = self._touched.mark
         self._expiry_heap: list[_HeapItem] = []
         self._lru_heap: list[_HeapItem] = []  # finished records only
         # No live entry expires before the horizon (at most the expiry heap's top; see get). Lowered before an
@@ -360,7 +361,7 @@ class ResponseStore(BaseStore):
             return chain
 
     def _touch(self, records: Sequence[ResponseRecord]) -> None:
-        self._touched.extend(records)  # one C call: no other thread runs in between (the next write finds them)
+        self._touched.mark_all(records)
 
     def _put_new(self, record: ResponseRecord, ttl: float | None, keep: Sequence[ResponseRecord], size: int) -> bool:
         with self._lock.write():
@@ -709,14 +710,9 @@ class ResponseStore(BaseStore):
         every write drains the log first; the one exception, an expired record replaced by a new one of the same
         id in one write, is told apart by its creation time.
         """
-        touched = self._touched
         ticks = self._ticks
         none, maps = self._none, self._maps
-        while touched:
-            try:
-                record = touched.popleft()
-            except IndexError:  # another writer cannot drain concurrently, but stay safe
-                break
+        for record in self._touched.take():
             owner = record.owner
             entries = none if owner is None else maps.get(owner)
             entry = None if entries is None else entries.get(record.id)
@@ -918,7 +914,7 @@ class ResponseStore(BaseStore):
     def _check(self) -> None:  # noqa: PLR0915 - one list of invariants
         """Assert every invariant: map, indexes, heaps and counters agree; order holds; statuses are sane."""
         self._lock._check()
-        assert len(self._touched) <= TOUCH_LOG
+        self._touched._check()
         if self._closed:
             assert self._size == 0, "a closed store keeps records"
             assert self._maps == {None: {}}, "a closed store keeps records"

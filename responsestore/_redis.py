@@ -78,7 +78,7 @@ import math
 import struct
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -94,7 +94,7 @@ except ImportError as exc:  # the redis extra is optional: say how to install it
     ) from exc
 
 from ._checks import check_int, check_text, describe
-from ._contract import DEFAULT_MAX_CHAIN_DEPTH, TOUCH_LOG, BaseStore, Clock, LogWrite, Stored, cursor_memory
+from ._contract import DEFAULT_MAX_CHAIN_DEPTH, BaseStore, Clock, LogWrite, Stored, cursor_memory
 from ._conversations import (
     MAX_CONVERSATION_ITEMS,
     ConversationRecord,
@@ -108,6 +108,7 @@ from ._owners import encodable as _encodable
 from ._owners import owner_key as _owner_key
 from ._owners import owner_of as _owner_of
 from ._paging import Page, PageQuery, paginate_records, unknown_cursor
+from ._recency import TouchLog
 from ._records import ResponseRecord, ResponseStatus
 from ._retention import DEFAULT_MAX_RECORDS, DEFAULT_TTL, SWEEP_BATCH, StoreStats, record_size
 from ._waiting import Subscription, Waker
@@ -1252,7 +1253,7 @@ class RedisStore(BaseStore):
         self._cursor_memory = cursor_memory(self.retention.max_records)
         self._bounds = [_optional(self.retention.max_records), _optional(self.retention.max_bytes)]
         self._closed = False
-        self._touches: deque[str] = deque(maxlen=TOUCH_LOG)  # record keys read since this process's last write
+        self._touches: TouchLog[str] = TouchLog()  # record keys read since this process's last write
         self._cache: dict[str, tuple[int, int, ResponseRecord]] = {}  # key -> (incarnation, version, record)
         self._cache_mutex = threading.Lock()
         self._logs: OrderedDict[str, _Log] = (
@@ -1402,16 +1403,13 @@ class RedisStore(BaseStore):
         function's code, its value and its payload.
         """
         now = self._now()
-        touches: list[str] = []
-        with contextlib.suppress(IndexError):  # another thread took the last ones
-            while self._touches:
-                touches.append(self._touches.popleft())
+        touches = self._touches.take()
         apply = "1" if marks or len(touches) > _DEFERRED_MARKS else "0"
         argv: list[Any] = [op, repr(now), self._cursor_memory, *self._bounds, apply, len(touches), *touches, *args]
         try:
             reply = self._call(lambda: self._function(_WRITE, argv))
         except BaseException:
-            self._touches.extendleft(reversed(touches))  # not written: keep them for the next write, in order
+            self._touches.give_back(touches)  # not written: keep them for the next write
             raise
         try:
             code = _text(reply[0])
@@ -1422,7 +1420,7 @@ class RedisStore(BaseStore):
         except (TypeError, ValueError, IndexError) as exc:
             raise self._damaged("a function's reply", exc) from exc
         if unsent:
-            self._touches.extendleft(reversed(touches))  # still the oldest marks: ahead of any queued meanwhile
+            self._touches.give_back(touches)
         for key in gone:
             self._forget(key)
             try:
@@ -1595,7 +1593,7 @@ class RedisStore(BaseStore):
             return None
         header, record, key = found
         if header.status in _TERMINAL:  # only finished records compete for eviction
-            self._touches.append(key)
+            self._touches.mark(key)
         return record
 
     def _peek(self, owner: str | None, id: str) -> ResponseRecord | None:
@@ -1628,7 +1626,7 @@ class RedisStore(BaseStore):
     def _touch(self, records: Sequence[ResponseRecord]) -> None:
         for record in records:
             if record.is_terminal:
-                self._touches.append(self._key(record.owner, record.id))
+                self._touches.mark(self._key(record.owner, record.id))
 
     def _put_new(self, record: ResponseRecord, ttl: float | None, keep: Sequence[ResponseRecord], size: int) -> bool:
         owner_prefix = _key_prefix(_owner_key(record.owner))
@@ -2123,7 +2121,7 @@ class RedisStore(BaseStore):
         _invariant(tombstones == queued, "tombstones and their queue disagree")
         _invariant(len(tombstones) <= self._cursor_memory, "tombstones unbounded")
         _invariant(counters is None or int(counters["tombs"]) == len(tombstones), "the tombstone counter")
-        _invariant(len(self._touches) <= TOUCH_LOG, "the touch log is unbounded")
+        self._touches._check()
         _invariant(len(self._cache) <= _CACHE_RECORDS, "the record cache is unbounded")
         with self._cache_mutex:
             logs = list(self._logs.values())

@@ -12,7 +12,8 @@ module gathers what those operations take, return and promise, so a backend neve
 - paging: :class:`PageQuery`, :class:`Page`, :func:`paginate_records`, :func:`unknown_cursor`, :data:`MAX_LIMIT`;
 - retention: :class:`StoreStats`, :func:`record_size`, :func:`cursor_memory` and the constants every backend
   applies (:data:`MAX_ATTEMPTS`, :data:`CURSOR_MEMORY`, :data:`SWEEP_BATCH`, :data:`TOUCH_LOG`, the
-  ``DEFAULT_*`` limits of the constructor);
+  ``DEFAULT_*`` limits of the constructor), and :class:`TouchLog`, the deferred recency of reads every built-in
+  backend keeps;
 - registration: :data:`ENTRY_POINT_GROUP`, the entry-point group of plug-in backends (and
   :func:`responsestore.register_backend` for one process);
 - conversations: :class:`ConversationState`, :class:`ConversationWrite`, :data:`Positioned`,
@@ -37,11 +38,12 @@ import builtins
 from collections.abc import Callable, Sequence
 from typing import Final, Protocol
 
-from . import _contract, _conversations, _events, _paging, _registry, _retention
+from . import _contract, _conversations, _events, _paging, _recency, _registry, _retention
 from ._contract import BaseStore, LogWrite, Stored, cursor_memory
 from ._conversations import ConversationRecord, ConversationState, ConversationWrite
 from ._json import FrozenDict, freeze_object, to_json_text
 from ._paging import Page, PageQuery, paginate_records, unknown_cursor
+from ._recency import TouchLog
 from ._records import ResponseRecord, ResponseStatus
 from ._retention import Retention, StoreStats, record_size
 
@@ -78,6 +80,7 @@ __all__ = [
     "StorageOperations",
     "StoreStats",
     "Stored",
+    "TouchLog",
     "cursor_memory",
     "freeze_object",
     "paginate_records",
@@ -111,7 +114,7 @@ CURSOR_MEMORY: Final = _contract.CURSOR_MEMORY
 SWEEP_BATCH: Final = _retention.SWEEP_BATCH
 
 #: How many recency marks of lock-free reads a backend may queue until its next write applies them.
-TOUCH_LOG: Final = _contract.TOUCH_LOG
+TOUCH_LOG: Final = _recency.TOUCH_LOG
 
 #: The entry-point group through which an installed package registers its URL schemes for
 #: :func:`responsestore.open` (name: the scheme; value: ``"package.module:Class"``).

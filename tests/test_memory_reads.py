@@ -177,15 +177,15 @@ def test_a_logged_read_ticks_only_the_entry_of_the_record_read() -> None:
     second = store.complete(store.create("m", "second", id="resp_same").id)
     entry = store._none[second.id]
     tick = entry.tick
-    store._touched.append(first)  # a read of the deleted record, logged after the write that deleted it
+    store._touched.mark(first)  # a read of the deleted record, logged after the write that deleted it
     store.create("m", "a write drains the log")
     assert entry.tick == tick  # the new record of the same id was not the one read
-    store._touched.append(second)
+    store._touched.mark(second)
     store.create("m", "another write")
     assert entry.tick > tick
     bobs = store.create("m", "bob's only record", owner="bob")
     store.delete(bobs.id, owner="bob")  # bob's map goes with it
-    store._touched.append(bobs)
+    store._touched.mark(bobs)
     store.create("m", "a third write")
     assert "bob" not in store._maps
     store._check()
