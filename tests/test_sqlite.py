@@ -39,6 +39,7 @@ from responsestore import (
     StorageError,
     VersionConflict,
 )
+from responsestore import _contract as contract
 from responsestore import _sql as sql_backend
 from responsestore import _sqlite as sqlite_backend
 from responsestore._retention import DEFAULT_MAX_RECORDS
@@ -663,12 +664,12 @@ def test_the_hot_queries_use_their_indexes(store: SQLiteStore) -> None:
     plans = {
         name: " ".join(row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, (1,) * sql.count("?")))
         for name, sql in {
-            "row": sqlite_backend._SQL_ROW,
-            "lru": sqlite_backend._SQL_LRU,
+            "row": sqlite_backend._Q.row,
+            "lru": sqlite_backend._Q.lru,
             "due": "SELECT min(expires_at) FROM responses WHERE expires_at IS NOT NULL",
             "next use": "SELECT coalesce(max(last_used), 0) + 1 FROM responses WHERE terminal = 1",
-            "chunks": sqlite_backend._SQL_CHUNKS.replace(":p1", "?").replace(":p2", "?"),
-            "page": sqlite_backend._SQL_SCAN[True, True],
+            "chunks": sqlite_backend._Q.chunks.replace(":seq", "?").replace(":after", "?"),
+            "page": sqlite_backend._Q.scan[True, True],
         }.items()
     }
     assert "USING INDEX responses_key" in plans["row"]
@@ -850,7 +851,7 @@ def test_a_write_waits_for_another_threads_write_at_most_busy_timeout(db: Path) 
         inside, release = threading.Event(), threading.Event()
 
         def hold() -> None:
-            def long_write(conn: sqlite3.Connection) -> None:
+            def long_write(conn: sqlite3.Connection, _: None) -> None:
                 inside.set()
                 release.wait(TIMEOUT)
 
@@ -915,7 +916,7 @@ def test_an_sqlite_error_while_reading_is_a_storage_error(db: Path) -> None:
 def test_only_the_last_cursor_memory_removed_records_keep_their_place(
     store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sqlite_backend, "CURSOR_MEMORY", 3)
+    monkeypatch.setattr(contract, "CURSOR_MEMORY", 3)  # what cursor_memory() bounds the tombstones by
     ids = [store.create("m", id=f"r{n}").id for n in range(6)]
     for id in ids[:5]:
         store.delete(id)
