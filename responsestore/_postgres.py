@@ -224,8 +224,8 @@ _Q = _sql.Statements(
     checked=", previous",
 )
 _INSERTED = (
-    "seq, owner, id, created_at, status, terminal, version, previous, ttl, expires_at, lease_expires_at, size, "
-    "record, last_used"
+    "seq, owner, id, created_at, status, terminal, version, ttl, expires_at, lease_expires_at, size, record, "
+    "previous, last_used"
 )
 _SQL_INSERT = (
     f"INSERT INTO responses ({_INSERTED}) VALUES (nextval('incarnations'), %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
@@ -812,34 +812,15 @@ class PostgresStore(_sql.SQLStore[psycopg.Connection[Any]]):
     def _put_new(self, record: ResponseRecord, ttl: float | None, keep: Sequence[ResponseRecord], size: int) -> bool:
         key = _owner_key(record.owner)
         text = _sql.record_text(record)
-        values = (
-            key,
-            record.id,
-            record.created_at,
-            record.status.value,
-            record.is_terminal,
-            record.version,
-            record.previous_response_id,
-            ttl,
-            None if ttl is None else record.created_at + ttl,
-            None if record.is_terminal else record.lease_expires_at,
-            size,
-            text,
-            record.is_terminal,
-        )
+        terminal = record.is_terminal
+        values = (*_sql.new_row(record, key, ttl, size, text, terminal=terminal), record.previous_response_id, terminal)
         retention = self.retention
 
         def put(conn: psycopg.Connection[Any], state: _sql.State) -> bool:
             now = self._now()
             if state.due is not None and state.due <= now and self._sweep_rows(conn, now, SWEEP_BATCH):
                 state = self._read_state(conn)
-            spared: list[tuple[int, bool, int]] = []
-            if keep:
-                refreshed = self._refresh(conn, keep, record.created_at, now)
-                if refreshed is None:
-                    self._clear_id(conn, key, record.id, now)  # a visible record of this id wins: ResponseExists
-                    raise _sql.Abort(result=False)
-                spared = refreshed
+            spared = self._spared(conn, record, keep, key, now)
             if retention.over(state.records + 1, state.bytes + size) is not None:
                 self._room_for_new(conn, record, state=state, key=key, size=size, spared=spared, now=now)
             row = conn.execute(_SQL_INSERT, values).fetchone()

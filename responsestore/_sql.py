@@ -68,6 +68,7 @@ __all__ = [
     "json_text",
     "load",
     "moved",
+    "new_row",
     "record_text",
     "refuse_twice_given",
     "swap_values",
@@ -780,6 +781,23 @@ class SQLStore(BaseStore, Generic[_C]):
             refreshed.append((row[0], row[1], int(row[2])))
         return refreshed
 
+    def _spared(
+        self, conn: _C, record: ResponseRecord, keep: Sequence[ResponseRecord], key: str, now: float
+    ) -> list[tuple[int, Any, int]]:
+        """Refresh the chain ``keep`` that the new ``record`` continues (:meth:`_refresh`), so the write spares it.
+
+        Raises:
+            ResponseExists: a visible record already has the new id.
+            Abort: ``False``: a record of ``keep`` is gone or changed.
+        """
+        if not keep:
+            return []
+        refreshed = self._refresh(conn, keep, record.created_at, now)
+        if refreshed is None:
+            self._clear_id(conn, key, record.id, now)  # a visible record of this id wins: ResponseExists
+            raise Abort(result=False)
+        return refreshed
+
     def _lru(self, conn: _C, limit: int) -> list[Any]:
         """Up to ``limit`` rows ``(seq, owner key, id, bytes)`` of finished records, least recently used first."""
         return list(conn.execute(self._q.lru, (limit,)).fetchall())
@@ -1343,6 +1361,31 @@ def conversation_values(state: ConversationState) -> tuple[Any, ...]:
     """A new conversation's row but its owner key: ``(id, version, items, next_position, expires_at, record)``."""
     record = state.record
     return (record.id, record.version, state.items, state.next_position, state.expires_at, json_text(record.to_dict()))
+
+
+def new_row(
+    record: ResponseRecord, key: str, ttl: float | None, size: int, text: str, *, terminal: Any
+) -> tuple[Any, ...]:
+    """The columns of ``record``'s new row (``terminal``: its ``terminal`` as the engine stores it).
+
+    In this order: ``owner, id, created_at, status, terminal, version, ttl, expires_at, lease_expires_at, size,
+    record``.
+    """
+    expires_at = None if ttl is None else record.created_at + ttl
+    lease = None if record.is_terminal else record.lease_expires_at
+    return (
+        key,
+        record.id,
+        record.created_at,
+        record.status.value,
+        terminal,
+        record.version,
+        ttl,
+        expires_at,
+        lease,
+        size,
+        text,
+    )
 
 
 def item_rows(items: Sequence[Positioned]) -> list[tuple[int, str, str]]:

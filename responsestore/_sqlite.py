@@ -912,30 +912,12 @@ class SQLiteStore(_sql.SQLStore[sqlite3.Connection]):
     def _put_new(self, record: ResponseRecord, ttl: float | None, keep: Sequence[ResponseRecord], size: int) -> bool:
         key = _owner_key(record.owner)
         text = _sql.record_text(record)
-        values = (
-            key,
-            record.id,
-            record.created_at,
-            record.status.value,
-            int(record.is_terminal),
-            record.version,
-            ttl,
-            None if ttl is None else record.created_at + ttl,
-            None if record.is_terminal else record.lease_expires_at,
-            size,
-            text,
-        )
+        values = _sql.new_row(record, key, ttl, size, text, terminal=int(record.is_terminal))
         retention = self.retention
 
         def put(conn: sqlite3.Connection, _: None) -> bool:
             now = self._now()
-            spared: list[tuple[int, int, int]] = []
-            if keep:
-                refreshed = self._refresh(conn, keep, record.created_at, now)
-                if refreshed is None:
-                    self._clear_id(conn, key, record.id, now)  # a visible record of this id wins: ResponseExists
-                    raise _sql.Abort(result=False)
-                spared = refreshed
+            spared = self._spared(conn, record, keep, key, now)
             # The common case in one statement: the id is free, nothing expired awaits a sweep, and it fits.
             row = conn.execute(
                 _SQL_INSERT_IF_ROOM, _numbered(*values, retention.max_records, retention.max_bytes, now)
