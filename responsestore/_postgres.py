@@ -707,9 +707,7 @@ class PostgresStore(_sql.SQLStore[psycopg.Connection[Any]]):
     def _run(self, action: Callable[[psycopg.Connection[Any]], _T], begin: str | None) -> _T:
         state = self._state()
         with state.mutex:
-            if state.dead:
-                raise self._closed_error()
-            conn = state.conn
+            conn = self._live(state)
             try:
                 if begin is None:
                     return action(conn)

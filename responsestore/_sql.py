@@ -541,9 +541,7 @@ class SQLStore(BaseStore, Generic[_C]):
         state: ThreadState[_C] = self._state()
         touches: list[tuple[str, str]] = []
         with self._writer_turn(), state.mutex:
-            if state.dead:
-                raise self._closed_error()
-            conn = state.conn
+            conn = self._live(state)
             try:
                 begun = self._begin_write(conn)
                 while self._touches:
@@ -563,6 +561,12 @@ class SQLStore(BaseStore, Generic[_C]):
                 raise error from exc
         self._finish_write(state)
         return result
+
+    def _live(self, state: ThreadState[_C]) -> _C:
+        """The connection of ``state`` (whose mutex the caller holds), unless :meth:`close` closed it."""
+        if state.dead:
+            raise self._closed_error()
+        return state.conn
 
     def _undo(self, state: ThreadState[_C], touches: list[tuple[str, str]]) -> None:
         """Roll back the write in progress on ``state``'s connection; keep its recency marks for the next write."""

@@ -805,9 +805,7 @@ class SQLiteStore(_sql.SQLStore[sqlite3.Connection]):
         """Run ``action`` on this thread's connection, outside any transaction (each statement is atomic)."""
         state = self._state()
         with state.mutex:
-            if state.dead:
-                raise self._closed_error()
-            conn = state.conn
+            conn = self._live(state)
             try:
                 return self._retry_busy(lambda: action(conn))  # type: ignore[no-any-return]
             except sqlite3.Error as exc:
