@@ -401,7 +401,7 @@ class SQLStore(BaseStore, Generic[_C]):
 
     Each store names its dialect's :class:`Statements` (``_q``) and how its engine differs: which texts it can
     hold (``_storable``), how it passes a list of ids (``_id_list``) and "no limit" (``_no_limit``), how it runs
-    a statement over many rows (``_execute_many``), begins a write (``_begin_write``, inside ``_writer_turn``) and
+    a statement over many rows (``_execute_many``), begins a write (``_begin_write``, inside ``_turn``) and
     translates what a write raised (``_translate``).
     """
 
@@ -509,9 +509,8 @@ class SQLStore(BaseStore, Generic[_C]):
     def _snapshot_read(self, action: Callable[[_C], _T]) -> _T:
         """Run ``action`` in one read transaction (one snapshot)."""
 
-    def _writer_turn(self) -> contextlib.AbstractContextManager[None]:
-        """Held around a write: what queues this process's writers before the engine does (here nothing)."""
-        return contextlib.nullcontext()
+    #: Held around a write: what queues this process's writers before the engine does (here nothing).
+    _turn: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
 
     @abc.abstractmethod
     def _begin_write(self, conn: _C) -> State | None:
@@ -540,7 +539,7 @@ class SQLStore(BaseStore, Generic[_C]):
         """
         state: ThreadState[_C] = self._state()
         touches: list[tuple[str, str]] = []
-        with self._writer_turn(), state.mutex:
+        with self._turn, state.mutex:
             conn = self._live(state)
             try:
                 begun = self._begin_write(conn)

@@ -74,7 +74,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from . import _events, _sql
@@ -494,6 +494,25 @@ class _ThreadState(_sql.ThreadState[sqlite3.Connection]):
     __slots__ = ()
 
 
+class _WriterTurn:
+    """A write's turn in this process: its writers queue here, so only other processes meet SQLite's busy handler."""
+
+    __slots__ = ("_mutex", "_path", "_timeout")
+
+    def __init__(self, mutex: threading.Lock, timeout: float, path: str) -> None:
+        self._mutex, self._timeout, self._path = mutex, timeout, path
+
+    def __enter__(self) -> None:
+        if not self._mutex.acquire(timeout=self._timeout):
+            raise StorageError(
+                f"another thread kept writing to {self._path!r} for more than busy_timeout={self._timeout} "
+                "seconds; nothing was changed"
+            )
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._mutex.release()
+
+
 def _release(connections: dict[sqlite3.Connection, Any], mutex: threading.Lock, conn: sqlite3.Connection) -> None:
     """Close the connection of a thread that has ended."""
     with mutex:
@@ -579,7 +598,7 @@ class SQLiteStore(_sql.SQLStore[sqlite3.Connection]):
     def _setup_process(self) -> None:
         self._generation = _sql.forks()
         self._local = threading.local()
-        self._write_mutex = threading.Lock()  # queues this process's writers
+        self._turn = _WriterTurn(threading.Lock(), self.busy_timeout, self.path)
         self._connections_mutex = threading.Lock()
         self._connections: dict[sqlite3.Connection, tuple[Any, weakref.ref[_ThreadState]]] = {}  # -> (finalizer, state)
         self._touches: deque[tuple[str, str]] = deque(maxlen=TOUCH_LOG)  # (owner key, id) read since last write
@@ -826,20 +845,6 @@ class SQLiteStore(_sql.SQLStore[sqlite3.Connection]):
                 _rollback(conn)  # a read has nothing to commit
 
         return self._query(in_snapshot)
-
-    @contextlib.contextmanager
-    def _writer_turn(self) -> Iterator[None]:
-        """Queue this process's writers (up to ``busy_timeout``): only other processes meet SQLite's busy handler."""
-        mutex = self._write_mutex
-        if not mutex.acquire(timeout=self.busy_timeout):
-            raise StorageError(
-                f"another thread kept writing to {self.path!r} for more than busy_timeout={self.busy_timeout} "
-                "seconds; nothing was changed"
-            )
-        try:
-            yield
-        finally:
-            mutex.release()
 
     def _begin_write(self, conn: sqlite3.Connection) -> None:
         """``BEGIN IMMEDIATE``: take the file's write lock, waiting up to ``busy_timeout`` for other writers.
