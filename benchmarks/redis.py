@@ -15,32 +15,33 @@ Skipped (recorded as skipped) when ``redis-server`` or redis-py is missing.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import responsestore
 
-from ._timing import Case, Progress, Settings, measure_round_robin
+from ._backends import (
+    MODEL,
+    OUTPUT,
+    PREFILL,
+    PROCESSES,
+    USAGE,
+    LocalServer,
+    RawBaseline,
+    measure_against_raw,
+    throughput,
+)
+from ._timing import Progress, Settings
 
 NAME = "redis"
 TITLE = "Redis backend: round trips, create + complete, processes"
 
-MODEL = "gpt-4.1"
-OUTPUT = ({"role": "assistant", "content": "The answer is 42."},)
-USAGE = {"input_tokens": 12, "output_tokens": 6}
-PREFILL = 1_000
-PROCESSES = 4
 TTL_MS = 30 * 24 * 3600 * 1000
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def available() -> str | None:
@@ -54,7 +55,7 @@ def available() -> str | None:
     return None
 
 
-class Server:
+class Server(LocalServer):
     """A throwaway ``redis-server`` on a free loopback port, without persistence."""
 
     def __init__(self) -> None:
@@ -79,12 +80,7 @@ class Server:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 30
-        while not self._answers():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("redis-server did not start")
-            time.sleep(0.02)  # polling a starting process
+        self._await_start("redis-server", 30, 0.02)
 
     @property
     def url(self) -> str:
@@ -98,58 +94,26 @@ class Server:
         except OSError:
             return False
 
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL if it still runs 10 s later; remove its directory."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-        shutil.rmtree(self.directory, ignore_errors=True)
 
-
-class RawRedis:
+class RawRedis(RawBaseline):
     """The floor: the same record JSON, one ``SET`` with an expiry on create and one ``SET`` on complete."""
 
     def __init__(self, url: str) -> None:
         import redis  # noqa: PLC0415 - an optional dependency
 
+        super().__init__()
         self.client = redis.Redis.from_url(url)
-        store = responsestore.ResponseStore()
-        record = store.create(MODEL, "question")
-        self.created = record.to_dict()
-        self.completed = store.complete(record.id, OUTPUT, usage=USAGE).to_dict()
 
     def create(self, model: str, input: str) -> str:
-        response_id = "resp_" + uuid.uuid4().hex
-        data = {**self.created, "id": response_id, "model": model, "created_at": time.time()}
-        data["input"] = [{**data["input"][0], "content": [{"type": "input_text", "text": input}]}]
+        response_id, data = self.created_data(model, input)
         self.client.set("raw:" + response_id, json.dumps(data), px=TTL_MS)
         return response_id
 
     def complete(self, id: str, output: Any, usage: Any = None) -> None:
-        data = {**self.completed, "id": id, "completed_at": time.time()}
-        self.client.set("raw:" + id, json.dumps(data), keepttl=True)
+        self.client.set("raw:" + id, json.dumps(self.completed_data(id)), keepttl=True)
 
     def close(self) -> None:
         self.client.close()
-
-
-def _create_complete(
-    create: Callable[[str, str], Any], complete: Callable[..., Any], id_of: Callable[[Any], str]
-) -> Callable[[int], Callable[[], object]]:
-    def make(n: int) -> Callable[[], object]:
-        texts = [f"question {i}" for i in range(n)]
-
-        def run() -> None:
-            for text in texts:
-                complete(id_of(create(MODEL, text)), OUTPUT, usage=USAGE)
-
-        return run
-
-    return make
 
 
 def round_trips(url: str) -> dict[str, int]:
@@ -236,64 +200,6 @@ def server_commands(url: str) -> dict[str, int]:
     return {name[len("cmdstat_") :]: n - before.get(name, 0) for name, n in after.items() if n != before.get(name, 0)}
 
 
-_WORKER = "import sys; from benchmarks.redis import _worker; _worker(sys.argv[1], int(sys.argv[2]))"
-
-
-def _worker(url: str, count: int) -> None:
-    """One throughput process: connect, say ready, wait for the start line, do ``count`` create + complete, then
-    print the ``time.time()`` of its start and end (comparable across processes of one machine)."""
-    store = responsestore.open(url)
-    try:
-        store.create(MODEL, "warm")  # connects and loads the scripts before the clock starts
-        sys.stdout.write("ready\n")
-        sys.stdout.flush()
-        sys.stdin.readline()
-        start = time.time()
-        for i in range(count):
-            record = store.create(MODEL, f"question {i}")
-            store.complete(record.id, OUTPUT, usage=USAGE)
-        sys.stdout.write(f"{start} {time.time()}\n")
-    finally:
-        store.close()
-
-
-def throughput(url: str, processes: int, count: int) -> float:
-    """create + complete per second of ``processes`` processes doing ``count`` each, started together.
-
-    The time is from the first start to the last end (interpreter start-up and connecting are not counted).
-    """
-    prefix = "tp-" + uuid.uuid4().hex[:8]
-    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    workers = [
-        subprocess.Popen(
-            [sys.executable, "-c", _WORKER, f"{url}?prefix={prefix}", str(count)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            env=env,
-            cwd=ROOT,
-        )
-        for _ in range(processes)
-    ]
-    for worker in workers:
-        assert worker.stdout is not None
-        if worker.stdout.readline().strip() != "ready":
-            raise RuntimeError("a throughput worker did not start")
-    for worker in workers:
-        assert worker.stdin is not None
-        worker.stdin.write("go\n")
-        worker.stdin.flush()
-    spans = []
-    for worker in workers:
-        out, _ = worker.communicate(timeout=600)
-        if worker.returncode != 0:
-            raise RuntimeError(f"a throughput worker failed with {worker.returncode}")
-        start, end = (float(x) for x in out.split())
-        spans.append((start, end))
-    elapsed = max(end for _, end in spans) - min(start for start, _ in spans)
-    return processes * count / elapsed
-
-
 def run(settings: Settings, progress: Progress) -> dict[str, Any]:
     reason = available()
     if reason is not None:
@@ -308,30 +214,23 @@ def run(settings: Settings, progress: Progress) -> dict[str, Any]:
         store = responsestore.open(f"{server.url}?prefix=bench-{uuid.uuid4().hex[:8]}")
         raw = RawRedis(server.url)
         try:
-            prefill = min(PREFILL, settings.mixed_prefill)
-            for i in range(prefill):
-                record = store.create(MODEL, f"prefilled {i}")
-                store.complete(record.id, OUTPUT, usage=USAGE)
-                raw.complete(raw.create(MODEL, f"prefilled {i}"), OUTPUT, usage=USAGE)
-            cases = {
-                "responsestore-redis": Case(
-                    _create_complete(store.create, store.complete, lambda record: record.id), max_n=PREFILL
-                ),
-                "raw-redis-py": Case(_create_complete(raw.create, raw.complete, str), max_n=PREFILL),
-            }
-            summaries = measure_round_robin(cases, settings)
+            results = measure_against_raw(
+                NAME,
+                {"responsestore-redis": store},
+                ("raw-redis-py", raw),
+                settings,
+                progress,
+                prefill=min(PREFILL, settings.mixed_prefill),
+            )
         finally:
             store.close()
             raw.close()
         count = max(50, settings.mixed_ops // 10)
-        one = throughput(server.url, 1, count)
-        many = throughput(server.url, PROCESSES, count)
+        one = throughput(f"{server.url}?prefix=tp-{uuid.uuid4().hex[:8]}", 1, count)
+        many = throughput(f"{server.url}?prefix=tp-{uuid.uuid4().hex[:8]}", PROCESSES, count)
         progress(f"redis: {one:,.0f} create+complete/s in 1 process, {many:,.0f}/s in {PROCESSES}")
     finally:
         server.stop()
-    results = [{"op": "create+complete", "variant": name, **summary} for name, summary in summaries.items()]
-    for result in results:
-        progress(f"redis: {result['variant']}: {result['median_ns'] / 1e3:.1f} µs per create+complete")
     return {
         "round_trips": trips,
         "create_commands": commands,

@@ -16,24 +16,18 @@ from __future__ import annotations
 import json
 import sqlite3
 import tempfile
-import time
-import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import responsestore
 
-from ._timing import Case, Progress, Settings, measure_round_robin
+from ._backends import RawBaseline, measure_against_raw
+from ._timing import Progress, Settings
 
 NAME = "sqlite"
 TITLE = "SQLite backend: create + complete"
 
-MODEL = "gpt-4.1"
-OUTPUT = ({"role": "assistant", "content": "The answer is 42."},)
-USAGE = {"input_tokens": 12, "output_tokens": 6}
 RAW_PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL")
-PREFILL = 1_000
 
 
 def available() -> str | None:
@@ -43,7 +37,7 @@ def available() -> str | None:
     return None
 
 
-class RawSQLite:
+class RawSQLite(RawBaseline):
     """The fair floor: one table, the same record JSON, one ``INSERT`` per create and one ``UPDATE`` per complete.
 
     The shape llama-stack's SQL store uses: an id primary key and a ``created_at`` index, the response as JSON
@@ -52,21 +46,18 @@ class RawSQLite:
     versions, owners, expiry, capacity, recency, counters, cursor tombstones, events).
     """
 
+    whole_seconds = True
+
     def __init__(self, path: Path) -> None:
+        super().__init__()
         self.connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         for pragma in RAW_PRAGMAS:
             self.connection.execute(pragma)
         self.connection.execute("CREATE TABLE responses (id TEXT PRIMARY KEY, created_at INTEGER, data TEXT NOT NULL)")
         self.connection.execute("CREATE INDEX responses_created_at ON responses (created_at)")
-        store = responsestore.ResponseStore()
-        record = store.create(MODEL, "question")
-        self.created = record.to_dict()
-        self.completed = store.complete(record.id, OUTPUT, usage=USAGE).to_dict()
 
     def create(self, model: str, input: str) -> str:
-        response_id = "resp_" + uuid.uuid4().hex
-        data = {**self.created, "id": response_id, "model": model, "created_at": int(time.time())}
-        data["input"] = [{**data["input"][0], "content": [{"type": "input_text", "text": input}]}]
+        response_id, data = self.created_data(model, input)
         with self.connection:
             self.connection.execute(
                 "INSERT INTO responses (id, created_at, data) VALUES (?, ?, ?)",
@@ -75,27 +66,12 @@ class RawSQLite:
         return response_id
 
     def complete(self, id: str, output: Any, usage: Any = None) -> None:
-        data = {**self.completed, "id": id, "completed_at": int(time.time())}
         with self.connection:
-            self.connection.execute("UPDATE responses SET data = ? WHERE id = ?", (json.dumps(data), id))
+            data = json.dumps(self.completed_data(id))
+            self.connection.execute("UPDATE responses SET data = ? WHERE id = ?", (data, id))
 
     def close(self) -> None:
         self.connection.close()
-
-
-def _create_complete(
-    create: Callable[[str, str], Any], complete: Callable[..., Any], id_of: Callable[[Any], str]
-) -> Callable[[int], Callable[[], object]]:
-    def make(n: int) -> Callable[[], object]:
-        texts = [f"question {i}" for i in range(n)]
-
-        def run() -> None:
-            for text in texts:
-                complete(id_of(create(MODEL, text)), OUTPUT, usage=USAGE)
-
-        return run
-
-    return make
 
 
 def run(settings: Settings, progress: Progress) -> dict[str, Any]:
@@ -109,28 +85,17 @@ def run(settings: Settings, progress: Progress) -> dict[str, Any]:
         raw = RawSQLite(Path(directory) / "raw.db")
         memory = responsestore.open("memory://")
         try:
-            for i in range(PREFILL):
-                for each in (store, memory):
-                    record = each.create(MODEL, f"prefilled {i}")
-                    each.complete(record.id, OUTPUT, usage=USAGE)
-                raw.complete(raw.create(MODEL, f"prefilled {i}"), OUTPUT, usage=USAGE)
-            cases = {
-                "responsestore-sqlite": Case(
-                    _create_complete(store.create, store.complete, lambda record: record.id), max_n=PREFILL
-                ),
-                "raw-sqlite3": Case(_create_complete(raw.create, raw.complete, str), max_n=PREFILL),
-                "responsestore-memory": Case(
-                    _create_complete(memory.create, memory.complete, lambda record: record.id), max_n=PREFILL
-                ),
-            }
-            summaries = measure_round_robin(cases, settings)
+            results = measure_against_raw(
+                NAME,
+                {"responsestore-sqlite": store, "responsestore-memory": memory},
+                ("raw-sqlite3", raw),
+                settings,
+                progress,
+            )
         finally:
             for each in (store, memory):
                 close = getattr(each, "close", None)
                 if close is not None:
                     close()
             raw.close()
-    results = [{"op": "create+complete", "variant": name, **summary} for name, summary in summaries.items()]
-    for result in results:
-        progress(f"sqlite: {result['variant']}: {result['median_ns'] / 1e3:.1f} µs per create+complete")
     return {"pragmas": list(RAW_PRAGMAS), "results": results}

@@ -45,7 +45,7 @@ import time
 import urllib.parse
 import weakref
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, TypeVar
 
 import psycopg
@@ -54,24 +54,19 @@ import psycopg.conninfo
 from . import _sql
 from ._checks import describe
 from ._contract import (
-    CURSOR_MEMORY,
     DEFAULT_MAX_CHAIN_DEPTH,
     TOUCH_LOG,
     Clock,
     LogWrite,
     Stored,
-    cursor_memory,
 )
-from ._conversations import ConversationRecord, ConversationState, ConversationWrite, Positioned
+from ._conversations import ConversationWrite
 from ._events import DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_EVENTS, Chunk
-from ._json import freeze_object
 from ._owners import encodable as _encodable
 from ._owners import owner_key as _plain_owner_key
-from ._owners import owner_of as _owner_of
-from ._paging import unknown_cursor
-from ._records import ResponseRecord, ResponseStatus
-from ._retention import DEFAULT_MAX_RECORDS, DEFAULT_TTL, SWEEP_BATCH, record_size
-from .errors import ConversationFull, InvalidArgument, ResponseExists, ResponseStoreError, StorageError
+from ._records import ResponseRecord
+from ._retention import DEFAULT_MAX_RECORDS, DEFAULT_TTL, SWEEP_BATCH
+from .errors import InvalidArgument, ResponseStoreError, StorageError
 
 __all__ = ["DEFAULT_SCHEMA", "SCHEMA_VERSION", "PostgresStore"]
 
@@ -214,75 +209,48 @@ _SQL_BEGIN = (
     f"BEGIN; SELECT last_seq, {_sql.ACTIVE_SUM}, {_sql.FINISHED_SUM}, bytes, active_bytes, "
     "(SELECT min(expires_at) FROM responses WHERE expires_at IS NOT NULL) FROM counters FOR UPDATE"
 )
-_SQL_STATE_AGAIN = f"SELECT last_seq, {_sql.ACTIVE_SUM}, {_sql.FINISHED_SUM}, bytes, active_bytes, NULL FROM counters"
-_SQL_COUNTERS = f"SELECT created, deleted, evicted, expired, bytes, {_sql.STATUS_LIST} FROM counters"
-_SQL_UNLINKED = {why: f"UPDATE counters SET {why} = {why} + %s" for why in ("deleted", "evicted", "expired")}
+#: A removed row's owner in a form :func:`_owner_of` reads (a long owner's key is a digest: its JSON then).
+_WAKE = "CASE WHEN left(owner, 1) = '#' THEN '~' || (record::json -> 'owner')::text ELSE owner END"
+#: The statements both SQL stores run, in PostgreSQL's dialect.
+_Q = _sql.Statements(
+    mark="%s",
+    finished="terminal",
+    active="NOT terminal",
+    next_use="nextval('recency')",
+    wake=_WAKE,
+    held="= ANY(%s)",
+    due="NULL",
+    named=lambda name: f"%({name})s",
+    checked=", previous",
+)
 _INSERTED = (
-    "seq, owner, id, created_at, status, terminal, version, previous, ttl, expires_at, lease_expires_at, size, "
-    "record, last_used"
+    "seq, owner, id, created_at, status, terminal, version, ttl, expires_at, lease_expires_at, size, record, "
+    "previous, last_used"
 )
 _SQL_INSERT = (
     f"INSERT INTO responses ({_INSERTED}) VALUES (nextval('incarnations'), %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
     "%s, %s, CASE WHEN %s THEN nextval('recency') END) ON CONFLICT (owner, id) DO NOTHING RETURNING seq"
 )
-_SQL_ROW = (
-    "SELECT seq, version, record, expires_at, terminal, event_count, event_bytes, size "
-    "FROM responses WHERE owner = %s AND id = %s"
-)
-_VISIBLE = "(expires_at IS NULL OR expires_at > %s)"
 _SWAP_SET = (
     "UPDATE responses SET status = %s, terminal = %s, version = %s, record = %s, size = %s, lease_expires_at = %s, "
     "last_used = CASE WHEN %s THEN nextval('recency') END"
 )
-_SWAP_WHERE = f" WHERE seq = %s AND version = %s AND event_count = %s AND {_VISIBLE} RETURNING size + log_bytes"
+_SWAP_WHERE = f" WHERE seq = %s AND version = %s AND event_count = %s AND {_Q.visible} RETURNING size + log_bytes"
 _SQL_SWAP = {
     None: _SWAP_SET + _SWAP_WHERE,
     False: _SWAP_SET + ", event_count = %s, event_bytes = %s, log_bytes = log_bytes + %s" + _SWAP_WHERE,
     True: _SWAP_SET + ", event_count = %s, event_bytes = %s, log_bytes = %s" + _SWAP_WHERE,
 }
-_SQL_APPEND = (
-    "UPDATE responses SET event_count = %s, event_bytes = %s, log_bytes = log_bytes + %s "
-    f"WHERE seq = %s AND version = %s AND event_count = %s AND {_VISIBLE} RETURNING size + log_bytes"
-)
-_SQL_CHUNK = "INSERT INTO chunks (response, first, count, text) VALUES (%s, %s, %s, %s)"
-_SQL_CHUNKS = (
-    "SELECT first, count, text FROM chunks WHERE response = %(seq)s AND first >= coalesce("
-    "(SELECT max(first) FROM chunks WHERE response = %(seq)s AND first <= %(after)s), 0) ORDER BY first"
-)
-#: A removed row's owner in a form :func:`_owner_of` reads (a long owner's key is a digest: its JSON then).
-_WAKE = "CASE WHEN left(owner, 1) = '#' THEN '~' || (record::json -> 'owner')::text ELSE owner END"
-_SQL_LRU = f"SELECT seq, {_WAKE}, id, size + log_bytes FROM responses WHERE terminal ORDER BY last_used, seq LIMIT %s"
-_SQL_TOUCH = "UPDATE responses SET last_used = nextval('recency') WHERE owner = %s AND id = %s AND terminal"
-_SQL_REFRESH = (
-    "UPDATE responses SET expires_at = CASE WHEN ttl IS NULL THEN NULL ELSE %s + ttl END, "
-    "last_used = CASE WHEN terminal THEN nextval('recency') END "
-    f"WHERE owner = %s AND id = %s AND version = %s AND {_VISIBLE} RETURNING seq, terminal, size + log_bytes"
-)
-_SQL_TRIM = "DELETE FROM removed WHERE n <= (SELECT max(n) FROM removed) - %s"
 _SQL_SWEEP = (
     "DELETE FROM responses WHERE seq IN (SELECT seq FROM responses WHERE expires_at <= %s "
     f"ORDER BY expires_at, seq LIMIT %s) RETURNING seq, {_WAKE}, id"
 )
-_SCAN_SELECT = "SELECT created_at, seq, version, record, id FROM responses WHERE owner = %s "
-_SCAN_VISIBLE = f"AND {_VISIBLE} "
 _SQL_HOLDING = {
-    after: _SCAN_SELECT
+    after: _Q.scan_select
     + ("AND (created_at, seq) < (%s, %s) " if after else "")
-    + _SCAN_VISIBLE
+    + _Q.scan_visible
     + "AND strpos(record, %s) > 0 ORDER BY created_at DESC, seq DESC LIMIT 1"
     for after in (False, True)
-}
-_SQL_SCAN = {
-    (False, False): _SCAN_SELECT + _SCAN_VISIBLE + "ORDER BY created_at, seq LIMIT %s",
-    (True, False): _SCAN_SELECT + _SCAN_VISIBLE + "ORDER BY created_at DESC, seq DESC LIMIT %s",
-    (False, True): _SCAN_SELECT
-    + "AND (created_at, seq) > (%s, %s) "
-    + _SCAN_VISIBLE
-    + "ORDER BY created_at, seq LIMIT %s",
-    (True, True): _SCAN_SELECT
-    + "AND (created_at, seq) < (%s, %s) "
-    + _SCAN_VISIBLE
-    + "ORDER BY created_at DESC, seq DESC LIMIT %s",
 }
 _SQL_CHAIN = (
     "WITH RECURSIVE chain(n, seq, version, record, id, previous) AS ("
@@ -293,39 +261,6 @@ _SQL_CHAIN = (
     " FROM chain JOIN responses r ON r.owner = %(key)s AND r.id = chain.previous"
     " WHERE chain.n < %(limit)s AND (r.expires_at IS NULL OR r.expires_at > %(now)s)"
     ") SELECT seq, version, record, id FROM chain ORDER BY n"
-)
-
-_SQL_CONVERSATION = (
-    "SELECT seq, version, items, next_position, expires_at, record FROM conversations "
-    f"WHERE owner = %s AND id = %s AND {_VISIBLE}"
-)
-_IN_CONVERSATION = (
-    "FROM conversations c JOIN conversation_items i ON i.conversation = c.seq "
-    "WHERE c.owner = %s AND c.id = %s AND (c.expires_at IS NULL OR c.expires_at > %s) "
-)
-_SQL_CONVERSATION_ITEM = "SELECT i.position, i.item_id, i.item " + _IN_CONVERSATION + "AND i.item_id = %s"
-_SQL_CONVERSATION_HELD = "SELECT i.item_id " + _IN_CONVERSATION + "AND i.item_id = ANY(%s)"
-_ITEMS_SELECT = "SELECT position, item_id, item FROM conversation_items WHERE conversation = %s "
-_SQL_ITEMS = {
-    (False, False): _ITEMS_SELECT + "ORDER BY position LIMIT %s",
-    (True, False): _ITEMS_SELECT + "ORDER BY position DESC LIMIT %s",
-    (False, True): _ITEMS_SELECT + "AND position > %s ORDER BY position LIMIT %s",
-    (True, True): _ITEMS_SELECT + "AND position < %s ORDER BY position DESC LIMIT %s",
-}
-_SQL_CONVERSATION_INSERT = (
-    "INSERT INTO conversations (owner, id, version, items, next_position, expires_at, record) "
-    "VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING seq"
-)
-_SQL_ITEM_INSERT = "INSERT INTO conversation_items (conversation, position, item_id, item) VALUES (%s, %s, %s, %s)"
-_SQL_CONVERSATION_SWAP = (
-    "UPDATE conversations SET version = %s, items = %s, next_position = %s, expires_at = %s, record = %s "
-    f"WHERE owner = %s AND id = %s AND version = %s AND {_VISIBLE} RETURNING seq"
-)
-_SQL_ITEM_DELETE = "DELETE FROM conversation_items WHERE conversation = %s AND item_id = %s"
-_SQL_CONVERSATION_DELETE = f"DELETE FROM conversations WHERE owner = %s AND id = %s AND version = %s AND {_VISIBLE}"
-_SQL_CONVERSATIONS_SWEEP = (
-    "DELETE FROM conversations WHERE seq IN "
-    "(SELECT seq FROM conversations WHERE expires_at <= %s ORDER BY expires_at LIMIT %s)"
 )
 
 
@@ -499,6 +434,14 @@ class PostgresStore(_sql.SQLStore[psycopg.Connection[Any]]):
     """
 
     _owner_key = staticmethod(_owner_key)
+    _storable = staticmethod(_usable)
+    _rollback = staticmethod(_rollback)
+    _q = _Q
+    _no_limit = None
+
+    @staticmethod
+    def _id_list(ids: list[str]) -> list[str]:
+        return ids
 
     def __init__(
         self,
@@ -748,7 +691,7 @@ class PostgresStore(_sql.SQLStore[psycopg.Connection[Any]]):
     def _damaged(self, what: str, exc: BaseException) -> StorageError:
         return StorageError(f"{self.name} is damaged: {what} cannot be read ({type(exc).__name__}: {exc})"[:500])
 
-    def _translate(self, state: _ThreadState, exc: BaseException) -> BaseException:
+    def _translate(self, state: _sql.ThreadState[psycopg.Connection[Any]], exc: BaseException) -> BaseException:
         """What an operation that raised ``exc`` raises; a connection the error broke is replaced next time."""
         if isinstance(exc, psycopg.Error):
             if state.conn.closed or state.conn.broken:
@@ -764,9 +707,7 @@ class PostgresStore(_sql.SQLStore[psycopg.Connection[Any]]):
     def _run(self, action: Callable[[psycopg.Connection[Any]], _T], begin: str | None) -> _T:
         state = self._state()
         with state.mutex:
-            if state.dead:
-                raise self._closed_error()
-            conn = state.conn
+            conn = self._live(state)
             try:
                 if begin is None:
                     return action(conn)
@@ -789,168 +730,39 @@ class PostgresStore(_sql.SQLStore[psycopg.Connection[Any]]):
         """Run ``action`` in one read-only snapshot."""
         return self._run(action, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
 
-    def _write(self, action: Callable[[psycopg.Connection[Any], _sql.State], _T]) -> _T:
-        """Run ``action`` in one write transaction holding the counters row's lock, queued recency marks first.
-
-        The whole of ``action`` commits or nothing does: it raises :class:`_sql.Abort` to roll back and return a value.
-        Waiters of records removed by it are woken after the commit.
-        """
-        state = self._state()
-        touches: list[tuple[str, str]] = []
-        with state.mutex:
-            if state.dead:
-                raise self._closed_error()
-            conn = state.conn
-            try:
-                cursor = conn.execute(_SQL_BEGIN)
-                cursor.nextset()
-                row = cursor.fetchone()
-                if row is None:
-                    raise _sql.Damaged("its counters row", LookupError("missing"))
-                while self._touches:
-                    touches.append(self._touches.popleft())
-                if touches:
-                    self._apply_touches(conn, touches)
-                result = action(conn, _sql.State(*row))
-                conn.execute("COMMIT")
-            except _sql.Abort as abort:
-                self._undo(state, touches)
-                return abort.result  # type: ignore[no-any-return]
-            except BaseException as exc:
-                self._undo(state, touches)
-                error = self._translate(state, exc)
-                if error is exc:
-                    raise
-                raise error from exc
-        self._finish_write(state)
-        return result
-
-    def _undo(self, state: _ThreadState, touches: list[tuple[str, str]]) -> None:
-        state.wakes.clear()
-        state.cached.clear()
-        _rollback(state.conn)
-        if touches:
-            self._touches.extendleft(reversed(touches))
+    def _begin_write(self, conn: psycopg.Connection[Any]) -> _sql.State:
+        """Begin, and lock the counters row (waiting for the writer holding it): the writes to a schema take turns."""
+        cursor = conn.execute(_SQL_BEGIN)
+        cursor.nextset()
+        row = cursor.fetchone()
+        if row is None:
+            raise self._no_counters()
+        return _sql.State(*row)
 
     @staticmethod
-    def _apply_touches(conn: psycopg.Connection[Any], keys: list[tuple[str, str]]) -> None:
-        last_reads = list(dict.fromkeys(reversed(keys)))
-        last_reads.reverse()
+    def _execute_many(conn: psycopg.Connection[Any], sql: str, rows: list[tuple[Any, ...]]) -> None:
         with conn.cursor() as cursor:
-            cursor.executemany(_SQL_TOUCH, last_reads)
+            cursor.executemany(sql, rows)
+
+    def _no_counters(self) -> _sql.Damaged:
+        return _sql.Damaged("its counters row", LookupError("missing"))
 
     # ------------------------------------------------------------------ the parse cache
 
-    def _record(self, seq: int, version: int, text: str, id: str) -> ResponseRecord:
-        hit = self._cache.get(seq)
-        if hit is not None and hit[0] == version:
-            return hit[1]
-        try:
-            record = _sql.load(text)
-        except (ValueError, TypeError, KeyError, RecursionError, ResponseStoreError) as exc:
-            raise self._damaged(f"the record {id!r}", exc) from exc
-        self._cache.remember(seq, version, record, len(text))
-        return record
-
-    def _checked_record(self, seq: int, version: int, text: str, owner: str | None, id: str) -> ResponseRecord:
-        record = self._record(seq, version, text, id)
-        if record.id != id or record.owner != owner or record.version != version:
+    def _row_record(self, row: Sequence[Any], owner: str | None, id: str) -> ResponseRecord:
+        """The record of ``(owner, id)``, checked against its columns (a long owner's key is a digest)."""
+        record = self._record(row[0], row[1], row[2], id)
+        if record.id != id or record.owner != owner or record.version != row[1]:
             raise self._damaged(f"the record {id!r}", ValueError("its JSON disagrees with its columns"))
         return record
 
     # ------------------------------------------------------------------ reads
 
-    def _visible_row(self, owner: str | None, id: str) -> Any:
-        if not _usable(id):
-            return None
-        key = _owner_key(owner)
-        row = self._query(lambda conn: conn.execute(_SQL_ROW, (key, id)).fetchone())
-        if row is None:
-            return None
-        if row[3] is not None and row[3] <= self._now():
-            return None
-        return row
-
-    def _stored(self, row: Any, owner: str | None, id: str) -> Stored:
-        seq, version, text, _, _, count, event_bytes, size = row
-        return Stored(self._checked_record(seq, version, text, owner, id), int(count), int(event_bytes), seq, int(size))
-
-    def _get(self, owner: str | None, id: str) -> ResponseRecord | None:
-        row = self._visible_row(owner, id)
-        if row is None:
-            return None
-        record = self._checked_record(row[0], row[1], row[2], owner, id)
-        if row[4]:
-            self._touches.append((_owner_key(owner), id))
-        return record
-
-    def _peek(self, owner: str | None, id: str) -> ResponseRecord | None:
-        row = self._visible_row(owner, id)
-        return None if row is None else self._checked_record(row[0], row[1], row[2], owner, id)
-
-    def _read(self, owner: str | None, id: str) -> Stored | None:
-        row = self._visible_row(owner, id)
-        return None if row is None else self._stored(row, owner, id)
-
     def _chain(self, owner: str | None, id: str, limit: int) -> list[ResponseRecord]:
         if not _usable(id):
             return []
         params = {"key": _owner_key(owner), "id": id, "now": self._now(), "limit": limit}
-        rows = self._query(lambda conn: conn.execute(_SQL_CHAIN, params).fetchall())
-        chain: list[ResponseRecord] = []
-        seen: set[str] = set()
-        for seq, version, text, record_id in rows:
-            record = self._record(seq, version, text, record_id)
-            if record.id in seen:
-                break
-            seen.add(record.id)
-            chain.append(record)
-        return chain
-
-    def _leased(self, now: float, limit: int) -> list[ResponseRecord]:
-        rows = self._query(
-            lambda conn: conn.execute(
-                "SELECT seq, version, record, id FROM responses WHERE lease_expires_at <= %s AND NOT terminal "
-                f"AND {_VISIBLE} ORDER BY lease_expires_at, seq LIMIT %s",
-                (now, now, limit),
-            ).fetchall()
-        )
-        return [self._record(seq, version, text, id) for seq, version, text, id in rows]
-
-    def _scan(
-        self, conn: psycopg.Connection[Any], key: str, cursor: str | None, descending: bool, now: float
-    ) -> Iterator[ResponseRecord]:
-        start: tuple[float, int] | None = None
-        if cursor is not None:
-            found = None
-            if _usable(cursor):
-                found = conn.execute(
-                    "SELECT created_at, seq FROM responses WHERE owner = %s AND id = %s", (key, cursor)
-                ).fetchone()
-                if found is None:
-                    found = conn.execute(
-                        "SELECT created_at, seq FROM removed WHERE owner = %s AND id = %s", (key, cursor)
-                    ).fetchone()
-            if found is None:
-                raise unknown_cursor(cursor)
-            start = (found[0], found[1])
-        return self._scan_rows(conn, key, start, descending, now)
-
-    def _scan_rows(
-        self, conn: psycopg.Connection[Any], key: str, start: tuple[float, int] | None, descending: bool, now: float
-    ) -> Iterator[ResponseRecord]:
-        batch = 8
-        while True:
-            if start is None:
-                rows = conn.execute(_SQL_SCAN[descending, False], (key, now, batch)).fetchall()
-            else:
-                rows = conn.execute(_SQL_SCAN[descending, True], (key, start[0], start[1], now, batch)).fetchall()
-            for _, seq, version, text, id in rows:
-                yield self._record(seq, version, text, id)
-            if len(rows) < batch:
-                return
-            start = (rows[-1][0], rows[-1][1])
-            batch = min(batch * 4, _sql.SCAN_BATCH * 4)
+        return self._linked(self._query(lambda conn: conn.execute(_SQL_CHAIN, params).fetchall()))
 
     def _find_newest(
         self, owner: str | None, text: str, matches: Callable[[ResponseRecord], bool]
@@ -971,24 +783,6 @@ class PostgresStore(_sql.SQLStore[psycopg.Connection[Any]]):
 
         return self._snapshot_read(read)
 
-    def _events(self, owner: str | None, id: str, after: int) -> tuple[Stored, tuple[Chunk, ...]] | None:
-        if not _usable(id):
-            return None
-        key = _owner_key(owner)
-        now = self._now()
-
-        def read(conn: psycopg.Connection[Any]) -> tuple[Stored, tuple[Chunk, ...]] | None:
-            row = conn.execute(_SQL_ROW, (key, id)).fetchone()
-            if row is None or (row[3] is not None and row[3] <= now):
-                return None
-            stored = self._stored(row, owner, id)
-            if stored.events - 1 <= after:
-                return stored, ()
-            rows = conn.execute(_SQL_CHUNKS, {"seq": stored.incarnation, "after": after + 1}).fetchall()
-            return stored, self._chunks(rows, stored, after)
-
-        return self._snapshot_read(read)
-
     def _log_of(self, owner: str | None, stored: Stored) -> tuple[Stored, tuple[Chunk, ...]] | None:
         """The whole log of ``stored`` in one statement when it still adds up to ``stored.events``; else read it.
 
@@ -998,11 +792,7 @@ class PostgresStore(_sql.SQLStore[psycopg.Connection[Any]]):
         if stored.record.is_terminal or not stored.events:
             return super()._log_of(owner, stored)
         seq = stored.incarnation
-        rows = self._query(
-            lambda conn: conn.execute(
-                "SELECT first, count, text FROM chunks WHERE response = %s ORDER BY first", (seq,)
-            ).fetchall()
-        )
+        rows = self._query(lambda conn: conn.execute(_Q.log, (seq,)).fetchall())
         total = 0
         for first, count, _ in rows:
             if first != total:
@@ -1012,28 +802,6 @@ class PostgresStore(_sql.SQLStore[psycopg.Connection[Any]]):
             return super()._log_of(owner, stored)
         return stored, self._chunks(rows, stored, -1)
 
-    def _chunks(self, rows: list[Any], stored: Stored, after: int) -> tuple[Chunk, ...]:
-        expected = None
-        for first, count, _ in rows:
-            if count < 1 or (expected is not None and first != expected):
-                raise self._damaged(
-                    f"the event log of {stored.record.id!r}", ValueError(f"a malformed chunk at event {first!r}")
-                )
-            expected = first + count
-        if not rows or rows[0][0] > max(after + 1, 0) or expected != stored.events:
-            raise self._damaged(f"the event log of {stored.record.id!r}", ValueError("its chunks do not add up"))
-        return tuple((int(first), int(count), text) for first, count, text in rows)
-
-    def _stats_rows(self, conn: psycopg.Connection[Any], now: float) -> tuple[Sequence[Any], list[Any]]:
-        row = conn.execute(_SQL_COUNTERS).fetchone()
-        if row is None:
-            raise _sql.Damaged("its counters row", LookupError("missing"))
-        pending = conn.execute(
-            "SELECT status, count(*), sum(size + log_bytes) FROM responses WHERE expires_at <= %s GROUP BY status",
-            (now,),
-        ).fetchall()
-        return row, pending
-
     def _bad_status(self, status: object) -> Exception:
         return _sql.Damaged("a record's status", ValueError(str(status)[:40]))
 
@@ -1042,34 +810,15 @@ class PostgresStore(_sql.SQLStore[psycopg.Connection[Any]]):
     def _put_new(self, record: ResponseRecord, ttl: float | None, keep: Sequence[ResponseRecord], size: int) -> bool:
         key = _owner_key(record.owner)
         text = _sql.record_text(record)
-        values = (
-            key,
-            record.id,
-            record.created_at,
-            record.status.value,
-            record.is_terminal,
-            record.version,
-            record.previous_response_id,
-            ttl,
-            None if ttl is None else record.created_at + ttl,
-            None if record.is_terminal else record.lease_expires_at,
-            size,
-            text,
-            record.is_terminal,
-        )
+        terminal = record.is_terminal
+        values = (*_sql.new_row(record, key, ttl, size, text, terminal=terminal), record.previous_response_id, terminal)
         retention = self.retention
 
         def put(conn: psycopg.Connection[Any], state: _sql.State) -> bool:
             now = self._now()
             if state.due is not None and state.due <= now and self._sweep_rows(conn, now, SWEEP_BATCH):
                 state = self._read_state(conn)
-            spared: list[tuple[int, bool, int]] = []
-            if keep:
-                refreshed = self._refresh(conn, keep, record.created_at, now)
-                if refreshed is None:
-                    self._clear_id(conn, key, record.id, now)  # a visible record of this id wins: ResponseExists
-                    raise _sql.Abort(result=False)
-                spared = refreshed
+            spared = self._spared(conn, record, keep, key, now)
             if retention.over(state.records + 1, state.bytes + size) is not None:
                 self._room_for_new(conn, record, state=state, key=key, size=size, spared=spared, now=now)
             row = conn.execute(_SQL_INSERT, values).fetchone()
@@ -1083,51 +832,11 @@ class PostgresStore(_sql.SQLStore[psycopg.Connection[Any]]):
 
         return self._write(put)
 
-    def _read_state(self, conn: psycopg.Connection[Any]) -> _sql.State:
-        row = conn.execute(_SQL_STATE_AGAIN).fetchone()
-        if row is None:
-            raise _sql.Damaged("its counters row", LookupError("missing"))
-        return _sql.State(*row)
-
-    def _clear_id(self, conn: psycopg.Connection[Any], key: str, id: str, now: float) -> None:
-        row = conn.execute(
-            f"SELECT seq, expires_at, {_WAKE} FROM responses WHERE owner = %s AND id = %s", (key, id)
-        ).fetchone()
-        if row is None:
-            return
-        if row[1] is None or row[1] > now:
-            raise ResponseExists(id)
-        self._unlink(conn, [(row[0], row[2], id)], "expired")
-
-    def _refresh(
-        self, conn: psycopg.Connection[Any], keep: Sequence[ResponseRecord], start: float, now: float
-    ) -> list[tuple[int, bool, int]] | None:
-        key = _owner_key(keep[0].owner)
-        refreshed = []
-        for ancestor in reversed(keep):
-            row = conn.execute(_SQL_REFRESH, (start, key, ancestor.id, ancestor.version, now)).fetchone()
-            if row is None:
-                return None
-            refreshed.append((row[0], row[1], int(row[2])))
-        return refreshed
-
-    def _lru(self, conn: psycopg.Connection[Any], limit: int) -> list[Any]:
-        return conn.execute(_SQL_LRU, (limit,)).fetchall()
-
-    def _delete_row(self, conn: psycopg.Connection[Any], seq: int) -> None:
-        conn.execute("DELETE FROM responses WHERE seq = %s", (seq,))
-
-    def _swap(
-        self,
-        old: Stored,
-        new: ResponseRecord,
-        size: int,
-        log: LogWrite | None,
-        conversation: ConversationWrite | None = None,
-    ) -> bool:
-        text = _sql.record_text(new)
+    @staticmethod
+    def _swap_statement(
+        old: Stored, new: ResponseRecord, text: str, size: int, log: LogWrite | None
+    ) -> tuple[str, Callable[[float], Any]]:
         terminal = new.is_terminal
-        seq = old.incarnation
         head = (
             new.status.value,
             terminal,
@@ -1137,100 +846,9 @@ class PostgresStore(_sql.SQLStore[psycopg.Connection[Any]]):
             None if terminal else new.lease_expires_at,
             terminal,
         )
-        tail = (seq, old.record.version, old.events)
-        sql = _SQL_SWAP[None if log is None else log.replace]
         middle = () if log is None else (log.first + log.events, log.event_bytes, log.stored)
-        max_bytes = self.retention.max_bytes
-        in_conversation = None if conversation is None else self._conversation_write(conversation)
-
-        def swap(conn: psycopg.Connection[Any], state: _sql.State) -> bool:
-            now = self._now()
-            if state.due is not None and state.due <= now:
-                self._sweep_rows(conn, now, SWEEP_BATCH)
-            before = None if max_bytes is None else self._entry_bytes(conn, seq)
-            row = conn.execute(sql, (*head, *middle, *tail, now)).fetchone()
-            if row is None:
-                return False
-            if in_conversation is not None and not in_conversation(conn, now):
-                raise _sql.Abort(result=False)
-            if log is not None:
-                self._write_log(conn, seq, log)
-            if before is not None:
-                self._room_for_growth(
-                    conn, seq, grows=int(row[0]) - before, entry=int(row[0]), finished=terminal, id=new.id
-                )
-            self._state().cached.append((seq, new.version, new, len(text)))
-            return True
-
-        return self._write(swap)
-
-    def _append(self, old: Stored, log: LogWrite) -> bool:
-        seq = old.incarnation
-        params = (log.first + log.events, log.event_bytes, log.stored, seq, old.record.version, old.events)
-        max_bytes = self.retention.max_bytes
-        finished = old.record.is_terminal
-
-        def append(conn: psycopg.Connection[Any], state: _sql.State) -> bool:
-            row = conn.execute(_SQL_APPEND, (*params, self._now())).fetchone()
-            if row is None:
-                return False
-            self._write_log(conn, seq, log)
-            if max_bytes is not None:
-                self._room_for_growth(
-                    conn, seq, grows=log.stored, entry=int(row[0]), finished=finished, id=old.record.id
-                )
-            return True
-
-        return self._write(append)
-
-    @staticmethod
-    def _entry_bytes(conn: psycopg.Connection[Any], seq: int) -> int | None:
-        row = conn.execute("SELECT size + log_bytes FROM responses WHERE seq = %s", (seq,)).fetchone()
-        return None if row is None else int(row[0])
-
-    @staticmethod
-    def _write_log(conn: psycopg.Connection[Any], seq: int, log: LogWrite) -> None:
-        if log.replace:
-            conn.execute("DELETE FROM chunks WHERE response = %s", (seq,))
-        conn.execute(_SQL_CHUNK, (seq, log.first, log.events, log.text))
-
-    def _byte_counters(self, conn: psycopg.Connection[Any]) -> tuple[int, int]:
-        row = conn.execute("SELECT bytes, active_bytes FROM counters").fetchone()
-        if row is None:
-            raise _sql.Damaged("its counters row", LookupError("missing"))
-        return int(row[0]), int(row[1])
-
-    def _remove(self, old: Stored) -> bool:
-        record = old.record
-
-        def remove(conn: psycopg.Connection[Any], state: _sql.State) -> bool:
-            now = self._now()
-            if state.due is not None and state.due <= now:
-                self._sweep_rows(conn, now, SWEEP_BATCH)
-            row = conn.execute(
-                f"DELETE FROM responses WHERE seq = %s AND version = %s AND {_VISIBLE} RETURNING {_WAKE}, id",
-                (old.incarnation, record.version, now),
-            ).fetchone()
-            if row is None:
-                return False
-            self._unlinked(conn, [(old.incarnation, row[0], row[1])], "deleted")
-            return True
-
-        return self._write(remove)
-
-    def _unlink(self, conn: psycopg.Connection[Any], rows: list[tuple[int, str, str]], why: str) -> None:
-        for seq, _, _ in rows:
-            conn.execute("DELETE FROM responses WHERE seq = %s", (seq,))
-        self._unlinked(conn, rows, why)
-
-    def _unlinked(self, conn: psycopg.Connection[Any], rows: list[tuple[int, str, str]], why: str) -> None:
-        """Bookkeeping after deleting ``rows``: the count of ``why``, the tombstones' bound, wake-ups, the cache."""
-        conn.execute(_SQL_UNLINKED[why], (len(rows),))
-        conn.execute(_SQL_TRIM, (cursor_memory(self.retention.max_records),))
-        state = self._state()
-        for seq, key, id in rows:
-            state.wakes.append((_owner_of(key), id))
-            state.cached.append((seq, 0, None, 0))
+        tail = (old.incarnation, old.record.version, old.events)
+        return _SQL_SWAP[None if log is None else log.replace], lambda now: (*head, *middle, *tail, now)
 
     def _sweep_rows(self, conn: psycopg.Connection[Any], now: float, limit: int | None) -> int:
         rows = conn.execute(_SQL_SWEEP, (now, limit)).fetchall()
@@ -1238,143 +856,17 @@ class PostgresStore(_sql.SQLStore[psycopg.Connection[Any]]):
             self._unlinked(conn, [(seq, key, id) for seq, key, id in rows], "expired")
         return len(rows)
 
-    def _sweep(self, limit: int | None) -> int:
-        now = self._now()
-        return self._write(lambda conn, state: self._sweep_rows(conn, now, limit))
-
     # ------------------------------------------------------------------ conversations
-
-    def _conversation_state(self, owner: str | None, id: str, row: Sequence[Any]) -> ConversationState:
-        _, version, items, next_position, expires_at, text = row
-        try:
-            record = ConversationRecord.from_dict(json.loads(text))
-        except (ValueError, TypeError, RecursionError, ResponseStoreError) as exc:
-            raise self._damaged(f"the conversation {id!r}", exc) from exc
-        if (record.owner, record.id, record.version) != (owner, id, version) or not 0 <= items <= next_position:
-            raise self._damaged(f"the conversation {id!r}", ValueError("its columns disagree with its JSON"))
-        return ConversationState(record, int(items), int(next_position), expires_at)
-
-    def _positioned(self, id: str, row: Sequence[Any]) -> Positioned:
-        position, item_id, text = row
-        try:
-            item = freeze_object(json.loads(text), "a stored item")
-        except (ValueError, TypeError, RecursionError, ResponseStoreError) as exc:
-            raise self._damaged(f"an item of conversation {id!r}", exc) from exc
-        if item.get("id") != item_id:
-            raise self._damaged(f"an item of conversation {id!r}", ValueError("its columns disagree with its JSON"))
-        return int(position), item_id, item
-
-    def _conversation(self, owner: str | None, id: str) -> ConversationState | None:
-        if not _usable(id):
-            return None
-        params = (_owner_key(owner), id, self._now())
-        row = self._query(lambda conn: conn.execute(_SQL_CONVERSATION, params).fetchone())
-        return None if row is None else self._conversation_state(owner, id, row)
-
-    def _conversation_items(
-        self, owner: str | None, id: str, after: int | None, count: int, *, descending: bool
-    ) -> tuple[ConversationState, list[Positioned]] | None:
-        if not _usable(id):
-            return None
-        params = (_owner_key(owner), id, self._now())
-        sql = _SQL_ITEMS[descending, after is not None]
-
-        def read(conn: psycopg.Connection[Any]) -> tuple[ConversationState, list[Positioned]] | None:
-            row = conn.execute(_SQL_CONVERSATION, params).fetchone()
-            if row is None:
-                return None
-            state = self._conversation_state(owner, id, row)
-            args = (row[0], count) if after is None else (row[0], after, count)
-            return state, [self._positioned(id, item) for item in conn.execute(sql, args).fetchall()]
-
-        return self._snapshot_read(read)
-
-    def _conversation_item(self, owner: str | None, id: str, item_id: str) -> Positioned | None:
-        if not (_usable(id) and _usable(item_id)):
-            return None
-        params = (_owner_key(owner), id, self._now(), item_id)
-        row = self._query(lambda conn: conn.execute(_SQL_CONVERSATION_ITEM, params).fetchone())
-        return None if row is None else self._positioned(id, row)
-
-    def _conversation_held(self, owner: str | None, id: str, item_ids: Sequence[str]) -> set[str]:
-        asked = [item_id for item_id in item_ids if _usable(item_id)]
-        if not (asked and _usable(id)):
-            return set()
-        params = (_owner_key(owner), id, self._now(), asked)
-        rows = self._query(lambda conn: conn.execute(_SQL_CONVERSATION_HELD, params).fetchall())
-        return {item_id for (item_id,) in rows}
-
-    def _conversation_put(self, state: ConversationState, items: Sequence[Positioned]) -> None:
-        record = state.record
-        values = (_owner_key(record.owner), *_sql.conversation_values(state))
-        rows = _sql.item_rows(items)
-        limit = self.retention.max_records
-
-        def put(conn: psycopg.Connection[Any], _: _sql.State) -> None:
-            now = self._now()
-            self._sweep_conversation_rows(conn, now, SWEEP_BATCH)
-            if limit is not None and self._conversation_count(conn) >= limit:
-                self._sweep_conversation_rows(conn, now, None)
-                if self._conversation_count(conn) >= limit:
-                    raise ConversationFull(record.id, "max_records", limit)
-            inserted = conn.execute(_SQL_CONVERSATION_INSERT, values).fetchone()
-            if inserted is None:  # pragma: no cover - RETURNING always returns the row
-                raise _sql.Damaged(f"the conversation {record.id!r}", LookupError("not inserted"))
-            if rows:
-                with conn.cursor() as cursor:
-                    cursor.executemany(_SQL_ITEM_INSERT, [(inserted[0], *row) for row in rows])
-
-        self._write(put)
-
-    def _conversation_write(self, write: ConversationWrite) -> Callable[[psycopg.Connection[Any], float], bool]:
-        old = write.old.record
-        params = (*_sql.swap_values(write), _owner_key(old.owner), old.id, old.version)
-        rows = _sql.item_rows(write.append)
-        remove = write.remove
-
-        def apply(conn: psycopg.Connection[Any], now: float) -> bool:
-            row = conn.execute(_SQL_CONVERSATION_SWAP, (*params, now)).fetchone()
-            if row is None:
-                return False
-            seq = row[0]
-            if remove is not None and conn.execute(_SQL_ITEM_DELETE, (seq, remove)).rowcount != 1:
-                raise _sql.Damaged(f"the items of conversation {old.id!r}", LookupError(f"{remove!r} is missing"))
-            if rows:
-                with conn.cursor() as cursor:
-                    cursor.executemany(_SQL_ITEM_INSERT, [(seq, *item) for item in rows])
-            return True
-
-        return apply
 
     def _conversation_swap(self, write: ConversationWrite) -> bool:
         apply = self._conversation_write(write)
 
-        def swap(conn: psycopg.Connection[Any], _: _sql.State) -> bool:
+        def swap(conn: psycopg.Connection[Any], _: object) -> bool:
             if not apply(conn, self._now()):
                 raise _sql.Abort(result=False)
             return True
 
         return self._write(swap)
-
-    def _conversation_remove(self, old: ConversationState) -> bool:
-        record = old.record
-        params = (_owner_key(record.owner), record.id, record.version)
-        return self._write(lambda conn, _: conn.execute(_SQL_CONVERSATION_DELETE, (*params, self._now())).rowcount == 1)
-
-    def _sweep_conversations(self) -> int:
-        now = self._now()
-        return self._write(lambda conn, _: self._sweep_conversation_rows(conn, now, None))
-
-    @staticmethod
-    def _sweep_conversation_rows(conn: psycopg.Connection[Any], now: float, limit: int | None) -> int:
-        return int(conn.execute(_SQL_CONVERSATIONS_SWEEP, (now, limit)).rowcount)
-
-    @staticmethod
-    def _conversation_count(conn: psycopg.Connection[Any]) -> int:
-        row = conn.execute("SELECT conversations FROM counters").fetchone()
-        if row is None:
-            raise _sql.Damaged("its counters row", LookupError("missing"))
-        return int(row[0])
 
     # ------------------------------------------------------------------ invariants
 
@@ -1391,101 +883,23 @@ class PostgresStore(_sql.SQLStore[psycopg.Connection[Any]]):
             finally:
                 _Pool.park(self._key, conn)
             return
-        _sql.invariant(len(self._touches) <= TOUCH_LOG, "the touch log is unbounded")
-        _sql.invariant(len(self._cache) <= _sql.CACHE_RECORDS, "the record cache is unbounded")
         state = self._state()
-        _sql.invariant(not state.wakes, "wake-ups were left pending")
-        _sql.invariant(not state.cached, "cache updates were left pending")
+        self._check_thread(state)
         with state.mutex:
             self._check_contents(state.conn)
 
     def _check_contents(self, conn: psycopg.Connection[Any]) -> None:
         conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         try:
-            self._check_rows(conn)
+            self._check_tables(conn)
             stats = self._stats_of(conn, self._now())
         finally:
             _rollback(conn)
-        _sql.invariant(stats.records == sum(stats.by_status.values()), "stats.by_status does not add up")
-        _sql.invariant(
-            stats.records == stats.created - stats.deleted - stats.evicted - stats.expired, "stats do not add up"
-        )
+        self._check_stats(stats)
 
-    def _check_rows(self, conn: psycopg.Connection[Any]) -> None:
-        counters = conn.execute(_sql.CHECK_COUNTERS).fetchall()
-        _sql.invariant(len(counters) == 1, "the counters row is missing or doubled")
-        last_seq, created, deleted, evicted, expired, total, active, conversations = counters[0][:8]
-        status_counts = dict(zip(_sql.STATUS_COLUMNS, counters[0][8:], strict=True))
-        rows = conn.execute(
-            "SELECT seq, owner, id, created_at, status, terminal, version, ttl, expires_at, last_used, "
-            "lease_expires_at, size, event_count, event_bytes, log_bytes, record, previous FROM responses"
-        ).fetchall()
-        by_status = dict.fromkeys(ResponseStatus, 0)
-        live: set[tuple[str, str]] = set()
-        seqs: set[int] = set()
-        sizes = [0, 0]
-        for row in rows:
-            record = self._check_row(conn, row)
-            live.add((row[1], row[2]))
-            seqs.add(row[0])
-            by_status[record.status] += 1
-            entry = row[11] + row[14]
-            sizes[0] += entry
-            if not record.is_terminal:
-                sizes[1] += entry
-        _sql.invariant(by_status == status_counts, "status counters disagree with the records")
-        _sql.invariant(sizes == [total, active], "byte counters disagree with the records")
-        _sql.invariant(created - deleted - evicted - expired == len(rows), "lifetime counters do not add up")
-        _sql.invariant(all(0 < seq <= last_seq for seq in seqs), "a record's seq is not below the counter")
+    def _check_indexes(self, conn: psycopg.Connection[Any], rows: list[Any], leased: set[int]) -> None:
         used = [row[9] for row in rows if row[5]]
         _sql.invariant(len(set(used)) == len(used), "two finished records share a recency")
-        orphans = conn.execute("SELECT count(*) FROM chunks WHERE response NOT IN (SELECT seq FROM responses)")
-        _sql.invariant(orphans.fetchone() == (0,), "chunks outlived their response")
-        removed = conn.execute("SELECT owner, id, seq FROM removed").fetchall()
-        _sql.invariant(len(removed) <= CURSOR_MEMORY, "tombstones unbounded")
-        _sql.invariant(not ({(key, id) for key, id, _ in removed} & live), "a live record is also removed")
-        _sql.invariant(not ({seq for _, _, seq in removed} & seqs), "a tombstone shares a live record's seq")
-        _sql.invariant(all(seq <= last_seq for _, _, seq in removed), "a tombstone's seq is above the counter")
-        self._check_conversations(conn, conversations)
 
-    def _check_row(self, conn: psycopg.Connection[Any], row: Sequence[Any]) -> ResponseRecord:
-        (seq, key, id, created_at, status, terminal, version, ttl, expires_at, used, lease, size, count, event_bytes,
-         log_bytes, text, previous) = row  # fmt: skip
-        record = self._check_loaded(seq, key, id, version, text)
-        _sql.invariant(
-            (record.created_at, record.status.value, record.is_terminal, record.version, record.previous_response_id)
-            == (created_at, status, terminal, version, previous),
-            f"the columns of {id!r} disagree with its JSON",
-        )
-        _sql.invariant(_sql.record_text(record) == text, f"the JSON of {id!r} is not what to_dict() writes")
-        _sql.invariant(size == record_size(record), f"the stored size of {id!r} is not its record_size")
-        self._check_lease_columns(record, lease, used, ttl, expires_at)
-        chunks = conn.execute(
-            "SELECT first, count, text FROM chunks WHERE response = %s ORDER BY first", (seq,)
-        ).fetchall()
-        self._check_log(record, chunks, count, event_bytes, log_bytes)
-        return record
-
-    def _check_conversations(self, conn: psycopg.Connection[Any], counted: int) -> None:
-        rows = conn.execute(_sql.CHECK_CONVERSATIONS).fetchall()
-        _sql.invariant(counted == len(rows), "the conversation count disagrees with the rows")
-        for seq, key, id, version, items, next_position, expires_at, text in rows:
-            try:
-                owner = json.loads(text).get("owner") if key.startswith("#") else _owner_of(key)
-                state = self._conversation_state(owner, id, (seq, version, items, next_position, expires_at, text))
-            except StorageError as exc:
-                raise AssertionError(str(exc)) from None
-            _sql.invariant(_sql.json_text(state.record.to_dict()) == text, f"the JSON of conversation {id!r}")
-            held = conn.execute(
-                "SELECT position, item_id, item FROM conversation_items WHERE conversation = %s ORDER BY position",
-                (seq,),
-            ).fetchall()
-            _sql.invariant(len(held) == items, f"the item count of conversation {id!r} disagrees with its items")
-            _sql.invariant(
-                all(0 <= row[0] < next_position for row in held), f"an item of {id!r} is beyond its positions"
-            )
-            self._check_items(id, held)
-        orphans = conn.execute(
-            "SELECT count(*) FROM conversation_items WHERE conversation NOT IN (SELECT seq FROM conversations)"
-        ).fetchone()
-        _sql.invariant(orphans == (0,), "items outlived their conversation")
+    def _more_columns(self, record: ResponseRecord) -> tuple[Any, ...]:
+        return (record.previous_response_id,)

@@ -74,30 +74,25 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from . import _events, _sql
 from ._checks import describe
 from ._contract import (
-    CURSOR_MEMORY,
     DEFAULT_MAX_CHAIN_DEPTH,
     TOUCH_LOG,
     Clock,
     LogWrite,
     Stored,
-    cursor_memory,
 )
-from ._conversations import ConversationRecord, ConversationState, ConversationWrite, Positioned
-from ._events import DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_EVENTS, Chunk
-from ._json import freeze_object
+from ._conversations import ConversationWrite
+from ._events import DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_EVENTS
 from ._owners import encodable as _encodable
 from ._owners import owner_key as _owner_key
-from ._owners import owner_of as _owner_of
-from ._paging import unknown_cursor
-from ._records import ResponseRecord, ResponseStatus
+from ._records import ResponseRecord
 from ._retention import DEFAULT_MAX_RECORDS, DEFAULT_TTL, SWEEP_BATCH, record_size
-from .errors import ConversationFull, InvalidArgument, ResponseExists, ResponseStoreError, StorageError
+from .errors import InvalidArgument, ResponseStoreError, StorageError
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
@@ -343,12 +338,19 @@ _MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_1_to
 
 
 # Statements built from the constant column names above (never from caller input).
-_SQL_COUNTERS = f"SELECT created, deleted, evicted, expired, bytes, {_sql.STATUS_LIST} FROM counters"
-_SQL_STATE = (
-    f"SELECT last_seq, {_sql.ACTIVE_SUM}, {_sql.FINISHED_SUM}, bytes, active_bytes, "
-    "(SELECT min(expires_at) FROM responses WHERE expires_at IS NOT NULL) FROM counters"
+_NEXT_USE = "(SELECT coalesce(max(last_used), 0) + 1 FROM responses WHERE terminal = 1)"
+_DUE = "(SELECT min(expires_at) FROM responses WHERE expires_at IS NOT NULL)"
+#: The statements both SQL stores run, in SQLite's dialect.
+_Q = _sql.Statements(
+    mark="?",
+    finished="terminal = 1",
+    active="terminal = 0",
+    next_use=_NEXT_USE,
+    wake="owner",
+    held="IN (SELECT value FROM json_each(?))",
+    due=_DUE,
+    named=lambda name: f":{name}",
 )
-_SQL_UNLINKED = {why: f"UPDATE counters SET {why} = {why} + ?" for why in ("deleted", "evicted", "expired")}
 _INSERTED = "seq, owner, id, created_at, status, terminal, version, ttl, expires_at, lease_expires_at, size, record"
 _SQL_INSERT = (
     f"INSERT INTO responses ({_INSERTED}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -362,13 +364,6 @@ _SQL_INSERT_IF_ROOM = (
     "AND (:p13 IS NULL OR bytes + :p10 <= :p13) AND NOT EXISTS (SELECT 1 FROM responses WHERE expires_at <= :p14) "
     "ON CONFLICT (owner, id) DO NOTHING RETURNING seq"
 )
-_SQL_ROW = (
-    "SELECT seq, version, record, expires_at, terminal, event_count, event_bytes, size "
-    "FROM responses WHERE owner = ? AND id = ?"
-)
-_VISIBLE = "(expires_at IS NULL OR expires_at > ?)"
-_NEXT_USE = "(SELECT coalesce(max(last_used), 0) + 1 FROM responses WHERE terminal = 1)"
-_DUE = "(SELECT min(expires_at) FROM responses WHERE expires_at IS NOT NULL)"
 _SWAP_SET = (
     "UPDATE responses SET status = :p1, terminal = :p2, version = :p3, record = :p4, size = :p5, "
     "lease_expires_at = :p6, "
@@ -387,31 +382,12 @@ _SQL_SWAP = {
     + _SWAP_WHERE
     + f" RETURNING size + log_bytes, {_DUE}",
 }
-_SQL_APPEND = (
-    "UPDATE responses SET event_count = ?, event_bytes = ?, log_bytes = log_bytes + ? "
-    f"WHERE seq = ? AND version = ? AND event_count = ? AND {_VISIBLE} RETURNING size + log_bytes"
-)
-_SQL_CHUNK = "INSERT INTO chunks (response, first, count, text) VALUES (?, ?, ?, ?)"
-_SQL_CHUNKS = (
-    "SELECT first, count, text FROM chunks WHERE response = :p1 "
-    "AND first >= coalesce((SELECT max(first) FROM chunks WHERE response = :p1 AND first <= :p2), 0) ORDER BY first"
-)
-_SQL_LRU = "SELECT seq, owner, id, size + log_bytes FROM responses WHERE terminal = 1 ORDER BY last_used, seq LIMIT ?"
-_SQL_TOUCH = f"UPDATE responses SET last_used = {_NEXT_USE} WHERE owner = ? AND id = ? AND terminal = 1"
-_SQL_REFRESH = (
-    "UPDATE responses SET expires_at = CASE WHEN ttl IS NULL THEN NULL ELSE ? + ttl END, "
-    f"last_used = CASE WHEN terminal THEN {_NEXT_USE} END "
-    f"WHERE owner = ? AND id = ? AND version = ? AND {_VISIBLE} RETURNING seq, terminal, size + log_bytes"
-)
-_SQL_TRIM = "DELETE FROM removed WHERE n <= (SELECT max(n) FROM removed) - ?"
-_SCAN_SELECT = "SELECT created_at, seq, version, record FROM responses WHERE owner = ? "
-_SCAN_VISIBLE = f"AND {_VISIBLE} "
 #: ``from a cursor`` -> one batch of the owner's visible records whose JSON holds a text, newest first
 #: (``_find_newest``; the ``LIMIT`` lets SQLite stop at the first rows found).
 _SQL_HOLDING = {
-    after: _SCAN_SELECT
+    after: _Q.scan_select
     + ("AND (created_at, seq) < (?, ?) " if after else "")
-    + _SCAN_VISIBLE
+    + _Q.scan_visible
     + "AND instr(record, ?) > 0 ORDER BY created_at DESC, seq DESC LIMIT ?"
     for after in (False, True)
 }
@@ -419,55 +395,6 @@ _SQL_HOLDING = {
 #: holds (a batch of two costs a walk of every row when one row holds the text), and the newest row holding it is
 #: nearly always the one sought.
 _FIND_BATCH = 1
-#: ``(descending, from a cursor)`` -> the statement of one batch of a scan (keyset paging on the order index).
-_SQL_SCAN = {
-    (False, False): _SCAN_SELECT + _SCAN_VISIBLE + "ORDER BY created_at, seq LIMIT ?",
-    (True, False): _SCAN_SELECT + _SCAN_VISIBLE + "ORDER BY created_at DESC, seq DESC LIMIT ?",
-    (False, True): _SCAN_SELECT
-    + "AND (created_at, seq) > (?, ?) "
-    + _SCAN_VISIBLE
-    + "ORDER BY created_at, seq LIMIT ?",
-    (True, True): _SCAN_SELECT
-    + "AND (created_at, seq) < (?, ?) "
-    + _SCAN_VISIBLE
-    + "ORDER BY created_at DESC, seq DESC LIMIT ?",
-}
-
-_SQL_CONVERSATION = (
-    "SELECT seq, version, items, next_position, expires_at, record FROM conversations "
-    f"WHERE owner = ? AND id = ? AND {_VISIBLE}"
-)
-_IN_CONVERSATION = (
-    "FROM conversations c JOIN conversation_items i ON i.conversation = c.seq "
-    "WHERE c.owner = ? AND c.id = ? AND (c.expires_at IS NULL OR c.expires_at > ?) "
-)
-_SQL_CONVERSATION_ITEM = "SELECT i.position, i.item_id, i.item " + _IN_CONVERSATION + "AND i.item_id = ?"
-#: The ids among a JSON array of ids that the conversation holds (one statement however many are asked).
-_SQL_CONVERSATION_HELD = "SELECT i.item_id " + _IN_CONVERSATION + "AND i.item_id IN (SELECT value FROM json_each(?))"
-_ITEMS_SELECT = "SELECT position, item_id, item FROM conversation_items WHERE conversation = ? "
-#: ``(descending, from a position)`` -> the statement of one run of items (a range of the primary key).
-_SQL_ITEMS = {
-    (False, False): _ITEMS_SELECT + "ORDER BY position LIMIT ?",
-    (True, False): _ITEMS_SELECT + "ORDER BY position DESC LIMIT ?",
-    (False, True): _ITEMS_SELECT + "AND position > ? ORDER BY position LIMIT ?",
-    (True, True): _ITEMS_SELECT + "AND position < ? ORDER BY position DESC LIMIT ?",
-}
-_SQL_CONVERSATION_INSERT = (
-    "INSERT INTO conversations (owner, id, version, items, next_position, expires_at, record) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING seq"
-)
-_SQL_ITEM_INSERT = "INSERT INTO conversation_items (conversation, position, item_id, item) VALUES (?, ?, ?, ?)"
-_SQL_CONVERSATION_SWAP = (
-    "UPDATE conversations SET version = ?, items = ?, next_position = ?, expires_at = ?, record = ? "
-    f"WHERE owner = ? AND id = ? AND version = ? AND {_VISIBLE} RETURNING seq"
-)
-_SQL_ITEM_DELETE = "DELETE FROM conversation_items WHERE conversation = ? AND item_id = ?"
-_SQL_CONVERSATION_DELETE = f"DELETE FROM conversations WHERE owner = ? AND id = ? AND version = ? AND {_VISIBLE}"
-#: Delete up to :p2 (-1: every) conversation expired at :p1, soonest expired first; the trigger deletes their items.
-_SQL_CONVERSATIONS_SWEEP = (
-    "DELETE FROM conversations WHERE seq IN "
-    "(SELECT seq FROM conversations WHERE expires_at <= :p1 ORDER BY expires_at LIMIT :p2)"
-)
 
 
 def _numbered(*values: Any) -> dict[str, Any]:
@@ -567,12 +494,37 @@ class _ThreadState(_sql.ThreadState[sqlite3.Connection]):
     __slots__ = ()
 
 
+class _WriterTurn:
+    """A write's turn in this process: its writers queue here, so only other processes meet SQLite's busy handler."""
+
+    __slots__ = ("_mutex", "_path", "_timeout")
+
+    def __init__(self, mutex: threading.Lock, timeout: float, path: str) -> None:
+        self._mutex, self._timeout, self._path = mutex, timeout, path
+
+    def __enter__(self) -> None:
+        if not self._mutex.acquire(timeout=self._timeout):
+            raise StorageError(
+                f"another thread kept writing to {self._path!r} for more than busy_timeout={self._timeout} "
+                "seconds; nothing was changed"
+            )
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._mutex.release()
+
+
 def _release(connections: dict[sqlite3.Connection, Any], mutex: threading.Lock, conn: sqlite3.Connection) -> None:
     """Close the connection of a thread that has ended."""
     with mutex:
         connections.pop(conn, None)
     with contextlib.suppress(sqlite3.Error):
         conn.close()
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    with contextlib.suppress(sqlite3.Error):
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
 
 
 # ---------------------------------------------------------------------------------------------- the store
@@ -610,6 +562,10 @@ class SQLiteStore(_sql.SQLStore[sqlite3.Connection]):
     """
 
     _owner_key = staticmethod(_owner_key)
+    _storable = staticmethod(_encodable)
+    _rollback = staticmethod(_rollback)
+    _q = _Q
+    _no_limit = -1
 
     def __init__(
         self,
@@ -642,7 +598,7 @@ class SQLiteStore(_sql.SQLStore[sqlite3.Connection]):
     def _setup_process(self) -> None:
         self._generation = _sql.forks()
         self._local = threading.local()
-        self._write_mutex = threading.Lock()  # queues this process's writers
+        self._turn = _WriterTurn(threading.Lock(), self.busy_timeout, self.path)
         self._connections_mutex = threading.Lock()
         self._connections: dict[sqlite3.Connection, tuple[Any, weakref.ref[_ThreadState]]] = {}  # -> (finalizer, state)
         self._touches: deque[tuple[str, str]] = deque(maxlen=TOUCH_LOG)  # (owner key, id) read since last write
@@ -710,7 +666,7 @@ class SQLiteStore(_sql.SQLStore[sqlite3.Connection]):
             return
         if self._generation == _sql.forks() and self._touches:
             with contextlib.suppress(StorageError):
-                self._write(lambda conn: None)  # writes the queued recency marks
+                self._write(lambda conn, _: None)  # writes the queued recency marks
         self._closed = True
         if self._generation == _sql.forks():
             with self._connections_mutex:
@@ -868,9 +824,7 @@ class SQLiteStore(_sql.SQLStore[sqlite3.Connection]):
         """Run ``action`` on this thread's connection, outside any transaction (each statement is atomic)."""
         state = self._state()
         with state.mutex:
-            if state.dead:
-                raise self._closed_error()
-            conn = state.conn
+            conn = self._live(state)
             try:
                 return self._retry_busy(lambda: action(conn))  # type: ignore[no-any-return]
             except sqlite3.Error as exc:
@@ -892,48 +846,7 @@ class SQLiteStore(_sql.SQLStore[sqlite3.Connection]):
 
         return self._query(in_snapshot)
 
-    def _write(self, action: Callable[[sqlite3.Connection], _T]) -> _T:
-        """Run ``action`` in one write transaction (``BEGIN IMMEDIATE``), first writing queued recency marks.
-
-        The whole of ``action`` commits or nothing does: it raises :class:`_sql.Abort` to roll back and return a value.
-        Waiters of records removed by it are woken after the commit.
-        """
-        state = self._state()
-        mutex = self._write_mutex
-        if not mutex.acquire(timeout=self.busy_timeout):
-            raise StorageError(
-                f"another thread kept writing to {self.path!r} for more than busy_timeout={self.busy_timeout} "
-                "seconds; nothing was changed"
-            )
-        touches: list[tuple[str, str]] = []
-        try:
-            with state.mutex:
-                if state.dead:
-                    raise self._closed_error()
-                conn = state.conn
-                self._begin(conn)
-                try:
-                    while self._touches:
-                        touches.append(self._touches.popleft())
-                    if touches:
-                        self._apply_touches(conn, touches)
-                    result = action(conn)
-                    conn.execute("COMMIT")
-                except _sql.Abort as abort:
-                    self._undo(state, touches)
-                    return abort.result  # type: ignore[no-any-return]
-                except BaseException as exc:
-                    self._undo(state, touches)
-                    error = self._write_error(exc)
-                    if error is exc:
-                        raise
-                    raise error from exc
-        finally:
-            mutex.release()
-        self._finish_write(state)
-        return result
-
-    def _begin(self, conn: sqlite3.Connection) -> None:
+    def _begin_write(self, conn: sqlite3.Connection) -> None:
         """``BEGIN IMMEDIATE``: take the file's write lock, waiting up to ``busy_timeout`` for other writers.
 
         Raises:
@@ -952,7 +865,7 @@ class SQLiteStore(_sql.SQLStore[sqlite3.Connection]):
         except sqlite3.Error as exc:
             raise self._storage_error(exc) from exc
 
-    def _write_error(self, exc: BaseException) -> BaseException:
+    def _translate(self, state: _sql.ThreadState[sqlite3.Connection], exc: BaseException) -> BaseException:
         """What a write that raised ``exc`` raises: a :class:`StorageError` for the engine or a damaged row."""
         if isinstance(exc, sqlite3.Error):
             return self._storage_error(exc)
@@ -962,77 +875,18 @@ class SQLiteStore(_sql.SQLStore[sqlite3.Connection]):
             return StorageError(f"{self.path!r} is damaged: {exc}"[:500])
         return exc
 
-    def _undo(self, state: _ThreadState, touches: list[tuple[str, str]]) -> None:
-        """Roll back the write in progress on ``state``'s connection; keep its recency marks for the next write."""
-        state.wakes.clear()
-        state.cached.clear()
-        _rollback(state.conn)
-        if touches:  # not written: keep them for the next write, in order
-            self._touches.extendleft(reversed(touches))
+    @staticmethod
+    def _id_list(ids: list[str]) -> str:
+        return json.dumps(ids)  # a JSON array: json_each reads it
 
     @staticmethod
-    def _apply_touches(conn: sqlite3.Connection, keys: list[tuple[str, str]]) -> None:
-        # Each one above every finished record, in the order of the reads. Only a record's last read decides where
-        # it ends up, so a record read many times is marked once, at the place of its last read.
-        last_reads = list(dict.fromkeys(reversed(keys)))
-        last_reads.reverse()
-        conn.executemany(_SQL_TOUCH, last_reads)
+    def _execute_many(conn: sqlite3.Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        conn.executemany(sql, rows)
 
-    # ------------------------------------------------------------------ the parse cache
-
-    def _record(self, seq: int, version: int, text: str) -> ResponseRecord:
-        """The record stored as ``text`` in row ``seq`` at ``version``, parsed once and then cached.
-
-        The cache holds at most one record per row, the newest version seen.
-        """
-        hit = self._cache.get(seq)
-        if hit is not None and hit[0] == version:
-            return hit[1]
-        try:
-            record = _sql.load(text)
-        except (ValueError, TypeError, KeyError, ResponseStoreError) as exc:
-            raise self._damaged(f"the record in row {seq}", exc) from exc
-        self._cache.remember(seq, version, record, len(text))
-        return record
+    def _no_counters(self) -> StorageError:
+        return StorageError(f"{self.path!r} is damaged: its counters row is missing")
 
     # ------------------------------------------------------------------ atomic storage operations
-
-    def _row(self, owner: str | None, id: str) -> Any:
-        key = _owner_key(owner)
-        return self._query(lambda conn: conn.execute(_SQL_ROW, (key, id)).fetchone())
-
-    def _visible_row(self, owner: str | None, id: str) -> Any:
-        if not _encodable(id):
-            return None  # no stored id has a lone surrogate: ids are checked at create
-        row = self._row(owner, id)
-        if row is None:
-            return None
-        expires_at = row[3]
-        if expires_at is not None and expires_at <= self._now():
-            return None
-        return row
-
-    def _stored(self, row: Any) -> Stored:
-        """The :class:`Stored` of a row read by ``_SQL_ROW``."""
-        seq, version, text, _, _, count, event_bytes, size = row
-        return Stored(self._record(seq, version, text), int(count), int(event_bytes), seq, int(size))
-
-    def _get(self, owner: str | None, id: str) -> ResponseRecord | None:
-        row = self._visible_row(owner, id)
-        if row is None:
-            return None
-        record = self._record(row[0], row[1], row[2])
-        if row[4]:  # only finished records compete for eviction
-            self._touches.append((_owner_key(owner), id))
-        return record
-
-    def _peek(self, owner: str | None, id: str) -> ResponseRecord | None:
-        row = self._visible_row(owner, id)
-        return None if row is None else self._record(row[0], row[1], row[2])
-
-    def _read(self, owner: str | None, id: str) -> Stored | None:
-        row = self._visible_row(owner, id)
-        return None if row is None else self._stored(row)
 
     def _chain(self, owner: str | None, id: str, limit: int) -> list[ResponseRecord]:
         if not _encodable(id):
@@ -1042,56 +896,31 @@ class SQLiteStore(_sql.SQLStore[sqlite3.Connection]):
         # One statement, so one snapshot: follow previous_response_id links inside SQLite.
         rows = self._query(
             lambda conn: conn.execute(
-                "WITH RECURSIVE chain(n, seq, version, record, previous) AS ("
-                " SELECT 1, seq, version, record, json_extract(record, '$.previous_response_id') FROM responses"
+                "WITH RECURSIVE chain(n, seq, version, record, id, previous) AS ("
+                " SELECT 1, seq, version, record, id, json_extract(record, '$.previous_response_id') FROM responses"
                 " WHERE owner = ? AND id = ? AND (expires_at IS NULL OR expires_at > ?)"
                 " UNION ALL"
-                " SELECT chain.n + 1, r.seq, r.version, r.record, json_extract(r.record, '$.previous_response_id')"
+                " SELECT chain.n + 1, r.seq, r.version, r.record, r.id,"
+                " json_extract(r.record, '$.previous_response_id')"
                 " FROM chain JOIN responses r ON r.owner = ? AND r.id = chain.previous"
                 " WHERE chain.n < ? AND (r.expires_at IS NULL OR r.expires_at > ?)"
-                ") SELECT seq, version, record FROM chain ORDER BY n",
+                ") SELECT seq, version, record, id FROM chain ORDER BY n",
                 (key, id, now, key, limit, now),
             ).fetchall()
         )
-        chain: list[ResponseRecord] = []
-        seen: set[str] = set()
-        for seq, version, text in rows:
-            record = self._record(seq, version, text)
-            if record.id in seen:
-                break
-            seen.add(record.id)
-            chain.append(record)
-        return chain
+        return self._linked(rows)
 
     # ------------------------------------------------------------------ writes
 
     def _put_new(self, record: ResponseRecord, ttl: float | None, keep: Sequence[ResponseRecord], size: int) -> bool:
         key = _owner_key(record.owner)
         text = _sql.record_text(record)
-        values = (
-            key,
-            record.id,
-            record.created_at,
-            record.status.value,
-            int(record.is_terminal),
-            record.version,
-            ttl,
-            None if ttl is None else record.created_at + ttl,
-            None if record.is_terminal else record.lease_expires_at,
-            size,
-            text,
-        )
+        values = _sql.new_row(record, key, ttl, size, text, terminal=int(record.is_terminal))
         retention = self.retention
 
-        def put(conn: sqlite3.Connection) -> bool:
+        def put(conn: sqlite3.Connection, _: None) -> bool:
             now = self._now()
-            spared: list[tuple[int, int, int]] = []
-            if keep:
-                refreshed = self._refresh(conn, keep, record.created_at, now)
-                if refreshed is None:
-                    self._clear_id(conn, key, record.id, now)  # a visible record of this id wins: ResponseExists
-                    raise _sql.Abort(result=False)
-                spared = refreshed
+            spared = self._spared(conn, record, keep, key, now)
             # The common case in one statement: the id is free, nothing expired awaits a sweep, and it fits.
             row = conn.execute(
                 _SQL_INSERT_IF_ROOM, _numbered(*values, retention.max_records, retention.max_bytes, now)
@@ -1133,163 +962,25 @@ class SQLiteStore(_sql.SQLStore[sqlite3.Connection]):
             conn.execute(_SQL_INSERT, (seq, *values))
         return seq
 
-    def _read_state(self, conn: sqlite3.Connection) -> _sql.State:
-        row = conn.execute(_SQL_STATE).fetchone()
-        if row is None:
-            raise StorageError(f"{self.path!r} is damaged: its counters row is missing")
-        return _sql.State(*row)
-
-    def _clear_id(self, conn: sqlite3.Connection, key: str, id: str, now: float) -> None:
-        """Make way for a new record ``(key, id)``: remove an expired one, refuse a visible one.
-
-        Raises:
-            ResponseExists: a visible record has this id.
-        """
-        row = conn.execute("SELECT seq, expires_at FROM responses WHERE owner = ? AND id = ?", (key, id)).fetchone()
-        if row is None:
-            return
-        if row[1] is None or row[1] > now:
-            raise ResponseExists(id)
-        self._unlink(conn, [(row[0], key, id)], "expired")
-
-    def _refresh(
-        self, conn: sqlite3.Connection, keep: Sequence[ResponseRecord], start: float, now: float
-    ) -> list[tuple[int, int, int]] | None:
-        """Restart the expiry of the chain ``keep`` from ``start`` and mark it used, oldest first, if unchanged.
-
-        Returns ``(seq, terminal, bytes)`` of each record, or ``None`` if one is gone or changed.
-        """
-        key = _owner_key(keep[0].owner)
-        refreshed = []
-        for ancestor in reversed(keep):
-            row = conn.execute(_SQL_REFRESH, (start, key, ancestor.id, ancestor.version, now)).fetchone()
-            if row is None:
-                return None
-            refreshed.append(row)
-        return refreshed
-
-    def _lru(self, conn: sqlite3.Connection, limit: int) -> list[Any]:
-        return conn.execute(_SQL_LRU, (limit,)).fetchall()
-
-    def _delete_row(self, conn: sqlite3.Connection, seq: int) -> None:
-        conn.execute("DELETE FROM responses WHERE seq = ?", (seq,))
-
-    def _swap(
-        self,
-        old: Stored,
-        new: ResponseRecord,
-        size: int,
-        log: LogWrite | None,
-        conversation: ConversationWrite | None = None,
-    ) -> bool:
-        text = _sql.record_text(new)
+    @staticmethod
+    def _swap_statement(
+        old: Stored, new: ResponseRecord, text: str, size: int, log: LogWrite | None
+    ) -> tuple[str, Callable[[float], Any]]:
         terminal = new.is_terminal
-        seq = old.incarnation
-        params: tuple[Any, ...] = (
+        params = (
             new.status.value,
             int(terminal),
             new.version,
             text,
             size,
             None if terminal else new.lease_expires_at,
-            seq,
+            old.incarnation,
             old.record.version,
             old.events,
         )
-        sql = _SQL_SWAP[None if log is None else log.replace]
-        if log is not None:
-            params_log = (log.first + log.events, log.event_bytes, log.stored)
-        max_bytes = self.retention.max_bytes
-        in_conversation = None if conversation is None else self._conversation_write(conversation)
-
-        def swap(conn: sqlite3.Connection) -> bool:
-            now = self._now()
-            before = None if max_bytes is None else self._entry_bytes(conn, seq)
-            row = conn.execute(
-                sql, _numbered(*params, now) if log is None else _numbered(*params, now, *params_log)
-            ).fetchone()
-            if row is None:
-                return False
-            if in_conversation is not None and not in_conversation(conn, now):
-                raise _sql.Abort(result=False)  # the conversation changed: the response's update is undone too
-            after, due = row
-            if log is not None:
-                self._write_log(conn, seq, log)
-            if due is not None and due <= now:
-                self._sweep_rows(conn, now, SWEEP_BATCH)
-            if before is not None:
-                self._room_for_growth(conn, seq, grows=after - before, entry=after, finished=terminal, id=new.id)
-            self._state().cached.append((seq, new.version, new, len(text)))
-            return True
-
-        return self._write(swap)
-
-    def _append(self, old: Stored, log: LogWrite) -> bool:
-        seq = old.incarnation
-        params = (log.first + log.events, log.event_bytes, log.stored, seq, old.record.version, old.events)
-        max_bytes = self.retention.max_bytes
-        finished = old.record.is_terminal
-
-        def append(conn: sqlite3.Connection) -> bool:
-            row = conn.execute(_SQL_APPEND, (*params, self._now())).fetchone()
-            if row is None:
-                return False
-            self._write_log(conn, seq, log)
-            if max_bytes is not None:
-                self._room_for_growth(conn, seq, grows=log.stored, entry=row[0], finished=finished, id=old.record.id)
-            return True
-
-        return self._write(append)
-
-    @staticmethod
-    def _entry_bytes(conn: sqlite3.Connection, seq: int) -> int | None:
-        row = conn.execute("SELECT size + log_bytes FROM responses WHERE seq = ?", (seq,)).fetchone()
-        return None if row is None else int(row[0])
-
-    @staticmethod
-    def _write_log(conn: sqlite3.Connection, seq: int, log: LogWrite) -> None:
-        if log.replace:
-            conn.execute("DELETE FROM chunks WHERE response = ?", (seq,))
-        conn.execute(_SQL_CHUNK, (seq, log.first, log.events, log.text))
-
-    def _byte_counters(self, conn: sqlite3.Connection) -> tuple[int, int]:
-        total, active = conn.execute("SELECT bytes, active_bytes FROM counters").fetchone()
-        return total, active
-
-    def _remove(self, old: Stored) -> bool:
-        record = old.record
-
-        def remove(conn: sqlite3.Connection) -> bool:
-            now = self._now()
-            self._sweep_rows(conn, now, SWEEP_BATCH)
-            row = conn.execute(
-                f"DELETE FROM responses WHERE seq = ? AND version = ? AND {_VISIBLE} RETURNING owner, id",
-                (old.incarnation, record.version, now),
-            ).fetchone()
-            if row is None:
-                return False
-            self._unlinked(conn, [(old.incarnation, row[0], row[1])], "deleted")
-            return True
-
-        return self._write(remove)
-
-    def _unlink(self, conn: sqlite3.Connection, rows: list[tuple[int, str, str]], why: str) -> None:
-        """Remove the records ``rows`` (``(seq, owner key, id)``) and count them as ``why``.
-
-        The delete trigger removes their chunks and leaves their tombstones.
-        """
-        for seq, _, _ in rows:
-            conn.execute("DELETE FROM responses WHERE seq = ?", (seq,))
-        self._unlinked(conn, rows, why)
-
-    def _unlinked(self, conn: sqlite3.Connection, rows: list[tuple[int, str, str]], why: str) -> None:
-        """Bookkeeping after deleting ``rows``: the count of ``why``, the tombstones' bound, wake-ups, the cache."""
-        conn.execute(_SQL_UNLINKED[why], (len(rows),))
-        conn.execute(_SQL_TRIM, (min(CURSOR_MEMORY, cursor_memory(self.retention.max_records)),))
-        state = self._state()
-        for seq, key, id in rows:
-            state.wakes.append((_owner_of(key), id))
-            state.cached.append((seq, 0, None, 0))
+        after = () if log is None else (log.first + log.events, log.event_bytes, log.stored)
+        # It also returns the soonest expiry: the swap sweeps after its update when a record is due.
+        return _SQL_SWAP[None if log is None else log.replace], lambda now: _numbered(*params, now, *after)
 
     def _sweep_rows(self, conn: sqlite3.Connection, now: float, limit: int | None) -> int:
         sql = "SELECT seq, owner, id FROM responses WHERE expires_at <= ? ORDER BY expires_at, seq"
@@ -1301,202 +992,13 @@ class SQLiteStore(_sql.SQLStore[sqlite3.Connection]):
             self._unlink(conn, rows, "expired")
         return len(rows)
 
-    def _sweep(self, limit: int | None) -> int:
-        now = self._now()  # validated: a broken clock must refuse the write before anything is removed
-        return self._write(lambda conn: self._sweep_rows(conn, now, limit))
-
-    def _leased(self, now: float, limit: int) -> list[ResponseRecord]:
-        rows = self._query(
-            lambda conn: conn.execute(
-                "SELECT seq, version, record FROM responses WHERE lease_expires_at <= ? AND terminal = 0 "
-                f"AND {_VISIBLE} ORDER BY lease_expires_at, seq LIMIT ?",
-                (now, now, limit),
-            ).fetchall()
-        )
-        return [self._record(seq, version, text) for seq, version, text in rows]
-
     # ------------------------------------------------------------------ conversations
-
-    def _conversation_state(self, owner: str | None, id: str, row: Sequence[Any]) -> ConversationState:
-        """The state of ``(owner, id)`` from its row ``(seq, version, items, next_position, expires_at, record)``.
-
-        Raises:
-            StorageError: the row is not one this backend writes (a damaged file).
-        """
-        _, version, items, next_position, expires_at, text = row
-        try:
-            record = ConversationRecord.from_dict(json.loads(text))
-        except (ValueError, TypeError, RecursionError, ResponseStoreError) as exc:
-            raise self._damaged(f"the conversation {id!r}", exc) from exc
-        if (
-            (record.owner, record.id, record.version) != (owner, id, version)
-            or items.__class__ is not int
-            or next_position.__class__ is not int
-            or not 0 <= items <= next_position
-            or not (expires_at is None or expires_at.__class__ is float)
-        ):
-            raise self._damaged(f"the conversation {id!r}", ValueError("its columns disagree with its JSON"))
-        return ConversationState(record, items, next_position, expires_at)
-
-    def _positioned(self, id: str, row: Sequence[Any]) -> Positioned:
-        """The item of conversation ``id`` from its row ``(position, item id, item)``.
-
-        Raises:
-            StorageError: the row is not one this backend writes (a damaged file).
-        """
-        position, item_id, text = row
-        try:
-            item = freeze_object(json.loads(text), "a stored item")
-        except (ValueError, TypeError, RecursionError, ResponseStoreError) as exc:
-            raise self._damaged(f"an item of conversation {id!r}", exc) from exc
-        if position.__class__ is not int or item.get("id") != item_id:
-            raise self._damaged(f"an item of conversation {id!r}", ValueError("its columns disagree with its JSON"))
-        return position, item_id, item
-
-    def _conversation(self, owner: str | None, id: str) -> ConversationState | None:
-        if not _encodable(id):
-            return None  # no stored id has a lone surrogate
-        key = _owner_key(owner)
-        now = self._now()
-        row = self._query(lambda conn: conn.execute(_SQL_CONVERSATION, (key, id, now)).fetchone())
-        return None if row is None else self._conversation_state(owner, id, row)
-
-    def _conversation_items(
-        self, owner: str | None, id: str, after: int | None, count: int, *, descending: bool
-    ) -> tuple[ConversationState, list[Positioned]] | None:
-        if not _encodable(id):
-            return None
-        key = _owner_key(owner)
-        now = self._now()
-        sql = _SQL_ITEMS[descending, after is not None]
-
-        def read(conn: sqlite3.Connection) -> tuple[ConversationState, list[Positioned]] | None:
-            row = conn.execute(_SQL_CONVERSATION, (key, id, now)).fetchone()
-            if row is None:
-                return None
-            state = self._conversation_state(owner, id, row)
-            params = (row[0], count) if after is None else (row[0], after, count)
-            return state, [self._positioned(id, item) for item in conn.execute(sql, params).fetchall()]
-
-        return self._snapshot_read(read)
-
-    def _conversation_item(self, owner: str | None, id: str, item_id: str) -> Positioned | None:
-        if not (_encodable(id) and _encodable(item_id)):
-            return None
-        params = (_owner_key(owner), id, self._now(), item_id)
-        row = self._query(lambda conn: conn.execute(_SQL_CONVERSATION_ITEM, params).fetchone())
-        return None if row is None else self._positioned(id, row)
-
-    def _conversation_held(self, owner: str | None, id: str, item_ids: Sequence[str]) -> set[str]:
-        asked = [item_id for item_id in item_ids if _encodable(item_id)]
-        if not (asked and _encodable(id)):
-            return set()
-        params = (_owner_key(owner), id, self._now(), json.dumps(asked))
-        rows = self._query(lambda conn: conn.execute(_SQL_CONVERSATION_HELD, params).fetchall())
-        return {item_id for (item_id,) in rows}
-
-    def _conversation_put(self, state: ConversationState, items: Sequence[Positioned]) -> None:
-        record = state.record
-        values = (_owner_key(record.owner), *_sql.conversation_values(state))
-        rows = _sql.item_rows(items)
-        limit = self.retention.max_records
-
-        def put(conn: sqlite3.Connection) -> None:
-            now = self._now()
-            self._sweep_conversation_rows(conn, now, SWEEP_BATCH)
-            if limit is not None and self._conversation_count(conn) >= limit:
-                self._sweep_conversation_rows(conn, now, None)
-                if self._conversation_count(conn) >= limit:
-                    raise ConversationFull(record.id, "max_records", limit)
-            (seq,) = conn.execute(_SQL_CONVERSATION_INSERT, values).fetchone()
-            conn.executemany(_SQL_ITEM_INSERT, [(seq, *row) for row in rows])
-
-        self._write(put)
-
-    def _conversation_write(self, write: ConversationWrite) -> Callable[[sqlite3.Connection, float], bool]:
-        """The statements of ``write``, as a function to run inside a write transaction at a time ``now``.
-
-        It returns ``False``, having changed nothing, if the conversation is no longer visible at ``write.old``'s
-        version. Everything is encoded here, before the transaction begins.
-        """
-        old = write.old.record
-        params = (*_sql.swap_values(write), _owner_key(old.owner), old.id, old.version)
-        rows = _sql.item_rows(write.append)
-        remove = write.remove
-
-        def apply(conn: sqlite3.Connection, now: float) -> bool:
-            row = conn.execute(_SQL_CONVERSATION_SWAP, (*params, now)).fetchone()
-            if row is None:
-                return False
-            seq = row[0]
-            if remove is not None and conn.execute(_SQL_ITEM_DELETE, (seq, remove)).rowcount != 1:
-                raise _sql.Damaged(f"the items of conversation {old.id!r}", LookupError(f"{remove!r} is missing"))
-            if rows:
-                conn.executemany(_SQL_ITEM_INSERT, [(seq, *item) for item in rows])
-            return True
-
-        return apply
 
     def _conversation_swap(self, write: ConversationWrite) -> bool:
         apply = self._conversation_write(write)
-        return self._write(lambda conn: apply(conn, self._now()))
-
-    def _conversation_remove(self, old: ConversationState) -> bool:
-        record = old.record
-        params = (_owner_key(record.owner), record.id, record.version)
-        return self._write(lambda conn: conn.execute(_SQL_CONVERSATION_DELETE, (*params, self._now())).rowcount == 1)
-
-    def _sweep_conversations(self) -> int:
-        now = self._now()  # validated before the write, as for responses
-        return self._write(lambda conn: self._sweep_conversation_rows(conn, now, None))
-
-    @staticmethod
-    def _sweep_conversation_rows(conn: sqlite3.Connection, now: float, limit: int | None) -> int:
-        """Delete up to ``limit`` (``None``: every) conversation expired at ``now``, with their items."""
-        return int(conn.execute(_SQL_CONVERSATIONS_SWEEP, _numbered(now, -1 if limit is None else limit)).rowcount)
-
-    def _conversation_count(self, conn: sqlite3.Connection) -> int:
-        row = conn.execute("SELECT conversations FROM counters").fetchone()
-        if row is None:
-            raise StorageError(f"{self.path!r} is damaged: its counters row is missing")
-        return int(row[0])
+        return self._write(lambda conn, _: apply(conn, self._now()))
 
     # ------------------------------------------------------------------ reads
-
-    def _scan(
-        self, conn: sqlite3.Connection, key: str, cursor: str | None, descending: bool, now: float
-    ) -> Iterator[ResponseRecord]:
-        start: tuple[float, int] | None = None
-        if cursor is not None:
-            row = conn.execute("SELECT created_at, seq FROM responses WHERE owner = ? AND id = ?", (key, cursor))
-            found = row.fetchone()
-            if found is None:
-                found = conn.execute(
-                    "SELECT created_at, seq FROM removed WHERE owner = ? AND id = ?", (key, cursor)
-                ).fetchone()
-            if found is None:
-                raise unknown_cursor(cursor)
-            start = (found[0], found[1])
-        return self._scan_rows(conn, key, start, descending, now)
-
-    def _scan_rows(
-        self, conn: sqlite3.Connection, key: str, start: tuple[float, int] | None, descending: bool, now: float
-    ) -> Iterator[ResponseRecord]:
-        batch = 8
-        while True:
-            if start is None:
-                sql = _SQL_SCAN[descending, False]
-                params: tuple[Any, ...] = (key, now, batch)
-            else:
-                sql = _SQL_SCAN[descending, True]
-                params = (key, start[0], start[1], now, batch)
-            rows = conn.execute(sql, params).fetchall()
-            for _, seq, version, text in rows:
-                yield self._record(seq, version, text)
-            if len(rows) < batch:
-                return
-            start = (rows[-1][0], rows[-1][1])
-            batch = min(batch * 4, _sql.SCAN_BATCH * 4)
 
     def _find_newest(
         self, owner: str | None, text: str, matches: Callable[[ResponseRecord], bool]
@@ -1508,8 +1010,8 @@ class SQLiteStore(_sql.SQLStore[sqlite3.Connection]):
         def read(conn: sqlite3.Connection) -> ResponseRecord | None:
             rows = conn.execute(_SQL_HOLDING[False], (key, now, text, _FIND_BATCH)).fetchall()
             while True:
-                for _, seq, version, record_text in rows:
-                    record = self._record(seq, version, record_text)
+                for _, seq, version, record_text, id in rows:
+                    record = self._record(seq, version, record_text, id)
                     if matches(record):
                         return record
                 if len(rows) < _FIND_BATCH:
@@ -1518,57 +1020,6 @@ class SQLiteStore(_sql.SQLStore[sqlite3.Connection]):
                 rows = conn.execute(_SQL_HOLDING[True], (key, last[0], last[1], now, text, _FIND_BATCH)).fetchall()
 
         return self._snapshot_read(read)
-
-    def _events(self, owner: str | None, id: str, after: int) -> tuple[Stored, tuple[Chunk, ...]] | None:
-        if not _encodable(id):
-            return None
-        key = _owner_key(owner)
-        now = self._now()
-
-        def read(conn: sqlite3.Connection) -> tuple[Stored, tuple[Chunk, ...]] | None:
-            row = conn.execute(_SQL_ROW, (key, id)).fetchone()
-            if row is None or (row[3] is not None and row[3] <= now):
-                return None
-            stored = self._stored(row)
-            if stored.events - 1 <= after:
-                return stored, ()
-            rows = conn.execute(_SQL_CHUNKS, _numbered(stored.incarnation, after + 1)).fetchall()
-            return stored, self._chunks(rows, stored, after)
-
-        return self._snapshot_read(read)
-
-    def _chunks(self, rows: list[Any], stored: Stored, after: int) -> tuple[Chunk, ...]:
-        """Check that ``rows`` are the chunks holding events ``after + 1`` to the end of the log, in order.
-
-        Raises:
-            StorageError: they are not (a damaged file).
-        """
-        expected = None
-        for first, count, text in rows:
-            if (
-                first.__class__ is not int
-                or count.__class__ is not int
-                or text.__class__ is not str
-                or count < 1
-                or (expected is not None and first != expected)
-            ):
-                raise self._damaged(
-                    f"the event log of {stored.record.id!r}", ValueError(f"a malformed chunk at event {first!r}")
-                )
-            expected = first + count
-        if not rows or rows[0][0] > max(after + 1, 0) or expected != stored.events:
-            raise self._damaged(f"the event log of {stored.record.id!r}", ValueError("its chunks do not add up"))
-        return tuple(rows)
-
-    def _stats_rows(self, conn: sqlite3.Connection, now: float) -> tuple[Sequence[Any], list[Any]]:
-        row = conn.execute(_SQL_COUNTERS).fetchone()
-        if row is None:
-            raise StorageError(f"{self.path!r} is damaged: its counters row is missing")
-        pending = conn.execute(
-            "SELECT status, count(*), sum(size + log_bytes) FROM responses WHERE expires_at <= ? GROUP BY status",
-            (now,),
-        ).fetchall()
-        return row, pending
 
     def _bad_status(self, status: object) -> Exception:
         return StorageError(f"{self.path!r} is damaged: a record has the status {str(status)[:40]!r}")
@@ -1590,10 +1041,7 @@ class SQLiteStore(_sql.SQLStore[sqlite3.Connection]):
                 conn.close()
             return
         state = self._state()
-        _sql.invariant(not state.wakes, "wake-ups were left pending")
-        _sql.invariant(not state.cached, "cache updates were left pending")
-        _sql.invariant(len(self._touches) <= TOUCH_LOG, "the touch log is unbounded")
-        _sql.invariant(len(self._cache) <= _sql.CACHE_RECORDS, "the record cache is unbounded")
+        self._check_thread(state)
         with state.mutex:
             self._check_file_contents(state.conn)
 
@@ -1603,134 +1051,25 @@ class SQLiteStore(_sql.SQLStore[sqlite3.Connection]):
         _sql.invariant(conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION, "wrong schema version")
         _begin_read(conn)
         try:
-            counters = conn.execute(_sql.CHECK_COUNTERS).fetchall()
-            _sql.invariant(len(counters) == 1, "the counters row is missing or doubled")
-            last_seq, created, deleted, evicted, expired, total, active, conversations = counters[0][:8]
-            status_counts = dict(zip(_sql.STATUS_COLUMNS, counters[0][8:], strict=True))
-            rows = conn.execute(
-                "SELECT seq, owner, id, created_at, status, terminal, version, ttl, expires_at, last_used, "
-                "lease_expires_at, size, event_count, event_bytes, log_bytes, record FROM responses"
-            ).fetchall()
-            by_status = dict.fromkeys(ResponseStatus, 0)
-            live: set[tuple[str, str]] = set()
-            seqs: set[int] = set()
-            leased: set[int] = set()
-            sizes = [0, 0]  # bytes of all records, of active ones
-            for row in rows:
-                record = self._check_row(conn, row)
-                live.add((row[1], row[2]))
-                seqs.add(row[0])
-                by_status[record.status] += 1
-                entry = row[11] + row[14]
-                sizes[0] += entry
-                if not record.is_terminal:
-                    sizes[1] += entry
-                    if record.lease_expires_at is not None:
-                        leased.add(row[0])
-            _sql.invariant(by_status == status_counts, "status counters disagree with the records")
-            _sql.invariant(sizes == [total, active], "byte counters disagree with the records")
-            _sql.invariant(created - deleted - evicted - expired == len(rows), "lifetime counters do not add up")
-            _sql.invariant(all(0 < seq <= last_seq for seq in seqs), "a record's seq is not below the counter")
-            indexed = {
-                seq
-                for (seq,) in conn.execute(
-                    "SELECT seq FROM responses INDEXED BY responses_lease WHERE lease_expires_at IS NOT NULL"
-                )
-            }
-            _sql.invariant(indexed == leased, "the lease index disagrees with the records' leases")
-            finished = {
-                seq
-                for (seq,) in conn.execute("SELECT seq FROM responses INDEXED BY responses_recency WHERE terminal = 1")
-            }
-            _sql.invariant(
-                finished == {row[0] for row in rows if row[5]}, "the recency index disagrees with the finished records"
-            )
-            orphans = conn.execute(
-                "SELECT count(*) FROM chunks WHERE response NOT IN (SELECT seq FROM responses)"
-            ).fetchone()[0]
-            _sql.invariant(orphans == 0, "chunks outlived their response")
-            removed = conn.execute("SELECT owner, id, seq FROM removed").fetchall()
-            # The bound of this store's settings holds after its first removal; CURSOR_MEMORY always (stores of other
-            # settings may share the file).
-            _sql.invariant(len(removed) <= CURSOR_MEMORY, "tombstones unbounded")
-            _sql.invariant(not ({(key, id) for key, id, _ in removed} & live), "a live record is also removed")
-            _sql.invariant(not ({seq for _, _, seq in removed} & seqs), "a tombstone shares a live record's seq")
-            _sql.invariant(all(seq <= last_seq for _, _, seq in removed), "a tombstone's seq is above the counter")
-            self._check_conversations(conn, conversations)
+            self._check_tables(conn)
         finally:
             _rollback(conn)
-        stats = self._stats_of(conn, self._now())
-        _sql.invariant(stats.records == sum(stats.by_status.values()), "stats.by_status does not add up")
-        _sql.invariant(
-            stats.records == stats.created - stats.deleted - stats.evicted - stats.expired,
-            "stats do not add up",
-        )
+        self._check_stats(self._stats_of(conn, self._now()))
 
-    def _check_row(self, conn: sqlite3.Connection, row: tuple[Any, ...]) -> ResponseRecord:
-        (
-            seq,
-            key,
-            id,
-            created_at,
-            status,
-            terminal,
-            version,
-            ttl,
-            expires_at,
-            used,
-            lease,
-            size,
-            count,
-            event_bytes,
-            log_bytes,
-            text,
-        ) = row
-        record = self._check_loaded(seq, key, id, version, text)
-        _sql.invariant(
-            (record.created_at, record.status.value, int(record.is_terminal), record.version)
-            == (created_at, status, terminal, version),
-            f"the columns of {id!r} disagree with its JSON",
-        )
-        _sql.invariant(_sql.record_text(record) == text, f"the JSON of {id!r} is not what to_dict() writes")
-        _sql.invariant(record.version >= 1, f"{id!r} has version {record.version}")
-        _sql.invariant(
-            (record.completed_at is not None) == (record.status is ResponseStatus.COMPLETED),
-            f"completed_at does not follow the status of {id!r}",
-        )
-        _sql.invariant(size == record_size(record), f"the stored size of {id!r} is not its record_size")
-        self._check_lease_columns(record, lease, used, ttl, expires_at)
-        chunks = conn.execute(
-            "SELECT first, count, text FROM chunks WHERE response = ? ORDER BY first", (seq,)
-        ).fetchall()
-        self._check_log(record, chunks, count, event_bytes, log_bytes)
-        return record
-
-    def _check_conversations(self, conn: sqlite3.Connection, counted: int) -> None:
-        """The conversations agree with their JSON, their count and their items; no item outlives its conversation."""
-        rows = conn.execute(_sql.CHECK_CONVERSATIONS).fetchall()
-        _sql.invariant(counted == len(rows), "the conversation count disagrees with the rows")
-        for seq, key, id, version, items, next_position, expires_at, text in rows:
-            try:
-                state = self._conversation_state(
-                    _owner_of(key), id, (seq, version, items, next_position, expires_at, text)
-                )
-            except StorageError as exc:
-                raise AssertionError(str(exc)) from None
-            _sql.invariant(_sql.json_text(state.record.to_dict()) == text, f"the JSON of conversation {id!r}")
-            held = conn.execute(
-                "SELECT position, item_id, item FROM conversation_items WHERE conversation = ? ORDER BY position",
-                (seq,),
-            ).fetchall()
-            _sql.invariant(len(held) == items, f"the item count of conversation {id!r} disagrees with its items")
-            _sql.invariant(
-                all(0 <= row[0] < next_position for row in held), f"an item of {id!r} is beyond its positions"
+    def _check_indexes(self, conn: sqlite3.Connection, rows: list[Any], leased: set[int]) -> None:
+        indexed = {
+            seq
+            for (seq,) in conn.execute(
+                "SELECT seq FROM responses INDEXED BY responses_lease WHERE lease_expires_at IS NOT NULL"
             )
-            _sql.invariant(len({row[1] for row in held}) == len(held), f"the item ids of {id!r} repeat")
-            self._check_items(id, held)
-        orphans = conn.execute(
-            "SELECT count(*) FROM conversation_items WHERE conversation NOT IN (SELECT seq FROM conversations)"
-        ).fetchone()[0]
-        _sql.invariant(orphans == 0, "items outlived their conversation")
+        }
+        _sql.invariant(indexed == leased, "the lease index disagrees with the records' leases")
+        finished = {
+            seq for (seq,) in conn.execute("SELECT seq FROM responses INDEXED BY responses_recency WHERE terminal = 1")
+        }
+        _sql.invariant(
+            finished == {row[0] for row in rows if row[5]}, "the recency index disagrees with the finished records"
+        )
 
 
 def _begin_read(conn: sqlite3.Connection) -> None:
@@ -1745,12 +1084,6 @@ def _begin_read(conn: sqlite3.Connection) -> None:
 def _restore_synchronous(conn: sqlite3.Connection, synchronous: str) -> None:
     with contextlib.suppress(sqlite3.Error):
         conn.execute(f"PRAGMA synchronous = {synchronous}")
-
-
-def _rollback(conn: sqlite3.Connection) -> None:
-    with contextlib.suppress(sqlite3.Error):
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
 
 
 def _check_path(path: object) -> str:

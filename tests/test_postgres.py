@@ -6,7 +6,6 @@ a shared network server has. Every server is a real PostgreSQL started by tests/
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -14,7 +13,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -23,7 +21,7 @@ import pytest
 from responsestore import InvalidArgument, ResponseNotFound, StorageError, WaitTimeout
 
 from . import postgres_server
-from .test_sqlite import Child, walk
+from .processes import Child, check_races, run_workers, walk, worker
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -307,20 +305,11 @@ def test_tombstones_of_deleted_expired_and_evicted_records_keep_cursors() -> Non
 
 # ---------------------------------------------------------------------------------------------- processes
 
-WORKER = r"""
-import json, sys
-from responsestore import InvalidTransition, VersionConflict
-from responsestore._postgres import PostgresStore
-
-url, index, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-shared = json.loads(sys.argv[4])
-store = PostgresStore.from_url(url, max_records=None)
-result = {"increments": {}, "conflicts": 0, "won": [], "chain": [], "walks": [], "errors": []}
-print("ready", flush=True)
-sys.stdin.readline()
-try:
-    previous = shared["root"]
-    for step in range(rounds):
+WORKER = worker(
+    imports="from responsestore._postgres import PostgresStore",
+    open="PostgresStore.from_url(target, max_records=None)",
+    setup='    previous = shared["root"]',
+    step="""
         for counter in shared["counters"]:  # both processes increment the same records
             while True:
                 current = store.get(counter)
@@ -334,26 +323,10 @@ try:
         record = store.create("m", f"w{index}-{step}", previous_response_id=previous, owner=None)
         store.complete(record.id, [{"role": "assistant", "content": str(index)}])
         result["chain"].append(record.id)
-        previous = record.id
-        race = shared["races"][step]
-        try:
-            store.complete(race, [{"role": "assistant", "content": str(index)}], expected_version=1)
-            result["won"].append(race)
-        except (VersionConflict, InvalidTransition):
-            pass
-        if step % 5 == 0:
-            page = store.list(limit=3, owner="stable", order="asc")
-            ids = [r.id for r in page.data]
-            while page.has_more:
-                page = store.list(limit=3, owner="stable", order="asc", after=page.last_id)
-                ids += [r.id for r in page.data]
-            result["walks"].append(ids)
-except Exception as exc:
-    result["errors"].append(repr(exc))
-print(json.dumps(result), flush=True)
-store.close()
-"""
-
+        previous = record.id""",
+    limit=3,
+    every=5,
+)
 WORKERS = 2
 ROUNDS = 30
 
@@ -366,27 +339,14 @@ def test_two_processes_writing_the_same_responses_lose_no_update_and_build_chain
         stable = [store.create("m", owner="stable").id for _ in range(7)]
         root = store.create("m", "root").id
         store.complete(root)
-        shared = json.dumps({"counters": counters, "races": races, "root": root})
-        with contextlib.ExitStack() as stack:
-            children = [stack.enter_context(Child(WORKER, url, str(n), str(ROUNDS), shared)) for n in range(WORKERS)]
-            assert [child.line() for child in children] == ["ready"] * WORKERS
-            for child in children:
-                child.send("go")
-            results = [json.loads(child.line()) for child in children]
-            for child in children:
-                child.finish()
-        assert [result["errors"] for result in results] == [[]] * WORKERS
+        results = run_workers(WORKER, url, WORKERS, ROUNDS, {"counters": counters, "races": races, "root": root})
         for counter in counters:  # no lost update: every increment of either process is counted
             record = store.get(counter)
             assert record.metadata["n"] == str(WORKERS * ROUNDS)
             assert record.version == 1 + WORKERS * ROUNDS
             assert sum(result["increments"][counter] for result in results) == WORKERS * ROUNDS
-        wins = Counter(race for result in results for race in result["won"])
-        assert sorted(wins) == sorted(races)  # each race had exactly one winner
-        assert set(wins.values()) == {1}
-        for index, result in enumerate(results):
-            for race in result["won"]:
-                assert store.get(race).output[0]["content"][0]["text"] == str(index)
+        check_races(store, races, results)
+        for result in results:
             # Each process's chain, read here, runs back through its records to the root they share.
             chain = store.chain(result["chain"][-1])
             assert [r.id for r in chain] == [root, *result["chain"]]

@@ -12,17 +12,13 @@ import contextlib
 import gc
 import json
 import os
-import queue
 import random
 import shutil
 import signal
 import sqlite3
 import subprocess
-import sys
-import tempfile
 import threading
 import warnings
-from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -39,96 +35,15 @@ from responsestore import (
     StorageError,
     VersionConflict,
 )
+from responsestore import _contract as contract
 from responsestore import _sql as sql_backend
 from responsestore import _sqlite as sqlite_backend
 from responsestore._retention import DEFAULT_MAX_RECORDS
 from responsestore.testing import FakeClock
 
-TIMEOUT = 60.0  # seconds any one wait on a child or a thread may take before the test fails
-
+from .processes import TIMEOUT, Child, check_races, run_workers, walk, worker
 
 # ---------------------------------------------------------------------------------------------- helpers
-
-
-class Child:
-    """A Python process running ``script``; its stdout lines arrive through a queue (reads never block forever).
-
-    Use it as a context manager: leaving kills the child if it still runs and closes every pipe.
-    """
-
-    def __init__(self, script: str, *args: str) -> None:
-        self._errors = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed in __exit__
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", script, *args],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._errors,
-            text=True,
-            bufsize=1,
-        )
-        self._lines: queue.Queue[str | None] = queue.Queue()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def __enter__(self) -> Child:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.kill()
-        self._reader.join(TIMEOUT)
-        for pipe in (self.process.stdin, self.process.stdout):
-            if pipe is not None:
-                with contextlib.suppress(OSError):
-                    pipe.close()
-        self._errors.close()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self._lines.put(line.rstrip("\n"))
-        self._lines.put(None)
-
-    def line(self) -> str:
-        """The next line the child printed; fails the test if none comes within TIMEOUT or the child ended."""
-        try:
-            line = self._lines.get(timeout=TIMEOUT)
-        except queue.Empty:
-            self.kill()
-            pytest.fail(f"the child printed nothing for {TIMEOUT} s: {self.stderr()}")
-        if line is None:
-            code = self.process.wait(TIMEOUT)
-            pytest.fail(f"the child ended early (exit {code}): {self.stderr()}")
-        return line
-
-    def send(self, text: str) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write(text + "\n")
-        self.process.stdin.flush()
-
-    def finish(self) -> None:
-        """Close the child's input and wait for it to exit 0."""
-        assert self.process.stdin is not None
-        self.process.stdin.close()
-        code = self.process.wait(TIMEOUT)
-        assert code == 0, self.stderr()
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-        self.process.wait(TIMEOUT)
-
-    def rest(self) -> list[str]:
-        """Every line still unread, once the child has ended."""
-        assert self.process.poll() is not None
-        self._reader.join(TIMEOUT)
-        lines: list[str] = []
-        while (line := self._lines.get_nowait()) is not None:
-            lines.append(line)
-        return lines
-
-    def stderr(self) -> str:
-        self._errors.seek(0)
-        return self._errors.read()
 
 
 @pytest.fixture
@@ -143,32 +58,12 @@ def store(db: Path) -> Iterator[SQLiteStore]:
         opened._check()
 
 
-def walk(store: responsestore.BaseStore, **kwargs: Any) -> list[str]:
-    """Every id of a list, following ``after=last_id`` page by page."""
-    ids: list[str] = []
-    page = store.list(limit=7, **kwargs)
-    ids.extend(record.id for record in page.data)
-    while page.has_more:
-        page = store.list(limit=7, after=page.last_id, **kwargs)
-        ids.extend(record.id for record in page.data)
-    return ids
-
-
 # ---------------------------------------------------------------------------------------------- processes
 
-WORKER = r"""
-import json, random, sys
-from responsestore import InvalidTransition, SQLiteStore, VersionConflict
-
-path, index, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-shared = json.loads(sys.argv[4])
-rng = random.Random(index)
-store = SQLiteStore(path, max_records=None, synchronous="NORMAL")
-result = {"created": [], "increments": {}, "conflicts": 0, "won": [], "walks": [], "errors": []}
-print("ready", flush=True)
-sys.stdin.readline()
-try:
-    for step in range(rounds):
+WORKER = worker(
+    imports="from responsestore import SQLiteStore",
+    open='SQLiteStore(target, max_records=None, synchronous="NORMAL")',
+    step="""
         record = store.create("m", f"w{index}-{step}", owner="pool", metadata={"worker": str(index)})
         store.complete(record.id, [{"role": "assistant", "content": str(index)}], owner="pool")
         result["created"].append(record.id)
@@ -181,26 +76,10 @@ try:
                 break
             except VersionConflict:
                 result["conflicts"] += 1
-        result["increments"][counter] = result["increments"].get(counter, 0) + 1
-        race = shared["races"][step % len(shared["races"])]  # every process goes for the same one
-        try:
-            store.complete(race, [{"role": "assistant", "content": str(index)}], expected_version=1)
-            result["won"].append(race)
-        except (VersionConflict, InvalidTransition):
-            pass
-        if step % 10 == 0:
-            page = store.list(limit=7, owner="stable", order="asc")
-            ids = [r.id for r in page.data]
-            while page.has_more:
-                page = store.list(limit=7, owner="stable", order="asc", after=page.last_id)
-                ids += [r.id for r in page.data]
-            result["walks"].append(ids)
-except Exception as exc:
-    result["errors"].append(repr(exc))
-print(json.dumps(result), flush=True)
-store.close()
-"""
-
+        result["increments"][counter] = result["increments"].get(counter, 0) + 1""",
+    limit=7,
+    every=10,
+)
 WORKERS = 4
 ROUNDS = 40
 
@@ -210,18 +89,7 @@ def test_processes_racing_on_one_file_lose_no_update_and_see_every_record_once(d
         counters = [store.create("m", id=f"counter{n}", metadata={"n": "0"}).id for n in range(2)]
         races = [store.create("m", id=f"race{n}").id for n in range(ROUNDS)]
         stable = [store.create("m", owner="stable").id for _ in range(23)]
-        shared = json.dumps({"counters": counters, "races": races})
-        with contextlib.ExitStack() as stack:
-            children = [
-                stack.enter_context(Child(WORKER, str(db), str(n), str(ROUNDS), shared)) for n in range(WORKERS)
-            ]
-            assert [child.line() for child in children] == ["ready"] * WORKERS
-            for child in children:
-                child.send("go")
-            results = [json.loads(child.line()) for child in children]
-            for child in children:
-                child.finish()
-        assert [result["errors"] for result in results] == [[]] * WORKERS
+        results = run_workers(WORKER, str(db), WORKERS, ROUNDS, {"counters": counters, "races": races})
         # No lost update: each counter's version and value count every increment any process made.
         for counter in counters:
             increments = sum(result["increments"].get(counter, 0) for result in results)
@@ -229,14 +97,7 @@ def test_processes_racing_on_one_file_lose_no_update_and_see_every_record_once(d
             assert record.metadata["n"] == str(increments)
             assert record.version == 1 + increments
         assert sum(sum(result["increments"].values()) for result in results) == WORKERS * ROUNDS
-        # Each racing transition had exactly one winner, and the stored output is the winner's.
-        wins = Counter(race for result in results for race in result["won"])
-        assert sorted(wins) == sorted(races)
-        assert set(wins.values()) == {1}
-        for index, result in enumerate(results):
-            for race in result["won"]:
-                record = store.get(race)
-                assert (record.version, record.output[0]["content"][0]["text"]) == (2, str(index))
+        check_races(store, races, results)
         # Every page walk of a list others were not changing saw each record once, in order.
         assert all(ids == stable for result in results for ids in result["walks"])
         assert sum(len(result["walks"]) for result in results) == WORKERS * (ROUNDS // 10)
@@ -663,12 +524,12 @@ def test_the_hot_queries_use_their_indexes(store: SQLiteStore) -> None:
     plans = {
         name: " ".join(row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, (1,) * sql.count("?")))
         for name, sql in {
-            "row": sqlite_backend._SQL_ROW,
-            "lru": sqlite_backend._SQL_LRU,
+            "row": sqlite_backend._Q.row,
+            "lru": sqlite_backend._Q.lru,
             "due": "SELECT min(expires_at) FROM responses WHERE expires_at IS NOT NULL",
             "next use": "SELECT coalesce(max(last_used), 0) + 1 FROM responses WHERE terminal = 1",
-            "chunks": sqlite_backend._SQL_CHUNKS.replace(":p1", "?").replace(":p2", "?"),
-            "page": sqlite_backend._SQL_SCAN[True, True],
+            "chunks": sqlite_backend._Q.chunks.replace(":seq", "?").replace(":after", "?"),
+            "page": sqlite_backend._Q.scan[True, True],
         }.items()
     }
     assert "USING INDEX responses_key" in plans["row"]
@@ -850,7 +711,7 @@ def test_a_write_waits_for_another_threads_write_at_most_busy_timeout(db: Path) 
         inside, release = threading.Event(), threading.Event()
 
         def hold() -> None:
-            def long_write(conn: sqlite3.Connection) -> None:
+            def long_write(conn: sqlite3.Connection, _: None) -> None:
                 inside.set()
                 release.wait(TIMEOUT)
 
@@ -915,7 +776,7 @@ def test_an_sqlite_error_while_reading_is_a_storage_error(db: Path) -> None:
 def test_only_the_last_cursor_memory_removed_records_keep_their_place(
     store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sqlite_backend, "CURSOR_MEMORY", 3)
+    monkeypatch.setattr(contract, "CURSOR_MEMORY", 3)  # what cursor_memory() bounds the tombstones by
     ids = [store.create("m", id=f"r{n}").id for n in range(6)]
     for id in ids[:5]:
         store.delete(id)

@@ -233,14 +233,14 @@ def test_the_conversation_queries_use_their_indexes(db: Path) -> None:
     with SQLiteStore(db) as store:
         conn = store._state().conn
         statements = {
-            "conversation": sqlite_backend._SQL_CONVERSATION,
-            "item": sqlite_backend._SQL_CONVERSATION_ITEM,
-            "held": sqlite_backend._SQL_CONVERSATION_HELD,
-            "swap": sqlite_backend._SQL_CONVERSATION_SWAP,
-            "delete": sqlite_backend._SQL_CONVERSATION_DELETE,
-            "delete an item": sqlite_backend._SQL_ITEM_DELETE,
-            "sweep": sqlite_backend._SQL_CONVERSATIONS_SWEEP.replace(":p1", "?").replace(":p2", "?"),
-            **{f"items {key}": sql for key, sql in sqlite_backend._SQL_ITEMS.items()},
+            "conversation": sqlite_backend._Q.conversation,
+            "item": sqlite_backend._Q.item,
+            "held": sqlite_backend._Q.held,
+            "swap": sqlite_backend._Q.conversation_swap,
+            "delete": sqlite_backend._Q.conversation_delete,
+            "delete an item": sqlite_backend._Q.item_delete,
+            "sweep": sqlite_backend._Q.conversations_sweep,
+            **{f"items {key}": sql for key, sql in sqlite_backend._Q.items.items()},
         }
         plans = {
             name: " ".join(
@@ -255,7 +255,7 @@ def test_the_conversation_queries_use_their_indexes(db: Path) -> None:
         assert "conversation_items_id" in plans["held"]
         assert "conversation_items_id" in plans["delete an item"]
         assert "conversations_expiry" in plans["sweep"]
-        assert all("USING PRIMARY KEY" in plans[f"items {key}"] for key in sqlite_backend._SQL_ITEMS)
+        assert all("USING PRIMARY KEY" in plans[f"items {key}"] for key in sqlite_backend._Q.items)
         assert "SCAN conversations" not in " ".join(plans.values())
         assert "TEMP B-TREE" not in " ".join(plans.values())  # every order comes from an index
 
