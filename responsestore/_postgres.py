@@ -44,7 +44,6 @@ import threading
 import time
 import urllib.parse
 import weakref
-from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, TypeVar
 
@@ -55,7 +54,6 @@ from . import _sql
 from ._checks import describe
 from ._contract import (
     DEFAULT_MAX_CHAIN_DEPTH,
-    TOUCH_LOG,
     Clock,
     LogWrite,
     Stored,
@@ -64,6 +62,7 @@ from ._conversations import ConversationWrite
 from ._events import DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_EVENTS, Chunk
 from ._owners import encodable as _encodable
 from ._owners import owner_key as _plain_owner_key
+from ._recency import TouchLog
 from ._records import ResponseRecord
 from ._retention import DEFAULT_MAX_RECORDS, DEFAULT_TTL, SWEEP_BATCH
 from .errors import InvalidArgument, ResponseStoreError, StorageError
@@ -489,7 +488,7 @@ class PostgresStore(_sql.SQLStore[psycopg.Connection[Any]]):
         self._local = threading.local()
         self._connections_mutex = threading.Lock()
         self._connections: dict[int, tuple[Any, weakref.ref[_ThreadState], psycopg.Connection[Any]]] = {}
-        self._touches: deque[tuple[str, str]] = deque(maxlen=TOUCH_LOG)
+        self._touches: TouchLog[tuple[str, str]] = TouchLog()
 
     # ------------------------------------------------------------------ connections
 

@@ -24,10 +24,10 @@ __all__ = ["TOUCH_LOG", "TouchLog"]
 #: How many recency marks of lock-free reads a backend may queue until its next write applies them.
 TOUCH_LOG = 65_536
 
-_M = TypeVar("_M")
+T = TypeVar("T")
 
 
-class TouchLog(Generic[_M]):
+class TouchLog(Generic[T]):
     """The marks of reads not yet written, oldest first, at most ``bound`` of them.
 
     Thread-safe without a lock: marking is one ``deque.append``, and :meth:`take` pops marks one at a time, so a
@@ -38,13 +38,13 @@ class TouchLog(Generic[_M]):
     __slots__ = ("_marks", "bound", "mark", "mark_all")
 
     def __init__(self, bound: int = TOUCH_LOG) -> None:
-        self._marks: deque[_M] = deque(maxlen=bound)
+        self._marks: deque[T] = deque(maxlen=bound)
         #: The most marks the log keeps (older ones are forgotten first).
         self.bound = bound
         #: Mark one read (the bound method of the deque: as fast as a mark can be).
         self.mark = self._marks.append
         #: Mark several reads at once, in order (one C call: no other thread's mark lands in between).
-        self.mark_all: Callable[[Iterable[_M]], None] = self._marks.extend
+        self.mark_all: Callable[[Iterable[T]], None] = self._marks.extend
 
     def __len__(self) -> int:
         return len(self._marks)
@@ -52,10 +52,10 @@ class TouchLog(Generic[_M]):
     def __bool__(self) -> bool:
         return bool(self._marks)
 
-    def take(self) -> list[_M]:
+    def take(self) -> list[T]:
         """Remove and return every mark, oldest first (the marks a write is about to record)."""
         marks = self._marks
-        taken: list[_M] = []
+        taken: list[T] = []
         try:
             while marks:
                 taken.append(marks.popleft())
@@ -63,7 +63,7 @@ class TouchLog(Generic[_M]):
             pass
         return taken
 
-    def give_back(self, marks: list[_M]) -> None:
+    def give_back(self, marks: list[T]) -> None:
         """Return marks :meth:`take` gave, unwritten: they go ahead of any made since, still the oldest."""
         self._marks.extendleft(reversed(marks))
 

@@ -17,17 +17,17 @@ import json
 import math
 import os
 import threading
-from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, Generic, NamedTuple, Protocol, TypeVar
 
 from . import _events
-from ._contract import CURSOR_MEMORY, TOUCH_LOG, BaseStore, LogWrite, Stored, cursor_memory
+from ._contract import CURSOR_MEMORY, BaseStore, LogWrite, Stored, cursor_memory
 from ._conversations import ConversationRecord, ConversationState, ConversationWrite, Positioned
 from ._events import Chunk
 from ._json import FrozenDict, freeze_object, to_json_text
 from ._owners import encodable, owner_of
 from ._paging import Page, PageQuery, paginate_records, unknown_cursor
+from ._recency import TouchLog
 from ._records import ResponseRecord, ResponseStatus
 from ._retention import SWEEP_BATCH, StoreStats, record_size
 from .errors import (
@@ -408,7 +408,7 @@ class SQLStore(BaseStore, Generic[_C]):
     _closed: bool
     _generation: int  # forks() when the store was set up in this process
     _local: threading.local  # .state: the calling thread's ThreadState
-    _touches: deque[tuple[str, str]]  # (owner key, id) of the finished records read since the last write
+    _touches: TouchLog[tuple[str, str]]  # (owner key, id) of the finished records read since the last write
     _cache: RecordCache
     _q: ClassVar[Statements]
     #: The ``LIMIT`` of no limit.
@@ -543,8 +543,7 @@ class SQLStore(BaseStore, Generic[_C]):
             conn = self._live(state)
             try:
                 begun = self._begin_write(conn)
-                while self._touches:
-                    touches.append(self._touches.popleft())
+                touches = self._touches.take()
                 if touches:
                     self._apply_touches(conn, touches)
                 result = action(conn, begun)
@@ -572,8 +571,8 @@ class SQLStore(BaseStore, Generic[_C]):
         state.wakes.clear()
         state.cached.clear()
         self._rollback(state.conn)
-        if touches:  # not written: keep them for the next write, in order
-            self._touches.extendleft(reversed(touches))
+        if touches:  # not written: keep them for the next write
+            self._touches.give_back(touches)
 
     def _apply_touches(self, conn: _C, keys: list[tuple[str, str]]) -> None:
         # Each one above every finished record, in the order of the reads. Only a record's last read decides where
@@ -637,7 +636,7 @@ class SQLStore(BaseStore, Generic[_C]):
             return None
         record = self._row_record(row, owner, id)
         if row[4]:  # only finished records compete for eviction
-            self._touches.append((self._owner_key(owner), id))
+            self._touches.mark((self._owner_key(owner), id))
         return record
 
     def _peek(self, owner: str | None, id: str) -> ResponseRecord | None:
@@ -1092,7 +1091,7 @@ class SQLStore(BaseStore, Generic[_C]):
     def _touch(self, records: Sequence[ResponseRecord]) -> None:
         for record in records:
             if record.is_terminal:
-                self._touches.append((self._owner_key(record.owner), record.id))
+                self._touches.mark((self._owner_key(record.owner), record.id))
 
     def _page(
         self, owner: str | None, query: PageQuery, matches: Callable[[ResponseRecord], bool] | None
@@ -1262,7 +1261,7 @@ class SQLStore(BaseStore, Generic[_C]):
         """Nothing of the calling thread's last write is left pending; the touch log and the cache are bounded."""
         invariant(not state.wakes, "wake-ups were left pending")
         invariant(not state.cached, "cache updates were left pending")
-        invariant(len(self._touches) <= TOUCH_LOG, "the touch log is unbounded")
+        self._touches._check()
         invariant(len(self._cache) <= CACHE_RECORDS, "the record cache is unbounded")
 
     def _check_tables(self, conn: _C) -> None:

@@ -73,7 +73,6 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -81,7 +80,6 @@ from . import _events, _sql
 from ._checks import describe
 from ._contract import (
     DEFAULT_MAX_CHAIN_DEPTH,
-    TOUCH_LOG,
     Clock,
     LogWrite,
     Stored,
@@ -90,6 +88,7 @@ from ._conversations import ConversationWrite
 from ._events import DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_EVENTS
 from ._owners import encodable as _encodable
 from ._owners import owner_key as _owner_key
+from ._recency import TouchLog
 from ._records import ResponseRecord
 from ._retention import DEFAULT_MAX_RECORDS, DEFAULT_TTL, SWEEP_BATCH, record_size
 from .errors import InvalidArgument, ResponseStoreError, StorageError
@@ -601,7 +600,7 @@ class SQLiteStore(_sql.SQLStore[sqlite3.Connection]):
         self._turn = _WriterTurn(threading.Lock(), self.busy_timeout, self.path)
         self._connections_mutex = threading.Lock()
         self._connections: dict[sqlite3.Connection, tuple[Any, weakref.ref[_ThreadState]]] = {}  # -> (finalizer, state)
-        self._touches: deque[tuple[str, str]] = deque(maxlen=TOUCH_LOG)  # (owner key, id) read since last write
+        self._touches: TouchLog[tuple[str, str]] = TouchLog()  # (owner key, id) read since last write
 
     # ------------------------------------------------------------------ connections
 
