@@ -416,7 +416,8 @@ def test_the_toolkit_example_passes_under_pytest(tmp_path: Path) -> None:
         "-k",
         "answer or paging or lifecycle",
     ]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {name: value for name, value in os.environ.items() if name != "PYTEST_ADDOPTS"}  # CI's -n, --cov, ...
+    env["PYTHONPATH"] = str(ROOT)
     result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300, check=False)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     passed = re.search(r"(\d+) passed", result.stdout)
