@@ -49,8 +49,9 @@ from ._paging import Page, PageQuery, paginate_records, unknown_cursor
 from ._recency import TouchLog
 from ._records import ResponseRecord, ResponseStatus
 from ._retention import DEFAULT_MAX_BYTES, DEFAULT_MAX_RECORDS, DEFAULT_TTL, SWEEP_BATCH, StoreStats, record_size
+from ._room import Usage, room_for_new, room_to_grow
 from ._rwlock import RWLock
-from .errors import ConversationFull, InvalidArgument, ResponseExists, StorageError, StoreFull
+from .errors import ConversationFull, InvalidArgument, ResponseExists, StorageError
 
 __all__ = ["ResponseStore"]
 
@@ -378,24 +379,29 @@ class ResponseStore(BaseStore):
                 if entry is None or entry.record.version != ancestor.version:
                     return False
                 kept.append(entry)
-            retention = self.retention
-            if retention.over(self._size + 1, self._bytes + size) is not None:
+            spared = [entry.bytes for entry in kept if entry.record.is_terminal]
+            protected = {id(entry) for entry in kept}
+
+            def sweep() -> Usage:
                 self._sweep_locked(None, now)
-                spared = [entry for entry in kept if entry.record.is_terminal]
-                finished = self._size - self._active_count()
-                evictable = finished - len(spared)
-                evictable_bytes = self._bytes - self._active_bytes - sum(entry.bytes for entry in spared)
-                bound = retention.over(self._size + 1 - evictable, self._bytes - evictable_bytes + size)
-                if bound is not None:
-                    raise StoreFull(record.id, retention.max_records, max_bytes=retention.max_bytes, bound=bound)
+                return self._usage()
+
+            room_for_new(
+                self.retention,
+                record.id,
+                size,
+                self._usage(),
+                spared=spared,
+                sweep=sweep,
+                evict=lambda: self._evict_one(protected),
+            )
             for entry in reversed(kept):
                 self._refresh(entry, record.created_at)
-            if retention.over(self._size + 1, self._bytes + size) is not None:
-                protected = {id(entry) for entry in kept}
-                while retention.over(self._size + 1, self._bytes + size) is not None and self._evict_one(protected):
-                    pass
             self._insert(record, ttl, size)
             return True
+
+    def _usage(self) -> Usage:
+        return Usage(self._size, self._bytes, self._active_count(), self._active_bytes)
 
     def _active_count(self) -> int:
         by_status = self._by_status
@@ -666,17 +672,16 @@ class ResponseStore(BaseStore):
         Raises:
             StoreFull: there is not enough to evict and ``entry`` is not finishing (nothing was changed).
         """
-        max_bytes = self.retention.max_bytes
-        if max_bytes is None or grows <= 0 or self._bytes + grows <= max_bytes:
-            return
-        others = self._bytes - self._active_bytes - (entry.bytes if entry.record.is_terminal else 0)
-        if self._bytes + grows - others > max_bytes:
-            if finishing:
-                return  # a response must always be able to end: over the bound until finished records can go
-            raise StoreFull(entry.record.id, self.retention.max_records, max_bytes=max_bytes, bound="max_bytes")
-        protected = {id(entry)}
-        while self._bytes + grows > max_bytes and self._evict_one(protected):
-            pass
+        entry_bytes = entry.bytes if entry.record.is_terminal else 0
+        room_to_grow(
+            self.retention,
+            entry.record.id,
+            total=self._bytes + grows,
+            grows=grows,
+            others=self._bytes - self._active_bytes - entry_bytes,
+            finishing=finishing,
+            evict=lambda: self._evict_one({id(entry)}),
+        )
 
     @staticmethod
     def _write_log(entry: _Entry, log: LogWrite) -> None:
@@ -829,8 +834,8 @@ class ResponseStore(BaseStore):
         self._raise_horizon()  # after the unlinks: a get that found an unlinked record counts this raise
         return swept
 
-    def _evict_one(self, protected: set[int]) -> bool:
-        """Evict the least recently used finished entry not in ``protected`` (ids of entries); whether one was."""
+    def _evict_one(self, protected: set[int]) -> int | None:
+        """Evict the least recently used finished entry not in ``protected`` (ids of entries); its bytes, if any."""
         heap = self._lru_heap
         spared: list[_HeapItem] = []
         try:
@@ -846,10 +851,11 @@ class ResponseStore(BaseStore):
                 if id(entry) in protected:
                     spared.append(item)
                     continue
+                freed = entry.bytes
                 self._unlink(entry)
                 self._evicted += 1
-                return True
-            return False
+                return freed
+            return None
         finally:
             for item in spared:
                 heapq.heappush(heap, item)

@@ -811,15 +811,13 @@ class PostgresStore(_sql.SQLStore[psycopg.Connection[Any]]):
         text = _sql.record_text(record)
         terminal = record.is_terminal
         values = (*_sql.new_row(record, key, ttl, size, text, terminal=terminal), record.previous_response_id, terminal)
-        retention = self.retention
 
         def put(conn: psycopg.Connection[Any], state: _sql.State) -> bool:
             now = self._now()
             if state.due is not None and state.due <= now and self._sweep_rows(conn, now, SWEEP_BATCH):
                 state = self._read_state(conn)
             spared = self._spared(conn, record, keep, key, now)
-            if retention.over(state.records + 1, state.bytes + size) is not None:
-                self._room_for_new(conn, record, state=state, key=key, size=size, spared=spared, now=now)
+            self._room_for_new(conn, record, state=state, key=key, size=size, spared=spared, now=now)
             row = conn.execute(_SQL_INSERT, values).fetchone()
             if row is None:
                 self._clear_id(conn, key, record.id, now)  # raises ResponseExists, or removes an expired record

@@ -30,6 +30,7 @@ from ._paging import Page, PageQuery, paginate_records, unknown_cursor
 from ._recency import TouchLog
 from ._records import ResponseRecord, ResponseStatus
 from ._retention import SWEEP_BATCH, StoreStats, record_size
+from ._room import Usage, room_for_new, room_to_grow
 from .errors import (
     ConversationFull,
     InvalidArgument,
@@ -296,6 +297,10 @@ class State(NamedTuple):
     @property
     def records(self) -> int:
         return self.active + self.finished
+
+    def usage(self) -> Usage:
+        """The store's usage, as :mod:`._room` decides on it."""
+        return Usage(self.records, self.bytes, self.active, self.active_bytes)
 
 
 class Damaged(Exception):
@@ -1123,24 +1128,26 @@ class SQLStore(BaseStore, Generic[_C]):
             ResponseExists: a visible record already has the id (checked first, as the contract orders).
             StoreFull: evicting every finished record not spared would not make room.
         """
-        retention = self.retention
-        if self._sweep_rows(conn, now, None):
-            state = self._read_state(conn)
-        kept = [bytes_ for _, terminal, bytes_ in spared if terminal]
-        evictable = state.finished - len(kept)
-        evictable_bytes = state.bytes - state.active_bytes - sum(kept)
-        bound = retention.over(state.records + 1 - evictable, state.bytes - evictable_bytes + size)
-        if bound is not None:
-            self._clear_id(conn, key, record.id, now)
-            raise StoreFull(record.id, retention.max_records, max_bytes=retention.max_bytes, bound=bound)
-        self._evict(
-            conn,
-            records=state.records,
-            total=state.bytes,
-            over=lambda records, total: retention.over(records + 1, total + size) is not None,
-            protected={seq for seq, _, _ in spared},
-            id=record.id,
-        )
+
+        def sweep() -> Usage:
+            return self._read_state(conn).usage() if self._sweep_rows(conn, now, None) else state.usage()
+
+        evicted: list[tuple[int, str, str]] = []
+        try:
+            room_for_new(
+                self.retention,
+                record.id,
+                size,
+                state.usage(),
+                spared=[bytes_ for _, terminal, bytes_ in spared if terminal],
+                sweep=sweep,
+                evict=self._evictor(conn, {seq for seq, _, _ in spared}, evicted),
+            )
+        except StoreFull:
+            self._clear_id(conn, key, record.id, now)  # ResponseExists comes first, as the contract orders
+            raise
+        if evicted:
+            self._unlinked(conn, evicted, "evicted")
 
     def _room_for_growth(self, conn: _C, seq: int, *, grows: int, entry: int, finished: bool, id: str) -> None:
         """After row ``seq`` grew by ``grows`` bytes (to ``entry``): evict finished others to get within max_bytes.
@@ -1149,52 +1156,42 @@ class SQLStore(BaseStore, Generic[_C]):
             StoreFull: evicting every other finished record would not make room, and the record is not finished
                 (a finished one stays, over the bound: a response must always be able to end).
         """
-        max_bytes = self.retention.max_bytes
-        if max_bytes is None or grows <= 0:
+        if self.retention.max_bytes is None or grows <= 0:
             return
         total, active = self._byte_counters(conn)
-        if total <= max_bytes:
-            return
-        others = total - active - (entry if finished else 0)
-        if total - others > max_bytes:
-            if finished:
-                return
-            raise StoreFull(id, self.retention.max_records, max_bytes=max_bytes, bound="max_bytes")
-        self._evict(
-            conn, records=0, total=total, over=lambda _, now_total: now_total > max_bytes, protected={seq}, id=id
-        )
-
-    def _evict(
-        self,
-        conn: _C,
-        *,
-        records: int,
-        total: int,
-        over: Callable[[int, int], bool],
-        protected: set[int],
-        id: str,
-    ) -> None:
-        """Evict least recently used finished records not in ``protected`` (seqs) while ``over(records, bytes)``.
-
-        Raises:
-            StoreFull: there is nothing left to evict (the callers check first that evicting makes room).
-        """
         evicted: list[tuple[int, str, str]] = []
-        while over(records, total):
-            victims = [row for row in self._lru(conn, len(protected) + EVICT_BATCH) if row[0] not in protected]
-            if not victims:
-                limits = self.retention
-                bound = "max_bytes" if limits.max_bytes is not None and total > limits.max_bytes else "max_records"
-                raise StoreFull(id, limits.max_records, max_bytes=limits.max_bytes, bound=bound)
-            for seq, key, victim, bytes_ in victims:
-                if not over(records, total):
-                    break
-                self._delete_row(conn, seq)
-                evicted.append((seq, key, victim))
-                records -= 1
-                total -= int(bytes_)
+        room_to_grow(
+            self.retention,
+            id,
+            total=total,
+            grows=grows,
+            others=total - active - (entry if finished else 0),
+            finishing=finished,
+            evict=self._evictor(conn, {seq}, evicted),
+        )
         if evicted:
             self._unlinked(conn, evicted, "evicted")
+
+    def _evictor(self, conn: _C, protected: set[int], evicted: list[tuple[int, str, str]]) -> Callable[[], int | None]:
+        """An ``evict`` for :mod:`._room`, which deletes one row per call and returns its bytes.
+
+        The row is the least recently used finished one not ``protected`` (seqs); it goes to ``evicted`` (``(seq,
+        owner key, id)``) for :meth:`_unlinked` to count once the room is made.
+        """
+        batch: list[Any] = []
+
+        def evict() -> int | None:
+            if not batch:
+                rows = self._lru(conn, len(protected) + EVICT_BATCH)
+                batch.extend(reversed([row for row in rows if row[0] not in protected]))
+                if not batch:
+                    return None
+            seq, key, victim, bytes_ = batch.pop()
+            self._delete_row(conn, seq)
+            evicted.append((seq, key, victim))
+            return int(bytes_)
+
+        return evict
 
     def _count(self) -> int:
         return self._stats().records

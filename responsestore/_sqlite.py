@@ -953,8 +953,7 @@ class SQLiteStore(_sql.SQLStore[sqlite3.Connection]):
         if state.due is not None and state.due <= now:
             self._sweep_rows(conn, now, SWEEP_BATCH)
             state = self._read_state(conn)
-        if self.retention.over(state.records + 1, state.bytes + size) is not None:
-            self._room_for_new(conn, record, state=state, key=key, size=size, spared=spared, now=now)
+        self._room_for_new(conn, record, state=state, key=key, size=size, spared=spared, now=now)
         seq = state.last_seq + 1
         if conn.execute(_SQL_INSERT, (seq, *values)).rowcount == 0:
             self._clear_id(conn, key, record.id, now)  # raises ResponseExists, or removes an expired record

@@ -14,6 +14,9 @@ module gathers what those operations take, return and promise, so a backend neve
   applies (:data:`MAX_ATTEMPTS`, :data:`CURSOR_MEMORY`, :data:`SWEEP_BATCH`, :data:`TOUCH_LOG`, the
   ``DEFAULT_*`` limits of the constructor), and :class:`TouchLog`, the deferred recency of reads every built-in
   backend keeps;
+- making room within ``max_records`` and ``max_bytes``: :func:`room_for_new` and :func:`room_to_grow` decide
+  when to sweep, when to refuse with :class:`~responsestore.StoreFull` and how many least recently used finished
+  records to evict, given the store's :class:`Usage` and the backend's two moves (sweep, evict one);
 - registration: :data:`ENTRY_POINT_GROUP`, the entry-point group of plug-in backends (and
   :func:`responsestore.register_backend` for one process);
 - conversations: :class:`ConversationState`, :class:`ConversationWrite`, :data:`Positioned`,
@@ -46,6 +49,7 @@ from ._paging import Page, PageQuery, paginate_records, unknown_cursor
 from ._recency import TouchLog
 from ._records import ResponseRecord, ResponseStatus
 from ._retention import Retention, StoreStats, record_size
+from ._room import Usage, room_for_new, room_to_grow
 
 __all__ = [
     "CURSOR_MEMORY",
@@ -81,10 +85,13 @@ __all__ = [
     "StoreStats",
     "Stored",
     "TouchLog",
+    "Usage",
     "cursor_memory",
     "freeze_object",
     "paginate_records",
     "record_size",
+    "room_for_new",
+    "room_to_grow",
     "to_json_text",
     "unknown_cursor",
 ]

@@ -36,12 +36,15 @@ from responsestore.backend import (
     ResponseStatus,
     Stored,
     StoreStats,
+    Usage,
     cursor_memory,
     paginate_records,
     record_size,
+    room_for_new,
+    room_to_grow,
     unknown_cursor,
 )
-from responsestore.errors import ConversationFull, ResponseExists, StorageError, StoreFull
+from responsestore.errors import ConversationFull, ResponseExists, StorageError
 
 Key = tuple[str | None, str]  # (owner, id)
 
@@ -160,26 +163,31 @@ class TutorialStore(BaseStore):
     def _bytes(self) -> int:
         return sum(row.bytes for row in self._rows.values())
 
-    def _evict_one(self, spare: Sequence[Row]) -> bool:
-        """Evict the least recently used finished record not in ``spare``; whether there was one."""
+    def _usage(self) -> Usage:
+        active = [row for row in self._rows.values() if not row.record.is_terminal]
+        return Usage(len(self._rows), self._bytes(), len(active), sum(row.bytes for row in active))
+
+    def _evict_one(self, spare: Sequence[Row]) -> int | None:
+        """Evict the least recently used finished record not in ``spare``; its bytes (``None``: there was none)."""
         finished = [row for row in self._rows.values() if row.record.is_terminal and row not in spare]
         if not finished:
-            return False
-        self._drop(min(finished, key=lambda row: row.used), "evicted")
-        return True
+            return None
+        victim = min(finished, key=lambda row: row.used)
+        self._drop(victim, "evicted")
+        return victim.bytes
 
     def _make_room(self, row: Row, grows: int, finishing: bool) -> None:
         """Evict so that ``row`` may grow by ``grows`` bytes within ``max_bytes``; ``StoreFull`` if it cannot."""
-        max_bytes = self.retention.max_bytes
-        if max_bytes is None or grows <= 0 or self._bytes() + grows <= max_bytes:
-            return
         others = [other for other in self._rows.values() if other.record.is_terminal and other is not row]
-        if self._bytes() + grows - sum(other.bytes for other in others) > max_bytes:
-            if finishing:
-                return  # a response must always be able to end: over the bound until finished records can go
-            raise StoreFull(row.record.id, self.retention.max_records, max_bytes=max_bytes, bound="max_bytes")
-        while self._bytes() + grows > max_bytes and self._evict_one([row]):
-            pass
+        room_to_grow(
+            self.retention,
+            row.record.id,
+            total=self._bytes() + grows,
+            grows=grows,
+            others=sum(other.bytes for other in others),
+            finishing=finishing,
+            evict=lambda: self._evict_one([row]),
+        )
 
     @staticmethod
     def _write_log(row: Row, log: LogWrite) -> None:
@@ -311,21 +319,24 @@ class TutorialStore(BaseStore):
                 if row is None or row.record.version != ancestor.version:
                     return False  # the chain changed since BaseStore read it: it reads again
                 kept.append(row)
-            retention = self.retention
-            if retention.over(len(self._rows) + 1, self._bytes() + size) is not None:
+
+            def sweep() -> Usage:
                 self._sweep_locked(None, now)
-                evictable = [row for row in self._rows.values() if row.record.is_terminal and row not in kept]
-                bound = retention.over(
-                    len(self._rows) + 1 - len(evictable), self._bytes() - sum(row.bytes for row in evictable) + size
-                )
-                if bound is not None:
-                    raise StoreFull(record.id, retention.max_records, max_bytes=retention.max_bytes, bound=bound)
+                return self._usage()
+
+            room_for_new(  # raises StoreFull, having evicted nothing, if evicting cannot make room
+                self.retention,
+                record.id,
+                size,
+                self._usage(),
+                spared=[row.bytes for row in kept if row.record.is_terminal],
+                sweep=sweep,
+                evict=lambda: self._evict_one(kept),
+            )
             for row in reversed(kept):  # oldest first: the chain stays alive and becomes the most recently used
                 if row.ttl is not None:
                     row.expires_at = record.created_at + row.ttl
                 row.used = next(self._ticks)
-            while retention.over(len(self._rows) + 1, self._bytes() + size) is not None and self._evict_one(kept):
-                pass
             self._rows[record.owner, record.id] = Row(record, ttl, next(self._seqs), next(self._ticks), size)
             self._removed.pop((record.owner, record.id), None)
             self._counts["created"] += 1

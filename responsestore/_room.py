@@ -1,0 +1,145 @@
+"""Making room for a write within ``max_records`` and ``max_bytes``: decided here once, for every Python backend.
+
+A write that would take the store over a bound must first get rid of what it may: expired records (a sweep),
+then the least recently used *finished* records (evictions). Queued and in-progress records never go. These
+functions decide when to sweep, whether evicting could make room at all (if not, the write is refused with
+:class:`~responsestore.StoreFull` *before* anything is removed) and how long to evict. The backend supplies its
+usage and the two moves; it runs them inside its write (under the memory store's write lock, in the SQL stores'
+transaction), so the decision and the removals it leads to are one atomic step.
+
+The Redis store makes the same decisions inside its server-side functions, where a write is atomic; its
+functions follow these rules line for line and the shared StoreContract tests hold both to them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import attrs
+
+from ._retention import Retention
+from .errors import StoreFull
+
+__all__ = ["Usage", "room_for_new", "room_to_grow"]
+
+
+@attrs.frozen(slots=True)
+class Usage:
+    """What a store holds as a write begins.
+
+    ``records`` and ``bytes`` in all; ``active`` and ``active_bytes`` of them queued or in progress (never evicted).
+    """
+
+    records: int
+    bytes: int
+    active: int
+    active_bytes: int
+
+
+def room_for_new(
+    retention: Retention,
+    id: str,
+    size: int,
+    usage: Usage,
+    *,
+    spared: Sequence[int],
+    sweep: Callable[[], Usage],
+    evict: Callable[[], int | None],
+) -> None:
+    """Make room for a new record ``id`` of ``size`` bytes in a store holding ``usage``.
+
+    Args:
+        retention: the store's bounds.
+        id: the new record's id (named by the error).
+        size: its bytes, as :func:`~responsestore.backend.record_size` counts them.
+        usage: what the store holds before the write.
+        spared: the bytes of each *finished* record the write keeps alive (the chain a continuation extends):
+            they are not evicted, so they do not count as room either.
+        sweep: removes every expired record and returns the usage after it; called only when the store is over
+            a bound (sweeping is otherwise left to the amortized sweeps).
+        evict: evicts the least recently used finished record not spared and returns its bytes (``None``: there
+            is none left). Called only while the store is still over a bound; the backend does the bookkeeping
+            of what it evicted (counters, tombstones) after this function returns.
+
+    Raises:
+        StoreFull: even evicting every finished record not spared would leave the store over a bound; nothing
+            was evicted (expired records may have been swept: they were invisible already).
+    """
+    if retention.over(usage.records + 1, usage.bytes + size) is None:
+        return
+    usage = sweep()
+    evictable = usage.records - usage.active - len(spared)
+    evictable_bytes = usage.bytes - usage.active_bytes - sum(spared)
+    bound = retention.over(usage.records + 1 - evictable, usage.bytes - evictable_bytes + size)
+    if bound is not None:
+        raise StoreFull(id, retention.max_records, max_bytes=retention.max_bytes, bound=bound)
+    _evict(
+        retention,
+        id,
+        usage.records,
+        usage.bytes,
+        lambda records, total: retention.over(records + 1, total + size) is not None,
+        evict,
+    )
+
+
+def room_to_grow(
+    retention: Retention,
+    id: str,
+    *,
+    total: int,
+    grows: int,
+    others: int,
+    finishing: bool,
+    evict: Callable[[], int | None],
+) -> None:
+    """Make room for record ``id`` growing by ``grows`` bytes, to a store ``total`` bytes in all once it has grown.
+
+    Only ``max_bytes`` bounds a growth (the number of records does not change).
+
+    Args:
+        retention: the store's bounds.
+        id: the growing record's id (named by the error).
+        total: the store's bytes once the record has grown.
+        grows: by how many bytes it grows (a record that shrinks or stays never needs room).
+        others: the bytes of the *other* finished records, all that evicting could free.
+        finishing: whether the record is finished by this write. A response must always be able to end, so a
+            finishing record that no eviction could make room for is let through over the bound (the store gets
+            back within it as finished records go); any other growth is refused.
+        evict: as for :func:`room_for_new` (never evicting the record that grows).
+
+    Raises:
+        StoreFull: evicting every other finished record would not make room and the record is not finishing;
+            nothing was evicted.
+    """
+    max_bytes = retention.max_bytes
+    if max_bytes is None or grows <= 0 or total <= max_bytes:
+        return
+    if total - others > max_bytes:
+        if finishing:
+            return
+        raise StoreFull(id, retention.max_records, max_bytes=max_bytes, bound="max_bytes")
+    _evict(retention, id, 0, total, lambda _, now_total: now_total > max_bytes, evict)
+
+
+def _evict(  # noqa: PLR0917 - private, two call sites
+    retention: Retention,
+    id: str,
+    records: int,
+    total: int,
+    over: Callable[[int, int], bool],
+    evict: Callable[[], int | None],
+) -> None:
+    """Call ``evict`` while ``over(records, total)``, counting each eviction's record and bytes off.
+
+    Raises:
+        StoreFull: there was nothing left to evict while still over (the callers check first that evicting makes room:
+            this means the backend's usage and its recency index disagree).
+    """
+    while over(records, total):
+        freed = evict()
+        if freed is None:
+            bound = retention.over(records, total) or "max_records"
+            raise StoreFull(id, retention.max_records, max_bytes=retention.max_bytes, bound=bound)
+        records -= 1
+        total -= freed
