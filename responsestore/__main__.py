@@ -636,7 +636,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="how long a response's lease lasts; a response whose server died ends failed within this plus "
         "--sweep-interval (default 30)",
     )
-    serve.add_argument("--sweep-interval", type=float, default=5.0, help="seconds between two lease sweeps (default 5)")
+    serve.add_argument(
+        "--sweep-interval",
+        type=float,
+        default=5.0,
+        help="seconds between two sweeps of leases and expired responses (default 5)",
+    )
     serve.add_argument(
         "--flush-interval",
         type=float,

@@ -336,6 +336,43 @@ def test_the_sweeper_ends_a_response_whose_runner_is_gone(apps: Any) -> None:
     assert [e["type"] for e in events] == ["response.failed"]
 
 
+class Sweeping(ResponseStore):
+    """The memory store, saying when a sweep removed something."""
+
+    def __init__(self, failures: int = 0, **options: Any) -> None:
+        super().__init__(**options)
+        self.swept = threading.Event()
+        self.failures = failures  # how many sweeps fail first, as a store that cannot be reached does
+
+    def _sweep(self, limit: int | None) -> int:
+        if self.failures:
+            self.failures -= 1
+            raise responsestore.StorageError("the store is unreachable (a test's failure)")
+        removed = super()._sweep(limit)
+        if removed:
+            self.swept.set()
+        return removed
+
+
+@pytest.mark.parametrize("failures", [0, 2])
+def test_the_sweeper_reclaims_expired_responses_while_the_server_is_idle(
+    apps: Any, failures: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    now = [1_000.0]
+    store = Sweeping(failures, ttl=60, clock=lambda: now[0])
+    old = store.create("m", "x")
+    store.complete(old.id, output=[])
+    apps(store, sweep_interval=0.05)
+    now[0] += 61  # expired: invisible at once, stored until a sweep (no write comes to sweep it)
+    assert old.id not in store
+    assert store.swept.wait(TIMEOUT), "the app's sweeper did not sweep the expired response"
+    assert store.sweep() == 0
+    assert store.stats().expired == 1
+    store._check()
+    failed = [r for r in caplog.records if r.name == "responsestore.runs" and "sweep failed" in r.getMessage()]
+    assert len(failed) == failures, "each failed sweep is logged, and the sweeper goes on"
+
+
 def test_cancelling_a_running_background_response_ends_its_followers(apps: Any) -> None:
     gate = threading.Event()
 

@@ -536,13 +536,13 @@ def make_api(
     12 for the WSGI app, whose streams each hold one of the server's request threads (keep it below the server's
     thread count), and 4096 for the ASGI app, whose streams hold no thread.
 
-    How responses run (see the serving docs): each holds a lease of ``lease_seconds`` (default 30), renewed while
-    it runs; the app's sweeper ends, every ``sweep_interval`` seconds (default 5), the responses whose lease ran
-    out (their server died), on any process sharing the store. A streamed or background response logs its events
-    at most every ``flush_interval`` seconds (default 0.05) or every ``flush_events`` events (default 256); a
-    non-streamed one logs them when it ends. A model that yields nothing for ``model_timeout`` seconds (default
-    300; ``None``: no limit) fails its response. ``close()`` lets running responses finish for ``stop_grace``
-    seconds (default 10), then ends them ``failed``.
+    How responses run (see the serving docs): each holds a lease of ``lease_seconds`` (default 30), renewed while it
+    runs; the app's sweeper ends, every ``sweep_interval`` seconds (default 5), the responses whose lease ran out
+    (their server died), on any process sharing the store, and sweeps expired responses. A streamed or background
+    response logs its events at most every ``flush_interval`` seconds (default 0.05) or every ``flush_events``
+    events (default 256); a non-streamed one logs them when it ends. A model that yields nothing for
+    ``model_timeout`` seconds (default 300; ``None``: no limit) fails its response. ``close()`` lets running
+    responses finish for ``stop_grace`` seconds (default 10), then ends them ``failed``.
 
     Raises:
         InvalidArgument: an argument is malformed.

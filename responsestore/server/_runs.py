@@ -29,7 +29,8 @@ run gives up after the runner's grace period and its lease, left to run out, let
 **Leases.** Every response a run owns carries a lease (``lease_seconds``, held by the run): renewed with the run's
 writes, and by the runner's supervisor thread while the model is slow. The runner's sweeper thread calls
 :meth:`~responsestore.BaseStore.expire_leases` every ``sweep_interval`` seconds, so a response whose process died
-ends ``failed`` within ``lease_seconds + sweep_interval`` on any process still serving the store.
+ends ``failed`` within ``lease_seconds + sweep_interval`` on any process still serving the store. It calls
+:meth:`~responsestore.BaseStore.sweep` too, so an idle server reclaims the space of expired responses.
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ class RunSettings:
     #: Seconds a run's lease lasts; renewed every third of it. A response whose process died ends ``failed``
     #: within ``lease_seconds + sweep_interval``.
     lease_seconds: float = 30.0
-    #: Seconds between two lease sweeps (``expire_leases``) of the runner's sweeper thread.
+    #: Seconds between two sweeps of the runner's sweeper thread (``expire_leases``, then ``sweep``).
     sweep_interval: float = 5.0
     #: A streamed or background run flushes its events at most this often (seconds)...
     flush_interval: float = 0.05
@@ -737,7 +738,7 @@ def _status_events(record: ResponseRecord, number: int) -> list[dict[str, Any]]:
 
 
 class Runner:
-    """Runs the responses of one app: the model's threads, a supervisor thread and a lease sweeper thread.
+    """Runs the responses of one app: the model's threads, a supervisor thread and a sweeper thread.
 
     ``generate`` is the model; ``store`` keeps the responses. Thread-safe. :meth:`close` stops it: runs still
     going end ``failed`` ("the server stopped"), responses still queued end ``failed`` at once.
@@ -761,7 +762,7 @@ class Runner:
         self._closed = threading.Event()  # set when close() is done
         self._supervisor = threading.Thread(target=self._supervise, name="responsestore-supervisor", daemon=True)
         self._supervisor.start()
-        self._sweeper = threading.Thread(target=self._sweep, name="responsestore-lease-sweeper", daemon=True)
+        self._sweeper = threading.Thread(target=self._sweep, name="responsestore-sweeper", daemon=True)
         self._sweeper.start()
 
     def flush_interval(self) -> float:
@@ -878,11 +879,14 @@ class Runner:
         while not self.stopping.wait(self.settings.sweep_interval):
             try:
                 ended = self.store.expire_leases()
+                swept = self.store.sweep()
             except ResponseStoreError:
-                _log.warning("the lease sweep failed; retrying in %g s", self.settings.sweep_interval, exc_info=True)
+                _log.warning("the store's sweep failed; retrying in %g s", self.settings.sweep_interval, exc_info=True)
                 continue
             if ended:
                 _log.warning("ended %d response(s) whose server stopped running them (their lease ran out)", ended)
+            if swept:
+                _log.debug("swept %d expired record(s)", swept)
 
     def closed_for(self, seconds: float) -> bool:
         """Whether the runner was closed more than its grace period ago (runs then stop retrying the store)."""
