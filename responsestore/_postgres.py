@@ -62,7 +62,6 @@ from ._conversations import ConversationWrite
 from ._events import DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_EVENTS, Chunk
 from ._owners import encodable as _encodable
 from ._owners import owner_key as _plain_owner_key
-from ._recency import TouchLog
 from ._records import ResponseRecord
 from ._retention import DEFAULT_MAX_RECORDS, DEFAULT_TTL, SWEEP_BATCH
 from .errors import InvalidArgument, ResponseStoreError, StorageError
@@ -484,11 +483,8 @@ class PostgresStore(_sql.SQLStore[psycopg.Connection[Any]]):
         self._open()
 
     def _setup_process(self) -> None:
-        self._generation = _sql.forks()
-        self._local = threading.local()
-        self._connections_mutex = threading.Lock()
+        super()._setup_process()
         self._connections: dict[int, tuple[Any, weakref.ref[_ThreadState], psycopg.Connection[Any]]] = {}
-        self._touches: TouchLog[tuple[str, str]] = TouchLog()
 
     # ------------------------------------------------------------------ connections
 

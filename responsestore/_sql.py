@@ -413,6 +413,7 @@ class SQLStore(BaseStore, Generic[_C]):
     _closed: bool
     _generation: int  # forks() when the store was set up in this process
     _local: threading.local  # .state: the calling thread's ThreadState
+    _connections_mutex: threading.Lock  # guards the engine's table of open connections
     _touches: TouchLog[tuple[str, str]]  # (owner key, id) of the finished records read since the last write
     _cache: RecordCache
     _q: ClassVar[Statements]
@@ -477,9 +478,15 @@ class SQLStore(BaseStore, Generic[_C]):
     def _state(self) -> ThreadState[_C]:
         """The calling thread's connection state (opening its connection on first use)."""
 
-    @abc.abstractmethod
     def _setup_process(self) -> None:
-        """Set up what belongs to this process (again in a forked child): thread states, the recency log."""
+        """Set up what belongs to this process (again in a forked child): thread states, the recency log.
+
+        An engine extends it with its connections' bookkeeping (calling this first).
+        """
+        self._generation = forks()
+        self._local = threading.local()
+        self._connections_mutex = threading.Lock()
+        self._touches = TouchLog()
 
     @abc.abstractmethod
     def _connect(self) -> _C:

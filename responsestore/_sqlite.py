@@ -88,7 +88,6 @@ from ._conversations import ConversationWrite
 from ._events import DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_EVENTS
 from ._owners import encodable as _encodable
 from ._owners import owner_key as _owner_key
-from ._recency import TouchLog
 from ._records import ResponseRecord
 from ._retention import DEFAULT_MAX_RECORDS, DEFAULT_TTL, SWEEP_BATCH, record_size
 from .errors import InvalidArgument, ResponseStoreError, StorageError
@@ -595,12 +594,9 @@ class SQLiteStore(_sql.SQLStore[sqlite3.Connection]):
         self._open()
 
     def _setup_process(self) -> None:
-        self._generation = _sql.forks()
-        self._local = threading.local()
+        super()._setup_process()
         self._turn = _WriterTurn(threading.Lock(), self.busy_timeout, self.path)
-        self._connections_mutex = threading.Lock()
         self._connections: dict[sqlite3.Connection, tuple[Any, weakref.ref[_ThreadState]]] = {}  # -> (finalizer, state)
-        self._touches: TouchLog[tuple[str, str]] = TouchLog()  # (owner key, id) read since last write
 
     # ------------------------------------------------------------------ connections
 

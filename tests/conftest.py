@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import os
+import sys
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -113,3 +114,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         warnings.simplefilter("ignore", ResourceWarning)
         for _ in range(3):
             gc.collect()
+
+
+@pytest.fixture
+def fast_switching() -> Iterator[None]:
+    """Switch threads every microsecond, as often as the interpreter can, so the narrow races of a test happen."""
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(interval)

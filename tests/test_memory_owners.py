@@ -7,26 +7,12 @@ owner's record, never an error other than ResponseNotFound; and the maps must ag
 
 from __future__ import annotations
 
-import sys
 import threading
-from collections.abc import Iterator
-
-import pytest
 
 from responsestore import ResponseNotFound, ResponseStore
 
 OWNERS = ["a", "b", None]
 ROUNDS = 3_000
-
-
-@pytest.fixture
-def fast_switching() -> Iterator[None]:
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)  # switch threads as often as possible, to hit the narrow windows
-    try:
-        yield
-    finally:
-        sys.setswitchinterval(interval)
 
 
 def test_gets_race_owners_whose_maps_appear_and_disappear(fast_switching: None) -> None:

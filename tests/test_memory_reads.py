@@ -8,9 +8,8 @@ after unlinking what it covered; these tests hold the store to that with records
 
 from __future__ import annotations
 
-import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -19,16 +18,6 @@ from responsestore._paging import PageQuery, first_sequence_page, known_first_pa
 
 DAY = 86_400.0
 AT_ONCE = 1e-9  # created_at + this == created_at: the record has expired when it is stored
-
-
-@pytest.fixture
-def fast_switching() -> Iterator[None]:
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)  # switch threads as often as possible, to hit the narrow windows
-    try:
-        yield
-    finally:
-        sys.setswitchinterval(interval)
 
 
 def test_a_record_expiring_sooner_lowers_the_horizon_and_a_sweep_raises_it() -> None:

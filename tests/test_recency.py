@@ -2,24 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 import threading
-from collections.abc import Iterator
 
 import pytest
 
 from responsestore.backend import TOUCH_LOG, TouchLog
-
-
-@pytest.fixture
-def fast_switching() -> Iterator[None]:
-    """Switch threads every microsecond, so the narrow races between marking and taking happen."""
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    try:
-        yield
-    finally:
-        sys.setswitchinterval(interval)
 
 
 def test_marks_come_back_oldest_first_and_the_log_is_empty_after() -> None:
