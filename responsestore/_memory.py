@@ -35,13 +35,12 @@ import datetime
 import heapq
 import itertools
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from sortedcontainers import SortedDict, SortedList
 
-from ._contract import DEFAULT_MAX_CHAIN_DEPTH, BaseStore, Clock, LogWrite, Stored, cursor_memory
+from ._contract import DEFAULT_MAX_CHAIN_DEPTH, BaseStore, Clock, LogWrite, Stored
 from ._conversations import ConversationState, ConversationWrite, Positioned
 from ._events import DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_EVENTS, Chunk
 from ._json import FrozenDict
@@ -51,6 +50,7 @@ from ._records import ResponseRecord, ResponseStatus
 from ._retention import DEFAULT_MAX_BYTES, DEFAULT_MAX_RECORDS, DEFAULT_TTL, SWEEP_BATCH, StoreStats, record_size
 from ._room import Usage, room_for_new, room_to_grow
 from ._rwlock import RWLock
+from ._tombstones import Tombstones
 from .errors import ConversationFull, InvalidArgument, ResponseExists, StorageError
 
 __all__ = ["ResponseStore"]
@@ -191,8 +191,7 @@ class ResponseStore(BaseStore):
         self._raises = 0  # counts the raises of the horizon (each counted before the new horizon is set)
         # A page walk may hold a cursor whose record another thread removed meanwhile; remembering where the
         # last removed records stood lets such a walk go on instead of failing (see cursor_memory).
-        self._removed: OrderedDict[_Key, _OrderKey] = OrderedDict()
-        self._cursor_memory = cursor_memory(self.retention.max_records)
+        self._removed: Tombstones[_Key, _OrderKey] = Tombstones(self.retention.max_records)
         self._by_status = dict.fromkeys(ResponseStatus, 0)
         self._created = self._deleted = self._evicted = self._expired = 0
         self._bytes = 0  # what every entry counts for against max_bytes
@@ -751,8 +750,7 @@ class ResponseStore(BaseStore):
         if entry.expires_at is not None:
             heapq.heappush(self._expiry_heap, (entry.expires_at, seq, owner, id))
             self._lower_horizon(entry.expires_at)  # before the entry is published below
-        if self._removed:
-            self._removed.pop((owner, id), None)
+        self._removed.revive((owner, id))
         entries = self._maps.get(owner)
         if entries is None:
             entries = self._maps[owner] = {}
@@ -782,9 +780,7 @@ class ResponseStore(BaseStore):
         self._account(entry, -1)
         entry.chunks = None  # the event log goes with its response
         self._notify(record.owner, record.id)  # whoever waits on it learns it is gone
-        self._removed[key] = entry.order
-        if len(self._removed) > self._cursor_memory:
-            self._removed.popitem(last=False)
+        self._removed.bury(key, entry.order)
         if len(self._expiry_heap) + len(self._lru_heap) > 2 * self._size + _COMPACT_SLACK:
             self._compact()
 
@@ -882,7 +878,7 @@ class ResponseStore(BaseStore):
         start: _OrderKey | None = None
         if cursor is not None:
             entry = self._lookup(owner, cursor)
-            start = entry.order if entry is not None else self._removed.get((owner, cursor))
+            start = entry.order if entry is not None else self._removed.place((owner, cursor))
             if start is None:
                 raise unknown_cursor(cursor)
         index = self._index.get(owner)
@@ -990,8 +986,7 @@ class ResponseStore(BaseStore):
             1 for e in records.values() if not e.record.is_terminal and e.record.lease_expires_at is not None
         ), "the lease index holds removed records"
         assert self._created - self._deleted - self._evicted - self._expired == len(records)
-        assert not (self._removed.keys() & records.keys()), "a live record is also removed"
-        assert len(self._removed) <= self._cursor_memory
+        self._removed._check(records.keys())
         for (owner, id_), found in self._conversations.items():
             state = found.state
             assert (state.record.owner, state.record.id) == (owner, id_), f"conversation {id_!r} filed wrongly"

@@ -12,8 +12,8 @@ module gathers what those operations take, return and promise, so a backend neve
 - paging: :class:`PageQuery`, :class:`Page`, :func:`paginate_records`, :func:`unknown_cursor`, :data:`MAX_LIMIT`;
 - retention: :class:`StoreStats`, :func:`record_size`, :func:`cursor_memory` and the constants every backend
   applies (:data:`MAX_ATTEMPTS`, :data:`CURSOR_MEMORY`, :data:`SWEEP_BATCH`, :data:`TOUCH_LOG`, the
-  ``DEFAULT_*`` limits of the constructor), and :class:`TouchLog`, the deferred recency of reads every built-in
-  backend keeps;
+  ``DEFAULT_*`` limits of the constructor), :class:`TouchLog`, the deferred recency of reads every built-in
+  backend keeps, and :class:`Tombstones`, where the last removed records stood (for cursors);
 - making room within ``max_records`` and ``max_bytes``: :func:`room_for_new` and :func:`room_to_grow` decide
   when to sweep, when to refuse with :class:`~responsestore.StoreFull` and how many least recently used finished
   records to evict, given the store's :class:`Usage` and the backend's two moves (sweep, evict one);
@@ -50,6 +50,7 @@ from ._recency import TouchLog
 from ._records import ResponseRecord, ResponseStatus
 from ._retention import Retention, StoreStats, record_size
 from ._room import Usage, room_for_new, room_to_grow
+from ._tombstones import Tombstones
 
 __all__ = [
     "CURSOR_MEMORY",
@@ -84,6 +85,7 @@ __all__ = [
     "StorageOperations",
     "StoreStats",
     "Stored",
+    "Tombstones",
     "TouchLog",
     "Usage",
     "cursor_memory",

@@ -24,6 +24,7 @@ from responsestore import (
     _registry,
     _retention,
     _room,
+    _tombstones,
     backend,
 )
 
@@ -86,7 +87,18 @@ def test_every_storage_hook_a_builtin_backend_overrides_is_in_a_protocol(store_c
 
 
 def test_the_module_re_exports_the_private_modules_objects() -> None:
-    sources = [_contract, _conversations, _events, _paging, _recency, _registry, _retention, _room, responsestore]
+    sources = [
+        _contract,
+        _conversations,
+        _events,
+        _paging,
+        _recency,
+        _registry,
+        _retention,
+        _room,
+        _tombstones,
+        responsestore,
+    ]
     for name in backend.__all__:
         value = getattr(backend, name)
         if name in {"StorageOperations", "ConversationOperations", "OptionalOperations"}:

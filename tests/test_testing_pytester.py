@@ -97,7 +97,7 @@ class NoTombstonesStore(ResponseStore):
     def _unlink(self, entry):
         super()._unlink(entry)
         if not self.deleting:
-            self._removed.pop((entry.record.owner, entry.record.id), None)
+            self._removed.revive((entry.record.owner, entry.record.id))
 
 
 class DroppedWriteStore(ResponseStore):

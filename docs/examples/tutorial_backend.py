@@ -12,7 +12,6 @@ import datetime
 import itertools
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 
 from responsestore.backend import (
@@ -36,8 +35,8 @@ from responsestore.backend import (
     ResponseStatus,
     Stored,
     StoreStats,
+    Tombstones,
     Usage,
-    cursor_memory,
     paginate_records,
     record_size,
     room_for_new,
@@ -113,7 +112,7 @@ class TutorialStore(BaseStore):
         self._lock = threading.Lock()
         self._closed = False
         self._rows: dict[Key, Row] = {}
-        self._removed: OrderedDict[Key, tuple[float, int]] = OrderedDict()  # where removed records stood
+        self._removed: Tombstones[Key, tuple[float, int]] = Tombstones(self.retention.max_records)  # for cursors
         self._conversations: dict[Key, Conversation] = {}
         self._seqs = itertools.count()
         self._ticks = itertools.count()
@@ -147,9 +146,7 @@ class TutorialStore(BaseStore):
         """Remove ``row`` and its log, remember its place for cursors, count it, wake its waiters."""
         key = (row.record.owner, row.record.id)
         del self._rows[key]
-        self._removed[key] = (row.record.created_at, row.seq)
-        while len(self._removed) > cursor_memory(self.retention.max_records):
-            self._removed.popitem(last=False)
+        self._removed.bury(key, (row.record.created_at, row.seq))
         self._counts[why] += 1
         self._notify(*key)
 
@@ -262,7 +259,9 @@ class TutorialStore(BaseStore):
                 place: tuple[float, int] | None = None
                 if cursor is not None:
                     row = self._rows.get((owner, cursor))  # visible or not, it has a place
-                    place = (row.record.created_at, row.seq) if row is not None else self._removed.get((owner, cursor))
+                    place = (
+                        (row.record.created_at, row.seq) if row is not None else self._removed.place((owner, cursor))
+                    )
                     if place is None:
                         raise unknown_cursor(cursor)
                 for row in reversed(ordered) if descending else ordered:
@@ -338,7 +337,7 @@ class TutorialStore(BaseStore):
                     row.expires_at = record.created_at + row.ttl
                 row.used = next(self._ticks)
             self._rows[record.owner, record.id] = Row(record, ttl, next(self._seqs), next(self._ticks), size)
-            self._removed.pop((record.owner, record.id), None)
+            self._removed.revive((record.owner, record.id))
             self._counts["created"] += 1
             return True
 
@@ -489,8 +488,7 @@ class TutorialStore(BaseStore):
             counts = self._counts
             assert counts["created"] - counts["deleted"] - counts["evicted"] - counts["expired"] == len(self._rows)
             assert len({row.seq for row in self._rows.values()}) == len(self._rows), "an incarnation given twice"
-            assert not self._removed.keys() & self._rows.keys(), "a stored record is also remembered as removed"
-            assert len(self._removed) <= cursor_memory(self.retention.max_records)
+            self._removed._check(self._rows.keys())
             for (owner, id), row in self._rows.items():
                 assert (row.record.owner, row.record.id) == (owner, id), f"{id!r} is filed under the wrong key"
                 assert row.size == record_size(row.record), f"the size of {id!r}"
