@@ -335,9 +335,13 @@ _IDLE_LIMIT = 16
 
 
 class _Pool:
-    """The idle connections of this process; a forked child starts with none (its parent's are left alone)."""
+    """The idle connections of this process; a forked child starts with none (its parent's are left alone).
 
-    mutex = threading.Lock()
+    The mutex is reentrant: ``park`` runs in the finalizers of threads' states, which the cycle collector may run
+    at an allocation made while the pool's mutex is held (``park``'s own ``setdefault``).
+    """
+
+    mutex = threading.RLock()
     idle: ClassVar[dict[tuple[str, int, int], list[psycopg.Connection[Any]]]] = {}
 
     @classmethod
@@ -373,7 +377,7 @@ class _Pool:
 
 def _forget_pool() -> None:
     """In a forked child: start with no idle connections (the parent's stay its own)."""
-    _Pool.mutex = threading.Lock()
+    _Pool.mutex = threading.RLock()
     for kept in _Pool.idle.values():
         _INHERITED.extend(kept)
     _Pool.idle = {}
@@ -389,12 +393,12 @@ class _ThreadState(_sql.ThreadState[psycopg.Connection[Any]]):
 
 def _release(
     connections: dict[Any, Any],
-    mutex: threading.Lock,
+    mutex: threading.RLock,
     state_id: int,
     conn: psycopg.Connection[Any],
     key: tuple[str, int, int],
 ) -> None:
-    """Give back the connection of a thread that has ended."""
+    """Give back the connection of a thread that has ended (a finalizer: it may run in any thread, see _sql)."""
     with mutex:
         connections.pop(state_id, None)
     _Pool.park(key, conn)
@@ -540,7 +544,7 @@ class PostgresStore(_sql.SQLStore[psycopg.Connection[Any]]):
     def _after_fork(self) -> None:
         """In a forked child: leave the parent's connections alone and open new ones from now on."""
         with contextlib.suppress(Exception):
-            for finalizer, _, conn in self._connections.values():
+            for finalizer, _, conn in self._connections.copy().values():
                 finalizer.detach()
                 _INHERITED.append(conn)
         self._setup_process()
@@ -559,9 +563,9 @@ class PostgresStore(_sql.SQLStore[psycopg.Connection[Any]]):
         self._closed = True
         if self._generation == _sql.forks():
             with self._connections_mutex:
-                connections = list(self._connections.values())
+                connections = self._connections.copy()  # one step: a finalizer cannot change it while it is read
                 self._connections.clear()
-            for finalizer, state_ref, conn in connections:
+            for finalizer, state_ref, conn in connections.values():
                 state = state_ref()
                 if state is None or finalizer.detach() is None:
                     continue

@@ -413,7 +413,7 @@ class SQLStore(BaseStore, Generic[_C]):
     _closed: bool
     _generation: int  # forks() when the store was set up in this process
     _local: threading.local  # .state: the calling thread's ThreadState
-    _connections_mutex: threading.Lock  # guards the engine's table of open connections
+    _connections_mutex: threading.RLock  # guards the engine's table of open connections (see _setup_process)
     _touches: TouchLog[tuple[str, str]]  # (owner key, id) of the finished records read since the last write
     _cache: RecordCache
     _q: ClassVar[Statements]
@@ -485,7 +485,12 @@ class SQLStore(BaseStore, Generic[_C]):
         """
         self._generation = forks()
         self._local = threading.local()
-        self._connections_mutex = threading.Lock()
+        # Reentrant: a thread's state dies with its thread, and its finalizer then takes this mutex to drop the
+        # connection from the table. The cycle collector may run that finalizer at any allocation, also one made
+        # by a thread while it holds the mutex (adopting its own connection): a plain lock would deadlock there.
+        # So the table is never iterated while the mutex is held (close copies it in one step), and a finalizer
+        # running inside a critical section only pops an entry no one is in the middle of.
+        self._connections_mutex = threading.RLock()
         self._touches = TouchLog()
 
     @abc.abstractmethod
@@ -1135,6 +1140,8 @@ class SQLStore(BaseStore, Generic[_C]):
             ResponseExists: a visible record already has the id (checked first, as the contract orders).
             StoreFull: evicting every finished record not spared would not make room.
         """
+        if self.retention.over(state.records + 1, state.bytes + size) is None:
+            return  # room_for_new would do nothing: spare building its arguments on every create
 
         def sweep() -> Usage:
             return self._read_state(conn).usage() if self._sweep_rows(conn, now, None) else state.usage()
@@ -1163,9 +1170,12 @@ class SQLStore(BaseStore, Generic[_C]):
             StoreFull: evicting every other finished record would not make room, and the record is not finished
                 (a finished one stays, over the bound: a response must always be able to end).
         """
-        if self.retention.max_bytes is None or grows <= 0:
+        max_bytes = self.retention.max_bytes
+        if max_bytes is None or grows <= 0:
             return
         total, active = self._byte_counters(conn)
+        if total <= max_bytes:
+            return  # room_to_grow would do nothing
         evicted: list[tuple[int, str, str]] = []
         room_to_grow(
             self.retention,

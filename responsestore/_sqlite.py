@@ -511,8 +511,8 @@ class _WriterTurn:
         self._mutex.release()
 
 
-def _release(connections: dict[sqlite3.Connection, Any], mutex: threading.Lock, conn: sqlite3.Connection) -> None:
-    """Close the connection of a thread that has ended."""
+def _release(connections: dict[sqlite3.Connection, Any], mutex: threading.RLock, conn: sqlite3.Connection) -> None:
+    """Close the connection of a thread that has ended (a finalizer: it may run in any thread, see _setup_process)."""
     with mutex:
         connections.pop(conn, None)
     with contextlib.suppress(sqlite3.Error):
@@ -645,7 +645,7 @@ class SQLiteStore(_sql.SQLStore[sqlite3.Connection]):
     def _after_fork(self) -> None:
         """In a forked child: leave the parent's connections alone and open new ones from now on."""
         with contextlib.suppress(Exception):
-            for conn, (finalizer, _) in self._connections.items():
+            for conn, (finalizer, _) in self._connections.copy().items():
                 finalizer.detach()
                 _INHERITED.append(conn)
         self._setup_process()
@@ -665,9 +665,9 @@ class SQLiteStore(_sql.SQLStore[sqlite3.Connection]):
         self._closed = True
         if self._generation == _sql.forks():
             with self._connections_mutex:
-                connections = list(self._connections.items())
+                connections = self._connections.copy()  # one step: a finalizer cannot change it while it is read
                 self._connections.clear()
-            for conn, (finalizer, state_ref) in connections:
+            for conn, (finalizer, state_ref) in connections.items():
                 state = state_ref()  # a strong reference: the thread's state cannot die while we close it
                 if state is None or finalizer.detach() is None:
                     # Its thread has ended: the finalizer closes (or has closed) the connection, in whichever

@@ -627,3 +627,31 @@ def test_a_connection_reused_by_another_store_reads_and_writes_that_stores_schem
             assert second.get("x").metadata["schema"] == "second"
         assert len(second) == 1
         second._check()
+
+
+def test_a_dead_threads_connection_is_given_back_where_the_mutexes_are_held() -> None:
+    """The finalizer of a thread's state may run inside a critical section of its own thread (see the SQLite test).
+
+    It drops the connection from the store's table and parks it in the process's pool: neither mutex may make it
+    wait for the thread it runs in.
+    """
+    from responsestore._postgres import _Pool  # noqa: PLC0415 - needs psycopg, checked at the top
+
+    with PostgresStore.from_url(shared_url()) as store:
+        for mutex in (store._connections_mutex, _Pool.mutex):
+            kept: list[object] = []
+            thread = threading.Thread(target=lambda kept=kept: (len(store), kept.append(store._local.state)))
+            thread.start()
+            thread.join(60)
+            assert len(kept) == 1
+            assert len(store._connections) == 2
+            done = threading.Event()
+
+            def drop_inside(mutex: Any = mutex, kept: list[object] = kept, done: threading.Event = done) -> None:
+                with mutex:
+                    kept.clear()  # the last reference: the state's finalizer runs here, with the mutex held
+                done.set()
+
+            threading.Thread(target=drop_inside, daemon=True).start()
+            assert done.wait(30), "the finalizer waited for a mutex its own thread holds"
+            assert len(store._connections) == 1

@@ -1132,3 +1132,30 @@ def test_reads_work_on_a_full_disk(tmp_path: Path) -> None:
             child.finish()
     finally:
         subprocess.run(["umount", "-l", str(mountpoint)], check=False)
+
+
+def test_a_dead_threads_connection_is_handed_back_where_the_connections_mutex_is_held(store: SQLiteStore) -> None:
+    """The finalizer of a thread's state may run inside another call's critical section, in the same thread.
+
+    The cycle collector frees a state at whatever allocation it runs, also one made while a thread holds the
+    connections' mutex (adopting its own connection). A finalizer that waited for the mutex there would wait for
+    its own thread forever, and a ``close`` behind it too.
+    """
+    kept: list[object] = []
+    thread = threading.Thread(target=lambda: (len(store), kept.append(store._local.state)))
+    thread.start()
+    thread.join(60)
+    assert len(kept) == 1
+    assert len(store._connections) == 2
+    done = threading.Event()
+
+    def drop_inside() -> None:
+        with store._connections_mutex:
+            kept.clear()  # the last reference: the state's finalizer runs here, with the mutex held
+        done.set()
+
+    dropper = threading.Thread(target=drop_inside, daemon=True)
+    dropper.start()
+    assert done.wait(30), "the finalizer waited for a mutex its own thread holds"
+    assert len(store._connections) == 1
+    store.close()
