@@ -378,26 +378,34 @@ class ResponseStore(BaseStore):
                 if entry is None or entry.record.version != ancestor.version:
                     return False
                 kept.append(entry)
-            spared = [entry.bytes for entry in kept if entry.record.is_terminal]
-            protected = {id(entry) for entry in kept}
+            if self.retention.over(self._size + 1, self._bytes + size) is not None:  # else room_for_new does nothing
+                self._room_for_new(record, size, kept, now)
+            for entry in reversed(kept):
+                self._refresh(entry, record.created_at)
+            self._insert(record, ttl, size)
+            return True
 
-            def sweep() -> Usage:
-                self._sweep_locked(None, now)
-                return self._usage()
+    def _room_for_new(self, record: ResponseRecord, size: int, kept: list[_Entry], now: float) -> None:
+        """Sweep and evict so that ``record`` fits, sparing ``kept`` (:func:`~responsestore.backend.room_for_new`)."""
+        protected = {id(entry) for entry in kept}
+        skipped: list[_HeapItem] = []
 
+        def sweep() -> Usage:
+            self._sweep_locked(None, now)
+            return self._usage()
+
+        try:
             room_for_new(
                 self.retention,
                 record.id,
                 size,
                 self._usage(),
-                spared=spared,
+                spared=[entry.bytes for entry in kept if entry.record.is_terminal],
                 sweep=sweep,
-                evict=lambda: self._evict_one(protected),
+                evict=lambda: self._evict_one(protected, skipped),
             )
-            for entry in reversed(kept):
-                self._refresh(entry, record.created_at)
-            self._insert(record, ttl, size)
-            return True
+        finally:
+            self._unskip(skipped)
 
     def _usage(self) -> Usage:
         return Usage(self._size, self._bytes, self._active_count(), self._active_bytes)
@@ -671,16 +679,23 @@ class ResponseStore(BaseStore):
         Raises:
             StoreFull: there is not enough to evict and ``entry`` is not finishing (nothing was changed).
         """
+        max_bytes = self.retention.max_bytes
+        if max_bytes is None or grows <= 0 or self._bytes + grows <= max_bytes:
+            return  # room_to_grow would do nothing: spare building its arguments on every write
         entry_bytes = entry.bytes if entry.record.is_terminal else 0
-        room_to_grow(
-            self.retention,
-            entry.record.id,
-            total=self._bytes + grows,
-            grows=grows,
-            others=self._bytes - self._active_bytes - entry_bytes,
-            finishing=finishing,
-            evict=lambda: self._evict_one({id(entry)}),
-        )
+        skipped: list[_HeapItem] = []
+        try:
+            room_to_grow(
+                self.retention,
+                entry.record.id,
+                total=self._bytes + grows,
+                grows=grows,
+                others=self._bytes - self._active_bytes - entry_bytes,
+                finishing=finishing,
+                evict=lambda: self._evict_one({id(entry)}, skipped),
+            )
+        finally:
+            self._unskip(skipped)
 
     @staticmethod
     def _write_log(entry: _Entry, log: LogWrite) -> None:
@@ -830,31 +845,35 @@ class ResponseStore(BaseStore):
         self._raise_horizon()  # after the unlinks: a get that found an unlinked record counts this raise
         return swept
 
-    def _evict_one(self, protected: set[int]) -> int | None:
-        """Evict the least recently used finished entry not in ``protected`` (ids of entries); its bytes, if any."""
+    def _evict_one(self, protected: set[int], skipped: list[_HeapItem]) -> int | None:
+        """Evict the least recently used finished entry not in ``protected`` (ids of entries); its bytes, if any.
+
+        The heap items of protected entries it passes go to ``skipped``, for the caller to push back once it is done
+        evicting (so a long protected chain is passed once, not once per eviction).
+        """
         heap = self._lru_heap
-        spared: list[_HeapItem] = []
-        try:
-            while heap:
-                item = heapq.heappop(heap)
-                tick, seq, owner, id_ = item
-                entry = self._heap_entry(seq, owner, id_)
-                if entry is None:
-                    continue
-                if entry.tick != tick:
-                    heapq.heappush(heap, (entry.tick, seq, owner, id_))  # used since it was pushed
-                    continue
-                if id(entry) in protected:
-                    spared.append(item)
-                    continue
-                freed = entry.bytes
-                self._unlink(entry)
-                self._evicted += 1
-                return freed
-            return None
-        finally:
-            for item in spared:
-                heapq.heappush(heap, item)
+        while heap:
+            item = heapq.heappop(heap)
+            tick, seq, owner, id_ = item
+            entry = self._heap_entry(seq, owner, id_)
+            if entry is None:
+                continue
+            if entry.tick != tick:
+                heapq.heappush(heap, (entry.tick, seq, owner, id_))  # used since it was pushed
+                continue
+            if id(entry) in protected:
+                skipped.append(item)
+                continue
+            freed = entry.bytes
+            self._unlink(entry)
+            self._evicted += 1
+            return freed
+        return None
+
+    def _unskip(self, skipped: list[_HeapItem]) -> None:
+        """Push back the heap items :meth:`_evict_one` passed (into the heap as it is now: a removal may rebuild it)."""
+        for item in skipped:
+            heapq.heappush(self._lru_heap, item)
 
     def _pending_expired(self) -> list[_Entry]:
         """Live entries that have expired but are not swept yet (read-only walk of the heap's expired part)."""
@@ -986,7 +1005,7 @@ class ResponseStore(BaseStore):
             1 for e in records.values() if not e.record.is_terminal and e.record.lease_expires_at is not None
         ), "the lease index holds removed records"
         assert self._created - self._deleted - self._evicted - self._expired == len(records)
-        self._removed._check(records.keys())
+        self._removed.check(records.keys())
         for (owner, id_), found in self._conversations.items():
             state = found.state
             assert (state.record.owner, state.record.id) == (owner, id_), f"conversation {id_!r} filed wrongly"

@@ -14,8 +14,7 @@ functions follow these rules line for line and the shared StoreContract tests ho
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-
-import attrs
+from typing import NamedTuple
 
 from ._retention import Retention
 from .errors import StoreFull
@@ -23,15 +22,15 @@ from .errors import StoreFull
 __all__ = ["Usage", "room_for_new", "room_to_grow"]
 
 
-@attrs.frozen(slots=True)
-class Usage:
+class Usage(NamedTuple):
     """What a store holds as a write begins.
 
-    ``records`` and ``bytes`` in all; ``active`` and ``active_bytes`` of them queued or in progress (never evicted).
+    ``records`` and ``total_bytes`` in all; ``active`` and ``active_bytes`` of them queued or in progress (never
+    evicted). A named tuple: a write builds one each time, so it is cheap to make.
     """
 
     records: int
-    bytes: int
+    total_bytes: int
     active: int
     active_bytes: int
 
@@ -65,20 +64,20 @@ def room_for_new(
         StoreFull: even evicting every finished record not spared would leave the store over a bound; nothing
             was evicted (expired records may have been swept: they were invisible already).
     """
-    if retention.over(usage.records + 1, usage.bytes + size) is None:
+    if retention.over(usage.records + 1, usage.total_bytes + size) is None:
         return
     usage = sweep()
     evictable = usage.records - usage.active - len(spared)
-    evictable_bytes = usage.bytes - usage.active_bytes - sum(spared)
-    bound = retention.over(usage.records + 1 - evictable, usage.bytes - evictable_bytes + size)
+    evictable_bytes = usage.total_bytes - usage.active_bytes - sum(spared)
+    bound = retention.over(usage.records + 1 - evictable, usage.total_bytes - evictable_bytes + size)
     if bound is not None:
         raise StoreFull(id, retention.max_records, max_bytes=retention.max_bytes, bound=bound)
     _evict(
         retention,
         id,
         usage.records,
-        usage.bytes,
-        lambda records, total: retention.over(records + 1, total + size) is not None,
+        usage.total_bytes,
+        lambda records, total: retention.over(records + 1, total + size),
         evict,
     )
 
@@ -119,7 +118,15 @@ def room_to_grow(
         if finishing:
             return
         raise StoreFull(id, retention.max_records, max_bytes=max_bytes, bound="max_bytes")
-    _evict(retention, id, 0, total, lambda _, now_total: now_total > max_bytes, evict)
+    _evict(
+        retention,
+        id,
+        0,
+        total,
+        lambda _, now_total: "max_bytes" if now_total > max_bytes else None,
+        evict,
+        finishing=finishing,
+    )
 
 
 def _evict(  # noqa: PLR0917 - private, two call sites
@@ -127,19 +134,25 @@ def _evict(  # noqa: PLR0917 - private, two call sites
     id: str,
     records: int,
     total: int,
-    over: Callable[[int, int], bool],
+    over: Callable[[int, int], str | None],
     evict: Callable[[], int | None],
+    *,
+    finishing: bool = False,
 ) -> None:
-    """Call ``evict`` while ``over(records, total)``, counting each eviction's record and bytes off.
+    """Call ``evict`` while ``over(records, total)`` names a bound, counting each eviction's record and bytes off.
+
+    The callers check first that evicting makes room, so ``evict`` running out while still over means the
+    backend's usage and its recency index disagree: a finishing record is let through all the same (a response
+    must always be able to end), anything else is refused.
 
     Raises:
-        StoreFull: there was nothing left to evict while still over (the callers check first that evicting makes room:
-            this means the backend's usage and its recency index disagree).
+        StoreFull: there was nothing left to evict while still over, and the record is not finishing.
     """
-    while over(records, total):
+    while (bound := over(records, total)) is not None:
         freed = evict()
         if freed is None:
-            bound = retention.over(records, total) or "max_records"
+            if finishing:
+                return
             raise StoreFull(id, retention.max_records, max_bytes=retention.max_bytes, bound=bound)
         records -= 1
         total -= freed

@@ -70,7 +70,16 @@ class Tombstones(Generic[K, P]):
     def __len__(self) -> int:
         return len(self._places)
 
-    def _check(self, live: Collection[K]) -> None:
-        """Assert the invariants: within the bound, and no stored record (``live``, its keys) has a tombstone."""
-        assert len(self._places) <= self.bound, "more tombstones than the bound"
-        assert not any(key in live for key in self._places), "a stored record also has a tombstone"
+    def check(self, live: Collection[K]) -> None:
+        """Check the invariants, for a backend's ``_check``: within the bound, no stored record has a tombstone.
+
+        Args:
+            live: the keys of the records the store holds.
+
+        Raises:
+            AssertionError: an invariant does not hold (raised even under ``python -O``).
+        """
+        if len(self._places) > self.bound:
+            raise AssertionError("more tombstones than the bound")
+        if any(key in live for key in self._places):
+            raise AssertionError("a stored record also has a tombstone")

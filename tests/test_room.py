@@ -66,7 +66,7 @@ def test_a_new_record_evicts_the_fewest_least_recently_used_or_is_refused_having
     spared = set(data.draw(st.lists(st.sampled_from(finished), unique=True)) if finished else [])
     model = Model(list(rows))
     start = model.usage()
-    was_over = retention.over(start.records + 1, start.bytes + size) is not None
+    was_over = retention.over(start.records + 1, start.total_bytes + size) is not None
     # What the rules say, worked out from scratch: sweep only if over; then evict, least recently used first.
     live = [r for r in rows if not r[2]] if was_over else list(rows)
     candidates = [r for r in live if not r[1] and r[0] not in spared]
@@ -91,7 +91,7 @@ def test_a_new_record_evicts_the_fewest_least_recently_used_or_is_refused_having
         )
         assert model.evicted == expected
         after = model.usage()
-        assert retention.over(after.records + 1, after.bytes + size) is None
+        assert retention.over(after.records + 1, after.total_bytes + size) is None
     assert model.swept == int(was_over)
 
 
@@ -105,7 +105,7 @@ def test_a_growing_record_evicts_the_fewest_others_is_let_through_when_finishing
     grower = data.draw(st.sampled_from([name for name, *_ in rows]))
     model = Model(list(rows))
     start = model.usage()
-    total = start.bytes + grows
+    total = start.total_bytes + grows
     others = sum(size for name, active, _, size in rows if not active and name != grower)
 
     def grow() -> None:
@@ -137,9 +137,21 @@ def test_a_growing_record_evicts_the_fewest_others_is_let_through_when_finishing
     assert model.evicted == [r[0] for r in candidates[:k]]
 
 
-def test_evictions_that_run_out_while_still_over_are_refused_not_looped() -> None:
+@pytest.mark.parametrize(("max_records", "max_bytes", "bound"), [(2, None, "max_records"), (None, 25, "max_bytes")])
+def test_evictions_that_run_out_while_still_over_are_refused_not_looped(
+    max_records: int | None, max_bytes: int | None, bound: str
+) -> None:
     """A backend whose usage says there is room to evict but whose recency index has nothing left."""
-    retention = Retention(ttl=None, max_records=2)
-    usage = Usage(records=2, bytes=20, active=0, active_bytes=0)
+    retention = Retention(ttl=None, max_records=max_records, max_bytes=max_bytes)
+    usage = Usage(records=2, total_bytes=20, active=0, active_bytes=0)
+    with pytest.raises(StoreFull, match="resp_x") as raised:
+        room_for_new(retention, "resp_x", 10, usage, spared=[], sweep=lambda: usage, evict=lambda: None)
+    assert raised.value.bound == bound, "the bound the new record breaks is named"
+
+
+def test_a_finishing_record_is_let_through_even_when_the_evictions_run_out() -> None:
+    retention = Retention(ttl=None, max_records=None, max_bytes=25)
+    # Evicting the 20 bytes of others would make room (30 - 20 <= 25), but the backend finds nothing to evict.
+    room_to_grow(retention, "resp_x", total=30, grows=10, others=20, finishing=True, evict=lambda: None)
     with pytest.raises(StoreFull, match="resp_x"):
-        room_for_new(retention, "resp_x", 5, usage, spared=[], sweep=lambda: usage, evict=lambda: None)
+        room_to_grow(retention, "resp_x", total=30, grows=10, others=20, finishing=False, evict=lambda: None)

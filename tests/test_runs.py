@@ -18,7 +18,8 @@ from wsgiref.util import setup_testing_defaults
 import pytest
 
 import responsestore
-from responsestore import BaseStore, ResponseStatus, ResponseStore
+from responsestore import BaseStore, ResponseStatus, ResponseStore, StorageError
+from responsestore.server import _runs
 from responsestore.server._runs import FLUSH_FANOUT
 from responsestore.wsgi import ResponsesApp, Usage, make_app
 from tests.wire_checks import check_event, check_response
@@ -337,40 +338,78 @@ def test_the_sweeper_ends_a_response_whose_runner_is_gone(apps: Any) -> None:
 
 
 class Sweeping(ResponseStore):
-    """The memory store, saying when a sweep removed something."""
+    """The memory store, saying when its sweeps have removed ``target`` records, and failing its first ones."""
 
-    def __init__(self, failures: int = 0, **options: Any) -> None:
+    def __init__(
+        self, failures: int = 0, error: type[Exception] = StorageError, target: int = 1, **options: Any
+    ) -> None:
         super().__init__(**options)
         self.swept = threading.Event()
-        self.failures = failures  # how many sweeps fail first, as a store that cannot be reached does
+        self.removed = 0
+        self.limits: list[int | None] = []  # the limit of each sweep that ran
+        self.target = target
+        self.failures = failures  # how many sweeps fail first (an unreachable store, or a bug: ``error``)
+        self.error = error
 
     def _sweep(self, limit: int | None) -> int:
         if self.failures:
             self.failures -= 1
-            raise responsestore.StorageError("the store is unreachable (a test's failure)")
+            raise self.error("a test's failure")
         removed = super()._sweep(limit)
-        if removed:
+        self.limits.append(limit)
+        self.removed += removed
+        if self.removed >= self.target:
             self.swept.set()
         return removed
 
 
-@pytest.mark.parametrize("failures", [0, 2])
+def expire_finished(store: ResponseStore, now: list[float], count: int) -> list[str]:
+    """``count`` finished responses, then the clock moved past their ttl (60 s)."""
+    ids = []
+    for _ in range(count):
+        record = store.create("m", "x")
+        store.complete(record.id, output=[])
+        ids.append(record.id)
+    now[0] += 61
+    return ids
+
+
+@pytest.mark.parametrize(("failures", "error"), [(0, StorageError), (2, StorageError), (2, RuntimeError)])
 def test_the_sweeper_reclaims_expired_responses_while_the_server_is_idle(
-    apps: Any, failures: int, caplog: pytest.LogCaptureFixture
+    apps: Any, failures: int, error: type[Exception], caplog: pytest.LogCaptureFixture
 ) -> None:
     now = [1_000.0]
-    store = Sweeping(failures, ttl=60, clock=lambda: now[0])
-    old = store.create("m", "x")
-    store.complete(old.id, output=[])
+    store = Sweeping(failures, error, ttl=60, clock=lambda: now[0])
     apps(store, sweep_interval=0.05)
-    now[0] += 61  # expired: invisible at once, stored until a sweep (no write comes to sweep it)
-    assert old.id not in store
+    (old,) = expire_finished(store, now, 1)  # invisible at once, stored until a sweep (no write comes to sweep it)
+    assert old not in store
     assert store.swept.wait(TIMEOUT), "the app's sweeper did not sweep the expired response"
     assert store.sweep() == 0
     assert store.stats().expired == 1
     store._check()
-    failed = [r for r in caplog.records if r.name == "responsestore.runs" and "sweep failed" in r.getMessage()]
+    failed = [r for r in caplog.records if r.getMessage().startswith("sweeping expired responses failed")]
     assert len(failed) == failures, "each failed sweep is logged, and the sweeper goes on"
+    assert all(r.name == "responsestore.runs" and r.exc_info for r in failed)
+    assert all(r.levelname == ("WARNING" if error is StorageError else "ERROR") for r in failed)
+
+
+def test_a_sweep_that_keeps_failing_does_not_stop_leases_from_ending(apps: Any) -> None:
+    store = Sweeping(failures=1_000_000, error=RuntimeError)
+    apps(store, sweep_interval=0.05)
+    stranded = store.create("m", "x", background=True, status="queued", lease=0.2, holder="a-dead-process")
+    assert store.wait(stranded.id, timeout=TIMEOUT).status is ResponseStatus.FAILED
+
+
+def test_a_backlog_is_swept_in_bounded_writes(apps: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_runs, "SWEEP_CHUNK", 5)
+    now = [1_000.0]
+    store = Sweeping(target=12, ttl=60, clock=lambda: now[0])
+    expire_finished(store, now, 12)
+    apps(store, sweep_interval=0.05)
+    assert store.swept.wait(TIMEOUT)
+    assert store.limits[:3] == [5, 5, 5], "three writes of at most 5, one round"
+    assert store.stats().records == 0
+    store._check()
 
 
 def test_cancelling_a_running_background_response_ends_its_followers(apps: Any) -> None:

@@ -26,9 +26,9 @@ def test_the_oldest_removal_is_forgotten_first_and_a_stored_record_has_none() ->
     stones.revive("b")
     assert stones.place("b") is None
     assert list(stones.keys()) == ["c"]
-    stones._check({"a", "b"})
+    stones.check({"a", "b"})
     with pytest.raises(AssertionError, match="also has a tombstone"):
-        stones._check({"c"})
+        stones.check({"c"})
     stones.clear()
     assert len(stones) == 0
 
@@ -54,4 +54,4 @@ def test_against_a_plain_model(bound: int, steps: list[tuple[str, str, int]]) ->
             model.pop(key, None)
         assert list(stones.keys()) == list(model)
         assert all(stones.place(k) == v for k, v in model.items())
-        stones._check(set())
+        stones.check(set())

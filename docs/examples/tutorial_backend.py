@@ -175,6 +175,8 @@ class TutorialStore(BaseStore):
 
     def _make_room(self, row: Row, grows: int, finishing: bool) -> None:
         """Evict so that ``row`` may grow by ``grows`` bytes within ``max_bytes``; ``StoreFull`` if it cannot."""
+        if self.retention.max_bytes is None or grows <= 0:
+            return  # nothing to decide: spare the sums below
         others = [other for other in self._rows.values() if other.record.is_terminal and other is not row]
         room_to_grow(
             self.retention,
@@ -488,7 +490,7 @@ class TutorialStore(BaseStore):
             counts = self._counts
             assert counts["created"] - counts["deleted"] - counts["evicted"] - counts["expired"] == len(self._rows)
             assert len({row.seq for row in self._rows.values()}) == len(self._rows), "an incarnation given twice"
-            self._removed._check(self._rows.keys())
+            self._removed.check(self._rows.keys())
             for (owner, id), row in self._rows.items():
                 assert (row.record.owner, row.record.id) == (owner, id), f"{id!r} is filed under the wrong key"
                 assert row.size == record_size(row.record), f"the size of {id!r}"

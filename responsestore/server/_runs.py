@@ -89,6 +89,10 @@ _LOST = (LeaseLost, InvalidTransition, EventLogClosed, SequenceConflict, Respons
 #: bytecodes, and a lock wait without a timeout never returns to them when the signal lands in another thread.
 _SIGNAL_CHECK = 0.5
 
+#: The most expired records one write of the app's sweeper removes; it writes again while there are more, so the
+#: backlog of a store that was down for a while never holds the store's write lock for long.
+SWEEP_CHUNK = 1_000
+
 #: Runs that may each flush every ``flush_interval``; past this many, each flushes proportionally less often.
 FLUSH_FANOUT = 64
 
@@ -762,7 +766,7 @@ class Runner:
         self._closed = threading.Event()  # set when close() is done
         self._supervisor = threading.Thread(target=self._supervise, name="responsestore-supervisor", daemon=True)
         self._supervisor.start()
-        self._sweeper = threading.Thread(target=self._sweep, name="responsestore-sweeper", daemon=True)
+        self._sweeper = threading.Thread(target=self._sweep, name="responsestore-app-sweeper", daemon=True)
         self._sweeper.start()
 
     def flush_interval(self) -> float:
@@ -877,16 +881,35 @@ class Runner:
 
     def _sweep(self) -> None:
         while not self.stopping.wait(self.settings.sweep_interval):
-            try:
-                ended = self.store.expire_leases()
-                swept = self.store.sweep()
-            except ResponseStoreError:
-                _log.warning("the store's sweep failed; retrying in %g s", self.settings.sweep_interval, exc_info=True)
-                continue
-            if ended:
-                _log.warning("ended %d response(s) whose server stopped running them (their lease ran out)", ended)
-            if swept:
-                _log.debug("swept %d expired record(s)", swept)
+            self._attempt("ending expired leases", self._end_expired_leases)
+            self._attempt("sweeping expired responses", self._sweep_expired)
+
+    def _attempt(self, what: str, step: Callable[[], None]) -> None:
+        """Run one step of the sweeper; a failure is logged and the step tried again next round (the thread goes on)."""
+        try:
+            step()
+        except ResponseStoreError:
+            _log.warning("%s failed; retrying in %g s", what, self.settings.sweep_interval, exc_info=True)
+        except Exception:  # noqa: BLE001 - a backend's bug: logged with its traceback; the sweeper outlives it
+            _log.exception("%s failed unexpectedly; retrying in %g s", what, self.settings.sweep_interval)
+
+    def _end_expired_leases(self) -> None:
+        ended = self.store.expire_leases()
+        if ended:
+            _log.warning("ended %d response(s) whose server stopped running them (their lease ran out)", ended)
+
+    def _sweep_expired(self) -> None:
+        """Sweep in writes of at most :data:`SWEEP_CHUNK` records, so a backlog never holds the store for long."""
+        store = self.store
+        swept = 0
+        while not self.stopping.is_set():
+            removed = store._sweep(SWEEP_CHUNK)  # the bounded sweep behind the public, unbounded sweep()
+            swept += removed
+            if removed < SWEEP_CHUNK:
+                break
+        swept += store._sweep_conversations()
+        if swept:
+            _log.debug("swept %d expired record(s)", swept)
 
     def closed_for(self, seconds: float) -> bool:
         """Whether the runner was closed more than its grace period ago (runs then stop retrying the store)."""
