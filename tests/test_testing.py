@@ -283,7 +283,10 @@ class _Counted(StoreContract):
 def test_a_contract_class_sets_the_examples_and_each_example_closes_its_store(run: Callable[[Any], None]) -> None:
     contract = _Counted()
     run(contract)
-    assert len(contract.opened) == 3  # max_examples, not the profile's count (50 or 120)
+    # max_examples valid examples, not the profile's count (50 or 120). Hypothesis also tries examples it then
+    # discards (data that overran its buffer), each with a store of its own: the retention machine opened 3 stores
+    # in 101 of 150 runs, 4 to 6 in the others; 20 leaves room for the tail and is far below 50.
+    assert 3 <= len(contract.opened) < 20
     assert all(store.closed for store in contract.opened), "a store outlived its example"
 
 
