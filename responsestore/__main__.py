@@ -156,9 +156,11 @@ _STORE_URLS = {
     "memory": "memory:// (this process only; the default)",
     "sqlite": "sqlite:///PATH (a file; sqlite:////abs/path for an absolute path) with optional "
     "?max_bytes=N&max_records=N&ttl=SECONDS&synchronous=FULL|NORMAL&busy_timeout=SECONDS",
-    "redis": "redis://[[USER]:PASSWORD@]HOST:PORT/DB with optional ?prefix=NAME&max_bytes=N (needs the redis extra)",
+    "redis": "redis://[[USER]:PASSWORD@]HOST:PORT/DB with optional "
+    "?prefix=NAME&max_records=N&max_bytes=N&ttl=SECONDS and redis-py's socket_timeout=... (needs the redis extra)",
     "rediss": "rediss:// (Redis over TLS)",
-    "postgresql": "postgresql://USER:PASSWORD@HOST:PORT/DB with optional ?schema=NAME (needs the postgres extra)",
+    "postgresql": "postgresql://USER:PASSWORD@HOST:PORT/DB with optional ?schema=NAME&max_records=N&max_bytes=N"
+    "&ttl=SECONDS&poll_interval=SECONDS&timeout=SECONDS and libpq's sslmode=... (needs the postgres extra)",
     "postgresql+psycopg": "postgresql+psycopg://",
     "postgres": "postgres://",
 }

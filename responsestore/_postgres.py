@@ -64,6 +64,7 @@ from ._owners import encodable as _encodable
 from ._owners import owner_key as _plain_owner_key
 from ._records import ResponseRecord
 from ._retention import DEFAULT_MAX_RECORDS, DEFAULT_TTL, SWEEP_BATCH
+from ._urls import refuse_twice_given, url_integer, url_seconds
 from .errors import InvalidArgument, ResponseStoreError, StorageError
 
 __all__ = ["DEFAULT_SCHEMA", "SCHEMA_VERSION", "PostgresStore"]
@@ -305,11 +306,11 @@ def _check_seconds(value: object, name: str, *, minimum: float = 0.0) -> float:
 
 
 def _url_integer(name: str, text: str) -> int | None:
-    return _sql.url_integer("PostgreSQL", name, text)
+    return url_integer("PostgreSQL", name, text)
 
 
 def _url_seconds(name: str, text: str) -> float | None:
-    return _sql.url_seconds("PostgreSQL", name, text, none=name == "ttl", said="a number of seconds")
+    return url_seconds("PostgreSQL", name, text, none=name == "ttl", said="a number of seconds")
 
 
 #: The query parameters of a URL that set constructor arguments; every other one goes to libpq.
@@ -618,7 +619,7 @@ class PostgresStore(_sql.SQLStore[psycopg.Connection[Any]]):
                 options[name] = _URL_PARAMETERS[name](name, value)
             else:
                 passed.append((name, value))
-        _sql.refuse_twice_given(options, kwargs)
+        refuse_twice_given(options, kwargs)
         conninfo = "postgresql://" + base + ("?" + urllib.parse.urlencode(passed) if passed else "")
         try:
             psycopg.conninfo.conninfo_to_dict(conninfo)

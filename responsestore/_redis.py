@@ -73,6 +73,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import hashlib
+import inspect
 import json
 import math
 import struct
@@ -93,7 +94,7 @@ except ImportError as exc:  # the redis extra is optional: say how to install it
         f"RedisStore needs redis-py 5 or newer ({exc}): pip install 'responsestore[redis]'", name=exc.name
     ) from exc
 
-from ._checks import check_int, check_text, describe
+from ._checks import check_text, describe
 from ._contract import DEFAULT_MAX_CHAIN_DEPTH, BaseStore, Clock, LogWrite, Stored, cursor_memory
 from ._conversations import (
     MAX_CONVERSATION_ITEMS,
@@ -111,6 +112,7 @@ from ._paging import Page, PageQuery, paginate_records, unknown_cursor
 from ._recency import TouchLog
 from ._records import ResponseRecord, ResponseStatus
 from ._retention import DEFAULT_MAX_RECORDS, DEFAULT_TTL, SWEEP_BATCH, StoreStats, record_size
+from ._urls import url_integer, url_seconds
 from ._waiting import Subscription, Waker
 from .errors import ConversationFull, InvalidArgument, ResponseExists, ResponseStoreError, StorageError, StoreFull
 
@@ -1266,15 +1268,17 @@ class RedisStore(BaseStore):
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> RedisStore:
-        """``redis://[[USER]:PASSWORD@]HOST[:PORT][/DB][?prefix=NAME][&max_bytes=N]``, or ``rediss://`` for TLS.
+        """``redis://[[USER]:PASSWORD@]HOST[:PORT][/DB][?prefix=NAME&...]``, or ``rediss://`` for TLS.
 
-        Other query parameters go to ``redis.Redis.from_url``. The client this makes has a socket timeout of
-        :data:`DEFAULT_SOCKET_TIMEOUT` seconds (``?socket_timeout=`` overrides it) and no automatic retries (a
-        retried write could apply twice); the store closes it in :meth:`close`. Keyword arguments go to the
-        constructor (``prefix=`` and ``max_bytes=`` win over the URL's).
+        The store's own query parameters: ``prefix``, ``max_records`` and ``max_bytes`` (a whole number, or
+        ``none`` for no bound) and ``ttl`` (seconds, or ``none``). The others go to ``redis.Redis.from_url``
+        (``socket_timeout``, ``health_check_interval``, ``ssl_cert_reqs``, ...); a name neither knows is refused.
+        The client this makes has a socket timeout of :data:`DEFAULT_SOCKET_TIMEOUT` seconds (``?socket_timeout=``
+        overrides it) and no automatic retries (a retried write could apply twice); the store closes it in
+        :meth:`close`. Keyword arguments go to the constructor and win over the URL's settings.
 
         Raises:
-            InvalidArgument: the URL is malformed (``max_bytes`` that is not a whole number >= 1 included).
+            InvalidArgument: the URL is malformed: a setting of the wrong kind, or a parameter nobody takes.
         """
         if not isinstance(url, str):
             raise InvalidArgument(f"url must be a string, not {type(url).__name__}")
@@ -1292,11 +1296,15 @@ class RedisStore(BaseStore):
         prefix = options.pop("prefix", None)
         if prefix is not None:
             kwargs.setdefault("prefix", prefix)
-        max_bytes = options.pop("max_bytes", None)
-        if max_bytes is not None:
-            if not (max_bytes.isascii() and max_bytes.isdigit()):
-                raise InvalidArgument(f"max_bytes in a Redis URL is a whole number of bytes, not {max_bytes[:50]!r}")
-            kwargs.setdefault("max_bytes", check_int(int(max_bytes), "max_bytes", minimum=1))
+        for name in ("max_records", "max_bytes", "ttl"):
+            text = options.pop(name, None)
+            if text is not None:
+                value = (
+                    url_seconds("Redis", name, text, none=True, said="a number of seconds or 'none'")
+                    if name == "ttl"
+                    else url_integer("Redis", name, text)
+                )
+                kwargs.setdefault(name, value)
         client_options: dict[str, Any] = {"retry": Retry(NoBackoff(), 0)}
         if "socket_timeout" not in options:
             client_options["socket_timeout"] = DEFAULT_SOCKET_TIMEOUT
@@ -1307,6 +1315,14 @@ class RedisStore(BaseStore):
             client = redis.Redis.from_url(rest, **client_options)
         except (ValueError, TypeError, redis.exceptions.RedisError) as exc:
             raise InvalidArgument(f"malformed Redis URL {shown!r}: {exc}") from None
+        unknown = sorted(name[:40] for name in options if name not in _client_parameters(client))
+        if unknown:
+            client.close()
+            raise InvalidArgument(
+                f"unknown Redis URL parameter{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown[:5]))} "
+                f"in {shown[:200]!r}: the store takes prefix, max_records, max_bytes and ttl, and redis-py its "
+                "connections' settings (socket_timeout, ...)"
+            )
         try:
             store = cls(client, **kwargs)
         except BaseException:
@@ -2204,6 +2220,22 @@ def _check_chunks(chunks: tuple[Chunk, ...], events: int, after: int) -> None:
 def _invariant(condition: bool, message: str) -> None:
     if not condition:
         raise AssertionError(message)
+
+
+def _client_parameters(client: Any) -> set[str]:
+    """The query parameters redis-py takes for ``client``: the arguments of its pool and of its connections.
+
+    A name outside them would reach a connection's constructor at the first call and fail there with a
+    ``TypeError``; ``from_url`` refuses it at once instead.
+    """
+    pool = client.connection_pool
+    names = set(getattr(redis.connection, "URL_QUERY_ARGUMENT_PARSERS", ()))
+    for klass in (*type(pool).__mro__, *pool.connection_class.__mro__):
+        init = vars(klass).get("__init__")
+        if init is not None:
+            with contextlib.suppress(TypeError, ValueError):
+                names.update(inspect.signature(init).parameters)
+    return names
 
 
 def _without_password(url: str) -> str:

@@ -14,10 +14,9 @@ from __future__ import annotations
 import abc
 import contextlib
 import json
-import math
 import os
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar, Generic, NamedTuple, Protocol, TypeVar
 
 from . import _events
@@ -33,7 +32,6 @@ from ._retention import SWEEP_BATCH, StoreStats, record_size
 from ._room import Usage, room_for_new, room_to_grow
 from .errors import (
     ConversationFull,
-    InvalidArgument,
     ResponseExists,
     ResponseStoreError,
     StorageError,
@@ -71,10 +69,7 @@ __all__ = [
     "moved",
     "new_row",
     "record_text",
-    "refuse_twice_given",
     "swap_values",
-    "url_integer",
-    "url_seconds",
 ]
 
 
@@ -1458,37 +1453,6 @@ def record_text(record: ResponseRecord) -> str:
 def load(text: str) -> ResponseRecord:
     """The record a stored JSON text holds (raising what ``json.loads``/``from_dict`` raise on damage)."""
     return ResponseRecord.from_dict(json.loads(text))
-
-
-def url_integer(database: str, name: str, text: str) -> int | None:
-    """The whole number (or ``none``) a URL's query parameter ``name`` of a ``database`` URL gives."""
-    if text.lower() == "none":
-        return None
-    if not (text.isascii() and text.isdigit()) or len(text) > 20:
-        raise InvalidArgument(
-            f"the {database} URL parameter {name} must be a whole number or 'none', not {text[:40]!r}"
-        )
-    return int(text)
-
-
-def url_seconds(database: str, name: str, text: str, *, none: bool, said: str) -> float | None:
-    """The seconds (or, where ``none``, ``none``) a query parameter gives; ``said`` ends the refusal's "must be"."""
-    if none and text.lower() == "none":
-        return None
-    try:
-        seconds = float(text) if text.isascii() and len(text) <= 40 else math.nan
-    except ValueError:
-        seconds = math.nan
-    if not math.isfinite(seconds):
-        raise InvalidArgument(f"the {database} URL parameter {name} must be {said}, not {text[:40]!r}")
-    return seconds
-
-
-def refuse_twice_given(options: Mapping[str, Any], kwargs: Mapping[str, Any]) -> None:
-    """Refuse a setting that a URL and the keyword arguments of ``from_url`` both give."""
-    both = sorted(options.keys() & kwargs.keys())
-    if both:
-        raise InvalidArgument(f"{', '.join(both)} given both in the URL and as a keyword argument: give it once")
 
 
 def invariant(condition: bool, message: str) -> None:

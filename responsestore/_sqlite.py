@@ -90,6 +90,7 @@ from ._owners import encodable as _encodable
 from ._owners import owner_key as _owner_key
 from ._records import ResponseRecord
 from ._retention import DEFAULT_MAX_RECORDS, DEFAULT_TTL, SWEEP_BATCH, record_size
+from ._urls import refuse_twice_given, url_integer, url_seconds
 from .errors import InvalidArgument, ResponseStoreError, StorageError
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
@@ -433,11 +434,11 @@ def _check_busy_timeout(value: object) -> float:
 
 
 def _url_integer(name: str, text: str) -> int | None:
-    return _sql.url_integer("SQLite", name, text)
+    return url_integer("SQLite", name, text)
 
 
 def _url_seconds(name: str, text: str) -> float | None:
-    return _sql.url_seconds("SQLite", name, text, none=True, said="a number of seconds or 'none'")
+    return url_seconds("SQLite", name, text, none=True, said="a number of seconds or 'none'")
 
 
 def _url_text(name: str, text: str) -> str:
@@ -715,7 +716,7 @@ class SQLiteStore(_sql.SQLStore[sqlite3.Connection]):
         if not path:
             raise InvalidArgument(f"{url[:200]!r} names no file: use 'sqlite:///PATH'")
         options = _url_options(url, query) if question else {}
-        _sql.refuse_twice_given(options, kwargs)
+        refuse_twice_given(options, kwargs)
         return cls(path, **options, **kwargs)
 
     # ------------------------------------------------------------------ opening a file

@@ -192,6 +192,24 @@ def test_max_bytes_comes_from_the_url_or_the_constructor() -> None:
             RedisStore.from_url(f"{server.url}?prefix=p&max_bytes={bad}")
 
 
+def test_the_url_sets_ttl_and_max_records_and_refuses_a_parameter_nobody_takes() -> None:
+    server = redis_server.shared()
+    url = f"{server.url}?prefix={redis_server.fresh_prefix()}&ttl=3600&max_records=50&socket_timeout=2"
+    with responsestore.open(url) as store:
+        assert (store.retention.ttl, store.retention.max_records) == (3600.0, 50)
+        store.create("m")  # the client works: socket_timeout went to redis-py
+    with responsestore.open(f"{server.url}?prefix={redis_server.fresh_prefix()}&ttl=none&max_records=none") as store:
+        assert (store.retention.ttl, store.retention.max_records) == (None, None)
+    with RedisStore.from_url(f"{server.url}?prefix=p&max_records=50", max_records=7) as store:
+        assert store.retention.max_records == 7  # the keyword wins, as for prefix and max_bytes
+    for bad in ("max_records=1.5", "max_records=", "ttl=soon", "ttl=inf", "max_record=5", "foo=1&bar=2"):
+        with pytest.raises(InvalidArgument) as refused:
+            responsestore.open(f"redis://:s3cret@127.0.0.1:{server.port}/0?prefix=p&{bad}")
+        message = str(refused.value)
+        assert bad.split("=")[0] in message
+        assert "s3cret" not in message
+
+
 # ---------------------------------------------------------------------------------------------- prefixes, values
 
 
