@@ -61,7 +61,10 @@ class Child:
     def _read(self) -> None:
         assert self.process.stdout is not None
         for line in self.process.stdout:
-            self._lines.put(line.rstrip("\n"))
+            if line.endswith("\n"):
+                self._lines.put(line[:-1])
+            # else: the last line, cut short by a kill while the child printed it; a report the child never
+            # finished is no report (the tests count only what was fully acknowledged)
         self._lines.put(None)
 
     def line(self) -> str:
