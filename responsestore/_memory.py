@@ -48,7 +48,7 @@ from ._paging import Page, PageQuery, paginate_records, unknown_cursor
 from ._recency import TouchLog
 from ._records import ResponseRecord, ResponseStatus
 from ._retention import DEFAULT_MAX_BYTES, DEFAULT_MAX_RECORDS, DEFAULT_TTL, SWEEP_BATCH, StoreStats, record_size
-from ._room import Usage, room_for_new, room_to_grow
+from ._room import Usage, fits_growth, fits_new, room_for_new, room_to_grow
 from ._rwlock import RWLock
 from ._tombstones import Tombstones
 from .errors import ConversationFull, InvalidArgument, ResponseExists, StorageError
@@ -378,7 +378,7 @@ class ResponseStore(BaseStore):
                 if entry is None or entry.record.version != ancestor.version:
                     return False
                 kept.append(entry)
-            if self.retention.over(self._size + 1, self._bytes + size) is not None:  # else room_for_new does nothing
+            if not fits_new(self.retention, self._size, self._bytes, size):
                 self._room_for_new(record, size, kept, now)
             for entry in reversed(kept):
                 self._refresh(entry, record.created_at)
@@ -679,8 +679,7 @@ class ResponseStore(BaseStore):
         Raises:
             StoreFull: there is not enough to evict and ``entry`` is not finishing (nothing was changed).
         """
-        max_bytes = self.retention.max_bytes
-        if max_bytes is None or grows <= 0 or self._bytes + grows <= max_bytes:
+        if fits_growth(self.retention, self._bytes + grows, grows):
             return  # room_to_grow would do nothing: spare building its arguments on every write
         entry_bytes = entry.bytes if entry.record.is_terminal else 0
         skipped: list[_HeapItem] = []

@@ -19,7 +19,7 @@ from typing import NamedTuple
 from ._retention import Retention
 from .errors import StoreFull
 
-__all__ = ["Usage", "room_for_new", "room_to_grow"]
+__all__ = ["Usage", "fits_growth", "fits_new", "room_for_new", "room_to_grow"]
 
 
 class Usage(NamedTuple):
@@ -33,6 +33,23 @@ class Usage(NamedTuple):
     total_bytes: int
     active: int
     active_bytes: int
+
+
+def fits_new(retention: Retention, records: int, total_bytes: int, size: int) -> bool:
+    """Whether a new record of ``size`` bytes fits a store of ``records`` records and ``total_bytes`` bytes as it is.
+
+    When it does, :func:`room_for_new` does nothing: a backend may ask this first and spare building its arguments.
+    """
+    return retention.over(records + 1, total_bytes + size) is None
+
+
+def fits_growth(retention: Retention, total: int, grows: int) -> bool:
+    """Whether a record may grow by ``grows`` bytes, to a store ``total`` bytes in all, with nothing evicted.
+
+    When it may, :func:`room_to_grow` does nothing: a backend may ask this first and spare building its arguments.
+    """
+    max_bytes = retention.max_bytes
+    return max_bytes is None or grows <= 0 or total <= max_bytes
 
 
 def room_for_new(
@@ -64,7 +81,7 @@ def room_for_new(
         StoreFull: even evicting every finished record not spared would leave the store over a bound; nothing
             was evicted (expired records may have been swept: they were invisible already).
     """
-    if retention.over(usage.records + 1, usage.total_bytes + size) is None:
+    if fits_new(retention, usage.records, usage.total_bytes, size):
         return
     usage = sweep()
     evictable = usage.records - usage.active - len(spared)
@@ -112,7 +129,7 @@ def room_to_grow(
             nothing was evicted.
     """
     max_bytes = retention.max_bytes
-    if max_bytes is None or grows <= 0 or total <= max_bytes:
+    if max_bytes is None or fits_growth(retention, total, grows):
         return
     if total - others > max_bytes:
         if finishing:

@@ -29,7 +29,7 @@ from ._paging import Page, PageQuery, paginate_records, unknown_cursor
 from ._recency import TouchLog
 from ._records import ResponseRecord, ResponseStatus
 from ._retention import SWEEP_BATCH, StoreStats, record_size
-from ._room import Usage, room_for_new, room_to_grow
+from ._room import Usage, fits_growth, fits_new, room_for_new, room_to_grow
 from .errors import (
     ConversationFull,
     ResponseExists,
@@ -1135,7 +1135,7 @@ class SQLStore(BaseStore, Generic[_C]):
             ResponseExists: a visible record already has the id (checked first, as the contract orders).
             StoreFull: evicting every finished record not spared would not make room.
         """
-        if self.retention.over(state.records + 1, state.bytes + size) is None:
+        if fits_new(self.retention, state.records, state.bytes, size):
             return  # room_for_new would do nothing: spare building its arguments on every create
 
         def sweep() -> Usage:
@@ -1169,7 +1169,7 @@ class SQLStore(BaseStore, Generic[_C]):
         if max_bytes is None or grows <= 0:
             return
         total, active = self._byte_counters(conn)
-        if total <= max_bytes:
+        if fits_growth(self.retention, total, grows):
             return  # room_to_grow would do nothing
         evicted: list[tuple[int, str, str]] = []
         room_to_grow(

@@ -17,6 +17,7 @@ module gathers what those operations take, return and promise, so a backend neve
 - making room within ``max_records`` and ``max_bytes``: :func:`room_for_new` and :func:`room_to_grow` decide
   when to sweep, when to refuse with :class:`~responsestore.StoreFull` and how many least recently used finished
   records to evict, given the store's :class:`Usage` and the backend's two moves (sweep, evict one);
+  :func:`fits_new` and :func:`fits_growth` say when they would do nothing (a fast path to ask first);
 - registration: :data:`ENTRY_POINT_GROUP`, the entry-point group of plug-in backends (and
   :func:`responsestore.register_backend` for one process);
 - conversations: :class:`ConversationState`, :class:`ConversationWrite`, :data:`Positioned`,
@@ -49,7 +50,7 @@ from ._paging import Page, PageQuery, paginate_records, unknown_cursor
 from ._recency import TouchLog
 from ._records import ResponseRecord, ResponseStatus
 from ._retention import Retention, StoreStats, record_size
-from ._room import Usage, room_for_new, room_to_grow
+from ._room import Usage, fits_growth, fits_new, room_for_new, room_to_grow
 from ._tombstones import Tombstones
 
 __all__ = [
@@ -89,6 +90,8 @@ __all__ = [
     "TouchLog",
     "Usage",
     "cursor_memory",
+    "fits_growth",
+    "fits_new",
     "freeze_object",
     "paginate_records",
     "record_size",

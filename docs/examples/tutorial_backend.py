@@ -37,6 +37,7 @@ from responsestore.backend import (
     StoreStats,
     Tombstones,
     Usage,
+    fits_growth,
     paginate_records,
     record_size,
     room_for_new,
@@ -175,7 +176,7 @@ class TutorialStore(BaseStore):
 
     def _make_room(self, row: Row, grows: int, finishing: bool) -> None:
         """Evict so that ``row`` may grow by ``grows`` bytes within ``max_bytes``; ``StoreFull`` if it cannot."""
-        if self.retention.max_bytes is None or grows <= 0:
+        if fits_growth(self.retention, self._bytes() + grows, grows):
             return  # nothing to decide: spare the sums below
         others = [other for other in self._rows.values() if other.record.is_terminal and other is not row]
         room_to_grow(
