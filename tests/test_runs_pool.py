@@ -124,9 +124,10 @@ def test_a_second_close_waits_for_the_first() -> None:
     from responsestore.wsgi import make_app  # noqa: PLC0415
     from tests.live_app import call  # noqa: PLC0415
 
-    gate = threading.Event()
+    gate, running = threading.Event(), threading.Event()
 
     def held(conversation: object, request: object) -> Iterator[str]:
+        running.set()
         yield "first"
         gate.wait(TIMEOUT)
         yield " second"
@@ -134,6 +135,8 @@ def test_a_second_close_waits_for_the_first() -> None:
     store = responsestore.open("memory://")
     app = make_app(store, generate=held, stop_grace=TIMEOUT)
     created = call(app, "POST", "/v1/responses", {"model": "m", "input": "x", "background": True}).json()
+    # running, not queued: a close ends a queued response at once, and would not wait
+    assert running.wait(TIMEOUT)
     first = threading.Thread(target=app.close)
     first.start()
     assert app.runner.stopping.wait(TIMEOUT)
