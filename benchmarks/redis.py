@@ -151,6 +151,14 @@ def round_trips(url: str) -> dict[str, int]:
         count("list (after a cursor)", lambda: store.list(limit=20, after=record.id))
         count("events", lambda: store.events(record.id))
         count("delete", lambda: store.delete(record.id))
+        # at the bound: the write replies what it needs, Python plans the eviction, the write goes again
+        full = responsestore.RedisStore(client, prefix="trips-" + uuid.uuid4().hex[:8], max_records=2)
+        try:
+            for _ in range(3):
+                full.complete(full.create(MODEL, "q").id)
+            count("create (at max_records, evicting)", lambda: full.create(MODEL, "q"))
+        finally:
+            full.close()
     finally:
         store.close()
         client.close()

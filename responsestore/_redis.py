@@ -59,12 +59,25 @@ records are invisible at once and are reclaimed by the sweep of a write (the cou
 earliest expiry, so a write looks at the index only when something may be due), by
 :meth:`~responsestore.BaseStore.sweep`, or by a :class:`~responsestore.Sweeper`.
 
+Room: a write that would take the store over ``max_records`` or ``max_bytes`` replies ``room`` with the usage
+(the counters; for a growth, its total, growth and the other finished records' bytes) and changes nothing but
+its sweep and the queued marks. For a new record it sweeps every expired record first (``room_for_new`` would
+ask for that sweep at once), and the reply carries the first candidates for eviction: most writes at a bound
+evict one record, in two calls. Python decides with :mod:`responsestore._room`, as every backend does: either
+:class:`StoreFull` or a plan, the least recently used finished records (more read from ``{P}:u`` in batches by
+the ``recency`` read when those run out), with the incarnation and tick each was read at. The write is sent
+again with the plan; the function evicts a planned record only if it is still that incarnation, finished and at
+that tick, and writes only if the store then fits (a finishing record the plan lets over ``max_bytes`` aside).
+Otherwise it replies ``room`` again and the store returns "changed": the contract's loop reads and tries again,
+so writers racing at the bound retry rather than go over it. A process's queued marks are applied before the
+candidates are read: they decide what is least recently used.
+
 Leases: an active record with a lease has its ``l`` member. A finished record keeps its last member (finishing
 does not pay for removing it): ``_leased`` drops every such member it passes, and removing the record drops it.
 
 Recency without writes on reads: like the SQLite backend, a read that uses a finished record queues its mark in
 this process (at most :data:`TOUCH_LOG`). The next write of this process that records recency itself (finishing,
-continuing a chain, removing) or evicts sends them first, in the same call; other writes leave them queued (up
+continuing a chain, removing) or plans evictions sends them first, in the same call; other writes leave them queued (up
 to :data:`_DEFERRED_MARKS`), so a read costs no write of its own.
 """
 
@@ -81,7 +94,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 try:
@@ -112,9 +125,10 @@ from ._paging import Page, PageQuery, paginate_records, unknown_cursor
 from ._recency import TouchLog
 from ._records import ResponseRecord, ResponseStatus
 from ._retention import DEFAULT_MAX_RECORDS, DEFAULT_TTL, SWEEP_BATCH, StoreStats, record_size
+from ._room import Usage, room_for_new, room_to_grow
 from ._urls import url_integer, url_seconds
 from ._waiting import Subscription, Waker
-from .errors import ConversationFull, InvalidArgument, ResponseExists, ResponseStoreError, StorageError, StoreFull
+from .errors import ConversationFull, InvalidArgument, ResponseExists, ResponseStoreError, StorageError
 
 if TYPE_CHECKING:
     import redis.cluster
@@ -143,6 +157,8 @@ _LOG_CACHE_RECORDS = 256
 _LOG_CACHE_BYTES = 8 << 20
 #: Recency marks of reads a write that records no recency itself leaves queued, at most (beyond, it sends them).
 _DEFERRED_MARKS = 64
+_EVICT_BATCH = 64  # recency index members read at a time while planning evictions
+_PREFETCH = 8  # of them, read by the write that replies it needs room (most writes at a bound evict one)
 #: Fields of a record's header, and of the counters.
 _HEADER_FIELDS = 13
 _COUNTERS = ("seq", "deleted", "evicted", "expired", "removals", "tick", "hint", "bytes", "active_bytes", "tombs")
@@ -170,9 +186,10 @@ local COUNTERS_FORMAT = '__COUNTERS_FORMAT__'
 local COUNTERS_PATTERN = '__COUNTERS_PATTERN__'
 local HEADER_PATTERN = '__HEADER_PATTERN__'
 local BATCH = __BATCH__
+local PREFETCH = __PREFETCH__
 
 -- the call in progress
-local C, B, I, U, T, Q, now, now_text, MEMORY, MAXR, MAXB, APPLY
+local C, B, I, U, T, Q, now, now_text, MEMORY, MAXR, MAXB, APPLY, PLAN
 local cnt, counters_before, touched, reads, marks
 local sets, setkeys, dels, iadd, irem, uadd, urem, tombs, gone, removed, published, staged_expiry
 
@@ -340,19 +357,6 @@ local function used(k)
   urem[k] = nil
 end
 
--- the finished records among those this process read since its last write that applied its reads' marks
-local function read_marks()
-  if reads then return end
-  reads = {}
-  local hks = {}
-  for i, k in ipairs(touched) do hks[i] = B .. 'h:' .. k end
-  local hs = mget(hks)
-  for i, k in ipairs(touched) do
-    local h = parse(hs[i], true)
-    if h and TERMINAL[h[3]] then reads[#reads + 1] = k end
-  end
-end
-
 local function members(set_)
   local out = {}
   for m in pairs(set_) do out[#out + 1] = m end
@@ -512,25 +516,84 @@ local function sweep(limit)
   return swept
 end
 
--- evict least recently used finished records (not in `spared`) while `over()`; false if it could not
-local function evict(over, spared)
+-- the finished records among those this process read since its last write that applied its reads' marks
+local function read_marks()
+  if reads then return end
+  reads = {}
+  local hks = {}
+  for i, k in ipairs(touched) do hks[i] = B .. 'h:' .. k end
+  local hs = mget(hks)
+  for i, k in ipairs(touched) do
+    local h = parse(hs[i], true)
+    if h and TERMINAL[h[3]] then reads[#reads + 1] = k end
+  end
+end
+
+-- `out` with how many members of the recency index it read from position `offset` (at most `n`), then the
+-- finished records among them, least recently used first: key, incarnation, tick and bytes of each
+local function least_recent(offset, n, out)
+  local ms = redis.call('ZRANGE', U, offset, offset + n - 1, 'WITHSCORES')
+  local hks = {}
+  for i = 1, #ms, 2 do hks[#hks + 1] = B .. 'h:' .. ms[i] end
+  local hs = mget(hks)
+  out[#out + 1] = tostring(#hks)
+  for i = 1, #hks do
+    local h = parse(hs[i], true)
+    if h and TERMINAL[h[3]] then
+      out[#out + 1] = ms[2 * i - 1]
+      out[#out + 1] = h[1]
+      out[#out + 1] = ms[2 * i]
+      out[#out + 1] = count(tonumber(h[6]) + tonumber(h[7]))
+    end
+  end
+  return out
+end
+
+-- The reply of a write that would go over a bound, for Python to plan the room it needs (responsestore._room):
+-- what `held()` returns (four numbers, then how many more and those), then the first candidates for eviction,
+-- once this process's marks are applied (they decide what is least recently used) and, with `sweeping`, every
+-- expired record is gone (room_for_new sweeps whenever a new record is over: done here, it costs no round trip).
+local function room(held, sweeping)
   read_marks()
   flush_recency()
-  local offset = 0
-  while over() do
-    local ks = redis.call('ZRANGE', U, offset, offset + 63)
-    if #ks == 0 then return false end
-    local hks = {}
-    for i, k in ipairs(ks) do hks[i] = B .. 'h:' .. k end
-    local hs = mget(hks)
-    for i, k in ipairs(ks) do
-      if not over() then return true end
-      local h = (not gone[k]) and parse(hs[i], true)
-      if h and not spared[k] and TERMINAL[h[3]] then unlink(k, h, EVICTED) end
-    end
-    offset = offset + #ks
+  if sweeping then sweep(false) end
+  return reply('room', 0, least_recent(0, PREFETCH, held()))
+end
+
+-- The records a caller planned to evict (args[i]: how many, then key, incarnation and recency tick of each), as
+-- {key, header} with their bytes in all: those still stored at that incarnation, finished, not in `spared` and last
+-- used at that tick (Python chose them as least recently used: one used since is no longer its to evict). Nothing
+-- is removed here: the call evicts them once it knows it writes.
+local function planned(args, i, spared)
+  local n = tonumber(args[i])
+  if n == 0 then return {}, 0 end
+  local ks, hks = {}, {}
+  for j = 1, n do
+    ks[j] = args[i + 3 * j - 2]
+    hks[j] = B .. 'h:' .. ks[j]
   end
-  return true
+  local hs = mget(hks)
+  local out, bytes = {}, 0
+  for j, k in ipairs(ks) do
+    local h = (not gone[k]) and (not spared[k]) and parse(hs[j], true)
+    if h and h[1] == args[i + 3 * j - 1] and TERMINAL[h[3]]
+        and tonumber(redis.call('ZSCORE', U, k)) == tonumber(args[i + 3 * j]) then
+      out[#out + 1] = {k, h}
+      bytes = bytes + tonumber(h[6]) + tonumber(h[7])
+    end
+  end
+  return out, bytes
+end
+
+local function evict(victims)
+  for _, v in ipairs(victims) do
+    if not gone[v[1]] then unlink(v[1], v[2], EVICTED) end
+  end
+end
+
+-- what the store holds (backend.Usage): records, bytes, and how many of each are queued or in progress
+local function usage()
+  return {count(records()), count(cnt[BYTES]), count(cnt[QUEUED] + cnt[IN_PROGRESS]), count(cnt[ABYTES])}
 end
 
 local function bound(n, bytes)
@@ -557,30 +620,23 @@ local function put(args, a)
     if visible(h) then return reply('exists', 0) end
     unlink(k, h, EXPIRED)
   end
-  local kept = {}
+  local kept, spared, sizes = {}, {}, {}
   for i = 1, nkeep do
     local hh = (not gone[keys[i + 1]]) and parse(got[i + 2])
     if not hh or hh[2] ~= versions[i] or not visible(hh) then return reply('changed', 0) end
     kept[i] = hh
+    spared[keys[i + 1]] = true
+    if TERMINAL[hh[3]] then sizes[#sizes + 1] = count(tonumber(hh[6]) + tonumber(hh[7])) end
   end
-  local function over()
-    return bound(records() + 1, cnt[BYTES] + size)
-  end
-  if over() then
-    sweep(false)
-    if over() then
-      local spared_n, spared_bytes = 0, 0
-      for _, hh in ipairs(kept) do
-        if TERMINAL[hh[3]] then
-          spared_n = spared_n + 1
-          spared_bytes = spared_bytes + tonumber(hh[6]) + tonumber(hh[7])
-        end
-      end
-      local evictable = records() - cnt[QUEUED] - cnt[IN_PROGRESS] - spared_n
-      local evictable_bytes = cnt[BYTES] - cnt[ABYTES] - spared_bytes
-      local full = bound(records() + 1 - evictable, cnt[BYTES] - evictable_bytes + size)
-      if full then return reply('full', full) end
-    end
+  -- room: Python decides what to evict (responsestore._room); this only checks its plan still makes room
+  local victims, freed = planned(args, PLAN + 1, spared)
+  if bound(records() + 1 - #victims, cnt[BYTES] - freed + size) then
+    return room(function()
+      local held = usage()
+      held[5] = tostring(#sizes)
+      for _, s in ipairs(sizes) do held[#held + 1] = s end
+      return held
+    end, true)
   end
   for i = nkeep, 1, -1 do
     local hh, kk = kept[i], keys[i + 1]
@@ -596,11 +652,7 @@ local function put(args, a)
     end
     if TERMINAL[hh[3]] then used(kk) end
   end
-  if over() then
-    local spared = {}
-    for i = 2, #keys do spared[keys[i]] = true end
-    if not evict(over, spared) then error('responsestore: the recency index misses finished records') end
-  end
+  evict(victims)
   local seq = cnt[SEQ] + 1
   cnt[SEQ] = seq
   cnt[SLOTS[status]] = cnt[SLOTS[status]] + 1
@@ -767,15 +819,16 @@ local function change(args, a, op)
   end
   local mine = tonumber(h[6]) + log_bytes
   local grows = size + new_log_bytes - mine
-  if MAXB and grows > 0 and cnt[BYTES] + grows > MAXB then
+  -- room, as for put; a plan may let a finishing record over the bound (args[PLAN] '1')
+  local victims, freed = planned(args, PLAN + 1, {[k] = true})
+  if MAXB and grows > 0 and cnt[BYTES] + grows - freed > MAXB and args[PLAN] ~= '1' then
     local others = cnt[BYTES] - cnt[ABYTES]
     if TERMINAL[h[3]] then others = others - mine end
-    if cnt[BYTES] + grows - others > MAXB then
-      if not TERMINAL[status] then return reply('full', 'max_bytes') end
-    else
-      evict(function() return cnt[BYTES] + grows > MAXB end, {[k] = true})
-    end
+    return room(function()
+      return {count(cnt[BYTES] + grows), count(grows), count(others), TERMINAL[status] and '1' or '0', '0'}
+    end, false)
   end
+  evict(victims)
   cnt[BYTES] = cnt[BYTES] + grows
   if not TERMINAL[h[3]] then cnt[ABYTES] = cnt[ABYTES] - mine end
   if not TERMINAL[status] then cnt[ABYTES] = cnt[ABYTES] + mine + grows end
@@ -864,7 +917,9 @@ local function write(keys, args)
   MEMORY, MAXR, MAXB, APPLY = tonumber(args[3]), tonumber(args[4]), tonumber(args[5]), args[6] == '1'
   local ntouches = tonumber(args[7])
   for i = 1, ntouches do touched[i] = args[7 + i] end
-  local a = 8 + ntouches
+  -- then the room plan (whether it lets a finishing record over max_bytes, how many victims, and theirs)
+  PLAN = 8 + ntouches
+  local a = PLAN + 2 + 3 * tonumber(args[PLAN + 1])
   local op = args[1]
   if op == 'put' then return put(args, a) end
   if op == 'swap' or op == 'append' then return change(args, a, op) end
@@ -1049,6 +1104,7 @@ local function read(keys, args)
   if op == 'page' then return page(args) end
   if op == 'events' then return events(args) end
   if op == 'stats' then return stats() end
+  if op == 'recency' then return least_recent(tonumber(args[3]), tonumber(args[4]), {}) end
   return redis.error_reply('responsestore: unknown operation ' .. tostring(op))
 end
 
@@ -1070,6 +1126,7 @@ def _library() -> tuple[str, str, str]:
         ("__COUNTERS_PATTERN__", "^" + "(%S+) " * (counters - 1) + "(%S+)$"),
         ("__HEADER_PATTERN__", "^" + "(%S+) " * (_HEADER_FIELDS - 1) + "(%S+)$"),
         ("__BATCH__", str(SWEEP_BATCH)),
+        ("__PREFETCH__", str(_PREFETCH)),
         ("__NCOUNTERS__", str(counters)),
         ("__SLOTS__", ", ".join(f"{status} = {first_status + i}" for i, status in enumerate(_STATUSES))),
         ("__TERMINAL__", ", ".join(f"{status} = true" for status in sorted(_TERMINAL))),
@@ -1135,6 +1192,52 @@ class _Log:
         self.chunks: list[Chunk] = []
         self.events = 0
         self.stored = 0
+
+
+class _Victim(NamedTuple):
+    """A finished record a write plans to evict: its key, incarnation, recency tick (as read) and bytes."""
+
+    key: str
+    incarnation: str
+    tick: str
+    bytes: int
+
+
+class _Plan:
+    """The room a write over a bound makes, as :mod:`responsestore._room` decided it.
+
+    The records it evicts (the write function evicts each only if it is still stored at that incarnation and last
+    used at that tick, and writes only if they make room: otherwise the caller reads again) and whether a
+    finishing record may go over ``max_bytes``.
+    """
+
+    __slots__ = ("force", "victims")
+
+    def __init__(self, *, force: bool = False) -> None:
+        self.force = force
+        self.victims: list[_Victim] = []
+
+    def taking(self, candidates: Iterator[_Victim]) -> Callable[[], int | None]:
+        """An ``evict`` move for the room functions: take the next candidate into the plan, return its bytes."""
+
+        def evict() -> int | None:
+            victim = next(candidates, None)
+            if victim is None:
+                return None
+            self.victims.append(victim)
+            return victim.bytes
+
+        return evict
+
+    def args(self) -> list[Any]:
+        """The plan as the write function reads it."""
+        out: list[Any] = ["1" if self.force else "0", len(self.victims)]
+        for victim in self.victims:
+            out += [victim.key, victim.incarnation, victim.tick]
+        return out
+
+
+_NO_PLAN = ("0", 0)
 
 
 class _Header:
@@ -1411,17 +1514,31 @@ class RedisStore(BaseStore):
     def _damaged(self, what: str, exc: BaseException) -> StorageError:
         return StorageError(f"{self!r} is damaged: {what} cannot be read ({type(exc).__name__}: {exc})"[:500])
 
-    def _write(self, op: str, args: Sequence[Any], *, marks: bool = True) -> tuple[str, str, list[Any]]:
+    def _write(
+        self, op: str, args: Sequence[Any], *, marks: bool = True, plan: _Plan | None = None
+    ) -> tuple[str, str, list[Any]]:
         """Run the write function's ``op`` with the queued recency marks of reads; wake waiters of removed records.
 
         With ``marks`` false the write sends the marks only if it evicts (it writes no recency of its own): when it
-        does not, they stay queued for the next write, and the write reads nothing more for them. Returns the
-        function's code, its value and its payload.
+        does not, they stay queued for the next write, and the write reads nothing more for them. ``plan``: the
+        room a write over a bound makes, as :meth:`_room_for_new` or :meth:`_room_to_grow` decided it. Returns
+        the function's code, its value and its payload.
         """
         now = self._now()
         touches = self._touches.take()
         apply = "1" if marks or len(touches) > _DEFERRED_MARKS else "0"
-        argv: list[Any] = [op, repr(now), self._cursor_memory, *self._bounds, apply, len(touches), *touches, *args]
+        room = _NO_PLAN if plan is None else plan.args()
+        argv: list[Any] = [
+            op,
+            repr(now),
+            self._cursor_memory,
+            *self._bounds,
+            apply,
+            len(touches),
+            *touches,
+            *room,
+            *args,
+        ]
         try:
             reply = self._call(lambda: self._function(_WRITE, argv))
         except BaseException:
@@ -1664,16 +1781,17 @@ class RedisStore(BaseStore):
             "" if lease is None else _order_head(lease),
             len(keep),
         ]
+        kept = {_key_prefix(_owner_key(ancestor.owner)) + ancestor.id for ancestor in keep}
         for ancestor in keep:
             args.extend((_key_prefix(_owner_key(ancestor.owner)) + ancestor.id, ancestor.version))
-        code, value, _ = self._write("put", args, marks=bool(keep))
+        code, value, payload = self._write("put", args, marks=bool(keep))
+        if code == "room":
+            plan = self._room_for_new(record.id, size, payload, kept)
+            code, value, _ = self._write("put", args, marks=bool(keep), plan=plan)
         if code == "exists":
             raise ResponseExists(record.id)
-        if code == "full":
-            retention = self.retention
-            raise StoreFull(record.id, retention.max_records, max_bytes=retention.max_bytes, bound=value)
         if code != "ok":
-            return False
+            return False  # changed, or the room planned was taken by another write: read again
         self._remember(owner_prefix + record.id, int(value), record)
         return True
 
@@ -1713,11 +1831,7 @@ class RedisStore(BaseStore):
         ]
         if conversation is not None:
             args += ["1", *self._conversation_args(conversation)]
-        code, _, _ = self._write("swap", args, marks=new.is_terminal)
-        if code == "full":
-            retention = self.retention
-            raise StoreFull(new.id, retention.max_records, max_bytes=retention.max_bytes, bound="max_bytes")
-        if code != "ok":
+        if self._grow("swap", key, new.id, args, marks=new.is_terminal) != "ok":
             return False
         self._remember(key, old.incarnation, new)
         if new.is_terminal or (log is not None and log.replace):
@@ -1729,16 +1843,86 @@ class RedisStore(BaseStore):
     def _append(self, old: Stored, log: LogWrite) -> bool:
         record = old.record
         key = self._key(record.owner, record.id)
-        code, _, _ = self._write(
-            "append", [key, old.incarnation, record.version, old.events, *self._log_args(log)], marks=False
-        )
-        if code == "full":
-            retention = self.retention
-            raise StoreFull(record.id, retention.max_records, max_bytes=retention.max_bytes, bound="max_bytes")
-        if code != "ok":
+        args = [key, old.incarnation, record.version, old.events, *self._log_args(log)]
+        if self._grow("append", key, record.id, args, marks=False) != "ok":
             return False
         self._wrote_log(key, old.incarnation, log)
         return True
+
+    def _grow(self, op: str, key: str, id: str, args: Sequence[Any], *, marks: bool) -> str:
+        """Run ``swap`` or ``append`` on record ``key``; with a plan for room when it grows over ``max_bytes``."""
+        code, _, payload = self._write(op, args, marks=marks)
+        if code == "room":
+            plan = self._room_to_grow(id, key, payload)
+            code, _, _ = self._write(op, args, marks=marks, plan=plan)
+        return code
+
+    # ------------------------------------------------------------------ room (decided by responsestore._room)
+
+    def _room_for_new(self, id: str, size: int, payload: Sequence[Any], kept: set[str]) -> _Plan:
+        """The room a new record needs, from the write function's ``room`` reply (usage after a full sweep).
+
+        Raises:
+            StoreFull: no eviction could make room (nothing was evicted).
+        """
+        numbers, spared, first = self._room_reply(payload)
+        usage = Usage(*numbers)
+        plan = _Plan()
+        evict = plan.taking(self._least_recent(kept, first))
+        room_for_new(self.retention, id, size, usage, spared=spared, sweep=lambda: usage, evict=evict)
+        return plan
+
+    def _room_to_grow(self, id: str, key: str, payload: Sequence[Any]) -> _Plan:
+        """The room record ``key`` growing needs, from the write function's ``room`` reply.
+
+        Raises:
+            StoreFull: no eviction could make room and the record is not finishing (nothing was evicted).
+        """
+        (total, grows, others, finishing), _, first = self._room_reply(payload)
+        plan = _Plan()
+        room_to_grow(
+            self.retention,
+            id,
+            total=total,
+            grows=grows,
+            others=others,
+            finishing=finishing == 1,
+            evict=plan.taking(self._least_recent({key}, first)),
+        )
+        max_bytes = self.retention.max_bytes
+        # room_to_grow returned short of room only for a finishing record no eviction could make room for: it is
+        # let over the bound (a response must always be able to end)
+        plan.force = max_bytes is not None and total - sum(victim.bytes for victim in plan.victims) > max_bytes
+        return plan
+
+    def _room_reply(self, payload: Sequence[Any]) -> tuple[list[int], list[int], list[Any]]:
+        """A ``room`` reply: its four numbers, the list of numbers that follows, and its first candidates."""
+        try:
+            numbers = [int(_text(value)) for value in payload[:4]]
+            extra = int(_text(payload[4]))
+            return numbers, [int(_text(value)) for value in payload[5 : 5 + extra]], list(payload[5 + extra :])
+        except (TypeError, ValueError, IndexError) as exc:
+            raise self._damaged("a function's reply", exc) from exc
+
+    def _least_recent(self, spared: set[str], rows: list[Any]) -> Iterator[_Victim]:
+        """The finished records not in ``spared``, least recently used first, read in batches as they are taken.
+
+        The first batch, ``rows``, came with the ``room`` reply.
+        """
+        offset, asked = 0, _PREFETCH
+        while True:
+            try:
+                read = int(_text(rows[0]))
+                for i in range(1, len(rows) - 3, 4):
+                    key = _text(rows[i])
+                    if key not in spared:
+                        yield _Victim(key, _text(rows[i + 1]), _text(rows[i + 2]), int(_text(rows[i + 3])))
+            except (TypeError, ValueError, IndexError) as exc:
+                raise self._damaged("the recency index", exc) from exc
+            if read < asked:
+                return
+            offset, asked = offset + read, _EVICT_BATCH
+            rows = self._read_call(["recency", repr(self._now()), offset, asked])
 
     def _remove(self, old: Stored) -> bool:
         record = old.record
@@ -1806,7 +1990,7 @@ class RedisStore(BaseStore):
 
         It sends none of the queued recency marks of reads: they wait for the next write of records.
         """
-        argv: list[Any] = [op, repr(self._now()), self._cursor_memory, *self._bounds, "0", 0, *args]
+        argv: list[Any] = [op, repr(self._now()), self._cursor_memory, *self._bounds, "0", 0, *_NO_PLAN, *args]
         reply = self._call(lambda: self._function(_WRITE, argv))
         try:
             return _text(reply[0]), _text(reply[1])

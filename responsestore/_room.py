@@ -7,8 +7,11 @@ functions decide when to sweep, whether evicting could make room at all (if not,
 usage and the two moves; it runs them inside its write (under the memory store's write lock, in the SQL stores'
 transaction), so the decision and the removals it leads to are one atomic step.
 
-The Redis store makes the same decisions inside its server-side functions, where a write is atomic; its
-functions follow these rules line for line and the shared StoreContract tests hold both to them.
+The Redis store's write is one call of a server-side function, so it cannot call back into Python: when that
+function finds a write would go over a bound, it replies with the usage instead, the store asks these functions
+for a plan (the records to evict, or the refusal) and sends the write again with it. The function applies the
+plan only if every record in it is still stored, finished and unused since it was read, and the write then fits;
+otherwise the call is read again and retried, as after any conflict of a conditional write.
 """
 
 from __future__ import annotations

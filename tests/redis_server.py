@@ -28,7 +28,15 @@ from typing import Any
 import pytest
 import redis
 
-from responsestore import DeltaRun, EventLogClosed, InvalidTransition, RedisStore, VersionConflict
+from responsestore import (
+    DeltaRun,
+    EventLogClosed,
+    InvalidTransition,
+    RedisStore,
+    ResponseNotFound,
+    StoreFull,
+    VersionConflict,
+)
 
 #: Ports above this are never used: a cluster node's bus listens on its port + 10000.
 MAX_PORT = 55535
@@ -312,6 +320,48 @@ def _stream(url: str, ids: list[str], rounds: int, name: str) -> dict[str, Any]:
         store.close()
 
 
+def _over_a_bound(store: RedisStore) -> bool:
+    """Whether ``store`` holds more records or bytes than its bounds (never, after any write)."""
+    stats, retention = store.stats(), store.retention
+    if retention.max_records is not None and stats.records > retention.max_records:
+        return True
+    return retention.max_bytes is not None and stats.bytes > retention.max_bytes
+
+
+def _fill(url: str, count: int, name: str) -> dict[str, Any]:
+    """Wait for a start line, then create and finish ``count`` responses, every other one continuing this worker's
+    last (so a chain is spared while others evict), each finished with a few events (its log grows the bytes);
+    report the ids it made, how many creates the store refused as full or for a lost chain, and how often the
+    store was seen over a bound."""
+    store = RedisStore.from_url(url)
+    made: list[str] = []
+    full = lost = over = 0
+    try:
+        sys.stdout.write("ready\n")
+        sys.stdout.flush()
+        sys.stdin.readline()
+        previous: str | None = None
+        for i in range(count):
+            try:
+                record = store.create("m", background=True, previous_response_id=previous if i % 2 else None)
+            except StoreFull:
+                full += 1  # wrong: every other worker's records are finished, so there is always room
+                continue
+            except ResponseNotFound:
+                lost += 1  # the others evicted this worker's last response while it was descheduled: allowed
+                previous = None
+                continue
+            over += _over_a_bound(store)
+            store.append_events(record.id, stream_batch(f"{name}:{i}"))
+            store.complete(record.id, [], events=[{"type": "test.final", "tag": name}])
+            over += _over_a_bound(store)
+            made.append(record.id)
+            previous = record.id
+        return {"made": made, "full": full, "lost": lost, "over": over}
+    finally:
+        store.close()
+
+
 def main(argv: list[str]) -> None:
     """Run the worker ``argv[0]`` and print its result as JSON."""
     role, url = argv[0], argv[1]
@@ -321,6 +371,8 @@ def main(argv: list[str]) -> None:
         result = _wait(url, argv[2])
     elif role == "stream":
         result = _stream(url, json.loads(argv[2]), int(argv[3]), argv[4])
+    elif role == "fill":
+        result = _fill(url, int(argv[2]), argv[3])
     else:
         raise SystemExit(f"unknown role {role!r}")
     sys.stdout.write(json.dumps(result) + "\n")

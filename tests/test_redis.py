@@ -375,6 +375,19 @@ def test_round_trips_per_operation(server: redis_server.RedisServer) -> None:
         assert trips(lambda: store.delete(record.id)) == 2
         assert trips(store.stats) == 1
         assert trips(store.sweep) == 1
+        # at a bound: the write replies the usage and its first candidates, Python plans, the write goes again
+        full = RedisStore(client, prefix=redis_server.fresh_prefix(), clock=FakeClock(), max_records=2)
+        for _ in range(2):
+            full.complete(full.create("m").id)
+        assert trips(lambda: full.create("m")) == 2
+        grown = RedisStore(client, prefix=redis_server.fresh_prefix(), clock=FakeClock(), max_bytes=5000)
+        first = grown.create("m", background=True)
+        grown.complete(first.id, events=[{"type": "x", "text": "y" * 2000}])
+        second = grown.create("m", background=True)
+        assert trips(lambda: grown.append_event(second.id, {"type": "x", "text": "y" * 3000})) == 3
+        assert grown.stats().evicted == 1
+        full.close()
+        grown.close()
     finally:
         store.close()
         client.close()
@@ -588,6 +601,39 @@ def test_two_processes_append_to_and_finish_responses_without_losing_an_event() 
             assert store.get(id).status is ResponseStatus.COMPLETED
             shared += len({tag.split(":")[0] for _, tag in batches}) == 2
         assert shared > 0, "the workers never wrote to the same response"
+        store._check()
+
+
+@pytest.mark.parametrize("bound", ["max_records=12", "max_bytes=40000"])
+def test_three_processes_fill_a_store_at_its_bound_without_going_over_or_refusing(bound: str) -> None:
+    # Each create at the bound makes room by a plan Python decides (responsestore._room) and the write function
+    # applies only if its victims are still there and least recently used: three processes creating at once
+    # take each other's planned victims, and must retry rather than go over the bound or refuse.
+    server = redis_server.shared()
+    url = f"{server.url}?prefix={redis_server.fresh_prefix()}&ttl=none&{bound}"
+    count = 100
+    with RedisStore.from_url(url) as store:
+        workers = [run_worker("fill", url, str(count), name, stdin=True) for name in "abc"]
+        for worker in workers:
+            assert worker.stdout is not None
+            assert worker.stdout.readline().strip() == "ready", worker.communicate()[1][-3000:]
+        for worker in workers:
+            assert worker.stdin is not None
+            worker.stdin.write("go\n")
+            worker.stdin.flush()
+        results = [result_of(worker) for worker in workers]
+        assert [result["full"] for result in results] == [0, 0, 0], "a create was refused with room to evict"
+        assert [result["over"] for result in results] == [0, 0, 0], "the store was seen over its bound"
+        made = sum(len(result["made"]) for result in results)
+        assert made + sum(result["lost"] for result in results) == 3 * count
+        stats = store.stats()
+        assert stats.created == made
+        assert stats.records == made - stats.evicted
+        assert stats.evicted > 0, "the store never reached its bound"
+        if bound.startswith("max_records"):
+            assert stats.records == 12
+        else:
+            assert 30000 < stats.bytes <= 40000
         store._check()
 
 
