@@ -65,7 +65,8 @@ its sweep and the queued marks. For a new record it sweeps every expired record 
 ask for that sweep at once), and the reply carries the first candidates for eviction: most writes at a bound
 evict one record, in two calls. Python decides with :mod:`responsestore._room`, as every backend does: either
 :class:`StoreFull` or a plan, the least recently used finished records (more read from ``{P}:u`` in batches by
-the ``recency`` read when those run out), with the incarnation and tick each was read at. The write is sent
+the ``recency`` read when those run out, paged by tick; running out of those means the store changed since the
+usage was read, and the plan is made anew), with the incarnation and tick each was read at. The write is sent
 again with the plan; the function evicts a planned record only if it is still that incarnation, finished and at
 that tick, and writes only if the store then fits (a finishing record the plan lets over ``max_bytes`` aside).
 Otherwise it replies ``room`` again and the store returns "changed": the contract's loop reads and tries again,
@@ -529,16 +530,18 @@ local function read_marks()
   end
 end
 
--- `out` with how many members of the recency index it read from position `offset` (at most `n`), then the
--- finished records among them, least recently used first: key, incarnation, tick and bytes of each
-local function least_recent(offset, n, out)
-  local ms = redis.call('ZRANGE', U, offset, offset + n - 1, 'WITHSCORES')
+-- `out` with how many members of the recency index it read past tick `after` (at most `n`; ticks are unique) and
+-- the last one's tick, then the finished records among them, least recently used first: key, incarnation, tick
+-- and bytes of each
+local function least_recent(after, n, out)
+  local ms = redis.call('ZRANGE', U, after and ('(' .. after) or '-inf', '+inf', 'BYSCORE', 'LIMIT', 0, n, 'WITHSCORES')
   local hks = {}
   for i = 1, #ms, 2 do hks[#hks + 1] = B .. 'h:' .. ms[i] end
   local hs = mget(hks)
   out[#out + 1] = tostring(#hks)
+  out[#out + 1] = ms[#ms] or ''
   for i = 1, #hks do
-    local h = parse(hs[i], true)
+    local h = (not gone[ms[2 * i - 1]]) and parse(hs[i], true)  -- one this call swept is staged, not yet gone
     if h and TERMINAL[h[3]] then
       out[#out + 1] = ms[2 * i - 1]
       out[#out + 1] = h[1]
@@ -557,7 +560,7 @@ local function room(held, sweeping)
   read_marks()
   flush_recency()
   if sweeping then sweep(false) end
-  return reply('room', 0, least_recent(0, PREFETCH, held()))
+  return reply('room', 0, least_recent(false, PREFETCH, held()))
 end
 
 -- The records a caller planned to evict (args[i]: how many, then key, incarnation and recency tick of each), as
@@ -573,11 +576,12 @@ local function planned(args, i, spared)
     hks[j] = B .. 'h:' .. ks[j]
   end
   local hs = mget(hks)
-  local out, bytes = {}, 0
+  local out, bytes, taken = {}, 0, {}
   for j, k in ipairs(ks) do
-    local h = (not gone[k]) and (not spared[k]) and parse(hs[j], true)
+    local h = (not gone[k]) and (not spared[k]) and (not taken[k]) and parse(hs[j], true)
     if h and h[1] == args[i + 3 * j - 1] and TERMINAL[h[3]]
         and tonumber(redis.call('ZSCORE', U, k)) == tonumber(args[i + 3 * j]) then
+      taken[k] = true
       out[#out + 1] = {k, h}
       bytes = bytes + tonumber(h[6]) + tonumber(h[7])
     end
@@ -1104,7 +1108,7 @@ local function read(keys, args)
   if op == 'page' then return page(args) end
   if op == 'events' then return events(args) end
   if op == 'stats' then return stats() end
-  if op == 'recency' then return least_recent(tonumber(args[3]), tonumber(args[4]), {}) end
+  if op == 'recency' then return least_recent(args[3], tonumber(args[4]), {}) end
   return redis.error_reply('responsestore: unknown operation ' .. tostring(op))
 end
 
@@ -1201,6 +1205,10 @@ class _Victim(NamedTuple):
     incarnation: str
     tick: str
     bytes: int
+
+
+class _Stale(Exception):
+    """A plan for room read its candidates across a change of the store: it is made anew (never seen outside)."""
 
 
 class _Plan:
@@ -1787,6 +1795,8 @@ class RedisStore(BaseStore):
         code, value, payload = self._write("put", args, marks=bool(keep))
         if code == "room":
             plan = self._room_for_new(record.id, size, payload, kept)
+            if plan is None:
+                return False
             code, value, _ = self._write("put", args, marks=bool(keep), plan=plan)
         if code == "exists":
             raise ResponseExists(record.id)
@@ -1854,13 +1864,17 @@ class RedisStore(BaseStore):
         code, _, payload = self._write(op, args, marks=marks)
         if code == "room":
             plan = self._room_to_grow(id, key, payload)
+            if plan is None:
+                return "changed"
             code, _, _ = self._write(op, args, marks=marks, plan=plan)
         return code
 
     # ------------------------------------------------------------------ room (decided by responsestore._room)
 
-    def _room_for_new(self, id: str, size: int, payload: Sequence[Any], kept: set[str]) -> _Plan:
+    def _room_for_new(self, id: str, size: int, payload: Sequence[Any], kept: set[str]) -> _Plan | None:
         """The room a new record needs, from the write function's ``room`` reply (usage after a full sweep).
+
+        ``None``: the store changed while the plan read more candidates (read again and plan anew).
 
         Raises:
             StoreFull: no eviction could make room (nothing was evicted).
@@ -1869,26 +1883,34 @@ class RedisStore(BaseStore):
         usage = Usage(*numbers)
         plan = _Plan()
         evict = plan.taking(self._least_recent(kept, first))
-        room_for_new(self.retention, id, size, usage, spared=spared, sweep=lambda: usage, evict=evict)
+        try:
+            room_for_new(self.retention, id, size, usage, spared=spared, sweep=lambda: usage, evict=evict)
+        except _Stale:
+            return None
         return plan
 
-    def _room_to_grow(self, id: str, key: str, payload: Sequence[Any]) -> _Plan:
+    def _room_to_grow(self, id: str, key: str, payload: Sequence[Any]) -> _Plan | None:
         """The room record ``key`` growing needs, from the write function's ``room`` reply.
+
+        ``None``: the store changed while the plan read more candidates (read again and plan anew).
 
         Raises:
             StoreFull: no eviction could make room and the record is not finishing (nothing was evicted).
         """
         (total, grows, others, finishing), _, first = self._room_reply(payload)
         plan = _Plan()
-        room_to_grow(
-            self.retention,
-            id,
-            total=total,
-            grows=grows,
-            others=others,
-            finishing=finishing == 1,
-            evict=plan.taking(self._least_recent({key}, first)),
-        )
+        try:
+            room_to_grow(
+                self.retention,
+                id,
+                total=total,
+                grows=grows,
+                others=others,
+                finishing=finishing == 1,
+                evict=plan.taking(self._least_recent({key}, first)),
+            )
+        except _Stale:
+            return None
         max_bytes = self.retention.max_bytes
         # room_to_grow returned short of room only for a finishing record no eviction could make room for: it is
         # let over the bound (a response must always be able to end)
@@ -1907,22 +1929,27 @@ class RedisStore(BaseStore):
     def _least_recent(self, spared: set[str], rows: list[Any]) -> Iterator[_Victim]:
         """The finished records not in ``spared``, least recently used first, read in batches as they are taken.
 
-        The first batch, ``rows``, came with the ``room`` reply.
+        The first batch, ``rows``, came with the ``room`` reply, in the same snapshot as the usage the plan counts
+        from; the others are read later. Running out after one of those means the store changed in between (the
+        usage promised more finished records): that raises :class:`_Stale`, never a :class:`StoreFull` or a
+        finishing record let over the bound on a mixed view.
         """
-        offset, asked = 0, _PREFETCH
+        later, asked = False, _PREFETCH
         while True:
             try:
-                read = int(_text(rows[0]))
-                for i in range(1, len(rows) - 3, 4):
+                read, last = int(_text(rows[0])), _text(rows[1])
+                for i in range(2, len(rows) - 3, 4):
                     key = _text(rows[i])
                     if key not in spared:
                         yield _Victim(key, _text(rows[i + 1]), _text(rows[i + 2]), int(_text(rows[i + 3])))
             except (TypeError, ValueError, IndexError) as exc:
                 raise self._damaged("the recency index", exc) from exc
             if read < asked:
+                if later:
+                    raise _Stale
                 return
-            offset, asked = offset + read, _EVICT_BATCH
-            rows = self._read_call(["recency", repr(self._now()), offset, asked])
+            later, asked = True, _EVICT_BATCH
+            rows = self._read_call(["recency", repr(self._now()), last, asked])
 
     def _remove(self, old: Stored) -> bool:
         record = old.record

@@ -32,6 +32,7 @@ from responsestore import (
     StoreFull,
 )
 from responsestore._redis import _key_prefix, _owner_key
+from responsestore.backend import record_size
 from responsestore.testing import FakeClock
 
 from . import redis_server
@@ -635,6 +636,73 @@ def test_three_processes_fill_a_store_at_its_bound_without_going_over_or_refusin
         else:
             assert 30000 < stats.bytes <= 40000
         store._check()
+
+
+def writes_of(store: RedisStore, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The codes the write function replies to ``store`` from now on (each call still goes to the server)."""
+    codes: list[str] = []
+    write = store._write
+
+    def counted(op: str, args: Any, **kwargs: Any) -> Any:
+        reply = write(op, args, **kwargs)
+        codes.append(reply[0])
+        return reply
+
+    monkeypatch.setattr(store, "_write", counted)
+    return codes
+
+
+def test_a_plan_read_across_another_write_is_made_anew_not_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The usage and the first eight candidates come in one snapshot; more candidates are read later. Another
+    # process deleting a record in between shifts them: the plan then runs out, which must not read as "no room".
+    url = f"{redis_server.shared().url}?prefix={redis_server.fresh_prefix()}&ttl=none"
+    with RedisStore.from_url(url) as other:
+        probe = other.create("m")
+        bare = record_size(probe)  # a new record's bytes without its instructions
+        other.delete(probe.id)
+        ids = []
+        for _ in range(12):
+            record = other.create("m")
+            other.complete(record.id)
+            ids.append(record.id)
+        held = other.stats().bytes
+        deleted: list[str] = []
+        with RedisStore.from_url(f"{url}&max_bytes={held + 50}") as store:
+            read = store._read_call
+
+            def with_a_delete_first(args: Any) -> Any:
+                if args[0] == "recency" and not deleted:
+                    deleted.append(ids[-1])
+                    other.delete(ids[-1])
+                return read(args)
+
+            monkeypatch.setattr(store, "_read_call", with_a_delete_first)
+            codes = writes_of(store, monkeypatch)
+            store.create("m", instructions="y" * (held + 20 - bare))  # every finished record must go
+            assert deleted, "the plan never read past its first candidates"
+            assert codes.count("room") == 2  # the stale plan was dropped and made again
+            assert store.stats().records == 1
+            assert store.stats().bytes <= held + 50
+            store._check()
+
+
+def test_records_a_room_reply_swept_are_not_offered_as_candidates(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = FakeClock()
+    url = f"{redis_server.shared().url}?prefix={redis_server.fresh_prefix()}&ttl=none"
+    with RedisStore.from_url(url, clock=clock) as other:
+        for _ in range(30):  # more than a write's own amortized sweep takes
+            other.complete(other.create("m", ttl=10).id)
+        for letter in "bc":
+            other.complete(other.create("m", instructions=letter * 2000).id)
+        held = other.stats().bytes
+        clock.advance(20)
+        with RedisStore.from_url(f"{url}&max_bytes={held + 10}", clock=clock) as store:
+            codes = writes_of(store, monkeypatch)
+            store.create("m", instructions="d" * 9000)
+            assert codes == ["room", "ok"]  # before: the swept records were planned as victims, and it went round
+            stats = store.stats()
+            assert (stats.records, stats.expired, stats.evicted) == (2, 30, 1)
+            store._check()
 
 
 def test_a_damaged_chunk_is_a_storage_error() -> None:
