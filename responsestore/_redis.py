@@ -1686,7 +1686,8 @@ class RedisStore(BaseStore):
         while not self._stop.is_set():
             pubsub: Any = None
             try:
-                pubsub = self.client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+                client: Any = self.client  # redis-py types pubsub() in some releases, not in others
+                pubsub = client.pubsub(ignore_subscribe_messages=True)
                 pubsub.subscribe(self._channel)
                 self._relay(pubsub)
             except Exception:  # noqa: BLE001 - the server is away: polling covers it; reconnect after a pause
