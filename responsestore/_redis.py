@@ -1221,8 +1221,8 @@ class _Plan:
 
     __slots__ = ("force", "victims")
 
-    def __init__(self, *, force: bool = False) -> None:
-        self.force = force
+    def __init__(self) -> None:
+        self.force = False
         self.victims: list[_Victim] = []
 
     def taking(self, candidates: Iterator[_Victim]) -> Callable[[], int | None]:
@@ -1527,8 +1527,8 @@ class RedisStore(BaseStore):
     ) -> tuple[str, str, list[Any]]:
         """Run the write function's ``op`` with the queued recency marks of reads; wake waiters of removed records.
 
-        With ``marks`` false the write sends the marks only if it evicts (it writes no recency of its own): when it
-        does not, they stay queued for the next write, and the write reads nothing more for them. ``plan``: the
+        With ``marks`` false the write sends the marks only if it needs room (it writes no recency of its own): when
+        it does not, they stay queued for the next write, and the write reads nothing more for them. ``plan``: the
         room a write over a bound makes, as :meth:`_room_for_new` or :meth:`_room_to_grow` decided it. Returns
         the function's code, its value and its payload.
         """
@@ -1790,12 +1790,12 @@ class RedisStore(BaseStore):
             "" if lease is None else _order_head(lease),
             len(keep),
         ]
-        kept = {_key_prefix(_owner_key(ancestor.owner)) + ancestor.id for ancestor in keep}
-        for ancestor in keep:
-            args.extend((_key_prefix(_owner_key(ancestor.owner)) + ancestor.id, ancestor.version))
+        kept = [_key_prefix(_owner_key(ancestor.owner)) + ancestor.id for ancestor in keep]
+        for key, ancestor in zip(kept, keep, strict=True):
+            args.extend((key, ancestor.version))
         code, value, payload = self._write("put", args, marks=bool(keep))
         if code == "room":
-            plan = self._room_for_new(record.id, size, payload, kept)
+            plan = self._room_for_new(record.id, size, payload, set(kept))
             if plan is None:
                 return False
             code, value, _ = self._write("put", args, marks=bool(keep), plan=plan)
@@ -1901,7 +1901,7 @@ class RedisStore(BaseStore):
         (total, grows, others, finishing), _, first = self._room_reply(payload)
         plan = _Plan()
         try:
-            room_to_grow(
+            plan.force = room_to_grow(
                 self.retention,
                 id,
                 total=total,
@@ -1912,10 +1912,6 @@ class RedisStore(BaseStore):
             )
         except _Stale:
             return None
-        max_bytes = self.retention.max_bytes
-        # room_to_grow returned short of room only for a finishing record no eviction could make room for: it is
-        # let over the bound (a response must always be able to end)
-        plan.force = max_bytes is not None and total - sum(victim.bytes for victim in plan.victims) > max_bytes
         return plan
 
     def _room_reply(self, payload: Sequence[Any]) -> tuple[list[int], list[int], list[Any]]:

@@ -111,7 +111,7 @@ def room_to_grow(
     others: int,
     finishing: bool,
     evict: Callable[[], int | None],
-) -> None:
+) -> bool:
     """Make room for record ``id`` growing by ``grows`` bytes, to a store ``total`` bytes in all once it has grown.
 
     Only ``max_bytes`` bounds a growth (the number of records does not change).
@@ -127,18 +127,22 @@ def room_to_grow(
             back within it as finished records go); any other growth is refused.
         evict: as for :func:`room_for_new` (never evicting the record that grows).
 
+    Returns:
+        Whether the record goes over ``max_bytes`` all the same: a finishing record nothing could make room for
+        (a backend that checks the bound again in its write lets this one through).
+
     Raises:
         StoreFull: evicting every other finished record would not make room and the record is not finishing;
             nothing was evicted.
     """
     max_bytes = retention.max_bytes
     if max_bytes is None or fits_growth(retention, total, grows):
-        return
+        return False
     if total - others > max_bytes:
         if finishing:
-            return
+            return True
         raise StoreFull(id, retention.max_records, max_bytes=max_bytes, bound="max_bytes")
-    _evict(
+    return _evict(
         retention,
         id,
         0,
@@ -158,12 +162,12 @@ def _evict(  # noqa: PLR0917 - private, two call sites
     evict: Callable[[], int | None],
     *,
     finishing: bool = False,
-) -> None:
+) -> bool:
     """Call ``evict`` while ``over(records, total)`` names a bound, counting each eviction's record and bytes off.
 
     The callers check first that evicting makes room, so ``evict`` running out while still over means the
     backend's usage and its recency index disagree: a finishing record is let through all the same (a response
-    must always be able to end), anything else is refused.
+    must always be able to end; returns ``True``), anything else is refused.
 
     Raises:
         StoreFull: there was nothing left to evict while still over, and the record is not finishing.
@@ -172,7 +176,8 @@ def _evict(  # noqa: PLR0917 - private, two call sites
         freed = evict()
         if freed is None:
             if finishing:
-                return
+                return True
             raise StoreFull(id, retention.max_records, max_bytes=retention.max_bytes, bound=bound)
         records -= 1
         total -= freed
+    return False

@@ -68,6 +68,17 @@ def run_worker(*args: str, stdin: bool = False) -> subprocess.Popen[str]:
     )
 
 
+def start_together(workers: list[subprocess.Popen[str]]) -> None:
+    """Wait until every worker (started with ``stdin``) is ready, then tell them all to go."""
+    for worker in workers:
+        assert worker.stdout is not None
+        assert worker.stdout.readline().strip() == "ready", worker.communicate()[1][-3000:]
+    for worker in workers:
+        assert worker.stdin is not None
+        worker.stdin.write("go\n")
+        worker.stdin.flush()
+
+
 def result_of(process: subprocess.Popen[str]) -> dict[str, Any]:
     """The worker's JSON result; fails with its stderr if it failed."""
     out, err = process.communicate(timeout=300)
@@ -576,13 +587,7 @@ def test_two_processes_append_to_and_finish_responses_without_losing_an_event() 
     with RedisStore.from_url(url) as store:
         ids = [store.create("m", background=True).id for _ in range(4)]
         workers = [run_worker("stream", url, json.dumps(ids), str(rounds), name, stdin=True) for name in "ab"]
-        for worker in workers:
-            assert worker.stdout is not None
-            assert worker.stdout.readline().strip() == "ready", worker.communicate()[1][-3000:]
-        for worker in workers:
-            assert worker.stdin is not None
-            worker.stdin.write("go\n")
-            worker.stdin.flush()
+        start_together(workers)
         results = dict(zip("ab", (result_of(worker) for worker in workers), strict=True))
         shared = 0
         for id in ids:
@@ -615,13 +620,7 @@ def test_three_processes_fill_a_store_at_its_bound_without_going_over_or_refusin
     count = 100
     with RedisStore.from_url(url) as store:
         workers = [run_worker("fill", url, str(count), name, stdin=True) for name in "abc"]
-        for worker in workers:
-            assert worker.stdout is not None
-            assert worker.stdout.readline().strip() == "ready", worker.communicate()[1][-3000:]
-        for worker in workers:
-            assert worker.stdin is not None
-            worker.stdin.write("go\n")
-            worker.stdin.flush()
+        start_together(workers)
         results = [result_of(worker) for worker in workers]
         assert [result["full"] for result in results] == [0, 0, 0], "a create was refused with room to evict"
         assert [result["over"] for result in results] == [0, 0, 0], "the store was seen over its bound"
